@@ -1,0 +1,133 @@
+"""The ``berlian`` command line: the local stack, the demo and the test suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local import kafka_broker, postgres, stack
+from deploy.local.errors import StackError
+from deploy.local.paths import REPO_ROOT
+from deploy.local.processes import pid_alive
+
+app = typer.Typer(
+    help="Berlian: Kota Pekalongan's subsidy programme on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The local Apache Kafka and PostgreSQL stack.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console(stderr=True)
+
+ClusterOption = Annotated[
+    bool, typer.Option("--cluster", help="The three-broker cluster (RF 3, min ISR 2) instead.")
+]
+
+
+def _fail(error: StackError) -> typer.Exit:
+    console.print(f"[red]berlian:[/red] {error}")
+    return typer.Exit(code=1)
+
+
+@stack_app.command("up")
+def stack_up(cluster: ClusterOption = False) -> None:
+    """Start Kafka and PostgreSQL (installing what is missing) and create schemas and topics."""
+    try:
+        endpoints = stack.up(cluster=cluster)
+    except StackError as error:
+        raise _fail(error) from None
+    console.print(f"Kafka      {endpoints.kafka_bootstrap_servers}")
+    console.print(f"PostgreSQL {endpoints.database_url}")
+
+
+@stack_app.command("down")
+def stack_down(
+    cluster: ClusterOption = False,
+    wipe: Annotated[bool, typer.Option(help="Also delete Kafka's data.")] = False,
+) -> None:
+    """Stop the stack cleanly; nothing is left running."""
+    stack.down(cluster=cluster, wipe=wipe)
+    console.print("stopped")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """What runs, where, and with which process ids."""
+    table = Table("component", "address", "state")
+    for layout in (kafka_broker.SINGLE, kafka_broker.CLUSTER):
+        for node in layout.nodes:
+            pid = pid_alive(layout.pid_file(node))
+            state = f"running (pid {pid})" if pid else "stopped"
+            table.add_row(
+                f"{layout.name} node {node.node_id}", f"127.0.0.1:{node.broker_port}", state
+            )
+    for cluster in postgres.status():
+        state = "running" if cluster.running else "stopped"
+        table.add_row(
+            f"postgresql {cluster.version}/{cluster.name}", f"127.0.0.1:{cluster.port}", state
+        )
+    Console().print(table)
+
+
+@stack_app.command("logs")
+def stack_logs(
+    cluster: ClusterOption = False,
+    node: Annotated[int, typer.Option(help="Which node's log.")] = 1,
+    lines: Annotated[int, typer.Option(help="How many of the last lines.")] = 50,
+) -> None:
+    """The tail of a Kafka node's log."""
+    layout = kafka_broker.CLUSTER if cluster else kafka_broker.SINGLE
+    matching = [n for n in layout.nodes if n.node_id == node]
+    if not matching:
+        raise _fail(StackError(f"There is no node {node} in {layout.name}."))
+    log = layout.log_file(matching[0])
+    if not log.exists():
+        raise _fail(StackError(f"{log} does not exist yet: start the stack first."))
+    for line in log.read_text(errors="replace").splitlines()[-lines:]:
+        print(line)
+
+
+@app.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run_tests(ctx: typer.Context) -> None:
+    """Lint, type-check, and run the whole test suite on a real Kafka and PostgreSQL."""
+    python = sys.executable
+    steps = [
+        ("ruff", [python, "-m", "ruff", "check", "."]),
+        ("ruff format", [python, "-m", "ruff", "format", "--check", "."]),
+        ("mypy", [python, "-m", "mypy"]),
+        ("pytest", [python, "-m", "pytest", *ctx.args]),
+    ]
+    for name, argv in steps:
+        console.print(f"[bold]== {name}[/bold]")
+        code = subprocess.run(argv, cwd=REPO_ROOT, env=os.environ.copy(), check=False).returncode
+        if code != 0:
+            console.print(f"[red]{name} failed (exit {code})[/red]")
+            raise typer.Exit(code=code)
+
+
+@app.command("demo")
+def demo() -> None:
+    """Bring up the stack and run the demo programme through the public interfaces."""
+    from deploy.demo import run_demo
+
+    try:
+        endpoints = stack.up()
+    except StackError as error:
+        raise _fail(error) from None
+    run_demo(endpoints.kafka_bootstrap_servers, endpoints.database_url)
+
+
+def main() -> None:
+    os.chdir(Path(REPO_ROOT))
+    app()
+
+
+if __name__ == "__main__":
+    main()

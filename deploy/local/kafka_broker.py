@@ -1,0 +1,289 @@
+"""Apache Kafka from its Maven Central jars, run with ``java`` in KRaft mode on loopback.
+
+Two layouts: a single combined broker+controller (the default stack, 127.0.0.1:9092) and a
+three-node cluster (every node broker+controller, static quorum) for the failure tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deploy.local.errors import StackError
+from deploy.local.paths import LOCAL_DIR, berlian_home, run_dir
+from deploy.local.processes import pid_alive, port_open, start_detached, stop
+
+KAFKA_VERSION = "4.3.1"
+POM = LOCAL_DIR / "kafka" / "pom.xml"
+LOG4J_CONFIG = LOCAL_DIR / "kafka" / "log4j2.properties"
+TOOLS_LOG4J_CONFIG = LOCAL_DIR / "kafka" / "tools-log4j2.properties"
+HOST = "127.0.0.1"
+HEAP = "-Xmx512m"
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: int
+    broker_port: int
+    controller_port: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named set of nodes; its data, logs and pid files live under ``run_dir()/name``."""
+
+    name: str
+    nodes: tuple[Node, ...]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"{HOST}:{node.broker_port}" for node in self.nodes)
+
+    def node_dir(self, node: Node) -> Path:
+        return run_dir() / self.name / f"node-{node.node_id}"
+
+    def pid_file(self, node: Node) -> Path:
+        return self.node_dir(node) / "kafka.pid"
+
+    def log_file(self, node: Node) -> Path:
+        return self.node_dir(node) / "logs" / "server.log"
+
+
+SINGLE = Layout("kafka", (Node(1, 9092, 9093),))
+CLUSTER = Layout(
+    "kafka-cluster",
+    (Node(1, 19092, 19192), Node(2, 19093, 19193), Node(3, 19094, 19194)),
+)
+
+
+def libs_dir() -> Path:
+    return berlian_home() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def ensure_jars() -> Path:
+    """Resolve the broker and its runtime dependencies with Maven, once per machine."""
+    libs = libs_dir()
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise StackError("Maven (mvn) is not installed: install it (apt-get install maven).")
+    if shutil.which("java") is None:
+        raise StackError(
+            "Java is not installed: install Java 17 or newer (apt-get install default-jdk)."
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    libs.mkdir(parents=True)
+    result = subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise StackError(
+            f"Maven could not resolve Apache Kafka {KAFKA_VERSION} from Maven Central; "
+            f"check that Maven Central is reachable and retry.\n{tail}"
+        )
+    marker.touch()
+    return libs
+
+
+def tool_command(main_class: str, *args: str) -> list[str]:
+    """A Kafka command-line tool from the same jars as the broker (format, console consumer)."""
+    return [
+        "java",
+        f"-Dlog4j2.configurationFile={TOOLS_LOG4J_CONFIG}",
+        "-cp",
+        f"{libs_dir()}/*",
+        main_class,
+        *args,
+    ]
+
+
+def _properties(layout: Layout, node: Node) -> dict[str, str]:
+    node_dir = layout.node_dir(node)
+    replicas = len(layout.nodes)
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        "listeners": f"PLAINTEXT://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": (
+            f"PLAINTEXT://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}"
+        ),
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(node_dir / "data"),
+        "auto.create.topics.enable": "false",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "num.partitions": "3",
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": str(min(2, replicas)),
+        "offsets.topic.replication.factor": str(replicas),
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min(2, replicas)),
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": str(min(2, replicas)),
+        "unclean.leader.election.enable": "false",
+    }
+    if replicas == 1:
+        props["controller.quorum.bootstrap.servers"] = f"{HOST}:{node.controller_port}"
+    else:
+        props["controller.quorum.voters"] = ",".join(
+            f"{n.node_id}@{HOST}:{n.controller_port}" for n in layout.nodes
+        )
+    return props
+
+
+def _write_properties(path: Path, props: Mapping[str, str]) -> None:
+    path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
+
+
+def _format(layout: Layout, cluster_id: str) -> None:
+    for node in layout.nodes:
+        node_dir = layout.node_dir(node)
+        config = node_dir / "server.properties"
+        if (node_dir / "data" / "meta.properties").exists():
+            continue
+        node_dir.mkdir(parents=True, exist_ok=True)
+        _write_properties(config, _properties(layout, node))
+        args = ["format", "-t", cluster_id, "-c", str(config)]
+        if len(layout.nodes) == 1:
+            args.append("--standalone")
+        result = subprocess.run(
+            tool_command("kafka.tools.StorageTool", *args),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                f"Kafka could not format its storage in {node_dir / 'data'}: "
+                f"{(result.stdout + result.stderr).strip()[-400:]}"
+            )
+
+
+def _cluster_id(layout: Layout) -> str:
+    id_file = run_dir() / layout.name / "cluster.id"
+    if id_file.exists():
+        return id_file.read_text().strip()
+    id_file.parent.mkdir(parents=True, exist_ok=True)
+    # Kafka's cluster id (what StorageTool random-uuid prints): 16 random bytes, URL-safe base64.
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    id_file.write_text(cluster_id + "\n")
+    return cluster_id
+
+
+def running_nodes(layout: Layout) -> list[Node]:
+    return [node for node in layout.nodes if pid_alive(layout.pid_file(node)) is not None]
+
+
+def start_node(layout: Layout, node: Node) -> None:
+    """Start one formatted node if it is not running."""
+    if pid_alive(layout.pid_file(node)) is not None:
+        return
+    for port in (node.broker_port, node.controller_port):
+        if port_open(HOST, port):
+            raise StackError(
+                f"Port {port} on {HOST} is taken by another process, so Kafka node "
+                f"{node.node_id} cannot start; stop that process (ss -ltnp 'sport = :{port}')."
+            )
+    node_dir = layout.node_dir(node)
+    logs = node_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "java",
+        HEAP,
+        "-Xms128m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        f"-Dkafka.logs.dir={logs}",
+        "-cp",
+        f"{libs_dir()}/*",
+        "kafka.Kafka",
+        str(node_dir / "server.properties"),
+    ]
+    start_detached(argv, logs / "stdout.log", layout.pid_file(node), node_dir)
+
+
+def up(layout: Layout, timeout: float = 120.0) -> str:
+    """Start every node (formatting fresh storage first) and wait until all brokers answer."""
+    ensure_jars()
+    if shutil.which("java") is None:
+        raise StackError(
+            "Java is not installed: install Java 17 or newer (apt-get install default-jdk)."
+        )
+    if not running_nodes(layout):
+        _format(layout, _cluster_id(layout))
+    for node in layout.nodes:
+        start_node(layout, node)
+    wait_until_ready(layout, timeout)
+    return layout.bootstrap_servers
+
+
+def down(layout: Layout, wipe: bool = False) -> list[int]:
+    """Stop every node cleanly (``wipe`` deletes the data too); return the ids that were stopped."""
+    stopped = [node.node_id for node in layout.nodes if stop(layout.pid_file(node))]
+    if wipe:
+        shutil.rmtree(run_dir() / layout.name, ignore_errors=True)
+    return stopped
+
+
+async def describe(bootstrap_servers: str) -> tuple[int, int | None]:
+    """Number of live brokers and the active controller's id, from a metadata request."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return len(cluster["brokers"]), cluster.get("controller_id")
+
+
+def wait_until_ready(layout: Layout, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        dead = [n for n in layout.nodes if pid_alive(layout.pid_file(n)) is None]
+        if dead:
+            log = layout.log_file(dead[0])
+            raise StackError(
+                f"Kafka node {dead[0].node_id} exited during start-up; read {log} "
+                f"(and {log.with_name('stdout.log')})."
+            )
+        try:
+            brokers, controller = asyncio.run(describe(layout.bootstrap_servers))
+            if brokers == len(layout.nodes) and controller is not None and controller >= 0:
+                return
+            last_error = f"{brokers} of {len(layout.nodes)} brokers, controller {controller}"
+        except Exception as exc:
+            last_error = str(exc) or type(exc).__name__
+        time.sleep(1.0)
+    raise StackError(
+        f"Kafka at {layout.bootstrap_servers} did not become ready within {timeout:.0f}s "
+        f"({last_error}); read {layout.log_file(layout.nodes[0])}."
+    )

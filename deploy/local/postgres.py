@@ -1,0 +1,150 @@
+"""PostgreSQL from Debian's packages: installed when missing, its cluster started when stopped,
+and the Berlian administrative role and database created."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.local.errors import StackError
+
+ADMIN_ROLE = "berlian"
+ADMIN_PASSWORD = "berlian"  # noqa: S105 - local development stack only, bound to 127.0.0.1
+DATABASE = "berlian"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    version: str
+    name: str
+    port: int
+    running: bool
+
+
+def _run(argv: list[str], what: str) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed: {(result.stderr or result.stdout).strip()[-400:]}")
+    return result.stdout
+
+
+def _installed() -> bool:
+    return any(Path("/usr/lib/postgresql").glob("*/bin/postgres")) and bool(
+        shutil.which("pg_lsclusters")
+    )
+
+
+def install() -> None:
+    """apt-get install postgresql, when the server is not there yet."""
+    if _installed():
+        return
+    if os.geteuid() != 0:
+        raise StackError(
+            "PostgreSQL is not installed and installing it needs root: run "
+            "'sudo apt-get install postgresql', or set DATABASE_URL to an existing server."
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise StackError(
+                "PostgreSQL could not be installed with apt-get (are Debian's package mirrors "
+                f"reachable?): {(result.stderr or result.stdout).strip()[-300:]}"
+            )
+
+
+def clusters() -> list[Cluster]:
+    out = _run(["pg_lsclusters", "--no-header"], "Listing PostgreSQL clusters")
+    found = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            found.append(
+                Cluster(fields[0], fields[1], int(fields[2]), fields[3].startswith("online"))
+            )
+    return found
+
+
+def _psql(sql: str, database: str = "postgres", port: int = 5432) -> str:
+    return _run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            "psql",
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-p",
+            str(port),
+            "-d",
+            database,
+            "-c",
+            sql,
+        ],
+        "psql as the postgres superuser",
+    )
+
+
+def up() -> str:
+    """Make sure a cluster runs with the Berlian role and database; return its admin URL."""
+    install()
+    found = clusters()
+    if not found:
+        version = sorted(
+            p.parent.parent.name for p in Path("/usr/lib/postgresql").glob("*/bin/postgres")
+        )[-1]
+        _run(["pg_createcluster", version, "main"], "Creating a PostgreSQL cluster")
+        found = clusters()
+    cluster = found[0]
+    if not cluster.running:
+        _run(["pg_ctlcluster", cluster.version, cluster.name, "start"], "Starting PostgreSQL")
+    deadline = time.monotonic() + 60
+    while (
+        subprocess.run(
+            ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(cluster.port)], check=False
+        ).returncode
+        != 0
+    ):
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"PostgreSQL on 127.0.0.1:{cluster.port} did not accept connections within 60s; "
+                f"read /var/log/postgresql/postgresql-{cluster.version}-{cluster.name}.log."
+            )
+        time.sleep(0.5)
+    _psql(
+        "DO $$ BEGIN "
+        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ADMIN_ROLE}') THEN "
+        f"CREATE ROLE {ADMIN_ROLE} LOGIN CREATEDB CREATEROLE PASSWORD '{ADMIN_PASSWORD}'; "
+        "END IF; END $$;",
+        port=cluster.port,
+    )
+    if not _psql(
+        f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", port=cluster.port
+    ).strip():
+        _psql(f"CREATE DATABASE {DATABASE} OWNER {ADMIN_ROLE}", port=cluster.port)
+    return f"postgresql://{ADMIN_ROLE}:{ADMIN_PASSWORD}@127.0.0.1:{cluster.port}/{DATABASE}"
+
+
+def down() -> bool:
+    """Stop the running clusters. True if one was running."""
+    if not _installed():
+        return False
+    stopped = False
+    for cluster in clusters():
+        if cluster.running:
+            _run(["pg_ctlcluster", cluster.version, cluster.name, "stop"], "Stopping PostgreSQL")
+            stopped = True
+    return stopped
+
+
+def status() -> list[Cluster]:
+    return clusters() if _installed() else []

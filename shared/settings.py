@@ -1,0 +1,52 @@
+"""Configuration from the environment, defaulting to the local stack.
+
+The same code runs against a managed Kafka and PostgreSQL in Kubernetes: only these variables
+change (see docs/runbook.md).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
+
+
+class KafkaSettings(BaseSettings):
+    """Where the brokers are and how topics are named."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    topic_prefix: str = Field(
+        default="berlian.",
+        description="Prefix of every topic name; one environment or one test run per prefix.",
+    )
+    topic_partitions: int = Field(default=3, ge=1, description="Partitions per event topic.")
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
+
+    def events_topic(self, service: str) -> str:
+        """The topic a service owns and alone writes to."""
+        return f"{self.topic_prefix}{service}.events"
+
+    def dead_letter_topic(self, consumer: str) -> str:
+        """Where a consumer puts the records it cannot process."""
+        return f"{self.topic_prefix}{consumer}.dlq"
+
+
+class DatabaseSettings(BaseSettings):
+    """The PostgreSQL database; each service works in its own schema under its own role."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql://berlian:berlian@127.0.0.1:5432/berlian",
+        description="Administrative connection: creates schemas and roles, runs migrations.",
+    )
+    service_role_password: str = Field(
+        default="berlian",
+        description="Password of the per-service login roles (berlian_<service>) in local stacks.",
+    )

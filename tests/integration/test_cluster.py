@@ -1,0 +1,61 @@
+"""The three-broker KRaft cluster used by the failure tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from deploy.local import kafka_broker
+from deploy.local.processes import port_open
+from shared.settings import KafkaSettings
+from shared.topics import EVENT_TOPIC_CONFIG, ensure_topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    bootstrap = kafka_broker.up(kafka_broker.CLUSTER, timeout=180)
+    yield bootstrap
+    kafka_broker.down(kafka_broker.CLUSTER, wipe=True)
+    # Stopping leaves nothing behind: no process, no open port.
+    assert kafka_broker.running_nodes(kafka_broker.CLUSTER) == []
+    assert not any(port_open("127.0.0.1", n.broker_port) for n in kafka_broker.CLUSTER.nodes)
+
+
+async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(cluster: str) -> None:
+    brokers, controller = await kafka_broker.describe(cluster)
+    assert brokers == 3
+    assert controller in {1, 2, 3}
+
+    settings = KafkaSettings(kafka_bootstrap_servers=cluster, topic_prefix="cluster-test.")
+    topic = "cluster-test.durable"
+    await ensure_topics(
+        settings,
+        [
+            NewTopic(
+                name=topic,
+                num_partitions=3,
+                replication_factor=3,
+                topic_configs={**EVENT_TOPIC_CONFIG, "min.insync.replicas": "2"},
+            )
+        ],
+    )
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster)
+    await admin.start()
+    try:
+        [description] = await admin.describe_topics([topic])
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    assert len(description["partitions"]) == 3
+    for partition in description["partitions"]:
+        assert sorted(partition["replicas"]) == [1, 2, 3]
+        assert len(partition["isr"]) == 3
+    entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+    assert entries["min.insync.replicas"] == "2"
+    assert entries["retention.ms"] == "-1"
