@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.settings import SERVICES
+
+# A connection of its own or one borrowed from a pool: the code using it cannot tell.
+DbConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
 def service_role(service: str) -> str:

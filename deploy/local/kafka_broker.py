@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import shutil
 import subprocess
 import time
@@ -265,6 +266,17 @@ async def describe(bootstrap_servers: str) -> tuple[int, int | None]:
 
 
 def wait_until_ready(layout: Layout, timeout: float) -> None:
+    # Refused connections are expected while the broker starts; aiokafka would log each one.
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
+    try:
+        _wait_until_ready(layout, timeout)
+    finally:
+        aiokafka_log.setLevel(level)
+
+
+def _wait_until_ready(layout: Layout, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
     while time.monotonic() < deadline:

@@ -1,0 +1,1 @@
+"""The event contract in code: envelope, event data models, registry, hash chain."""

@@ -1,0 +1,32 @@
+"""Events owned by the billing service (topic ``<prefix>billing.events``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from shared.events.types import Cohort, Contract, FiscalYear, Period, Premium, Rupiah
+
+
+class BudgetAllocated(Contract):
+    fiscal_year: FiscalYear
+    source: Literal["APBD", "APBD-P"]
+    amount: Rupiah
+    cohort: Cohort
+
+
+class PremiumPaid(Contract):
+    """The city paid one worker-month of premium, as part of paying an invoice."""
+
+    worker_id: UUID
+    period: Period
+    amount: Premium
+    invoice_id: UUID
+    payment_ref: str = Field(min_length=1, description="e.g. the SP2D number")
+    paid_on: date
+    payer: str = Field(min_length=1)
+    cohort: Cohort | None = None
+    fiscal_year: FiscalYear | None = None

@@ -1,0 +1,64 @@
+"""Events owned by the claims service (topic ``<prefix>claims.events``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from shared.events.types import Contract, Rupiah, SealedPersonal
+
+ClaimRejectionReason = Literal[
+    "not_covered",
+    "inactive",
+    "lapsed",
+    "duplicate_death_claim",
+    "insufficient_contributions",
+    "not_eligible",
+]
+
+
+class ClaimFiled(Contract):
+    claim_id: UUID
+    worker_id: UUID
+    benefit: Literal["JKM", "JKK"]
+    kind: Literal["death", "accident", "scholarship"]
+    incident_date: date
+    claimant: SealedPersonal
+    children: SealedPersonal | None = None
+    documents: list[str] = Field(default_factory=list)
+
+
+class BenefitItem(Contract):
+    code: str = Field(min_length=1)
+    amount: Rupiah
+    description: str = ""
+
+
+class ClaimApproved(Contract):
+    claim_id: UUID
+    worker_id: UUID
+    items: list[BenefitItem] = Field(min_length=1)
+    total: Rupiah
+
+    @model_validator(mode="after")
+    def _total_is_the_sum(self) -> ClaimApproved:
+        if sum(item.amount for item in self.items) != self.total:
+            raise ValueError("total is not the sum of the items")
+        return self
+
+
+class ClaimRejected(Contract):
+    claim_id: UUID
+    worker_id: UUID
+    reasons: list[ClaimRejectionReason] = Field(min_length=1)
+
+
+class ClaimPaid(Contract):
+    claim_id: UUID
+    worker_id: UUID
+    amount: Rupiah
+    payment_ref: str = Field(min_length=1)
+    paid_on: date

@@ -1,0 +1,45 @@
+"""Field types shared by the events: codes, money, periods, and sealed personal data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Rupiah = Annotated[int, Field(ge=0, description="Whole rupiah; money is never a float.")]
+Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+KelurahanCode = Annotated[str, Field(pattern=r"^33\.75\.0[1-4]\.\d{4}$")]
+KecamatanCode = Annotated[str, Field(pattern=r"^33\.75\.0[1-4]$")]
+MembershipNo = Annotated[str, Field(pattern=r"^\d{11}$")]
+FiscalYear = Annotated[int, Field(ge=2022, le=2100)]
+Cohort = Literal["regular", "incidental"]
+Sex = Literal["M", "F"]
+Programme = Literal["JKK", "JKM"]
+
+
+class Contract(BaseModel):
+    """Base of every event's data: immutable, and unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SealedPersonal(Contract):
+    """Personal data encrypted under the worker's own key; erasing the key erases the person."""
+
+    key_id: str = Field(min_length=1)
+    alg: Literal["AES-256-GCM"]
+    ciphertext: str = Field(min_length=1, description="base64 of nonce + ciphertext + tag")
+
+
+class Premium(Contract):
+    """A monthly premium and its split between the two programmes."""
+
+    total: Rupiah
+    jkk: Rupiah
+    jkm: Rupiah
+
+    @model_validator(mode="after")
+    def _split_adds_up(self) -> Premium:
+        if self.jkk + self.jkm != self.total:
+            raise ValueError(f"JKK {self.jkk} + JKM {self.jkm} does not equal total {self.total}")
+        return self

@@ -1,0 +1,291 @@
+"""Appending to and reading from a service's event store.
+
+An append checks the stream's expected version (optimistic concurrency), seals each event into
+the stream's hash chain, and writes the events, their outbox rows and the command's result in one
+transaction: either all of it is recorded or none of it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from shared.db import DbConnection
+from shared.events.envelope import GENESIS_HASH
+from shared.events.hashing import compute_hash
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since the caller read it: re-read, decide again, retry."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream_id} is at version {actual}, not the expected {expected}: "
+            "another command changed it first"
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event decided by the domain, not yet in the store (personal fields already sealed)."""
+
+    event_type: str
+    data: Mapping[str, Any]
+    occurred_at: datetime
+    worker_id: uuid.UUID | None = None
+    schema_version: int = 1
+    policy_version: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked, in which business flow, and the key that makes a retry harmless."""
+
+    actor_id: str
+    actor_role: str
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream_id: str
+    first_version: int
+    last_version: int
+    event_ids: tuple[uuid.UUID, ...]
+    duplicate: bool = False  # True when the command had been handled before: nothing appended
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int
+    envelope: dict[str, Any] = field(repr=False)
+    body: str = field(repr=False)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC instants as RFC 3339 with a Z; other offsets kept as given (business time)."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must carry a UTC offset")
+    text = moment.isoformat(timespec="microseconds")
+    return text.replace("+00:00", "Z")
+
+
+class EventStore:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        producer: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._producer = producer
+        self._clock = clock
+        self._new_id = new_id
+
+    @property
+    def notify_channel(self) -> str:
+        return f"{self._schema}_outbox"
+
+    async def find_command(self, idempotency_key: str) -> AppendResult | None:
+        """The result of a command already handled under this key, if any."""
+        row = await self._pool.fetchrow(
+            f"SELECT stream_id, event_ids, first_version, last_version "
+            f"FROM {self._schema}.commands WHERE idempotency_key = $1 AND first_version > 0",
+            idempotency_key,
+        )
+        if row is None:
+            return None
+        return AppendResult(
+            row["stream_id"],
+            row["first_version"],
+            row["last_version"],
+            tuple(row["event_ids"]),
+            duplicate=True,
+        )
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[NewEvent],
+        context: CommandContext,
+    ) -> AppendResult:
+        """Append ``events`` after ``expected_version`` (None: wherever the stream ends)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self.append_within(conn, stream_id, expected_version, events, context)
+
+    async def append_within(
+        self,
+        conn: DbConnection,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[NewEvent],
+        context: CommandContext,
+    ) -> AppendResult:
+        """The append, inside a transaction the caller holds (and commits or rolls back)."""
+        if not events:
+            raise ValueError("an append needs at least one event")
+        if context.idempotency_key is not None:
+            first = await self._claim_command(conn, context.idempotency_key, stream_id)
+            if first is not None:
+                return first
+        actual, prev_hash = await self._lock_stream(conn, stream_id)
+        if expected_version is not None and actual != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        recorded_at = rfc3339(self._clock())
+        rows = []
+        for offset, event in enumerate(events, start=1):
+            envelope = self._envelope(stream_id, actual + offset, event, context, recorded_at)
+            envelope["prev_hash"] = prev_hash
+            envelope["hash"] = prev_hash = compute_hash(envelope)
+            rows.append(envelope)
+        last_version = actual + len(events)
+        await self._insert(conn, rows)
+        await conn.execute(
+            f"INSERT INTO {self._schema}.streams (stream_id, version, last_hash) "
+            "VALUES ($1, $2, $3) ON CONFLICT (stream_id) "
+            "DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash",
+            stream_id,
+            last_version,
+            prev_hash,
+        )
+        event_ids = tuple(uuid.UUID(row["event_id"]) for row in rows)
+        if context.idempotency_key is not None:
+            await conn.execute(
+                f"UPDATE {self._schema}.commands SET event_ids = $2, first_version = $3, "
+                "last_version = $4 WHERE idempotency_key = $1",
+                context.idempotency_key,
+                list(event_ids),
+                actual + 1,
+                last_version,
+            )
+        await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
+        return AppendResult(stream_id, actual + 1, last_version, event_ids)
+
+    async def _claim_command(
+        self, conn: DbConnection, key: str, stream_id: str
+    ) -> AppendResult | None:
+        # A concurrent first attempt holds the key's row lock: this insert waits for it to
+        # commit (then the key is taken: return its result) or roll back (then it is ours).
+        claimed = await conn.fetchval(
+            f"INSERT INTO {self._schema}.commands (idempotency_key, stream_id, event_ids, "
+            "first_version, last_version, recorded_at) VALUES ($1, $2, '{}', 0, 0, now()) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+            key,
+            stream_id,
+        )
+        if claimed:
+            return None
+        first = await conn.fetchrow(
+            f"SELECT stream_id, event_ids, first_version, last_version "
+            f"FROM {self._schema}.commands WHERE idempotency_key = $1",
+            key,
+        )
+        assert first is not None  # the conflicting row is committed and never deleted
+        return AppendResult(
+            first["stream_id"],
+            first["first_version"],
+            first["last_version"],
+            tuple(first["event_ids"]),
+            duplicate=True,
+        )
+
+    async def _lock_stream(self, conn: DbConnection, stream_id: str) -> tuple[int, str]:
+        row = await conn.fetchrow(
+            f"SELECT version, last_hash FROM {self._schema}.streams "
+            "WHERE stream_id = $1 FOR UPDATE",
+            stream_id,
+        )
+        if row is not None:
+            return int(row["version"]), str(row["last_hash"])
+        # A new stream: claim its row now, so a concurrent creator waits and then conflicts.
+        created = await conn.fetchval(
+            f"INSERT INTO {self._schema}.streams (stream_id, version, last_hash) "
+            "VALUES ($1, 0, $2) ON CONFLICT (stream_id) DO NOTHING RETURNING true",
+            stream_id,
+            GENESIS_HASH,
+        )
+        if not created:
+            current = await conn.fetchval(
+                f"SELECT version FROM {self._schema}.streams WHERE stream_id = $1", stream_id
+            )
+            raise ConcurrencyError(stream_id, 0, int(current))
+        return 0, GENESIS_HASH
+
+    def _envelope(
+        self,
+        stream_id: str,
+        version: int,
+        event: NewEvent,
+        context: CommandContext,
+        recorded_at: str,
+    ) -> dict[str, Any]:
+        return {
+            "event_id": str(self._new_id()),
+            "event_type": event.event_type,
+            "schema_version": event.schema_version,
+            "stream_id": stream_id,
+            "stream_version": version,
+            "worker_id": str(event.worker_id) if event.worker_id else None,
+            "occurred_at": rfc3339(event.occurred_at),
+            "recorded_at": recorded_at,
+            "producer": self._producer,
+            "actor": {"id": context.actor_id, "role": context.actor_role},
+            "correlation_id": str(context.correlation_id),
+            "causation_id": str(context.causation_id) if context.causation_id else None,
+            "policy_version": event.policy_version,
+            "data": dict(event.data),
+        }
+
+    async def _insert(self, conn: DbConnection, envelopes: list[dict[str, Any]]) -> None:
+        positions = await conn.fetch(
+            f"INSERT INTO {self._schema}.events (event_id, stream_id, stream_version, event_type, "
+            "schema_version, worker_id, recorded_at, hash, body) "
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], "
+            "$6::uuid[], $7::timestamptz[], $8::text[], $9::text[]) RETURNING position",
+            [e["event_id"] for e in envelopes],
+            [e["stream_id"] for e in envelopes],
+            [e["stream_version"] for e in envelopes],
+            [e["event_type"] for e in envelopes],
+            [e["schema_version"] for e in envelopes],
+            [e["worker_id"] for e in envelopes],
+            [datetime.fromisoformat(e["recorded_at"]) for e in envelopes],
+            [e["hash"] for e in envelopes],
+            [orjson.dumps(e).decode() for e in envelopes],
+        )
+        await conn.executemany(
+            f"INSERT INTO {self._schema}.outbox (position) VALUES ($1)",
+            [(row["position"],) for row in positions],
+        )
+
+    async def read_stream(self, stream_id: str) -> list[StoredEvent]:
+        rows = await self._pool.fetch(
+            f"SELECT position, body FROM {self._schema}.events WHERE stream_id = $1 "
+            "ORDER BY stream_version",
+            stream_id,
+        )
+        return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Events in insertion order, for an auditor comparing the store with the topic."""
+        rows = await self._pool.fetch(
+            f"SELECT position, body FROM {self._schema}.events WHERE position > $1 "
+            "ORDER BY position LIMIT $2",
+            after_position,
+            limit,
+        )
+        return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]

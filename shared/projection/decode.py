@@ -1,0 +1,80 @@
+"""Turning a Kafka record into an event a projection may trust, or a reason why not.
+
+A consumer accepts nothing on faith: the value must be JSON, no larger than a real event, sealed
+with a hash that recomputes, written by the topic's owner, and of a known type and version whose
+data validates. Anything else is dead-lettered with the reason this module gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from shared.events.envelope import Envelope
+from shared.events.hashing import compute_hash
+from shared.events.registry import InvalidEventError, UnknownEventError, event_type, parse
+
+MAX_EVENT_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ConsumedEvent:
+    """An event read from a topic: its envelope, its typed (upcast) data, and where it was."""
+
+    envelope: Envelope
+    data: BaseModel
+    topic: str
+    partition: int
+    offset: int
+
+
+class UnprocessableRecordError(Exception):
+    """The record cannot be processed; the message says why (it becomes the dead-letter reason)."""
+
+
+def decode(
+    value: bytes | None, topic: str, partition: int, offset: int, owner: str
+) -> ConsumedEvent:
+    if value is None:
+        raise UnprocessableRecordError("empty record: no value")
+    if len(value) > MAX_EVENT_BYTES:
+        raise UnprocessableRecordError(
+            f"record of {len(value)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+        )
+    try:
+        raw: Any = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise UnprocessableRecordError(f"value is not JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise UnprocessableRecordError(
+            f"value is JSON {type(raw).__name__}, not an event envelope object"
+        )
+    claimed = raw.get("hash")
+    unsealed = {k: v for k, v in raw.items() if k != "hash"}
+    try:
+        recomputed = compute_hash(unsealed)
+    except (TypeError, ValueError) as error:
+        raise UnprocessableRecordError(
+            f"envelope cannot be canonicalised for hashing: {error}"
+        ) from None
+    if claimed != recomputed:
+        raise UnprocessableRecordError(
+            f"hash mismatch: envelope says {claimed!r}, content hashes to {recomputed}"
+        )
+    if raw.get("producer") != owner:
+        raise UnprocessableRecordError(
+            f"event claims producer {raw.get('producer')!r} on {topic}, which only {owner} writes"
+        )
+    try:
+        kind = event_type(str(raw.get("event_type")))
+        if kind.owner != owner:
+            raise UnprocessableRecordError(
+                f"event type {kind.name} belongs to {kind.owner}, yet it is on {topic}"
+            )
+        envelope, data = parse(raw)
+    except (UnknownEventError, InvalidEventError) as error:
+        raise UnprocessableRecordError(str(error)) from None
+    return ConsumedEvent(envelope, data, topic, partition, offset)

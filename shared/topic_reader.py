@@ -1,0 +1,68 @@
+"""Reading a topic from its beginning up to the end offsets seen at the start of the read.
+
+Replay and audit read history this way: a bounded read (new records arriving meanwhile are
+not waited for), without a consumer group, committing nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.kafka_clients import consumer_options
+from shared.settings import KafkaSettings
+
+
+async def partitions_of(kafka: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return sorted(
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    )
+
+
+async def end_offsets(kafka: KafkaSettings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """The high-water mark of every partition of ``topics`` (the next offset to be written)."""
+    partitions = await partitions_of(kafka, topics)
+    consumer = AIOKafkaConsumer(**consumer_options(kafka, group_id=None))
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def read_topics(
+    kafka: KafkaSettings, topics: Sequence[str], batch: int = 5000
+) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+    """Every record of ``topics`` up to their current end, in batches per partition."""
+    ends = {tp: end for tp, end in (await end_offsets(kafka, topics)).items() if end > 0}
+    if not ends:
+        return
+    consumer = AIOKafkaConsumer(**consumer_options(kafka, group_id=None), max_poll_records=batch)
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        remaining = dict(ends)
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+            for tp, records in fetched.items():
+                wanted = [r for r in records if r.offset < remaining.get(tp, 0)]
+                if wanted:
+                    yield wanted
+                if tp in remaining and (
+                    (records and records[-1].offset + 1 >= remaining[tp])
+                    or await consumer.position(tp) >= remaining[tp]
+                ):
+                    del remaining[tp]
+    finally:
+        await consumer.stop()

@@ -1,0 +1,289 @@
+"""The projection runner on the real broker and database: exactly-once effects, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.events.hashing import compute_hash
+from shared.eventstore import EventStore, NewEvent
+from shared.eventstore.migrations import Migration, migrate
+from shared.eventstore.store import CommandContext
+from shared.projection import runner as runner_module
+from shared.projection.changes import Increment, RowChange, Upsert
+from shared.projection.decode import ConsumedEvent
+from shared.projection.runner import ProjectionRunner
+from shared.relay import OutboxRelay
+from tests.integration.sandbox import ServiceSandbox
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2024, 11, 4, 9, 30, tzinfo=UTC)
+UNPROCESSABLE_AMOUNT = 13_000_013
+
+
+@dataclass(frozen=True)
+class Allocations:
+    """A toy read model: one row per budget allocation event."""
+
+    name: str = "allocations"
+    sources: Sequence[str] = ()
+    migrations: Sequence[Migration] = ()
+
+    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
+        data = event.envelope.data
+        if data["amount"] == UNPROCESSABLE_AMOUNT:
+            raise ValueError("an amount this projection's rules refuse")
+        return [
+            Upsert(
+                "allocations",
+                {"event_id": event.envelope.event_id},
+                {"cohort": data["cohort"], "amount": data["amount"]},
+            ),
+            # A running total: applying any event twice shows here.
+            Increment(
+                "totals", {"cohort": data["cohort"]}, {"events": 1, "amount": data["amount"]}
+            ),
+        ]
+
+
+def allocations_for(box: ServiceSandbox) -> Allocations:
+    return Allocations(
+        sources=(box.service,),
+        migrations=(
+            Migration(
+                "allocations",
+                "CREATE TABLE {schema}.allocations "
+                "(event_id uuid PRIMARY KEY, cohort text NOT NULL, amount bigint NOT NULL);"
+                "CREATE TABLE {schema}.totals "
+                "(cohort text PRIMARY KEY, events bigint NOT NULL, amount bigint NOT NULL)",
+            ),
+        ),
+    )
+
+
+async def prepare(box: ServiceSandbox) -> Allocations:
+    projection = allocations_for(box)
+    async with box.pool.acquire() as conn:
+        await migrate(conn, box.schema, projection.migrations)
+    return projection
+
+
+async def append_budgets(box: ServiceSandbox, amounts: Sequence[int]) -> None:
+    store = EventStore(box.pool, box.schema, box.service, clock=lambda: NOW)
+    for amount in amounts:
+        event = NewEvent(
+            "BudgetAllocated",
+            {"fiscal_year": 2024, "source": "APBD", "amount": amount, "cohort": "regular"},
+            occurred_at=NOW,
+        )
+        await store.append(
+            f"budget-{uuid.uuid4()}", 0, [event], CommandContext("a", "city_admin", uuid.uuid4())
+        )
+
+
+async def publish(box: ServiceSandbox, producer: AIOKafkaProducer) -> None:
+    await OutboxRelay(box.pool, box.schema, box.topic, producer).publish_pending()
+
+
+async def run_until(
+    runner: ProjectionRunner, done: asyncio.Event | None = None, *, until_applied: int
+) -> None:
+    stop = done or asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(600):
+            if runner.applied + runner.dead_lettered >= until_applied or task.done():
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+async def totals(box: ServiceSandbox) -> tuple[int, int]:
+    """(events, amount) from the running total, checked against the per-event rows."""
+    per_event = await box.pool.fetchrow(
+        f"SELECT count(*), coalesce(sum(amount), 0) FROM {box.schema}.allocations"
+    )
+    running = await box.pool.fetchrow(
+        f"SELECT coalesce(sum(events), 0), coalesce(sum(amount), 0) FROM {box.schema}.totals"
+    )
+    assert per_event is not None
+    assert running is not None
+    assert tuple(running) == tuple(per_event), "an event was applied more than once"
+    return int(running[0]), int(running[1])
+
+
+async def test_applies_every_event_once_and_resumes_from_the_stored_position(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, range(1, 11))
+    await publish(sandbox, producer)
+
+    first = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(first, until_applied=10)
+    await append_budgets(sandbox, range(11, 16))
+    await publish(sandbox, producer)
+    second = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(second, until_applied=5)
+
+    assert await totals(sandbox) == (15, sum(range(1, 16)))
+    assert second.applied == 5
+
+
+async def test_republished_duplicates_change_nothing(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, [100, 200])
+    await publish(sandbox, producer)
+    # The relay crashed after publishing and before marking: everything goes out again.
+    await sandbox.pool.execute(
+        f"INSERT INTO {sandbox.schema}.outbox SELECT position FROM {sandbox.schema}.events"
+    )
+    await publish(sandbox, producer)
+
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(runner, until_applied=2)
+    await asyncio.sleep(0.5)
+
+    assert await totals(sandbox) == (2, 300)
+
+
+async def test_killed_between_database_commit_and_kafka_commit_applies_nothing_twice(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, [5, 6, 7])
+    await publish(sandbox, producer)
+
+    async def killed(*_: object) -> None:
+        raise asyncio.CancelledError  # the process dies right after the database commit
+
+    monkeypatch.setattr(runner_module, "_commit_quietly", killed)
+    crashed = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    with pytest.raises(asyncio.CancelledError):
+        await crashed.run(asyncio.Event())
+    monkeypatch.undo()
+    assert await totals(sandbox) != (0, 0)
+
+    restarted = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(restarted, until_applied=3 - crashed.applied)
+    await asyncio.sleep(0.5)
+
+    assert await totals(sandbox) == (3, 18)
+
+
+def sealed(envelope: dict[str, object]) -> bytes:
+    unsealed = {k: v for k, v in envelope.items() if k != "hash"}
+    return orjson.dumps({**unsealed, "hash": compute_hash(unsealed)})
+
+
+async def test_poison_records_are_dead_lettered_and_later_events_go_through(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, [1])
+    await publish(sandbox, producer)
+    genuine = orjson.loads(
+        await sandbox.pool.fetchval(f"SELECT body FROM {sandbox.schema}.events LIMIT 1")
+    )
+    forged_data = {**genuine, "data": {**genuine["data"], "amount": 10**12}}
+    poison = {
+        "not JSON": b"\xff\xfe not json",
+        "unknown type": sealed({**genuine, "event_type": "WorkerTeleported", "stream_id": "x-1"}),
+        "hash mismatch": orjson.dumps(forged_data),
+        "another producer": sealed({**genuine, "producer": "claims", "stream_id": "x-2"}),
+        "too large": b'{"padding": "' + b"x" * 300_000 + b'"}',
+        "handler refuses": sealed(
+            {
+                **genuine,
+                "stream_id": "x-3",
+                "data": {**genuine["data"], "amount": UNPROCESSABLE_AMOUNT},
+            }
+        ),
+    }
+    for value in poison.values():
+        await producer.send_and_wait(sandbox.topic, value=value, key=b"poison", partition=0)
+    await append_budgets(sandbox, [2, 3])
+    await publish(sandbox, producer)
+
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(runner, until_applied=3 + len(poison))
+
+    assert await totals(sandbox) == (3, 6)
+    reasons = [
+        r["reason"]
+        for r in await sandbox.pool.fetch(
+            f"SELECT reason FROM {sandbox.schema}.dead_letters ORDER BY kafka_offset"
+        )
+    ]
+    assert len(reasons) == len(poison)
+    assert any("not JSON" in r for r in reasons)
+    assert any("WorkerTeleported" in r for r in reasons)
+    assert any("hash mismatch" in r for r in reasons)
+    assert any("claims producer 'claims'" in r for r in reasons)
+    assert any("exceeds" in r for r in reasons)
+    assert any("rules refuse" in r for r in reasons)
+
+
+async def test_database_connections_killed_mid_run_are_retried_not_dead_lettered(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, range(1, 21))
+    await publish(sandbox, producer)
+    original = runner_module.execute_changes
+    outages = 0
+
+    async def outage_once(conn: object, schema: str, changes: Sequence[RowChange]) -> None:
+        nonlocal outages
+        if outages == 0:
+            outages += 1
+            # The server ends every session of this database, as in a failover.
+            await sandbox.pool.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        await original(conn, schema, changes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "execute_changes", outage_once)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(runner, until_applied=20)
+
+    assert outages == 1
+    assert await totals(sandbox) == (20, sum(range(1, 21)))
+    assert await sandbox.pool.fetchval(f"SELECT count(*) FROM {sandbox.schema}.dead_letters") == 0
+
+
+async def test_two_consumers_rebalancing_in_one_group_apply_each_event_once(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer
+) -> None:
+    projection = await prepare(sandbox)
+    stop = asyncio.Event()
+    one = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka, max_batch=7)
+    two = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka, max_batch=7)
+    first = asyncio.create_task(one.run(stop))
+    await append_budgets(sandbox, range(1, 61))
+    await publish(sandbox, producer)
+    await asyncio.sleep(1)
+    second = asyncio.create_task(two.run(stop))  # joins: the group rebalances mid-stream
+    await append_budgets(sandbox, range(61, 121))
+    await publish(sandbox, producer)
+    for _ in range(400):
+        if (await totals(sandbox))[0] >= 120:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(first, second)
+
+    assert await totals(sandbox) == (120, sum(range(1, 121)))
