@@ -1,0 +1,1 @@
+"""Tamper evidence: checking the hash chains of the event log."""

@@ -1,0 +1,1 @@
+"""Read models built from topics: the runner, row changes, freshness waits."""
