@@ -16,16 +16,19 @@ def pid_alive(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+    # A broker started by this very process (the test suite) is our child: reap it once it has
+    # exited, which also tells a finished JVM from one whose main thread alone has ended.
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        reaped = 0
+    if reaped == pid:
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return pid
-    return None if state == "Z" else pid
+    return pid
 
 
 def port_open(host: str, port: int) -> bool:

@@ -20,6 +20,27 @@ ClaimRejectionReason = Literal[
 ]
 
 
+class ClaimantPersonal(Contract):
+    """The heir who claims, with the bank account the benefit is paid to (sealed)."""
+
+    name: str = Field(min_length=1)
+    relationship: Literal["spouse", "child", "parent", "sibling", "in_law", "named_in_will", "self"]
+    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+    bank_account: str | None = None
+
+
+class ChildPersonal(Contract):
+    name: str = Field(min_length=1)
+    birth_date: date
+    school_level: Literal["TK", "SD", "SMP", "SMA", "university"]
+
+
+class ChildrenPersonal(Contract):
+    """The deceased worker's children named for a scholarship (sealed, specific personal data)."""
+
+    children: list[ChildPersonal] = Field(default_factory=list, max_length=10)
+
+
 class ClaimFiled(Contract):
     claim_id: UUID
     worker_id: UUID

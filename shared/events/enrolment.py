@@ -23,6 +23,24 @@ from shared.events.types import (
 )
 
 
+class Heir(Contract):
+    """An heir (ahli waris): spouse and children first, then parents, siblings, in-laws, will."""
+
+    name: str = Field(min_length=1)
+    relationship: Literal["spouse", "child", "parent", "sibling", "in_law", "named_in_will"]
+    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+
+
+class WorkerPersonal(Contract):
+    """The personal part of a registration: travels only sealed (see shared.events.personal)."""
+
+    nik: str = Field(pattern=r"^\d{16}$")
+    full_name: str = Field(min_length=1)
+    address: str = Field(min_length=1)
+    phone: str | None = None
+    heirs: list[Heir] = Field(default_factory=list)
+
+
 class RegistrationSource(Contract):
     channel: Literal["api", "import"]
     batch_id: str | None = Field(default=None, description="Import batch (file digest) if imported")
