@@ -1,80 +1,23 @@
-"""The projection runner: consumes topics into PostgreSQL tables with an exactly-once effect.
+"""The live projection runner: a consumer group member feeding a :class:`ProjectionWriter`.
 
-For every partition batch, one database transaction:
-  1. locks the projection's stored position for the partition (``FOR UPDATE``);
-  2. drops records below it (already applied, e.g. by a consumer that held the partition
-     before a rebalance), so a stale consumer can never move progress backwards or apply twice;
-  3. drops republished duplicates (stream version already applied);
-  4. applies the projection's row changes and dead-letters what cannot be processed;
-  5. stores the next offset.
-The Kafka commit that follows is informative (for group tooling); the database position is the
-truth, and on every assignment the consumer seeks to it.
-
-Transient failures (database unreachable, deadlock, serialisation) are retried with backoff and
-never dead-lettered; an event that can never be processed is dead-lettered and the partition
-moves on.
+On every partition assignment the consumer seeks to the position stored with the projection
+(the database is the truth); after each batch the Kafka commit that follows is informative only
+(for group tooling). What makes the effect exactly-once is in :mod:`shared.projection.writer`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Protocol
 
 import asyncpg
-import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from shared.db import DbConnection
-from shared.deadletters import DeadLetter
-from shared.eventstore.migrations import Migration
 from shared.kafka_clients import consumer_options
-from shared.projection.changes import RowChange, execute_changes
-from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
+from shared.projection.writer import Projection, ProjectionWriter, Record, Reread
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
-
-
-class Projection(Protocol):
-    """A read model: its name, the services whose topics it reads, its tables, its rules."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def sources(self) -> Sequence[str]: ...
-
-    @property
-    def migrations(self) -> Sequence[Migration]: ...
-
-    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
-        """The row changes this event causes: a pure function, no I/O."""
-        ...
-
-
-@dataclass
-class _Outcome:
-    changes: list[RowChange] = field(default_factory=list)
-    dead: list[tuple[ConsumerRecord[bytes, bytes], str]] = field(default_factory=list)
-    versions: dict[str, int] = field(default_factory=dict)
-
-
-class _BatchRefusedError(Exception):
-    """A batch's changes failed in the database: redo it one event at a time."""
 
 
 class ProjectionRunner:
@@ -86,26 +29,31 @@ class ProjectionRunner:
         kafka: KafkaSettings,
         max_batch: int = 2000,
     ) -> None:
-        self._pool = pool
-        self._schema = schema
-        self._projection = projection
         self._kafka = kafka
         self._max_batch = max_batch
-        self._topics = {kafka.events_topic(source): source for source in projection.sources}
+        owners = {kafka.events_topic(source): source for source in projection.sources}
+        self.topics = sorted(owners)
         self.consumer_name = f"{schema}.{projection.name}"
         self.group_id = f"{kafka.topic_prefix}{self.consumer_name}"
+        self.writer = ProjectionWriter(pool, schema, projection, owners, self.consumer_name)
         self.lag: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
-        self._reread: dict[TopicPartition, int] = {}
-        self.applied = 0
-        self.dead_lettered = 0
         self.assigned: set[TopicPartition] = set()
+        self._reread: dict[TopicPartition, int] = {}
+
+    @property
+    def applied(self) -> int:
+        return self.writer.applied
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.writer.dead_lettered
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
             **consumer_options(self._kafka, self.group_id), max_poll_records=self._max_batch
         )
-        consumer.subscribe(list(self._topics), listener=_SeekToStored(self, consumer))
+        consumer.subscribe(self.topics, listener=_SeekToStored(self, consumer))
         await consumer.start()
         try:
             while not stop.is_set():
@@ -113,216 +61,25 @@ class ProjectionRunner:
                 for tp, records in batches.items():
                     if tp not in consumer.assignment():
                         continue  # revoked while this batch was in flight
-                    next_offset = await self._process(consumer, tp, records)
-                    if next_offset is not None:
-                        await _commit_quietly(consumer, tp, next_offset)
+                    await self._write(consumer, tp, records)
                 self._update_lag(consumer)
         finally:
             await consumer.stop()
 
-    async def stored_positions(
-        self, partitions: Sequence[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        rows = await self._pool.fetch(
-            f"SELECT topic, partition, next_offset FROM {self._schema}.projection_positions "
-            "WHERE projection = $1",
-            self._projection.name,
-        )
-        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-        return {tp: stored[tp] for tp in partitions if tp in stored}
-
-    async def _process(
-        self,
-        consumer: AIOKafkaConsumer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord[bytes, bytes]],
-    ) -> int | None:
-        """Apply one partition batch; return the stored next offset, or None to re-read."""
-        backoff = 0.2
-        isolate = False
-        while True:
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    stored = await self._lock_position(conn, tp)
-                    if records[0].offset > stored and self._reread.get(tp) != stored:
-                        # The consumer is ahead of the stored position: read again from it. A
-                        # second time from the same position, the gap is real (control records).
-                        self._reread[tp] = stored
-                        consumer.seek(tp, stored)
-                        return None
-                    fresh = [r for r in records if r.offset >= stored]
-                    if not fresh:
-                        return stored
-                    await self._apply(conn, fresh, isolate)
-                    next_offset = int(fresh[-1].offset) + 1
-                    await conn.execute(
-                        f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
-                        "WHERE projection = $1 AND topic = $2 AND partition = $3",
-                        self._projection.name,
-                        tp.topic,
-                        tp.partition,
-                        next_offset,
-                    )
-                self.positions[tp] = next_offset
-                return next_offset
-            except _BatchRefusedError:
-                isolate = True
-            except TRANSIENT_ERRORS as error:
-                log.warning(
-                    "projection %s: transient failure on %s, retrying in %.1fs: %s",
-                    self.consumer_name,
-                    tp,
-                    backoff,
-                    error,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _lock_position(self, conn: DbConnection, tp: TopicPartition) -> int:
-        await conn.execute(
-            f"INSERT INTO {self._schema}.projection_positions VALUES ($1, $2, $3, 0) "
-            "ON CONFLICT DO NOTHING",
-            self._projection.name,
-            tp.topic,
-            tp.partition,
-        )
-        return int(
-            await conn.fetchval(
-                f"SELECT next_offset FROM {self._schema}.projection_positions "
-                "WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                self._projection.name,
-                tp.topic,
-                tp.partition,
-            )
-        )
-
-    async def redrive(self, letter: DeadLetter) -> str | None:
-        """Apply a dead letter's original record again, once its cause is fixed.
-
-        Returns None when it applied (the letter is marked re-driven), else why it still fails.
-        """
-        record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
-            topic=letter.topic,
-            partition=letter.partition,
-            offset=letter.offset,
-            timestamp=0,
-            timestamp_type=0,
-            key=letter.key,
-            value=letter.value,
-            checksum=None,
-            serialized_key_size=len(letter.key or b""),
-            serialized_value_size=len(letter.value or b""),
-            headers=tuple((k, v.encode()) for k, v in letter.headers),
-        )
-        async with self._pool.acquire() as conn, conn.transaction():
-            outcome = await self._apply(conn, [record], isolate=True)
-            if outcome.dead:
-                return outcome.dead[0][1]
-            await conn.execute(
-                f"UPDATE {self._schema}.dead_letters SET redriven_at = now() WHERE id = $1",
-                letter.id,
-            )
-        return None
-
-    async def _apply(
-        self, conn: DbConnection, records: list[ConsumerRecord[bytes, bytes]], isolate: bool
-    ) -> _Outcome:
-        outcome = _Outcome()
-        events: list[tuple[ConsumerRecord[bytes, bytes], ConsumedEvent]] = []
-        for record in records:
-            try:
-                owner = self._topics[record.topic]
-                event = decode(record.value, record.topic, record.partition, record.offset, owner)
-            except UnprocessableRecordError as rejected:
-                outcome.dead.append((record, str(rejected)))
-            else:
-                events.append((record, event))
-        known = await self._applied_versions(conn, {e.envelope.stream_id for _, e in events})
-        for record, event in events:
-            stream, version = event.envelope.stream_id, event.envelope.stream_version
-            if version <= outcome.versions.get(stream, known.get(stream, 0)):
-                continue  # republished by the relay: already applied
-            try:
-                changes = list(self._projection.apply(event))
-            except Exception as error:  # a rule that cannot apply is dead-lettered
-                outcome.dead.append(
-                    (record, f"projection {self._projection.name} failed: {error!r}")
-                )
-                continue
-            if isolate:
-                try:
-                    async with conn.transaction():
-                        await execute_changes(conn, self._schema, changes)
-                except TRANSIENT_ERRORS:
-                    raise
-                except asyncpg.PostgresError as error:
-                    outcome.dead.append((record, f"database refused the changes: {error}"))
-                    continue
-            else:
-                outcome.changes.extend(changes)
-            outcome.versions[stream] = version
-        if not isolate:
-            try:
-                async with conn.transaction():
-                    await execute_changes(conn, self._schema, outcome.changes)
-            except TRANSIENT_ERRORS:
-                raise
-            except asyncpg.PostgresError as error:
-                raise _BatchRefusedError from error
-        await self._record(conn, outcome)
-        return outcome
-
-    async def _applied_versions(self, conn: DbConnection, streams: set[str]) -> dict[str, int]:
-        rows = await conn.fetch(
-            f"SELECT stream_id, version FROM {self._schema}.projection_streams "
-            "WHERE projection = $1 AND stream_id = ANY($2::text[])",
-            self._projection.name,
-            list(streams),
-        )
-        return {r["stream_id"]: r["version"] for r in rows}
-
-    async def _record(self, conn: DbConnection, outcome: _Outcome) -> None:
-        if outcome.versions:
-            await conn.executemany(
-                f"INSERT INTO {self._schema}.projection_streams VALUES ($1, $2, $3) "
-                "ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version",
-                [(self._projection.name, s, v) for s, v in outcome.versions.items()],
-            )
-        if outcome.dead:
-            now = datetime.now(UTC)
-            await conn.executemany(
-                f"INSERT INTO {self._schema}.dead_letters (consumer, topic, partition, "
-                "kafka_offset, key, value, headers, reason, failed_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                "ON CONFLICT (consumer, topic, partition, kafka_offset) DO NOTHING",
-                [
-                    (
-                        self.consumer_name,
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        record.key,
-                        record.value,
-                        orjson.dumps(
-                            [[k, v.decode(errors="replace")] for k, v in record.headers or ()]
-                        ).decode(),
-                        reason,
-                        now,
-                    )
-                    for record, reason in outcome.dead
-                ],
-            )
-            for record, reason in outcome.dead:
-                log.warning(
-                    "projection %s dead-lettered %s[%d]@%d: %s",
-                    self.consumer_name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    reason,
-                )
-        self.applied += len(outcome.versions)
-        self.dead_lettered += len(outcome.dead)
+    async def _write(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Record]
+    ) -> None:
+        strict = self._reread.get(tp) is None
+        result = await self.writer.write(tp, records, strict=strict)
+        if isinstance(result, Reread):
+            # The consumer is ahead of the stored position: read again from it, once. If the
+            # same batch comes back from there, the gap is real (transaction control records).
+            self._reread[tp] = result.offset
+            consumer.seek(tp, result.offset)
+            return
+        self._reread.pop(tp, None)
+        self.positions[tp] = result
+        await _commit_quietly(consumer, tp, result)
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records on the topic not yet in the projection, per assigned partition."""
@@ -343,10 +100,10 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner.assigned.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        stored = await self._runner.stored_positions(assigned)
-        self._runner.positions.update(stored)
+        stored = await self._runner.writer.stored_positions()
         for tp in assigned:
             if tp in stored:
+                self._runner.positions[tp] = stored[tp]
                 self._consumer.seek(tp, stored[tp])
             else:
                 await self._consumer.seek_to_beginning(tp)

@@ -17,6 +17,7 @@ from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.migrations import Migration, migrate
 from shared.eventstore.store import CommandContext
 from shared.projection import runner as runner_module
+from shared.projection import writer as writer_module
 from shared.projection.changes import Increment, RowChange, Upsert
 from shared.projection.decode import ConsumedEvent
 from shared.projection.runner import ProjectionRunner
@@ -109,17 +110,19 @@ async def run_until(
 
 
 async def totals(box: ServiceSandbox) -> tuple[int, int]:
-    """(events, amount) from the running total, checked against the per-event rows."""
-    per_event = await box.pool.fetchrow(
-        f"SELECT count(*), coalesce(sum(amount), 0) FROM {box.schema}.allocations"
+    """(events, amount) from the running total, checked against the per-event rows.
+
+    One statement, so both tables are read from the same snapshot.
+    """
+    row = await box.pool.fetchrow(
+        f"SELECT (SELECT count(*) FROM {box.schema}.allocations), "
+        f"(SELECT coalesce(sum(amount), 0) FROM {box.schema}.allocations), "
+        f"(SELECT coalesce(sum(events), 0) FROM {box.schema}.totals), "
+        f"(SELECT coalesce(sum(amount), 0) FROM {box.schema}.totals)"
     )
-    running = await box.pool.fetchrow(
-        f"SELECT coalesce(sum(events), 0), coalesce(sum(amount), 0) FROM {box.schema}.totals"
-    )
-    assert per_event is not None
-    assert running is not None
-    assert tuple(running) == tuple(per_event), "an event was applied more than once"
-    return int(running[0]), int(running[1])
+    assert row is not None
+    assert (row[2], row[3]) == (row[0], row[1]), "an event was applied more than once"
+    return int(row[0]), int(row[1])
 
 
 async def test_applies_every_event_once_and_resumes_from_the_stored_position(
@@ -242,7 +245,7 @@ async def test_database_connections_killed_mid_run_are_retried_not_dead_lettered
     projection = await prepare(sandbox)
     await append_budgets(sandbox, range(1, 21))
     await publish(sandbox, producer)
-    original = runner_module.execute_changes
+    original = writer_module.execute_changes
     outages = 0
 
     async def outage_once(conn: object, schema: str, changes: Sequence[RowChange]) -> None:
@@ -256,7 +259,7 @@ async def test_database_connections_killed_mid_run_are_retried_not_dead_lettered
             )
         await original(conn, schema, changes)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner_module, "execute_changes", outage_once)
+    monkeypatch.setattr(writer_module, "execute_changes", outage_once)
     runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
     await run_until(runner, until_applied=20)
 

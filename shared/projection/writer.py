@@ -1,0 +1,301 @@
+"""Writing consumed records into a projection's tables with an exactly-once effect.
+
+For every partition batch, one database transaction:
+  1. locks the projection's stored position for the partition (``FOR UPDATE``);
+  2. drops records below it (already applied, e.g. by a consumer that held the partition
+     before a rebalance), so a stale consumer can never move progress backwards or apply twice;
+  3. drops republished duplicates (stream version already applied);
+  4. applies the projection's row changes and dead-letters what cannot be processed;
+  5. stores the next offset.
+
+Transient failures (database unreachable, deadlock, serialisation) are retried with backoff and
+never dead-lettered; an event that can never be processed is dead-lettered and the partition
+moves on. The live runner and replay both write through this class, so a replayed projection is
+built by exactly the code that built the live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, TypeAlias
+
+import asyncpg
+import orjson
+from aiokafka import ConsumerRecord, TopicPartition
+
+from shared.db import DbConnection
+from shared.deadletters import DeadLetter
+from shared.eventstore.migrations import Migration
+from shared.projection.changes import RowChange, execute_changes
+from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+EventFilter = Callable[[ConsumedEvent], bool]
+
+
+class Projection(Protocol):
+    """A read model: its name, the services whose topics it reads, its tables, its rules."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sources(self) -> Sequence[str]: ...
+
+    @property
+    def migrations(self) -> Sequence[Migration]: ...
+
+    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
+        """The row changes this event causes: a pure function, no I/O."""
+        ...
+
+
+@dataclass(frozen=True)
+class Reread:
+    """The records start after the stored position: read again from ``offset``."""
+
+    offset: int
+
+
+@dataclass
+class _Outcome:
+    changes: list[RowChange] = field(default_factory=list)
+    dead: list[tuple[Record, str]] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+class _BatchRefusedError(Exception):
+    """A batch's changes failed in the database: redo it one event at a time."""
+
+
+class ProjectionWriter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        projection: Projection,
+        topic_owners: Mapping[str, str],
+        consumer_name: str,
+        include: EventFilter | None = None,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self.projection = projection
+        self._owners = dict(topic_owners)
+        self.consumer_name = consumer_name
+        self._include = include
+        self.applied = 0
+        self.dead_lettered = 0
+
+    async def stored_positions(self) -> dict[TopicPartition, int]:
+        rows = await self._pool.fetch(
+            f"SELECT topic, partition, next_offset FROM {self._schema}.projection_positions "
+            "WHERE projection = $1",
+            self.projection.name,
+        )
+        return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def write(
+        self, tp: TopicPartition, records: list[Record], strict: bool = True
+    ) -> int | Reread:
+        """Apply one partition batch; return the stored next offset.
+
+        ``strict``: a batch starting after the stored position is not applied (``Reread``);
+        when it comes again from that very position, the gap is real (control records).
+        """
+        backoff = 0.2
+        isolate = False
+        while True:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    stored = await self._lock_position(conn, tp)
+                    if strict and records[0].offset > stored:
+                        return Reread(stored)
+                    fresh = [r for r in records if r.offset >= stored]
+                    if not fresh:
+                        return stored
+                    await self._apply(conn, fresh, isolate)
+                    next_offset = int(fresh[-1].offset) + 1
+                    await conn.execute(
+                        f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
+                        "WHERE projection = $1 AND topic = $2 AND partition = $3",
+                        self.projection.name,
+                        tp.topic,
+                        tp.partition,
+                        next_offset,
+                    )
+                return next_offset
+            except _BatchRefusedError:
+                isolate = True
+            except TRANSIENT_ERRORS as error:
+                log.warning(
+                    "projection %s: transient failure on %s, retrying in %.1fs: %s",
+                    self.consumer_name,
+                    tp,
+                    backoff,
+                    error,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _lock_position(self, conn: DbConnection, tp: TopicPartition) -> int:
+        await conn.execute(
+            f"INSERT INTO {self._schema}.projection_positions VALUES ($1, $2, $3, 0) "
+            "ON CONFLICT DO NOTHING",
+            self.projection.name,
+            tp.topic,
+            tp.partition,
+        )
+        return int(
+            await conn.fetchval(
+                f"SELECT next_offset FROM {self._schema}.projection_positions "
+                "WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+                self.projection.name,
+                tp.topic,
+                tp.partition,
+            )
+        )
+
+    async def redrive(self, letter: DeadLetter) -> str | None:
+        """Apply a dead letter's original record again, once its cause is fixed.
+
+        Returns None when it applied (the letter is marked re-driven), else why it still fails.
+        """
+        record: Record = ConsumerRecord(
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            timestamp=0,
+            timestamp_type=0,
+            key=letter.key,
+            value=letter.value,
+            checksum=None,
+            serialized_key_size=len(letter.key or b""),
+            serialized_value_size=len(letter.value or b""),
+            headers=tuple((k, v.encode()) for k, v in letter.headers),
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            outcome = await self._apply(conn, [record], isolate=True)
+            if outcome.dead:
+                return outcome.dead[0][1]
+            await conn.execute(
+                f"UPDATE {self._schema}.dead_letters SET redriven_at = now() WHERE id = $1",
+                letter.id,
+            )
+        return None
+
+    async def _apply(self, conn: DbConnection, records: list[Record], isolate: bool) -> _Outcome:
+        outcome = _Outcome()
+        events: list[tuple[Record, ConsumedEvent]] = []
+        for record in records:
+            try:
+                owner = self._owners[record.topic]
+                event = decode(record.value, record.topic, record.partition, record.offset, owner)
+            except UnprocessableRecordError as rejected:
+                outcome.dead.append((record, str(rejected)))
+            else:
+                events.append((record, event))
+        known = await self._applied_versions(conn, {e.envelope.stream_id for _, e in events})
+        for record, event in events:
+            if self._include is not None and not self._include(event):
+                continue  # outside the history asked for (as known at / as true on)
+            stream, version = event.envelope.stream_id, event.envelope.stream_version
+            if version <= outcome.versions.get(stream, known.get(stream, 0)):
+                continue  # republished by the relay: already applied
+            try:
+                changes = list(self.projection.apply(event))
+            except Exception as error:  # a rule that cannot apply is dead-lettered
+                outcome.dead.append(
+                    (record, f"projection {self.projection.name} failed: {error!r}")
+                )
+                continue
+            if isolate:
+                try:
+                    async with conn.transaction():
+                        await execute_changes(conn, self._schema, changes)
+                except TRANSIENT_ERRORS:
+                    raise
+                except asyncpg.PostgresError as error:
+                    outcome.dead.append((record, f"database refused the changes: {error}"))
+                    continue
+            else:
+                outcome.changes.extend(changes)
+            outcome.versions[stream] = version
+        if not isolate:
+            try:
+                async with conn.transaction():
+                    await execute_changes(conn, self._schema, outcome.changes)
+            except TRANSIENT_ERRORS:
+                raise
+            except asyncpg.PostgresError as error:
+                raise _BatchRefusedError from error
+        await self._record(conn, outcome)
+        return outcome
+
+    async def _applied_versions(self, conn: DbConnection, streams: set[str]) -> dict[str, int]:
+        rows = await conn.fetch(
+            f"SELECT stream_id, version FROM {self._schema}.projection_streams "
+            "WHERE projection = $1 AND stream_id = ANY($2::text[])",
+            self.projection.name,
+            list(streams),
+        )
+        return {r["stream_id"]: r["version"] for r in rows}
+
+    async def _record(self, conn: DbConnection, outcome: _Outcome) -> None:
+        if outcome.versions:
+            await conn.executemany(
+                f"INSERT INTO {self._schema}.projection_streams VALUES ($1, $2, $3) "
+                "ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version",
+                [(self.projection.name, s, v) for s, v in outcome.versions.items()],
+            )
+        if outcome.dead:
+            now = datetime.now(UTC)
+            await conn.executemany(
+                f"INSERT INTO {self._schema}.dead_letters (consumer, topic, partition, "
+                "kafka_offset, key, value, headers, reason, failed_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                "ON CONFLICT (consumer, topic, partition, kafka_offset) DO NOTHING",
+                [
+                    (
+                        self.consumer_name,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        orjson.dumps(
+                            [[k, v.decode(errors="replace")] for k, v in record.headers or ()]
+                        ).decode(),
+                        reason,
+                        now,
+                    )
+                    for record, reason in outcome.dead
+                ],
+            )
+            for record, reason in outcome.dead:
+                log.warning(
+                    "projection %s dead-lettered %s[%d]@%d: %s",
+                    self.consumer_name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    reason,
+                )
+        self.applied += len(outcome.versions)
+        self.dead_lettered += len(outcome.dead)
