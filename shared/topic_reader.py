@@ -6,7 +6,7 @@ not waited for), without a consumer group, committing nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -41,17 +41,29 @@ async def end_offsets(kafka: KafkaSettings, topics: Sequence[str]) -> dict[Topic
 
 
 async def read_topics(
-    kafka: KafkaSettings, topics: Sequence[str], batch: int = 5000
+    kafka: KafkaSettings,
+    topics: Sequence[str],
+    batch: int = 5000,
+    start_at: Mapping[TopicPartition, int] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
-    """Every record of ``topics`` up to their current end, in batches per partition."""
-    ends = {tp: end for tp, end in (await end_offsets(kafka, topics)).items() if end > 0}
+    """Every record of ``topics`` up to their current end, in batches per partition.
+
+    ``start_at`` resumes partitions from given offsets instead of their beginning.
+    """
+    start = dict(start_at or {})
+    ends = {
+        tp: end for tp, end in (await end_offsets(kafka, topics)).items() if end > start.get(tp, 0)
+    }
     if not ends:
         return
     consumer = AIOKafkaConsumer(**consumer_options(kafka, group_id=None), max_poll_records=batch)
     await consumer.start()
     try:
         consumer.assign(list(ends))
-        await consumer.seek_to_beginning(*ends)
+        await consumer.seek_to_beginning(*[tp for tp in ends if tp not in start])
+        for tp in ends:
+            if tp in start:
+                consumer.seek(tp, start[tp])
         remaining = dict(ends)
         while remaining:
             fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)

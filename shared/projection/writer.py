@@ -61,6 +61,11 @@ class Projection(Protocol):
     @property
     def migrations(self) -> Sequence[Migration]: ...
 
+    @property
+    def tables(self) -> Sequence[str]:
+        """The tables its migrations create: what a rebuild replaces."""
+        ...
+
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
         """The row changes this event causes: a pure function, no I/O."""
         ...
@@ -155,17 +160,14 @@ class ProjectionWriter:
                 backoff = min(backoff * 2, 10.0)
 
     async def _lock_position(self, conn: DbConnection, tp: TopicPartition) -> int:
-        await conn.execute(
-            f"INSERT INTO {self._schema}.projection_positions VALUES ($1, $2, $3, 0) "
-            "ON CONFLICT DO NOTHING",
-            self.projection.name,
-            tp.topic,
-            tp.partition,
-        )
+        # One statement that creates the row if needed, locks it, and returns the latest
+        # committed position even when another transaction changed it while this one waited.
         return int(
             await conn.fetchval(
-                f"SELECT next_offset FROM {self._schema}.projection_positions "
-                "WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+                f"INSERT INTO {self._schema}.projection_positions VALUES ($1, $2, $3, 0) "
+                "ON CONFLICT (projection, topic, partition) "
+                "DO UPDATE SET next_offset = projection_positions.next_offset "
+                "RETURNING next_offset",
                 self.projection.name,
                 tp.topic,
                 tp.partition,
