@@ -9,14 +9,17 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.deadletters import list_dead_letters, publish_dead_letters
 from shared.events.hashing import compute_hash
 from shared.projection import runner as runner_module
 from shared.projection import writer as writer_module
 from shared.projection.changes import RowChange
 from shared.projection.runner import ProjectionRunner
+from shared.topic_reader import read_topics
 from tests.integration.sandbox import ServiceSandbox
 from tests.integration.toy_projection import (
     UNPROCESSABLE_AMOUNT,
+    AcceptingAllocations,
     append_budgets,
     prepare,
     publish,
@@ -192,3 +195,34 @@ async def test_two_consumers_rebalancing_in_one_group_apply_each_event_once(
     await asyncio.gather(first, second)
 
     assert await totals(sandbox) == (120, sum(range(1, 121)))
+
+
+async def test_dead_letters_reach_the_dlq_topic_and_a_fixed_rule_redrives_them(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, [1, UNPROCESSABLE_AMOUNT, 2])
+    await publish(sandbox, producer)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(runner, until_applied=3)
+    dlq = sandbox.kafka.dead_letter_topic(sandbox.service)
+
+    assert await publish_dead_letters(sandbox.pool, sandbox.schema, dlq, producer) == 1
+    assert await publish_dead_letters(sandbox.pool, sandbox.schema, dlq, producer) == 0
+    [record] = [r async for batch in read_topics(sandbox.kafka, [dlq]) for r in batch]
+    headers = dict(record.headers)
+    assert headers["dlq.source.topic"] == sandbox.topic.encode()
+    assert b"rules refuse" in headers["dlq.reason"]
+    assert orjson.loads(record.value)["data"]["amount"] == UNPROCESSABLE_AMOUNT
+
+    [letter] = await list_dead_letters(sandbox.pool, sandbox.schema)
+    assert "rules refuse" in (await runner.writer.redrive(letter) or "")
+    fixed = ProjectionRunner(
+        sandbox.pool, sandbox.schema, AcceptingAllocations(projection), sandbox.kafka
+    )
+    assert await fixed.writer.redrive(letter) is None
+
+    assert await totals(sandbox) == (3, 3 + UNPROCESSABLE_AMOUNT)
+    assert await list_dead_letters(sandbox.pool, sandbox.schema) == []
+    [redriven] = await list_dead_letters(sandbox.pool, sandbox.schema, include_redriven=True)
+    assert redriven.redriven_at is not None

@@ -49,6 +49,39 @@ class Allocations:
         ]
 
 
+@dataclass(frozen=True)
+class AcceptingAllocations:
+    """The same read model after its rule was fixed: it accepts every amount."""
+
+    inner: Allocations
+    name: str = "allocations"
+
+    @property
+    def sources(self) -> Sequence[str]:
+        return self.inner.sources
+
+    @property
+    def migrations(self) -> Sequence[Migration]:
+        return self.inner.migrations
+
+    @property
+    def tables(self) -> Sequence[str]:
+        return self.inner.tables
+
+    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
+        data = event.envelope.data
+        return [
+            Upsert(
+                "allocations",
+                {"event_id": event.envelope.event_id},
+                {"cohort": data["cohort"], "amount": data["amount"]},
+            ),
+            Increment(
+                "totals", {"cohort": data["cohort"]}, {"events": 1, "amount": data["amount"]}
+            ),
+        ]
+
+
 def allocations_for(box: ServiceSandbox) -> Allocations:
     return Allocations(
         sources=(box.service,),
