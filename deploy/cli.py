@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from deploy.local import kafka_broker, postgres, stack
 from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT
 from deploy.local.processes import pid_alive
+from deploy.platform_cli import audit_app, dead_letters_app, replay_app
 
 app = typer.Typer(
     help="Berlian: Kota Pekalongan's subsidy programme on Kafka.",
@@ -24,6 +26,9 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local Apache Kafka and PostgreSQL stack.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+app.add_typer(audit_app, name="audit")
+app.add_typer(replay_app, name="replay")
+app.add_typer(dead_letters_app, name="deadletters")
 console = Console(stderr=True)
 
 ClusterOption = Annotated[
@@ -110,6 +115,17 @@ def run_tests(ctx: typer.Context) -> None:
         if code != 0:
             console.print(f"[red]{name} failed (exit {code})[/red]")
             raise typer.Exit(code=code)
+
+
+@app.command("migrate")
+def run_migrations() -> None:
+    """Create schemas, roles and every service's tables (idempotent; run before the services)."""
+    from services.catalog import migrate_all
+    from shared.settings import DatabaseSettings
+
+    applied = asyncio.run(migrate_all(DatabaseSettings()))
+    for service, steps in applied.items():
+        console.print(f"{service}: {', '.join(steps) or 'up to date'}")
 
 
 @app.command("demo")

@@ -19,7 +19,7 @@ def service_role(service: str) -> str:
 
 
 async def provision_service_schemas(admin_dsn: str, password: str) -> None:
-    """Create each service's role and schema; the role owns its schema and nothing else.
+    """Create each service's role and schemas; the role owns its schemas and nothing else.
 
     Idempotent: safe to run before every start (it is the first step of the migration job).
     """
@@ -35,9 +35,11 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
                 f"PASSWORD {_literal(password)}"
             )
             await conn.execute(f"GRANT {role} TO CURRENT_USER")
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}")
-            await conn.execute(f"ALTER SCHEMA {service} OWNER TO {role}")
-            await conn.execute(f"REVOKE ALL ON SCHEMA {service} FROM PUBLIC")
+            # Its live schema, and a scratch schema where it rebuilds projections beside them.
+            for schema in (service, f"{service}_scratch"):
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}")
+                await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {role}")
+                await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     finally:
         await conn.close()

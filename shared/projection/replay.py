@@ -19,6 +19,7 @@ from datetime import date, datetime
 import asyncpg
 from aiokafka import TopicPartition
 
+from shared.db import DbConnection
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Projection, ProjectionWriter
@@ -57,8 +58,7 @@ async def rebuild_into(
 ) -> RebuildResult:
     """Build ``projection`` from the topics into ``target_schema`` (created afresh)."""
     async with pool.acquire() as conn:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {target_schema} CASCADE")
-        await conn.execute(f"CREATE SCHEMA {target_schema}")
+        await empty_schema(conn, target_schema)
         await migrate(conn, target_schema, [*PLATFORM, *projection.migrations])
     writer = _writer(pool, target_schema, projection, kafka, history)
     records = await _catch_up(writer, kafka, projection, progress)
@@ -73,7 +73,7 @@ async def rebuild_and_switch(
     progress: Callable[[int], None] = lambda _: None,
 ) -> RebuildResult:
     """Rebuild beside the live tables, then swap them in without downtime."""
-    shadow = f"{schema}__rebuild_{projection.name}"
+    shadow = scratch_schema(schema)
     result = await rebuild_into(pool, shadow, projection, kafka, progress=progress)
     writer = _writer(pool, shadow, projection, kafka, None)
     async with pool.acquire() as conn, conn.transaction():
@@ -101,10 +101,27 @@ async def rebuild_and_switch(
             f"SELECT * FROM {shadow}.projection_streams WHERE projection = $1",
             projection.name,
         )
-        await conn.execute(f"DROP SCHEMA {shadow} CASCADE")
+        await empty_schema(conn, shadow)
     return RebuildResult(
         schema, result.records + tail, writer.applied + result.applied, result.dead_lettered
     )
+
+
+def scratch_schema(schema: str) -> str:
+    """The schema, owned by the service's role, where it rebuilds beside its live tables."""
+    return f"{schema}_scratch"
+
+
+async def empty_schema(conn: DbConnection, schema: str) -> None:
+    """Create ``schema`` if missing, else drop every table in it (a service role owns its
+    scratch schema but may not create schemas)."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+    if not exists:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        return
+    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+    for row in tables:
+        await conn.execute(f'DROP TABLE IF EXISTS {schema}."{row["tablename"]}" CASCADE')
 
 
 def _writer(

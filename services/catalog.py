@@ -1,0 +1,38 @@
+"""Every service's projections, by service: what replay and re-drive can rebuild."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import asyncpg
+
+from services.enrolment.projections import PROJECTIONS as ENROLMENT
+from shared.db import provision_service_schemas, service_dsn
+from shared.eventstore.migrations import PLATFORM, migrate
+from shared.projection.writer import Projection
+from shared.settings import SERVICES, DatabaseSettings
+
+PROJECTIONS: Mapping[str, Sequence[Projection]] = {"enrolment": ENROLMENT}
+
+
+def projection_named(service: str, name: str) -> Projection:
+    for projection in PROJECTIONS.get(service, ()):
+        if projection.name == name:
+            return projection
+    known = {s: [p.name for p in ps] for s, ps in PROJECTIONS.items()}
+    raise LookupError(f"service {service!r} has no projection {name!r}; known: {known}")
+
+
+async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
+    """Schemas and roles, then each service's tables created by its own role; idempotent."""
+    await provision_service_schemas(database.database_url, database.service_role_password)
+    applied = {}
+    for service in SERVICES:
+        dsn = service_dsn(database.database_url, service, database.service_role_password)
+        conn = await asyncpg.connect(dsn)
+        try:
+            steps = [*PLATFORM, *(m for p in PROJECTIONS.get(service, ()) for m in p.migrations)]
+            applied[service] = await migrate(conn, service, steps)
+        finally:
+            await conn.close()
+    return applied
