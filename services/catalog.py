@@ -7,10 +7,14 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
-from shared.db import provision_service_schemas, service_dsn
+from shared import keystore
+from shared.db import provision_service_schemas, service_dsn, service_role
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.writer import Projection
 from shared.settings import SERVICES, DatabaseSettings
+
+# Services that seal or read personal data hold the per-worker keys.
+KEY_HOLDERS = ("enrolment", "claims")
 
 PROJECTIONS: Mapping[str, Sequence[Projection]] = {"enrolment": ENROLMENT}
 
@@ -35,4 +39,22 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
             applied[service] = await migrate(conn, service, steps)
         finally:
             await conn.close()
+    applied["keystore"] = await _migrate_keystore(database)
     return applied
+
+
+async def _migrate_keystore(database: DatabaseSettings) -> list[str]:
+    """The per-worker keys, readable and erasable by the services that seal personal data."""
+    conn = await asyncpg.connect(database.database_url)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {keystore.SCHEMA}")
+        applied = await migrate(conn, keystore.SCHEMA, keystore.MIGRATIONS)
+        for service in KEY_HOLDERS:
+            role = service_role(service)
+            await conn.execute(f"GRANT USAGE ON SCHEMA {keystore.SCHEMA} TO {role}")
+            await conn.execute(
+                f"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA {keystore.SCHEMA} TO {role}"
+            )
+        return applied
+    finally:
+        await conn.close()

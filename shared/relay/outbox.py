@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,22 @@ class OutboxRelay:
                     return
             await conn.add_listener(notify_channel, self._on_notify)
             try:
+                failures = 0
                 while not stop.is_set():
                     self._wake.clear()
-                    await self.publish_pending()
+                    try:
+                        await self.publish_pending()
+                        failures = 0
+                    except (KafkaError, OSError, asyncpg.PostgresError) as error:
+                        # Broker or database away: what is in the outbox stays there; retry.
+                        failures += 1
+                        delay = min(0.2 * 2**failures, 10.0)
+                        log.warning(
+                            "outbox relay %s: %s; retrying in %.1fs", self._topic, error, delay
+                        )
+                        if await _wait(stop, delay):
+                            break
+                        continue
                     waker = asyncio.ensure_future(self._wake.wait())
                     stopper = asyncio.ensure_future(stop.wait())
                     await asyncio.wait(
