@@ -1,0 +1,305 @@
+"""Enrolment's decisions: ``decide(command, state) -> events`` and ``evolve(state, event)``.
+
+Pure functions: no I/O, no clock, no randomness. The caller passes the time of the command, the
+identifiers and membership number it allocated, and personal data already sealed.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from services.enrolment.rules import (
+    Problem,
+    check_age,
+    check_kelurahan,
+    check_nik,
+    check_occupation,
+    coverage_age_limit_end,
+)
+from shared.events.enrolment import (
+    CoverageEnded,
+    CoverageStarted,
+    RegistrationSource,
+    WorkerDetailsCorrected,
+    WorkerRegistered,
+)
+from shared.events.types import Premium, SealedPersonal
+from shared.policy import PolicyBook
+
+
+class RefusedError(Exception):
+    """A command the rules refuse, with every reason; ``conflict`` when it clashes with state."""
+
+    def __init__(self, problems: list[Problem], conflict: bool = False) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+        self.conflict = conflict
+
+
+@dataclass(frozen=True)
+class Decided:
+    """An event decided by the domain: its type, data, business time and rules version."""
+
+    event_type: str
+    data: BaseModel
+    occurred_at: datetime
+    policy_version: str | None
+    schema_version: int = 1
+
+
+@dataclass(frozen=True)
+class RegisterWorker:
+    worker_id: UUID
+    nik: str
+    personal: SealedPersonal
+    birth_date: date
+    sex: str
+    occupation_code: str
+    kelurahan_code: str
+    source: RegistrationSource
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CorrectDetails:
+    worker_id: UUID
+    reason: str
+    nik: str  # the NIK after the correction, to re-check it against birth date and sex
+    at: datetime
+    personal: SealedPersonal | None = None
+    birth_date: date | None = None
+    sex: str | None = None
+    occupation_code: str | None = None
+    kelurahan_code: str | None = None
+
+
+@dataclass(frozen=True)
+class StartCoverage:
+    worker_id: UUID
+    coverage_id: UUID
+    membership_no: str
+    cohort: str
+    fiscal_year: int
+    cover_months: int
+    start_date: date
+    decree_ref: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class EndCoverage:
+    worker_id: UUID
+    reason: Literal["expired", "deceased", "age_limit", "withdrawn"]
+    end_date: date
+    at: datetime
+
+
+Command = RegisterWorker | CorrectDetails | StartCoverage | EndCoverage
+
+
+@dataclass(frozen=True)
+class Coverage:
+    coverage_id: UUID
+    start_date: date
+    end_date: date
+    ended_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A worker as enrolment knows them, folded from their stream."""
+
+    registered: bool = False
+    birth_date: date | None = None
+    sex: str | None = None
+    occupation_code: str | None = None
+    kelurahan_code: str | None = None
+    coverages: tuple[Coverage, ...] = field(default_factory=tuple)
+    deceased: bool = False
+
+    def coverage_on(self, day: date) -> Coverage | None:
+        for coverage in self.coverages:
+            last = coverage.ended_on or coverage.end_date
+            if coverage.start_date <= day <= last:
+                return coverage
+        return None
+
+
+def add_months(start: date, months: int) -> date:
+    """The last day of a period of ``months`` months beginning on ``start``."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return date.fromordinal(date(year, month, day).toordinal() - 1)
+
+
+def decide(command: Command, worker: Worker, book: PolicyBook) -> list[Decided]:
+    if isinstance(command, RegisterWorker):
+        return _register(command, worker, book)
+    if isinstance(command, CorrectDetails):
+        return _correct(command, worker, book)
+    if isinstance(command, StartCoverage):
+        return _start_coverage(command, worker, book)
+    return _end_coverage(command, worker)
+
+
+def _register(command: RegisterWorker, worker: Worker, book: PolicyBook) -> list[Decided]:
+    if worker.registered:
+        raise RefusedError(
+            [Problem("worker_id", "this worker is already registered")], conflict=True
+        )
+    day = command.at.date()
+    policy = book.in_force(day)
+    problems = [
+        *check_nik(command.nik, command.birth_date, command.sex),
+        *check_age(command.birth_date, day, policy),
+        *check_occupation(command.occupation_code, policy),
+        *check_kelurahan(command.kelurahan_code, book),
+    ]
+    if problems:
+        raise RefusedError(problems)
+    kelurahan = book.kelurahan[command.kelurahan_code]
+    event = WorkerRegistered(
+        worker_id=command.worker_id,
+        personal=command.personal,
+        birth_date=command.birth_date,
+        sex="F" if command.sex == "F" else "M",
+        occupation_code=command.occupation_code,
+        kelurahan_code=command.kelurahan_code,
+        kecamatan_code=kelurahan.kecamatan_code,
+        insured_income=policy.insured_income,
+        source=command.source,
+    )
+    return [Decided("WorkerRegistered", event, command.at, policy.version, schema_version=2)]
+
+
+def _correct(command: CorrectDetails, worker: Worker, book: PolicyBook) -> list[Decided]:
+    if not worker.registered:
+        raise RefusedError([Problem("worker_id", "no such worker")], conflict=True)
+    assert worker.birth_date is not None
+    assert worker.sex is not None
+    day = command.at.date()
+    policy = book.in_force(day)
+    birth_date = command.birth_date or worker.birth_date
+    sex = command.sex or worker.sex
+    problems = [*check_nik(command.nik, birth_date, sex)]
+    if command.birth_date is not None:
+        problems += check_age(birth_date, day, policy)
+    if command.occupation_code is not None:
+        problems += check_occupation(command.occupation_code, policy)
+    if command.kelurahan_code is not None:
+        problems += check_kelurahan(command.kelurahan_code, book)
+    if len(command.reason.strip()) < 3:
+        problems.append(Problem("reason", "say why the details are corrected"))
+    if problems:
+        raise RefusedError(problems)
+    kecamatan = (
+        book.kelurahan[command.kelurahan_code].kecamatan_code if command.kelurahan_code else None
+    )
+    event = WorkerDetailsCorrected(
+        worker_id=command.worker_id,
+        reason=command.reason.strip(),
+        personal=command.personal,
+        birth_date=command.birth_date,
+        sex="F" if command.sex == "F" else ("M" if command.sex else None),
+        occupation_code=command.occupation_code,
+        kelurahan_code=command.kelurahan_code,
+        kecamatan_code=kecamatan,
+    )
+    return [Decided("WorkerDetailsCorrected", event, command.at, policy.version)]
+
+
+def _start_coverage(command: StartCoverage, worker: Worker, book: PolicyBook) -> list[Decided]:
+    if not worker.registered or worker.birth_date is None:
+        raise RefusedError([Problem("worker_id", "no such worker")], conflict=True)
+    if worker.deceased:
+        raise RefusedError([Problem("worker_id", "the worker has died")], conflict=True)
+    policy = book.in_force(command.start_date)
+    end = add_months(command.start_date, command.cover_months)
+    age_limit_end = coverage_age_limit_end(worker.birth_date, policy.coverage_age_limit)
+    end = min(end, age_limit_end)
+    if end < command.start_date:
+        raise RefusedError([Problem("start_date", "the worker is past the coverage age limit")])
+    for coverage in worker.coverages:
+        last = coverage.ended_on or coverage.end_date
+        if coverage.start_date <= end and command.start_date <= last:
+            raise RefusedError(
+                [
+                    Problem(
+                        "start_date",
+                        f"overlaps coverage {coverage.start_date} to {last}; a renewal starts "
+                        "after the current coverage ends",
+                    )
+                ],
+                conflict=True,
+            )
+    premium = policy.monthly_premium
+    event = CoverageStarted(
+        worker_id=command.worker_id,
+        coverage_id=command.coverage_id,
+        membership_no=command.membership_no,
+        cohort="regular" if command.cohort == "regular" else "incidental",
+        fiscal_year=command.fiscal_year,
+        programmes=["JKK", "JKM"],
+        start_date=command.start_date,
+        end_date=end,
+        monthly_premium=Premium(total=premium.total, jkk=premium.jkk, jkm=premium.jkm),
+        insured_income=policy.insured_income,
+        decree_ref=command.decree_ref,
+    )
+    return [Decided("CoverageStarted", event, command.at, policy.version)]
+
+
+def _end_coverage(command: EndCoverage, worker: Worker) -> list[Decided]:
+    current = worker.coverage_on(command.end_date)
+    if current is None or current.ended_on is not None:
+        if command.reason == "deceased":
+            return []  # a death outside any coverage leaves no coverage to end
+        raise RefusedError(
+            [Problem("end_date", f"no open coverage on {command.end_date}")], conflict=True
+        )
+    event = CoverageEnded(
+        worker_id=command.worker_id,
+        coverage_id=current.coverage_id,
+        end_date=command.end_date,
+        reason=command.reason,
+    )
+    return [Decided("CoverageEnded", event, command.at, None)]
+
+
+def evolve(worker: Worker, data: BaseModel) -> Worker:
+    if isinstance(data, WorkerRegistered):
+        return replace(
+            worker,
+            registered=True,
+            birth_date=data.birth_date,
+            sex=data.sex,
+            occupation_code=data.occupation_code,
+            kelurahan_code=data.kelurahan_code,
+        )
+    if isinstance(data, WorkerDetailsCorrected):
+        return replace(
+            worker,
+            birth_date=data.birth_date or worker.birth_date,
+            sex=data.sex or worker.sex,
+            occupation_code=data.occupation_code or worker.occupation_code,
+            kelurahan_code=data.kelurahan_code or worker.kelurahan_code,
+        )
+    if isinstance(data, CoverageStarted):
+        coverage = Coverage(data.coverage_id, data.start_date, data.end_date)
+        return replace(worker, coverages=(*worker.coverages, coverage))
+    if isinstance(data, CoverageEnded):
+        coverages = tuple(
+            replace(c, ended_on=data.end_date) if c.coverage_id == data.coverage_id else c
+            for c in worker.coverages
+        )
+        return replace(
+            worker, coverages=coverages, deceased=worker.deceased or data.reason == "deceased"
+        )
+    return worker
