@@ -122,6 +122,7 @@ class Worker:
     kelurahan_code: str | None = None
     coverages: tuple[Coverage, ...] = field(default_factory=tuple)
     deceased: bool = False
+    membership_no: str | None = None  # kept across renewals
 
     def coverage_on(self, day: date) -> Coverage | None:
         for coverage in self.coverages:
@@ -293,7 +294,9 @@ def evolve(worker: Worker, data: BaseModel) -> Worker:
         )
     if isinstance(data, CoverageStarted):
         coverage = Coverage(data.coverage_id, data.start_date, data.end_date)
-        return replace(worker, coverages=(*worker.coverages, coverage))
+        return replace(
+            worker, coverages=(*worker.coverages, coverage), membership_no=data.membership_no
+        )
     if isinstance(data, CoverageEnded):
         coverages = tuple(
             replace(c, ended_on=data.end_date) if c.coverage_id == data.coverage_id else c

@@ -63,6 +63,9 @@ class ClaimApproved(Contract):
     worker_id: UUID
     items: list[BenefitItem] = Field(min_length=1)
     total: Rupiah
+    death_date: date | None = Field(
+        default=None, description="Set when the claim establishes the worker's death."
+    )
 
     @model_validator(mode="after")
     def _total_is_the_sum(self) -> ClaimApproved:

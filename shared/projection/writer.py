@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import asyncpg
 import orjson
@@ -49,6 +49,7 @@ Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 EventFilter = Callable[[ConsumedEvent], bool]
 
 
+@runtime_checkable
 class Projection(Protocol):
     """A read model: its name, the services whose topics it reads, its tables, its rules."""
 
@@ -69,6 +70,17 @@ class Projection(Protocol):
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
         """The row changes this event causes: a pure function, no I/O."""
         ...
+
+
+@runtime_checkable
+class Reactor(Projection, Protocol):
+    """A consumer that also acts: it appends its own service's events in reaction.
+
+    ``react`` runs inside the transaction that records the consumed position, so the reaction
+    (an append to the service's own store, with its outbox rows) happens exactly once.
+    """
+
+    async def react(self, conn: DbConnection, event: ConsumedEvent) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -227,14 +239,22 @@ class ProjectionWriter:
                     (record, f"projection {self.projection.name} failed: {error!r}")
                 )
                 continue
-            if isolate:
+            if isolate or isinstance(self.projection, Reactor):
+                # Each event in its own savepoint: a refusal undoes only that event's effects.
                 try:
                     async with conn.transaction():
                         await execute_changes(conn, self._schema, changes)
+                        if isinstance(self.projection, Reactor):
+                            await self.projection.react(conn, event)
                 except TRANSIENT_ERRORS:
                     raise
                 except asyncpg.PostgresError as error:
                     outcome.dead.append((record, f"database refused the changes: {error}"))
+                    continue
+                except Exception as error:  # a reaction that cannot happen is dead-lettered
+                    outcome.dead.append(
+                        (record, f"reaction {self.projection.name} failed: {error!r}")
+                    )
                     continue
             else:
                 outcome.changes.extend(changes)
