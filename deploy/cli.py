@@ -128,6 +128,53 @@ def run_migrations() -> None:
         console.print(f"{service}: {', '.join(steps) or 'up to date'}")
 
 
+SERVICE_PORTS = {"enrolment": 8001, "verification": 8002, "billing": 8003, "claims": 8004}
+
+
+@app.command("run")
+def run_service(
+    service: Annotated[str, typer.Argument(help="enrolment")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port; defaults per service.")] = None,
+) -> None:
+    """Run one service: its HTTP API, outbox relay and consumers; stops cleanly on SIGTERM."""
+    from services.wiring import build_service
+    from shared.auth import AuthSettings
+    from shared.runtime import stop_on_signals
+    from shared.settings import DatabaseSettings, KafkaSettings
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        process = await build_service(service, KafkaSettings(), DatabaseSettings(), AuthSettings())
+        try:
+            await process.run(stop, host, port or SERVICE_PORTS[service])
+        finally:
+            await process.producer.stop()
+            await process.pool.close()
+
+    asyncio.run(main())
+
+
+@app.command("token")
+def token(
+    role: Annotated[
+        str, typer.Option(help="kelurahan_officer, kecamatan_officer, city_admin, ...")
+    ],
+    subject: Annotated[str, typer.Option(help="Who the token is for.")] = "developer",
+    area: Annotated[str | None, typer.Option(help="Kelurahan or kecamatan code.")] = None,
+    hours: Annotated[int, typer.Option(help="Validity.")] = 8,
+) -> None:
+    """Issue a development token signed with BERLIAN_JWT_SECRET."""
+    from datetime import timedelta
+
+    from shared.auth import ROLES, AuthSettings, issue_token
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    print(issue_token(AuthSettings().jwt_secret, subject, role, area, timedelta(hours=hours)))
+
+
 @app.command("demo")
 def demo() -> None:
     """Bring up the stack and run the demo programme through the public interfaces."""

@@ -6,10 +6,12 @@ from collections.abc import Mapping, Sequence
 
 import asyncpg
 
+from services.enrolment.imports import IMPORT_ROWS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
+from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from shared import keystore
 from shared.db import provision_service_schemas, service_dsn, service_role
-from shared.eventstore.migrations import PLATFORM, migrate
+from shared.eventstore.migrations import PLATFORM, Migration, migrate
 from shared.projection.writer import Projection
 from shared.settings import SERVICES, DatabaseSettings
 
@@ -17,6 +19,10 @@ from shared.settings import SERVICES, DatabaseSettings
 KEY_HOLDERS = ("enrolment", "claims")
 
 PROJECTIONS: Mapping[str, Sequence[Projection]] = {"enrolment": ENROLMENT}
+# Tables of the write side beyond the event store (indexes, import reports).
+WRITE_MODELS: Mapping[str, Sequence[Migration]] = {
+    "enrolment": (*ENROLMENT_WRITE_MODEL, IMPORT_ROWS),
+}
 
 
 def projection_named(service: str, name: str) -> Projection:
@@ -35,7 +41,11 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
         dsn = service_dsn(database.database_url, service, database.service_role_password)
         conn = await asyncpg.connect(dsn)
         try:
-            steps = [*PLATFORM, *(m for p in PROJECTIONS.get(service, ()) for m in p.migrations)]
+            steps = [
+                *PLATFORM,
+                *WRITE_MODELS.get(service, ()),
+                *(m for p in PROJECTIONS.get(service, ()) for m in p.migrations),
+            ]
             applied[service] = await migrate(conn, service, steps)
         finally:
             await conn.close()

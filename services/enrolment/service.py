@@ -30,6 +30,7 @@ from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import KeyStore, seal
 from shared.events.registry import parse
+from shared.events.types import SealedPersonal
 from shared.eventstore import AppendResult, EventStore, NewEvent
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
@@ -100,10 +101,10 @@ class EnrolmentService:
         self.pool = pool
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self._keys = keys
+        self.keys = keys
         self._book = book
         self._nik_secret = nik_secret
-        self._clock = clock
+        self.clock = clock
         self._new_id = new_id
 
     def nik_digest(self, nik: str) -> bytes:
@@ -133,7 +134,7 @@ class EnrolmentService:
         if existing := await self.worker_by_nik(registration.personal.nik):
             raise DuplicateNikError(existing)
         worker_id = self._new_id()
-        key_id, key = await self._keys.get_or_create(worker_id)
+        key_id, key = await self.keys.get_or_create(worker_id)
         command = RegisterWorker(
             worker_id=worker_id,
             nik=registration.personal.nik,
@@ -143,7 +144,7 @@ class EnrolmentService:
             occupation_code=registration.occupation_code,
             kelurahan_code=registration.kelurahan_code,
             source=registration.source,
-            at=self._clock(),
+            at=self.clock(),
         )
         events = to_new_events(decide(command, Worker(), self._book), worker_id)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -185,11 +186,9 @@ class EnrolmentService:
             return await self.store.append_within(own, stream, version, events, context)
 
     async def next_membership_no(self, conn: DbConnection) -> str:
+        sequence = await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')")
+        return membership_number(int(sequence))
 
-        return membership_number(
-            int(await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')"))
-        )
-
-    async def seal_for(self, worker_id: uuid.UUID, personal: WorkerPersonal) -> tuple[str, object]:
-        key_id, key = await self._keys.get_or_create(worker_id)
-        return key_id, seal(personal, key_id, key)
+    async def seal_for(self, worker_id: uuid.UUID, personal: WorkerPersonal) -> SealedPersonal:
+        key_id, key = await self.keys.get_or_create(worker_id)
+        return seal(personal, key_id, key)

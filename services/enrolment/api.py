@@ -1,0 +1,294 @@
+"""Enrolment's HTTP API: registration, import, corrections and queries.
+
+No postponed annotations here: FastAPI reads the routes' annotations, which refer to the
+authentication dependency built inside ``create_app``.
+"""
+
+import uuid
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.enrolment.domain import CorrectDetails, RefusedError
+from services.enrolment.imports import ImportFileError, import_csv, report_csv
+from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
+from shared.auth import AuthSettings, Principal, authenticated, require_area, require_role
+from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
+from shared.events.personal import Erased, open_sealed
+from shared.events.types import SealedPersonal
+from shared.eventstore.store import CommandContext
+from shared.http import install_error_handlers, refusal
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nik: str = Field(pattern=r"^\d{16}$", examples=["3375014507800003"])
+    full_name: str = Field(min_length=1, max_length=200)
+    birth_date: date
+    sex: Literal["M", "F"]
+    occupation_code: str = Field(min_length=1, max_length=64)
+    kelurahan_code: str = Field(pattern=r"^33\.75\.0[1-4]\.\d{4}$", examples=["33.75.01.1004"])
+    address: str = Field(min_length=1, max_length=500)
+    phone: str | None = Field(default=None, max_length=32)
+    heirs: list[Heir] = Field(default_factory=list, max_length=20)
+
+
+class CorrectionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500)
+    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=500)
+    birth_date: date | None = None
+    sex: Literal["M", "F"] | None = None
+    occupation_code: str | None = Field(default=None, min_length=1, max_length=64)
+    kelurahan_code: str | None = Field(default=None, pattern=r"^33\.75\.0[1-4]\.\d{4}$")
+
+
+class Registered(BaseModel):
+    worker_id: uuid.UUID
+    already_registered: bool
+
+
+class WorkerView(BaseModel):
+    worker_id: uuid.UUID
+    status: str
+    kelurahan_code: str
+    kecamatan_code: str
+    occupation_code: str
+    birth_date: date
+    sex: str
+    membership_no: str | None
+    cohort: str | None
+    coverage_start: date | None
+    coverage_end: date | None
+    personal: WorkerPersonal | None = Field(
+        default=None, description="Only for roles allowed to see personal data; null if erased."
+    )
+
+
+class CoverageView(BaseModel):
+    worker_id: uuid.UUID
+    on: date
+    covered: bool
+    coverage_start: date | None = None
+    coverage_end: date | None = None
+
+
+def problems_response(refused: RefusedError) -> JSONResponse:
+    return refusal(
+        409 if refused.conflict else 422,
+        str(refused),
+        problems=[{"field": p.field, "message": p.message} for p in refused.problems],
+    )
+
+
+def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
+    app = FastAPI(
+        title="Berlian enrolment",
+        version="1",
+        description="Registers workers, imports kelurahan lists, and tracks coverage.",
+    )
+    install_error_handlers(app)
+    caller = authenticated(auth)
+    router = APIRouter(responses={401: {"description": "no or invalid token"}})
+
+    @app.exception_handler(RefusedError)
+    async def refused(_: Request, error: RefusedError) -> JSONResponse:
+        return problems_response(error)
+
+    @app.exception_handler(DuplicateNikError)
+    async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:
+        return refusal(409, str(error), worker_id=str(error.worker_id))
+
+    def context(principal: Principal, key: str | None) -> CommandContext:
+        return CommandContext(principal.subject, principal.role, uuid.uuid4(), idempotency_key=key)
+
+    @router.post("/workers", status_code=201, response_model=Registered)
+    async def register(
+        body: RegisterRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Registered:
+        """Register a worker of the officer's own kelurahan (idempotent per Idempotency-Key)."""
+        require_role(principal, ["kelurahan_officer"])
+        require_area(principal, body.kelurahan_code, "a registration")
+        personal = WorkerPersonal(
+            nik=body.nik,
+            full_name=body.full_name,
+            address=body.address,
+            phone=body.phone,
+            heirs=body.heirs,
+        )
+        registration = Registration(
+            personal,
+            body.birth_date,
+            body.sex,
+            body.occupation_code,
+            body.kelurahan_code,
+            RegistrationSource(channel="api"),
+        )
+        key = f"api:{principal.subject}:{idempotency_key}" if idempotency_key else None
+        worker_id, result = await service.register(registration, context(principal, key))
+        return Registered(worker_id=worker_id, already_registered=result.duplicate)
+
+    @router.post(
+        "/imports",
+        openapi_extra={
+            "requestBody": {
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "required": True,
+            }
+        },
+    )
+    async def import_file(
+        request: Request, principal: Annotated[Principal, Depends(caller)]
+    ) -> dict[str, Any]:
+        """Import a CSV list (UTF-8; columns nik, full_name, birth_date, sex, occupation_code,
+        kelurahan_code, address, phone, heir_name, heir_relationship): a result per row."""
+        require_role(principal, ["kelurahan_officer"])
+        content = await request.body()
+        try:
+            result = await import_csv(
+                service,
+                content,
+                principal.subject,
+                lambda code: code.startswith(principal.area or "-"),
+            )
+        except ImportFileError as error:
+            raise HTTPException(422, str(error)) from None
+        return {
+            "batch_id": result.batch_id,
+            "registered": result.count("registered"),
+            "already_registered": result.count("already_registered"),
+            "refused": result.count("refused"),
+            "report": f"/imports/{result.batch_id}/report.csv",
+            "rows": [
+                {
+                    "row": r.row,
+                    "outcome": r.outcome,
+                    "worker_id": r.worker_id,
+                    "reasons": list(r.reasons),
+                }
+                for r in result.rows
+            ],
+        }
+
+    @router.get("/imports/{batch_id}/report.csv", response_class=PlainTextResponse)
+    async def import_report(
+        batch_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")],
+        principal: Annotated[Principal, Depends(caller)],
+    ) -> str:
+        """The per-row outcome of an import, as CSV."""
+        require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
+        report = await report_csv(service, batch_id)
+        if report is None:
+            raise HTTPException(404, f"no import {batch_id}")
+        return report
+
+    @router.post("/workers/{worker_id}/corrections", status_code=201)
+    async def correct(
+        worker_id: uuid.UUID,
+        body: CorrectionRequest,
+        principal: Annotated[Principal, Depends(caller)],
+    ) -> dict[str, int]:
+        """Correct a worker's details, with a reason; checked by the registration rules."""
+        require_role(principal, ["kelurahan_officer"])
+        row = await _worker_row(worker_id)
+        require_area(principal, row["kelurahan_code"], "a correction")
+        current = await _personal(row, principal_sees=True)
+        if not isinstance(current, WorkerPersonal):
+            raise HTTPException(409, "this worker's personal data was erased")
+        changed = body.model_dump(include={"nik", "full_name", "address"}, exclude_none=True)
+        personal = current.model_copy(update=changed) if changed else None
+        command = CorrectDetails(
+            worker_id=worker_id,
+            reason=body.reason,
+            nik=(personal or current).nik,
+            at=service.clock(),
+            personal=await service.seal_for(worker_id, personal) if personal else None,
+            birth_date=body.birth_date,
+            sex=body.sex,
+            occupation_code=body.occupation_code,
+            kelurahan_code=body.kelurahan_code,
+        )
+        result = await service.execute(command, context(principal, None))
+        return {"stream_version": result.last_version if result else 0}
+
+    async def _worker_row(worker_id: uuid.UUID) -> Any:
+        row = await service.pool.fetchrow(
+            f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1", worker_id
+        )
+        if row is None:
+            raise HTTPException(404, f"no worker {worker_id}")
+        return row
+
+    async def _personal(row: Any, principal_sees: bool) -> WorkerPersonal | Erased | None:
+        if not principal_sees:
+            return None
+        sealed = SealedPersonal.model_validate_json(row["personal"])
+        return open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
+
+    async def _view(row: Any, principal: Principal) -> WorkerView:
+        personal = await _personal(row, principal.sees_personal_data)
+        return WorkerView(
+            **{k: row[k] for k in WorkerView.model_fields if k != "personal"},
+            personal=personal if isinstance(personal, WorkerPersonal) else None,
+        )
+
+    @router.get("/workers/{worker_id}", response_model=WorkerView)
+    async def get_worker(
+        worker_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
+    ) -> WorkerView:
+        """A worker; personal data only for roles allowed to see it."""
+        return await _view(await _worker_row(worker_id), principal)
+
+    @router.get("/workers", response_model=list[WorkerView])
+    async def find_workers(
+        principal: Annotated[Principal, Depends(caller)],
+        nik: Annotated[str | None, Query(pattern=r"^\d{16}$")] = None,
+        kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.\d{4}$")] = None,
+        status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[WorkerView]:
+        """Workers by NIK, or by kelurahan and status."""
+        if nik is not None:
+            worker_id = await service.worker_by_nik(nik)
+            rows = [await _worker_row(worker_id)] if worker_id else []
+        else:
+            rows = await service.pool.fetch(
+                f"SELECT * FROM {service.schema}.workers "
+                "WHERE ($1::text IS NULL OR kelurahan_code = $1) "
+                "AND ($2::text IS NULL OR status = $2) ORDER BY registered_at LIMIT $3",
+                kelurahan,
+                status,
+                limit,
+            )
+        return [await _view(row, principal) for row in rows]
+
+    @router.get("/workers/{worker_id}/coverage", response_model=CoverageView)
+    async def coverage_on(
+        worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
+    ) -> CoverageView:
+        """Whether the worker was covered on a date, from their own history."""
+        worker, version = await service.load(worker_id)
+        if version == 0:
+            raise HTTPException(404, f"no worker {worker_id}")
+        coverage = worker.coverage_on(on)
+        if coverage is None:
+            return CoverageView(worker_id=worker_id, on=on, covered=False)
+        return CoverageView(
+            worker_id=worker_id,
+            on=on,
+            covered=True,
+            coverage_start=coverage.start_date,
+            coverage_end=coverage.ended_on or coverage.end_date,
+        )
+
+    app.include_router(router)
+    return app

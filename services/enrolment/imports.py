@@ -1,0 +1,216 @@
+"""Bulk registration from a kelurahan's CSV list, row by row.
+
+Each row is registered on its own under the idempotency key ``import:<file digest>:<row>``, so
+one bad row never blocks or half-writes the others, and importing the same file again registers
+nothing twice (each row returns its first result). Every row's outcome is kept for the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydantic import ValidationError
+
+from services.enrolment.domain import RefusedError
+from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
+from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
+from shared.eventstore.migrations import Migration
+from shared.eventstore.store import CommandContext
+
+COLUMNS = (
+    "nik",
+    "full_name",
+    "birth_date",
+    "sex",
+    "occupation_code",
+    "kelurahan_code",
+    "address",
+    "phone",
+    "heir_name",
+    "heir_relationship",
+)
+REQUIRED = COLUMNS[:7]
+
+IMPORT_ROWS = Migration(
+    "import_rows",
+    """
+    CREATE TABLE {schema}.import_rows (
+        batch_id  text NOT NULL,
+        row       integer NOT NULL,
+        outcome   text NOT NULL,      -- registered, already_registered, refused
+        worker_id uuid,
+        reasons   text NOT NULL DEFAULT '',
+        PRIMARY KEY (batch_id, row)
+    );
+    """,
+)
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (encoding, header): nothing was registered."""
+
+
+@dataclass(frozen=True)
+class RowResult:
+    row: int
+    outcome: str
+    worker_id: uuid.UUID | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass
+class ImportResult:
+    batch_id: str
+    rows: list[RowResult] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.rows if r.outcome == outcome)
+
+
+def batch_id_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
+def decode(content: bytes) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ImportFileError(
+            f"the file is not UTF-8 (at byte {error.start}); save it as CSV UTF-8 and import again"
+        ) from None
+
+
+def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise ImportFileError(
+            f"missing columns: {', '.join(missing)}; expected {', '.join(COLUMNS)}"
+        )
+    reader.fieldnames = header
+    for number, row in enumerate(reader, start=2):  # row 1 is the header
+        yield number, {k: (v or "").strip() for k, v in row.items() if k}
+
+
+def registration_from(row: dict[str, str], batch_id: str, number: int) -> Registration:
+    """A registration from a CSV row, or ValueError naming the bad fields."""
+    problems = []
+    try:
+        birth_date = date.fromisoformat(row["birth_date"])
+    except ValueError:
+        problems.append(f"birth_date: {row['birth_date']!r} is not a date (YYYY-MM-DD)")
+    sex = row["sex"].upper()[:1]
+    if sex not in ("M", "F", "L", "P"):
+        problems.append(f"sex: {row['sex']!r} is not M/F (or L/P)")
+    heirs = []
+    if row.get("heir_name"):
+        try:
+            heirs.append(
+                Heir(name=row["heir_name"], relationship=row.get("heir_relationship") or "spouse")
+            )
+        except ValidationError:
+            problems.append(
+                f"heir_relationship: {row.get('heir_relationship')!r} is not a known relationship"
+            )
+    try:
+        personal = WorkerPersonal(
+            nik=row["nik"],
+            full_name=row["full_name"],
+            address=row["address"],
+            phone=row.get("phone") or None,
+            heirs=heirs,
+        )
+    except ValidationError as error:
+        problems += [f"{e['loc'][0]}: {e['msg']}" for e in error.errors()]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return Registration(
+        personal=personal,
+        birth_date=birth_date,
+        sex={"L": "M", "P": "F"}.get(sex, sex),
+        occupation_code=row["occupation_code"],
+        kelurahan_code=row["kelurahan_code"],
+        source=RegistrationSource(channel="import", batch_id=batch_id, row=number),
+    )
+
+
+async def import_csv(
+    service: EnrolmentService,
+    content: bytes,
+    actor_id: str,
+    allowed_area: Callable[[str], bool],
+    progress: Callable[[int], None] = lambda _: None,
+) -> ImportResult:
+    batch_id = batch_id_of(content)
+    result = ImportResult(batch_id)
+    correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
+    for number, row in read_rows(decode(content)):
+        result.rows.append(
+            await _import_row(service, row, number, batch_id, actor_id, correlation, allowed_area)
+        )
+        progress(1)
+    await service.pool.executemany(
+        f"INSERT INTO {service.schema}.import_rows VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (batch_id, row) DO UPDATE SET outcome = EXCLUDED.outcome, "
+        "worker_id = EXCLUDED.worker_id, reasons = EXCLUDED.reasons",
+        [(batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons)) for r in result.rows],
+    )
+    return result
+
+
+async def _import_row(
+    service: EnrolmentService,
+    row: dict[str, str],
+    number: int,
+    batch_id: str,
+    actor_id: str,
+    correlation: uuid.UUID,
+    allowed_area: Callable[[str], bool],
+) -> RowResult:
+    if not allowed_area(row.get("kelurahan_code", "")):
+        return RowResult(
+            number,
+            "refused",
+            reasons=(f"kelurahan_code: {row.get('kelurahan_code')!r} is not your kelurahan",),
+        )
+    try:
+        registration = registration_from(row, batch_id, number)
+        context = CommandContext(
+            actor_id,
+            "kelurahan_officer",
+            correlation,
+            idempotency_key=f"import:{batch_id}:{number}",
+        )
+        worker_id, appended = await service.register(registration, context)
+    except ValueError as error:
+        return RowResult(number, "refused", reasons=tuple(str(error).split("; ")))
+    except RefusedError as refused:
+        return RowResult(number, "refused", reasons=tuple(str(p) for p in refused.problems))
+    except DuplicateNikError as duplicate:
+        return RowResult(number, "refused", duplicate.worker_id, (str(duplicate),))
+    return RowResult(
+        number, "already_registered" if appended.duplicate else "registered", worker_id
+    )
+
+
+async def report_csv(service: EnrolmentService, batch_id: str) -> str | None:
+    rows = await service.pool.fetch(
+        f"SELECT row, outcome, worker_id, reasons FROM {service.schema}.import_rows "
+        "WHERE batch_id = $1 ORDER BY row",
+        batch_id,
+    )
+    if not rows:
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "outcome", "worker_id", "reasons"])
+    for r in rows:
+        writer.writerow([r["row"], r["outcome"], r["worker_id"] or "", r["reasons"]])
+    return out.getvalue()

@@ -1,0 +1,81 @@
+"""One service as one process: its HTTP API, its outbox relay and its consumers, started
+together and stopped together on SIGTERM (stop taking requests, finish the batch in hand,
+flush the outbox, close)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from shared.projection.runner import ProjectionRunner
+from shared.relay import OutboxRelay
+from shared.settings import KafkaSettings
+from shared.topic_reader import partitions_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    app: FastAPI
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    notify_channel: str
+    runners: Sequence[ProjectionRunner]
+    kafka: KafkaSettings
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=tuple
+    )
+
+    def add_health(self) -> None:
+        @self.app.get("/health/live", include_in_schema=False)
+        async def live() -> dict[str, str]:
+            return {"status": "alive"}
+
+        @self.app.get("/health/ready", include_in_schema=False)
+        async def ready() -> JSONResponse:
+            problems = []
+            try:
+                await self.pool.fetchval("SELECT 1")
+            except (OSError, asyncpg.PostgresError) as error:
+                problems.append(f"postgresql: {error}")
+            try:
+                await partitions_of(self.kafka, [self.kafka.events_topic(self.name)])
+            except Exception as error:  # any failure to reach Kafka means not ready
+                problems.append(f"kafka: {error}")
+            status = 503 if problems else 200
+            return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+    async def run(self, stop: asyncio.Event, host: str, port: int) -> None:
+        """Serve until ``stop`` is set, then shut down in order."""
+        server = uvicorn.Server(
+            uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+        )
+        tasks = [
+            asyncio.create_task(self.relay.run(stop, self.notify_channel), name="relay"),
+            *(asyncio.create_task(r.run(stop), name=r.consumer_name) for r in self.runners),
+            *(asyncio.create_task(job(stop)) for job in self.background),
+        ]
+        serving = asyncio.create_task(server.serve(), name="http")
+        await stop.wait()
+        server.should_exit = True  # stop taking requests, finish those in flight
+        await serving
+        await asyncio.gather(*tasks)  # runners finish their batch; the relay flushes
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
