@@ -9,6 +9,8 @@ import asyncpg
 from services.enrolment.imports import IMPORT_ROWS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
+from services.verification.projections import PROJECTIONS as VERIFICATION
+from services.verification.service import WRITE_MODEL as VERIFICATION_WRITE_MODEL
 from shared import keystore
 from shared.db import provision_service_schemas, service_dsn, service_role
 from shared.eventstore.migrations import PLATFORM, Migration, migrate
@@ -18,10 +20,14 @@ from shared.settings import SERVICES, DatabaseSettings
 # Services that seal or read personal data hold the per-worker keys.
 KEY_HOLDERS = ("enrolment", "claims")
 
-PROJECTIONS: Mapping[str, Sequence[Projection]] = {"enrolment": ENROLMENT}
+PROJECTIONS: Mapping[str, Sequence[Projection]] = {
+    "enrolment": ENROLMENT,
+    "verification": VERIFICATION,
+}
 # Tables of the write side beyond the event store (indexes, import reports).
 WRITE_MODELS: Mapping[str, Sequence[Migration]] = {
     "enrolment": (*ENROLMENT_WRITE_MODEL, IMPORT_ROWS),
+    "verification": VERIFICATION_WRITE_MODEL,
 }
 
 

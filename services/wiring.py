@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.enrolment import wiring as enrolment
+from services.verification import wiring as verification
 from shared.auth import AuthSettings
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -14,4 +15,7 @@ async def build_service(
     if name == "enrolment":
         process, _ = await enrolment.build(kafka, database, auth)
         return process
-    raise ValueError(f"unknown service {name!r}; known: enrolment")
+    if name == "verification":
+        process, _ = await verification.build(kafka, database, auth)
+        return process
+    raise ValueError(f"unknown service {name!r}; known: enrolment, verification")

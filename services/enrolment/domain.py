@@ -14,14 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from services.enrolment.rules import (
-    Problem,
-    check_age,
-    check_kelurahan,
-    check_nik,
-    check_occupation,
-    coverage_age_limit_end,
-)
+from services.enrolment.rules import check_kelurahan, check_nik, check_occupation
 from shared.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
@@ -31,6 +24,7 @@ from shared.events.enrolment import (
 )
 from shared.events.types import Premium, SealedPersonal
 from shared.policy import PolicyBook
+from shared.policy.eligibility import Problem, check_age, coverage_age_limit_end
 
 
 class RefusedError(Exception):

@@ -12,7 +12,7 @@ from shared.events.enrolment import (
     WorkerRegistered,
 )
 from shared.eventstore.migrations import Migration
-from shared.projection.changes import RowChange, Upsert
+from shared.projection.changes import RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
 
 WORKERS_TABLE = Migration(
@@ -78,10 +78,10 @@ class WorkersProjection:
             )
             if data.personal is not None:
                 corrected["personal"] = data.personal.model_dump_json()
-            return [Upsert("workers", key, corrected)] if corrected else []
+            return [Update("workers", key, corrected)] if corrected else []
         if isinstance(data, CoverageStarted):
             return [
-                Upsert(
+                Update(
                     "workers",
                     key,
                     {
@@ -96,7 +96,7 @@ class WorkersProjection:
             ]
         if isinstance(data, CoverageEnded):
             return [
-                Upsert(
+                Update(
                     "workers",
                     key,
                     {"status": "ended", "coverage_end": data.end_date, "end_reason": data.reason},

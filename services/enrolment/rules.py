@@ -11,18 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from shared.policy import Policy, PolicyBook
+from shared.policy.eligibility import Problem
 
 NIK_LENGTH = 16
 WOMEN_DAY_OFFSET = 40
-
-
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -109,27 +101,6 @@ def check_nik(nik: str, birth_date: date, sex: str) -> list[Problem]:
     return problems
 
 
-def age_on(birth_date: date, day: date) -> int:
-    """Age in whole years; someone born on 29 February has their birthday on 1 March in
-    common years (the day after 28 February)."""
-    had_birthday = (day.month, day.day) >= (birth_date.month, birth_date.day)
-    return day.year - birth_date.year - (0 if had_birthday else 1)
-
-
-def check_age(
-    birth_date: date, on: date, policy: Policy, field: str = "birth_date"
-) -> list[Problem]:
-    age = age_on(birth_date, on)
-    if not policy.min_age <= age <= policy.max_age:
-        return [
-            Problem(
-                field,
-                f"age {age} on {on.isoformat()} is outside {policy.min_age} to {policy.max_age}",
-            )
-        ]
-    return []
-
-
 def check_occupation(code: str, policy: Policy) -> list[Problem]:
     if code not in policy.occupations:
         return [
@@ -148,13 +119,6 @@ def check_kelurahan(code: str, book: PolicyBook) -> list[Problem]:
             Problem("kelurahan_code", f"{code!r} is not one of the 27 kelurahan of Kota Pekalongan")
         ]
     return []
-
-
-def coverage_age_limit_end(birth_date: date, limit_age: int) -> date:
-    """The last day of the month in which the worker turns ``limit_age`` (66)."""
-    year = birth_date.year + limit_age
-    month = birth_date.month
-    return date(year, month, calendar.monthrange(year, month)[1])
 
 
 def membership_number(sequence: int) -> str:

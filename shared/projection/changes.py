@@ -26,6 +26,19 @@ class Upsert:
 
 
 @dataclass(frozen=True)
+class Update:
+    """Set columns of the existing row with this key (no row: no change).
+
+    For partial changes to rows with required columns, which an upsert cannot express:
+    PostgreSQL checks the would-be inserted row's constraints before it finds the conflict.
+    """
+
+    table: str
+    key: Mapping[str, Any]
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Increment:
     """Add to counters of the row with this key (created at the amounts when absent).
 
@@ -43,11 +56,11 @@ class Delete:
     key: Mapping[str, Any]
 
 
-RowChange = Upsert | Increment | Delete
+RowChange = Upsert | Update | Increment | Delete
 
 
 def _columns(change: RowChange) -> Mapping[str, Any]:
-    if isinstance(change, Upsert):
+    if isinstance(change, Upsert | Update):
         return change.values
     if isinstance(change, Increment):
         return change.amounts
@@ -64,6 +77,10 @@ def _statement(schema: str, change: RowChange) -> str:
     if isinstance(change, Delete):
         where = " AND ".join(f"{k} = ${i}" for i, k in enumerate(keys, start=1))
         return f"DELETE FROM {table} WHERE {where}"
+    if isinstance(change, Update):
+        where = " AND ".join(f"{k} = ${i}" for i, k in enumerate(keys, start=1))
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change.values, start=len(keys) + 1))
+        return f"UPDATE {table} SET {sets} WHERE {where}"
     columns = keys + list(_columns(change))
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     conflict = ", ".join(keys)

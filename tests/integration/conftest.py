@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.catalog import migrate_all
 from shared.kafka_clients import producer_options
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration.sandbox import ServiceSandbox, make_sandbox
@@ -27,3 +28,10 @@ async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProdu
     await client.start()
     yield client
     await client.stop()
+
+
+@pytest.fixture(scope="session")
+async def migrated(database_settings: DatabaseSettings, topics: KafkaSettings) -> DatabaseSettings:
+    """The run's database with every service's tables, as ``berlian migrate`` makes them."""
+    await migrate_all(database_settings)
+    return database_settings

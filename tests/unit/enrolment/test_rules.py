@@ -9,15 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.enrolment.rules import (
-    age_on,
-    check_age,
     check_kelurahan,
     check_nik,
     check_occupation,
-    coverage_age_limit_end,
     membership_number,
 )
 from shared.policy import policy_book
+from shared.policy.eligibility import age_on, check_age, coverage_age_limit_end
 
 pytestmark = pytest.mark.unit
 BOOK = policy_book()

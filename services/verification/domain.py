@@ -1,0 +1,229 @@
+"""Verification's decisions: three steps in order, rejections with reasons, designation within
+quota and budget. ``decide(command, case, facts, book) -> events``; ``evolve(case, event)``.
+
+Pure: the caller passes the worker's facts (from enrolment's events), the cohort's standing
+(designations and budget so far) and the time of the command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from shared.events.verification import Level, RejectionReason, VerificationRejected, Verified
+from shared.policy import PolicyBook
+from shared.policy.eligibility import Problem, check_age
+
+LEVELS: tuple[Level, ...] = ("kelurahan", "kecamatan", "city")
+Stage = Literal["kelurahan", "kecamatan", "city", "designated", "rejected"]
+
+
+class RefusedError(Exception):
+    def __init__(self, problems: list[Problem], conflict: bool = False) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+        self.conflict = conflict
+
+
+@dataclass(frozen=True)
+class Decided:
+    event_type: str
+    data: BaseModel
+    occurred_at: datetime
+    policy_version: str | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What enrolment's events say about the worker, as verification's projection holds them."""
+
+    worker_id: UUID
+    kelurahan_code: str
+    kecamatan_code: str
+    birth_date: date
+    corrected_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CohortStanding:
+    """Designations so far in a cohort and fiscal year, and its budget."""
+
+    designated: int
+    committed: int  # rupiah: designated worker-months x premium
+    allocated: int  # rupiah: BudgetAllocated for the cohort and year
+    quota: int
+
+
+@dataclass(frozen=True)
+class Verify:
+    worker_id: UUID
+    level: Level
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    worker_id: UUID
+    level: Level
+    reasons: tuple[RejectionReason, ...]
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Designate:
+    worker_id: UUID
+    cohort: Literal["regular", "incidental"]
+    cover_months: int
+    coverage_start: date
+    fiscal_year: int
+    decree_ref: str
+    at: datetime
+
+
+Command = Verify | Reject | Designate
+
+
+@dataclass(frozen=True)
+class Case:
+    """The verification case of one worker, folded from its stream."""
+
+    case_id: UUID | None = None
+    passed: tuple[Level, ...] = ()
+    rejected_level: Level | None = None
+    rejected_at: datetime | None = None
+
+    def stage(self, facts: Facts) -> Stage:
+        if self.rejected_level is not None:
+            assert self.rejected_at is not None
+            reopened = facts.corrected_at is not None and facts.corrected_at > self.rejected_at
+            if not reopened:
+                return "rejected"
+        if "city" in self.passed:
+            return "designated"
+        return LEVELS[len(self.passed)]
+
+
+def decide(
+    command: Command,
+    case: Case,
+    facts: Facts,
+    book: PolicyBook,
+    standing: CohortStanding | None = None,
+) -> list[Decided]:
+    stage = case.stage(facts)
+    level: Level = "city" if isinstance(command, Designate) else command.level
+    if stage != level:
+        detail = (
+            "the case was rejected; it reopens when the worker's details are corrected"
+            if stage == "rejected"
+            else f"the case is at the {stage} step, not {level}"
+        )
+        raise RefusedError([Problem("level", detail)], conflict=True)
+    case_id = case.case_id or facts.worker_id
+    policy = book.in_force(command.at.date())
+    if isinstance(command, Reject):
+        if "other" in command.reasons and not command.note:
+            raise RefusedError([Problem("note", "reason 'other' needs a note")])
+        event = VerificationRejected(
+            worker_id=command.worker_id,
+            case_id=case_id,
+            level=command.level,
+            reasons=list(command.reasons),
+            note=command.note,
+        )
+        return [Decided("VerificationRejected", event, command.at, policy.version)]
+    if isinstance(command, Verify):
+        if command.level == "city":
+            raise RefusedError([Problem("level", "the city level is a designation")])
+        verified = Verified(
+            worker_id=command.worker_id, case_id=case_id, level=command.level, note=command.note
+        )
+        return [Decided("Verified", verified, command.at, policy.version)]
+    return _designate(command, case_id, facts, book, standing)
+
+
+def _designate(
+    command: Designate,
+    case_id: UUID,
+    facts: Facts,
+    book: PolicyBook,
+    standing: CohortStanding | None,
+) -> list[Decided]:
+    if standing is None:
+        raise ValueError("a designation is decided against its cohort's standing")
+    policy = book.in_force(command.coverage_start)
+    rule = policy.cohorts[command.cohort]
+    problems = []
+    if not rule.min_months <= command.cover_months <= rule.max_months:
+        problems.append(
+            Problem(
+                "cover_months",
+                f"{command.cohort} cover is {rule.min_months} to {rule.max_months} months, "
+                f"not {command.cover_months}",
+            )
+        )
+    problems += check_age(facts.birth_date, command.coverage_start, policy, field="coverage_start")
+    cost = command.cover_months * policy.monthly_premium.total
+    if standing.designated >= standing.quota:
+        problems.append(
+            Problem(
+                "cohort",
+                f"the {command.cohort} quota for {command.fiscal_year} is full: "
+                f"{standing.designated} of {standing.quota} designated",
+            )
+        )
+    remaining = standing.allocated - standing.committed
+    if cost > remaining:
+        problems.append(
+            Problem(
+                "cohort",
+                f"cover costs Rp{cost:,} ({command.cover_months} months x "
+                f"Rp{policy.monthly_premium.total:,}) but the {command.cohort} budget for "
+                f"{command.fiscal_year} has Rp{remaining:,} left (allocated "
+                f"Rp{standing.allocated:,}, committed Rp{standing.committed:,})",
+            )
+        )
+    if problems:
+        raise RefusedError(problems)
+    event = Verified(
+        worker_id=command.worker_id,
+        case_id=case_id,
+        level="city",
+        cohort=command.cohort,
+        cover_months=command.cover_months,
+        coverage_start=command.coverage_start,
+        fiscal_year=command.fiscal_year,
+        decree_ref=command.decree_ref,
+    )
+    return [Decided("Verified", event, command.at, policy.version)]
+
+
+def designation_cost(cover_months: int, book: PolicyBook, start: date) -> int:
+    return cover_months * book.in_force(start).monthly_premium.total
+
+
+def evolve(case: Case, data: BaseModel, recorded_at: datetime) -> Case:
+    if isinstance(data, Verified):
+        passed = case.passed if case.rejected_level is None else ()
+        return replace(
+            case,
+            case_id=data.case_id,
+            passed=(*passed, data.level),
+            rejected_level=None,
+            rejected_at=None,
+        )
+    if isinstance(data, VerificationRejected):
+        return replace(
+            case,
+            case_id=data.case_id,
+            passed=(),
+            rejected_level=data.level,
+            rejected_at=recorded_at,
+        )
+    return case

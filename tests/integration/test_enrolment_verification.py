@@ -1,0 +1,422 @@
+"""Enrolment and verification on the real stack: registration, a 3,000-row import with bad
+rows, three verification levels, designation within and beyond quota and budget, coverage on
+the topic and in both services' projections, and replays equal to the live projections."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from services.enrolment import wiring as enrolment_wiring
+from services.enrolment.projections import PROJECTIONS as ENROLMENT_PROJECTIONS
+from services.verification.api import create_app as verification_app
+from services.verification.projections import PROJECTIONS as VERIFICATION_PROJECTIONS
+from services.verification.service import VerificationService
+from shared.auth import AuthSettings, Role, issue_token
+from shared.db import service_dsn
+from shared.eventstore import EventStore, NewEvent
+from shared.eventstore.store import CommandContext
+from shared.policy import CohortRule, policy_book
+from shared.projection.replay import rebuild_into, table_digest
+from shared.projection.runner import ProjectionRunner
+from shared.relay import OutboxRelay
+from shared.runtime import ServiceProcess
+from shared.settings import DatabaseSettings, KafkaSettings
+from shared.topic_reader import read_topics
+
+pytestmark = pytest.mark.integration
+AUTH = AuthSettings()
+SAPURO = "33.75.01.1004"
+BARAT = "33.75.01"
+
+
+def token(role: Role, area: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(AUTH.jwt_secret, f'{role}-1', role, area)}"}
+
+
+KELURAHAN = token("kelurahan_officer", SAPURO)
+KECAMATAN = token("kecamatan_officer", BARAT)
+CITY = token("city_admin")
+
+
+def nik(n: int, birth: date, sex: str) -> str:
+    day = birth.day + (40 if sex == "F" else 0)
+    return f"337501{day:02d}{birth.month:02d}{birth.year % 100:02d}{n % 9999 + 1:04d}"
+
+
+def csv_rows(count: int) -> tuple[bytes, set[int]]:
+    """A kelurahan list of ``count`` rows; every 100th row is bad in its own way."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "nik",
+            "full_name",
+            "birth_date",
+            "sex",
+            "occupation_code",
+            "kelurahan_code",
+            "address",
+            "phone",
+            "heir_name",
+            "heir_relationship",
+        ]
+    )
+    bad = set()
+    for i in range(count):
+        birth = date(1965 + i % 35, 1 + i % 12, 1 + i % 28)
+        sex = "F" if i % 2 else "M"
+        row = [
+            nik(i, birth, sex),
+            f"Pekerja {i}",
+            birth.isoformat(),
+            sex,
+            "tukang_becak",
+            SAPURO,
+            f"Gang {i}",
+            "",
+            "Ahli Waris",
+            "spouse",
+        ]
+        if i % 100 == 7:
+            bad.add(i + 2)
+            kind = (i // 100) % 4
+            if kind == 0:
+                row[0] = row[0][:-4] + "0000"  # serial 0000
+            elif kind == 1:
+                row[2] = "1990-02-30"  # not a date
+            elif kind == 2:
+                row[4] = "dukun"  # not in the catalogue
+            else:
+                row[5] = "33.75.02.1004"  # another officer's kelurahan
+        writer.writerow(row)
+    return out.getvalue().encode(), bad
+
+
+@dataclass
+class Programme:
+    enrolment: httpx.AsyncClient
+    verification: httpx.AsyncClient
+    kafka: KafkaSettings
+    database: DatabaseSettings
+    enrolment_pool: asyncpg.Pool
+    verification_pool: asyncpg.Pool
+
+
+async def allocate_budget(
+    kafka: KafkaSettings, database: DatabaseSettings, amount: int, cohort: str
+) -> None:
+    """BudgetAllocated on billing's topic, the way billing records it."""
+    pool = await asyncpg.create_pool(
+        service_dsn(database.database_url, "billing", database.service_role_password)
+    )
+    try:
+        store = EventStore(pool, "billing", "billing")
+        event = NewEvent(
+            "BudgetAllocated",
+            {"fiscal_year": 2024, "source": "APBD", "amount": amount, "cohort": cohort},
+            occurred_at=datetime(2024, 1, 5, tzinfo=UTC),
+        )
+        await store.append(
+            f"budget-2024-{cohort}-{uuid.uuid4()}",
+            0,
+            [event],
+            CommandContext("admin", "city_admin", uuid.uuid4()),
+        )
+        from aiokafka import AIOKafkaProducer
+
+        from shared.kafka_clients import producer_options
+
+        producer = AIOKafkaProducer(**producer_options(kafka))
+        await producer.start()
+        try:
+            await OutboxRelay(
+                pool, "billing", kafka.events_topic("billing"), producer
+            ).publish_pending()
+        finally:
+            await producer.stop()
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncIterator[Programme]:
+    kafka, database = topics, migrated
+    enrolment, _ = await enrolment_wiring.build(kafka, database, AUTH)
+    # A small regular quota, so that "beyond quota" is reachable in a test.
+    book = policy_book()
+    small = tuple(
+        p.model_copy(
+            update={
+                "cohorts": {
+                    **p.cohorts,
+                    "regular": CohortRule(min_months=12, max_months=12, default_quota=3),
+                }
+            }
+        )
+        for p in book.policies
+    )
+    verification_pool = await asyncpg.create_pool(
+        service_dsn(database.database_url, "verification", database.service_role_password)
+    )
+    verification_service = VerificationService(
+        verification_pool, kafka, book.model_copy(update={"policies": small})
+    )
+    verification = ServiceProcess(
+        name="verification",
+        app=verification_app(verification_service, AUTH),
+        pool=verification_pool,
+        producer=enrolment.producer,
+        relay=OutboxRelay(
+            verification_pool,
+            "verification",
+            kafka.events_topic("verification"),
+            enrolment.producer,
+        ),
+        notify_channel=verification_service.store.notify_channel,
+        runners=[
+            ProjectionRunner(verification_pool, "verification", p, kafka)
+            for p in VERIFICATION_PROJECTIONS
+        ],
+        kafka=kafka,
+    )
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(process.relay.run(stop, process.notify_channel))
+        for process in (enrolment, verification)
+    ] + [asyncio.create_task(r.run(stop)) for p in (enrolment, verification) for r in p.runners]
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=enrolment.app), base_url="http://enrolment"
+        ) as e,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=verification.app), base_url="http://verification"
+        ) as v,
+    ):
+        yield Programme(e, v, kafka, database, enrolment.pool, verification_pool)
+    stop.set()
+    await asyncio.gather(*tasks)
+    await enrolment.producer.stop()
+    await enrolment.pool.close()
+    await verification_pool.close()
+
+
+async def eventually(check: object, within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if await check():  # type: ignore[operator]
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+async def register(p: Programme, n: int, birth: date = date(1980, 7, 5), sex: str = "F") -> str:
+    body = {
+        "nik": nik(9000 + n, birth, sex),
+        "full_name": f"Worker {n}",
+        "birth_date": birth.isoformat(),
+        "sex": sex,
+        "occupation_code": "buruh_batik",
+        "kelurahan_code": SAPURO,
+        "address": "Sapuro",
+    }
+    response = await p.enrolment.post("/workers", json=body, headers=KELURAHAN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["worker_id"])
+
+
+async def case_open(p: Programme, worker: str) -> bool:
+    return bool(
+        await p.verification_pool.fetchval(
+            "SELECT 1 FROM verification.cases WHERE worker_id = $1 AND kelurahan_code IS NOT NULL",
+            uuid.UUID(worker),
+        )
+    )
+
+
+async def verify_twice(p: Programme, worker: str) -> None:
+    await eventually(lambda: case_open(p, worker))
+    for headers in (KELURAHAN, KECAMATAN):
+        response = await p.verification.post(f"/cases/{worker}/verify", json={}, headers=headers)
+        assert response.status_code == 200, response.text
+
+
+def designation(months: int = 12, cohort: str = "regular") -> dict[str, object]:
+    return {
+        "cohort": cohort,
+        "cover_months": months,
+        "coverage_start": "2024-12-01",
+        "fiscal_year": 2024,
+        "decree_ref": "SK 400/77/2024",
+    }
+
+
+async def test_the_programme_from_registration_to_coverage(programme: Programme) -> None:
+    p = programme
+
+    # Registration, its refusals and the import.
+    first = await register(p, 1)
+    duplicate = await p.enrolment.post(
+        "/workers",
+        json={
+            "nik": nik(9001, date(1980, 7, 5), "F"),
+            "full_name": "Again",
+            "birth_date": "1980-07-05",
+            "sex": "F",
+            "occupation_code": "buruh_batik",
+            "kelurahan_code": SAPURO,
+            "address": "x",
+        },
+        headers=KELURAHAN,
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["worker_id"] == first
+    elsewhere = await p.enrolment.post(
+        "/workers",
+        json={
+            "nik": nik(9002, date(1980, 7, 5), "F"),
+            "full_name": "X",
+            "birth_date": "1980-07-05",
+            "sex": "F",
+            "occupation_code": "buruh_batik",
+            "kelurahan_code": "33.75.02.1004",
+            "address": "x",
+        },
+        headers=KELURAHAN,
+    )
+    assert elsewhere.status_code == 403
+    assert (await p.enrolment.post("/workers", json={}, headers={})).status_code == 401
+
+    content, bad_rows = csv_rows(3000)
+    imported = await p.enrolment.post(
+        "/imports", content=content, headers={**KELURAHAN, "content-type": "text/csv"}
+    )
+    assert imported.status_code == 200, imported.text
+    result = imported.json()
+    assert result["registered"] == 3000 - len(bad_rows)
+    assert {r["row"] for r in result["rows"] if r["outcome"] == "refused"} == bad_rows
+    again = (
+        await p.enrolment.post(
+            "/imports", content=content, headers={**KELURAHAN, "content-type": "text/csv"}
+        )
+    ).json()
+    assert again["registered"] == 0
+    assert again["already_registered"] == 3000 - len(bad_rows)
+    report = await p.enrolment.get(f"/imports/{result['batch_id']}/report.csv", headers=KELURAHAN)
+    assert report.text.count("refused") == len(bad_rows)
+    broken = await p.enrolment.post(
+        "/imports",
+        content=b"nik,full_name\n1,2\n",
+        headers={**KELURAHAN, "content-type": "text/csv"},
+    )
+    assert broken.status_code == 422
+    assert "missing columns" in broken.json()["detail"]
+
+    # Verification in order, by the right role and area.
+    second, third, fourth, fifth = [await register(p, n) for n in range(2, 6)]
+    await eventually(lambda: case_open(p, first))
+    out_of_order = await p.verification.post(f"/cases/{first}/verify", json={}, headers=KECAMATAN)
+    assert out_of_order.status_code == 409
+    wrong_area = await p.verification.post(
+        f"/cases/{first}/verify", json={}, headers=token("kelurahan_officer", "33.75.02.1004")
+    )
+    assert wrong_area.status_code == 403
+    rejected = await p.verification.post(
+        f"/cases/{fifth}/reject", json={"reasons": ["documents_incomplete"]}, headers=KELURAHAN
+    )
+    assert rejected.status_code == 200
+    assert (
+        await p.verification.post(f"/cases/{fifth}/verify", json={}, headers=KELURAHAN)
+    ).status_code == 409
+
+    # Designation: within budget and quota, then beyond each.
+    for worker in (first, second, third, fourth):
+        await verify_twice(p, worker)
+    over_budget = await p.verification.post(
+        f"/cases/{first}/designate", json=designation(), headers=CITY
+    )
+    assert over_budget.status_code == 422
+    assert "budget for 2024 has Rp0 left" in over_budget.json()["detail"]
+    await allocate_budget(p.kafka, p.database, 3 * 12 * 16_800, "regular")
+    await eventually(
+        lambda: p.verification_pool.fetchval(
+            "SELECT allocated FROM verification.budgets WHERE fiscal_year = 2024"
+        )
+    )
+    for worker in (first, second):
+        assert (
+            await p.verification.post(
+                f"/cases/{worker}/designate", json=designation(), headers=CITY
+            )
+        ).status_code == 200
+    three_months = await p.verification.post(
+        f"/cases/{third}/designate", json=designation(months=3), headers=CITY
+    )
+    assert three_months.status_code == 422  # regular cover is 12 months
+    assert (
+        await p.verification.post(f"/cases/{third}/designate", json=designation(), headers=CITY)
+    ).status_code == 200
+    over_quota = await p.verification.post(
+        f"/cases/{fourth}/designate", json=designation(), headers=CITY
+    )
+    assert over_quota.status_code == 422
+    assert "quota for 2024 is full: 3 of 3" in over_quota.json()["detail"]
+
+    # Coverage: on enrolment's topic and in both services' projections.
+    async def covered() -> bool:
+        count = await p.enrolment_pool.fetchval(
+            "SELECT count(*) FROM enrolment.workers WHERE status = 'covered'"
+        )
+        return bool(count == 3)
+
+    await eventually(covered)
+    started = [
+        orjson.loads(r.value)
+        async for batch in read_topics(p.kafka, [p.kafka.events_topic("enrolment")])
+        for r in batch
+        if dict(r.headers)["event_type"] == b"CoverageStarted"
+    ]
+    assert {e["worker_id"] for e in started} == {first, second, third}
+    assert all(
+        e["data"]["monthly_premium"] == {"total": 16800, "jkk": 10000, "jkm": 6800} for e in started
+    )
+    assert all(e["data"]["end_date"] == "2025-11-30" for e in started)
+    coverage = (
+        await p.enrolment.get(
+            f"/workers/{first}/coverage", params={"on": "2025-06-01"}, headers=CITY
+        )
+    ).json()
+    assert coverage["covered"] is True
+    annex = await p.verification.get(
+        "/designations",
+        params={"fiscal_year": 2024, "cohort": "regular", "format": "csv"},
+        headers=CITY,
+    )
+    assert annex.text.count("SK 400/77/2024") == 3
+    worklist = (
+        await p.verification.get(f"/worklists/kelurahan/{SAPURO}", headers=KELURAHAN)
+    ).json()
+    assert worklist["pending"] == 3000 - len(bad_rows)
+
+    # Replays from the topics alone equal the live projections.
+    for pool, schema, projections in (
+        (p.enrolment_pool, "enrolment", ENROLMENT_PROJECTIONS),
+        (p.verification_pool, "verification", VERIFICATION_PROJECTIONS),
+    ):
+        for projection in projections:
+            rebuilt = await rebuild_into(pool, f"{schema}_scratch", projection, p.kafka)
+            for table in projection.tables:
+                assert await table_digest(pool, rebuilt.schema, table) == await table_digest(
+                    pool, schema, table
+                ), f"{schema}.{table}"
