@@ -41,22 +41,34 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
-@pytest.fixture(scope="session")
-async def database_settings(infrastructure: Endpoints) -> AsyncIterator[DatabaseSettings]:
-    database = f"berlian_test_{RUN_ID}"
-    admin = await asyncpg.connect(infrastructure.database_url)
+async def _own_database(admin_url: str, database: str) -> AsyncIterator[DatabaseSettings]:
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{database}"')
     finally:
         await admin.close()
-    settings = DatabaseSettings(database_url=_with_database(infrastructure.database_url, database))
+    settings = DatabaseSettings(database_url=_with_database(admin_url, database))
     await provision_service_schemas(settings.database_url, settings.service_role_password)
     yield settings
-    admin = await asyncpg.connect(infrastructure.database_url)
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_settings(infrastructure: Endpoints) -> AsyncIterator[DatabaseSettings]:
+    async for settings in _own_database(infrastructure.database_url, f"berlian_test_{RUN_ID}"):
+        yield settings
+
+
+@pytest.fixture
+async def separate_database(infrastructure: Endpoints) -> AsyncIterator[DatabaseSettings]:
+    """A database of the test's own, for tests that write to the services' live schemas."""
+    name = f"berlian_test_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    async for settings in _own_database(infrastructure.database_url, name):
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.enrolment.domain import CorrectDetails, RefusedError
+from services.enrolment.domain import CorrectDetails, EndCoverage, RefusedError
 from services.enrolment.imports import ImportFileError, import_csv, report_csv
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.auth import AuthSettings, Principal, authenticated, require_area, require_role
@@ -48,6 +48,13 @@ class CorrectionRequest(BaseModel):
     sex: Literal["M", "F"] | None = None
     occupation_code: str | None = Field(default=None, min_length=1, max_length=64)
     kelurahan_code: str | None = Field(default=None, pattern=r"^33\.75\.0[1-4]\.\d{4}$")
+
+
+class WithdrawalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    end_date: date
+    note: str | None = Field(default=None, max_length=500)
 
 
 class Registered(BaseModel):
@@ -217,6 +224,18 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
             occupation_code=body.occupation_code,
             kelurahan_code=body.kelurahan_code,
         )
+        result = await service.execute(command, context(principal, None))
+        return {"stream_version": result.last_version if result else 0}
+
+    @router.post("/workers/{worker_id}/withdrawal", status_code=201)
+    async def withdraw(
+        worker_id: uuid.UUID,
+        body: WithdrawalRequest,
+        principal: Annotated[Principal, Depends(caller)],
+    ) -> dict[str, int]:
+        """End a worker's coverage on a date (city administrator)."""
+        require_role(principal, ["city_admin"])
+        command = EndCoverage(worker_id, "withdrawn", body.end_date, service.clock())
         result = await service.execute(command, context(principal, None))
         return {"stream_version": result.last_version if result else 0}
 

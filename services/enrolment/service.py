@@ -102,7 +102,7 @@ class EnrolmentService:
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
         self.keys = keys
-        self._book = book
+        self.book = book
         self._nik_secret = nik_secret
         self.clock = clock
         self._new_id = new_id
@@ -146,7 +146,7 @@ class EnrolmentService:
             source=registration.source,
             at=self.clock(),
         )
-        events = to_new_events(decide(command, Worker(), self._book), worker_id)
+        events = to_new_events(decide(command, Worker(), self.book), worker_id)
         async with self.pool.acquire() as conn, conn.transaction():
             result = await self.store.append_within(conn, stream_of(worker_id), 0, events, context)
             if result.duplicate:
@@ -170,7 +170,7 @@ class EnrolmentService:
         """Decide and append a command about an existing worker; None if nothing happened."""
         assert not isinstance(command, RegisterWorker)
         worker, version = await self.load(command.worker_id)
-        events = to_new_events(decide(command, worker, self._book), command.worker_id)
+        events = to_new_events(decide(command, worker, self.book), command.worker_id)
         if not events:
             return None
         stream = stream_of(command.worker_id)

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.enrolment.api import create_app
+from services.enrolment.expiry import expiry_job
 from services.enrolment.projections import WorkersProjection
 from services.enrolment.reactions import CoverageReactions
 from services.enrolment.service import SERVICE, EnrolmentService
@@ -54,6 +55,7 @@ async def build(
             ProjectionRunner(pool, SERVICE, CoverageReactions(service), kafka),
         ],
         kafka=kafka,
+        background=[expiry_job(service, lambda: service.clock().date())],
     )
     process.add_health()
     return process, service

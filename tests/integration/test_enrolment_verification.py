@@ -18,7 +18,9 @@ import orjson
 import pytest
 
 from services.enrolment import wiring as enrolment_wiring
+from services.enrolment.expiry import end_expired_coverages
 from services.enrolment.projections import PROJECTIONS as ENROLMENT_PROJECTIONS
+from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
 from services.verification.projections import PROJECTIONS as VERIFICATION_PROJECTIONS
 from services.verification.service import VerificationService
@@ -27,7 +29,8 @@ from shared.db import service_dsn
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.policy import CohortRule, policy_book
-from shared.projection.replay import rebuild_into, table_digest
+from shared.projection.freshness import wait_until_caught_up
+from shared.projection.replay import rebuild_into
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.runtime import ServiceProcess
@@ -111,6 +114,7 @@ class Programme:
     database: DatabaseSettings
     enrolment_pool: asyncpg.Pool
     verification_pool: asyncpg.Pool
+    enrolment_service: EnrolmentService
 
 
 async def allocate_budget(
@@ -152,7 +156,7 @@ async def allocate_budget(
 @pytest.fixture
 async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncIterator[Programme]:
     kafka, database = topics, migrated
-    enrolment, _ = await enrolment_wiring.build(kafka, database, AUTH)
+    enrolment, enrolment_service = await enrolment_wiring.build(kafka, database, AUTH)
     # A small regular quota, so that "beyond quota" is reachable in a test.
     book = policy_book()
     small = tuple(
@@ -203,7 +207,7 @@ async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncI
             transport=httpx.ASGITransport(app=verification.app), base_url="http://verification"
         ) as v,
     ):
-        yield Programme(e, v, kafka, database, enrolment.pool, verification_pool)
+        yield Programme(e, v, kafka, database, enrolment.pool, verification_pool, enrolment_service)
     stop.set()
     await asyncio.gather(*tasks)
     await enrolment.producer.stop()
@@ -219,6 +223,10 @@ async def eventually(check: object, within: float = 30.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.1)
+
+
+async def outbox_empty(pool: asyncpg.Pool, schema: str) -> bool:
+    return bool(await pool.fetchval(f"SELECT count(*) = 0 FROM {schema}.outbox"))
 
 
 async def register(p: Programme, n: int, birth: date = date(1980, 7, 5), sex: str = "F") -> str:
@@ -409,14 +417,42 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     ).json()
     assert worklist["pending"] == 3000 - len(bad_rows)
 
-    # Replays from the topics alone equal the live projections.
+    # A withdrawal ends one coverage; the others expire after their last day.
+    withdrawn = await p.enrolment.post(
+        f"/workers/{third}/withdrawal", json={"end_date": "2025-03-31"}, headers=CITY
+    )
+    assert withdrawn.status_code == 201, withdrawn.text
+    assert await end_expired_coverages(p.enrolment_service, date(2025, 11, 30)) == 0
+    assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 2
+    assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 0
+
+    async def ended() -> bool:
+        rows = await p.enrolment_pool.fetch(
+            "SELECT worker_id, end_reason FROM enrolment.workers WHERE status = 'ended'"
+        )
+        return {str(r["worker_id"]): r["end_reason"] for r in rows} == {
+            first: "expired",
+            second: "expired",
+            third: "withdrawn",
+        }
+
+    await eventually(ended)
+
+    # Replays from the topics alone equal the live projections, once these have caught up.
+    for pool, schema in ((p.enrolment_pool, "enrolment"), (p.verification_pool, "verification")):
+        await eventually(lambda pool=pool, schema=schema: outbox_empty(pool, schema))
     for pool, schema, projections in (
         (p.enrolment_pool, "enrolment", ENROLMENT_PROJECTIONS),
         (p.verification_pool, "verification", VERIFICATION_PROJECTIONS),
     ):
         for projection in projections:
+            await wait_until_caught_up(pool, schema, projection.name, p.kafka, projection.sources)
             rebuilt = await rebuild_into(pool, f"{schema}_scratch", projection, p.kafka)
             for table in projection.tables:
-                assert await table_digest(pool, rebuilt.schema, table) == await table_digest(
-                    pool, schema, table
-                ), f"{schema}.{table}"
+                live_only = await pool.fetch(
+                    f"SELECT * FROM {schema}.{table} EXCEPT SELECT * FROM {rebuilt.schema}.{table}"
+                )
+                replay_only = await pool.fetch(
+                    f"SELECT * FROM {rebuilt.schema}.{table} EXCEPT SELECT * FROM {schema}.{table}"
+                )
+                assert (live_only, replay_only) == ([], []), f"{schema}.{table}"
