@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deploy.enrolment_cli import import_command
 from deploy.local import kafka_broker, postgres, stack
 from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT
@@ -29,6 +30,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(audit_app, name="audit")
 app.add_typer(replay_app, name="replay")
 app.add_typer(dead_letters_app, name="deadletters")
+app.command("import")(import_command)
 console = Console(stderr=True)
 
 ClusterOption = Annotated[
