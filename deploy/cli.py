@@ -15,6 +15,7 @@ from rich.table import Table
 
 from deploy.enrolment_cli import import_command
 from deploy.local import kafka_broker, postgres, stack
+from deploy.local import services as local_services
 from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT
 from deploy.local.processes import pid_alive
@@ -130,9 +131,6 @@ def run_migrations() -> None:
         console.print(f"{service}: {', '.join(steps) or 'up to date'}")
 
 
-SERVICE_PORTS = {"enrolment": 8001, "verification": 8002, "billing": 8003, "claims": 8004}
-
-
 @app.command("run")
 def run_service(
     service: Annotated[str, typer.Argument(help="enrolment")],
@@ -150,7 +148,7 @@ def run_service(
         stop_on_signals(stop)
         process = await build_service(service, KafkaSettings(), DatabaseSettings(), AuthSettings())
         try:
-            await process.run(stop, host, port or SERVICE_PORTS[service])
+            await process.run(stop, host, port or local_services.PORTS[service])
         finally:
             await process.producer.stop()
             await process.pool.close()
@@ -178,15 +176,49 @@ def token(
 
 
 @app.command("demo")
-def demo() -> None:
-    """Bring up the stack and run the demo programme through the public interfaces."""
-    from deploy.demo import run_demo
+def demo(
+    scale: Annotated[float, typer.Option(help="Programme size; 1 is Pekalongan's 2,700.")] = 1.0,
+) -> None:
+    """Bring up the stack and the services, and run the demo programme through their APIs."""
+    from deploy.demo import DemoSize, run_demo
 
     try:
-        endpoints = stack.up()
+        stack.up()
+        size = DemoSize(
+            per_kelurahan=max(4, round(105 * scale)),
+            regular=round(1000 * scale),
+            incidental=round(1700 * scale),
+        )
+        run_demo(size)
     except StackError as error:
         raise _fail(error) from None
-    run_demo(endpoints.kafka_bootstrap_servers, endpoints.database_url)
+
+
+services_app = typer.Typer(help="The services as background processes.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start every service (after ``stack up`` and ``migrate``) and wait until ready."""
+    try:
+        for service, address in local_services.up().items():
+            console.print(f"{service:12} {address}")
+    except StackError as error:
+        raise _fail(error) from None
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop every service with SIGTERM (graceful: batches finish, the outbox is flushed)."""
+    console.print(f"stopped: {', '.join(local_services.down()) or 'none was running'}")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Which services run, with their process ids."""
+    for service, pid in local_services.status().items():
+        console.print(f"{service:12} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
 
 
 def main() -> None:

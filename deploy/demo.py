@@ -1,24 +1,266 @@
-"""The main job: the system with a demo programme, left running for the user to explore."""
+"""The main job: the whole system with a demo of the Pekalongan programme, through the public
+HTTP APIs only, left running for the user to explore."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
+import httpx
 from rich.console import Console
+from rich.table import Table
 
-from deploy.smoke import run_smoke
-from shared.settings import KafkaSettings
+from deploy.local import services
+from services.catalog import migrate_all
+from shared.auth import AuthSettings, Role, issue_token
+from shared.policy import policy_book
+from shared.settings import DatabaseSettings
+
+console = Console()
+FISCAL_YEAR = 2024
+START = date(2024, 11, 1)
 
 
-def run_demo(kafka_bootstrap_servers: str, database_url: str) -> None:
-    console = Console()
-    kafka = KafkaSettings(kafka_bootstrap_servers=kafka_bootstrap_servers)
-    result = asyncio.run(run_smoke(kafka, database_url, count=20))
-    console.print(
-        f"Smoke flow: {len(result.sent)} messages published to {result.topic} through FastStream, "
-        f"{result.stored} stored in PostgreSQL table smoke.messages."
+@dataclass(frozen=True)
+class DemoSize:
+    per_kelurahan: int = 105
+    regular: int = 1000
+    incidental: int = 1700
+
+
+def headers(role: Role, area: str | None = None) -> dict[str, str]:
+    token = issue_token(AuthSettings().jwt_secret, f"demo-{role}-{area or 'city'}", role, area)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def kelurahan_list(code: str, index: int, rows: int) -> bytes:
+    """A kelurahan's CSV list, as it arrives: mostly good rows, one with a bad NIK."""
+    occupations = list(policy_book().in_force(START).occupations)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "nik",
+            "full_name",
+            "birth_date",
+            "sex",
+            "occupation_code",
+            "kelurahan_code",
+            "address",
+            "phone",
+            "heir_name",
+            "heir_relationship",
+        ]
     )
+    for row in range(rows):
+        n = index * 1000 + row
+        birth = date(1962 + n % 40, 1 + n % 12, 1 + n % 28)
+        sex = "F" if n % 3 == 0 else "M"
+        day = birth.day + (40 if sex == "F" else 0)
+        serial = 0 if row == rows - 1 else 1 + n % 9998  # the last row of each list is bad
+        region = code[:8].replace(".", "")  # province, city and kecamatan of first issue
+        nik = f"{region}{day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}"
+        writer.writerow(
+            [
+                nik,
+                f"Warga {n}",
+                birth.isoformat(),
+                sex,
+                occupations[n % len(occupations)],
+                code,
+                f"RT {row % 9 + 1} RW {row % 5 + 1}",
+                "",
+                f"Ahli waris {n}",
+                "spouse",
+            ]
+        )
+    return out.getvalue().encode()
+
+
+async def programme(size: DemoSize) -> dict[str, Any]:
+    book = policy_book()
+    city = headers("city_admin")
+    limits = httpx.Limits(max_connections=32)
+    async with (
+        httpx.AsyncClient(
+            base_url=services.url("enrolment"), timeout=120, limits=limits
+        ) as enrolment,
+        httpx.AsyncClient(
+            base_url=services.url("verification"), timeout=120, limits=limits
+        ) as verification,
+        httpx.AsyncClient(base_url=services.url("billing"), timeout=60, limits=limits) as billing,
+    ):
+        premium = book.in_force(START).monthly_premium.total
+        for cohort, source, amount in (
+            ("regular", "APBD", size.regular * 12 * premium),
+            ("incidental", "APBD", size.incidental * premium * 2),
+            ("incidental", "APBD-P", size.incidental * premium),
+        ):
+            response = await billing.post(
+                "/budgets",
+                json={
+                    "fiscal_year": FISCAL_YEAR,
+                    "source": source,
+                    "cohort": cohort,
+                    "amount": amount,
+                },
+                headers=city,
+            )
+            response.raise_for_status()
+        console.print("budget allocated (APBD and APBD-P)")
+
+        imported: Counter[str] = Counter()
+        workers: list[tuple[str, str, str]] = []
+        for index, (code, place) in enumerate(sorted(book.kelurahan.items())):
+            officer = headers("kelurahan_officer", code)
+            response = await enrolment.post(
+                "/imports",
+                content=kelurahan_list(code, index, size.per_kelurahan),
+                headers={**officer, "content-type": "text/csv"},
+            )
+            response.raise_for_status()
+            result = response.json()
+            imported.update({k: result[k] for k in ("registered", "already_registered", "refused")})
+            workers += [
+                (str(r["worker_id"]), code, place.kecamatan_code)
+                for r in result["rows"]
+                if r["worker_id"] and r["outcome"] != "refused"
+            ]
+        console.print(f"imported 27 kelurahan lists: {dict(imported)}")
+
+        gate = asyncio.Semaphore(16)
+        outcomes: Counter[str] = Counter()
+
+        async def post(
+            client: httpx.AsyncClient,
+            path: str,
+            body: dict[str, Any],
+            auth: dict[str, str],
+            label: str,
+        ) -> bool:
+            async with gate:
+                for _ in range(20):
+                    response = await client.post(path, json=body, headers=auth)
+                    if response.status_code != 503 and response.status_code != 404:
+                        break
+                    await asyncio.sleep(0.5)  # projections catching up with new registrations
+            outcomes[f"{label} {response.status_code}"] += 1
+            return response.status_code == 200
+
+        async def through_verification(i: int, worker: str, kelurahan: str, kecamatan: str) -> None:
+            if i % 97 == 5:
+                await post(
+                    verification,
+                    f"/cases/{worker}/reject",
+                    {"reasons": ["documents_incomplete"]},
+                    headers("kelurahan_officer", kelurahan),
+                    "kelurahan reject",
+                )
+                return
+            if not await post(
+                verification,
+                f"/cases/{worker}/verify",
+                {},
+                headers("kelurahan_officer", kelurahan),
+                "kelurahan verify",
+            ):
+                return
+            if i % 89 == 7:
+                await post(
+                    verification,
+                    f"/cases/{worker}/reject",
+                    {"reasons": ["not_resident"]},
+                    headers("kecamatan_officer", kecamatan),
+                    "kecamatan reject",
+                )
+                return
+            await post(
+                verification,
+                f"/cases/{worker}/verify",
+                {},
+                headers("kecamatan_officer", kecamatan),
+                "kecamatan verify",
+            )
+
+        await asyncio.gather(*(through_verification(i, *w) for i, w in enumerate(workers)))
+        console.print("kelurahan and kecamatan steps done")
+
+        ready = [w for i, w in enumerate(workers) if i % 97 != 5 and i % 89 != 7]
+        designations = [("regular", 12)] * size.regular + [
+            ("incidental", 1 + i % 3) for i in range(size.incidental)
+        ]
+
+        async def designate(worker: str, cohort: str, months: int) -> None:
+            body = {
+                "cohort": cohort,
+                "cover_months": months,
+                "coverage_start": START.isoformat(),
+                "fiscal_year": FISCAL_YEAR,
+                "decree_ref": f"Keputusan Wali Kota Pekalongan 400/{cohort}/{FISCAL_YEAR}",
+            }
+            await post(
+                verification, f"/cases/{worker}/designate", body, city, f"designate {cohort}"
+            )
+
+        await asyncio.gather(
+            *(designate(w[0], c, m) for w, (c, m) in zip(ready, designations, strict=False))
+        )
+        for worker, *_ in ready[len(designations) :]:
+            await post(
+                verification,
+                f"/cases/{worker}/reject",
+                {"reasons": ["already_covered"]},
+                city,
+                "city reject",
+            )
+        console.print("designations done")
+
+        for _ in range(120):
+            summary = (await enrolment.get("/summary", headers=city)).json()
+            covered = sum(r["workers"] for r in summary["workers"] if r["status"] == "covered")
+            if covered >= min(len(ready), len(designations)):
+                break
+            await asyncio.sleep(0.5)
+        budget = (await billing.get(f"/budgets/{FISCAL_YEAR}", headers=city)).json()
+        return {"imported": imported, "outcomes": outcomes, "summary": summary, "budget": budget}
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    table = Table("status", "cohort", "workers", title="Workers")
+    for row in result["summary"]["workers"]:
+        table.add_row(row["status"], row["cohort"], str(row["workers"]))
+    console.print(table)
+    decisions = Table("decision", "HTTP status", "count", title="Verification decisions")
+    for key, count in sorted(result["outcomes"].items()):
+        label, status = key.rsplit(" ", 1)
+        decisions.add_row(label, status, str(count))
+    console.print(decisions)
+    budget = Table("cohort", "allocated", "committed", "remaining", title=f"Budget {FISCAL_YEAR}")
+    for row in result["budget"]["cohorts"]:
+        budget.add_row(
+            row["cohort"],
+            f"Rp{row['allocated']:,}",
+            f"Rp{row['committed']:,}",
+            f"Rp{row['remaining']:,}",
+        )
+    console.print(budget)
     console.print(
-        "The stack stays up: `./berlian stack status`, `./berlian stack logs`, "
-        "`./berlian stack down` to stop it."
+        "\nThe system keeps running. Explore:\n"
+        f"  API docs     {services.url('enrolment')}/docs  {services.url('verification')}/docs"
+        f"  {services.url('billing')}/docs\n"
+        "  a token      ./berlian token --role city_admin\n"
+        "  the log      ./berlian audit verify\n"
+        "  a rebuild    ./berlian replay --service enrolment --projection workers\n"
+        "  stop it all  ./berlian services down && ./berlian stack down"
     )
+
+
+def run_demo(size: DemoSize) -> None:
+    asyncio.run(migrate_all(DatabaseSettings()))
+    console.print(f"services: {services.up()}")
+    print_summary(asyncio.run(programme(size)))

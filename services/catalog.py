@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import asyncpg
 
+from services.billing.projections import PROJECTIONS as BILLING
 from services.enrolment.imports import IMPORT_ROWS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
@@ -23,6 +24,7 @@ KEY_HOLDERS = ("enrolment", "claims")
 PROJECTIONS: Mapping[str, Sequence[Projection]] = {
     "enrolment": ENROLMENT,
     "verification": VERIFICATION,
+    "billing": BILLING,
 }
 # Tables of the write side beyond the event store (indexes, import reports).
 WRITE_MODELS: Mapping[str, Sequence[Migration]] = {

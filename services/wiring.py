@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.billing import wiring as billing
 from services.enrolment import wiring as enrolment
 from services.verification import wiring as verification
 from shared.auth import AuthSettings
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 
+Builder = Callable[
+    [KafkaSettings, DatabaseSettings, AuthSettings], Awaitable[tuple[ServiceProcess, Any]]
+]
+BUILDERS: dict[str, Builder] = {
+    "enrolment": enrolment.build,
+    "verification": verification.build,
+    "billing": billing.build,
+}
+
 
 async def build_service(
     name: str, kafka: KafkaSettings, database: DatabaseSettings, auth: AuthSettings
 ) -> ServiceProcess:
-    if name == "enrolment":
-        process, _ = await enrolment.build(kafka, database, auth)
-        return process
-    if name == "verification":
-        process, _ = await verification.build(kafka, database, auth)
-        return process
-    raise ValueError(f"unknown service {name!r}; known: enrolment, verification")
+    if name not in BUILDERS:
+        raise ValueError(f"unknown service {name!r}; known: {', '.join(BUILDERS)}")
+    process, _ = await BUILDERS[name](kafka, database, auth)
+    return process

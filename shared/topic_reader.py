@@ -40,6 +40,32 @@ async def end_offsets(kafka: KafkaSettings, topics: Sequence[str]) -> dict[Topic
         await consumer.stop()
 
 
+class OffsetWatcher:
+    """High-water marks on demand from one long-lived client, for per-request freshness checks
+    (a new client per request would cost a connection and a metadata round trip each time)."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
+        self._consumer = AIOKafkaConsumer(**consumer_options(kafka, group_id=None))
+        self._partitions: dict[str, list[TopicPartition]] = {}
+        self._started = False
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        if not self._started:
+            await self._consumer.start()
+            self._started = True
+        missing = [t for t in topics if t not in self._partitions]
+        if missing:
+            for tp in await partitions_of(self._kafka, missing):
+                self._partitions.setdefault(tp.topic, []).append(tp)
+        wanted = [tp for topic in topics for tp in self._partitions.get(topic, [])]
+        return dict(await self._consumer.end_offsets(wanted))
+
+    async def close(self) -> None:
+        if self._started:
+            await self._consumer.stop()
+
+
 async def read_topics(
     kafka: KafkaSettings,
     topics: Sequence[str],

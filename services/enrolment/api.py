@@ -260,6 +260,15 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
             personal=personal if isinstance(personal, WorkerPersonal) else None,
         )
 
+    @router.get("/summary")
+    async def summary(principal: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
+        """Workers by status and cohort."""
+        rows = await service.pool.fetch(
+            f"SELECT status, coalesce(cohort, '-') AS cohort, count(*) AS workers "
+            f"FROM {service.schema}.workers GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        return {"workers": [dict(r) for r in rows]}
+
     @router.get("/workers/{worker_id}", response_model=WorkerView)
     async def get_worker(
         worker_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]

@@ -29,6 +29,7 @@ from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
+from shared.topic_reader import OffsetWatcher
 
 SERVICE = "verification"
 
@@ -96,6 +97,7 @@ class VerificationService:
         self.book = book
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
+        self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, worker_id: uuid.UUID) -> Facts:
         row = await self.pool.fetchrow(
@@ -124,7 +126,9 @@ class VerificationService:
         """Decide only on projections that have caught up with their sources' events."""
         for projection, topics in (("cases", ("enrolment",)), ("budgets", ("billing",))):
             if set(topics) & set(sources):
-                await wait_until_caught_up(self.pool, self.schema, projection, self.kafka, topics)
+                await wait_until_caught_up(
+                    self.pool, self.schema, projection, self.kafka, topics, watcher=self.offsets
+                )
 
     async def execute(self, command: Command, context: CommandContext) -> AppendResult:
         await self.wait_for_facts(

@@ -17,7 +17,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from shared.settings import KafkaSettings
-from shared.topic_reader import end_offsets
+from shared.topic_reader import OffsetWatcher, end_offsets
 
 
 class ProjectionBehindError(RuntimeError):
@@ -34,12 +34,11 @@ async def wait_until_caught_up(
     kafka: KafkaSettings,
     sources: Sequence[str],
     max_wait: float = 10.0,
+    watcher: OffsetWatcher | None = None,
 ) -> None:
-    targets = {
-        tp: end
-        for tp, end in (await end_offsets(kafka, [kafka.events_topic(s) for s in sources])).items()
-        if end > 0
-    }
+    topics = [kafka.events_topic(s) for s in sources]
+    ends = await (watcher.end_offsets(topics) if watcher else end_offsets(kafka, topics))
+    targets = {tp: end for tp, end in ends.items() if end > 0}
     deadline = time.monotonic() + max_wait
     delay = 0.01
     while True:

@@ -1,0 +1,70 @@
+"""The services as background processes on loopback, each ``berlian run <service>``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deploy.local.errors import StackError
+from deploy.local.paths import REPO_ROOT, run_dir
+from deploy.local.processes import pid_alive, port_open, start_detached, stop
+
+PORTS = {"enrolment": 8001, "verification": 8002, "billing": 8003}
+HOST = "127.0.0.1"
+
+
+def _dir(service: str) -> Path:
+    return run_dir() / "services" / service
+
+
+def url(service: str) -> str:
+    return f"http://{HOST}:{PORTS[service]}"
+
+
+def up(timeout: float = 60.0) -> dict[str, str]:
+    """Start every service not yet running and wait until each is ready."""
+    for service, port in PORTS.items():
+        pid_file = _dir(service) / "service.pid"
+        if pid_alive(pid_file):
+            continue
+        if port_open(HOST, port):
+            raise StackError(
+                f"Port {port} on {HOST} is taken by another process, so {service} cannot "
+                f"start; stop that process (ss -ltnp 'sport = :{port}')."
+            )
+        _dir(service).mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "deploy.cli", "run", service, "--port", str(port)]
+        start_detached(argv, _dir(service) / "service.log", pid_file, REPO_ROOT)
+    deadline = time.monotonic() + timeout
+    for service in PORTS:
+        while True:
+            if pid_alive(_dir(service) / "service.pid") is None:
+                raise StackError(
+                    f"{service} exited during start-up; read {_dir(service) / 'service.log'}."
+                )
+            try:
+                if httpx.get(f"{url(service)}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"{service} was not ready within {timeout:.0f}s; read {log_file(service)}."
+                )
+            time.sleep(0.5)
+    return {service: url(service) for service in PORTS}
+
+
+def down() -> list[str]:
+    return [service for service in PORTS if stop(_dir(service) / "service.pid")]
+
+
+def status() -> dict[str, int | None]:
+    return {service: pid_alive(_dir(service) / "service.pid") for service in PORTS}
+
+
+def log_file(service: str) -> Path:
+    return _dir(service) / "service.log"

@@ -1,0 +1,40 @@
+"""The city's budget for the programme: allocations per fiscal year, source and cohort.
+
+``decide_allocation`` is pure; the report adds what the other services' events commit and
+what billing invoiced and received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from services.billing.errors import RefusedError
+from shared.events.billing import BudgetAllocated
+from shared.policy.eligibility import Problem
+
+
+@dataclass(frozen=True)
+class AllocateBudget:
+    fiscal_year: int
+    source: Literal["APBD", "APBD-P"]
+    cohort: Literal["regular", "incidental"]
+    amount: int
+    at: datetime
+
+
+def decide_allocation(command: AllocateBudget) -> BudgetAllocated:
+    problems = []
+    if command.amount <= 0:
+        problems.append(Problem("amount", "an allocation is a positive number of rupiah"))
+    if command.fiscal_year < 2022:
+        problems.append(Problem("fiscal_year", "the programme started in fiscal year 2022"))
+    if problems:
+        raise RefusedError(problems)
+    return BudgetAllocated(
+        fiscal_year=command.fiscal_year,
+        source=command.source,
+        amount=command.amount,
+        cohort=command.cohort,
+    )
