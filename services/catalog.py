@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from services.billing.projections import PROJECTIONS as BILLING
+from services.billing.service import WRITE_MODEL as BILLING_WRITE_MODEL
 from services.enrolment.imports import IMPORT_ROWS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
@@ -30,6 +31,7 @@ PROJECTIONS: Mapping[str, Sequence[Projection]] = {
 WRITE_MODELS: Mapping[str, Sequence[Migration]] = {
     "enrolment": (*ENROLMENT_WRITE_MODEL, IMPORT_ROWS),
     "verification": VERIFICATION_WRITE_MODEL,
+    "billing": BILLING_WRITE_MODEL,
 }
 
 

@@ -5,9 +5,10 @@ authentication dependency built inside ``create_app``.
 """
 
 import uuid
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,21 @@ class AllocationRequest(BaseModel):
     amount: int = Field(gt=0, description="Whole rupiah.")
 
 
+class BillingRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2025-01"])
+
+
+class PaymentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_ref: str = Field(min_length=1, max_length=100, examples=["SP2D 00123/2025"])
+    paid_on: date
+    amount: int = Field(gt=0, description="Whole rupiah; must equal the invoice total.")
+    payer: str = Field(default="Pemerintah Kota Pekalongan", max_length=200)
+
+
 def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     app = FastAPI(
         title="Berlian billing",
@@ -37,6 +53,9 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     install_error_handlers(app)
     caller = authenticated(auth)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
+
+    def context(principal: Principal) -> CommandContext:
+        return CommandContext(principal.subject, principal.role, uuid.uuid4())
 
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
@@ -55,10 +74,59 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
         command = AllocateBudget(
             body.fiscal_year, body.source, body.cohort, body.amount, service.clock()
         )
-        result = await service.allocate(
-            command, CommandContext(principal.subject, principal.role, uuid.uuid4())
-        )
+        result = await service.allocate(command, context(principal))
         return {"stream_id": result.stream_id, "stream_version": result.last_version}
+
+    @router.post("/billing-runs", status_code=201)
+    async def billing_run(
+        body: BillingRunRequest, principal: Annotated[Principal, Depends(caller)]
+    ) -> dict[str, Any]:
+        """Invoice a month: every covered worker not invoiced for it yet (a later run of the
+        same month is supplementary)."""
+        require_role(principal, ["billing_officer"])
+        issued = await service.run_billing(body.period, context(principal))
+        return issued.model_dump(mode="json")
+
+    @router.get("/invoices")
+    async def invoices(
+        principal: Annotated[Principal, Depends(caller)],
+        period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    ) -> list[dict[str, Any]]:
+        """Invoices, newest first, optionally of one month."""
+        require_role(principal, ["billing_officer", "city_admin", "auditor"])
+        rows = await service.pool.fetch(
+            f"SELECT * FROM {service.schema}.invoices WHERE ($1::text IS NULL OR period = $1) "
+            "ORDER BY issued_at DESC",
+            period,
+        )
+        return [dict(r) for r in rows]
+
+    @router.post("/invoices/{invoice_id}/payments", status_code=201)
+    async def pay(
+        invoice_id: uuid.UUID,
+        body: PaymentRequest,
+        principal: Annotated[Principal, Depends(caller)],
+    ) -> dict[str, Any]:
+        """Record the city's payment of an invoice (exact total, unused reference)."""
+        require_role(principal, ["billing_officer"])
+        months = await service.pay(
+            invoice_id, body.payment_ref, body.paid_on, body.amount, body.payer, context(principal)
+        )
+        return {"invoice_id": invoice_id, "worker_months_paid": months}
+
+    @router.get("/workers/{worker_id}/standing")
+    async def standing(
+        worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
+    ) -> dict[str, Any]:
+        """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears."""
+        result = await service.standing(worker_id, on)
+        return {
+            "worker_id": worker_id,
+            "on": on,
+            "status": result.status,
+            "arrears": list(result.arrears),
+            "last_paid": result.last_paid,
+        }
 
     @router.get("/budgets/{fiscal_year}")
     async def report(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events.billing import BudgetAllocated
+from shared.events.billing import BudgetAllocated, PremiumInvoiced, PremiumPaid
 from shared.events.enrolment import CoverageEnded, CoverageStarted
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Update, Upsert
@@ -41,6 +41,60 @@ COVERAGES_TABLE = Migration(
     CREATE INDEX ON {schema}.coverages (worker_id);
     """,
 )
+
+
+PREMIUMS_TABLE = Migration(
+    "premiums_v1",
+    """
+    CREATE TABLE {schema}.premiums (
+        worker_id   uuid NOT NULL,
+        period      text NOT NULL,
+        invoice_id  uuid NOT NULL,
+        cohort      text NOT NULL,
+        fiscal_year integer NOT NULL,
+        amount      integer NOT NULL,
+        paid_on     date,
+        payment_ref text,
+        PRIMARY KEY (worker_id, period)
+    );
+    CREATE INDEX ON {schema}.premiums (fiscal_year, cohort);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class PremiumsProjection:
+    """Every worker-month invoiced, and when it was paid."""
+
+    name: str = "premiums"
+    sources: Sequence[str] = ("billing",)
+    migrations: Sequence[Migration] = (PREMIUMS_TABLE,)
+    tables: Sequence[str] = ("premiums",)
+
+    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
+        data = event.data
+        if isinstance(data, PremiumInvoiced):
+            return [
+                Upsert(
+                    "premiums",
+                    {"worker_id": data.worker_id, "period": data.period},
+                    {
+                        "invoice_id": data.invoice_id,
+                        "cohort": data.cohort,
+                        "fiscal_year": data.fiscal_year,
+                        "amount": data.amount.total,
+                    },
+                )
+            ]
+        if isinstance(data, PremiumPaid):
+            return [
+                Update(
+                    "premiums",
+                    {"worker_id": data.worker_id, "period": data.period},
+                    {"paid_on": data.paid_on, "payment_ref": data.payment_ref},
+                )
+            ]
+        return []
 
 
 @dataclass(frozen=True)
@@ -94,4 +148,4 @@ class CoveragesProjection:
         return []
 
 
-PROJECTIONS = (AllocationsProjection(), CoveragesProjection())
+PROJECTIONS = (AllocationsProjection(), CoveragesProjection(), PremiumsProjection())

@@ -25,7 +25,7 @@ async def build(
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
     producer = AIOKafkaProducer(**producer_options(kafka))
     await producer.start()
-    service = BillingService(pool, policy_book())
+    service = BillingService(pool, kafka, policy_book())
     process = ServiceProcess(
         name=SERVICE,
         app=create_app(service, auth),

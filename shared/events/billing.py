@@ -18,6 +18,37 @@ class BudgetAllocated(Contract):
     cohort: Cohort
 
 
+class PremiumInvoiced(Contract):
+    """One worker-month of premium on an invoice to the city."""
+
+    worker_id: UUID
+    invoice_id: UUID
+    period: Period
+    coverage_id: UUID
+    cohort: Cohort
+    fiscal_year: FiscalYear
+    amount: Premium
+
+
+class CohortTotal(Contract):
+    cohort: Cohort
+    workers: int = Field(ge=0)
+    total: Rupiah
+    jkk: Rupiah
+    jkm: Rupiah
+
+
+class InvoiceIssued(Contract):
+    """The city's invoice for a month: one line per covered worker (see PremiumInvoiced)."""
+
+    invoice_id: UUID
+    period: Period
+    supplementary: bool
+    lines: int = Field(ge=1)
+    totals: list[CohortTotal] = Field(min_length=1)
+    total: Rupiah
+
+
 class PremiumPaid(Contract):
     """The city paid one worker-month of premium, as part of paying an invoice."""
 

@@ -66,6 +66,8 @@ EVENT_TYPES: dict[str, EventType] = {
         _single("Verified", "verification", verification.Verified),
         _single("VerificationRejected", "verification", verification.VerificationRejected),
         _single("BudgetAllocated", "billing", billing.BudgetAllocated),
+        _single("PremiumInvoiced", "billing", billing.PremiumInvoiced),
+        _single("InvoiceIssued", "billing", billing.InvoiceIssued),
         _single("PremiumPaid", "billing", billing.PremiumPaid),
         _single("ClaimFiled", "claims", claims.ClaimFiled),
         _single("ClaimApproved", "claims", claims.ClaimApproved),

@@ -32,6 +32,36 @@ class Premium(BaseModel):
     jkm: int
 
 
+class SchoolLevel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    level: str
+    per_year: int
+    max_years: int
+
+
+class Benefits(BaseModel):
+    """Benefit figures of the brief (section 3); JKK cash benefits are multiples of income."""
+
+    model_config = ConfigDict(frozen=True)
+
+    jkm_lump_sum: int
+    jkm_periodic_months: int
+    jkm_periodic_monthly: int
+    funeral: int
+    jkk_death_income_multiple: int
+    jkk_death_minimum: int
+    jkk_periodic: int
+    disability_income_multiple_tenths: int  # 70% x 80 = 56.0 -> 560 tenths
+    incapacity_full_months: int
+    incapacity_after_percent: int
+    jkk_lapse_years: int
+    scholarship_max_children: int
+    scholarship_min_paid_months_after_jkm_death: int
+    scholarship_age_limit: int
+    scholarship_schedule: tuple[SchoolLevel, ...]
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -47,6 +77,7 @@ class Policy(BaseModel):
     grace_months: int
     cohorts: dict[str, CohortRule]
     occupations: dict[str, str]
+    benefits: Benefits
 
     @property
     def monthly_premium(self) -> Premium:

@@ -1,0 +1,98 @@
+"""The monthly billing run and the city's payments: pure decisions over plain inputs.
+
+A run invoices every coverage that includes any day of the month and is not invoiced for that
+month yet, so running a period twice invoices nothing twice and a later run (supplementary)
+picks up coverage that started after the first. A payment must name an unpaid invoice and pay
+exactly its total.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from services.billing.errors import RefusedError
+from shared.events.billing import CohortTotal, InvoiceIssued, PremiumInvoiced
+from shared.events.types import Premium
+from shared.policy.eligibility import Problem
+
+
+@dataclass(frozen=True)
+class CoverageLine:
+    worker_id: UUID
+    coverage_id: UUID
+    cohort: str
+    fiscal_year: int
+    premium: Premium
+
+
+def month_bounds(period: str) -> tuple[date, date]:
+    year, month = (int(part) for part in period.split("-"))
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def decide_invoice(
+    invoice_id: UUID, period: str, lines: list[CoverageLine], supplementary: bool
+) -> tuple[list[PremiumInvoiced], InvoiceIssued]:
+    if not lines:
+        raise RefusedError([Problem("period", f"no coverage in {period} is left to invoice")])
+    invoiced = [
+        PremiumInvoiced(
+            worker_id=line.worker_id,
+            invoice_id=invoice_id,
+            period=period,
+            coverage_id=line.coverage_id,
+            cohort="regular" if line.cohort == "regular" else "incidental",
+            fiscal_year=line.fiscal_year,
+            amount=line.premium,
+        )
+        for line in lines
+    ]
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for line in lines:
+        total = sums[line.cohort]
+        total[0] += 1
+        total[1] += line.premium.total
+        total[2] += line.premium.jkk
+        total[3] += line.premium.jkm
+    totals = [
+        CohortTotal(
+            cohort="regular" if cohort == "regular" else "incidental",
+            workers=n,
+            total=amount,
+            jkk=jkk,
+            jkm=jkm,
+        )
+        for cohort, (n, amount, jkk, jkm) in sorted(sums.items())
+    ]
+    issued = InvoiceIssued(
+        invoice_id=invoice_id,
+        period=period,
+        supplementary=supplementary,
+        lines=len(lines),
+        totals=totals,
+        total=sum(t.total for t in totals),
+    )
+    return invoiced, issued
+
+
+def check_payment(
+    invoice_total: int | None, already_paid: bool, reference_used: bool, amount: int
+) -> None:
+    """Refuse, with a clear reason, anything but the exact payment of an unpaid invoice."""
+    if invoice_total is None:
+        raise RefusedError([Problem("invoice_id", "no such invoice")], conflict=True)
+    problems = []
+    if already_paid:
+        problems.append(Problem("invoice_id", "this invoice is already paid"))
+    if reference_used:
+        problems.append(Problem("payment_ref", "this payment reference was used before"))
+    if problems:
+        raise RefusedError(problems, conflict=True)
+    if amount != invoice_total:
+        raise RefusedError(
+            [Problem("amount", f"Rp{amount:,} differs from the invoice total Rp{invoice_total:,}")]
+        )

@@ -1,0 +1,198 @@
+"""Billing on the real stack: monthly runs, supplementary runs, payments, arrears."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import asyncpg
+import httpx
+import pytest
+
+from services.billing import wiring as billing_wiring
+from services.catalog import migrate_all
+from shared.auth import AuthSettings, issue_token
+from shared.db import service_dsn
+from shared.events.enrolment import CoverageStarted
+from shared.events.types import Premium
+from shared.eventstore import EventStore, NewEvent
+from shared.eventstore.store import CommandContext
+from shared.relay import OutboxRelay
+from shared.settings import DatabaseSettings, KafkaSettings
+from shared.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+AUTH = AuthSettings()
+OFFICER = {"Authorization": f"Bearer {issue_token(AUTH.jwt_secret, 'bo-1', 'billing_officer')}"}
+A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+
+@dataclass
+class World:
+    api: httpx.AsyncClient
+    kafka: KafkaSettings
+    database: DatabaseSettings
+
+
+async def start_coverage(
+    world: World, worker: uuid.UUID, cohort: str, start: date, end: date
+) -> None:
+    """CoverageStarted on enrolment's topic, as enrolment records it."""
+    dsn = service_dsn(
+        world.database.database_url, "enrolment", world.database.service_role_password
+    )
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        data = CoverageStarted(
+            worker_id=worker,
+            coverage_id=uuid.uuid4(),
+            membership_no="00000000018",
+            cohort=cohort,  # type: ignore[arg-type]
+            fiscal_year=2024,
+            programmes=["JKK", "JKM"],
+            start_date=start,
+            end_date=end,
+            monthly_premium=Premium(total=16_800, jkk=10_000, jkm=6_800),
+            insured_income=1_000_000,
+            decree_ref="SK 1",
+        )
+        event = NewEvent(
+            "CoverageStarted",
+            data.model_dump(mode="json"),
+            datetime(2024, 11, 1, tzinfo=UTC),
+            worker_id=worker,
+        )
+        await EventStore(pool, "enrolment", "enrolment").append(
+            f"worker-{worker}", None, [event], CommandContext("system", "system", uuid.uuid4())
+        )
+        from aiokafka import AIOKafkaProducer
+
+        from shared.kafka_clients import producer_options
+
+        producer = AIOKafkaProducer(**producer_options(world.kafka))
+        await producer.start()
+        try:
+            await OutboxRelay(
+                pool, "enrolment", world.kafka.events_topic("enrolment"), producer
+            ).publish_pending()
+        finally:
+            await producer.stop()
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def world(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> AsyncIterator[World]:
+    kafka = kafka_settings.model_copy(
+        update={"topic_prefix": f"{kafka_settings.topic_prefix}billing-{uuid.uuid4().hex[:6]}."}
+    )
+    await ensure_topics(kafka)
+    await migrate_all(separate_database)
+    process, _ = await billing_wiring.build(kafka, separate_database, AUTH)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(process.relay.run(stop, process.notify_channel))]
+    tasks += [asyncio.create_task(r.run(stop)) for r in process.runners]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=process.app), base_url="http://billing"
+    ) as api:
+        yield World(api, kafka, separate_database)
+    stop.set()
+    await asyncio.gather(*tasks)
+    await process.producer.stop()
+    await process.pool.close()
+
+
+async def run(world: World, period: str) -> httpx.Response:
+    return await world.api.post("/billing-runs", json={"period": period}, headers=OFFICER)
+
+
+async def test_monthly_billing_payments_and_arrears(world: World) -> None:
+    await start_coverage(world, A, "regular", date(2024, 11, 1), date(2025, 10, 31))
+    await start_coverage(world, B, "incidental", date(2024, 11, 15), date(2025, 2, 14))
+
+    december = await run(world, "2024-12")
+    assert december.status_code == 201, december.text
+    invoice = december.json()
+    assert invoice["lines"] == 2
+    assert invoice["total"] == 33_600
+    assert {
+        t["cohort"]: (t["workers"], t["total"], t["jkk"], t["jkm"]) for t in invoice["totals"]
+    } == {
+        "regular": (1, 16_800, 10_000, 6_800),
+        "incidental": (1, 16_800, 10_000, 6_800),
+    }
+    again = await run(world, "2024-12")
+    assert again.status_code == 422
+    assert "no coverage in 2024-12 is left to invoice" in again.json()["detail"]
+
+    january = (await run(world, "2025-01")).json()
+    assert (january["lines"], january["supplementary"]) == (2, False)
+    await start_coverage(world, C, "regular", date(2025, 1, 10), date(2025, 12, 31))
+    supplementary = await run(world, "2025-01")
+    assert supplementary.status_code == 201, supplementary.text
+    assert (supplementary.json()["lines"], supplementary.json()["supplementary"]) == (1, True)
+    march = (await run(world, "2025-03")).json()
+    assert march["lines"] == 2  # B's cover ended in February
+
+    def payment(ref: str, amount: int) -> dict[str, object]:
+        return {"payment_ref": ref, "paid_on": "2024-12-20", "amount": amount}
+
+    pay_december = f"/invoices/{invoice['invoice_id']}/payments"
+    wrong = await world.api.post(pay_december, json=payment("SP2D 001", 33_599), headers=OFFICER)
+    assert wrong.status_code == 422
+    assert "differs from the invoice total Rp33,600" in wrong.json()["detail"]
+    unknown = await world.api.post(
+        f"/invoices/{uuid.uuid4()}/payments", json=payment("SP2D 001", 33_600), headers=OFFICER
+    )
+    assert unknown.status_code == 409
+    paid = await world.api.post(pay_december, json=payment("SP2D 001", 33_600), headers=OFFICER)
+    assert paid.status_code == 201
+    assert paid.json()["worker_months_paid"] == 2
+    twice = await world.api.post(
+        f"/invoices/{january['invoice_id']}/payments",
+        json=payment("SP2D 001", 33_600),
+        headers=OFFICER,
+    )
+    assert twice.status_code == 409
+    assert "payment reference was used before" in twice.json()["detail"]
+
+    async def standing(worker: uuid.UUID, on: str) -> dict[str, object]:
+        for _ in range(100):
+            response = (
+                await world.api.get(
+                    f"/workers/{worker}/standing", params={"on": on}, headers=OFFICER
+                )
+            ).json()
+            if response["last_paid"] is not None or response["status"] != "GRACE":
+                return dict(response)
+            await asyncio.sleep(0.1)
+        return dict(response)
+
+    assert (await standing(A, "2024-12-15"))["status"] == "ACTIVE"
+    late = await standing(A, "2025-01-20")
+    assert (late["status"], late["arrears"]) == ("GRACE", ["2024-11", "2025-01"])
+
+    # The city's January budget is late: paying January later turns it paid from then on.
+    late_payment = payment("SP2D 017", 33_600) | {"paid_on": "2025-02-25"}
+    assert (
+        await world.api.post(
+            f"/invoices/{january['invoice_id']}/payments", json=late_payment, headers=OFFICER
+        )
+    ).status_code == 201
+    for _ in range(100):
+        after = (
+            await world.api.get(
+                f"/workers/{A}/standing", params={"on": "2025-01-20"}, headers=OFFICER
+            )
+        ).json()
+        if after["status"] == "ACTIVE":
+            break
+        await asyncio.sleep(0.1)
+    assert after["status"] == "ACTIVE"
+    assert after["arrears"] == ["2024-11"]
+    assert (await standing(B, "2025-06-01"))["status"] == "NOT_COVERED"
