@@ -8,6 +8,8 @@ import asyncpg
 
 from services.billing.projections import PROJECTIONS as BILLING
 from services.billing.service import WRITE_MODEL as BILLING_WRITE_MODEL
+from services.claims.projections import PROJECTIONS as CLAIMS
+from services.claims.service import WRITE_MODEL as CLAIMS_WRITE_MODEL
 from services.enrolment.imports import IMPORT_ROWS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
@@ -26,12 +28,14 @@ PROJECTIONS: Mapping[str, Sequence[Projection]] = {
     "enrolment": ENROLMENT,
     "verification": VERIFICATION,
     "billing": BILLING,
+    "claims": CLAIMS,
 }
 # Tables of the write side beyond the event store (indexes, import reports).
 WRITE_MODELS: Mapping[str, Sequence[Migration]] = {
     "enrolment": (*ENROLMENT_WRITE_MODEL, IMPORT_ROWS),
     "verification": VERIFICATION_WRITE_MODEL,
     "billing": BILLING_WRITE_MODEL,
+    "claims": CLAIMS_WRITE_MODEL,
 }
 
 

@@ -12,6 +12,8 @@ from typing import Any, cast
 
 from services.billing.api import create_app as billing_app
 from services.billing.service import BillingService
+from services.claims.api import create_app as claims_app
+from services.claims.service import ClaimsService
 from services.enrolment.api import create_app as enrolment_app
 from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
@@ -31,6 +33,7 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
         "enrolment": enrolment_app(cast(EnrolmentService, object()), auth),
         "verification": verification_app(cast(VerificationService, object()), auth),
         "billing": billing_app(cast(BillingService, object()), auth),
+        "claims": claims_app(cast(ClaimsService, object()), auth),
     }
     return {f"{name}.openapi.json": app.openapi() for name, app in apps.items()}
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.billing import wiring as billing
+from services.claims import wiring as claims
 from services.enrolment import wiring as enrolment
 from services.verification import wiring as verification
 from shared.auth import AuthSettings
@@ -19,6 +20,7 @@ BUILDERS: dict[str, Builder] = {
     "enrolment": enrolment.build,
     "verification": verification.build,
     "billing": billing.build,
+    "claims": claims.build,
 }
 
 

@@ -12,7 +12,7 @@ from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT, run_dir
 from deploy.local.processes import pid_alive, port_open, start_detached, stop
 
-PORTS = {"enrolment": 8001, "verification": 8002, "billing": 8003}
+PORTS = {"enrolment": 8001, "verification": 8002, "billing": 8003, "claims": 8004}
 HOST = "127.0.0.1"
 
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events.billing import BudgetAllocated, PremiumInvoiced, PremiumPaid
-from shared.events.enrolment import CoverageEnded, CoverageStarted
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
+from shared.readmodels.coverage import CoveragesProjection
 
 ALLOCATIONS_TABLE = Migration(
     "allocations_v1",
@@ -23,26 +23,6 @@ ALLOCATIONS_TABLE = Migration(
     );
     """,
 )
-COVERAGES_TABLE = Migration(
-    "coverages_v1",
-    """
-    CREATE TABLE {schema}.coverages (
-        coverage_id     uuid PRIMARY KEY,
-        worker_id       uuid NOT NULL,
-        cohort          text NOT NULL,
-        fiscal_year     integer NOT NULL,
-        start_date      date NOT NULL,
-        end_date        date NOT NULL,
-        ended_on        date,
-        monthly_premium integer NOT NULL,
-        premium_jkk     integer NOT NULL,
-        premium_jkm     integer NOT NULL
-    );
-    CREATE INDEX ON {schema}.coverages (worker_id);
-    """,
-)
-
-
 PREMIUMS_TABLE = Migration(
     "premiums_v1",
     """
@@ -109,42 +89,6 @@ class AllocationsProjection:
         if isinstance(data, BudgetAllocated):
             key = {"fiscal_year": data.fiscal_year, "cohort": data.cohort, "source": data.source}
             return [Increment("allocations", key, {"allocated": data.amount})]
-        return []
-
-
-@dataclass(frozen=True)
-class CoveragesProjection:
-    """Every coverage period with its premium: what billing invoices."""
-
-    name: str = "coverages"
-    sources: Sequence[str] = ("enrolment",)
-    migrations: Sequence[Migration] = (COVERAGES_TABLE,)
-    tables: Sequence[str] = ("coverages",)
-
-    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
-        data = event.data
-        if isinstance(data, CoverageStarted):
-            premium = data.monthly_premium
-            return [
-                Upsert(
-                    "coverages",
-                    {"coverage_id": data.coverage_id},
-                    {
-                        "worker_id": data.worker_id,
-                        "cohort": data.cohort,
-                        "fiscal_year": data.fiscal_year,
-                        "start_date": data.start_date,
-                        "end_date": data.end_date,
-                        "monthly_premium": premium.total,
-                        "premium_jkk": premium.jkk,
-                        "premium_jkm": premium.jkm,
-                    },
-                )
-            ]
-        if isinstance(data, CoverageEnded):
-            return [
-                Update("coverages", {"coverage_id": data.coverage_id}, {"ended_on": data.end_date})
-            ]
         return []
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from services.billing.arrears import Standing, standing_on
 from services.billing.budget import AllocateBudget, decide_allocation
 from services.billing.invoicing import CoverageLine, check_payment, decide_invoice, month_bounds
 from shared.events.billing import InvoiceIssued, PremiumPaid
@@ -17,6 +16,7 @@ from shared.eventstore import AppendResult, EventStore, NewEvent
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
+from shared.policy.membership import Standing, standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher

@@ -50,6 +50,11 @@ class ClaimFiled(Contract):
     claimant: SealedPersonal
     children: SealedPersonal | None = None
     documents: list[str] = Field(default_factory=list)
+    accident_benefit: (
+        Literal["medical", "temporary_incapacity", "total_permanent_disability"] | None
+    ) = Field(default=None, description="For a JKK accident that is not a death.")
+    months_incapacitated: int | None = Field(default=None, ge=1, le=120)
+    medical_costs: Rupiah | None = None
 
 
 class BenefitItem(Contract):
@@ -66,6 +71,9 @@ class ClaimApproved(Contract):
     death_date: date | None = Field(
         default=None, description="Set when the claim establishes the worker's death."
     )
+    policy_note: str | None = Field(
+        default=None, description="The decision in words a claims officer can read to an heir."
+    )
 
     @model_validator(mode="after")
     def _total_is_the_sum(self) -> ClaimApproved:
@@ -78,6 +86,9 @@ class ClaimRejected(Contract):
     claim_id: UUID
     worker_id: UUID
     reasons: list[ClaimRejectionReason] = Field(min_length=1)
+    policy_note: str | None = Field(
+        default=None, description="The decision in words a claims officer can read to an heir."
+    )
 
 
 class ClaimPaid(Contract):

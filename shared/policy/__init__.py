@@ -118,6 +118,11 @@ class PolicyBook(BaseModel):
             )
         return applicable[-1]
 
+    def governing(self, day: date) -> Policy:
+        """The policy for judging something that happened on ``day``; before the programme
+        began, its first rules (nothing was covered then, but deadlines still apply)."""
+        return self.in_force(max(day, self.policies[0].effective_from))
+
     def by_version(self, version: str) -> Policy:
         for policy in self.policies:
             if policy.version == version:

@@ -6,23 +6,17 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
-import asyncpg
 import httpx
 import pytest
 
 from services.billing import wiring as billing_wiring
 from services.catalog import migrate_all
 from shared.auth import AuthSettings, issue_token
-from shared.db import service_dsn
-from shared.events.enrolment import CoverageStarted
-from shared.events.types import Premium
-from shared.eventstore import EventStore, NewEvent
-from shared.eventstore.store import CommandContext
-from shared.relay import OutboxRelay
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
+from tests.integration import publishing
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
@@ -40,48 +34,7 @@ class World:
 async def start_coverage(
     world: World, worker: uuid.UUID, cohort: str, start: date, end: date
 ) -> None:
-    """CoverageStarted on enrolment's topic, as enrolment records it."""
-    dsn = service_dsn(
-        world.database.database_url, "enrolment", world.database.service_role_password
-    )
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    try:
-        data = CoverageStarted(
-            worker_id=worker,
-            coverage_id=uuid.uuid4(),
-            membership_no="00000000018",
-            cohort=cohort,  # type: ignore[arg-type]
-            fiscal_year=2024,
-            programmes=["JKK", "JKM"],
-            start_date=start,
-            end_date=end,
-            monthly_premium=Premium(total=16_800, jkk=10_000, jkm=6_800),
-            insured_income=1_000_000,
-            decree_ref="SK 1",
-        )
-        event = NewEvent(
-            "CoverageStarted",
-            data.model_dump(mode="json"),
-            datetime(2024, 11, 1, tzinfo=UTC),
-            worker_id=worker,
-        )
-        await EventStore(pool, "enrolment", "enrolment").append(
-            f"worker-{worker}", None, [event], CommandContext("system", "system", uuid.uuid4())
-        )
-        from aiokafka import AIOKafkaProducer
-
-        from shared.kafka_clients import producer_options
-
-        producer = AIOKafkaProducer(**producer_options(world.kafka))
-        await producer.start()
-        try:
-            await OutboxRelay(
-                pool, "enrolment", world.kafka.events_topic("enrolment"), producer
-            ).publish_pending()
-        finally:
-            await producer.stop()
-    finally:
-        await pool.close()
+    await publishing.start_coverage(world.kafka, world.database, worker, cohort, start, end)
 
 
 @pytest.fixture

@@ -1,0 +1,199 @@
+"""Claims decisions: automatic, by the rules of the brief, with reasons an heir can hear.
+
+``decide_claim(claim, facts, book)`` is pure: the caller passes the worker's membership status
+on the incident date (from coverage and paid months), the number of paid months, and any death
+already established for the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from services.claims.benefits import (
+    Child,
+    Item,
+    jkk_death,
+    jkm_death,
+    medical,
+    rupiah,
+    scholarship,
+    temporary_incapacity,
+    total_permanent_disability,
+)
+from shared.events.claims import ClaimRejectionReason
+from shared.policy import PolicyBook
+from shared.policy.membership import Status
+
+AccidentBenefit = Literal["medical", "temporary_incapacity", "total_permanent_disability"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: UUID
+    worker_id: UUID
+    benefit: Literal["JKM", "JKK"]
+    kind: Literal["death", "accident", "scholarship"]
+    incident_date: date
+    filed_on: date
+    accident_benefit: AccidentBenefit | None = None
+    months_incapacitated: int | None = None
+    medical_costs: int | None = None
+    children: tuple[Child, ...] = ()
+
+
+@dataclass(frozen=True)
+class Death:
+    benefit: Literal["JKM", "JKK"]
+    died_on: date
+
+
+@dataclass(frozen=True)
+class Facts:
+    status: Status  # on the incident date
+    paid_months: int  # across fiscal years and cohorts
+    arrears: tuple[str, ...]
+    death: Death | None  # a death already established by an approved claim
+
+
+@dataclass(frozen=True)
+class Approved:
+    items: tuple[Item, ...]
+    death_date: date | None
+    note: str
+    policy_version: str
+
+    @property
+    def total(self) -> int:
+        return sum(item.amount for item in self.items)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reasons: tuple[ClaimRejectionReason, ...]
+    note: str
+    policy_version: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    note: str
+
+
+Decision = Approved | Rejected | Pending
+
+
+def malformed(claim: Claim) -> list[str]:
+    """What makes a claim impossible to decide at all (refused at filing)."""
+    problems = []
+    if claim.benefit == "JKM" and claim.kind == "accident":
+        problems.append("kind: an accident is a JKK claim")
+    if claim.kind == "accident" and claim.accident_benefit is None:
+        problems.append("accident_benefit: say which benefit the accident claim is for")
+    if claim.accident_benefit == "temporary_incapacity" and not claim.months_incapacitated:
+        problems.append("months_incapacitated: needed for temporary incapacity")
+    if claim.accident_benefit == "medical" and claim.medical_costs is None:
+        problems.append("medical_costs: needed for medical care")
+    if claim.kind == "scholarship" and not claim.children:
+        problems.append("children: a scholarship claim names the children")
+    if claim.incident_date > claim.filed_on:
+        problems.append("incident_date: after the filing date")
+    return problems
+
+
+def decide_claim(claim: Claim, facts: Facts, book: PolicyBook) -> Decision:
+    policy = book.governing(claim.incident_date)
+    version = policy.version
+    b = policy.benefits
+    if claim.benefit == "JKK":
+        anniversary = _add_years(claim.incident_date, b.jkk_lapse_years)
+        if claim.filed_on > anniversary:
+            return Rejected(
+                ("lapsed",),
+                f"A work-accident claim lapses {b.jkk_lapse_years} years after the accident "
+                f"({claim.incident_date}); this one was filed on {claim.filed_on}.",
+                version,
+            )
+    if claim.kind == "scholarship":
+        return _scholarship(claim, facts, book)
+    if claim.kind == "death" and facts.death is not None:
+        return Rejected(
+            ("duplicate_death_claim",),
+            f"The worker's death on {facts.death.died_on} was already compensated.",
+            version,
+        )
+    if facts.status == "NOT_COVERED":
+        return Rejected(
+            ("not_covered",), f"The worker was not covered on {claim.incident_date}.", version
+        )
+    if facts.status == "INACTIVE":
+        return Rejected(
+            ("inactive",),
+            f"On {claim.incident_date} the worker's premiums were unpaid for more than "
+            f"{policy.grace_months} months (months in arrears: {', '.join(facts.arrears)}), so "
+            "the membership was inactive.",
+            version,
+        )
+    if facts.status == "GRACE":
+        return Pending(
+            f"On {claim.incident_date} the premiums for {', '.join(facts.arrears)} were not yet "
+            "paid (grace period). The claim will be decided as soon as they are paid; nothing "
+            "needs to be filed again."
+        )
+    items = _items(claim, book)
+    death_date = claim.incident_date if claim.kind == "death" else None
+    return Approved(tuple(items), death_date, _approval_note(items, version), version)
+
+
+def _items(claim: Claim, book: PolicyBook) -> list[Item]:
+    policy = book.governing(claim.incident_date)
+    if claim.kind == "death":
+        return jkm_death(policy) if claim.benefit == "JKM" else jkk_death(policy)
+    if claim.accident_benefit == "temporary_incapacity":
+        return temporary_incapacity(policy, claim.months_incapacitated or 0)
+    if claim.accident_benefit == "total_permanent_disability":
+        return total_permanent_disability(policy)
+    return medical(claim.medical_costs or 0)
+
+
+def _scholarship(claim: Claim, facts: Facts, book: PolicyBook) -> Decision:
+    policy = book.governing(claim.incident_date)
+    b = policy.benefits
+    if facts.death is None:
+        return Rejected(
+            ("not_eligible",),
+            "A scholarship follows the worker's death (or total disability) established by an "
+            "approved claim; there is none for this worker.",
+            policy.version,
+        )
+    minimum = b.scholarship_min_paid_months_after_jkm_death
+    if facts.death.benefit == "JKM" and facts.paid_months < minimum:
+        return Rejected(
+            ("insufficient_contributions",),
+            f"After a death not caused by work, a scholarship needs at least {minimum} paid "
+            f"months; the worker had {facts.paid_months}.",
+            policy.version,
+        )
+    items = scholarship(policy, list(claim.children), claim.filed_on)
+    if not items:
+        return Rejected(
+            ("not_eligible",),
+            "No named child has school years left before turning 23.",
+            policy.version,
+        )
+    return Approved(tuple(items), None, _approval_note(items, policy.version), policy.version)
+
+
+def _approval_note(items: list[Item], version: str) -> str:
+    lines = " ".join(item.description for item in items)
+    total = sum(item.amount for item in items)
+    return f"Approved under programme policy {version}. {lines} Total {rupiah(total)}."
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)

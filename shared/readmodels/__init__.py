@@ -1,0 +1,1 @@
+"""Read models of contract events shared by several services."""

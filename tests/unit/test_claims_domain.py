@@ -1,0 +1,145 @@
+"""Claims decisions, given the worker's facts, when a claim, then a decision with reasons."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+
+from services.claims.benefits import Child
+from services.claims.domain import (
+    Approved,
+    Claim,
+    Death,
+    Facts,
+    Pending,
+    Rejected,
+    decide_claim,
+    malformed,
+)
+from shared.policy import policy_book
+from shared.policy.membership import standing_on
+
+pytestmark = pytest.mark.unit
+BOOK = policy_book()
+WORKER = uuid.uuid4()
+COVER = [(date(2024, 11, 1), date(2025, 10, 31))]
+
+
+def claim(**changes: object) -> Claim:
+    fields: dict[str, object] = {
+        "claim_id": uuid.uuid4(),
+        "worker_id": WORKER,
+        "benefit": "JKM",
+        "kind": "death",
+        "incident_date": date(2025, 2, 10),
+        "filed_on": date(2025, 3, 1),
+    }
+    fields.update(changes)
+    return Claim(**fields)  # type: ignore[arg-type]
+
+
+def facts_on(
+    day: date, paid: list[str], death: Death | None = None, cover: list[tuple[date, date]] = COVER
+) -> Facts:
+    standing = standing_on(day, cover, paid)
+    return Facts(standing.status, len(paid), standing.arrears, death)
+
+
+def test_an_active_member_s_death_is_approved_at_42_million() -> None:
+    decision = decide_claim(
+        claim(), facts_on(date(2025, 2, 10), ["2024-11", "2024-12", "2025-01", "2025-02"]), BOOK
+    )
+    assert isinstance(decision, Approved)
+    assert decision.total == 42_000_000
+    assert decision.death_date == date(2025, 2, 10)
+
+
+def test_a_death_on_the_first_day_of_grace_waits_for_the_arrears() -> None:
+    decision = decide_claim(
+        claim(incident_date=date(2024, 12, 1)), facts_on(date(2024, 12, 1), ["2024-11"]), BOOK
+    )
+    assert isinstance(decision, Pending)
+    assert "2024-12" in decision.note
+
+
+def test_a_death_on_the_last_day_of_coverage_is_covered() -> None:
+    paid = [f"{y}-{m:02d}" for y, m in [(2024, 11), (2024, 12)] + [(2025, m) for m in range(1, 11)]]
+    decision = decide_claim(
+        claim(incident_date=date(2025, 10, 31)), facts_on(date(2025, 10, 31), paid), BOOK
+    )
+    assert isinstance(decision, Approved)
+    after = decide_claim(
+        claim(incident_date=date(2025, 11, 1)), facts_on(date(2025, 11, 1), paid), BOOK
+    )
+    assert isinstance(after, Rejected)
+    assert after.reasons == ("not_covered",)
+
+
+def test_beyond_grace_the_claim_is_rejected_as_inactive() -> None:
+    decision = decide_claim(
+        claim(incident_date=date(2025, 3, 5)), facts_on(date(2025, 3, 5), ["2024-11"]), BOOK
+    )
+    assert isinstance(decision, Rejected)
+    assert decision.reasons == ("inactive",)
+
+
+def test_a_work_accident_claim_lapses_five_years_after_the_accident() -> None:
+    jkk = {
+        "benefit": "JKK",
+        "kind": "accident",
+        "accident_benefit": "medical",
+        "medical_costs": 1_000_000,
+    }
+    facts = facts_on(date(2025, 2, 10), ["2025-02"])
+    on_time = decide_claim(claim(**jkk, filed_on=date(2030, 2, 10)), facts, BOOK)
+    late = decide_claim(claim(**jkk, filed_on=date(2030, 2, 11)), facts, BOOK)
+    assert isinstance(on_time, Approved)
+    assert isinstance(late, Rejected)
+    assert late.reasons == ("lapsed",)
+
+
+def test_jkm_never_lapses() -> None:
+    facts = facts_on(date(2025, 2, 10), ["2025-02"])
+    assert isinstance(decide_claim(claim(filed_on=date(2040, 1, 1)), facts, BOOK), Approved)
+
+
+def test_a_work_accident_death_is_70_million() -> None:
+    decision = decide_claim(claim(benefit="JKK"), facts_on(date(2025, 2, 10), ["2025-02"]), BOOK)
+    assert isinstance(decision, Approved)
+    assert decision.total == 70_000_000
+
+
+CHILD = (Child("child-1", date(2021, 6, 1), "TK"),)
+
+
+def test_a_scholarship_after_a_jkm_death_needs_the_36th_paid_month() -> None:
+    death = Death("JKM", date(2025, 7, 20))
+    scholarship = claim(kind="scholarship", incident_date=date(2025, 7, 20), children=CHILD)
+    short = decide_claim(scholarship, Facts("ACTIVE", 35, (), death), BOOK)
+    enough = decide_claim(scholarship, Facts("ACTIVE", 36, (), death), BOOK)
+    assert isinstance(short, Rejected)
+    assert short.reasons == ("insufficient_contributions",)
+    assert isinstance(enough, Approved)
+    assert enough.total == 87_000_000
+
+
+def test_after_a_work_accident_death_a_scholarship_needs_no_minimum() -> None:
+    scholarship = claim(
+        benefit="JKK", kind="scholarship", incident_date=date(2025, 7, 20), children=CHILD
+    )
+    decision = decide_claim(
+        scholarship, Facts("ACTIVE", 2, (), Death("JKK", date(2025, 7, 20))), BOOK
+    )
+    assert isinstance(decision, Approved)
+
+
+def test_malformed_claims_are_refused_at_filing() -> None:
+    assert malformed(claim(kind="accident")) == [
+        "kind: an accident is a JKK claim",
+        "accident_benefit: say which benefit the accident claim is for",
+    ]
+    assert malformed(claim(kind="scholarship")) == [
+        "children: a scholarship claim names the children"
+    ]
