@@ -226,8 +226,118 @@ async def programme(size: DemoSize) -> dict[str, Any]:
             if covered >= min(len(ready), len(designations)):
                 break
             await asyncio.sleep(0.5)
+        regular = [w[0] for w in ready[: size.regular]]
+        incidental = [w[0] for w in ready[size.regular : size.regular + size.incidental]]
+        async with httpx.AsyncClient(base_url=services.url("claims"), timeout=60) as claims:
+            claim_results = await billing_and_claims(billing, claims, regular, incidental)
         budget = (await billing.get(f"/budgets/{FISCAL_YEAR}", headers=city)).json()
-        return {"imported": imported, "outcomes": outcomes, "summary": summary, "budget": budget}
+        summary = (await enrolment.get("/summary", headers=city)).json()
+        return {
+            "imported": imported,
+            "outcomes": outcomes,
+            "summary": summary,
+            "budget": budget,
+            "claims": claim_results,
+        }
+
+
+PERIODS = [f"2024-{m}" for m in (11, 12)] + [f"2025-{m:02d}" for m in range(1, 11)]
+# The city's budget is late in January: January and February are paid together in March.
+LATE = ("2025-01", "2025-02")
+
+
+async def billing_and_claims(
+    billing: httpx.AsyncClient, claims: httpx.AsyncClient, regular: list[str], incidental: list[str]
+) -> list[dict[str, Any]]:
+    officer = headers("billing_officer")
+    invoices: dict[str, list[dict[str, Any]]] = {}
+    for period in PERIODS:
+        response = await billing.post("/billing-runs", json={"period": period}, headers=officer)
+        if response.status_code == 201:
+            invoices[period] = [response.json()]
+
+    async def pay(period: str, paid_on: str) -> None:
+        for invoice in invoices.get(period, []):
+            body = {
+                "payment_ref": f"SP2D {period}/{invoice['invoice_id'][:6]}",
+                "paid_on": paid_on,
+                "amount": invoice["total"],
+            }
+            (
+                await billing.post(
+                    f"/invoices/{invoice['invoice_id']}/payments", json=body, headers=officer
+                )
+            ).raise_for_status()
+
+    for period in PERIODS:
+        if period not in LATE:
+            year, month = (int(p) for p in period.split("-"))
+            await pay(period, date(year + month // 12, month % 12 + 1, 10).isoformat())
+    console.print(f"billed {len(invoices)} months; paid on time except {', '.join(LATE)}")
+
+    clerk = headers("claims_officer")
+    heir = {"name": "Ahli waris", "relationship": "spouse", "bank_account": "BRI"}
+    filed = []
+
+    async def file(label: str, worker: str, **claim: Any) -> None:
+        body = {
+            "worker_id": worker,
+            "benefit": "JKM",
+            "kind": "death",
+            "claimant": heir,
+            "documents": ["akta kematian", "kartu keluarga"],
+        } | claim
+        for _ in range(20):
+            response = await claims.post("/claims", json=body, headers=clerk)
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(0.5)
+        response.raise_for_status()
+        filed.append({"label": label, **response.json()})
+
+    await file("JKM death, active member", regular[0], incident_date="2025-06-14")
+    await file("JKM death during arrears", regular[1], incident_date="2025-02-03")
+    await file("work-accident death", regular[2], benefit="JKK", incident_date="2025-05-21")
+    await file(
+        "temporary incapacity, 14 months",
+        regular[3],
+        benefit="JKK",
+        kind="accident",
+        accident_benefit="temporary_incapacity",
+        months_incapacitated=14,
+        incident_date="2025-04-02",
+    )
+    await file("death after incidental cover ended", incidental[0], incident_date="2025-06-20")
+    for period in LATE:
+        await pay(period, "2025-03-20")
+    console.print(f"{', '.join(LATE)} paid late, on 2025-03-20")
+    results = []
+    for claim in filed:
+        for _ in range(60):
+            current = (await claims.get(f"/claims/{claim['claim_id']}", headers=clerk)).json()
+            if current["status"] != "pending" or claim["status"] != "pending":
+                break
+            await asyncio.sleep(0.5)
+        if current["status"] == "approved":
+            body = {
+                "payment_ref": f"BPJS-{claim['claim_id'][:8]}",
+                "paid_on": "2025-07-01",
+                "amount": current["total"],
+            }
+            (
+                await claims.post(f"/claims/{claim['claim_id']}/payments", json=body, headers=clerk)
+            ).raise_for_status()
+            current["status"] = "paid"
+        results.append(
+            {
+                "label": claim["label"],
+                "first": claim["status"],
+                "now": current["status"],
+                "total": current["total"],
+                "reasons": current["reasons"],
+            }
+        )
+    return results
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -251,8 +361,9 @@ def print_summary(result: dict[str, Any]) -> None:
     console.print(budget)
     console.print(
         "\nThe system keeps running. Explore:\n"
-        f"  API docs     {services.url('enrolment')}/docs  {services.url('verification')}/docs"
-        f"  {services.url('billing')}/docs\n"
+        "  API docs     "
+        + "  ".join(f"{services.url(name)}/docs" for name in services.PORTS)
+        + "\n"
         "  a token      ./berlian token --role city_admin\n"
         "  the log      ./berlian audit verify\n"
         "  a rebuild    ./berlian replay --service enrolment --projection workers\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -48,14 +49,22 @@ async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(cluste
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster)
     await admin.start()
     try:
-        [description] = await admin.describe_topics([topic])
-        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        # Every broker learns the new topic from the controller's log; ask until all have.
+        for _ in range(40):
+            [description] = await admin.describe_topics([topic])
+            configs = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)]
+            )
+            entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+            in_sync = all(len(p["isr"]) == 3 for p in description["partitions"])
+            if "min.insync.replicas" in entries and in_sync:
+                break
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
     assert len(description["partitions"]) == 3
     for partition in description["partitions"]:
         assert sorted(partition["replicas"]) == [1, 2, 3]
         assert len(partition["isr"]) == 3
-    entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
     assert entries["min.insync.replicas"] == "2"
     assert entries["retention.ms"] == "-1"
