@@ -58,9 +58,11 @@ def stack_up(cluster: ClusterOption = False) -> None:
 @stack_app.command("down")
 def stack_down(
     cluster: ClusterOption = False,
-    wipe: Annotated[bool, typer.Option(help="Also delete Kafka's data.")] = False,
+    wipe: Annotated[bool, typer.Option(help="Also delete the data: topics and database.")] = False,
 ) -> None:
     """Stop the stack cleanly; nothing is left running."""
+    if not cluster:
+        local_services.down()  # the services stand on the single-broker stack
     stack.down(cluster=cluster, wipe=wipe)
     console.print("stopped")
 

@@ -170,7 +170,7 @@ def _format(layout: Layout, cluster_id: str) -> None:
             continue
         node_dir.mkdir(parents=True, exist_ok=True)
         _write_properties(config, _properties(layout, node))
-        args = ["format", "-t", cluster_id, "-c", str(config)]
+        args = ["format", f"--cluster-id={cluster_id}", "-c", str(config)]
         if len(layout.nodes) == 1:
             args.append("--standalone")
         result = subprocess.run(
@@ -192,7 +192,10 @@ def _cluster_id(layout: Layout) -> str:
         return id_file.read_text().strip()
     id_file.parent.mkdir(parents=True, exist_ok=True)
     # Kafka's cluster id (what StorageTool random-uuid prints): 16 random bytes, URL-safe base64.
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Like Kafka's own ids, never one starting with "-", which a command line takes for an option.
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     id_file.write_text(cluster_id + "\n")
     return cluster_id
 

@@ -134,6 +134,14 @@ def up() -> str:
     return f"postgresql://{ADMIN_ROLE}:{ADMIN_PASSWORD}@127.0.0.1:{cluster.port}/{DATABASE}"
 
 
+def drop_database() -> None:
+    """Delete the Berlian database (with ``stack down --wipe``): the topics go with it, and
+    projections must never outlive the events they were built from."""
+    for cluster in clusters() if _installed() else []:
+        if cluster.running:
+            _psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", port=cluster.port)
+
+
 def down() -> bool:
     """Stop the running clusters. True if one was running."""
     if not _installed():

@@ -41,4 +41,6 @@ def down(cluster: bool = False, wipe: bool = False) -> None:
     kafka_broker.down(kafka_broker.CLUSTER, wipe=wipe or cluster)
     if not cluster:
         kafka_broker.down(kafka_broker.SINGLE, wipe=wipe)
+        if wipe:
+            postgres.drop_database()
         postgres.down()
