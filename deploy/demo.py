@@ -82,18 +82,18 @@ def kelurahan_list(code: str, index: int, rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-async def programme(size: DemoSize) -> dict[str, Any]:
+async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
     book = policy_book()
     city = headers("city_admin")
     limits = httpx.Limits(max_connections=32)
     async with (
         httpx.AsyncClient(
-            base_url=services.url("enrolment"), timeout=120, limits=limits
+            base_url=urls["enrolment"], timeout=120, limits=limits
         ) as enrolment,
         httpx.AsyncClient(
-            base_url=services.url("verification"), timeout=120, limits=limits
+            base_url=urls["verification"], timeout=120, limits=limits
         ) as verification,
-        httpx.AsyncClient(base_url=services.url("billing"), timeout=60, limits=limits) as billing,
+        httpx.AsyncClient(base_url=urls["billing"], timeout=60, limits=limits) as billing,
     ):
         premium = book.in_force(START).monthly_premium.total
         for cohort, source, amount in (
@@ -228,7 +228,7 @@ async def programme(size: DemoSize) -> dict[str, Any]:
             await asyncio.sleep(0.5)
         regular = [w[0] for w in ready[: size.regular]]
         incidental = [w[0] for w in ready[size.regular : size.regular + size.incidental]]
-        async with httpx.AsyncClient(base_url=services.url("claims"), timeout=60) as claims:
+        async with httpx.AsyncClient(base_url=urls["claims"], timeout=60) as claims:
             claim_results = await billing_and_claims(billing, claims, regular, incidental)
         budget = (await billing.get(f"/budgets/{FISCAL_YEAR}", headers=city)).json()
         summary = (await enrolment.get("/summary", headers=city)).json()
@@ -373,5 +373,6 @@ def print_summary(result: dict[str, Any]) -> None:
 
 def run_demo(size: DemoSize) -> None:
     asyncio.run(migrate_all(DatabaseSettings()))
-    console.print(f"services: {services.up()}")
-    print_summary(asyncio.run(programme(size)))
+    urls = services.up()
+    console.print(f"services: {urls}")
+    print_summary(asyncio.run(programme(size, urls)))

@@ -168,3 +168,14 @@ async def table_digest(pool: asyncpg.Pool, schema: str, table: str) -> str:
             f"FROM {schema}.{table} t"
         )
     )
+
+
+async def rows_differing(pool: asyncpg.Pool, table: str, schema_a: str, schema_b: str) -> int:
+    """How many rows of ``table`` are in one schema's copy and not the other's (0: identical)."""
+    a, b = f"{schema_a}.{table}", f"{schema_b}.{table}"
+    return int(
+        await pool.fetchval(
+            f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) "
+            f"UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})) differing"
+        )
+    )
