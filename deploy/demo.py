@@ -87,17 +87,23 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
     city = headers("city_admin")
     limits = httpx.Limits(max_connections=32)
     async with (
-        httpx.AsyncClient(
-            base_url=urls["enrolment"], timeout=120, limits=limits
-        ) as enrolment,
+        httpx.AsyncClient(base_url=urls["enrolment"], timeout=120, limits=limits) as enrolment,
         httpx.AsyncClient(
             base_url=urls["verification"], timeout=120, limits=limits
         ) as verification,
         httpx.AsyncClient(base_url=urls["billing"], timeout=60, limits=limits) as billing,
     ):
         premium = book.in_force(START).monthly_premium.total
+        for year in VETERAN_YEARS[:-1]:
+            body = {
+                "fiscal_year": year,
+                "source": "APBD",
+                "cohort": "regular",
+                "amount": VETERANS * 12 * premium,
+            }
+            (await billing.post("/budgets", json=body, headers=city)).raise_for_status()
         for cohort, source, amount in (
-            ("regular", "APBD", size.regular * 12 * premium),
+            ("regular", "APBD", (size.regular + VETERANS) * 12 * premium),
             ("incidental", "APBD", size.incidental * premium * 2),
             ("incidental", "APBD-P", size.incidental * premium),
         ):
@@ -210,7 +216,20 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
         await asyncio.gather(
             *(designate(w[0], c, m) for w, (c, m) in zip(ready, designations, strict=False))
         )
-        for worker, *_ in ready[len(designations) :]:
+        veterans = [w[0] for w in ready[len(designations) : len(designations) + VETERANS]]
+        for year in VETERAN_YEARS:
+            for veteran in veterans:
+                body = {
+                    "cohort": "regular",
+                    "cover_months": 12,
+                    "coverage_start": f"{year}-08-01",
+                    "fiscal_year": year,
+                    "decree_ref": f"Keputusan Wali Kota Pekalongan 400/regular/{year}",
+                }
+                await post(
+                    verification, f"/cases/{veteran}/designate", body, city, "designate since 2022"
+                )
+        for worker, *_ in ready[len(designations) + VETERANS :]:
             await post(
                 verification,
                 f"/cases/{worker}/reject",
@@ -226,10 +245,18 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             if covered >= min(len(ready), len(designations)):
                 break
             await asyncio.sleep(0.5)
+        for veteran in veterans:  # renewals become coverage a moment after the designation
+            for _ in range(120):
+                coverage = await enrolment.get(
+                    f"/workers/{veteran}/coverage", params={"on": "2025-06-01"}, headers=city
+                )
+                if coverage.status_code == 200 and coverage.json()["covered"]:
+                    break
+                await asyncio.sleep(0.5)
         regular = [w[0] for w in ready[: size.regular]]
         incidental = [w[0] for w in ready[size.regular : size.regular + size.incidental]]
         async with httpx.AsyncClient(base_url=urls["claims"], timeout=60) as claims:
-            claim_results = await billing_and_claims(billing, claims, regular, incidental)
+            claim_results = await billing_and_claims(billing, claims, regular, incidental, veterans)
         budget = (await billing.get(f"/budgets/{FISCAL_YEAR}", headers=city)).json()
         summary = (await enrolment.get("/summary", headers=city)).json()
         return {
@@ -241,13 +268,20 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
         }
 
 
-PERIODS = [f"2024-{m}" for m in (11, 12)] + [f"2025-{m:02d}" for m in range(1, 11)]
+# A few workers covered since the programme began (2022), renewed every fiscal year.
+VETERANS = 2
+VETERAN_YEARS = (2022, 2023, 2024)
+PERIODS = [f"{i // 12}-{i % 12 + 1:02d}" for i in range(2022 * 12 + 7, 2025 * 12 + 10)]
 # The city's budget is late in January: January and February are paid together in March.
 LATE = ("2025-01", "2025-02")
 
 
 async def billing_and_claims(
-    billing: httpx.AsyncClient, claims: httpx.AsyncClient, regular: list[str], incidental: list[str]
+    billing: httpx.AsyncClient,
+    claims: httpx.AsyncClient,
+    regular: list[str],
+    incidental: list[str],
+    veterans: list[str],
 ) -> list[dict[str, Any]]:
     officer = headers("billing_officer")
     invoices: dict[str, list[dict[str, Any]]] = {}
@@ -311,11 +345,28 @@ async def billing_and_claims(
     for period in LATE:
         await pay(period, "2025-03-20")
     console.print(f"{', '.join(LATE)} paid late, on 2025-03-20")
+    # After three years of paid contributions, a death brings a scholarship for two children.
+    await file("JKM death after 3 years of membership", veterans[0], incident_date="2025-07-20")
+    children = [
+        {"name": "Anak pertama", "birth_date": "2012-05-02", "school_level": "SMP"},
+        {"name": "Anak kedua", "birth_date": "2016-09-14", "school_level": "SD"},
+    ]
+    await file(
+        "scholarship for two children",
+        veterans[0],
+        kind="scholarship",
+        incident_date="2025-07-20",
+        children=children,
+    )
     results = []
     for claim in filed:
         for _ in range(60):
-            current = (await claims.get(f"/claims/{claim['claim_id']}", headers=clerk)).json()
-            if current["status"] != "pending" or claim["status"] != "pending":
+            response = await claims.get(f"/claims/{claim['claim_id']}", headers=clerk)
+            current = response.json()
+            # The claims list is a projection: a claim just filed shows there a moment later.
+            if response.status_code == 200 and (
+                current["status"] != "pending" or claim["status"] != "pending"
+            ):
                 break
             await asyncio.sleep(0.5)
         if current["status"] == "approved":

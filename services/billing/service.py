@@ -244,6 +244,15 @@ class BillingService:
     async def budget_report(self, fiscal_year: int) -> list[dict[str, object]]:
         """Per cohort: allocated, committed (covered worker-months x premium), invoiced, paid,
         and what remains of the allocation after the commitments."""
+        # A report reflects every event already on the topics, not a lagging projection.
+        for projection, source in (
+            ("allocations", "billing"),
+            ("premiums", "billing"),
+            ("coverages", "enrolment"),
+        ):
+            await wait_until_caught_up(
+                self.pool, self.schema, projection, self.kafka, [source], watcher=self.offsets
+            )
         rows = await self.pool.fetch(
             f"""
             WITH allocated AS (

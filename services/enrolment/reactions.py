@@ -53,7 +53,7 @@ class CoverageReactions:
             assert data.cover_months is not None
             assert data.coverage_start is not None
             assert data.fiscal_year is not None
-            worker, _ = await self.service.load(data.worker_id)
+            worker, _ = await self.service.load(data.worker_id, conn)
             command = StartCoverage(
                 worker_id=data.worker_id,
                 coverage_id=uuid.uuid5(COVERAGE_IDS, str(envelope.event_id)),

@@ -117,9 +117,11 @@ class EnrolmentService:
         )
         return uuid.UUID(str(found)) if found else None
 
-    async def load(self, worker_id: uuid.UUID) -> tuple[Worker, int]:
+    async def load(
+        self, worker_id: uuid.UUID, conn: DbConnection | None = None
+    ) -> tuple[Worker, int]:
         worker, version = Worker(), 0
-        for stored in await self.store.read_stream(stream_of(worker_id)):
+        for stored in await self.store.read_stream(stream_of(worker_id), conn):
             _, data = parse(stored.envelope)
             worker, version = evolve(worker, data), version + 1
         return worker, version
@@ -169,7 +171,7 @@ class EnrolmentService:
     ) -> AppendResult | None:
         """Decide and append a command about an existing worker; None if nothing happened."""
         assert not isinstance(command, RegisterWorker)
-        worker, version = await self.load(command.worker_id)
+        worker, version = await self.load(command.worker_id, conn)
         events = to_new_events(decide(command, worker, self.book), command.worker_id)
         if not events:
             return None

@@ -31,6 +31,9 @@ class EnrolmentSettings(BaseSettings):
         min_length=16,
         description="Key of the NIK digest used to find one person once; keep it secret.",
     )
+    expiry_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often coverages past their end are ended."
+    )
 
 
 async def build(
@@ -40,8 +43,9 @@ async def build(
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
     producer = AIOKafkaProducer(**producer_options(kafka))
     await producer.start()
+    settings = EnrolmentSettings()
     service = EnrolmentService(
-        pool, PostgresKeyStore(pool), policy_book(), EnrolmentSettings().nik_secret.encode()
+        pool, PostgresKeyStore(pool), policy_book(), settings.nik_secret.encode()
     )
     process = ServiceProcess(
         name=SERVICE,
@@ -55,7 +59,9 @@ async def build(
             ProjectionRunner(pool, SERVICE, CoverageReactions(service), kafka),
         ],
         kafka=kafka,
-        background=[expiry_job(service, lambda: service.clock().date())],
+        background=[
+            expiry_job(service, lambda: service.clock().date(), settings.expiry_interval_seconds)
+        ],
     )
     process.add_health()
     return process, service

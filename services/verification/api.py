@@ -184,10 +184,10 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
         """The designation list of a cohort and fiscal year (the decree annex)."""
         require_role(principal, ["city_admin", "billing_officer", "auditor"])
         rows = await service.pool.fetch(
-            f"SELECT worker_id, kelurahan_code, kecamatan_code, cover_months, coverage_start, "
-            f"decree_ref, decided_at FROM {service.schema}.cases "
-            "WHERE fiscal_year = $1 AND cohort = $2 AND last_level = 'city' "
-            "AND last_outcome = 'verified' ORDER BY kelurahan_code, decided_at",
+            f"SELECT d.worker_id, c.kelurahan_code, c.kecamatan_code, d.cover_months, "
+            f"d.coverage_start, d.decree_ref, d.designated_at FROM {service.schema}.designations d "
+            f"JOIN {service.schema}.cases c USING (worker_id) "
+            "WHERE d.fiscal_year = $1 AND d.cohort = $2 ORDER BY c.kelurahan_code, d.designated_at",
             fiscal_year,
             cohort,
         )

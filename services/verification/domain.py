@@ -97,6 +97,7 @@ class Case:
     passed: tuple[Level, ...] = ()
     rejected_level: Level | None = None
     rejected_at: datetime | None = None
+    designated_years: tuple[int, ...] = ()
 
     def stage(self, facts: Facts) -> Stage:
         if self.rejected_level is not None:
@@ -118,6 +119,20 @@ def decide(
 ) -> list[Decided]:
     stage = case.stage(facts)
     level: Level = "city" if isinstance(command, Designate) else command.level
+    if isinstance(command, Designate) and stage == "designated":
+        # A renewal: the city designates a covered worker again for a later fiscal year.
+        if command.fiscal_year <= max(case.designated_years):
+            raise RefusedError(
+                [
+                    Problem(
+                        "fiscal_year",
+                        f"already designated for {max(case.designated_years)}; a renewal is "
+                        "for a later fiscal year",
+                    )
+                ],
+                conflict=True,
+            )
+        stage = "city"
     if stage != level:
         detail = (
             "the case was rejected; it reopens when the worker's details are corrected"
@@ -211,12 +226,18 @@ def designation_cost(cover_months: int, book: PolicyBook, start: date) -> int:
 def evolve(case: Case, data: BaseModel, recorded_at: datetime) -> Case:
     if isinstance(data, Verified):
         passed = case.passed if case.rejected_level is None else ()
+        years = (
+            (*case.designated_years, data.fiscal_year)
+            if data.fiscal_year
+            else case.designated_years
+        )
         return replace(
             case,
             case_id=data.case_id,
             passed=(*passed, data.level),
             rejected_level=None,
             rejected_at=None,
+            designated_years=years,
         )
     if isinstance(data, VerificationRejected):
         return replace(

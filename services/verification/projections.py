@@ -40,6 +40,22 @@ CASES_TABLE = Migration(
     CREATE INDEX ON {schema}.cases (fiscal_year, cohort);
     """,
 )
+DESIGNATIONS_TABLE = Migration(
+    "designations_v1",
+    """
+    -- One row per designation: a renewed worker is in the annex of every year designated.
+    CREATE TABLE {schema}.designations (
+        worker_id      uuid NOT NULL,
+        fiscal_year    integer NOT NULL,
+        cohort         text NOT NULL,
+        cover_months   integer NOT NULL,
+        coverage_start date NOT NULL,
+        decree_ref     text NOT NULL,
+        designated_at  timestamptz NOT NULL,
+        PRIMARY KEY (worker_id, fiscal_year)
+    );
+    """,
+)
 BUDGETS_TABLE = Migration(
     "budgets_v1",
     """
@@ -57,8 +73,8 @@ BUDGETS_TABLE = Migration(
 class CasesProjection:
     name: str = "cases"
     sources: Sequence[str] = ("enrolment", "verification")
-    migrations: Sequence[Migration] = (CASES_TABLE,)
-    tables: Sequence[str] = ("cases",)
+    migrations: Sequence[Migration] = (CASES_TABLE, DESIGNATIONS_TABLE)
+    tables: Sequence[str] = ("cases", "designations")
 
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
         data, envelope = event.data, event.envelope
@@ -83,15 +99,22 @@ class CasesProjection:
                 "decided_at": envelope.recorded_at,
                 "reasons": None,
             }
-            if data.level == "city":
-                decision |= {
-                    "cohort": data.cohort,
-                    "fiscal_year": data.fiscal_year,
-                    "cover_months": data.cover_months,
-                    "coverage_start": data.coverage_start,
-                    "decree_ref": data.decree_ref,
-                }
-            return [Upsert("cases", key, decision)]
+            if data.level != "city":
+                return [Upsert("cases", key, decision)]
+            designation = {
+                "cohort": data.cohort,
+                "cover_months": data.cover_months,
+                "coverage_start": data.coverage_start,
+                "decree_ref": data.decree_ref,
+            }
+            return [
+                Upsert("cases", key, decision | designation | {"fiscal_year": data.fiscal_year}),
+                Upsert(
+                    "designations",
+                    {"worker_id": envelope.worker_id, "fiscal_year": data.fiscal_year},
+                    designation | {"designated_at": envelope.recorded_at},
+                ),
+            ]
         if isinstance(data, VerificationRejected):
             return [
                 Upsert(

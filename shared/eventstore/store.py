@@ -272,8 +272,11 @@ class EventStore:
             [(row["position"],) for row in positions],
         )
 
-    async def read_stream(self, stream_id: str) -> list[StoredEvent]:
-        rows = await self._pool.fetch(
+    async def read_stream(
+        self, stream_id: str, conn: DbConnection | None = None
+    ) -> list[StoredEvent]:
+        """The stream's events; through ``conn`` to see what its open transaction appended."""
+        rows = await (conn or self._pool).fetch(
             f"SELECT position, body FROM {self._schema}.events WHERE stream_id = $1 "
             "ORDER BY stream_version",
             stream_id,

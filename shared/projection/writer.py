@@ -30,12 +30,14 @@ from aiokafka import ConsumerRecord, TopicPartition
 from shared.db import DbConnection
 from shared.deadletters import DeadLetter
 from shared.eventstore.migrations import Migration
+from shared.eventstore.store import ConcurrencyError
 from shared.projection.changes import RowChange, execute_changes
 from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConcurrencyError,  # a reaction raced another writer of its stream: read again, retry
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,

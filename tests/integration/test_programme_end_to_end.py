@@ -50,6 +50,9 @@ async def world(
         "TOPIC_PREFIX": kafka.topic_prefix,
         "DATABASE_URL": separate_database.database_url,
         "PYTHONPATH": str(REPO_ROOT),
+        # The demo replays 2022-2025 on today's clock: keep expiry from ending those coverages
+        # while the test checks how deaths end them.
+        "ENROLMENT_EXPIRY_INTERVAL_SECONDS": "3600",
     }
     processes = start_services(env)
     try:
@@ -112,11 +115,16 @@ async def test_the_programme_end_to_end(
     covered = Counter()
     for row in result["summary"]["workers"]:
         covered[(row["status"], row["cohort"])] += row["workers"]
-    assert covered[("covered", "regular")] + covered[("ended", "regular")] == SIZE.regular
+    assert covered[("covered", "regular")] + covered[("ended", "regular")] == SIZE.regular + 2
     assert covered[("covered", "incidental")] + covered[("ended", "incidental")] == SIZE.incidental
     incidental_months = sum(1 + i % 3 for i in range(SIZE.incidental))
     budget = {row["cohort"]: row for row in result["budget"]["cohorts"]}
-    assert budget["regular"]["invoiced"] == budget["regular"]["paid"] == SIZE.regular * 12 * PREMIUM
+    # FY2024 regular: the cohort, and the two workers renewed since 2022 (Aug 2024 - Jul 2025).
+    assert (
+        budget["regular"]["invoiced"]
+        == budget["regular"]["paid"]
+        == (SIZE.regular + 2) * 12 * PREMIUM
+    )
     assert (
         budget["incidental"]["invoiced"]
         == budget["incidental"]["paid"]
@@ -131,20 +139,25 @@ async def test_the_programme_end_to_end(
     assert claims["work-accident death"]["total"] == 70_000_000
     assert claims["temporary incapacity, 14 months"]["total"] == 13_000_000
     assert claims["death after incidental cover ended"]["reasons"] == "not_covered"
+    assert claims["JKM death after 3 years of membership"]["total"] == 42_000_000
+    # Two children at SMP and SD: SMP 3 x Rp2M, SMA 3 x Rp3M, university until 23; SD on.
+    assert claims["scholarship for two children"]["now"] == "paid"
 
     # The same figures on the topics.
     billing_events = await envelopes(kafka, "billing")
     paid = [e for e in billing_events if e["event_type"] == "PremiumPaid"]
-    assert (
-        sum(e["data"]["amount"]["total"] for e in paid)
-        == (SIZE.regular * 12 + incidental_months) * PREMIUM
-    )  # type: ignore[index]
+    veteran_months = 2 * 36  # two workers covered from August 2022 to July 2025
+    paid_total = sum(e["data"]["amount"]["total"] for e in paid)  # type: ignore[index]
+    assert paid_total == (SIZE.regular * 12 + incidental_months + veteran_months) * PREMIUM
     claim_events = await envelopes(kafka, "claims")
     claim_payments = [e["data"]["amount"] for e in claim_events if e["event_type"] == "ClaimPaid"]  # type: ignore[index]
-    assert sorted(claim_payments) == [13_000_000, 42_000_000, 42_000_000, 70_000_000]
+    scholarship = claims["scholarship for two children"]["total"]
+    assert sorted(claim_payments) == sorted(
+        [13_000_000, 42_000_000, 42_000_000, 42_000_000, 70_000_000, scholarship]
+    )
     enrolment_events = await envelopes(kafka, "enrolment")
     ended = [e["data"]["reason"] for e in enrolment_events if e["event_type"] == "CoverageEnded"]  # type: ignore[index]
-    assert Counter(ended)["deceased"] == 3
+    assert Counter(ended)["deceased"] == 4
 
     # Every projection of every service, rebuilt from the topics, equals the live one.
     for service in SERVICES:

@@ -128,3 +128,17 @@ def test_rejection_needs_reason_codes_and_other_needs_a_note() -> None:
     assert isinstance(decided.data, VerificationRejected)
     with pytest.raises(RefusedError, match="note"):
         decide(Reject(WORKER, "kelurahan", ("other",), AT), given(), FACTS, BOOK)
+
+
+def test_a_designated_worker_is_renewed_for_a_later_fiscal_year_only() -> None:
+    case = given(KELURAHAN, KECAMATAN)
+    [first] = decide(designate(), case, FACTS, BOOK, ROOM)
+    designated = evolve(case, first.data, AT)
+    assert designated.stage(FACTS) == "designated"
+
+    with pytest.raises(RefusedError, match="already designated for 2024"):
+        decide(designate(), designated, FACTS, BOOK, ROOM)
+    renewal = Designate(WORKER, "regular", 12, date(2025, 12, 1), 2025, "SK 400/9/2025", AT)
+    [renewed] = decide(renewal, designated, FACTS, BOOK, ROOM)
+    assert isinstance(renewed.data, Verified)
+    assert renewed.data.fiscal_year == 2025
