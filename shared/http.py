@@ -1,4 +1,5 @@
-"""What every service's HTTP API shares: readable refusals and no stack traces."""
+"""What every service's HTTP API shares: readable refusals (422 invalid, 409 conflicting with
+the current state, 503 while a projection catches up) and never a stack trace."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from shared.decisions import RefusedError
+from shared.projection.freshness import ProjectionBehindError
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +19,19 @@ def refusal(status: int, detail: str, **extra: object) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RefusedError)
+    async def refused(_: Request, error: RefusedError) -> JSONResponse:
+        return refusal(
+            409 if error.conflict else 422,
+            str(error),
+            problems=[{"field": p.field, "message": p.message} for p in error.problems],
+        )
+
+    @app.exception_handler(ProjectionBehindError)
+    async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
+        # The decision would read data not yet caught up: nothing was decided; try again.
+        return JSONResponse({"detail": f"{error}; retry shortly"}, 503, {"Retry-After": "2"})
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the trace for operators; the caller gets a sentence, never the trace.

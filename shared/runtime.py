@@ -17,9 +17,13 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from shared.db import service_dsn
+from shared.eventstore.store import outbox_channel
+from shared.kafka_clients import producer_options
 from shared.projection.runner import ProjectionRunner
+from shared.projection.writer import Projection
 from shared.relay import OutboxRelay
-from shared.settings import KafkaSettings
+from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import partitions_of
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,42 @@ class ServiceProcess:
         server.should_exit = True  # stop taking requests, finish those in flight
         await serving
         await asyncio.gather(*tasks)  # runners finish their batch; the relay flushes
+
+
+async def connect(
+    service: str, kafka: KafkaSettings, database: DatabaseSettings
+) -> tuple[asyncpg.Pool, AIOKafkaProducer]:
+    """The service's own database role and a safe producer: its two adapters."""
+    dsn = service_dsn(database.database_url, service, database.service_role_password)
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
+    producer = AIOKafkaProducer(**producer_options(kafka))
+    await producer.start()
+    return pool, producer
+
+
+def assemble(
+    service: str,
+    app: FastAPI,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+    projections: Sequence[Projection],
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
+) -> ServiceProcess:
+    """One process: the API, the relay of the service's outbox, a runner per projection."""
+    process = ServiceProcess(
+        name=service,
+        app=app,
+        pool=pool,
+        producer=producer,
+        relay=OutboxRelay(pool, service, kafka.events_topic(service), producer),
+        notify_channel=outbox_channel(service),
+        runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
+        kafka=kafka,
+        background=background,
+    )
+    process.add_health()
+    return process
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -8,16 +8,14 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.billing.budget import AllocateBudget
-from services.billing.errors import RefusedError
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, authenticated, require_role
 from shared.eventstore.store import CommandContext
-from shared.http import install_error_handlers, refusal
+from shared.http import install_error_handlers
 
 
 class AllocationRequest(BaseModel):
@@ -56,14 +54,6 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
 
     def context(principal: Principal) -> CommandContext:
         return CommandContext(principal.subject, principal.role, uuid.uuid4())
-
-    @app.exception_handler(RefusedError)
-    async def refused(_: Request, error: RefusedError) -> JSONResponse:
-        return refusal(
-            409 if error.conflict else 422,
-            str(error),
-            problems=[{"field": p.field, "message": p.message} for p in error.problems],
-        )
 
     @router.post("/budgets", status_code=201)
     async def allocate(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from services.billing.errors import RefusedError
+from shared.decisions import RefusedError
 from shared.events.billing import BudgetAllocated
 from shared.policy.eligibility import Problem
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from services.billing.errors import RefusedError
+from shared.decisions import RefusedError
 from shared.events.billing import CohortTotal, InvoiceIssued, PremiumInvoiced
 from shared.events.types import Premium
 from shared.policy.eligibility import Problem

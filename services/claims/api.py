@@ -8,19 +8,16 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.claims.benefits import Child
 from services.claims.domain import Approved, Claim, Pending, Rejected
-from services.claims.errors import RefusedError
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, authenticated, require_role
 from shared.events.claims import ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import install_error_handlers, refusal
-from shared.projection.freshness import ProjectionBehindError
+from shared.http import install_error_handlers
 
 
 class ChildRequest(BaseModel):
@@ -65,14 +62,6 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
     install_error_handlers(app)
     caller = authenticated(auth)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
-
-    @app.exception_handler(RefusedError)
-    async def refused(_: Request, error: RefusedError) -> JSONResponse:
-        return refusal(409 if error.conflict else 422, str(error), problems=error.problems)
-
-    @app.exception_handler(ProjectionBehindError)
-    async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
-        return JSONResponse({"detail": f"{error}; retry shortly"}, 503, {"Retry-After": "2"})
 
     @router.post("/claims", status_code=201)
     async def file(

@@ -25,6 +25,7 @@ from services.claims.benefits import (
 )
 from shared.events.claims import ClaimRejectionReason
 from shared.policy import PolicyBook
+from shared.policy.eligibility import Problem
 from shared.policy.membership import Status
 
 AccidentBenefit = Literal["medical", "temporary_incapacity", "total_permanent_disability"]
@@ -85,21 +86,21 @@ class Pending:
 Decision = Approved | Rejected | Pending
 
 
-def malformed(claim: Claim) -> list[str]:
+def malformed(claim: Claim) -> list[Problem]:
     """What makes a claim impossible to decide at all (refused at filing)."""
     problems = []
     if claim.benefit == "JKM" and claim.kind == "accident":
-        problems.append("kind: an accident is a JKK claim")
+        problems.append(Problem("kind", "an accident is a JKK claim"))
     if claim.kind == "accident" and claim.accident_benefit is None:
-        problems.append("accident_benefit: say which benefit the accident claim is for")
+        problems.append(Problem("accident_benefit", "say which benefit the accident claim is for"))
     if claim.accident_benefit == "temporary_incapacity" and not claim.months_incapacitated:
-        problems.append("months_incapacitated: needed for temporary incapacity")
+        problems.append(Problem("months_incapacitated", "needed for temporary incapacity"))
     if claim.accident_benefit == "medical" and claim.medical_costs is None:
-        problems.append("medical_costs: needed for medical care")
+        problems.append(Problem("medical_costs", "needed for medical care"))
     if claim.kind == "scholarship" and not claim.children:
-        problems.append("children: a scholarship claim names the children")
+        problems.append(Problem("children", "a scholarship claim names the children"))
     if claim.incident_date > claim.filed_on:
-        problems.append("incident_date: after the filing date")
+        problems.append(Problem("incident_date", "after the filing date"))
     return problems
 
 

@@ -28,8 +28,8 @@ from services.claims.domain import (
     decide_claim,
     malformed,
 )
-from services.claims.errors import RefusedError
 from shared.db import DbConnection
+from shared.decisions import RefusedError
 from shared.events.claims import (
     BenefitItem,
     ChildPersonal,
@@ -45,6 +45,7 @@ from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
+from shared.policy.eligibility import Problem
 from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
@@ -239,14 +240,19 @@ class ClaimsService:
                 claim_id,
             )
             if row is None:
-                raise RefusedError(["claim_id: no such claim"], conflict=True)
+                raise RefusedError([Problem("claim_id", "no such claim")], conflict=True)
             if row["status"] != "approved":
                 raise RefusedError(
-                    [f"claim_id: the claim is {row['status']}, not approved"], conflict=True
+                    [Problem("claim_id", f"the claim is {row['status']}, not approved")],
+                    conflict=True,
                 )
             if amount != row["total"]:
                 raise RefusedError(
-                    [f"amount: Rp{amount:,} differs from the approved Rp{row['total']:,}"]
+                    [
+                        Problem(
+                            "amount", f"Rp{amount:,} differs from the approved Rp{row['total']:,}"
+                        )
+                    ]
                 )
             paid = ClaimPaid(
                 claim_id=claim_id,

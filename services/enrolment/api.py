@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.enrolment.domain import CorrectDetails, EndCoverage, RefusedError
+from services.enrolment.domain import CorrectDetails, EndCoverage
 from services.enrolment.imports import ImportFileError, import_csv, report_csv
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.auth import AuthSettings, Principal, authenticated, require_area, require_role
@@ -87,14 +87,6 @@ class CoverageView(BaseModel):
     coverage_end: date | None = None
 
 
-def problems_response(refused: RefusedError) -> JSONResponse:
-    return refusal(
-        409 if refused.conflict else 422,
-        str(refused),
-        problems=[{"field": p.field, "message": p.message} for p in refused.problems],
-    )
-
-
 def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     app = FastAPI(
         title="Berlian enrolment",
@@ -104,10 +96,6 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     install_error_handlers(app)
     caller = authenticated(auth)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
-
-    @app.exception_handler(RefusedError)
-    async def refused(_: Request, error: RefusedError) -> JSONResponse:
-        return problems_response(error)
 
     @app.exception_handler(DuplicateNikError)
     async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:

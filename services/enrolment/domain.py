@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from services.enrolment.rules import check_kelurahan, check_nik, check_occupation
+from shared.decisions import Decided, RefusedError
 from shared.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
@@ -25,26 +26,6 @@ from shared.events.enrolment import (
 from shared.events.types import Premium, SealedPersonal
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem, check_age, coverage_age_limit_end
-
-
-class RefusedError(Exception):
-    """A command the rules refuse, with every reason; ``conflict`` when it clashes with state."""
-
-    def __init__(self, problems: list[Problem], conflict: bool = False) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
-        self.conflict = conflict
-
-
-@dataclass(frozen=True)
-class Decided:
-    """An event decided by the domain: its type, data, business time and rules version."""
-
-    event_type: str
-    data: BaseModel
-    occurred_at: datetime
-    policy_version: str | None
-    schema_version: int = 1
 
 
 @dataclass(frozen=True)

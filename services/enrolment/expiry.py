@@ -13,8 +13,9 @@ from collections.abc import Callable, Coroutine
 from datetime import date
 from typing import Any
 
-from services.enrolment.domain import EndCoverage, RefusedError
+from services.enrolment.domain import EndCoverage
 from services.enrolment.service import EnrolmentService
+from shared.decisions import RefusedError
 from shared.eventstore.store import CommandContext
 from shared.policy.eligibility import coverage_age_limit_end
 

@@ -17,8 +17,8 @@ from datetime import date
 
 from pydantic import ValidationError
 
-from services.enrolment.domain import RefusedError
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
+from shared.decisions import RefusedError
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext

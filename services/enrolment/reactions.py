@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.enrolment.domain import EndCoverage, RefusedError, StartCoverage
+from services.enrolment.domain import EndCoverage, StartCoverage
 from services.enrolment.service import EnrolmentService
 from shared.db import DbConnection
+from shared.decisions import RefusedError
 from shared.events.claims import ClaimApproved
 from shared.events.verification import Verified
 from shared.eventstore.migrations import Migration

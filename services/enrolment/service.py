@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -19,7 +19,6 @@ import asyncpg
 from services.enrolment.domain import (
     Command,
     CorrectDetails,
-    Decided,
     RegisterWorker,
     Worker,
     decide,
@@ -31,9 +30,9 @@ from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import KeyStore, seal
 from shared.events.registry import parse
 from shared.events.types import SealedPersonal
-from shared.eventstore import AppendResult, EventStore, NewEvent
+from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext
+from shared.eventstore.store import CommandContext, to_new_events
 from shared.policy import PolicyBook
 
 SERVICE = "enrolment"
@@ -61,20 +60,6 @@ class DuplicateNikError(Exception):
 
 def stream_of(worker_id: uuid.UUID) -> str:
     return f"worker-{worker_id}"
-
-
-def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID) -> list[NewEvent]:
-    return [
-        NewEvent(
-            event_type=d.event_type,
-            data=d.data.model_dump(mode="json"),
-            occurred_at=d.occurred_at,
-            worker_id=worker_id,
-            schema_version=d.schema_version,
-            policy_version=d.policy_version,
-        )
-        for d in decided
-    ]
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.verification.domain import Designate, RefusedError, Reject, Verify
+from services.verification.domain import Designate, Reject, Verify
 from services.verification.service import STAGE_SQL, UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, authenticated, require_area, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
 from shared.http import install_error_handlers, refusal
-from shared.projection.freshness import ProjectionBehindError
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -65,21 +64,9 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
     caller = authenticated(auth)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
 
-    @app.exception_handler(RefusedError)
-    async def refused(_: Request, error: RefusedError) -> JSONResponse:
-        return refusal(
-            409 if error.conflict else 422,
-            str(error),
-            problems=[{"field": p.field, "message": p.message} for p in error.problems],
-        )
-
     @app.exception_handler(UnknownWorkerError)
     async def unknown(_: Request, error: UnknownWorkerError) -> JSONResponse:
         return refusal(404, str(error))
-
-    @app.exception_handler(ProjectionBehindError)
-    async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
-        return JSONResponse({"detail": f"{error}; retry shortly"}, 503, {"Retry-After": "2"})
 
     async def level_and_area(principal: Principal, worker_id: uuid.UUID) -> Level:
         require_role(principal, list(LEVEL_OF_ROLE))

@@ -14,27 +14,13 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from shared.decisions import Decided, RefusedError
 from shared.events.verification import Level, RejectionReason, VerificationRejected, Verified
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem, check_age
 
 LEVELS: tuple[Level, ...] = ("kelurahan", "kecamatan", "city")
 Stage = Literal["kelurahan", "kecamatan", "city", "designated", "rejected"]
-
-
-class RefusedError(Exception):
-    def __init__(self, problems: list[Problem], conflict: bool = False) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
-        self.conflict = conflict
-
-
-@dataclass(frozen=True)
-class Decided:
-    event_type: str
-    data: BaseModel
-    occurred_at: datetime
-    policy_version: str | None
 
 
 @dataclass(frozen=True)

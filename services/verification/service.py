@@ -14,7 +14,6 @@ from services.verification.domain import (
     Case,
     CohortStanding,
     Command,
-    Decided,
     Designate,
     Facts,
     decide,
@@ -23,9 +22,9 @@ from services.verification.domain import (
 )
 from shared.db import DbConnection
 from shared.events.registry import parse
-from shared.eventstore import AppendResult, EventStore, NewEvent
+from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext
+from shared.eventstore.store import CommandContext, to_new_events
 from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
@@ -67,19 +66,6 @@ class UnknownWorkerError(LookupError):
 
 def stream_of(worker_id: uuid.UUID) -> str:
     return f"case-{worker_id}"
-
-
-def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID) -> list[NewEvent]:
-    return [
-        NewEvent(
-            event_type=d.event_type,
-            data=d.data.model_dump(mode="json"),
-            occurred_at=d.occurred_at,
-            worker_id=worker_id,
-            policy_version=d.policy_version,
-        )
-        for d in decided
-    ]
 
 
 class VerificationService:

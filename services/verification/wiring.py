@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import asyncpg
-from aiokafka import AIOKafkaProducer
-
 from services.verification.api import create_app
 from services.verification.projections import PROJECTIONS
 from services.verification.service import SERVICE, VerificationService
 from shared.auth import AuthSettings
-from shared.db import service_dsn
-from shared.kafka_clients import producer_options
 from shared.policy import policy_book
-from shared.projection.runner import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.runtime import ServiceProcess
+from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings
 
 
 async def build(
     kafka: KafkaSettings, database: DatabaseSettings, auth: AuthSettings
 ) -> tuple[ServiceProcess, VerificationService]:
-    dsn = service_dsn(database.database_url, SERVICE, database.service_role_password)
-    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
-    producer = AIOKafkaProducer(**producer_options(kafka))
-    await producer.start()
+    pool, producer = await connect(SERVICE, kafka, database)
     service = VerificationService(pool, kafka, policy_book())
-    process = ServiceProcess(
-        name=SERVICE,
-        app=create_app(service, auth),
-        pool=pool,
-        producer=producer,
-        relay=OutboxRelay(pool, SERVICE, kafka.events_topic(SERVICE), producer),
-        notify_channel=service.store.notify_channel,
-        runners=[ProjectionRunner(pool, SERVICE, p, kafka) for p in PROJECTIONS],
-        kafka=kafka,
-    )
-    process.add_health()
-    return process, service
+    app = create_app(service, auth)
+    return assemble(SERVICE, app, pool, producer, kafka, PROJECTIONS), service

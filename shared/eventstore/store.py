@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 
 from shared.db import DbConnection
+from shared.decisions import Decided
 from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
 
@@ -73,6 +74,11 @@ class StoredEvent:
     body: str = field(repr=False)
 
 
+def outbox_channel(schema: str) -> str:
+    """The PostgreSQL NOTIFY channel an append signals, so the relay wakes without polling."""
+    return f"{schema}_outbox"
+
+
 def rfc3339(moment: datetime) -> str:
     """UTC instants as RFC 3339 with a Z; other offsets kept as given (business time)."""
     if moment.tzinfo is None:
@@ -98,7 +104,7 @@ class EventStore:
 
     @property
     def notify_channel(self) -> str:
-        return f"{self._schema}_outbox"
+        return outbox_channel(self._schema)
 
     async def find_command(self, idempotency_key: str) -> AppendResult | None:
         """The result of a command already handled under this key, if any."""
@@ -292,3 +298,17 @@ class EventStore:
             limit,
         )
         return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
+
+
+def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID) -> list[NewEvent]:
+    return [
+        NewEvent(
+            event_type=d.event_type,
+            data=d.data.model_dump(mode="json"),
+            occurred_at=d.occurred_at,
+            worker_id=worker_id,
+            schema_version=d.schema_version,
+            policy_version=d.policy_version,
+        )
+        for d in decided
+    ]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 from aiokafka.admin import NewTopic
 
+from services.catalog import migrate_all
 from shared.eventstore.migrations import PLATFORM, migrate
+from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import EVENT_TOPIC_CONFIG, ensure_topics
 
@@ -48,3 +54,30 @@ async def make_sandbox(
         ],
     )
     return sandbox
+
+
+@asynccontextmanager
+async def running(process: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """A built service's relay and consumers running, and a client for its API (no port)."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(process.relay.run(stop, process.notify_channel))]
+    tasks += [asyncio.create_task(r.run(stop)) for r in process.runners]
+    transport = httpx.ASGITransport(app=process.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{process.name}") as api:
+            yield api
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await process.producer.stop()
+        await process.pool.close()
+
+
+async def isolated(kafka: KafkaSettings, database: DatabaseSettings, label: str) -> KafkaSettings:
+    """Topics of the test's own under a fresh prefix, and every service's tables migrated."""
+    own = kafka.model_copy(
+        update={"topic_prefix": f"{kafka.topic_prefix}{label}-{uuid.uuid4().hex[:6]}."}
+    )
+    await ensure_topics(own)
+    await migrate_all(database)
+    return own

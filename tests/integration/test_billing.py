@@ -12,11 +12,10 @@ import httpx
 import pytest
 
 from services.billing import wiring as billing_wiring
-from services.catalog import migrate_all
 from shared.auth import AuthSettings, issue_token
 from shared.settings import DatabaseSettings, KafkaSettings
-from shared.topics import ensure_topics
 from tests.integration import publishing
+from tests.integration.sandbox import isolated, running
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
@@ -41,23 +40,10 @@ async def start_coverage(
 async def world(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> AsyncIterator[World]:
-    kafka = kafka_settings.model_copy(
-        update={"topic_prefix": f"{kafka_settings.topic_prefix}billing-{uuid.uuid4().hex[:6]}."}
-    )
-    await ensure_topics(kafka)
-    await migrate_all(separate_database)
+    kafka = await isolated(kafka_settings, separate_database, "billing")
     process, _ = await billing_wiring.build(kafka, separate_database, AUTH)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(process.relay.run(stop, process.notify_channel))]
-    tasks += [asyncio.create_task(r.run(stop)) for r in process.runners]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=process.app), base_url="http://billing"
-    ) as api:
+    async with running(process) as api:
         yield World(api, kafka, separate_database)
-    stop.set()
-    await asyncio.gather(*tasks)
-    await process.producer.stop()
-    await process.pool.close()
 
 
 async def run(world: World, period: str) -> httpx.Response:

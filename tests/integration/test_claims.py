@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.catalog import migrate_all
 from services.claims import wiring as claims_wiring
 from shared.auth import AuthSettings, issue_token
 from shared.settings import DatabaseSettings, KafkaSettings
-from shared.topics import ensure_topics
 from tests.integration.publishing import pay_months, start_coverage
+from tests.integration.sandbox import isolated, running
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
@@ -36,23 +35,10 @@ class World:
 async def world(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> AsyncIterator[World]:
-    kafka = kafka_settings.model_copy(
-        update={"topic_prefix": f"{kafka_settings.topic_prefix}claims-{uuid.uuid4().hex[:6]}."}
-    )
-    await ensure_topics(kafka)
-    await migrate_all(separate_database)
+    kafka = await isolated(kafka_settings, separate_database, "claims")
     process, _ = await claims_wiring.build(kafka, separate_database, AUTH)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(process.relay.run(stop, process.notify_channel))]
-    tasks += [asyncio.create_task(r.run(stop)) for r in process.runners]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=process.app), base_url="http://claims"
-    ) as api:
+    async with running(process) as api:
         yield World(api, kafka, separate_database)
-    stop.set()
-    await asyncio.gather(*tasks)
-    await process.producer.stop()
-    await process.pool.close()
 
 
 def months(first: str, count: int) -> list[str]:

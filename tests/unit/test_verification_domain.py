@@ -12,12 +12,12 @@ from services.verification.domain import (
     CohortStanding,
     Designate,
     Facts,
-    RefusedError,
     Reject,
     Verify,
     decide,
     evolve,
 )
+from shared.decisions import RefusedError
 from shared.events.verification import VerificationRejected, Verified
 from shared.policy import policy_book
 

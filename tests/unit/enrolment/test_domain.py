@@ -11,7 +11,6 @@ from services.enrolment.domain import (
     Command,
     CorrectDetails,
     EndCoverage,
-    RefusedError,
     RegisterWorker,
     StartCoverage,
     Worker,
@@ -19,6 +18,7 @@ from services.enrolment.domain import (
     decide,
     evolve,
 )
+from shared.decisions import RefusedError
 from shared.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
