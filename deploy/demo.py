@@ -17,6 +17,7 @@ from rich.table import Table
 
 from deploy.local import services
 from services.catalog import migrate_all
+from services.enrolment.imports import COLUMNS
 from shared.auth import AuthSettings, Role, issue_token
 from shared.policy import policy_book
 from shared.settings import DatabaseSettings
@@ -43,20 +44,7 @@ def kelurahan_list(code: str, index: int, rows: int) -> bytes:
     occupations = list(policy_book().in_force(START).occupations)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        [
-            "nik",
-            "full_name",
-            "birth_date",
-            "sex",
-            "occupation_code",
-            "kelurahan_code",
-            "address",
-            "phone",
-            "heir_name",
-            "heir_relationship",
-        ]
-    )
+    writer.writerow(COLUMNS)
     for row in range(rows):
         n = index * 1000 + row
         birth = date(1962 + n % 40, 1 + n % 12, 1 + n % 28)

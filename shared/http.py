@@ -4,10 +4,12 @@ the current state, 503 while a projection catches up) and never a stack trace.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from shared.auth import AuthSettings, Principal, authenticated
 from shared.decisions import RefusedError
 from shared.projection.freshness import ProjectionBehindError
 
@@ -37,3 +39,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # Logged with the trace for operators; the caller gets a sentence, never the trace.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return refusal(500, "internal error; the request was not applied")
+
+
+def service_app(
+    title: str, description: str, auth: AuthSettings
+) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
+    """A service's FastAPI app with the shared error responses, a router documented as
+    needing a token, and the dependency that authenticates the caller."""
+    app = FastAPI(title=f"Berlian {title}", version="1", description=description)
+    install_error_handlers(app)
+    router = APIRouter(responses={401: {"description": "no or invalid token"}})
+    return app, router, authenticated(auth)

@@ -8,14 +8,14 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.billing.budget import AllocateBudget
 from services.billing.service import BillingService
-from shared.auth import AuthSettings, Principal, authenticated, require_role
+from shared.auth import AuthSettings, Principal, require_role
 from shared.eventstore.store import CommandContext
-from shared.http import install_error_handlers
+from shared.http import service_app
 
 
 class AllocationRequest(BaseModel):
@@ -43,14 +43,11 @@ class PaymentRequest(BaseModel):
 
 
 def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
-    app = FastAPI(
-        title="Berlian billing",
-        version="1",
-        description="The city's budget for the programme, premiums invoiced and paid.",
+    app, router, caller = service_app(
+        "billing",
+        "The city's budget for the programme, premiums invoiced and paid.",
+        auth,
     )
-    install_error_handlers(app)
-    caller = authenticated(auth)
-    router = APIRouter(responses={401: {"description": "no or invalid token"}})
 
     def context(principal: Principal) -> CommandContext:
         return CommandContext(principal.subject, principal.role, uuid.uuid4())

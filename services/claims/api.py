@@ -8,16 +8,16 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.claims.benefits import Child
 from services.claims.domain import Approved, Claim, Pending, Rejected
 from services.claims.service import ClaimsService
-from shared.auth import AuthSettings, Principal, authenticated, require_role
+from shared.auth import AuthSettings, Principal, require_role
 from shared.events.claims import ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import install_error_handlers
+from shared.http import service_app
 
 
 class ChildRequest(BaseModel):
@@ -54,14 +54,11 @@ class PaymentRequest(BaseModel):
 
 
 def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
-    app = FastAPI(
-        title="Berlian claims",
-        version="1",
-        description="JKM and JKK claims and scholarships, decided by the programme's rules.",
+    app, router, caller = service_app(
+        "claims",
+        "JKM and JKK claims and scholarships, decided by the programme's rules.",
+        auth,
     )
-    install_error_handlers(app)
-    caller = authenticated(auth)
-    router = APIRouter(responses={401: {"description": "no or invalid token"}})
 
     @router.post("/claims", status_code=201)
     async def file(

@@ -8,19 +8,19 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.enrolment.domain import CorrectDetails, EndCoverage
 from services.enrolment.imports import ImportFileError, import_csv, report_csv
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
-from shared.auth import AuthSettings, Principal, authenticated, require_area, require_role
+from shared.auth import AuthSettings, Principal, require_area, require_role
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.personal import Erased, open_sealed
 from shared.events.types import SealedPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import install_error_handlers, refusal
+from shared.http import refusal, service_app
 
 
 class RegisterRequest(BaseModel):
@@ -88,14 +88,11 @@ class CoverageView(BaseModel):
 
 
 def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
-    app = FastAPI(
-        title="Berlian enrolment",
-        version="1",
-        description="Registers workers, imports kelurahan lists, and tracks coverage.",
+    app, router, caller = service_app(
+        "enrolment",
+        "Registers workers, imports kelurahan lists, and tracks coverage.",
+        auth,
     )
-    install_error_handlers(app)
-    caller = authenticated(auth)
-    router = APIRouter(responses={401: {"description": "no or invalid token"}})
 
     @app.exception_handler(DuplicateNikError)
     async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:

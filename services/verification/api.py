@@ -10,16 +10,16 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.verification.domain import Designate, Reject, Verify
 from services.verification.service import STAGE_SQL, UnknownWorkerError, VerificationService
-from shared.auth import AuthSettings, Principal, Role, authenticated, require_area, require_role
+from shared.auth import AuthSettings, Principal, Role, require_area, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
-from shared.http import install_error_handlers, refusal
+from shared.http import refusal, service_app
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -55,14 +55,11 @@ class Decision(BaseModel):
 
 
 def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
-    app = FastAPI(
-        title="Berlian verification",
-        version="1",
-        description="Kelurahan verification, kecamatan validation and city designation.",
+    app, router, caller = service_app(
+        "verification",
+        "Kelurahan verification, kecamatan validation and city designation.",
+        auth,
     )
-    install_error_handlers(app)
-    caller = authenticated(auth)
-    router = APIRouter(responses={401: {"description": "no or invalid token"}})
 
     @app.exception_handler(UnknownWorkerError)
     async def unknown(_: Request, error: UnknownWorkerError) -> JSONResponse:

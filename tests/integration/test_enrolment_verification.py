@@ -19,6 +19,7 @@ import pytest
 
 from services.enrolment import wiring as enrolment_wiring
 from services.enrolment.expiry import end_expired_coverages
+from services.enrolment.imports import COLUMNS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT_PROJECTIONS
 from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
@@ -61,20 +62,7 @@ def csv_rows(count: int) -> tuple[bytes, set[int]]:
     """A kelurahan list of ``count`` rows; every 100th row is bad in its own way."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        [
-            "nik",
-            "full_name",
-            "birth_date",
-            "sex",
-            "occupation_code",
-            "kelurahan_code",
-            "address",
-            "phone",
-            "heir_name",
-            "heir_relationship",
-        ]
-    )
+    writer.writerow(COLUMNS)
     bad = set()
     for i in range(count):
         birth = date(1965 + i % 35, 1 + i % 12, 1 + i % 28)
