@@ -91,7 +91,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             }
             (await billing.post("/budgets", json=body, headers=city)).raise_for_status()
         for cohort, source, amount in (
-            ("regular", "APBD", (size.regular + VETERANS) * 12 * premium),
+            ("regular", "APBD", size.regular * 12 * premium),
             ("incidental", "APBD", size.incidental * premium * 2),
             ("incidental", "APBD-P", size.incidental * premium),
         ):
@@ -185,7 +185,8 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
         console.print("kelurahan and kecamatan steps done")
 
         ready = [w for i, w in enumerate(workers) if i % 97 != 5 and i % 89 != 7]
-        designations = [("regular", 12)] * size.regular + [
+        # The regular cohort's quota includes the workers renewed since 2022.
+        designations = [("regular", 12)] * (size.regular - VETERANS) + [
             ("incidental", 1 + i % 3) for i in range(size.incidental)
         ]
 
@@ -241,8 +242,9 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
                 if coverage.status_code == 200 and coverage.json()["covered"]:
                     break
                 await asyncio.sleep(0.5)
-        regular = [w[0] for w in ready[: size.regular]]
-        incidental = [w[0] for w in ready[size.regular : size.regular + size.incidental]]
+        new_regular = size.regular - VETERANS
+        regular = [w[0] for w in ready[:new_regular]]
+        incidental = [w[0] for w in ready[new_regular : new_regular + size.incidental]]
         async with httpx.AsyncClient(base_url=urls["claims"], timeout=60) as claims:
             claim_results = await billing_and_claims(billing, claims, regular, incidental, veterans)
         budget = (await billing.get(f"/budgets/{FISCAL_YEAR}", headers=city)).json()
@@ -274,7 +276,11 @@ async def billing_and_claims(
     officer = headers("billing_officer")
     invoices: dict[str, list[dict[str, Any]]] = {}
     for period in PERIODS:
-        response = await billing.post("/billing-runs", json={"period": period}, headers=officer)
+        for _ in range(20):  # 503 while billing's projections catch up; 422: nothing to bill
+            response = await billing.post("/billing-runs", json={"period": period}, headers=officer)
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(0.5)
         if response.status_code == 201:
             invoices[period] = [response.json()]
 
@@ -389,15 +395,16 @@ def print_summary(result: dict[str, Any]) -> None:
         label, status = key.rsplit(" ", 1)
         decisions.add_row(label, status, str(count))
     console.print(decisions)
-    budget = Table("cohort", "allocated", "committed", "remaining", title=f"Budget {FISCAL_YEAR}")
+    columns = ("allocated", "committed", "invoiced", "paid", "remaining")
+    budget = Table("cohort", *columns, title=f"Budget {FISCAL_YEAR}")
     for row in result["budget"]["cohorts"]:
-        budget.add_row(
-            row["cohort"],
-            f"Rp{row['allocated']:,}",
-            f"Rp{row['committed']:,}",
-            f"Rp{row['remaining']:,}",
-        )
+        budget.add_row(row["cohort"], *(f"Rp{row[c]:,}" for c in columns))
     console.print(budget)
+    claims = Table("claim", "at filing", "now", "amount", "reasons", title="Claims")
+    for row in result["claims"]:
+        amount = f"Rp{row['total']:,}" if row["total"] else "-"
+        claims.add_row(row["label"], row["first"], row["now"], amount, row["reasons"] or "")
+    console.print(claims)
     console.print(
         "\nThe system keeps running. Explore:\n"
         "  API docs     "
