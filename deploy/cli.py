@@ -142,8 +142,11 @@ def run_service(
     """Run one service: its HTTP API, outbox relay and consumers; stops cleanly on SIGTERM."""
     from services.wiring import build_service
     from shared.auth import AuthSettings
+    from shared.logs import configure as configure_logs
     from shared.runtime import stop_on_signals
     from shared.settings import DatabaseSettings, KafkaSettings
+
+    configure_logs(service)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -22,7 +22,8 @@ from shared.auth import AuthSettings, Role, issue_token
 from shared.policy import policy_book
 from shared.settings import DatabaseSettings
 
-console = Console()
+# Wide enough for exact rupiah amounts side by side, also when the output is not a terminal.
+console = Console(width=max(Console().width, 130))
 FISCAL_YEAR = 2024
 START = date(2024, 11, 1)
 

@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.db import service_dsn
 from shared.eventstore.store import outbox_channel
@@ -24,6 +26,7 @@ from shared.projection.runner import ProjectionRunner
 from shared.projection.writer import Projection
 from shared.relay import OutboxRelay
 from shared.settings import DatabaseSettings, KafkaSettings
+from shared.telemetry import COMMAND_SECONDS, COMMANDS
 from shared.topic_reader import partitions_of
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,31 @@ class ServiceProcess:
     )
 
     def add_health(self) -> None:
+        service = self.name
+
+        @self.app.middleware("http")
+        async def measure(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = request.scope.get("route")
+            command = f"{request.method} {getattr(route, 'path', 'unmatched')}"
+            outcome = (
+                "accepted"
+                if response.status_code < 400
+                else "refused"
+                if response.status_code < 500
+                else "failed"
+            )
+            COMMANDS.labels(service, command, outcome).inc()
+            COMMAND_SECONDS.labels(service, command).observe(time.perf_counter() - started)
+            return response
+
+        @self.app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
         @self.app.get("/health/live", include_in_schema=False)
         async def live() -> dict[str, str]:
             return {"status": "alive"}

@@ -20,6 +20,7 @@ from shared.db import DbConnection
 from shared.decisions import Decided
 from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
+from shared.telemetry import EVENTS_APPENDED
 
 
 class ConcurrencyError(Exception):
@@ -180,6 +181,8 @@ class EventStore:
                 last_version,
             )
         await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
+        for event in events:
+            EVENTS_APPENDED.labels(self._producer, event.event_type).inc()
         return AppendResult(stream_id, actual + 1, last_version, event_ids)
 
     async def _claim_command(

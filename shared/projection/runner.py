@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from shared.kafka_clients import consumer_options
 from shared.projection.writer import Projection, ProjectionWriter, Record, Reread
 from shared.settings import KafkaSettings
+from shared.telemetry import PROJECTION_LAG
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class ProjectionRunner:
             highwater = consumer.highwater(tp)
             if highwater is not None and tp in self.positions:
                 self.lag[tp] = max(0, highwater - self.positions[tp])
+                PROJECTION_LAG.labels(self.consumer_name, tp.topic, str(tp.partition)).set(
+                    self.lag[tp]
+                )
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -33,6 +33,7 @@ from shared.eventstore.migrations import Migration
 from shared.eventstore.store import ConcurrencyError
 from shared.projection.changes import RowChange, execute_changes
 from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
+from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, reason_category
 
 log = logging.getLogger(__name__)
 
@@ -323,3 +324,6 @@ class ProjectionWriter:
                 )
         self.applied += len(outcome.versions)
         self.dead_lettered += len(outcome.dead)
+        EVENTS_CONSUMED.labels(self.consumer_name).inc(len(outcome.versions))
+        for _, reason in outcome.dead:
+            DEAD_LETTERS.labels(self.consumer_name, reason_category(reason)).inc()

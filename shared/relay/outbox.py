@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
+from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISH_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class OutboxRelay:
             )
             if not rows:
                 return total
+            started = time.perf_counter()
             deliveries = []
             for row in rows:
                 envelope = orjson.loads(row["body"])
@@ -83,6 +87,7 @@ class OutboxRelay:
                     )
                 )
             await asyncio.gather(*deliveries)
+            OUTBOX_PUBLISH_SECONDS.labels(self._schema).observe(time.perf_counter() - started)
             await self._mark_published([row["position"] for row in rows])
             total += len(rows)
 
@@ -109,6 +114,7 @@ class OutboxRelay:
                     self._wake.clear()
                     try:
                         await self.publish_pending()
+                        OUTBOX_BACKLOG.labels(self._schema).set(await self.backlog())
                         failures = 0
                     except (KafkaError, OSError, asyncpg.PostgresError) as error:
                         # Broker or database away: what is in the outbox stays there; retry.

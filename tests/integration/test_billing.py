@@ -135,3 +135,14 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     assert after["status"] == "ACTIVE"
     assert after["arrears"] == ["2024-11"]
     assert (await standing(B, "2025-06-01"))["status"] == "NOT_COVERED"
+
+    metrics = (await world.api.get("/metrics")).text
+    assert (
+        'berlian_commands_total{command="POST /billing-runs",outcome="accepted",service="billing"}'
+        in metrics
+    )
+    refused_payments = 'command="POST /invoices/{invoice_id}/payments",outcome="refused"'
+    assert f"berlian_commands_total{{{refused_payments}" in metrics
+    assert 'berlian_events_appended_total{event_type="PremiumPaid",service="billing"}' in metrics
+    assert "berlian_projection_lag_records{" in metrics
+    assert str(A) not in metrics  # no worker ids in labels

@@ -1,0 +1,64 @@
+"""Prometheus metrics of every service (served at /metrics).
+
+Names follow Prometheus conventions (base units, ``_total`` counters). Labels never carry
+personal data or worker ids: only service, command route, event type, projection, topic,
+partition, and a short reason category.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+COMMANDS = Counter(
+    "berlian_commands_total",
+    "HTTP commands handled, by outcome (accepted, refused, failed).",
+    ["service", "command", "outcome"],
+)
+COMMAND_SECONDS = Histogram(
+    "berlian_command_duration_seconds",
+    "Time to handle an HTTP command.",
+    ["service", "command"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS_APPENDED = Counter(
+    "berlian_events_appended_total",
+    "Events appended to a service's store.",
+    ["service", "event_type"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "berlian_outbox_backlog", "Events committed but not yet on the topic.", ["service"]
+)
+OUTBOX_PUBLISH_SECONDS = Histogram(
+    "berlian_outbox_publish_duration_seconds",
+    "Time to publish one batch of the outbox, until the broker acknowledged it.",
+    ["service"],
+)
+EVENTS_CONSUMED = Counter(
+    "berlian_events_consumed_total", "Events applied by a projection.", ["projection"]
+)
+PROJECTION_LAG = Gauge(
+    "berlian_projection_lag_records",
+    "Records on the topic not yet applied by the projection.",
+    ["projection", "topic", "partition"],
+)
+DEAD_LETTERS = Counter(
+    "berlian_dead_letters_total", "Records a consumer could not process.", ["consumer", "reason"]
+)
+
+
+def reason_category(reason: str) -> str:
+    """A bounded label from a dead-letter reason (its opening words, not its details)."""
+    for category in (
+        "value is not JSON",
+        "hash mismatch",
+        "record of",
+        "event claims producer",
+        "unknown event type",
+        "event type",
+        "database refused",
+        "projection",
+        "reaction",
+    ):
+        if reason.startswith(category):
+            return category.replace(" ", "_")
+    return "invalid_event"
