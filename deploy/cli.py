@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy.enrolment_cli import import_command
+from deploy.enrolment_cli import erase_command, import_command
 from deploy.local import kafka_broker, postgres, stack
 from deploy.local import services as local_services
 from deploy.local.errors import StackError
@@ -32,6 +32,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(replay_app, name="replay")
 app.add_typer(dead_letters_app, name="deadletters")
 app.command("import")(import_command)
+app.command("erase")(erase_command)
 console = Console(stderr=True)
 
 ClusterOption = Annotated[

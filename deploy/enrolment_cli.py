@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from services.enrolment.erasure import erase_worker
 from services.enrolment.imports import (
     ImportFileError,
     batch_id_of,
@@ -81,3 +83,28 @@ def import_command(
             await pool.close()
 
     asyncio.run(run())
+
+
+def erase_command(
+    worker_id: Annotated[str, typer.Argument(help="The worker's id (UUID).")],
+    confirm: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Erase a person's personal data everywhere by destroying their key (irreversible)."""
+    if not confirm:
+        out.print("erasure cannot be undone: repeat with --yes")
+        raise typer.Exit(code=1)
+    database = DatabaseSettings()
+
+    async def run() -> bool:
+        dsn = service_dsn(database.database_url, SERVICE, database.service_role_password)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            service = EnrolmentService(
+                pool, PostgresKeyStore(pool), policy_book(), EnrolmentSettings().nik_secret.encode()
+            )
+            return await erase_worker(service, uuid.UUID(worker_id))
+        finally:
+            await pool.close()
+
+    erased = asyncio.run(run())
+    out.print(f"worker {worker_id}: " + ("erased" if erased else "no key held (already erased)"))
