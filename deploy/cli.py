@@ -124,14 +124,22 @@ def run_tests(ctx: typer.Context) -> None:
 
 
 @app.command("migrate")
-def run_migrations() -> None:
+def run_migrations(
+    topics: Annotated[
+        bool, typer.Option("--topics", help="Also create the missing topics (without Strimzi).")
+    ] = False,
+) -> None:
     """Create schemas, roles and every service's tables (idempotent; run before the services)."""
     from services.catalog import migrate_all
-    from shared.settings import DatabaseSettings
+    from shared.settings import DatabaseSettings, KafkaSettings
+    from shared.topics import ensure_topics
 
     applied = asyncio.run(migrate_all(DatabaseSettings()))
     for service, steps in applied.items():
         console.print(f"{service}: {', '.join(steps) or 'up to date'}")
+    if topics:
+        created = asyncio.run(ensure_topics(KafkaSettings()))
+        console.print(f"topics created: {', '.join(created) or 'none missing'}")
 
 
 @app.command("run")
