@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.db import service_dsn
+from shared.eventstore.migrations import PLATFORM
 from shared.eventstore.store import outbox_channel
 from shared.kafka_clients import producer_options
 from shared.projection.runner import ProjectionRunner
@@ -45,6 +46,8 @@ class ServiceProcess:
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=tuple
     )
+    expected_migrations: Sequence[str] = ()
+    stuck_after_seconds: float = 120.0
 
     def add_health(self) -> None:
         service = self.name
@@ -73,8 +76,17 @@ class ServiceProcess:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
         @self.app.get("/health/live", include_in_schema=False)
-        async def live() -> dict[str, str]:
-            return {"status": "alive"}
+        async def live() -> JSONResponse:
+            # Alive while every consumer's loop keeps turning (Kafka being away does not stop
+            # it); one stuck longer than the threshold asks for a restart.
+            now = time.monotonic()
+            stuck = [
+                r.consumer_name
+                for r in self.runners
+                if r.last_turn is not None and now - r.last_turn > self.stuck_after_seconds
+            ]
+            status = 503 if stuck else 200
+            return JSONResponse({"alive": not stuck, "stuck": stuck}, status_code=status)
 
         @self.app.get("/health/ready", include_in_schema=False)
         async def ready() -> JSONResponse:
@@ -87,6 +99,19 @@ class ServiceProcess:
                 await partitions_of(self.kafka, [self.kafka.events_topic(self.name)])
             except Exception as error:  # any failure to reach Kafka means not ready
                 problems.append(f"kafka: {error}")
+            if self.expected_migrations and not problems:
+                applied = {
+                    r["name"]
+                    for r in await self.pool.fetch(
+                        f"SELECT name FROM {self.name}.schema_migrations"
+                    )
+                }
+                missing = [m for m in self.expected_migrations if m not in applied]
+                if missing:
+                    problems.append(f"migrations not applied: {', '.join(missing)}")
+            unassigned = [r.consumer_name for r in self.runners if not r.assigned]
+            if unassigned:
+                problems.append(f"consumers without partitions yet: {', '.join(unassigned)}")
             status = 503 if problems else 200
             return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
@@ -138,6 +163,10 @@ def assemble(
         runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
         kafka=kafka,
         background=background,
+        expected_migrations=[
+            *(m.name for m in PLATFORM),
+            *(m.name for p in projections for m in p.migrations),
+        ],
     )
     process.add_health()
     return process

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -40,6 +41,7 @@ class ProjectionRunner:
         self.lag: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
         self.assigned: set[TopicPartition] = set()
+        self.last_turn: float | None = None  # monotonic time the loop last came round
         self._reread: dict[TopicPartition, int] = {}
 
     @property
@@ -58,6 +60,7 @@ class ProjectionRunner:
         await consumer.start()
         try:
             while not stop.is_set():
+                self.last_turn = time.monotonic()
                 batches = await consumer.getmany(timeout_ms=200, max_records=self._max_batch)
                 for tp, records in batches.items():
                     if tp not in consumer.assignment():
