@@ -1,0 +1,110 @@
+"""The Kubernetes manifests render, validate against their schemas, and follow the rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.k8s_validation import K8S_DIR, crd_dir, crd_schemas, render, validate
+
+pytestmark = pytest.mark.unit
+SERVICES = ("enrolment", "verification", "billing", "claims")
+OVERLAYS = {"dev": 3, "prod": 12}  # overlay -> partitions of each topic
+
+
+@pytest.fixture(scope="module")
+def crds() -> dict[tuple[str, str], dict[str, Any]]:
+    return crd_schemas(crd_dir())
+
+
+@pytest.fixture(scope="module", params=sorted(OVERLAYS))
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    name = str(request.param)
+    return name, render(K8S_DIR / "overlays" / name)
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_every_rendered_object_is_valid(
+    overlay: tuple[str, list[dict[str, Any]]], crds: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    _, objects = overlay
+    assert validate(objects, crds) == []
+
+
+def test_a_broken_manifest_is_refused(crds: dict[tuple[str, str], dict[str, Any]]) -> None:
+    problems = validate(render(Path(__file__).parent / "fixtures" / "broken"), crds)
+
+    assert any(p.startswith("Deployment/broken") and "two" in p for p in problems)
+    assert any(p.startswith("Deployment/misspelt") and "livenessProbes" in p for p in problems)
+    assert any(p.startswith("KafkaTopic/broken") and "twelve" in p for p in problems)
+    assert any(p.startswith("KafkaTopic/broken") and "replicationFactor" in p for p in problems)
+    assert "Unheard/broken: no schema for example.org/v1 Unheard" in problems
+
+
+def test_deployments_have_probes_limits_and_run_locked_down(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    deployments = of_kind(objects, "Deployment")
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(SERVICES)
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"] + pod.get("initContainers", []):
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert {"requests", "limits"} <= set(container["resources"])
+        [main] = pod["containers"]
+        assert main["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert main["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+
+
+def test_autoscaling_never_exceeds_the_partitions(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    name, objects = overlay
+    partitions = {
+        t["metadata"]["name"]: t["spec"]["partitions"] for t in of_kind(objects, "KafkaTopic")
+    }
+    assert set(partitions.values()) == {OVERLAYS[name]}
+    for hpa in of_kind(objects, "HorizontalPodAutoscaler"):
+        service = hpa["spec"]["scaleTargetRef"]["name"]
+        assert hpa["spec"]["maxReplicas"] <= partitions[f"berlian.{service}.events"]
+
+
+def test_each_service_has_a_network_policy_a_budget_and_one_kafka_user_writing_only_its_topics(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    assert sorted(p["metadata"]["name"] for p in of_kind(objects, "NetworkPolicy")) == sorted(
+        SERVICES
+    )
+    assert sorted(p["metadata"]["name"] for p in of_kind(objects, "PodDisruptionBudget")) == sorted(
+        SERVICES
+    )
+    users = of_kind(objects, "KafkaUser")
+    assert sorted(u["metadata"]["name"] for u in users) == sorted(SERVICES)
+    for user in users:
+        service = user["metadata"]["name"]
+        writable = {
+            acl["resource"]["name"]
+            for acl in user["spec"]["authorization"]["acls"]
+            if "Write" in acl["operations"]
+        }
+        assert writable == {f"berlian.{service}.events", f"berlian.{service}.dlq"}
+
+
+def test_topics_keep_the_contract_settings(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    name, objects = overlay
+    for topic in of_kind(objects, "KafkaTopic"):
+        config = topic["spec"]["config"]
+        assert (config["retention.ms"], config["cleanup.policy"]) == (-1, "delete")
+        if name == "prod":
+            assert (topic["spec"]["replicas"], config["min.insync.replicas"]) == (3, 2)
