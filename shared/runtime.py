@@ -48,6 +48,7 @@ class ServiceProcess:
     )
     expected_migrations: Sequence[str] = ()
     stuck_after_seconds: float = 120.0
+    request_grace_seconds: int = 20  # well inside the pod's termination grace period
 
     def add_health(self) -> None:
         service = self.name
@@ -116,19 +117,34 @@ class ServiceProcess:
             return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
     async def run(self, stop: asyncio.Event, host: str, port: int) -> None:
-        """Serve until ``stop`` is set, then shut down in order."""
+        """Serve until ``stop`` is set, then shut down in order: the API first, so that no
+        command is appended after the relay's last flush; then the relay and the consumers."""
         server = uvicorn.Server(
-            uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                self.app,
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=self.request_grace_seconds,
+            )
         )
+        background_stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(self.relay.run(stop, self.notify_channel), name="relay"),
-            *(asyncio.create_task(r.run(stop), name=r.consumer_name) for r in self.runners),
-            *(asyncio.create_task(job(stop)) for job in self.background),
+            asyncio.create_task(self.relay.run(background_stop, self.notify_channel), name="relay"),
+            *(
+                asyncio.create_task(r.run(background_stop), name=r.consumer_name)
+                for r in self.runners
+            ),
+            *(asyncio.create_task(job(background_stop)) for job in self.background),
         ]
         serving = asyncio.create_task(server.serve(), name="http")
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
         server.should_exit = True  # stop taking requests, finish those in flight
         await serving
+        background_stop.set()
         await asyncio.gather(*tasks)  # runners finish their batch; the relay flushes
 
 

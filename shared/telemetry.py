@@ -41,6 +41,16 @@ PROJECTION_LAG = Gauge(
     "Records on the topic not yet applied by the projection.",
     ["projection", "topic", "partition"],
 )
+PROJECTION_LAG_SECONDS = Gauge(
+    "berlian_projection_lag_seconds",
+    "Seconds since the projection was last caught up with the partition (0 when it is).",
+    ["projection", "topic", "partition"],
+)
+REPLAY_RECORDS = Counter(
+    "berlian_replay_records_total",
+    "Records applied by a replay (rebuild of a projection from the topics).",
+    ["projection"],
+)
 DEAD_LETTERS = Counter(
     "berlian_dead_letters_total", "Records a consumer could not process.", ["consumer", "reason"]
 )

@@ -24,6 +24,7 @@ from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Projection, ProjectionWriter
 from shared.settings import KafkaSettings
+from shared.telemetry import REPLAY_RECORDS
 from shared.topic_reader import read_topics
 
 
@@ -156,6 +157,7 @@ async def _catch_up(
         tp = TopicPartition(batch[0].topic, batch[0].partition)
         await writer.write(tp, batch, strict=False)
         records += len(batch)
+        REPLAY_RECORDS.labels(projection.name).inc(len(batch))
         progress(len(batch))
     return records
 

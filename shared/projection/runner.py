@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from shared.kafka_clients import consumer_options
 from shared.projection.writer import Projection, ProjectionWriter, Record, Reread
 from shared.settings import KafkaSettings
-from shared.telemetry import PROJECTION_LAG
+from shared.telemetry import PROJECTION_LAG, PROJECTION_LAG_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class ProjectionRunner:
         self.positions: dict[TopicPartition, int] = {}
         self.assigned: set[TopicPartition] = set()
         self.last_turn: float | None = None  # monotonic time the loop last came round
+        self._caught_up_at: dict[TopicPartition, float] = {}
         self._reread: dict[TopicPartition, int] = {}
 
     @property
@@ -87,13 +88,17 @@ class ProjectionRunner:
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records on the topic not yet in the projection, per assigned partition."""
+        now = time.monotonic()
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None and tp in self.positions:
                 self.lag[tp] = max(0, highwater - self.positions[tp])
-                PROJECTION_LAG.labels(self.consumer_name, tp.topic, str(tp.partition)).set(
-                    self.lag[tp]
-                )
+                if self.lag[tp] == 0:
+                    self._caught_up_at[tp] = now
+                behind = now - self._caught_up_at.setdefault(tp, now)
+                labels = (self.consumer_name, tp.topic, str(tp.partition))
+                PROJECTION_LAG.labels(*labels).set(self.lag[tp])
+                PROJECTION_LAG_SECONDS.labels(*labels).set(behind)
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
