@@ -19,7 +19,7 @@ from deploy.local import services as local_services
 from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT
 from deploy.local.processes import pid_alive
-from deploy.platform_cli import audit_app, dead_letters_app, replay_app
+from deploy.platform_cli import audit_app, dead_letters_app, replay_app, restore_command
 
 app = typer.Typer(
     help="Berlian: Kota Pekalongan's subsidy programme on Kafka.",
@@ -33,6 +33,7 @@ app.add_typer(replay_app, name="replay")
 app.add_typer(dead_letters_app, name="deadletters")
 app.command("import")(import_command)
 app.command("erase")(erase_command)
+app.command("restore")(restore_command)
 console = Console(stderr=True)
 
 ClusterOption = Annotated[

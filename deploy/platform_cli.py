@@ -201,3 +201,39 @@ def dead_letters_redrive(service: ServiceOption, letter_id: int) -> None:
         out.print(f"[red]still fails:[/red] {still_failing}")
         raise typer.Exit(code=1)
     out.print(f"dead letter {letter_id} applied")
+
+
+def restore_command(
+    service: Annotated[
+        list[str] | None,
+        typer.Option(help="Service to restore; repeat for several. Default: all four."),
+    ] = None,
+) -> None:
+    """Refill lost databases from the topics: each event store (after checking its topic's
+    hash chains) and the write side derived from it. Run `berlian migrate` first; the services'
+    projections rebuild themselves from the topics when they start."""
+    from services.restore import TopicNotIntactError, restore_service
+    from shared.eventstore.restore import StoreNotEmptyError
+
+    kafka, database = KafkaSettings(), DatabaseSettings()
+    for name in service or SERVICES:
+        if name not in SERVICES:
+            raise typer.BadParameter(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+
+        async def run(name: str = name) -> Any:
+            total = sum((await end_offsets(kafka, [kafka.events_topic(name)])).values())
+            with _progress(f"restoring {name}") as bar:
+                task = bar.add_task("restore", total=total)
+                return await restore_service(name, kafka, database, lambda n: bar.advance(task, n))
+
+        try:
+            restored = asyncio.run(run())
+        except (StoreNotEmptyError, TopicNotIntactError) as refused:
+            out.print(f"[red]{name}: not restored: {refused}[/red]")
+            raise typer.Exit(1) from None
+        store = restored.store
+        out.print(
+            f"{name}: {store.events} events in {store.streams} streams, {store.reactions} "
+            f"reaction keys, {store.republished} republished duplicates skipped; "
+            f"write side: {restored.write_model_rows} rows"
+        )

@@ -19,7 +19,7 @@ from shared.decisions import RefusedError
 from shared.events.claims import ClaimApproved
 from shared.events.verification import Verified
 from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext
+from shared.eventstore.store import CommandContext, reaction_key
 from shared.projection.changes import RowChange
 from shared.projection.decode import ConsumedEvent
 
@@ -45,7 +45,7 @@ class CoverageReactions:
             actor_role="system",
             correlation_id=envelope.correlation_id,
             causation_id=envelope.event_id,
-            idempotency_key=f"reaction:{envelope.event_id}",
+            idempotency_key=reaction_key(envelope.event_id),
         )
         command: StartCoverage | EndCoverage
         if isinstance(data, Verified) and data.level == "city":

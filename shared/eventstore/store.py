@@ -59,6 +59,11 @@ class CommandContext:
     idempotency_key: str | None = None
 
 
+def reaction_key(cause: uuid.UUID | str) -> str:
+    """The idempotency key of a reaction: one per causing event, so it happens once."""
+    return f"reaction:{cause}"
+
+
 @dataclass(frozen=True)
 class AppendResult:
     stream_id: str
@@ -261,21 +266,8 @@ class EventStore:
         }
 
     async def _insert(self, conn: DbConnection, envelopes: list[dict[str, Any]]) -> None:
-        positions = await conn.fetch(
-            f"INSERT INTO {self._schema}.events (event_id, stream_id, stream_version, event_type, "
-            "schema_version, worker_id, recorded_at, hash, body) "
-            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], "
-            "$6::uuid[], $7::timestamptz[], $8::text[], $9::text[]) RETURNING position",
-            [e["event_id"] for e in envelopes],
-            [e["stream_id"] for e in envelopes],
-            [e["stream_version"] for e in envelopes],
-            [e["event_type"] for e in envelopes],
-            [e["schema_version"] for e in envelopes],
-            [e["worker_id"] for e in envelopes],
-            [datetime.fromisoformat(e["recorded_at"]) for e in envelopes],
-            [e["hash"] for e in envelopes],
-            [orjson.dumps(e).decode() for e in envelopes],
-        )
+        bodies = [orjson.dumps(e).decode() for e in envelopes]
+        positions = await insert_events(conn, self._schema, envelopes, bodies, "RETURNING position")
         await conn.executemany(
             f"INSERT INTO {self._schema}.outbox (position) VALUES ($1)",
             [(row["position"],) for row in positions],
@@ -315,3 +307,28 @@ def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID) -> list[NewE
         )
         for d in decided
     ]
+
+
+async def insert_events(
+    conn: DbConnection,
+    schema: str,
+    envelopes: Sequence[Mapping[str, Any]],
+    bodies: Sequence[str],
+    tail: str,
+) -> list[asyncpg.Record]:
+    """One statement for many events; ``bodies`` are the envelopes exactly as published."""
+    return await conn.fetch(
+        f"INSERT INTO {schema}.events (event_id, stream_id, stream_version, event_type, "
+        "schema_version, worker_id, recorded_at, hash, body) "
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], "
+        f"$6::uuid[], $7::timestamptz[], $8::text[], $9::text[]) {tail}",
+        [e["event_id"] for e in envelopes],
+        [e["stream_id"] for e in envelopes],
+        [e["stream_version"] for e in envelopes],
+        [e["event_type"] for e in envelopes],
+        [e["schema_version"] for e in envelopes],
+        [e["worker_id"] for e in envelopes],
+        [datetime.fromisoformat(e["recorded_at"]) for e in envelopes],
+        [e["hash"] for e in envelopes],
+        list(bodies),
+    )

@@ -172,12 +172,15 @@ async def table_digest(pool: asyncpg.Pool, schema: str, table: str) -> str:
     )
 
 
-async def rows_differing(pool: asyncpg.Pool, table: str, schema_a: str, schema_b: str) -> int:
-    """How many rows of ``table`` are in one schema's copy and not the other's (0: identical)."""
-    a, b = f"{schema_a}.{table}", f"{schema_b}.{table}"
+async def rows_differing(
+    pool: asyncpg.Pool, table: str, schema_a: str, schema_b: str, columns: str = "*"
+) -> int:
+    """How many rows of ``table`` are in one schema's copy and not the other's (0: identical),
+    comparing ``columns``."""
+    a = f"SELECT {columns} FROM {schema_a}.{table}"
+    b = f"SELECT {columns} FROM {schema_b}.{table}"
     return int(
         await pool.fetchval(
-            f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) "
-            f"UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})) differing"
+            f"SELECT count(*) FROM (({a} EXCEPT ALL {b}) UNION ALL ({b} EXCEPT ALL {a})) differing"
         )
     )
