@@ -209,6 +209,32 @@ def demo(
         raise _fail(error) from None
 
 
+@app.command("bench")
+def bench(
+    size: Annotated[str, typer.Option(help="full (the sizes of docs/benchmarks.md) or smoke.")] = (
+        "full"
+    ),
+    results: Annotated[Path, typer.Option(help="Where the JSON results go.")] = (
+        REPO_ROOT / "bench" / "results"
+    ),
+    document: Annotated[
+        bool, typer.Option(help="Rewrite the tables of docs/benchmarks.md (default: at full size).")
+    ] = True,
+) -> None:
+    """Run every benchmark on the local stack in one run; print and record the figures."""
+    from bench.report import markdown
+    from bench.suite import SIZES, run
+
+    if size not in SIZES:
+        raise typer.BadParameter(f"size must be one of: {', '.join(SIZES)}")
+    doc = REPO_ROOT / "docs" / "benchmarks.md" if document and size == "full" else None
+    try:
+        figures = asyncio.run(run(SIZES[size], results, doc))
+    except StackError as error:
+        raise _fail(error) from None
+    print(markdown(figures))
+
+
 services_app = typer.Typer(help="The services as background processes.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import DbConnection
 from shared.events.personal import key_id_for, new_data_key
 from shared.eventstore.migrations import Migration
 
@@ -57,6 +58,18 @@ class PostgresKeyStore:
         )
         key = await self.get(key_id)
         assert key is not None  # just inserted, or inserted before
+        return key_id, key
+
+    async def create(self, worker_id: UUID, conn: DbConnection) -> tuple[str, bytes]:
+        """A new worker's key, inside the caller's transaction: a registration refused or rolled
+        back leaves no key behind."""
+        key_id, key = key_id_for(worker_id), new_data_key()
+        await conn.execute(
+            f"INSERT INTO {self._schema}.data_keys (key_id, worker_id, key) VALUES ($1, $2, $3)",
+            key_id,
+            worker_id,
+            key,
+        )
         return key_id, key
 
     async def get(self, key_id: str) -> bytes | None:

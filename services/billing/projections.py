@@ -48,6 +48,7 @@ class PremiumsProjection:
 
     name: str = "premiums"
     sources: Sequence[str] = ("billing",)
+    event_types: frozenset[str] = frozenset({"PremiumInvoiced", "PremiumPaid"})
     migrations: Sequence[Migration] = (PREMIUMS_TABLE,)
     tables: Sequence[str] = ("premiums",)
 
@@ -81,6 +82,7 @@ class PremiumsProjection:
 class AllocationsProjection:
     name: str = "allocations"
     sources: Sequence[str] = ("billing",)
+    event_types: frozenset[str] = frozenset({"BudgetAllocated"})
     migrations: Sequence[Migration] = (ALLOCATIONS_TABLE,)
     tables: Sequence[str] = ("allocations",)
 

@@ -50,6 +50,7 @@ CLAIMS_TABLE = Migration(
 class PaidMonthsProjection:
     name: str = "paid_months"
     sources: Sequence[str] = ("billing",)
+    event_types: frozenset[str] = frozenset({"PremiumPaid"})
     migrations: Sequence[Migration] = (PAID_MONTHS_TABLE,)
     tables: Sequence[str] = ("paid_months",)
 
@@ -65,6 +66,9 @@ class PaidMonthsProjection:
 class ClaimsProjection:
     name: str = "claims"
     sources: Sequence[str] = ("claims",)
+    event_types: frozenset[str] = frozenset(
+        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimPaid"}
+    )
     migrations: Sequence[Migration] = (CLAIMS_TABLE,)
     tables: Sequence[str] = ("claims",)
 

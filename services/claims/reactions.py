@@ -21,6 +21,7 @@ class PaymentReactions:
     service: ClaimsService
     name: str = "paid_months"
     sources: Sequence[str] = ("billing",)
+    event_types: frozenset[str] = frozenset({"PremiumPaid"})
     migrations: Sequence[Migration] = (PAID_MONTHS_TABLE,)
     tables: Sequence[str] = ("paid_months",)
     _rows: PaidMonthsProjection = field(default_factory=PaidMonthsProjection)

@@ -47,6 +47,9 @@ class WorkersProjection:
 
     name: str = "workers"
     sources: Sequence[str] = ("enrolment",)
+    event_types: frozenset[str] = frozenset(
+        {"WorkerRegistered", "WorkerDetailsCorrected", "CoverageStarted", "CoverageEnded"}
+    )
     migrations: Sequence[Migration] = (WORKERS_TABLE,)
     tables: Sequence[str] = ("workers",)
 

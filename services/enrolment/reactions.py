@@ -32,6 +32,7 @@ class CoverageReactions:
     service: EnrolmentService
     name: str = "coverage"
     sources: Sequence[str] = ("verification", "claims")
+    event_types: frozenset[str] = frozenset({"Verified", "ClaimApproved"})
     migrations: Sequence[Migration] = field(default_factory=tuple)
     tables: Sequence[str] = field(default_factory=tuple)
 

@@ -95,8 +95,8 @@ class EnrolmentService:
     def nik_digest(self, nik: str) -> bytes:
         return hmac.new(self._nik_secret, nik.encode(), hashlib.sha256).digest()
 
-    async def worker_by_nik(self, nik: str) -> uuid.UUID | None:
-        found = await self.pool.fetchval(
+    async def worker_by_nik(self, nik: str, conn: DbConnection | None = None) -> uuid.UUID | None:
+        found = await (conn or self.pool).fetchval(
             f"SELECT worker_id FROM {self.schema}.nik_index WHERE nik_digest = $1",
             self.nik_digest(nik),
         )
@@ -121,34 +121,32 @@ class EnrolmentService:
         if existing := await self.worker_by_nik(registration.personal.nik):
             raise DuplicateNikError(existing)
         worker_id = self._new_id()
-        key_id, key = await self.keys.get_or_create(worker_id)
-        command = RegisterWorker(
-            worker_id=worker_id,
-            nik=registration.personal.nik,
-            personal=seal(registration.personal, key_id, key),
-            birth_date=registration.birth_date,
-            sex=registration.sex,
-            occupation_code=registration.occupation_code,
-            kelurahan_code=registration.kelurahan_code,
-            source=registration.source,
-            at=self.clock(),
-        )
-        events = to_new_events(decide(command, Worker(), self.book), worker_id)
         async with self.pool.acquire() as conn, conn.transaction():
+            key_id, key = await self.keys.create(worker_id, conn)
+            command = RegisterWorker(
+                worker_id=worker_id,
+                nik=registration.personal.nik,
+                personal=seal(registration.personal, key_id, key),
+                birth_date=registration.birth_date,
+                sex=registration.sex,
+                occupation_code=registration.occupation_code,
+                kelurahan_code=registration.kelurahan_code,
+                source=registration.source,
+                at=self.clock(),
+            )
+            events = to_new_events(decide(command, Worker(), self.book), worker_id)
             result = await self.store.append_within(conn, stream_of(worker_id), 0, events, context)
             if result.duplicate:
                 return uuid.UUID(result.stream_id.removeprefix("worker-")), result
-            try:
-                async with conn.transaction():
-                    await conn.execute(
-                        f"INSERT INTO {self.schema}.nik_index VALUES ($1, $2)",
-                        self.nik_digest(registration.personal.nik),
-                        worker_id,
-                    )
-            except asyncpg.UniqueViolationError:
-                raise DuplicateNikError(
-                    await self.worker_by_nik(registration.personal.nik) or worker_id
-                ) from None
+            indexed = await conn.fetchval(
+                f"INSERT INTO {self.schema}.nik_index VALUES ($1, $2) "
+                "ON CONFLICT (nik_digest) DO NOTHING RETURNING true",
+                self.nik_digest(registration.personal.nik),
+                worker_id,
+            )
+            if not indexed:  # registered meanwhile by a concurrent command: roll all of it back
+                existing = await self.worker_by_nik(registration.personal.nik, conn)
+                raise DuplicateNikError(existing or worker_id)
         return worker_id, result
 
     async def execute(

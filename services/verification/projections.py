@@ -73,6 +73,9 @@ BUDGETS_TABLE = Migration(
 class CasesProjection:
     name: str = "cases"
     sources: Sequence[str] = ("enrolment", "verification")
+    event_types: frozenset[str] = frozenset(
+        {"WorkerRegistered", "WorkerDetailsCorrected", "Verified", "VerificationRejected"}
+    )
     migrations: Sequence[Migration] = (CASES_TABLE, DESIGNATIONS_TABLE)
     tables: Sequence[str] = ("cases", "designations")
 
@@ -137,6 +140,7 @@ class BudgetsProjection:
 
     name: str = "budgets"
     sources: Sequence[str] = ("billing",)
+    event_types: frozenset[str] = frozenset({"BudgetAllocated"})
     migrations: Sequence[Migration] = (BUDGETS_TABLE,)
     tables: Sequence[str] = ("budgets",)
 

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 
+from shared.db import DbConnection
 from shared.events.types import SealedPersonal
 
 ALGORITHM = "AES-256-GCM"
@@ -42,6 +43,8 @@ class KeyStore(Protocol):
     """Per-worker data keys; PostgreSQL locally, a cloud KMS in production."""
 
     async def get_or_create(self, worker_id: UUID) -> tuple[str, bytes]: ...
+
+    async def create(self, worker_id: UUID, conn: DbConnection) -> tuple[str, bytes]: ...
 
     async def get(self, key_id: str) -> bytes | None: ...
 

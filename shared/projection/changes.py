@@ -104,5 +104,51 @@ def _arguments(change: RowChange) -> tuple[Any, ...]:
 
 async def execute_changes(conn: DbConnection, schema: str, changes: Sequence[RowChange]) -> None:
     for _, run in groupby(changes, key=_shape):
-        batch = list(run)
-        await conn.executemany(_statement(schema, batch[0]), [_arguments(c) for c in batch])
+        batch = merged_by_row(list(run))
+        if len(batch) == 1 or isinstance(batch[0], Delete):
+            await conn.executemany(_statement(schema, batch[0]), [_arguments(c) for c in batch])
+            continue
+        types = await _column_types(conn, schema, batch[0].table)
+        columns = [*batch[0].key, *_columns(batch[0])]
+        await conn.execute(
+            _bulk_statement(schema, batch[0], [types[c] for c in columns]),
+            *([_arguments(c)[i] for c in batch] for i in range(len(columns))),
+        )
+
+
+def merged_by_row(batch: list[RowChange]) -> list[RowChange]:
+    """One change per row, as the run in order would leave it: the last upsert or update of a
+    row wins, increments of a row add up. A statement may touch each row only once."""
+    merged: dict[tuple[Any, ...], RowChange] = {}
+    for change in batch:
+        key = tuple(change.key.values())
+        before = merged.get(key)
+        if isinstance(change, Increment) and isinstance(before, Increment):
+            amounts = {c: before.amounts[c] + change.amounts[c] for c in change.amounts}
+            merged[key] = Increment(change.table, change.key, amounts)
+        else:
+            merged[key] = change
+    return list(merged.values())
+
+
+async def _column_types(conn: DbConnection, schema: str, table: str) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        f"{schema}.{table}",
+    )
+    return {row["attname"]: row["type"] for row in rows}
+
+
+def _bulk_statement(schema: str, change: RowChange, types: list[str]) -> str:
+    """The change's statement for many rows at once: one array parameter per column."""
+    table = f"{schema}.{change.table}"
+    keys, columns = list(change.key), [*change.key, *_columns(change)]
+    rows = "unnest(" + ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1)) + ")"
+    if isinstance(change, Update):
+        sets = ", ".join(f"{c} = v.{c}" for c in change.values)
+        where = " AND ".join(f"{table}.{k} = v.{k}" for k in keys)
+        return f"UPDATE {table} SET {sets} FROM {rows} AS v({', '.join(columns)}) WHERE {where}"
+    insert = _statement(schema, change)
+    conflict = insert[insert.index(" ON CONFLICT") :]
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {rows}{conflict}"

@@ -40,6 +40,7 @@ class CoveragesProjection:
 
     name: str = "coverages"
     sources: Sequence[str] = ("enrolment",)
+    event_types: frozenset[str] = frozenset({"CoverageStarted", "CoverageEnded"})
     migrations: Sequence[Migration] = (COVERAGES_TABLE,)
     tables: Sequence[str] = ("coverages",)
 

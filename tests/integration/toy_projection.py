@@ -29,6 +29,7 @@ class Allocations:
 
     name: str = "allocations"
     sources: Sequence[str] = ()
+    event_types: frozenset[str] = frozenset({"BudgetAllocated"})
     migrations: Sequence[Migration] = ()
     tables: Sequence[str] = ("allocations", "totals")
 
@@ -59,6 +60,10 @@ class AcceptingAllocations:
     @property
     def sources(self) -> Sequence[str]:
         return self.inner.sources
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return self.inner.event_types
 
     @property
     def migrations(self) -> Sequence[Migration]:

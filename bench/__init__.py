@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure Berlian on the real local stack (``./berlian bench``)."""
