@@ -187,23 +187,24 @@ async def freshness(
     verification's projection shows the worker's case."""
     accepted: dict[str, float] = {}
     seen: dict[str, float] = {}
+    waiting: set[str] = set()
     total = int(rate * seconds)
     done = asyncio.Event()
 
     async def watch() -> None:
         conn = await asyncpg.connect(database.database_url)
         try:
-            while not (done.is_set() and len(seen) >= len(accepted)):
-                waiting = [w for w in accepted if w not in seen]
+            while not (done.is_set() and not waiting):
                 if waiting:
                     rows = await conn.fetch(
-                        "SELECT worker_id::text FROM verification.cases "
-                        "WHERE worker_id = ANY($1::uuid[])",
-                        waiting,
+                        "SELECT w::text FROM unnest($1::uuid[]) AS w "
+                        "WHERE EXISTS (SELECT 1 FROM verification.cases WHERE worker_id = w)",
+                        list(waiting),
                     )
                     now = time.perf_counter()
                     for row in rows:
                         seen[row[0]] = now
+                        waiting.discard(row[0])
                 await asyncio.sleep(0.005)
         finally:
             await conn.close()
@@ -215,7 +216,9 @@ async def freshness(
         async def register(number: int) -> None:
             response = await api.post("/workers", json=person(number), headers=OFFICER)
             if response.status_code == 201:
-                accepted[response.json()["worker_id"]] = time.perf_counter()
+                worker = response.json()["worker_id"]
+                accepted[worker] = time.perf_counter()
+                waiting.add(worker)
 
         watcher = asyncio.create_task(watch())
         started = time.perf_counter()

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import capacity
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 # (what, goal in words, figure, met?)
@@ -197,4 +199,5 @@ def write_results(figures: dict[str, Any], results: Path, document: Path | None)
         pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
         replaced = f"{START}\n{markdown(figures)}\n{END}"
         document.write_text(pattern.sub(lambda _: replaced, text))
+        (document.parent / "capacity.md").write_text(capacity.markdown(figures))
     return path

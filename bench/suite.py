@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from bench import ingestion
+from bench.capacity import storage
 from bench.ceiling import raw_consume, raw_produce
 from bench.machine import describe
 from bench.report import write_results
@@ -220,6 +221,7 @@ async def run(size: Size, results: Path, document: Path | None) -> dict[str, Any
         figures["freshness"] = await ingestion.freshness(
             database, urls["enrolment"], 20_000_000, size.freshness_rate, size.freshness_seconds
         )
+    figures["storage"] = await storage(database.database_url, size.log_workers)
     figures["started"] = started.isoformat(timespec="seconds")
     figures["seconds"] = (datetime.now(UTC) - started).total_seconds()
     write_results(figures, results, document)
