@@ -34,6 +34,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PORTS = {"enrolment": 18001, "verification": 18002, "billing": 18003, "claims": 18004}
 SIZE = DemoSize(per_kelurahan=4, regular=20, incidental=30)
 PREMIUM = 16_800
+SERIES = (
+    "berlian_commands_total",
+    "berlian_command_duration_seconds_bucket",
+    "berlian_events_appended_total",
+    "berlian_outbox_backlog",
+    "berlian_outbox_publish_duration_seconds_bucket",
+    "berlian_events_consumed_total",
+    "berlian_projection_lag_records",
+    "berlian_projection_lag_seconds",
+)
 
 
 @pytest.fixture
@@ -110,6 +120,17 @@ async def test_the_programme_end_to_end(
 ) -> None:
     kafka, database, processes = world
     result = await programme(SIZE, {s: f"http://127.0.0.1:{p}" for s, p in PORTS.items()})
+
+    # Every service, still running, answers its health probes and exports its series.
+    async with httpx.AsyncClient() as client:
+        for service, port in PORTS.items():
+            base = f"http://127.0.0.1:{port}"
+            assert (await client.get(f"{base}/health/live")).status_code == 200
+            assert (await client.get(f"{base}/health/ready")).json()["ready"] is True
+            metrics = (await client.get(f"{base}/metrics")).text
+            for series in SERIES:
+                assert f"{series}{{" in metrics, (service, series)
+            assert f'outcome="accepted",service="{service}"' in metrics
 
     # What the demo reports.
     assert result["imported"]["registered"] == 27 * SIZE.per_kelurahan - 27
