@@ -93,6 +93,7 @@ def markdown(figures: dict[str, Any]) -> str:
         total = sum(per_topic.values())
         peak = workers / (BILLING_RUN_HOURS * 3600)
         partitions = PARTITIONS[scale]
+        write_rate = figures["import"]["events_per_s"]
         replay_records = total * records_per_event
         one = replay_records / replay_rate
         lines += [
@@ -113,13 +114,19 @@ def markdown(figures: dict[str, Any]) -> str:
             f"payments; one consumer process per projection applies {replay_rate:,.0f}/s, so "
             f"{math.ceil(peak / replay_rate)} replica per projection keeps up; more replicas "
             "serve availability, not throughput.",
+            f"- **Write side**: a service process records {write_rate:,.0f} commands/s, each "
+            f"its own durable transaction (bulk import, measured); the billing run's "
+            f"{workers:,} invoice lines then take {workers / write_rate / 3600:,.1f} h in one "
+            f"process, so the run is split by kecamatan across replicas to fit its "
+            f"{BILLING_RUN_HOURS} h window "
+            f"({math.ceil(workers / write_rate / 3600 / BILLING_RUN_HOURS)} at least).",
             f"- **Partitions**: {partitions} per topic, so that up to {partitions} consumer "
             "replicas can share a replay (replicas never exceed partitions).",
             f"- **PostgreSQL**: event stores {_gb(total * store['event_bytes'])} a year "
             f"({total:,.0f} x {store['event_bytes']:,.0f} B); projections "
             f"{_gb(workers * store['projection_bytes_per_worker'])} "
-            f"({workers:,} x {store['projection_bytes_per_worker']:,.0f} B), growing with "
-            "premiums kept per month.",
+            f"({workers:,} x {store['projection_bytes_per_worker']:,.0f} B, measured with five "
+            "premium months per worker; each further month kept adds its rows).",
             f"- **Full replay of one year**: {replay_records:,.0f} records "
             f"({total:,.0f} x {records_per_event:.2f}); at {replay_rate:,.0f} records/s per "
             f"process that is {one / 3600:,.1f} h with one process, "

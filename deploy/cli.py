@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deploy import audit_cli
 from deploy.enrolment_cli import erase_command, import_command
 from deploy.local import kafka_broker, postgres, stack
 from deploy.local import services as local_services
@@ -29,6 +31,11 @@ app = typer.Typer(
 stack_app = typer.Typer(help="The local Apache Kafka and PostgreSQL stack.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(audit_app, name="audit")
+audit_app.command("history")(audit_cli.history)
+audit_app.command("as-of")(audit_cli.as_of)
+audit_app.command("diff")(audit_cli.diff)
+audit_app.command("report")(audit_cli.report)
+audit_app.command("web")(audit_cli.web)
 app.add_typer(replay_app, name="replay")
 app.add_typer(dead_letters_app, name="deadletters")
 app.command("import")(import_command)
@@ -194,16 +201,22 @@ def token(
 def demo(
     scale: Annotated[float, typer.Option(help="Programme size; 1 is Pekalongan's 2,700.")] = 1.0,
 ) -> None:
-    """Bring up the stack and the services, and run the demo programme through their APIs."""
+    """Bring up the stack and the services, and run the demo programme through their APIs.
+
+    The programme starts on an empty local stack: a previous run's topics and database are
+    wiped first (its registrations and quotas would refuse the same programme again)."""
     from deploy.demo import DemoSize, run_demo
 
     try:
+        if local_services.down():
+            console.print("stopped the services of a previous run")
+        stack.down(wipe=True)
         stack.up()
-        size = DemoSize(
-            per_kelurahan=max(4, round(105 * scale)),
-            regular=round(1000 * scale),
-            incidental=round(1700 * scale),
-        )
+        regular, incidental = round(1000 * scale), round(1700 * scale)
+        # Enough registrations in the 27 kelurahan for every designation, after the demo's
+        # deliberately refused rows (one per kelurahan) and rejected cases (about 2%).
+        per_kelurahan = max(4, math.ceil((regular + incidental) * 1.1 / 27) + 1)
+        size = DemoSize(per_kelurahan=per_kelurahan, regular=regular, incidental=incidental)
         run_demo(size)
     except StackError as error:
         raise _fail(error) from None

@@ -206,6 +206,11 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
         await asyncio.gather(
             *(designate(w[0], c, m) for w, (c, m) in zip(ready, designations, strict=False))
         )
+        if len(ready) < len(designations) + VETERANS:
+            raise ValueError(
+                f"{len(ready)} workers passed verification, fewer than the "
+                f"{len(designations) + VETERANS} the demo designates: register more per kelurahan"
+            )
         veterans = [w[0] for w in ready[len(designations) : len(designations) + VETERANS]]
         for year in VETERAN_YEARS:
             for veteran in veterans:
@@ -322,7 +327,7 @@ async def billing_and_claims(
                 break
             await asyncio.sleep(0.5)
         response.raise_for_status()
-        filed.append({"label": label, **response.json()})
+        filed.append({"label": label, "worker_id": worker, **response.json()})
 
     await file("JKM death, active member", regular[0], incident_date="2025-06-14")
     await file("JKM death during arrears", regular[1], incident_date="2025-02-03")
@@ -377,6 +382,7 @@ async def billing_and_claims(
         results.append(
             {
                 "label": claim["label"],
+                "worker_id": claim["worker_id"],
                 "first": claim["status"],
                 "now": current["status"],
                 "total": current["total"],

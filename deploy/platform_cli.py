@@ -209,9 +209,12 @@ def restore_command(
         typer.Option(help="Service to restore; repeat for several. Default: all four."),
     ] = None,
 ) -> None:
-    """Refill lost databases from the topics: each event store (after checking its topic's
-    hash chains) and the write side derived from it. Run `berlian migrate` first; the services'
-    projections rebuild themselves from the topics when they start."""
+    """Refill lost databases from the topics.
+
+    Each event store (after checking its topic's hash chains) and the write side derived from
+    it. Run `berlian migrate` first; the services' projections rebuild themselves from the
+    topics when they start.
+    """
     from services.restore import TopicNotIntactError, restore_service
     from shared.eventstore.restore import StoreNotEmptyError
 

@@ -3,7 +3,6 @@ and the Berlian administrative role and database created."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local.errors import StackError
+from deploy.local.packages import apt_install
 
 ADMIN_ROLE = "berlian"
 ADMIN_PASSWORD = "berlian"  # noqa: S105 - local development stack only, bound to 127.0.0.1
@@ -52,21 +52,8 @@ def _installed() -> bool:
 
 def install() -> None:
     """apt-get install postgresql, when the server is not there yet."""
-    if _installed():
-        return
-    if os.geteuid() != 0:
-        raise StackError(
-            "PostgreSQL is not installed and installing it needs root: run "
-            "'sudo apt-get install postgresql', or set DATABASE_URL to an existing server."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if result.returncode != 0:
-            raise StackError(
-                "PostgreSQL could not be installed with apt-get (are Debian's package mirrors "
-                f"reachable?): {(result.stderr or result.stdout).strip()[-300:]}"
-            )
+    if not _installed():
+        apt_install(["postgresql"], "The local stack's database (or set DATABASE_URL)")
 
 
 def clusters() -> list[Cluster]:

@@ -4,22 +4,13 @@ rebuilt from the topics and found identical, and the log verified."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import httpx
-import orjson
 import pytest
 
-from deploy.demo import DemoSize, programme
-from deploy.local.paths import REPO_ROOT
+from deploy.demo import programme
 from services.catalog import PROJECTIONS, migrate_all
 from services.restore import restore_service
 from shared.audit.verify import verify_topics
@@ -27,12 +18,11 @@ from shared.db import service_dsn
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import rebuild_into, rows_differing
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
-from shared.topic_reader import read_topics
-from shared.topics import ensure_topics
+from tests.integration.programme_world import PORTS, SIZE, World, envelopes, stop, world
+
+__all__ = ["world"]  # the fixture, used by name
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-PORTS = {"enrolment": 18001, "verification": 18002, "billing": 18003, "claims": 18004}
-SIZE = DemoSize(per_kelurahan=4, regular=20, incidental=30)
 PREMIUM = 16_800
 SERIES = (
     "berlian_commands_total",
@@ -46,77 +36,8 @@ SERIES = (
 )
 
 
-@pytest.fixture
-async def world(
-    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
-) -> AsyncIterator[tuple[KafkaSettings, DatabaseSettings, dict[str, subprocess.Popen[bytes]]]]:
-    kafka = kafka_settings.model_copy(
-        update={"topic_prefix": f"{kafka_settings.topic_prefix}e2e-{uuid.uuid4().hex[:6]}."}
-    )
-    await ensure_topics(kafka)
-    await migrate_all(separate_database)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
-        "TOPIC_PREFIX": kafka.topic_prefix,
-        "DATABASE_URL": separate_database.database_url,
-        "PYTHONPATH": str(REPO_ROOT),
-        # The demo replays 2022-2025 on today's clock: keep expiry from ending those coverages
-        # while the test checks how deaths end them.
-        "ENROLMENT_EXPIRY_INTERVAL_SECONDS": "3600",
-    }
-    processes = start_services(env)
-    try:
-        async with httpx.AsyncClient() as client:
-            for service, port in PORTS.items():
-                for _ in range(120):
-                    assert processes[service].poll() is None, (
-                        processes[service].stderr.read().decode()
-                    )  # type: ignore[union-attr]
-                    try:
-                        if (
-                            await client.get(f"http://127.0.0.1:{port}/health/ready")
-                        ).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.5)
-        yield kafka, separate_database, processes
-    finally:
-        stop(processes.values())
-
-
-def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
-    return {
-        service: subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "run", service, "--port", str(port)],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for service, port in PORTS.items()
-    }
-
-
-def stop(processes: Iterator[subprocess.Popen[bytes]] | object) -> None:
-    running = [p for p in processes if p.poll() is None]  # type: ignore[attr-defined]
-    for process in running:
-        process.send_signal(signal.SIGTERM)
-    for process in running:
-        process.wait(timeout=60)
-
-
-async def envelopes(kafka: KafkaSettings, service: str) -> list[dict[str, object]]:
-    return [
-        orjson.loads(r.value)
-        async for batch in read_topics(kafka, [kafka.events_topic(service)])
-        for r in batch
-    ]
-
-
 async def test_the_programme_end_to_end(
-    world: tuple[KafkaSettings, DatabaseSettings, dict[str, subprocess.Popen[bytes]]],
+    world: World,
 ) -> None:
     kafka, database, processes = world
     result = await programme(SIZE, {s: f"http://127.0.0.1:{p}" for s, p in PORTS.items()})

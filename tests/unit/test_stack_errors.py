@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import kafka_broker, postgres
+from deploy.local import kafka_broker, packages, postgres
 from deploy.local.errors import StackError
 from deploy.local.kafka_broker import Layout, Node
 
@@ -51,9 +51,7 @@ def test_unresolvable_kafka_jars_are_named(tmp_path: Path, monkeypatch: pytest.M
 
 def test_postgres_install_without_root_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postgres, "_installed", lambda: False)
-    monkeypatch.setattr(postgres.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(packages.os, "geteuid", lambda: 1000)
 
-    with pytest.raises(
-        StackError, match="PostgreSQL is not installed and installing it needs root"
-    ):
+    with pytest.raises(StackError, match=r"needs postgresql, and installing them needs root: run"):
         postgres.install()

@@ -1,0 +1,127 @@
+"""``audit history WORKER``: every event about one worker across the four topics, in the order
+they were recorded, with who did it under which policy version and the worker's coverage
+standing after each event. Read from the brokers alone; personal data stays sealed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+
+from shared.policy.membership import Standing, standing_on
+from shared.settings import SERVICES, KafkaSettings
+from shared.topic_reader import read_topics
+
+SEALED_FIELDS = ("personal", "claimant", "children")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    topic: str
+    partition: int
+    offset: int
+    recorded_at: datetime
+    occurred_at: datetime
+    event_type: str
+    actor: str
+    policy_version: str | None
+    details: dict[str, Any]
+    on: date  # the business date the standing is judged on
+    standing: Standing
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "recorded_at": self.recorded_at.isoformat(),
+            "occurred_at": self.occurred_at.isoformat(),
+            "event_type": self.event_type,
+            "actor": self.actor,
+            "policy_version": self.policy_version,
+            "details": self.details,
+            "on": self.on.isoformat(),
+            "status": self.standing.status,
+            "arrears": list(self.standing.arrears),
+        }
+
+
+@dataclass
+class CoverageTrail:
+    """What the worker's standing depends on, as the events so far say: pure."""
+
+    coverages: dict[str, tuple[date, date]] = field(default_factory=dict)
+    paid: set[str] = field(default_factory=set)
+
+    def apply(self, event_type: str, data: dict[str, Any]) -> None:
+        if event_type == "CoverageStarted":
+            start, end = (
+                date.fromisoformat(data["start_date"]),
+                date.fromisoformat(data["end_date"]),
+            )
+            self.coverages[data["coverage_id"]] = (start, end)
+        elif event_type == "CoverageEnded" and data["coverage_id"] in self.coverages:
+            start, _ = self.coverages[data["coverage_id"]]
+            self.coverages[data["coverage_id"]] = (start, date.fromisoformat(data["end_date"]))
+        elif event_type == "PremiumPaid":
+            self.paid.add(data["period"])
+
+    def standing(self, on: date) -> Standing:
+        return standing_on(on, self.coverages.values(), self.paid)
+
+
+def business_date(event_type: str, data: dict[str, Any], occurred: datetime) -> date:
+    """The day the event is about (a payment's day, a coverage's start, an incident), which
+    may be long before it was recorded: the day the standing is judged on."""
+    if event_type == "CoverageEnded":
+        return date.fromisoformat(data["end_date"])
+    for name in ("paid_on", "start_date", "death_date", "incident_date"):
+        if data.get(name):
+            return date.fromisoformat(data[name])
+    if data.get("period"):
+        return date.fromisoformat(f"{data['period']}-01")
+    return occurred.date()
+
+
+def entries(records: Sequence[tuple[str, int, int, dict[str, Any]]]) -> list[HistoryEntry]:
+    """(topic, partition, offset, envelope) of one worker, in any order, as a history: pure."""
+    ordered = sorted(records, key=lambda r: (r[3]["recorded_at"], r[0], r[1], r[2]))
+    trail = CoverageTrail()
+    history = []
+    for topic, partition, offset, envelope in ordered:
+        data = envelope["data"]
+        trail.apply(envelope["event_type"], data)
+        occurred = datetime.fromisoformat(envelope["occurred_at"])
+        actor = envelope["actor"]
+        history.append(
+            HistoryEntry(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                recorded_at=datetime.fromisoformat(envelope["recorded_at"]),
+                occurred_at=occurred,
+                event_type=envelope["event_type"],
+                actor=f"{actor['role']}:{actor['id']}",
+                policy_version=envelope.get("policy_version"),
+                details={k: "(sealed)" if k in SEALED_FIELDS else v for k, v in data.items()},
+                on=business_date(envelope["event_type"], data, occurred),
+                standing=trail.standing(business_date(envelope["event_type"], data, occurred)),
+            )
+        )
+    return history
+
+
+async def worker_history(kafka: KafkaSettings, worker_id: uuid.UUID) -> list[HistoryEntry]:
+    """The worker's events from every topic (records about a worker are keyed by it)."""
+    key = str(worker_id).encode()
+    found = []
+    async for batch in read_topics(kafka, [kafka.events_topic(s) for s in SERVICES]):
+        for record in batch:
+            if record.key == key:
+                envelope = orjson.loads(record.value or b"{}")
+                found.append((record.topic, record.partition, record.offset, envelope))
+    return entries(found)
