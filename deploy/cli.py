@@ -222,6 +222,36 @@ def demo(
         raise _fail(error) from None
 
 
+@app.command("reliability")
+def reliability(
+    crashes: Annotated[int, typer.Option(help="SIGKILLs in the crash scenario.")] = 20,
+) -> None:
+    """Run the fault scenarios at their long size and write their figures to
+    docs/reliability.md."""
+    from deploy.reliability_report import write
+
+    figures = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
+    figures.unlink(missing_ok=True)
+    env = {**os.environ, "RELIABILITY_LONG": "1", "RELIABILITY_CRASHES": str(crashes)}
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "reliability",
+        "tests/reliability",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "timeout=1800",
+    ]
+    code = subprocess.run(argv, cwd=REPO_ROOT, env=env, check=False).returncode
+    if figures.exists():
+        write(REPO_ROOT / "docs" / "reliability.md", figures)
+        console.print("figures written to docs/reliability.md")
+    raise typer.Exit(code)
+
+
 @app.command("bench")
 def bench(
     size: Annotated[str, typer.Option(help="full (the sizes of docs/benchmarks.md) or smoke.")] = (

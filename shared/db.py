@@ -10,6 +10,14 @@ from asyncpg.pool import PoolConnectionProxy
 
 from shared.settings import SERVICES
 
+# The database went away under a connection (restart, failover, network): retried, not fatal.
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
 # A connection of its own or one borrowed from a pool: the code using it cannot tell.
 DbConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 

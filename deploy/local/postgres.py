@@ -146,6 +146,15 @@ def up() -> str:
     return f"postgresql://{ADMIN_ROLE}:{ADMIN_PASSWORD}@127.0.0.1:{cluster.port}/{DATABASE}"
 
 
+def restart() -> None:
+    """Restart the running cluster (every connection is cut), as a failover would."""
+    for cluster in clusters():
+        if cluster.running:
+            _run(
+                ["pg_ctlcluster", cluster.version, cluster.name, "restart"], "Restarting PostgreSQL"
+            )
+
+
 def drop_database() -> None:
     """Delete the Berlian database (with ``stack down --wipe``): the topics go with it, and
     projections must never outlive the events they were built from."""

@@ -27,7 +27,7 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.db import DbConnection
+from shared.db import CONNECTION_LOST, DbConnection
 from shared.deadletters import DeadLetter
 from shared.events.registry import EVENT_TYPES
 from shared.eventstore.migrations import Migration
@@ -40,10 +40,7 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConcurrencyError,  # a reaction raced another writer of its stream: read again, retry
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
+    *CONNECTION_LOST,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,

@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared.db import CONNECTION_LOST, DbConnection
 from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISH_SECONDS
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,27 @@ class OutboxRelay:
         return int(await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox"))
 
     async def run(self, stop: asyncio.Event, notify_channel: str) -> None:
-        """Publish until ``stop`` is set: woken by NOTIFY from appends, polling as a fallback."""
+        """Publish until ``stop`` is set: woken by NOTIFY from appends, polling as a fallback.
+        Losing the database (a restart, a failover) costs the lock and the listener: both are
+        taken again once it is back."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._serve(stop, notify_channel)
+                return
+            except CONNECTION_LOST as error:
+                failures += 1
+                delay = min(0.2 * 2**failures, 10.0)
+                log.warning(
+                    "outbox relay %s lost the database: %s; again in %.1fs",
+                    self._topic,
+                    error,
+                    delay,
+                )
+                if await _wait(stop, delay):
+                    return
+
+    async def _serve(self, stop: asyncio.Event, notify_channel: str) -> None:
         async with self._pool.acquire() as conn:
             while not await conn.fetchval(
                 "SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key
@@ -109,37 +130,39 @@ class OutboxRelay:
                     return
             await conn.add_listener(notify_channel, self._on_notify)
             try:
-                failures = 0
-                while not stop.is_set():
-                    self._wake.clear()
-                    try:
-                        await self.publish_pending()
-                        OUTBOX_BACKLOG.labels(self._schema).set(await self.backlog())
-                        failures = 0
-                    except (KafkaError, OSError, asyncpg.PostgresError) as error:
-                        # Broker or database away: what is in the outbox stays there; retry.
-                        failures += 1
-                        delay = min(0.2 * 2**failures, 10.0)
-                        log.warning(
-                            "outbox relay %s: %s; retrying in %.1fs", self._topic, error, delay
-                        )
-                        if await _wait(stop, delay):
-                            break
-                        continue
-                    waker = asyncio.ensure_future(self._wake.wait())
-                    stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait(
-                        {waker, stopper},
-                        timeout=self._poll_interval,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    waker.cancel()
-                    stopper.cancel()
+                await self._publish_until(stop, conn)
                 # Flush what was committed before the stop, so a clean shutdown leaves no backlog.
                 await self.publish_pending()
             finally:
-                await conn.remove_listener(notify_channel, self._on_notify)
-                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock_key)
+                if not conn.is_closed():
+                    await conn.remove_listener(notify_channel, self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock_key)
+
+    async def _publish_until(self, stop: asyncio.Event, lock_holder: DbConnection) -> None:
+        failures = 0
+        while not stop.is_set():
+            if lock_holder.is_closed():  # the lock went with it: another relay may hold it now
+                raise asyncpg.InterfaceError("the relay's lock connection was closed")
+            self._wake.clear()
+            try:
+                await self.publish_pending()
+                OUTBOX_BACKLOG.labels(self._schema).set(await self.backlog())
+                failures = 0
+            except (KafkaError, *CONNECTION_LOST, asyncpg.PostgresError) as error:
+                # Broker or database away: what is in the outbox stays there; retry.
+                failures += 1
+                delay = min(0.2 * 2**failures, 10.0)
+                log.warning("outbox relay %s: %s; retrying in %.1fs", self._topic, error, delay)
+                if await _wait(stop, delay):
+                    return
+                continue
+            waker = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {waker, stopper}, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            waker.cancel()
+            stopper.cancel()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

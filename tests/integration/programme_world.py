@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import orjson
 import pytest
 
 from deploy.demo import DemoSize
-from deploy.local.paths import REPO_ROOT
+from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import migrate_all
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
@@ -54,36 +55,47 @@ async def world(
     await migrate_all(separate_database)
     processes = start_services(environment(kafka, separate_database))
     try:
-        async with httpx.AsyncClient() as client:
-            for service, port in PORTS.items():
-                for _ in range(120):
-                    assert processes[service].poll() is None, (
-                        processes[service].stderr.read().decode()
-                    )  # type: ignore[union-attr]
-                    try:
-                        if (
-                            await client.get(f"http://127.0.0.1:{port}/health/ready")
-                        ).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.5)
+        await wait_ready(processes)
         yield kafka, separate_database, processes
     finally:
         stop(processes.values())
 
 
+async def wait_ready(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    async with httpx.AsyncClient() as client:
+        for service, port in PORTS.items():
+            for _ in range(120):
+                assert processes[service].poll() is None, log_of(service).read_text()[-3000:]
+                try:
+                    if (
+                        await client.get(f"http://127.0.0.1:{port}/health/ready")
+                    ).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.5)
+
+
 def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
-    return {
-        service: subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "run", service, "--port", str(port)],
+    return {service: start_service(service, env) for service in PORTS}
+
+
+def log_of(service: str) -> Path:
+    return run_dir() / "test-services" / f"{service}.log"
+
+
+def start_service(service: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The service as a process, its output appended to a file (a pipe nobody reads would
+    block it once full)."""
+    log_of(service).parent.mkdir(parents=True, exist_ok=True)
+    with log_of(service).open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "deploy.cli", "run", service, "--port", str(PORTS[service])],
             env=env,
             cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
         )
-        for service, port in PORTS.items()
-    }
 
 
 def stop(processes: Iterator[subprocess.Popen[bytes]] | object) -> None:

@@ -49,8 +49,9 @@ async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(cluste
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster)
     await admin.start()
     try:
-        # Every broker learns the new topic from the controller's log; ask until all have.
-        for _ in range(40):
+        # Every broker learns the new topic from the controller's log; ask until all have (on a
+        # busy machine the last follower can take a while to join the ISR).
+        for _ in range(180):
             [description] = await admin.describe_topics([topic])
             configs = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, topic)]

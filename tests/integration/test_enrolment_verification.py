@@ -318,6 +318,26 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     )
     assert broken.status_code == 422
     assert "missing columns" in broken.json()["detail"]
+    header = ",".join(COLUMNS) + "\n"
+    row = (
+        f"{nik(9001, date(1980, 3, 4), 'M')},Pekerja Ñoño,1980-03-04,M,tukang_becak,{SAPURO},x,,,\n"
+    )
+    latin1 = await p.enrolment.post(
+        "/imports",
+        content=(header + row).encode("latin-1"),
+        headers={**KELURAHAN, "content-type": "text/csv"},
+    )
+    assert latin1.status_code == 422
+    assert "not UTF-8" in latin1.json()["detail"]
+    twice = (
+        await p.enrolment.post(
+            "/imports",
+            content=(header + row + row).encode(),
+            headers={**KELURAHAN, "content-type": "text/csv"},
+        )
+    ).json()
+    assert [r["outcome"] for r in twice["rows"]] == ["registered", "refused"]
+    assert twice["rows"][1]["reasons"] == ["nik: the same NIK as row 2"]
 
     # Verification in order, by the right role and area.
     second, third, fourth, fifth = [await register(p, n) for n in range(2, 6)]
@@ -403,7 +423,8 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     worklist = (
         await p.verification.get(f"/worklists/kelurahan/{SAPURO}", headers=KELURAHAN)
     ).json()
-    assert worklist["pending"] == 3000 - len(bad_rows)
+    # The file's good rows, and the one worker of the file with a repeated row.
+    assert worklist["pending"] == 3000 - len(bad_rows) + 1
 
     # A withdrawal ends one coverage; the others expire after their last day.
     withdrawn = await p.enrolment.post(

@@ -1,0 +1,41 @@
+"""Scenario 3, PostgreSQL restarts: under load, the database server is restarted (every
+connection of every service cut); the services retry and resume by themselves, and the checker
+finds nothing lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from deploy.local import postgres
+from tests.integration.programme_world import World, world
+from tests.reliability.checker import check
+from tests.reliability.figures import record
+from tests.reliability.load import Load
+
+__all__ = ["world"]  # the fixture, used by name
+pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
+RESTARTS = int(os.environ.get("RELIABILITY_DATABASE_RESTARTS", "1"))
+
+
+async def test_services_resume_after_postgresql_restarts(world: World) -> None:
+    kafka, database, _ = world
+    load = Load(first_person=1_000_000)
+
+    async with load.running():
+        for _ in range(RESTARTS):
+            await asyncio.sleep(2)
+            await asyncio.to_thread(postgres.restart)
+        await asyncio.sleep(3)
+
+    verdict = await check(kafka, database, load.registered, load.verified)
+    record(
+        "PostgreSQL restart",
+        faults=f"{RESTARTS} restart(s) of the server under load",
+        acknowledged=load.acknowledged,
+        verdict=verdict,
+    )
+    assert verdict.ok, verdict
+    assert load.registered
