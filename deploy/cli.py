@@ -225,6 +225,7 @@ def demo(
 @app.command("reliability")
 def reliability(
     crashes: Annotated[int, typer.Option(help="SIGKILLs in the crash scenario.")] = 20,
+    database_restarts: Annotated[int, typer.Option(help="PostgreSQL restarts under load.")] = 3,
 ) -> None:
     """Run the fault scenarios at their long size and write their figures to
     docs/reliability.md."""
@@ -232,7 +233,12 @@ def reliability(
 
     figures = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
     figures.unlink(missing_ok=True)
-    env = {**os.environ, "RELIABILITY_LONG": "1", "RELIABILITY_CRASHES": str(crashes)}
+    env = {
+        **os.environ,
+        "RELIABILITY_LONG": "1",
+        "RELIABILITY_CRASHES": str(crashes),
+        "RELIABILITY_DATABASE_RESTARTS": str(database_restarts),
+    }
     argv = [
         sys.executable,
         "-m",
