@@ -9,17 +9,21 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 
 from deploy.demo import DemoSize
 from deploy.local.paths import REPO_ROOT, run_dir
-from services.catalog import migrate_all
+from services.catalog import PROJECTIONS, migrate_all
+from shared.db import service_dsn
+from shared.projection.freshness import wait_until_caught_up
+from shared.projection.replay import rebuild_into, rows_differing
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from shared.topics import ensure_topics
@@ -113,3 +117,27 @@ async def envelopes(kafka: KafkaSettings, service: str) -> list[dict[str, Any]]:
         async for batch in read_topics(kafka, [kafka.events_topic(service)])
         for r in batch
     ]
+
+
+async def projections_differing(
+    kafka: KafkaSettings, database: DatabaseSettings, services: Sequence[str]
+) -> list[str]:
+    """Each projection of ``services``, once caught up, against a fresh replay of the topics:
+    the tables that differ, and by how many rows."""
+    problems = []
+    for service in services:
+        dsn = service_dsn(database.database_url, service, database.service_role_password)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            for projection in PROJECTIONS[service]:
+                await wait_until_caught_up(
+                    pool, service, projection.name, kafka, projection.sources, max_wait=120
+                )
+                rebuilt = await rebuild_into(pool, f"{service}_scratch", projection, kafka)
+                for table in projection.tables:
+                    differing = await rows_differing(pool, table, service, rebuilt.schema)
+                    if differing:
+                        problems.append(f"{service}.{table}: {differing} rows differ from a replay")
+        finally:
+            await pool.close()
+    return problems

@@ -10,13 +10,10 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.catalog import PROJECTIONS
 from shared.audit.verify import verify_topics
-from shared.db import service_dsn
-from shared.projection.freshness import wait_until_caught_up
-from shared.projection.replay import rebuild_into, rows_differing
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
+from tests.integration.programme_world import projections_differing
 
 
 @dataclass
@@ -79,7 +76,7 @@ async def check(
             ]
     finally:
         await admin.close()
-    verdict.problems += await _projections_equal_replays(kafka, database)
+    verdict.problems += await projections_differing(kafka, database, ("enrolment", "verification"))
     report = await verify_topics(kafka, [kafka.events_topic(s) for s in SERVICES])
     verdict.problems += [
         str(f)
@@ -105,23 +102,3 @@ async def readable(
             if isinstance(envelope, dict) and "event_id" in envelope:
                 found.append(envelope)
     return found
-
-
-async def _projections_equal_replays(kafka: KafkaSettings, database: DatabaseSettings) -> list[str]:
-    problems = []
-    for service in ("enrolment", "verification"):
-        dsn = service_dsn(database.database_url, service, database.service_role_password)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        try:
-            for projection in PROJECTIONS[service]:
-                await wait_until_caught_up(
-                    pool, service, projection.name, kafka, projection.sources, max_wait=120
-                )
-                rebuilt = await rebuild_into(pool, f"{service}_scratch", projection, kafka)
-                for table in projection.tables:
-                    differing = await rows_differing(pool, table, service, rebuilt.schema)
-                    if differing:
-                        problems.append(f"{service}.{table}: {differing} rows differ from a replay")
-        finally:
-            await pool.close()
-    return problems
