@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from deploy.platform_cli import with_pool_at
 from shared.audit.asof import Moment, State, differences, explaining_events, rebuild
 from shared.audit.history import worker_history
 from shared.audit.report import build_report
@@ -38,14 +39,7 @@ TrueOn = Annotated[datetime | None, typer.Option(help="Only what happened by thi
 
 
 def _with_admin_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    async def run() -> T:
-        pool = await asyncpg.create_pool(DatabaseSettings().database_url, min_size=1, max_size=4)
-        try:
-            return await work(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(run())
+    return with_pool_at(DatabaseSettings().database_url, work)
 
 
 def _moment(known_at: datetime | None, true_on: datetime | None) -> Moment:

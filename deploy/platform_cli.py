@@ -34,9 +34,15 @@ ServiceOption = Annotated[str, typer.Option(help=f"One of: {', '.join(SERVICES)}
 
 def _with_pool(service: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     database = DatabaseSettings()
+    return with_pool_at(
+        service_dsn(database.database_url, service, database.service_role_password), work
+    )
+
+
+def with_pool_at(dsn: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run ``work`` with a small pool on ``dsn``, closed afterwards."""
 
     async def run() -> T:
-        dsn = service_dsn(database.database_url, service, database.service_role_password)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         try:
             return await work(pool)

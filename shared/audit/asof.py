@@ -95,8 +95,7 @@ async def rebuild(
     progress: Callable[[int], None] = lambda _: None,
 ) -> State:
     """The auditors' projections rebuilt under ``label`` as of ``moment``; then the answers."""
-    topics = sorted({kafka.events_topic(s) for s, _ in SOURCES} | _source_topics(kafka))
-    ends = await end_offsets(kafka, topics)
+    ends = await end_offsets(kafka, sorted(_source_topics(kafka)))
     state = State(
         label,
         moment,

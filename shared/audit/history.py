@@ -96,6 +96,7 @@ def entries(records: Sequence[tuple[str, int, int, dict[str, Any]]]) -> list[His
         data = envelope["data"]
         trail.apply(envelope["event_type"], data)
         occurred = datetime.fromisoformat(envelope["occurred_at"])
+        on = business_date(envelope["event_type"], data, occurred)
         actor = envelope["actor"]
         history.append(
             HistoryEntry(
@@ -108,8 +109,8 @@ def entries(records: Sequence[tuple[str, int, int, dict[str, Any]]]) -> list[His
                 actor=f"{actor['role']}:{actor['id']}",
                 policy_version=envelope.get("policy_version"),
                 details={k: "(sealed)" if k in SEALED_FIELDS else v for k, v in data.items()},
-                on=business_date(envelope["event_type"], data, occurred),
-                standing=trail.standing(business_date(envelope["event_type"], data, occurred)),
+                on=on,
+                standing=trail.standing(on),
             )
         )
     return history
