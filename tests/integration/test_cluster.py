@@ -57,7 +57,9 @@ async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(cluste
                 [ConfigResource(ConfigResourceType.TOPIC, topic)]
             )
             entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
-            in_sync = all(len(p["isr"]) == 3 for p in description["partitions"])
+            partitions = description["partitions"]
+            # No partitions yet is not "all in sync": the metadata has not arrived.
+            in_sync = len(partitions) == 3 and all(len(p["isr"]) == 3 for p in partitions)
             if "min.insync.replicas" in entries and in_sync:
                 break
             await asyncio.sleep(0.5)
