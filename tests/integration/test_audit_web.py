@@ -18,6 +18,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from deploy.demo import programme
 from deploy.local.browser import ensure_chromium
@@ -80,12 +82,14 @@ def sign_in(browser: WebDriver, base: str, role: str) -> None:
     field = browser.find_element(By.ID, "token")
     field.send_keys(token)
     field.send_keys(Keys.TAB, Keys.ENTER)  # to the button, and press it
+    WebDriverWait(browser, 30).until(staleness_of(field))  # the next page has replaced the form
 
 
 def search(browser: WebDriver, base: str, query: str) -> None:
     browser.get(f"{base}/workers")
     field = browser.find_element(By.ID, "q")
     field.send_keys(query, Keys.ENTER)
+    WebDriverWait(browser, 30).until(staleness_of(field))
 
 
 def shot(browser: WebDriver, name: str) -> None:
