@@ -226,6 +226,9 @@ def demo(
 def reliability(
     crashes: Annotated[int, typer.Option(help="SIGKILLs in the crash scenario.")] = 20,
     database_restarts: Annotated[int, typer.Option(help="PostgreSQL restarts under load.")] = 3,
+    leader_kills: Annotated[
+        int, typer.Option(help="SIGKILLs of the busiest partition's leader on the cluster.")
+    ] = 5,
 ) -> None:
     """Run the fault scenarios at their long size and write their figures to
     docs/reliability.md."""
@@ -238,6 +241,7 @@ def reliability(
         "RELIABILITY_LONG": "1",
         "RELIABILITY_CRASHES": str(crashes),
         "RELIABILITY_DATABASE_RESTARTS": str(database_restarts),
+        "RELIABILITY_LEADER_KILLS": str(leader_kills),
     }
     argv = [
         sys.executable,

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from deploy.local import kafka_broker
+from deploy.local.processes import port_open
 from deploy.local.stack import Endpoints
 from shared.db import provision_service_schemas
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -76,3 +78,20 @@ async def topics(kafka_settings: KafkaSettings) -> KafkaSettings:
     """The run's event and dead-letter topics, created with the contract's settings."""
     await ensure_topics(kafka_settings)
     return kafka_settings
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[KafkaSettings]:
+    """The three-broker cluster (replication factor 3, two in sync to acknowledge), wiped at the
+    end of the run."""
+    bootstrap = kafka_broker.up(kafka_broker.CLUSTER, timeout=180)
+    yield KafkaSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=f"test-{RUN_ID}.",
+        topic_replication_factor=3,
+        topic_min_insync_replicas=2,
+    )
+    kafka_broker.down(kafka_broker.CLUSTER, wipe=True)
+    # Stopping leaves nothing behind: no process, no open port.
+    assert kafka_broker.running_nodes(kafka_broker.CLUSTER) == []
+    assert not any(port_open("127.0.0.1", n.broker_port) for n in kafka_broker.CLUSTER.nodes)

@@ -302,3 +302,29 @@ def _wait_until_ready(layout: Layout, timeout: float) -> None:
         f"Kafka at {layout.bootstrap_servers} did not become ready within {timeout:.0f}s "
         f"({last_error}); read {layout.log_file(layout.nodes[0])}."
     )
+
+
+def node_by_id(layout: Layout, node_id: int) -> Node:
+    return next(node for node in layout.nodes if node.node_id == node_id)
+
+
+def active_controller(layout: Layout) -> int:
+    """The id of the quorum's leader, the active controller (a metadata request names any
+    broker in KRaft, so the quorum itself is asked)."""
+    result = subprocess.run(
+        tool_command(
+            "org.apache.kafka.tools.MetadataQuorumCommand",
+            "--bootstrap-server",
+            layout.bootstrap_servers,
+            "describe",
+            "--status",
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "LeaderId":
+            return int(value)
+    raise StackError(f"the metadata quorum did not name its leader: {result.stderr[-400:]}")

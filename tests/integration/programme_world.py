@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,7 @@ World = tuple[KafkaSettings, DatabaseSettings, dict[str, "subprocess.Popen[bytes
 def environment(kafka: KafkaSettings, database: DatabaseSettings) -> dict[str, str]:
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
-        "TOPIC_PREFIX": kafka.topic_prefix,
+        **{name.upper(): str(value) for name, value in kafka.model_dump().items()},
         "DATABASE_URL": database.database_url,
         "PYTHONPATH": str(REPO_ROOT),
         # The demo replays 2022-2025 on today's clock: keep expiry from ending those coverages
@@ -52,15 +52,24 @@ def environment(kafka: KafkaSettings, database: DatabaseSettings) -> dict[str, s
 async def world(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> AsyncIterator[World]:
+    async with running_services(kafka_settings, separate_database) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_services(
+    kafka_settings: KafkaSettings, database: DatabaseSettings
+) -> AsyncIterator[World]:
+    """The four services on topics of their own (a fresh prefix) and ``database``."""
     kafka = kafka_settings.model_copy(
         update={"topic_prefix": f"{kafka_settings.topic_prefix}e2e-{uuid.uuid4().hex[:6]}."}
     )
     await ensure_topics(kafka)
-    await migrate_all(separate_database)
-    processes = start_services(environment(kafka, separate_database))
+    await migrate_all(database)
+    processes = start_services(environment(kafka, database))
     try:
         await wait_ready(processes)
-        yield kafka, separate_database, processes
+        yield kafka, database, processes
     finally:
         stop(processes.values())
 

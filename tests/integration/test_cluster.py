@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.local import kafka_broker
-from deploy.local.processes import port_open
 from shared.settings import KafkaSettings
 from shared.topics import EVENT_TOPIC_CONFIG, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    bootstrap = kafka_broker.up(kafka_broker.CLUSTER, timeout=180)
-    yield bootstrap
-    kafka_broker.down(kafka_broker.CLUSTER, wipe=True)
-    # Stopping leaves nothing behind: no process, no open port.
-    assert kafka_broker.running_nodes(kafka_broker.CLUSTER) == []
-    assert not any(port_open("127.0.0.1", n.broker_port) for n in kafka_broker.CLUSTER.nodes)
-
-
-async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(cluster: str) -> None:
-    brokers, controller = await kafka_broker.describe(cluster)
+async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(
+    cluster: KafkaSettings,
+) -> None:
+    brokers, controller = await kafka_broker.describe(cluster.kafka_bootstrap_servers)
     assert brokers == 3
     assert controller in {1, 2, 3}
 
-    settings = KafkaSettings(kafka_bootstrap_servers=cluster, topic_prefix="cluster-test.")
+    settings = cluster.model_copy(update={"topic_prefix": "cluster-test."})
     topic = "cluster-test.durable"
     await ensure_topics(
         settings,
@@ -46,7 +36,7 @@ async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(cluste
         ],
     )
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster)
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
     await admin.start()
     try:
         # Every broker learns the new topic from the controller's log; ask until all have (on a
