@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared.settings import KafkaSettings
 
@@ -29,17 +32,48 @@ SUBSCRIBER_SAFETY: Final[dict[str, Any]] = {
 }
 
 
+def connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Where the brokers are and how to log in: the same for every kind of client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    return options
+
+
 def producer_options(settings: KafkaSettings) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **PRODUCER_SAFETY}
+    return {**connection_options(settings), **PRODUCER_SAFETY}
 
 
 def consumer_options(settings: KafkaSettings, group_id: str | None) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "group_id": group_id,
-        **CONSUMER_SAFETY,
-    }
+    return {**connection_options(settings), "group_id": group_id, **CONSUMER_SAFETY}
+
+
+def admin_client(settings: KafkaSettings, **extra: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**connection_options(settings), **extra)
 
 
 def faststream_broker(settings: KafkaSettings, **extra: Any) -> KafkaBroker:
-    return KafkaBroker(settings.kafka_bootstrap_servers, **PRODUCER_SAFETY, **extra)
+    security: BaseSecurity | None = None
+    if settings.kafka_security_protocol.startswith("SASL"):
+        scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+        use_ssl = settings.kafka_security_protocol == "SASL_SSL"
+        security = scram(
+            settings.kafka_sasl_username,
+            settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+            if use_ssl
+            else None,
+            use_ssl=use_ssl,
+        )
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers, security=security, **PRODUCER_SAFETY, **extra
+    )

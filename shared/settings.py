@@ -6,7 +6,9 @@ change (see docs/runbook.md).
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
@@ -27,6 +29,31 @@ class KafkaSettings(BaseSettings):
     topic_partitions: int = Field(default=3, ge=1, description="Partitions per event topic.")
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_min_insync_replicas: int = Field(default=1, ge=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT for a local stack; SASL_SSL (or SASL_PLAINTEXT) to log in.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = Field(
+        default="", description="The service's Kafka principal (its own name in Berlian)."
+    )
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = Field(
+        default="",
+        description="PEM file of the CA that signed the brokers' certificates (SASL_SSL); "
+        "empty for the system's CAs.",
+    )
+
+    @model_validator(mode="after")
+    def _credentials_when_logging_in(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     def events_topic(self, service: str) -> str:
         """The topic a service owns and alone writes to."""

@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.kafka_clients import consumer_options
+from shared.kafka_clients import admin_client, consumer_options
 from shared.settings import KafkaSettings
 
 
 async def partitions_of(kafka: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.kafka_bootstrap_servers)
+    admin = admin_client(kafka)
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.kafka_clients import admin_client
 from shared.settings import SERVICES, KafkaSettings
 
 # Events are the system of record: kept forever, never compacted.
@@ -28,7 +29,7 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
 
 async def ensure_topics(settings: KafkaSettings, specs: list[NewTopic] | None = None) -> list[str]:
     """Create the missing topics; return the names created. Existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = admin_client(settings)
     await admin.start()
     try:
         wanted = specs if specs is not None else topic_specs(settings)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import secrets
 import shutil
 import subprocess
 import time
@@ -16,12 +18,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 
 from deploy.local.errors import StackError
 from deploy.local.paths import LOCAL_DIR, berlian_home, run_dir
 from deploy.local.processes import pid_alive, port_open, start_detached, stop
+from shared.kafka_clients import admin_client
+from shared.settings import SERVICES, KafkaSettings
 
 KAFKA_VERSION = "4.3.1"
 POM = LOCAL_DIR / "kafka" / "pom.xml"
@@ -44,6 +49,8 @@ class Layout:
 
     name: str
     nodes: tuple[Node, ...]
+    # Clients log in with SASL/SCRAM and the standard authorizer allows only what ACLs grant.
+    secure: bool = False
 
     @property
     def bootstrap_servers(self) -> str:
@@ -58,12 +65,47 @@ class Layout:
     def log_file(self, node: Node) -> Path:
         return self.node_dir(node) / "logs" / "server.log"
 
+    @property
+    def credentials_file(self) -> Path:
+        return run_dir() / self.name / "credentials.json"
+
 
 SINGLE = Layout("kafka", (Node(1, 9092, 9093),))
 CLUSTER = Layout(
     "kafka-cluster",
     (Node(1, 19092, 19192), Node(2, 19093, 19193), Node(3, 19094, 19194)),
 )
+SECURE = Layout("kafka-secure", (Node(1, 29092, 29093),), secure=True)
+ADMIN = "admin"
+SCRAM = "SCRAM-SHA-512"
+
+
+def credentials(layout: Layout) -> dict[str, str]:
+    """The secure layout's users and passwords (the administrator and one per service), made
+    once per formatted storage and kept beside it, readable by its owner only."""
+    path = layout.credentials_file
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = {user: secrets.token_urlsafe(18) for user in (ADMIN, *SERVICES)}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(made))
+    return made
+
+
+def client_settings(layout: Layout, user: str = ADMIN, **fields: Any) -> KafkaSettings:
+    """Settings for a client of ``layout``; on the secure layout, logged in as ``user``."""
+    if not layout.secure:
+        return KafkaSettings(kafka_bootstrap_servers=layout.bootstrap_servers, **fields)
+    return KafkaSettings(
+        kafka_bootstrap_servers=layout.bootstrap_servers,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism=SCRAM,
+        kafka_sasl_username=user,
+        kafka_sasl_password=SecretStr(credentials(layout)[user]),
+        **fields,
+    )
 
 
 def libs_dir() -> Path:
@@ -149,6 +191,8 @@ def _properties(layout: Layout, node: Node) -> dict[str, str]:
         "share.coordinator.state.topic.min.isr": str(min(2, replicas)),
         "unclean.leader.election.enable": "false",
     }
+    if layout.secure:
+        props |= _security_properties(layout, node)
     if replicas == 1:
         props["controller.quorum.bootstrap.servers"] = f"{HOST}:{node.controller_port}"
     else:
@@ -156,6 +200,40 @@ def _properties(layout: Layout, node: Node) -> dict[str, str]:
             f"{n.node_id}@{HOST}:{n.controller_port}" for n in layout.nodes
         )
     return props
+
+
+def _security_properties(layout: Layout, node: Node) -> dict[str, str]:
+    """Clients and brokers log in with SCRAM; controllers with PLAIN (KRaft keeps SCRAM
+    credentials in the metadata the controllers serve, so they cannot use it themselves).
+    Nothing is allowed that an ACL does not grant, except to the administrator."""
+    password = credentials(layout)[ADMIN]
+    scram_login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN}" password="{password}";'
+    )
+    plain_login = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{ADMIN}" password="{password}" user_{ADMIN}="{password}";'
+    )
+    listeners = (
+        f"SASL_PLAINTEXT://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}"
+    )
+    return {
+        "listeners": listeners,
+        "advertised.listeners": listeners,
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": SCRAM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM,
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": SCRAM,
+        f"listener.name.sasl_plaintext.{SCRAM.lower()}.sasl.jaas.config": scram_login,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": plain_login,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{ADMIN}",
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 def _write_properties(path: Path, props: Mapping[str, str]) -> None:
@@ -173,6 +251,9 @@ def _format(layout: Layout, cluster_id: str) -> None:
         args = ["format", f"--cluster-id={cluster_id}", "-c", str(config)]
         if len(layout.nodes) == 1:
             args.append("--standalone")
+        if layout.secure:
+            for user, password in credentials(layout).items():
+                args += ["--add-scram", f"{SCRAM}=[name={user},password={password}]"]
         result = subprocess.run(
             tool_command("kafka.tools.StorageTool", *args),
             capture_output=True,
@@ -257,9 +338,9 @@ def down(layout: Layout, wipe: bool = False) -> list[int]:
     return stopped
 
 
-async def describe(bootstrap_servers: str) -> tuple[int, int | None]:
+async def describe(settings: KafkaSettings) -> tuple[int, int | None]:
     """Number of live brokers and the active controller's id, from a metadata request."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    admin = admin_client(settings, request_timeout_ms=5000)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -291,7 +372,7 @@ def _wait_until_ready(layout: Layout, timeout: float) -> None:
                 f"(and {log.with_name('stdout.log')})."
             )
         try:
-            brokers, controller = asyncio.run(describe(layout.bootstrap_servers))
+            brokers, controller = asyncio.run(describe(client_settings(layout)))
             if brokers == len(layout.nodes) and controller is not None and controller >= 0:
                 return
             last_error = f"{brokers} of {len(layout.nodes)} brokers, controller {controller}"

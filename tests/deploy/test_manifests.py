@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from deploy.k8s_validation import K8S_DIR, crd_dir, crd_schemas, render, validate
+from deploy.kafka_acls import CLUSTER_RESOURCE, Grant, grants
+from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
 SERVICES = ("enrolment", "verification", "billing", "claims")
@@ -91,14 +93,29 @@ def test_each_service_has_a_network_policy_a_budget_and_one_kafka_user_writing_o
     )
     users = of_kind(objects, "KafkaUser")
     assert sorted(u["metadata"]["name"] for u in users) == sorted(SERVICES)
+    prefix = config_of(objects)["TOPIC_PREFIX"]
     for user in users:
         service = user["metadata"]["name"]
-        writable = {
-            acl["resource"]["name"]
+        declared = [
+            Grant(
+                acl["resource"]["type"],
+                acl["resource"].get("name", CLUSTER_RESOURCE),
+                acl["resource"].get("patternType", "literal"),
+                tuple(acl["operations"]),
+            )
             for acl in user["spec"]["authorization"]["acls"]
-            if "Write" in acl["operations"]
-        }
+        ]
+        assert declared == grants(KafkaSettings(topic_prefix=prefix), service)
+        writable = {g.name for g in declared if "Write" in g.operations}
         assert writable == {f"berlian.{service}.events", f"berlian.{service}.dlq"}
+
+
+def config_of(objects: list[dict[str, Any]]) -> dict[str, str]:
+    [config] = [
+        o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"] == "berlian-config"
+    ]
+    data: dict[str, str] = config["data"]
+    return data
 
 
 def test_topics_keep_the_contract_settings(overlay: tuple[str, list[dict[str, Any]]]) -> None:

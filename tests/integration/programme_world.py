@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,9 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
+from deploy import kafka_acls
 from deploy.demo import DemoSize
 from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import PROJECTIONS, migrate_all
@@ -38,7 +40,10 @@ World = tuple[KafkaSettings, DatabaseSettings, dict[str, "subprocess.Popen[bytes
 def environment(kafka: KafkaSettings, database: DatabaseSettings) -> dict[str, str]:
     return {
         **os.environ,
-        **{name.upper(): str(value) for name, value in kafka.model_dump().items()},
+        **{
+            name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            for name, value in kafka.model_dump().items()
+        },
         "DATABASE_URL": database.database_url,
         "PYTHONPATH": str(REPO_ROOT),
         # The demo replays 2022-2025 on today's clock: keep expiry from ending those coverages
@@ -58,15 +63,24 @@ async def world(
 
 @asynccontextmanager
 async def running_services(
-    kafka_settings: KafkaSettings, database: DatabaseSettings
+    kafka_settings: KafkaSettings,
+    database: DatabaseSettings,
+    login: Callable[[str], KafkaSettings] | None = None,
 ) -> AsyncIterator[World]:
-    """The four services on topics of their own (a fresh prefix) and ``database``."""
-    kafka = kafka_settings.model_copy(
-        update={"topic_prefix": f"{kafka_settings.topic_prefix}e2e-{uuid.uuid4().hex[:6]}."}
-    )
+    """The four services on topics of their own (a fresh prefix) and ``database``.
+
+    With ``login``, ``kafka_settings`` are the administrator's, who creates the topics and
+    grants each service its ACLs; each service then logs in as ``login(service)``."""
+    prefix = f"{kafka_settings.topic_prefix}e2e-{uuid.uuid4().hex[:6]}."
+    kafka = kafka_settings.model_copy(update={"topic_prefix": prefix})
     await ensure_topics(kafka)
     await migrate_all(database)
-    processes = start_services(environment(kafka, database))
+    if login is None:
+        processes = start_services(environment(kafka, database))
+    else:
+        logins = {s: login(s).model_copy(update={"topic_prefix": prefix}) for s in PORTS}
+        kafka_acls.apply(kafka, {s: logins[s].kafka_sasl_username for s in PORTS})
+        processes = {s: start_service(s, environment(logins[s], database)) for s in PORTS}
     try:
         await wait_ready(processes)
         yield kafka, database, processes

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 async def test_cluster_elects_a_controller_and_accepts_rf3_min_isr2_topic(
     cluster: KafkaSettings,
 ) -> None:
-    brokers, controller = await kafka_broker.describe(cluster.kafka_bootstrap_servers)
+    brokers, controller = await kafka_broker.describe(cluster)
     assert brokers == 3
     assert controller in {1, 2, 3}
 
