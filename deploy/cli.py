@@ -172,8 +172,7 @@ def run_service(
         try:
             await process.run(stop, host, port or local_services.PORTS[service])
         finally:
-            await process.producer.stop()
-            await process.pool.close()
+            await process.close()
 
     asyncio.run(main())
 

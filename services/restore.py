@@ -57,6 +57,5 @@ async def restore_service(
             store = await restore_store(conn, service, topic, kafka, progress)
             rows = await WRITE_MODEL_REBUILDERS[service](domain_service, conn)
     finally:
-        await process.producer.stop()
-        await process.pool.close()
+        await process.close()
     return ServiceRestored(service, store, rows)

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Annotated
 
+from annotated_types import Interval
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.decisions import RefusedError
+from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 
 log = logging.getLogger(__name__)
+# The programme's years; the bound also keeps a number from overflowing the database's integer.
+FiscalYear = Annotated[int, Interval(ge=2022, le=2100)]
+# A thousand trillion rupiah, far above any city budget: amounts stay exact in the events'
+# canonical JSON, whose numbers are IEEE doubles (integers up to 2**53).
+MAX_RUPIAH = 10**15
 
 
 def refusal(status: int, detail: str, **extra: object) -> JSONResponse:
@@ -28,6 +36,10 @@ def install_error_handlers(app: FastAPI) -> None:
             str(error),
             problems=[{"field": p.field, "message": p.message} for p in error.problems],
         )
+
+    @app.exception_handler(NoPolicyInForceError)
+    async def before_the_programme(_: Request, error: NoPolicyInForceError) -> JSONResponse:
+        return refusal(422, str(error))
 
     @app.exception_handler(ProjectionBehindError)
     async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:

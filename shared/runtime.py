@@ -47,8 +47,16 @@ class ServiceProcess:
         default_factory=tuple
     )
     expected_migrations: Sequence[str] = ()
+    # Clients of the service's own (beyond the pool and the producer) to close at the end.
+    closers: Sequence[Callable[[], Awaitable[None]]] = ()
     stuck_after_seconds: float = 120.0
     request_grace_seconds: int = 20  # well inside the pod's termination grace period
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()
+        await self.producer.stop()
+        await self.pool.close()
 
     def add_health(self) -> None:
         service = self.name
@@ -167,6 +175,7 @@ def assemble(
     kafka: KafkaSettings,
     projections: Sequence[Projection],
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
+    closers: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> ServiceProcess:
     """One process: the API, the relay of the service's outbox, a runner per projection."""
     process = ServiceProcess(
@@ -179,6 +188,7 @@ def assemble(
         runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
         kafka=kafka,
         background=background,
+        closers=closers,
         expected_migrations=[
             *(m.name for m in PLATFORM),
             *(m.name for p in projections for m in p.migrations),

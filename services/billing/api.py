@@ -15,16 +15,16 @@ from services.billing.budget import AllocateBudget
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.eventstore.store import CommandContext
-from shared.http import service_app
+from shared.http import MAX_RUPIAH, FiscalYear, service_app
 
 
 class AllocationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fiscal_year: int = Field(ge=2022, le=2100)
+    fiscal_year: FiscalYear
     source: Literal["APBD", "APBD-P"]
     cohort: Literal["regular", "incidental"]
-    amount: int = Field(gt=0, description="Whole rupiah.")
+    amount: int = Field(gt=0, le=MAX_RUPIAH, description="Whole rupiah.")
 
 
 class BillingRunRequest(BaseModel):
@@ -38,7 +38,9 @@ class PaymentRequest(BaseModel):
 
     payment_ref: str = Field(min_length=1, max_length=100, examples=["SP2D 00123/2025"])
     paid_on: date
-    amount: int = Field(gt=0, description="Whole rupiah; must equal the invoice total.")
+    amount: int = Field(
+        gt=0, le=MAX_RUPIAH, description="Whole rupiah; must equal the invoice total."
+    )
     payer: str = Field(default="Pemerintah Kota Pekalongan", max_length=200)
 
 
@@ -117,7 +119,7 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
 
     @router.get("/budgets/{fiscal_year}")
     async def report(
-        fiscal_year: int, principal: Annotated[Principal, Depends(caller)]
+        fiscal_year: FiscalYear, principal: Annotated[Principal, Depends(caller)]
     ) -> dict[str, Any]:
         """Allocated, committed and remaining per cohort; over-commitment flagged."""
         require_role(principal, ["city_admin", "billing_officer", "auditor"])

@@ -17,7 +17,7 @@ from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.claims import ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import service_app
+from shared.http import MAX_RUPIAH, service_app
 
 
 class ChildRequest(BaseModel):
@@ -41,7 +41,7 @@ class ClaimRequest(BaseModel):
         Literal["medical", "temporary_incapacity", "total_permanent_disability"] | None
     ) = None
     months_incapacitated: int | None = Field(default=None, ge=1, le=120)
-    medical_costs: int | None = Field(default=None, ge=0)
+    medical_costs: int | None = Field(default=None, ge=0, le=MAX_RUPIAH)
     children: list[ChildRequest] = Field(default_factory=list, max_length=10)
 
 
@@ -50,7 +50,7 @@ class PaymentRequest(BaseModel):
 
     payment_ref: str = Field(min_length=1, max_length=100)
     paid_on: date
-    amount: int = Field(gt=0)
+    amount: int = Field(gt=0, le=MAX_RUPIAH)
 
 
 def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:

@@ -88,7 +88,17 @@ def decode(content: bytes) -> str:
 
 
 def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
+    """The rows of a well-formed file; a malformed one (an unclosed quote, a stray NUL) is
+    refused whole, before any row is registered."""
+    lines = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for _ in lines:
+            pass
+    except csv.Error as error:
+        raise ImportFileError(
+            f"line {lines.line_num} is not valid CSV ({error}); nothing was imported"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED if name not in header]
     if missing:

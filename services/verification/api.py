@@ -19,7 +19,7 @@ from services.verification.service import STAGE_SQL, UnknownWorkerError, Verific
 from shared.auth import AuthSettings, Principal, Role, require_area, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
-from shared.http import refusal, service_app
+from shared.http import FiscalYear, refusal, service_app
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -44,7 +44,7 @@ class DesignateRequest(BaseModel):
     cohort: Literal["regular", "incidental"]
     cover_months: int = Field(ge=1, le=12)
     coverage_start: date
-    fiscal_year: int = Field(ge=2022, le=2100)
+    fiscal_year: FiscalYear
     decree_ref: str = Field(min_length=1, max_length=200)
 
 
@@ -160,7 +160,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
 
     @router.get("/designations", response_model=None)
     async def designations(
-        fiscal_year: int,
+        fiscal_year: FiscalYear,
         cohort: Literal["regular", "incidental"],
         principal: Annotated[Principal, Depends(caller)],
         format: Literal["json", "csv"] = "json",

@@ -17,4 +17,7 @@ async def build(
     pool, producer = await connect(SERVICE, kafka, database)
     service = VerificationService(pool, kafka, policy_book())
     app = create_app(service, auth)
-    return assemble(SERVICE, app, pool, producer, kafka, PROJECTIONS), service
+    process = assemble(
+        SERVICE, app, pool, producer, kafka, PROJECTIONS, closers=[service.offsets.close]
+    )
+    return process, service

@@ -101,6 +101,10 @@ class Kelurahan(BaseModel):
     kecamatan_name: str
 
 
+class NoPolicyInForceError(LookupError):
+    """A date before the programme's first policy: nothing can be judged or priced on it."""
+
+
 class PolicyBook(BaseModel):
     """All policy versions, oldest first, and the places of Kota Pekalongan."""
 
@@ -113,7 +117,7 @@ class PolicyBook(BaseModel):
         applicable = [p for p in self.policies if p.effective_from <= on]
         if not applicable:
             first = self.policies[0].effective_from
-            raise LookupError(
+            raise NoPolicyInForceError(
                 f"no programme policy was in force on {on} (the first is from {first})"
             )
         return applicable[-1]

@@ -69,8 +69,7 @@ async def running(process: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-        await process.producer.stop()
-        await process.pool.close()
+        await process.close()
 
 
 async def isolated(kafka: KafkaSettings, database: DatabaseSettings, label: str) -> KafkaSettings:

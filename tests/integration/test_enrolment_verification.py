@@ -338,6 +338,26 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     ).json()
     assert [r["outcome"] for r in twice["rows"]] == ["registered", "refused"]
     assert twice["rows"][1]["reasons"] == ["nik: the same NIK as row 2"]
+    # A malformed file (an unclosed quote swallowing the rest) is refused whole: the good row
+    # before it is not registered either.
+    fresh = (
+        f"{nik(9002, date(1981, 5, 6), 'F')},Pekerja Baru,1981-05-06,F,tukang_becak,{SAPURO},y,,,\n"
+    )
+    malformed = await p.enrolment.post(
+        "/imports",
+        content=(header + fresh + '"unclosed,quote\n' + row).encode(),
+        headers={**KELURAHAN, "content-type": "text/csv"},
+    )
+    assert malformed.status_code == 422
+    assert "line 4 is not valid CSV" in malformed.json()["detail"]
+    alone = (
+        await p.enrolment.post(
+            "/imports",
+            content=(header + fresh).encode(),
+            headers={**KELURAHAN, "content-type": "text/csv"},
+        )
+    ).json()
+    assert [r["outcome"] for r in alone["rows"]] == ["registered"]
 
     # Verification in order, by the right role and area.
     second, third, fourth, fifth = [await register(p, n) for n in range(2, 6)]
@@ -423,8 +443,9 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     worklist = (
         await p.verification.get(f"/worklists/kelurahan/{SAPURO}", headers=KELURAHAN)
     ).json()
-    # The file's good rows, and the one worker of the file with a repeated row.
-    assert worklist["pending"] == 3000 - len(bad_rows) + 1
+    # The file's good rows, the one worker of the file with a repeated row and the one imported
+    # alone after the malformed file.
+    assert worklist["pending"] == 3000 - len(bad_rows) + 2
 
     # A withdrawal ends one coverage; the others expire after their last day.
     withdrawn = await p.enrolment.post(
