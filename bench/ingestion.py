@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -75,10 +76,27 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Running:
+    urls: dict[str, str]
+    pids: dict[str, int]
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's resident memory now and at its peak so far (VmRSS, VmHWM), in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {
+        name: int(fields[key].split()[0]) / 1024
+        for name, key in (("rss_mb", "VmRSS"), ("peak_mb", "VmHWM"))
+    }
+
+
 @asynccontextmanager
 async def services_running(
     kafka: KafkaSettings, database: DatabaseSettings, names: tuple[str, ...], logs: Path
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncIterator[Running]:
     """The named services as ``berlian run`` processes on free ports, ready; SIGTERM after."""
     env = {
         **os.environ,
@@ -112,7 +130,7 @@ async def services_running(
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.25)
-        yield urls
+        yield Running(urls, {n: p.pid for n, p in zip(names, processes, strict=True)})
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -125,10 +143,12 @@ async def _topic_size(kafka: KafkaSettings, service: str) -> int:
 
 
 async def bulk_import(
-    kafka: KafkaSettings, enrolment: str, first: int, rows: int
+    kafka: KafkaSettings, enrolment: str, pid: int, first: int, rows: int
 ) -> dict[str, Any]:
-    """One CSV file through POST /imports; timed until the last registration is on the topic."""
+    """One CSV file through POST /imports; timed until the last registration is on the topic.
+    The memory of the service (process ``pid``) before it and at its peak after it."""
     content = import_file(first, rows)
+    before_import = memory_mb(pid)["rss_mb"]
     before = await _topic_size(kafka, "enrolment")
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=enrolment, timeout=3600) as api:
@@ -147,6 +167,9 @@ async def bulk_import(
         "registered": registered,
         "seconds": seconds,
         "events_per_s": registered / seconds,
+        "file_mb": len(content) / 2**20,
+        "service_rss_before_mb": before_import,
+        "service_peak_mb": memory_mb(pid)["peak_mb"],
     }
 
 

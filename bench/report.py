@@ -41,6 +41,12 @@ GOALS: list[Goal] = [
         lambda f: f["import"]["events_per_s"] >= 10_000,
     ),
     (
+        "Enrolment service peak memory through the bulk import (MB; its pod limit is 512 MiB)",
+        "< 450",
+        lambda f: f"{f['import'].get('service_peak_mb', float('nan')):,.0f}",
+        lambda f: f["import"].get("service_peak_mb", 10**9) < 450,
+    ),
+    (
         "HTTP registrations, 32 clients (commands/s)",
         ">= 1,000",
         lambda f: f"{f['http']['commands_per_s']:,.0f}",
@@ -164,6 +170,12 @@ def markdown(f: dict[str, Any]) -> str:
                     f"{f['import']['registered']:,} of {f['import']['rows']:,} rows "
                     f"registered in {f['import']['seconds']:.1f} s: "
                     f"{f['import']['events_per_s']:,.0f} events/s",
+                ],
+                [
+                    "bulk import memory",
+                    f"a {f['import'].get('file_mb', 0):.1f} MB file; the enrolment service "
+                    f"held {f['import'].get('service_rss_before_mb', 0):,.0f} MB before it and "
+                    f"{f['import'].get('service_peak_mb', 0):,.0f} MB at its peak",
                 ],
                 [
                     "HTTP",

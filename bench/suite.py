@@ -208,10 +208,11 @@ async def run(size: Size, results: Path, document: Path | None) -> dict[str, Any
     logs = run_dir() / "bench" / run_id
     async with ingestion.services_running(
         live, database, ("enrolment", "verification"), logs
-    ) as urls:
+    ) as running:
+        urls = running.urls
         _say(f"bulk import of {size.import_rows} rows")
         figures["import"] = await ingestion.bulk_import(
-            live, urls["enrolment"], 0, size.import_rows
+            live, urls["enrolment"], running.pids["enrolment"], 0, size.import_rows
         )
         _say(f"HTTP: {size.http_commands} registrations from {size.http_clients} clients")
         figures["http"] = await ingestion.http_registrations(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from confluent_kafka.admin import (
 
 from shared.settings import KafkaSettings
 
+AUDITOR = "auditor"  # the principal of auditors and the replay job
 CLUSTER_RESOURCE = "kafka-cluster"  # the name Kafka gives the cluster as a resource
 # librdkafka calls Kafka's cluster resource type (4) BROKER.
 RESOURCE_TYPES = {
@@ -54,6 +56,12 @@ def grants(settings: KafkaSettings, service: str) -> list[Grant]:
         # An idempotent producer asks the cluster for its producer id.
         Grant("cluster", CLUSTER_RESOURCE, "literal", ("IdempotentWrite",)),
     ]
+
+
+def reader_grants(settings: KafkaSettings) -> list[Grant]:
+    """An auditor's, or the replay job's: read every topic of the environment, write nothing
+    (they read without a consumer group)."""
+    return [Grant("topic", settings.topic_prefix, "prefix", ("Read", "Describe"))]
 
 
 def bindings(principal: str, grant: Grant) -> list[AclBinding]:
@@ -89,14 +97,26 @@ def admin_config(settings: KafkaSettings) -> dict[str, Any]:
     return config
 
 
-def apply(administrator: KafkaSettings, principals: dict[str, str], timeout: float = 30) -> int:
+def apply(
+    administrator: KafkaSettings,
+    principals: dict[str, str],
+    readers: Sequence[str] = (),
+    timeout: float = 30,
+) -> int:
     """Grant each service (key) its ACLs for ``administrator.topic_prefix``, held by the principal
-    named by the value; return how many ACLs were created (existing ones stay as they are)."""
+    named by the value, and each of ``readers`` a reader's; return how many ACLs were created
+    (existing ones stay as they are)."""
     wanted = [
         binding
         for service, principal in principals.items()
         for grant in grants(administrator, service)
         for binding in bindings(principal, grant)
+    ]
+    wanted += [
+        binding
+        for reader in readers
+        for grant in reader_grants(administrator)
+        for binding in bindings(reader, grant)
     ]
     # The client must outlive its futures: destroying it fails them.
     client = AdminClient(admin_config(administrator))

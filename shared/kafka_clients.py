@@ -53,8 +53,19 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     return {**connection_options(settings), **PRODUCER_SAFETY}
 
 
+# aiokafka does not refresh its metadata when a leader moves while it resets a position (as
+# after seek_to_beginning): it asks the old leader again and again until the next periodic
+# refresh, five minutes by default. Refreshing often bounds that stall after a broker fails.
+METADATA_MAX_AGE_MS = 5000
+
+
 def consumer_options(settings: KafkaSettings, group_id: str | None) -> dict[str, Any]:
-    return {**connection_options(settings), "group_id": group_id, **CONSUMER_SAFETY}
+    return {
+        **connection_options(settings),
+        "group_id": group_id,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
+        **CONSUMER_SAFETY,
+    }
 
 
 def admin_client(settings: KafkaSettings, **extra: Any) -> AIOKafkaAdminClient:

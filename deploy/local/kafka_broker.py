@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from deploy.kafka_acls import AUDITOR
 from deploy.local.errors import StackError
 from deploy.local.paths import LOCAL_DIR, berlian_home, run_dir
 from deploy.local.processes import pid_alive, port_open, start_detached, stop
@@ -81,17 +82,50 @@ SCRAM = "SCRAM-SHA-512"
 
 
 def credentials(layout: Layout) -> dict[str, str]:
-    """The secure layout's users and passwords (the administrator and one per service), made
+    """The secure layout's users and passwords (the administrator, the auditor and one per
+    service), made
     once per formatted storage and kept beside it, readable by its owner only."""
     path = layout.credentials_file
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored
     path.parent.mkdir(parents=True, exist_ok=True)
-    made = {user: secrets.token_urlsafe(18) for user in (ADMIN, *SERVICES)}
+    made = {user: secrets.token_urlsafe(18) for user in (ADMIN, AUDITOR, *SERVICES)}
     path.touch(mode=0o600)
     path.write_text(json.dumps(made))
     return made
+
+
+def tls_dir(layout: Layout) -> Path:
+    return run_dir() / layout.name / "tls"
+
+
+def ensure_certificate(layout: Layout) -> Path:
+    """A self-signed certificate for 127.0.0.1 (its own CA), made once with the JDK's keytool:
+    the broker's key store, a trust store for its connections to itself, and the certificate
+    as PEM for clients. Returns the PEM's path."""
+    folder = tls_dir(layout)
+    pem = folder / "ca.pem"
+    if pem.exists():
+        return pem
+    folder.mkdir(parents=True, exist_ok=True)
+    password = credentials(layout)[ADMIN]
+    store = ["-storetype", "PKCS12", "-storepass", password]
+    broker_store = ["-keystore", str(folder / "broker.p12"), *store]
+    trust_store = ["-keystore", str(folder / "trust.p12"), *store]
+    exported = str(folder / "broker.pem")
+    identity = ["-dname", f"CN={HOST}", "-ext", f"SAN=ip:{HOST}", "-validity", "3650"]
+    steps = [
+        ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", *identity, *broker_store],
+        ["-exportcert", "-rfc", "-alias", "broker", "-file", exported, *broker_store],
+        ["-importcert", "-noprompt", "-alias", "broker", "-file", exported, *trust_store],
+    ]
+    for step in steps:
+        result = subprocess.run(["keytool", *step], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"keytool could not make the broker's certificate: {result.stderr}")
+    Path(exported).rename(pem)
+    return pem
 
 
 def client_settings(layout: Layout, user: str = ADMIN, **fields: Any) -> KafkaSettings:
@@ -100,7 +134,8 @@ def client_settings(layout: Layout, user: str = ADMIN, **fields: Any) -> KafkaSe
         return KafkaSettings(kafka_bootstrap_servers=layout.bootstrap_servers, **fields)
     return KafkaSettings(
         kafka_bootstrap_servers=layout.bootstrap_servers,
-        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=str(ensure_certificate(layout)),
         kafka_sasl_mechanism=SCRAM,
         kafka_sasl_username=user,
         kafka_sasl_password=SecretStr(credentials(layout)[user]),
@@ -203,10 +238,12 @@ def _properties(layout: Layout, node: Node) -> dict[str, str]:
 
 
 def _security_properties(layout: Layout, node: Node) -> dict[str, str]:
-    """Clients and brokers log in with SCRAM; controllers with PLAIN (KRaft keeps SCRAM
+    """Clients and brokers log in with SCRAM over TLS; controllers with PLAIN (KRaft keeps SCRAM
     credentials in the metadata the controllers serve, so they cannot use it themselves).
     Nothing is allowed that an ACL does not grant, except to the administrator."""
     password = credentials(layout)[ADMIN]
+    ensure_certificate(layout)
+    tls = tls_dir(layout)
     scram_login = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{ADMIN}" password="{password}";'
@@ -215,18 +252,23 @@ def _security_properties(layout: Layout, node: Node) -> dict[str, str]:
         "org.apache.kafka.common.security.plain.PlainLoginModule required "
         f'username="{ADMIN}" password="{password}" user_{ADMIN}="{password}";'
     )
-    listeners = (
-        f"SASL_PLAINTEXT://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}"
-    )
+    listeners = f"SASL_SSL://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}"
     return {
         "listeners": listeners,
         "advertised.listeners": listeners,
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
-        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(tls / "broker.p12"),
+        "ssl.keystore.password": password,
+        "ssl.key.password": password,
+        "ssl.truststore.type": "PKCS12",
+        "ssl.truststore.location": str(tls / "trust.p12"),
+        "ssl.truststore.password": password,
         "sasl.enabled.mechanisms": SCRAM,
         "sasl.mechanism.inter.broker.protocol": SCRAM,
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": SCRAM,
-        f"listener.name.sasl_plaintext.{SCRAM.lower()}.sasl.jaas.config": scram_login,
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": SCRAM,
+        f"listener.name.sasl_ssl.{SCRAM.lower()}.sasl.jaas.config": scram_login,
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "listener.name.controller.plain.sasl.jaas.config": plain_login,

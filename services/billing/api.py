@@ -30,7 +30,7 @@ class AllocationRequest(BaseModel):
 class BillingRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2025-01"])
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2025-01"])
 
 
 class PaymentRequest(BaseModel):
@@ -79,7 +79,7 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     @router.get("/invoices")
     async def invoices(
         principal: Annotated[Principal, Depends(caller)],
-        period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+        period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
     ) -> list[dict[str, Any]]:
         """Invoices, newest first, optionally of one month."""
         require_role(principal, ["billing_officer", "city_admin", "auditor"])

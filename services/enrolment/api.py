@@ -26,12 +26,12 @@ from shared.http import refusal, service_app
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nik: str = Field(pattern=r"^\d{16}$", examples=["3375014507800003"])
+    nik: str = Field(pattern=r"^[0-9]{16}$", examples=["3375014507800003"])
     full_name: str = Field(min_length=1, max_length=200)
     birth_date: date
     sex: Literal["M", "F"]
     occupation_code: str = Field(min_length=1, max_length=64)
-    kelurahan_code: str = Field(pattern=r"^33\.75\.0[1-4]\.\d{4}$", examples=["33.75.01.1004"])
+    kelurahan_code: str = Field(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$", examples=["33.75.01.1004"])
     address: str = Field(min_length=1, max_length=500)
     phone: str | None = Field(default=None, max_length=32)
     heirs: list[Heir] = Field(default_factory=list, max_length=20)
@@ -41,13 +41,13 @@ class CorrectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=3, max_length=500)
-    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+    nik: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     address: str | None = Field(default=None, min_length=1, max_length=500)
     birth_date: date | None = None
     sex: Literal["M", "F"] | None = None
     occupation_code: str | None = Field(default=None, min_length=1, max_length=64)
-    kelurahan_code: str | None = Field(default=None, pattern=r"^33\.75\.0[1-4]\.\d{4}$")
+    kelurahan_code: str | None = Field(default=None, pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")
 
 
 class WithdrawalRequest(BaseModel):
@@ -264,8 +264,8 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     @router.get("/workers", response_model=list[WorkerView])
     async def find_workers(
         principal: Annotated[Principal, Depends(caller)],
-        nik: Annotated[str | None, Query(pattern=r"^\d{16}$")] = None,
-        kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.\d{4}$")] = None,
+        nik: Annotated[str | None, Query(pattern=r"^[0-9]{16}$")] = None,
+        kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")] = None,
         status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[WorkerView]:

@@ -39,7 +39,8 @@ class NikParts:
 
 
 def parse_nik(nik: str) -> NikParts | None:
-    if len(nik) != NIK_LENGTH or not nik.isdigit():
+    # ASCII digits only: str.isdigit also takes other scripts' digits and superscripts.
+    if len(nik) != NIK_LENGTH or not (nik.isascii() and nik.isdigit()):
         return None
     return NikParts(
         region=nik[:6],

@@ -138,7 +138,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
     @router.get("/worklists/{level}/{area}")
     async def worklist(
         level: Literal["kelurahan", "kecamatan"],
-        area: Annotated[str, Field(pattern=r"^33\.75\.0[1-4](\.\d{4})?$")],
+        area: Annotated[str, Field(pattern=r"^33\.75\.0[1-4](\.[0-9]{4})?$")],
         principal: Annotated[Principal, Depends(caller)],
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:

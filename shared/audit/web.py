@@ -161,7 +161,7 @@ async def _find_worker(
     """The worker by NIK or id, as the enrolment service shows it to this caller's role."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=web.enrolment_url, timeout=10) as enrolment:
-        if re.fullmatch(r"\d{16}", query):
+        if re.fullmatch(r"[0-9]{16}", query):
             found = await enrolment.get("/workers", params={"nik": query}, headers=headers)
             workers = found.json() if found.status_code == 200 else []
             if not workers:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from deploy.k8s_validation import K8S_DIR, crd_dir, crd_schemas, render, validate
-from deploy.kafka_acls import CLUSTER_RESOURCE, Grant, grants
+from deploy.kafka_acls import CLUSTER_RESOURCE, Grant, grants, reader_grants
 from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
@@ -91,23 +91,57 @@ def test_each_service_has_a_network_policy_a_budget_and_one_kafka_user_writing_o
     assert sorted(p["metadata"]["name"] for p in of_kind(objects, "PodDisruptionBudget")) == sorted(
         SERVICES
     )
-    users = of_kind(objects, "KafkaUser")
-    assert sorted(u["metadata"]["name"] for u in users) == sorted(SERVICES)
-    prefix = config_of(objects)["TOPIC_PREFIX"]
-    for user in users:
-        service = user["metadata"]["name"]
-        declared = [
-            Grant(
-                acl["resource"]["type"],
-                acl["resource"].get("name", CLUSTER_RESOURCE),
-                acl["resource"].get("patternType", "literal"),
-                tuple(acl["operations"]),
-            )
-            for acl in user["spec"]["authorization"]["acls"]
-        ]
-        assert declared == grants(KafkaSettings(topic_prefix=prefix), service)
-        writable = {g.name for g in declared if "Write" in g.operations}
+    users = {u["metadata"]["name"]: declared_grants(u) for u in of_kind(objects, "KafkaUser")}
+    assert sorted(users) == sorted([*SERVICES, "auditor"])
+    settings = KafkaSettings(topic_prefix=config_of(objects)["TOPIC_PREFIX"])
+    for service in SERVICES:
+        assert users[service] == grants(settings, service)
+        writable = {g.name for g in users[service] if "Write" in g.operations}
         assert writable == {f"berlian.{service}.events", f"berlian.{service}.dlq"}
+    assert users["auditor"] == reader_grants(settings)
+
+
+def declared_grants(user: dict[str, Any]) -> list[Grant]:
+    return [
+        Grant(
+            acl["resource"]["type"],
+            acl["resource"].get("name", CLUSTER_RESOURCE),
+            acl["resource"].get("patternType", "literal"),
+            tuple(acl["operations"]),
+        )
+        for acl in user["spec"]["authorization"]["acls"]
+    ]
+
+
+def test_every_kafka_client_logs_in_over_tls_as_its_own_principal(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    config = config_of(objects)
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    ca_dir = config["KAFKA_SSL_CAFILE"].rsplit("/", 1)[0]
+    for workload in objects:
+        if workload["kind"] not in ("Deployment", "Job", "CronJob"):
+            continue
+        spec = workload["spec"]
+        pod = (spec["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else spec)["template"][
+            "spec"
+        ]
+        for container in pod["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            command = container["args"][0]
+            if command == "migrate":  # PostgreSQL only
+                assert "KAFKA_SASL_USERNAME" not in env
+                continue
+            expected = container["args"][1] if command == "run" else "auditor"
+            assert env["KAFKA_SASL_USERNAME"]["value"] == expected, container["name"]
+            password = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+            assert password == {"name": expected, "key": "password"}
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            [volume] = [v for v in pod["volumes"] if v["name"] == mounts[ca_dir]]
+            assert volume["secret"]["secretName"] == "berlian-cluster-ca-cert"
+        for container in pod.get("initContainers", []):
+            assert not any(e["name"].startswith("KAFKA_SASL") for e in container.get("env", []))
 
 
 def config_of(objects: list[dict[str, Any]]) -> dict[str, str]:

@@ -292,6 +292,23 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         headers=KELURAHAN,
     )
     assert elsewhere.status_code == 403
+    fullwidth = nik(9003, date(1980, 7, 5), "F").translate(
+        str.maketrans("0123456789", "０１２３４５６７８９")
+    )
+    lookalike = await p.enrolment.post(
+        "/workers",
+        json={
+            "nik": fullwidth,
+            "full_name": "X",
+            "birth_date": "1980-07-05",
+            "sex": "F",
+            "occupation_code": "buruh_batik",
+            "kelurahan_code": SAPURO,
+            "address": "x",
+        },
+        headers=KELURAHAN,
+    )
+    assert lookalike.status_code == 422  # the same digits of another script are not a NIK
     assert (await p.enrolment.post("/workers", json={}, headers={})).status_code == 401
 
     content, bad_rows = csv_rows(3000)

@@ -1,11 +1,14 @@
 """Kafka access control on a broker that logs clients in with SASL/SCRAM and allows, through
 KRaft's standard authorizer, only what ACLs grant: each service's principal writes only its
 own topics and joins only its own consumer groups; administration is the administrator's.
-The four services then run in that mode, each with its own credentials."""
+An auditor reads and verifies every topic and writes none. Clients connect over TLS. The four
+services then run in that mode, each with its own credentials."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     KafkaError,
     TopicAuthorizationFailedError,
@@ -21,10 +25,11 @@ from pydantic import SecretStr
 
 from deploy import kafka_acls
 from deploy.local import kafka_broker
+from deploy.local.paths import REPO_ROOT
 from shared.kafka_clients import admin_client, consumer_options, producer_options
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
-from tests.integration.programme_world import World, running_services
+from tests.integration.programme_world import World, environment, running_services
 from tests.reliability.checker import check
 from tests.reliability.load import Load
 
@@ -47,7 +52,9 @@ def as_service(administrator: KafkaSettings, service: str) -> KafkaSettings:
 @pytest.fixture(scope="module")
 async def granted(secure_kafka: KafkaSettings) -> KafkaSettings:
     await ensure_topics(secure_kafka)
-    kafka_acls.apply(secure_kafka, {service: service for service in SERVICES})
+    kafka_acls.apply(
+        secure_kafka, {service: service for service in SERVICES}, readers=[kafka_acls.AUDITOR]
+    )
     return secure_kafka
 
 
@@ -56,7 +63,8 @@ async def test_a_service_writes_its_own_topic_and_no_other(granted: KafkaSetting
     producer = AIOKafkaProducer(**producer_options(enrolment), request_timeout_ms=10_000)
     await producer.start()
     try:
-        await producer.send_and_wait(enrolment.events_topic("enrolment"), b"{}")
+        # Its own topics (the dead-letter one here, to leave the event log as it is).
+        await producer.send_and_wait(enrolment.dead_letter_topic("enrolment"), b"{}")
         for other in ("billing", "claims", "verification"):
             with pytest.raises(TopicAuthorizationFailedError):
                 await producer.send_and_wait(enrolment.events_topic(other), b"{}")
@@ -115,6 +123,33 @@ async def test_a_wrong_password_or_no_login_gets_nothing(granted: KafkaSettings)
         with pytest.raises(KafkaError):
             await asyncio.wait_for(producer.start(), timeout=30)
         await producer.stop()
+
+
+async def test_an_auditor_reads_and_verifies_every_topic_and_writes_none(
+    granted: KafkaSettings,
+) -> None:
+    auditor = as_service(granted, kafka_acls.AUDITOR)
+    verified = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "deploy.cli", "audit", "verify", "--json"],
+        env=environment(auditor, DatabaseSettings()),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(**producer_options(auditor), request_timeout_ms=10_000)
+        try:
+            await producer.start()
+            await producer.send_and_wait(auditor.events_topic("enrolment"), b"{}")
+        finally:
+            await producer.stop()
+
+    with pytest.raises(ClusterAuthorizationFailedError):  # not even a producer id
+        await produce()
 
 
 @pytest.fixture

@@ -23,19 +23,22 @@ async def acknowledged(
     """Send until the service answers for sure: retried while it is down or catching up (the
     same idempotency key each time); None if it refuses."""
     deadline = time.monotonic() + 120
+    last = "no answer"
     while time.monotonic() < deadline:
         try:
             response = await send()
-        except httpx.TransportError:
+        except httpx.TransportError as error:
+            last = f"{type(error).__name__}: {error}"
             await asyncio.sleep(0.2)
             continue
         if response.status_code == ok:
             return response
         if response.status_code in (404, 503) or response.status_code >= 500:
+            last = f"{response.status_code} {response.text[:300]}"
             await asyncio.sleep(0.2)  # restarting, or its projection not caught up yet
             continue
         return None
-    raise AssertionError("a service stayed unavailable for two minutes")
+    raise AssertionError(f"a service stayed unavailable for two minutes; last answer: {last}")
 
 
 @dataclass

@@ -146,3 +146,48 @@ def test_nik_validation_agrees_with_the_reference(
 ) -> None:
     value = f"337501{day:02d}{month:02d}{birth.year % 100:02d}{serial:04d}"
     assert (check_nik(value, birth, sex) == []) == reference_nik_ok(value, birth, sex)
+
+
+def reference_accepts(value: str, birth_date: date, sex: str) -> bool:
+    """The brief's NIK rule, written out plainly: 16 ASCII digits PP KK CC DD MM YY SSSS, the
+    day plus 40 for a woman, a real date equal to the declared birth date, serial not 0000."""
+    if len(value) != 16 or any(c not in "0123456789" for c in value):
+        return False
+    encoded_day, month, year = int(value[6:8]), int(value[8:10]), int(value[10:12])
+    woman = encoded_day > 40
+    if value[12:] == "0000" or sex != ("F" if woman else "M") or birth_date.year % 100 != year:
+        return False
+    try:
+        return date(birth_date.year, month, encoded_day - 40 * woman) == birth_date
+    except ValueError:
+        return False
+
+
+@st.composite
+def identities(draw: st.DrawFn) -> tuple[str, date, str]:
+    """A declared person and a NIK: often theirs, often theirs with one thing changed."""
+    birth = draw(st.dates(date(1940, 1, 1), date(2010, 12, 31)))
+    sex = draw(st.sampled_from(["M", "F"]))
+    day = birth.day + (40 if sex == "F" else 0)
+    value = f"{draw(st.from_regex(r'33750[1-4]', fullmatch=True))}{day:02d}{birth:%m%y}"
+    value += f"{draw(st.integers(0, 9999)):04d}"
+    mutation = draw(st.integers(0, 5))
+    if mutation == 1:  # another sex or birth date declared
+        sex = "F" if sex == "M" else "M"
+    elif mutation == 2:
+        birth = draw(st.dates(date(1940, 1, 1), date(2010, 12, 31)))
+    elif mutation in (3, 4):  # one character replaced, by any digit or letter of any script
+        at = draw(st.integers(0, 15))
+        # Digits of other scripts and superscripts, which str.isdigit and a Unicode \d accept.
+        lookalikes = st.sampled_from("0123456789²٣３߃")
+        other = draw(st.one_of(lookalikes, st.characters(categories=["Nd", "No", "L"])))
+        value = value[:at] + other + value[at + 1 :]
+    elif mutation == 5:
+        value = value[: draw(st.integers(0, 17))]
+    return value, birth, sex
+
+
+@given(identities())
+def test_nik_check_agrees_with_the_reference_rule(identity: tuple[str, date, str]) -> None:
+    value, birth, sex = identity
+    assert (check_nik(value, birth, sex) == []) == reference_accepts(value, birth, sex)
