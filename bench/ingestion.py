@@ -70,7 +70,7 @@ def _log_file(logs: Path, name: str) -> BinaryIO:
     return (logs / f"{name}.log").open("ab")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -106,7 +106,7 @@ async def services_running(
     }
     urls, processes = {}, []
     for name in names:
-        port = _free_port()
+        port = free_port()
         urls[name] = f"http://127.0.0.1:{port}"
         with _log_file(logs, name) as log:
             processes.append(

@@ -24,6 +24,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from shared.kafka_clients import connection_options
 from shared.settings import KafkaSettings
 
 AUDITOR = "auditor"  # the principal of auditors and the replay job
@@ -81,17 +82,20 @@ def bindings(principal: str, grant: Grant) -> list[AclBinding]:
     ]
 
 
+# aiokafka's names of the connection options, and librdkafka's.
+LIBRDKAFKA_NAMES = {
+    "bootstrap_servers": "bootstrap.servers",
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+}
+
+
 def admin_config(settings: KafkaSettings) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        config |= {
-            "sasl.mechanism": settings.kafka_sasl_mechanism,
-            "sasl.username": settings.kafka_sasl_username,
-            "sasl.password": settings.kafka_sasl_password.get_secret_value(),
-        }
+    """The platform's connection options (``shared.kafka_clients``), as librdkafka names them."""
+    options = connection_options(settings)
+    config = {LIBRDKAFKA_NAMES[k]: v for k, v in options.items() if k in LIBRDKAFKA_NAMES}
     if settings.kafka_ssl_cafile:
         config["ssl.ca.location"] = settings.kafka_ssl_cafile
     return config

@@ -33,6 +33,10 @@ from shared.topic_reader import partitions_of
 log = logging.getLogger(__name__)
 
 
+class BackgroundTaskDiedError(RuntimeError):
+    """A relay, consumer or job of the service ended by itself."""
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -144,16 +148,30 @@ class ServiceProcess:
                 asyncio.create_task(r.run(background_stop), name=r.consumer_name)
                 for r in self.runners
             ),
-            *(asyncio.create_task(job(background_stop)) for job in self.background),
+            *(
+                asyncio.create_task(job(background_stop), name=getattr(job, "__name__", "job"))
+                for job in self.background
+            ),
         ]
         serving = asyncio.create_task(server.serve(), name="http")
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({serving, stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        # A relay or consumer that ended by itself would leave an API whose effects never
+        # publish or never show: stop the whole process, for the orchestrator to restart it.
+        died = [task for task in tasks if task.done()]
+        for task in died:
+            error = None if task.cancelled() else task.exception()
+            log.error(
+                "%s of %s stopped on its own (%r): shutting down", task.get_name(), self.name, error
+            )
         stopping.cancel()
         server.should_exit = True  # stop taking requests, finish those in flight
         await serving
         background_stop.set()
-        await asyncio.gather(*tasks)  # runners finish their batch; the relay flushes
+        # Runners finish their batch; the relay flushes.
+        await asyncio.gather(*tasks, return_exceptions=bool(died))
+        if died:
+            raise BackgroundTaskDiedError(", ".join(task.get_name() for task in died))
 
 
 async def connect(

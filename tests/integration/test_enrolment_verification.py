@@ -263,51 +263,28 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
 
     # Registration, its refusals and the import.
     first = await register(p, 1)
-    duplicate = await p.enrolment.post(
-        "/workers",
-        json={
-            "nik": nik(9001, date(1980, 7, 5), "F"),
-            "full_name": "Again",
+
+    async def register_woman_of_1980(nik_value: str, name: str, kelurahan: str) -> httpx.Response:
+        body = {
+            "nik": nik_value,
+            "full_name": name,
             "birth_date": "1980-07-05",
             "sex": "F",
             "occupation_code": "buruh_batik",
-            "kelurahan_code": SAPURO,
+            "kelurahan_code": kelurahan,
             "address": "x",
-        },
-        headers=KELURAHAN,
-    )
+        }
+        return await p.enrolment.post("/workers", json=body, headers=KELURAHAN)
+
+    duplicate = await register_woman_of_1980(nik(9001, date(1980, 7, 5), "F"), "Again", SAPURO)
     assert duplicate.status_code == 409
     assert duplicate.json()["worker_id"] == first
-    elsewhere = await p.enrolment.post(
-        "/workers",
-        json={
-            "nik": nik(9002, date(1980, 7, 5), "F"),
-            "full_name": "X",
-            "birth_date": "1980-07-05",
-            "sex": "F",
-            "occupation_code": "buruh_batik",
-            "kelurahan_code": "33.75.02.1004",
-            "address": "x",
-        },
-        headers=KELURAHAN,
-    )
+    elsewhere = await register_woman_of_1980(nik(9002, date(1980, 7, 5), "F"), "X", "33.75.02.1004")
     assert elsewhere.status_code == 403
     fullwidth = nik(9003, date(1980, 7, 5), "F").translate(
         str.maketrans("0123456789", "０１２３４５６７８９")
     )
-    lookalike = await p.enrolment.post(
-        "/workers",
-        json={
-            "nik": fullwidth,
-            "full_name": "X",
-            "birth_date": "1980-07-05",
-            "sex": "F",
-            "occupation_code": "buruh_batik",
-            "kelurahan_code": SAPURO,
-            "address": "x",
-        },
-        headers=KELURAHAN,
-    )
+    lookalike = await register_woman_of_1980(fullwidth, "X", SAPURO)
     assert lookalike.status_code == 422  # the same digits of another script are not a NIK
     assert (await p.enrolment.post("/workers", json={}, headers={})).status_code == 401
 

@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from deploy.local import kafka_broker
 from deploy.local.processes import pid_alive, stop
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
-from tests.integration.programme_world import World, running_services
+from tests.integration.programme_world import running_services
 from tests.reliability.checker import check
 from tests.reliability.figures import record
 from tests.reliability.load import Load
@@ -39,14 +38,6 @@ CLUSTER = kafka_broker.CLUSTER
 # Past the brokers' session timeout (broker.session.timeout.ms, 9 s): the controller fences the
 # paused broker and moves its leaderships.
 PAUSE_SECONDS = 15
-
-
-@pytest.fixture
-async def world_on_cluster(
-    cluster: KafkaSettings, separate_database: DatabaseSettings
-) -> AsyncIterator[World]:
-    async with running_services(cluster, separate_database) as running:
-        yield running
 
 
 async def described(kafka: KafkaSettings, topics: list[str] | None = None) -> list[dict[str, Any]]:
@@ -100,11 +91,18 @@ def kill(node_id: int) -> None:
         time.sleep(0.05)
 
 
-async def test_services_ride_out_broker_loss(world_on_cluster: World) -> None:
-    kafka, database, _ = world_on_cluster
+async def test_services_ride_out_broker_loss(
+    cluster: KafkaSettings, separate_database: DatabaseSettings
+) -> None:
+    async with running_services(cluster, separate_database) as (kafka, database, _):
+        faults = await under_broker_faults(kafka, database)
+    assert len(faults) == LEADER_KILLS + 2
+
+
+async def under_broker_faults(kafka: KafkaSettings, database: DatabaseSettings) -> list[str]:
+    """Load with the faults one after another, then the checker; returns the faults injected."""
     load = Load(first_person=2_000_000)
     faults: list[str] = []
-
     async with load.running():
         await until_fully_replicated(kafka)
         for _ in range(LEADER_KILLS):
@@ -146,3 +144,4 @@ async def test_services_ride_out_broker_loss(world_on_cluster: World) -> None:
     )
     assert verdict.ok, verdict
     assert load.registered
+    return faults
