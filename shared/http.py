@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from annotated_types import Interval
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import AuthSettings, Principal, authenticated
@@ -26,6 +26,21 @@ MAX_RUPIAH = 10**15
 
 def refusal(status: int, detail: str, **extra: object) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
+
+
+async def body_within(request: Request, limit: int, advice: str) -> bytes:
+    """The request's body, refused with 413 (and ``advice``) once it exceeds ``limit`` bytes,
+    without reading more of it."""
+    too_large = HTTPException(413, f"the body is over {limit:,} bytes: {advice}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,14 +13,20 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.enrolment.domain import CorrectDetails, EndCoverage
-from services.enrolment.imports import ImportFileError, import_csv, report_csv
+from services.enrolment.imports import (
+    MAX_BYTES,
+    MAX_ROWS,
+    ImportFileError,
+    import_csv,
+    report_csv,
+)
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.auth import AuthSettings, Principal, require_area, require_role
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.personal import Erased, open_sealed
 from shared.events.types import SealedPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import refusal, service_app
+from shared.http import body_within, refusal, service_app
 
 
 class RegisterRequest(BaseModel):
@@ -131,6 +137,10 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
 
     @router.post(
         "/imports",
+        responses={
+            413: {"description": f"Over {MAX_BYTES:,} bytes: split the file."},
+            422: {"description": "Not UTF-8, not CSV, columns missing, or too many rows."},
+        },
         openapi_extra={
             "requestBody": {
                 "content": {"text/csv": {"schema": {"type": "string"}}},
@@ -142,9 +152,12 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         request: Request, principal: Annotated[Principal, Depends(caller)]
     ) -> dict[str, Any]:
         """Import a CSV list (UTF-8; columns nik, full_name, birth_date, sex, occupation_code,
-        kelurahan_code, address, phone, heir_name, heir_relationship): a result per row."""
+        kelurahan_code, address, phone, heir_name, heir_relationship; at most 100,000 rows): a
+        result per row."""
         require_role(principal, ["kelurahan_officer"])
-        content = await request.body()
+        content = await body_within(
+            request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)"
+        )
         try:
             result = await import_csv(
                 service,

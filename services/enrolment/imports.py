@@ -53,6 +53,12 @@ IMPORT_ROWS = Migration(
 )
 
 
+# An import's memory grows with its file (the text, a result per row, the answer): these bounds
+# keep the largest within the service's memory limit (measured by ./berlian bench).
+MAX_ROWS = 100_000
+MAX_BYTES = 16 * 2**20
+
+
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (encoding, header): nothing was registered."""
 
@@ -88,16 +94,20 @@ def decode(content: bytes) -> str:
 
 
 def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """The rows of a well-formed file; a malformed one (an unclosed quote, a stray NUL) is
-    refused whole, before any row is registered."""
+    """The rows of a well-formed file; a malformed one (an unclosed quote, a stray NUL) or one
+    too long is refused whole, before any row is registered."""
     lines = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        for _ in lines:
-            pass
+        records = sum(1 for _ in lines)
     except csv.Error as error:
         raise ImportFileError(
             f"line {lines.line_num} is not valid CSV ({error}); nothing was imported"
         ) from None
+    if records - 1 > MAX_ROWS:
+        raise ImportFileError(
+            f"the file has {records - 1:,} rows; at most {MAX_ROWS:,} are imported at once: "
+            "split it; nothing was imported"
+        )
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED if name not in header]

@@ -352,6 +352,21 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         )
     ).json()
     assert [r["outcome"] for r in alone["rows"]] == ["registered"]
+    # Files beyond the bounds that keep an import's memory in check are refused before any row.
+    too_many = await p.enrolment.post(
+        "/imports",
+        content=(header + "x\n" * 100_001).encode(),
+        headers={**KELURAHAN, "content-type": "text/csv"},
+    )
+    assert too_many.status_code == 422
+    assert "100,001 rows; at most 100,000" in too_many.json()["detail"]
+    too_big = await p.enrolment.post(
+        "/imports",
+        content=header.encode() + b"x" * (16 * 2**20),
+        headers={**KELURAHAN, "content-type": "text/csv"},
+    )
+    assert too_big.status_code == 413
+    assert "split the file" in too_big.json()["detail"]
 
     # Verification in order, by the right role and area.
     second, third, fourth, fifth = [await register(p, n) for n in range(2, 6)]
