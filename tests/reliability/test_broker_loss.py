@@ -12,14 +12,15 @@ import asyncio
 import os
 import signal
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from deploy.local import kafka_broker
 from deploy.local.processes import pid_alive, stop
+from shared.kafka_clients import admin_client
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 from tests.integration.programme_world import running_services
@@ -38,13 +39,25 @@ CLUSTER = kafka_broker.CLUSTER
 # Past the brokers' session timeout (broker.session.timeout.ms, 9 s): the controller fences the
 # paused broker and moves its leaderships.
 PAUSE_SECONDS = 15
+T = TypeVar("T")
+
+
+async def asked_again(question: Callable[[], Awaitable[T]]) -> T:
+    """The answer of a client of the cluster, asking again while a broker is away or just back
+    (a client can pick the lost one, or one not ready yet)."""
+    for _ in range(60):
+        try:
+            return await question()
+        except KafkaError:
+            await asyncio.sleep(1)
+    raise AssertionError("the cluster did not answer for a minute")
 
 
 async def described(kafka: KafkaSettings, topics: list[str] | None = None) -> list[dict[str, Any]]:
-    """The partitions of ``topics`` (default: the run's and the offsets topic) as the cluster
-    describes them, asking again while a broker is away (a client can pick the lost one)."""
-    for _ in range(60):
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.kafka_bootstrap_servers)
+    """The partitions of ``topics`` (default: the run's and the offsets topic)."""
+
+    async def describe() -> list[dict[str, Any]]:
+        admin = admin_client(kafka)
         try:
             await admin.start()
             names = topics or [
@@ -53,17 +66,16 @@ async def described(kafka: KafkaSettings, topics: list[str] | None = None) -> li
                 if t.startswith(kafka.topic_prefix) or t == "__consumer_offsets"
             ]
             return await admin.describe_topics(names)
-        except KafkaError:
-            await asyncio.sleep(1)
         finally:
             await admin.close()
-    raise AssertionError("the cluster did not describe its topics for a minute")
+
+    return await asked_again(describe)
 
 
 async def busiest_partition_leader(kafka: KafkaSettings) -> int:
     """The broker leading the enrolment partition with the most records."""
     topic = kafka.events_topic("enrolment")
-    ends = await end_offsets(kafka, [topic])
+    ends = await asked_again(lambda: end_offsets(kafka, [topic]))
     busiest = max(ends, key=lambda partition: ends[partition])
     [description] = await described(kafka, [topic])
     return int(
