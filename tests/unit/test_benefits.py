@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
@@ -83,3 +83,33 @@ def test_a_child_turning_23_on_the_claim_date_gets_nothing() -> None:
 def test_incapacity_items_add_up(months: int) -> None:
     items = temporary_incapacity(POLICY, months)
     assert total(items) == min(months, 12) * 1_000_000 + max(0, months - 12) * 500_000
+
+
+LEVELS = ["TK", "SD", "SMP", "SMA", "university"]
+children_lists = st.lists(
+    st.tuples(st.dates(date(1995, 1, 1), date(2024, 1, 1)), st.sampled_from(LEVELS)),
+    max_size=4,
+)
+
+
+def per_child(items: list, ref: str) -> int:  # type: ignore[type-arg]
+    return sum(i.amount for i in items if f"for {ref}:" in i.description)
+
+
+@given(children_lists, st.dates(date(2023, 1, 1), date(2026, 12, 31)))
+def test_scholarships_stay_within_the_brief_for_any_children(
+    drawn: list[tuple[date, str]], on: date
+) -> None:
+    children = [Child(f"child-{n}", birth, level) for n, (birth, level) in enumerate(drawn)]
+    items = scholarship(POLICY, children, on)
+    assert total(items) <= 174_000_000
+    for n, child in enumerate(children):
+        amount = per_child(items, child.ref)
+        assert amount <= 87_000_000
+        if n >= 2:  # at most two children
+            assert amount == 0
+        # Born a year earlier, at the same level, never gets more.
+        older = Child(child.ref, child.birth_date - timedelta(days=366), child.school_level)
+        assert per_child(scholarship(POLICY, [older], on), child.ref) <= per_child(
+            scholarship(POLICY, [child], on), child.ref
+        )
