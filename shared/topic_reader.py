@@ -6,6 +6,7 @@ not waited for), without a consumer group, committing nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -45,14 +46,17 @@ class OffsetWatcher:
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self._kafka = kafka
-        self._consumer = AIOKafkaConsumer(**consumer_options(kafka, group_id=None))
+        # Made on first use: a client never started could not be closed either.
+        self._consumer: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()  # concurrent first requests start one client
         self._partitions: dict[str, list[TopicPartition]] = {}
-        self._started = False
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
-        if not self._started:
-            await self._consumer.start()
-            self._started = True
+        async with self._starting:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(**consumer_options(self._kafka, group_id=None))
+                await consumer.start()
+                self._consumer = consumer
         missing = [t for t in topics if t not in self._partitions]
         if missing:
             for tp in await partitions_of(self._kafka, missing):
@@ -61,7 +65,7 @@ class OffsetWatcher:
         return dict(await self._consumer.end_offsets(wanted))
 
     async def close(self) -> None:
-        if self._started:
+        if self._consumer is not None:
             await self._consumer.stop()
 
 

@@ -26,4 +26,7 @@ async def build(
         ClaimsProjection(),
     ]
     app = create_app(service, auth)
-    return assemble(SERVICE, app, pool, producer, kafka, projections), service
+    process = assemble(
+        SERVICE, app, pool, producer, kafka, projections, closers=[service.offsets.close]
+    )
+    return process, service
