@@ -368,6 +368,16 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     assert too_big.status_code == 413
     assert "split the file" in too_big.json()["detail"]
 
+    async def sent_in_chunks() -> AsyncIterator[bytes]:  # no length declared up front
+        yield header.encode()
+        for _ in range(17):
+            yield b"x" * 2**20
+
+    too_big_chunked = await p.enrolment.post(
+        "/imports", content=sent_in_chunks(), headers={**KELURAHAN, "content-type": "text/csv"}
+    )
+    assert too_big_chunked.status_code == 413
+
     # Verification in order, by the right role and area.
     second, third, fourth, fifth = [await register(p, n) for n in range(2, 6)]
     await eventually(lambda: case_open(p, first))
