@@ -231,7 +231,7 @@ def reliability(
 ) -> None:
     """Run the fault scenarios at their long size and write their figures to
     docs/reliability.md."""
-    from deploy.reliability_report import write
+    from deploy.reliability_report import keep_long_runs, write
 
     figures = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
     figures.unlink(missing_ok=True)
@@ -255,9 +255,10 @@ def reliability(
         "timeout=1800",
     ]
     code = subprocess.run(argv, cwd=REPO_ROOT, env=env, check=False).returncode
-    if figures.exists():
-        write(REPO_ROOT / "docs" / "reliability.md", figures)
-        console.print("figures written to docs/reliability.md")
+    history = REPO_ROOT / "docs" / "reliability-runs.jsonl"
+    keep_long_runs(figures, history)
+    write(REPO_ROOT / "docs" / "reliability.md", history)
+    console.print("figures kept in docs/reliability-runs.jsonl and written to docs/reliability.md")
     raise typer.Exit(code)
 
 

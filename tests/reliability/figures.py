@@ -1,11 +1,18 @@
-"""Each scenario's figures, appended to test-artifacts/reliability/figures.jsonl, from which
-``./berlian reliability`` writes the table of docs/reliability.md."""
+"""Each scenario run's figures, one line per run, passed or failed, appended to
+test-artifacts/reliability/figures.jsonl; ``./berlian reliability`` adds the long runs to
+docs/reliability-runs.jsonl and writes the table of docs/reliability.md from it.
+
+A test takes the ``figures`` fixture and records what its checker found; the line is written
+when the test's outcome is known (tests/reliability/conftest.py), so a run that fails before
+its checker (a client giving up, a fault that could not be injected) is counted too."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from deploy.local.paths import REPO_ROOT
 from tests.reliability.checker import Verdict
@@ -13,18 +20,37 @@ from tests.reliability.checker import Verdict
 FIGURES = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
 
 
-def record(scenario: str, faults: str, acknowledged: int, verdict: Verdict) -> None:
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    line = {
-        "scenario": scenario,
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "long": os.environ.get("RELIABILITY_LONG") == "1",
-        "faults": faults,
-        "acknowledged": acknowledged,
-        "events_checked": verdict.events_checked,
-        "lost": len(verdict.lost),
-        "duplicated": len(verdict.duplicated),
-        "problems": verdict.problems[:5],
-    }
-    with FIGURES.open("a") as out:
-        out.write(json.dumps(line) + "\n")
+@dataclass
+class Figures:
+    scenario: str
+    found: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, faults: str, acknowledged: int, verdict: Verdict) -> None:
+        self.found = {
+            "faults": faults,
+            "acknowledged": acknowledged,
+            "events_checked": verdict.events_checked,
+            "lost": len(verdict.lost),
+            "duplicated": len(verdict.duplicated),
+            "problems": verdict.problems[:5],
+        }
+
+    def write(self, failure: str | None) -> None:
+        line = {
+            "scenario": self.scenario,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "long": os.environ.get("RELIABILITY_LONG") == "1",
+            "passed": failure is None,
+            "faults": "",
+            "acknowledged": 0,
+            "events_checked": 0,
+            "lost": 0,
+            "duplicated": 0,
+            "problems": [],
+            **self.found,
+        }
+        if failure is not None:
+            line["problems"] = [*line["problems"], f"failed: {failure}"]
+        FIGURES.parent.mkdir(parents=True, exist_ok=True)
+        with FIGURES.open("a") as out:
+            out.write(json.dumps(line) + "\n")

@@ -25,7 +25,7 @@ from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 from tests.integration.programme_world import running_services
 from tests.reliability.checker import check
-from tests.reliability.figures import record
+from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
 pytestmark = [
@@ -103,15 +103,18 @@ def kill(node_id: int) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.scenario("broker loss")
 async def test_services_ride_out_broker_loss(
-    cluster: KafkaSettings, separate_database: DatabaseSettings
+    cluster: KafkaSettings, separate_database: DatabaseSettings, figures: Figures
 ) -> None:
     async with running_services(cluster, separate_database) as (kafka, database, _):
-        faults = await under_broker_faults(kafka, database)
+        faults = await under_broker_faults(kafka, database, figures)
     assert len(faults) == LEADER_KILLS + 2
 
 
-async def under_broker_faults(kafka: KafkaSettings, database: DatabaseSettings) -> list[str]:
+async def under_broker_faults(
+    kafka: KafkaSettings, database: DatabaseSettings, figures: Figures
+) -> list[str]:
     """Load with the faults one after another, then the checker; returns the faults injected."""
     load = Load(first_person=2_000_000)
     faults: list[str] = []
@@ -148,8 +151,7 @@ async def under_broker_faults(kafka: KafkaSettings, database: DatabaseSettings) 
         await asyncio.sleep(2)
 
     verdict = await check(kafka, database, load.registered, load.verified)
-    record(
-        "broker loss",
+    figures.record(
         faults="; ".join(faults),
         acknowledged=load.acknowledged,
         verdict=verdict,

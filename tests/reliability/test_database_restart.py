@@ -12,7 +12,7 @@ import pytest
 from deploy.local import postgres
 from tests.integration.programme_world import World, world
 from tests.reliability.checker import check
-from tests.reliability.figures import record
+from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
 __all__ = ["world"]  # the fixture, used by name
@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow
 RESTARTS = int(os.environ.get("RELIABILITY_DATABASE_RESTARTS", "1"))
 
 
-async def test_services_resume_after_postgresql_restarts(world: World) -> None:
+@pytest.mark.scenario("PostgreSQL restart")
+async def test_services_resume_after_postgresql_restarts(world: World, figures: Figures) -> None:
     kafka, database, _ = world
     load = Load(first_person=1_000_000)
 
@@ -31,8 +32,7 @@ async def test_services_resume_after_postgresql_restarts(world: World) -> None:
         await asyncio.sleep(3)
 
     verdict = await check(kafka, database, load.registered, load.verified)
-    record(
-        "PostgreSQL restart",
+    figures.record(
         faults=f"{RESTARTS} restart(s) of the server under load",
         acknowledged=load.acknowledged,
         verdict=verdict,

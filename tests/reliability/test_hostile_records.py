@@ -37,7 +37,7 @@ from tests.integration.programme_world import (
     world,
 )
 from tests.reliability.checker import check, readable
-from tests.reliability.figures import record
+from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
 __all__ = ["world"]  # the fixture, used by name
@@ -120,8 +120,9 @@ async def dead_letter_reasons(database: DatabaseSettings) -> dict[str, list[str]
         await conn.close()
 
 
+@pytest.mark.scenario("poison and hostile records")
 async def test_hostile_records_are_dead_lettered_and_the_commands_after_them_go_through(
-    world: World,
+    world: World, figures: Figures
 ) -> None:
     kafka, database, _ = world
     load = Load(first_person=2_000_000)
@@ -136,8 +137,7 @@ async def test_hostile_records_are_dead_lettered_and_the_commands_after_them_go_
 
     verdict = await check(kafka, database, load.registered, load.verified, planted)
     reasons = await dead_letter_reasons(database)
-    record(
-        "poison and hostile records",
+    figures.record(
         faults=f"{len(planted)} records written onto the enrolment topic",
         acknowledged=load.acknowledged,
         verdict=verdict,
@@ -166,7 +166,8 @@ async def digests(database: DatabaseSettings) -> dict[str, str]:
         await pool.close()
 
 
-async def test_every_record_delivered_twice_changes_nothing(world: World) -> None:
+@pytest.mark.scenario("redelivery")
+async def test_every_record_delivered_twice_changes_nothing(world: World, figures: Figures) -> None:
     kafka, database, processes = world
     load = Load(first_person=3_000_000)
     async with load.running():
@@ -189,8 +190,7 @@ async def test_every_record_delivered_twice_changes_nothing(world: World) -> Non
 
     assert await digests(database) == before
     verdict = await check(kafka, database, load.registered, load.verified)
-    record(
-        "redelivery",
+    figures.record(
         faults=f"every projection sent back to offset 0; {len(records)} records published twice",
         acknowledged=load.acknowledged,
         verdict=verdict,

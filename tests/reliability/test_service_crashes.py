@@ -23,7 +23,7 @@ from tests.integration.programme_world import (
     world,
 )
 from tests.reliability.checker import check
-from tests.reliability.figures import record
+from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
 __all__ = ["world"]  # the fixture, used by name
@@ -31,7 +31,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow
 CRASHES = int(os.environ.get("RELIABILITY_CRASHES", "3"))
 
 
-async def test_sigkill_of_random_services_loses_and_doubles_nothing(world: World) -> None:
+@pytest.mark.scenario("service crashes")
+async def test_sigkill_of_random_services_loses_and_doubles_nothing(
+    world: World, figures: Figures
+) -> None:
     kafka, database, processes = world
     load = Load()
     kills: list[str] = []
@@ -51,8 +54,7 @@ async def test_sigkill_of_random_services_loses_and_doubles_nothing(world: World
         await asyncio.sleep(2)
 
     verdict = await check(kafka, database, load.registered, load.verified)
-    record(
-        "service crashes",
+    figures.record(
         faults=f"{len(kills)} SIGKILL ({', '.join(sorted(set(kills)))})",
         acknowledged=load.acknowledged,
         verdict=verdict,
