@@ -11,11 +11,14 @@ from asyncpg.pool import PoolConnectionProxy
 from shared.settings import SERVICES
 
 # The database went away under a connection (restart, failover, network): retried, not fatal.
-CONNECTION_LOST: tuple[type[BaseException], ...] = (
+CONNECTION_LOST: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
+    # A connection the restart cut mid-operation can answer the next one with "cannot switch to
+    # state N; another operation is in progress": it is broken, and the pool replaces it.
+    asyncpg.InternalClientError,
 )
 
 # A connection of its own or one borrowed from a pool: the code using it cannot tell.

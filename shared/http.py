@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import AuthSettings, Principal, authenticated
+from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
@@ -60,6 +61,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
         # The decision would read data not yet caught up: nothing was decided; try again.
         return JSONResponse({"detail": f"{error}; retry shortly"}, 503, {"Retry-After": "2"})
+
+    async def database_away(request: Request, error: Exception) -> JSONResponse:
+        # A restart or failover under the request: its transaction was rolled back.
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
+        return JSONResponse(
+            {"detail": "the database is unavailable; the request was not applied, retry shortly"},
+            503,
+            {"Retry-After": "1"},
+        )
+
+    for lost in CONNECTION_LOST:
+        app.add_exception_handler(lost, database_away)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

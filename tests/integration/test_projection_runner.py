@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -170,6 +171,35 @@ async def test_database_connections_killed_mid_run_are_retried_not_dead_lettered
 
     assert outages == 1
     assert await totals(sandbox) == (20, sum(range(1, 21)))
+    assert await sandbox.pool.fetchval(f"SELECT count(*) FROM {sandbox.schema}.dead_letters") == 0
+
+
+async def test_a_connection_left_broken_by_a_restart_is_retried_not_fatal(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, range(1, 6))
+    await publish(sandbox, producer)
+    original = writer_module.execute_changes
+    broken = 0
+
+    async def broken_once(conn: object, schema: str, changes: Sequence[RowChange]) -> None:
+        nonlocal broken
+        if broken == 0:
+            broken += 1
+            # What a pooled connection answered after a PostgreSQL restart; it used to end the
+            # runner, leaving its service serving commands whose effects never showed.
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 15; another operation (2) is in progress"
+            )
+        await original(conn, schema, changes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "execute_changes", broken_once)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await run_until(runner, until_applied=5)
+
+    assert broken == 1
+    assert await totals(sandbox) == (5, 15)
     assert await sandbox.pool.fetchval(f"SELECT count(*) FROM {sandbox.schema}.dead_letters") == 0
 
 
