@@ -33,7 +33,7 @@ from services.catalog import PROJECTIONS, migrate_all
 from shared.audit.verify import verify_topics
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
-from shared.topics import ensure_topics
+from shared.topics import delete_topics_with_prefix, ensure_topics
 
 LOG_SOURCES = ("enrolment", "verification", "billing")
 
@@ -223,6 +223,8 @@ async def run(size: Size, results: Path, document: Path | None) -> dict[str, Any
             database, urls["enrolment"], 20_000_000, size.freshness_rate, size.freshness_seconds
         )
     figures["storage"] = await storage(database.database_url, size.log_workers)
+    # The run's logs (a million events at full size) are not kept on the local broker.
+    await delete_topics_with_prefix(base, f"bench-{run_id}")
     figures["started"] = started.isoformat(timespec="seconds")
     figures["seconds"] = (datetime.now(UTC) - started).total_seconds()
     write_results(figures, results, document)

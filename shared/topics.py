@@ -59,3 +59,17 @@ def _topic_errors(response: object) -> list[tuple[str, int, str]]:
         message = entry[2] if len(entry) > 2 and isinstance(entry[2], str) else ""
         result.append((str(name), int(code), message or ""))
     return result
+
+
+async def delete_topics_with_prefix(settings: KafkaSettings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a test or benchmark run's own);
+    return their names. Never for an environment's prefix: its events are its record."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()

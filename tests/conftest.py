@@ -18,7 +18,7 @@ from deploy.local.processes import port_open
 from deploy.local.stack import Endpoints
 from shared.db import provision_service_schemas
 from shared.settings import DatabaseSettings, KafkaSettings
-from shared.topics import ensure_topics
+from shared.topics import delete_topics_with_prefix, ensure_topics
 from tests.infrastructure import real_infrastructure
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -31,11 +31,15 @@ def infrastructure() -> Iterator[Endpoints]:
 
 
 @pytest.fixture(scope="session")
-def kafka_settings(infrastructure: Endpoints) -> KafkaSettings:
-    return KafkaSettings(
+async def kafka_settings(infrastructure: Endpoints) -> AsyncIterator[KafkaSettings]:
+    """The run's topics share a prefix, and go at the end of the run: a long-lived local broker
+    would otherwise collect thousands of partitions (and run out of heap)."""
+    settings = KafkaSettings(
         kafka_bootstrap_servers=infrastructure.kafka_bootstrap_servers,
         topic_prefix=f"test-{RUN_ID}.",
     )
+    yield settings
+    await delete_topics_with_prefix(settings, settings.topic_prefix)
 
 
 def _with_database(url: str, database: str) -> str:
