@@ -15,6 +15,7 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -81,15 +82,22 @@ def sign_in(browser: WebDriver, base: str, role: str) -> None:
     token = issue_token(AuthSettings().jwt_secret, f"test-{role}", role)  # type: ignore[arg-type]
     field = browser.find_element(By.ID, "token")
     field.send_keys(token)
-    field.send_keys(Keys.TAB, Keys.ENTER)  # to the button, and press it
+    press(browser, Keys.TAB, Keys.ENTER)  # to the button, and press it
     WebDriverWait(browser, 30).until(staleness_of(field))  # the next page has replaced the form
 
 
 def search(browser: WebDriver, base: str, query: str) -> None:
     browser.get(f"{base}/workers")
     field = browser.find_element(By.ID, "q")
-    field.send_keys(query, Keys.ENTER)
+    field.send_keys(query)
+    press(browser, Keys.ENTER)
     WebDriverWait(browser, 30).until(staleness_of(field))
+
+
+def press(browser: WebDriver, *keys: str) -> None:
+    """Keys to whatever has the focus, as a keyboard would: sent to an element instead, a key
+    that submits its form can leave the driver holding a node the new page has dropped."""
+    ActionChains(browser).send_keys(*keys).perform()
 
 
 def shot(browser: WebDriver, name: str) -> None:
