@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import orjson
@@ -145,61 +145,48 @@ async def test_poison_records_are_dead_lettered_and_later_events_go_through(
     assert any("rules refuse" in r for r in reasons)
 
 
-async def test_database_connections_killed_mid_run_are_retried_not_dead_lettered(
-    sandbox: ServiceSandbox, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+async def every_session_ended(sandbox: ServiceSandbox) -> None:
+    """The server ends every session of this database, as in a failover."""
+    await sandbox.pool.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+
+async def connection_left_broken(_: ServiceSandbox) -> None:
+    """What a pooled connection answered after a PostgreSQL restart; it used to end the runner,
+    leaving its service serving commands whose effects never showed."""
+    raise asyncpg.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress"
+    )
+
+
+@pytest.mark.parametrize("fault", [every_session_ended, connection_left_broken])
+async def test_database_faults_mid_run_are_retried_not_dead_lettered(
+    sandbox: ServiceSandbox,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: Callable[[ServiceSandbox], Awaitable[None]],
 ) -> None:
     projection = await prepare(sandbox)
     await append_budgets(sandbox, range(1, 21))
     await publish(sandbox, producer)
     original = writer_module.execute_changes
-    outages = 0
+    faults = 0
 
-    async def outage_once(conn: object, schema: str, changes: Sequence[RowChange]) -> None:
-        nonlocal outages
-        if outages == 0:
-            outages += 1
-            # The server ends every session of this database, as in a failover.
-            await sandbox.pool.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+    async def fault_once(conn: object, schema: str, changes: Sequence[RowChange]) -> None:
+        nonlocal faults
+        if faults == 0:
+            faults += 1
+            await fault(sandbox)
         await original(conn, schema, changes)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer_module, "execute_changes", outage_once)
+    monkeypatch.setattr(writer_module, "execute_changes", fault_once)
     runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
     await run_until(runner, until_applied=20)
 
-    assert outages == 1
+    assert faults == 1
     assert await totals(sandbox) == (20, sum(range(1, 21)))
-    assert await sandbox.pool.fetchval(f"SELECT count(*) FROM {sandbox.schema}.dead_letters") == 0
-
-
-async def test_a_connection_left_broken_by_a_restart_is_retried_not_fatal(
-    sandbox: ServiceSandbox, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    projection = await prepare(sandbox)
-    await append_budgets(sandbox, range(1, 6))
-    await publish(sandbox, producer)
-    original = writer_module.execute_changes
-    broken = 0
-
-    async def broken_once(conn: object, schema: str, changes: Sequence[RowChange]) -> None:
-        nonlocal broken
-        if broken == 0:
-            broken += 1
-            # What a pooled connection answered after a PostgreSQL restart; it used to end the
-            # runner, leaving its service serving commands whose effects never showed.
-            raise asyncpg.InternalClientError(
-                "cannot switch to state 15; another operation (2) is in progress"
-            )
-        await original(conn, schema, changes)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(writer_module, "execute_changes", broken_once)
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
-    await run_until(runner, until_applied=5)
-
-    assert broken == 1
-    assert await totals(sandbox) == (5, 15)
     assert await sandbox.pool.fetchval(f"SELECT count(*) FROM {sandbox.schema}.dead_letters") == 0
 
 
