@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deploy.local.paths import REPO_ROOT
-from tests.reliability.checker import Verdict
+from shared.settings import DatabaseSettings, KafkaSettings
+from tests.reliability.checker import Verdict, check
+from tests.reliability.load import Load
 
 FIGURES = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
 
@@ -34,6 +36,21 @@ class Figures:
             "duplicated": len(verdict.duplicated),
             "problems": verdict.problems[:5],
         }
+
+    async def checked(
+        self,
+        kafka: KafkaSettings,
+        database: DatabaseSettings,
+        load: Load,
+        faults: str,
+        planted: frozenset[tuple[str, int, int]] = frozenset(),
+    ) -> Verdict:
+        """The checker's verdict on the run, recorded with ``faults``; the run fails unless
+        nothing was lost, doubled or out of place."""
+        verdict = await check(kafka, database, load.registered, load.verified, planted)
+        self.record(faults, load.acknowledged, verdict)
+        assert verdict.ok, verdict
+        return verdict
 
     def write(self, failure: str | None) -> None:
         line = {

@@ -24,7 +24,6 @@ from shared.kafka_clients import admin_client
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 from tests.integration.programme_world import running_services
-from tests.reliability.checker import check
 from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
@@ -150,12 +149,6 @@ async def under_broker_faults(
         await until_fully_replicated(kafka)
         await asyncio.sleep(2)
 
-    verdict = await check(kafka, database, load.registered, load.verified)
-    figures.record(
-        faults="; ".join(faults),
-        acknowledged=load.acknowledged,
-        verdict=verdict,
-    )
-    assert verdict.ok, verdict
+    await figures.checked(kafka, database, load, "; ".join(faults))
     assert load.registered
     return faults

@@ -11,7 +11,6 @@ import pytest
 
 from deploy.local import postgres
 from tests.integration.programme_world import World, world
-from tests.reliability.checker import check
 from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
@@ -31,11 +30,5 @@ async def test_services_resume_after_postgresql_restarts(world: World, figures: 
             await asyncio.to_thread(postgres.restart)
         await asyncio.sleep(3)
 
-    verdict = await check(kafka, database, load.registered, load.verified)
-    figures.record(
-        faults=f"{RESTARTS} restart(s) of the server under load",
-        acknowledged=load.acknowledged,
-        verdict=verdict,
-    )
-    assert verdict.ok, verdict
+    await figures.checked(kafka, database, load, f"{RESTARTS} restart(s) of the server under load")
     assert load.registered

@@ -36,7 +36,7 @@ from tests.integration.programme_world import (
     wait_ready,
     world,
 )
-from tests.reliability.checker import check, readable
+from tests.reliability.checker import readable
 from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
@@ -135,14 +135,9 @@ async def test_hostile_records_are_dead_lettered_and_the_commands_after_them_go_
     async with load.running():
         await asyncio.sleep(3)
 
-    verdict = await check(kafka, database, load.registered, load.verified, planted)
+    faults = f"{len(planted)} records written onto the enrolment topic"
+    await figures.checked(kafka, database, load, faults, planted)
     reasons = await dead_letter_reasons(database)
-    figures.record(
-        faults=f"{len(planted)} records written onto the enrolment topic",
-        acknowledged=load.acknowledged,
-        verdict=verdict,
-    )
-    assert verdict.ok, verdict
     for consumers in CONSUMERS_OF_ENROLMENT.values():
         for consumer in consumers:
             # A consumer that does not read registrations passes over records labelled as one
@@ -189,13 +184,8 @@ async def test_every_record_delivered_twice_changes_nothing(world: World, figure
     await wait_caught_up(kafka, database)
 
     assert await digests(database) == before
-    verdict = await check(kafka, database, load.registered, load.verified)
-    figures.record(
-        faults=f"every projection sent back to offset 0; {len(records)} records published twice",
-        acknowledged=load.acknowledged,
-        verdict=verdict,
-    )
-    assert verdict.ok, verdict
+    faults = f"every projection sent back to offset 0; {len(records)} records published twice"
+    await figures.checked(kafka, database, load, faults)
 
 
 async def wait_caught_up(kafka: KafkaSettings, database: DatabaseSettings) -> None:

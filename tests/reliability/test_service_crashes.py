@@ -22,7 +22,6 @@ from tests.integration.programme_world import (
     start_service,
     world,
 )
-from tests.reliability.checker import check
 from tests.reliability.figures import Figures
 from tests.reliability.load import Load
 
@@ -53,11 +52,6 @@ async def test_sigkill_of_random_services_loses_and_doubles_nothing(
         await chaos()
         await asyncio.sleep(2)
 
-    verdict = await check(kafka, database, load.registered, load.verified)
-    figures.record(
-        faults=f"{len(kills)} SIGKILL ({', '.join(sorted(set(kills)))})",
-        acknowledged=load.acknowledged,
-        verdict=verdict,
-    )
-    assert verdict.ok, verdict
+    faults = f"{len(kills)} SIGKILL ({', '.join(sorted(set(kills)))})"
+    await figures.checked(kafka, database, load, faults)
     assert len(kills) == CRASHES
