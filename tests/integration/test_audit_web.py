@@ -8,18 +8,18 @@ import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webdriver import WebDriver, WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 from deploy.demo import programme
@@ -83,7 +83,7 @@ def sign_in(browser: WebDriver, base: str, role: str) -> None:
     field = browser.find_element(By.ID, "token")
     field.send_keys(token)
     press(browser, Keys.TAB, Keys.ENTER)  # to the button, and press it
-    WebDriverWait(browser, 30).until(staleness_of(field))  # the next page has replaced the form
+    WebDriverWait(browser, 30).until(replaced(field))  # the next page has replaced the form
 
 
 def search(browser: WebDriver, base: str, query: str) -> None:
@@ -91,7 +91,21 @@ def search(browser: WebDriver, base: str, query: str) -> None:
     field = browser.find_element(By.ID, "q")
     field.send_keys(query)
     press(browser, Keys.ENTER)
-    WebDriverWait(browser, 30).until(staleness_of(field))
+    WebDriverWait(browser, 30).until(replaced(field))
+
+
+def replaced(field: WebElement) -> Callable[[WebDriver], bool]:
+    """True once ``field``'s page has gone. Chromedriver reports a node of a replaced page as
+    stale, or as not belonging to the document: either way it is gone."""
+
+    def gone(_: WebDriver) -> bool:
+        try:
+            field.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    return gone
 
 
 def press(browser: WebDriver, *keys: str) -> None:
