@@ -413,11 +413,22 @@ def _wait_until_ready(layout: Layout, timeout: float) -> None:
                 f"Kafka node {dead[0].node_id} exited during start-up; read {log} "
                 f"(and {log.with_name('stdout.log')})."
             )
+        # The metadata can name a broker before its own listener answers, and a client sent to
+        # that broker then fails; ready means every listener answers too.
+        closed = [n.node_id for n in layout.nodes if not port_open(HOST, n.broker_port)]
         try:
             brokers, controller = asyncio.run(describe(client_settings(layout)))
-            if brokers == len(layout.nodes) and controller is not None and controller >= 0:
+            if (
+                not closed
+                and brokers == len(layout.nodes)
+                and controller is not None
+                and controller >= 0
+            ):
                 return
-            last_error = f"{brokers} of {len(layout.nodes)} brokers, controller {controller}"
+            last_error = (
+                f"{brokers} of {len(layout.nodes)} brokers, controller {controller}, "
+                f"listeners closed on nodes {closed}"
+            )
         except Exception as exc:
             last_error = str(exc) or type(exc).__name__
         time.sleep(1.0)
