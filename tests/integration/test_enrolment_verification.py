@@ -50,6 +50,7 @@ def token(role: Role, area: str | None = None) -> dict[str, str]:
 
 KELURAHAN = token("kelurahan_officer", SAPURO)
 KECAMATAN = token("kecamatan_officer", BARAT)
+KELURAHAN_CSV = {**KELURAHAN, "content-type": "text/csv"}  # a kelurahan officer sending a file
 CITY = token("city_admin")
 
 
@@ -289,18 +290,12 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     assert (await p.enrolment.post("/workers", json={}, headers={})).status_code == 401
 
     content, bad_rows = csv_rows(3000)
-    imported = await p.enrolment.post(
-        "/imports", content=content, headers={**KELURAHAN, "content-type": "text/csv"}
-    )
+    imported = await p.enrolment.post("/imports", content=content, headers=KELURAHAN_CSV)
     assert imported.status_code == 200, imported.text
     result = imported.json()
     assert result["registered"] == 3000 - len(bad_rows)
     assert {r["row"] for r in result["rows"] if r["outcome"] == "refused"} == bad_rows
-    again = (
-        await p.enrolment.post(
-            "/imports", content=content, headers={**KELURAHAN, "content-type": "text/csv"}
-        )
-    ).json()
+    again = (await p.enrolment.post("/imports", content=content, headers=KELURAHAN_CSV)).json()
     assert again["registered"] == 0
     assert again["already_registered"] == 3000 - len(bad_rows)
     report = await p.enrolment.get(f"/imports/{result['batch_id']}/report.csv", headers=KELURAHAN)
@@ -308,7 +303,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     broken = await p.enrolment.post(
         "/imports",
         content=b"nik,full_name\n1,2\n",
-        headers={**KELURAHAN, "content-type": "text/csv"},
+        headers=KELURAHAN_CSV,
     )
     assert broken.status_code == 422
     assert "missing columns" in broken.json()["detail"]
@@ -319,7 +314,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     latin1 = await p.enrolment.post(
         "/imports",
         content=(header + row).encode("latin-1"),
-        headers={**KELURAHAN, "content-type": "text/csv"},
+        headers=KELURAHAN_CSV,
     )
     assert latin1.status_code == 422
     assert "not UTF-8" in latin1.json()["detail"]
@@ -327,7 +322,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         await p.enrolment.post(
             "/imports",
             content=(header + row + row).encode(),
-            headers={**KELURAHAN, "content-type": "text/csv"},
+            headers=KELURAHAN_CSV,
         )
     ).json()
     assert [r["outcome"] for r in twice["rows"]] == ["registered", "refused"]
@@ -340,7 +335,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     malformed = await p.enrolment.post(
         "/imports",
         content=(header + fresh + '"unclosed,quote\n' + row).encode(),
-        headers={**KELURAHAN, "content-type": "text/csv"},
+        headers=KELURAHAN_CSV,
     )
     assert malformed.status_code == 422
     assert "line 4 is not valid CSV" in malformed.json()["detail"]
@@ -348,7 +343,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         await p.enrolment.post(
             "/imports",
             content=(header + fresh).encode(),
-            headers={**KELURAHAN, "content-type": "text/csv"},
+            headers=KELURAHAN_CSV,
         )
     ).json()
     assert [r["outcome"] for r in alone["rows"]] == ["registered"]
@@ -356,14 +351,14 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     too_many = await p.enrolment.post(
         "/imports",
         content=(header + "x\n" * 100_001).encode(),
-        headers={**KELURAHAN, "content-type": "text/csv"},
+        headers=KELURAHAN_CSV,
     )
     assert too_many.status_code == 422
     assert "100,001 rows; at most 100,000" in too_many.json()["detail"]
     too_big = await p.enrolment.post(
         "/imports",
         content=header.encode() + b"x" * (16 * 2**20),
-        headers={**KELURAHAN, "content-type": "text/csv"},
+        headers=KELURAHAN_CSV,
     )
     assert too_big.status_code == 413
     assert "split the file" in too_big.json()["detail"]
@@ -374,7 +369,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
             yield b"x" * 2**20
 
     too_big_chunked = await p.enrolment.post(
-        "/imports", content=sent_in_chunks(), headers={**KELURAHAN, "content-type": "text/csv"}
+        "/imports", content=sent_in_chunks(), headers=KELURAHAN_CSV
     )
     assert too_big_chunked.status_code == 413
 
