@@ -8,6 +8,7 @@ read only committed records and never commit on their own: positions are kept wi
 
 from __future__ import annotations
 
+import ssl
 from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,6 +33,11 @@ SUBSCRIBER_SAFETY: Final[dict[str, Any]] = {
 }
 
 
+def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    context: ssl.SSLContext = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    return context
+
+
 def connection_options(settings: KafkaSettings) -> dict[str, Any]:
     """Where the brokers are and how to log in: the same for every kind of client."""
     options: dict[str, Any] = {
@@ -45,7 +51,7 @@ def connection_options(settings: KafkaSettings) -> dict[str, Any]:
             "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
         }
     if settings.kafka_security_protocol == "SASL_SSL":
-        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+        options["ssl_context"] = _ssl_context(settings)
     return options
 
 
@@ -80,9 +86,7 @@ def faststream_broker(settings: KafkaSettings, **extra: Any) -> KafkaBroker:
         security = scram(
             settings.kafka_sasl_username,
             settings.kafka_sasl_password.get_secret_value(),
-            ssl_context=create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
-            if use_ssl
-            else None,
+            ssl_context=_ssl_context(settings) if use_ssl else None,
             use_ssl=use_ssl,
         )
     return KafkaBroker(
