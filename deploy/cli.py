@@ -138,6 +138,13 @@ def run_tests(ctx: typer.Context) -> None:
     ]
     for name, argv in steps:
         console.print(f"[bold]== {name}[/bold]")
+        if name == "pytest":
+            # Fetching and building the identity provider the first time takes longer than one
+            # test may: it is ready before the tests ask it for tokens.
+            try:
+                keycloak.up()
+            except StackError as error:
+                raise _fail(error) from None
         code = subprocess.run(argv, cwd=REPO_ROOT, env=os.environ.copy(), check=False).returncode
         if code != 0:
             console.print(f"[red]{name} failed (exit {code})[/red]")
@@ -200,10 +207,15 @@ def token(
 ) -> None:
     """An access token from the local stack's identity provider, for a local user with this
     role and area (made on first use; Keycloak is started if it is not running)."""
-    from shared.auth import ROLES
+    from shared.auth import AREA_EXAMPLES, AREA_SHAPES, ROLES
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    shape = AREA_SHAPES.get(role)
+    if shape is None and area:
+        raise typer.BadParameter(f"a {role} acts city-wide: give no --area")
+    if shape is not None and not shape.fullmatch(area or ""):
+        raise typer.BadParameter(f"a {role} needs --area like {AREA_EXAMPLES[role]}")
     try:
         print(keycloak.LocalProvider(prefix="developer").token(role, area, subject))
     except StackError as error:
