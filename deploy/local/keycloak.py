@@ -143,7 +143,6 @@ def _java_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def up(timeout: float = 240.0) -> str:
     """Start Keycloak if it is not running, wait until it answers, give it the realm; return
     the realm's issuer. Harmless when it runs already."""
-    home = ensure_distribution()
     if pid_alive(pid_file()) is None:
         for port in (PORT, MANAGEMENT_PORT):
             if port_open(HOST, port):
@@ -151,6 +150,7 @@ def up(timeout: float = 240.0) -> str:
                     f"Port {port} on {HOST} is taken by another process, so Keycloak cannot "
                     f"start; stop that process (ss -ltnp 'sport = :{port}')."
                 )
+        home = ensure_distribution()
         data = state_dir() / "data"
         data.mkdir(parents=True, exist_ok=True)
         argv = [
