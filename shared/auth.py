@@ -118,7 +118,8 @@ class ProviderKeys:
     def __call__(self, key_id: str) -> jwt.PyJWK | None:
         try:
             return self._jwks_client().get_signing_key(key_id)
-        except (jwt.PyJWKClientConnectionError, httpx.HTTPError) as error:
+        except (jwt.PyJWKClientConnectionError, httpx.HTTPError, ValueError, KeyError) as error:
+            # Unreachable, or answering something that is not its discovery document.
             raise ProviderUnavailableError(
                 f"the identity provider {self._settings.issuer} did not answer: {error}"
             ) from None

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 
-from shared.auth import AuthSettings, Principal, TokenVerifier, authenticated
+from shared.auth import AuthSettings, Principal, TokenVerifier, authenticated, verifier_for
 
 pytestmark = pytest.mark.unit
 ISSUER = "https://id.example/realms/berlian"
@@ -182,3 +183,24 @@ async def test_a_refused_token_is_a_401_never_a_500() -> None:
             assert answer.headers["www-authenticate"] == "Bearer"
         good = await client.get("/who", headers={"Authorization": f"Bearer {signed(claims())}"})
         assert good.json() == "kelurahan_officer"
+
+
+async def test_an_unreachable_provider_is_a_503_to_retry() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        away = AuthSettings(issuer=f"http://127.0.0.1:{port}/realms/berlian")
+        app = FastAPI()
+        caller = authenticated(verifier_for(away, AUDIENCE))
+
+        @app.get("/who")
+        def who(principal: Principal = Depends(caller)) -> str:  # noqa: B008 - FastAPI's idiom
+            return principal.role
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            token = signed(claims())
+            answer = await client.get("/who", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "2"
+    assert "did not answer" in answer.json()["detail"]

@@ -78,10 +78,8 @@ def test_local_development_fills_the_local_stack_values(monkeypatch: pytest.Monk
     assert AuthSettings().issuer == "http://127.0.0.1:8180/realms/berlian"
 
 
-def test_a_service_does_not_start_without_its_secrets() -> None:
-    kept = {k: v for k, v in os.environ.items() if not k.startswith(("BERLIAN_", "DATABASE"))}
-    env = {**kept, "PYTHONPATH": str(REPO_ROOT)}
-    refused = subprocess.run(
+def _run_enrolment(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "deploy.cli", "run", "enrolment"],
         env=env,
         capture_output=True,
@@ -89,17 +87,16 @@ def test_a_service_does_not_start_without_its_secrets() -> None:
         timeout=120,
         check=False,
     )
+
+
+def test_a_service_does_not_start_without_its_secrets() -> None:
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("BERLIAN_", "DATABASE"))}
+    env = {**kept, "PYTHONPATH": str(REPO_ROOT)}
+    refused = _run_enrolment(env)
     assert refused.returncode == 2
     assert "DATABASE_URL, SERVICE_ROLE_PASSWORD must be set" in refused.stderr
     assert "Traceback" not in refused.stderr
     given = {**env, "DATABASE_URL": "postgresql://a:b@127.0.0.1:9/x", "SERVICE_ROLE_PASSWORD": "s"}
-    refused = subprocess.run(
-        [sys.executable, "-m", "deploy.cli", "run", "enrolment"],
-        env=given,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    refused = _run_enrolment(given)
     assert refused.returncode == 2
     assert "BERLIAN_OIDC_ISSUER must be set" in refused.stderr
