@@ -42,20 +42,24 @@ class MissingSettingError(RuntimeError):
 
 class GuardedSettings(BaseSettings):
     """Settings whose ``LocalDefault`` fields are filled in local development and required
-    everywhere else."""
+    everywhere else (before validation, so the local value meets the field's constraints)."""
 
-    def model_post_init(self, context: Any, /) -> None:
+    @model_validator(mode="before")
+    @classmethod
+    def _required_outside_local_development(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
         missing = []
-        prefix = str(self.model_config.get("env_prefix", ""))
-        for name, field in type(self).model_fields.items():
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, field in cls.model_fields.items():
             marker = next((m for m in field.metadata if isinstance(m, LocalDefault)), None)
-            given = getattr(self, name)
+            given = data.get(name)
             if isinstance(given, SecretStr):
                 given = given.get_secret_value()
             if marker is None or given:
                 continue
             if local_development():
-                setattr(self, name, marker.value)
+                data = {**data, name: marker.value}
             else:
                 missing.append(f"{prefix}{name}".upper())
         if missing:
@@ -63,6 +67,7 @@ class GuardedSettings(BaseSettings):
                 f"{', '.join(missing)} must be set: there is no default outside local "
                 f"development ({ENVIRONMENT_VARIABLE}={LOCAL_DEVELOPMENT})"
             )
+        return data
 
 
 class KafkaSettings(BaseSettings):

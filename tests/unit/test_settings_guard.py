@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from deploy.local.paths import REPO_ROOT
+from services.enrolment.wiring import EnrolmentSettings
 from shared.auth import AuthSettings
 from shared.settings import (
     ENVIRONMENT_VARIABLE,
@@ -76,6 +77,8 @@ def test_local_development_fills_the_local_stack_values(monkeypatch: pytest.Monk
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT)
     assert DatabaseSettings().service_role_password == "berlian"
     assert AuthSettings().issuer == "http://127.0.0.1:8180/realms/berlian"
+    # The local value meets the field's own constraints (the digest key's minimum length).
+    assert len(EnrolmentSettings().nik_secret) >= 16
 
 
 def _run_enrolment(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
