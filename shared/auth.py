@@ -48,8 +48,10 @@ PERSONAL_DATA_ROLES: frozenset[str] = frozenset(
 ALGORITHM = "RS256"
 # The local stack's provider (deploy/local/keycloak.py); elsewhere BERLIAN_OIDC_ISSUER says.
 LOCAL_ISSUER = "http://127.0.0.1:8180/realms/berlian"
-# Each service is an audience of its own; the audit workbench is one too.
+# Each service is an audience of its own; the audit workbench is one too, and signs its users
+# in through a client of its own (authorization code with PKCE).
 AUDIT_AUDIENCE = "berlian-audit"
+AUDIT_WEB_CLIENT = "berlian-audit-web"
 # The area an officer's token must carry: a kelurahan code for a kelurahan officer, a kecamatan
 # code for a kecamatan officer; the other roles act city-wide and carry none.
 AREA_SHAPES: Mapping[str, re.Pattern[str]] = {
@@ -139,18 +141,33 @@ class ProviderKeys:
             return self._client
 
     def _discovered_jwks_uri(self) -> str:
-        issuer = self._settings.issuer
+        return discovery(self._settings)["jwks_uri"]
+
+
+def discovery(settings: AuthSettings) -> dict[str, str]:
+    """The provider's endpoints from its discovery document, checked to be the issuer's own."""
+    issuer = settings.issuer
+    try:
         answer = httpx.get(
             f"{issuer.rstrip('/')}/.well-known/openid-configuration",
-            timeout=self._settings.provider_timeout_seconds,
+            timeout=settings.provider_timeout_seconds,
         )
         answer.raise_for_status()
-        discovery = answer.json()
-        if discovery.get("issuer") != issuer:
-            raise ProviderUnavailableError(
-                f"the provider at {issuer} calls itself {discovery.get('issuer')!r}"
-            )
-        return str(discovery["jwks_uri"])
+        document = answer.json()
+        endpoints = {
+            name: str(document[name])
+            for name in ("jwks_uri", "authorization_endpoint", "token_endpoint")
+        }
+        endpoints["end_session_endpoint"] = str(document.get("end_session_endpoint", ""))
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise ProviderUnavailableError(
+            f"the identity provider {issuer} did not answer: {error}"
+        ) from None
+    if document.get("issuer") != issuer:
+        raise ProviderUnavailableError(
+            f"the provider at {issuer} calls itself {document.get('issuer')!r}"
+        )
+    return endpoints
 
 
 class TokenVerifier:

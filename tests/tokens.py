@@ -18,6 +18,14 @@ def token_for(role: Role, area: str | None = None, subject: str | None = None) -
     return _provider.token(role, area, subject)
 
 
+def sign_in_details(
+    role: Role, area: str | None = None, subject: str | None = None
+) -> tuple[str, str]:
+    """The user name and password of that caller at the provider, for a test that signs in
+    through its login page as a browser does."""
+    return _provider.credentials(role, area, subject)
+
+
 def bearer(role: Role, area: str | None = None, subject: str | None = None) -> dict[str, str]:
     """Request headers authenticating a caller with this role and area."""
     return _provider.headers(role, area, subject)

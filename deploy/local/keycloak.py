@@ -29,7 +29,14 @@ import httpx
 from deploy.local.errors import StackError
 from deploy.local.paths import berlian_home, run_dir
 from deploy.local.processes import pid_alive, port_open, start_detached, stop
-from shared.auth import AREA_SHAPES, AUDIT_AUDIENCE, LOCAL_ISSUER, ROLES, service_audience
+from shared.auth import (
+    AREA_SHAPES,
+    AUDIT_AUDIENCE,
+    AUDIT_WEB_CLIENT,
+    LOCAL_ISSUER,
+    ROLES,
+    service_audience,
+)
 from shared.settings import SERVICES
 
 KEYCLOAK_VERSION = "26.7.3"
@@ -42,6 +49,7 @@ BASE_URL = f"http://{HOST}:{PORT}"
 ISSUER = f"{BASE_URL}/realms/{REALM}"
 TEST_CLIENT = "berlian-tests"
 CONSOLE_CLIENT = "berlian-console"
+AUDIT_WEB_URL = f"http://{HOST}:8010"
 AUDIENCES = (*(service_audience(s) for s in SERVICES), AUDIT_AUDIENCE)
 # Options fixed when the server is built; changing them rebuilds it.
 BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true")
@@ -248,10 +256,18 @@ def _raise_for(answer: httpx.Response, what: str) -> None:
 
 
 def provision() -> None:
-    """The realm with its roles and clients, and the ``area`` user attribute; once."""
+    """The realm with its roles and clients, and the ``area`` user attribute; a client added to
+    the realm's definition since it was made is added too."""
+    realm = realm_representation()
     with Admin() as admin:
         if admin.http.get(f"/{REALM}").status_code == 404:
-            admin.request("POST", "", json=realm_representation())
+            admin.request("POST", "", json=realm)
+        for client in realm["clients"]:
+            found = admin.request(
+                "GET", f"/{REALM}/clients", params={"clientId": client["clientId"]}
+            ).json()
+            if not found:
+                admin.request("POST", f"/{REALM}/clients", json=client)
         profile = admin.request("GET", f"/{REALM}/users/profile").json()
         if not any(a["name"] == "area" for a in profile["attributes"]):
             profile["attributes"].append(AREA_ATTRIBUTE)
@@ -321,6 +337,20 @@ def realm_representation() -> dict[str, Any]:
         "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": "+"},
         "protocolMappers": caller_mappers,
     }
+    audit_web = {
+        "clientId": AUDIT_WEB_CLIENT,
+        "name": "Berlian audit workbench",
+        "publicClient": True,
+        "standardFlowEnabled": True,
+        "directAccessGrantsEnabled": False,
+        "implicitFlowEnabled": False,
+        "redirectUris": [f"{AUDIT_WEB_URL}/sign-in/callback"],
+        "attributes": {
+            "pkce.code.challenge.method": "S256",
+            "post.logout.redirect.uris": f"{AUDIT_WEB_URL}/sign-in",
+        },
+        "protocolMappers": caller_mappers,
+    }
     tests = {
         "clientId": TEST_CLIENT,
         "name": "Local stack and tests only: tokens by password for users made on demand",
@@ -344,7 +374,7 @@ def realm_representation() -> dict[str, Any]:
         "ssoSessionMaxLifespan": 36000,
         "revokeRefreshToken": True,
         "roles": {"realm": [{"name": role, "description": f"Berlian {role}"} for role in ROLES]},
-        "clients": [*resource_servers, console, tests],
+        "clients": [*resource_servers, console, audit_web, tests],
     }
 
 
@@ -431,6 +461,17 @@ class LocalProvider:
             fresh = str(granted["access_token"])
             self._tokens[who] = (fresh, time.monotonic() + float(granted["expires_in"]) - 60)
             return fresh
+
+    def credentials(
+        self, role: str, area: str | None = None, subject: str | None = None
+    ) -> tuple[str, str]:
+        """The user name and password of this local user, made on first use."""
+        with self._lock:
+            if not self._started:
+                up()
+                self._started = True
+        name = ensure_user(role, area, subject or f"{self._prefix}-{role}")
+        return name, credentials()["users"]
 
     def headers(
         self, role: str, area: str | None = None, subject: str | None = None

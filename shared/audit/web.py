@@ -3,15 +3,18 @@ topics' positions, projection lag and dead letters. Server-rendered HTML, no scr
 auditor role (and the city administrator's); personal data only where the role may see it, as
 the enrolment service itself decides.
 
-Sign-in pastes an access token from the identity provider (``berlian token --role auditor``)
-once, into a form protected against login CSRF (a token bound to a sign-in cookie). The access
-token stays on the server, in a session that ends with it (or at sign-out); the browser holds only
-the session's random id, in a Secure, HttpOnly, SameSite=Strict cookie. No page is cached.
+Sign-in goes through the identity provider (authorization code with PKCE, the flow bound to
+the browser that started it by a sign-in cookie), or pastes an access token from it
+(``berlian token --role auditor``) into a form protected against login CSRF (a token bound to
+that cookie). Either way the access token stays on the server, in a session that ends with it
+(or at sign-out, which also ends the provider's session); the browser holds only the session's
+random id, in a Secure, HttpOnly, SameSite=Strict cookie. No page is cached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import re
@@ -21,7 +24,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -36,9 +40,11 @@ from shared.audit.history import worker_history
 from shared.audit.report import rupiah, templates
 from shared.auth import (
     AUDIT_AUDIENCE,
+    AUDIT_WEB_CLIENT,
     AuthSettings,
     Principal,
     ProviderUnavailableError,
+    discovery,
     verifier_for,
 )
 from shared.http import install_request_limits
@@ -50,6 +56,8 @@ SIGN_IN_COOKIE = "berlian_audit_sign_in"
 ALLOWED_ROLES = ("auditor", "city_admin")
 # Sessions live in this process; past this many the oldest are ended first.
 MAX_SESSIONS = 1000
+# A sign-in sent to the provider must come back within this.
+PENDING_SECONDS = 600
 SECURITY_HEADERS = {
     # Every page may show personal data or figures as of now: never kept by a browser or proxy.
     "Cache-Control": "no-store",
@@ -65,6 +73,16 @@ class Session:
     token: str  # the caller's access token, sent on to the enrolment API
     csrf: str  # proves a form (sign-out) came from one of this session's pages
     expires_at: float  # the token's expiry, as time.time()
+    id_token: str = ""  # to end the provider's session too at sign-out
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    """A sign-in sent to the provider, waiting for its answer."""
+
+    sign_in_id: str  # the browser's sign-in cookie: the answer must come back to it
+    verifier: str  # PKCE: only this page can redeem the code
+    started: float
 
 
 class Sessions:
@@ -73,14 +91,16 @@ class Sessions:
     def __init__(self) -> None:
         self._by_id: dict[str, Session] = {}
 
-    def start(self, principal: Principal, token: str, expires_at: float) -> str:
+    def start(self, principal: Principal, token: str, expires_at: float, id_token: str = "") -> str:
         now = time.time()
         for expired in [k for k, v in self._by_id.items() if v.expires_at <= now]:
             del self._by_id[expired]
         while len(self._by_id) >= MAX_SESSIONS:
             del self._by_id[next(iter(self._by_id))]
         session_id = secrets.token_urlsafe(32)
-        self._by_id[session_id] = Session(principal, token, secrets.token_urlsafe(32), expires_at)
+        self._by_id[session_id] = Session(
+            principal, token, secrets.token_urlsafe(32), expires_at, id_token
+        )
         return session_id
 
     def get(self, session_id: str | None) -> Session | None:
@@ -98,6 +118,14 @@ class WebSettings(BaseSettings):
 
     enrolment_url: str = Field(
         default="http://127.0.0.1:8001", description="Where the enrolment API answers."
+    )
+    audit_web_url: str = Field(
+        default="http://127.0.0.1:8010",
+        description="Where browsers reach this page; the provider sends them back to "
+        "<url>/sign-in/callback.",
+    )
+    audit_web_client_id: str = Field(
+        default=AUDIT_WEB_CLIENT, description="This page's client at the identity provider."
     )
 
 
@@ -158,7 +186,7 @@ def create_app(
     ) -> HTMLResponse:
         sign_in_id = sign_in_id or secrets.token_urlsafe(32)
         response = page("sign_in.html.j2", None, error=error, form_token=form_token(sign_in_id))
-        _set_cookie(response, SIGN_IN_COOKIE, sign_in_id, max_age=3600)
+        _set_cookie(response, SIGN_IN_COOKIE, sign_in_id, max_age=3600, same_site="lax")
         return response
 
     @app.post("/sign-in")
@@ -170,21 +198,110 @@ def create_app(
         if not sign_in_id or not hmac.compare_digest(form, form_token(sign_in_id)):
             # Not this browser's form: another site posting its own token to sign the user in.
             raise HTTPException(403, "sign in from this site's own sign-in page")
-        try:
-            principal = await asyncio.to_thread(tokens.principal, token.strip())
-        except PermissionError as refused:
-            return RedirectResponse(f"/sign-in?error={refused}", status_code=303)
-        except ProviderUnavailableError as unavailable:
-            return RedirectResponse(f"/sign-in?error={unavailable}", status_code=303)
-        if principal.role not in ALLOWED_ROLES:
-            message = f"role {principal.role} may not use the audit workbench"
-            return RedirectResponse(f"/sign-in?error={message}", status_code=303)
-        expires_at = float(_unverified_expiry(token.strip()))
+        token = token.strip()
+        refused = await _refusal(token)
+        if refused:
+            return RedirectResponse(f"/sign-in?{urlencode({'error': refused})}", 303)
+        principal = await asyncio.to_thread(tokens.principal, token)
         response = RedirectResponse("/", status_code=303)
-        session_id = sessions.start(principal, token.strip(), expires_at)
+        session_id = sessions.start(principal, token, float(_unverified_expiry(token)))
         _set_cookie(response, SESSION_COOKIE, session_id)
-        response.delete_cookie(SIGN_IN_COOKIE, secure=True, httponly=True, samesite="strict")
+        _delete_cookie(response, SIGN_IN_COOKIE)
         return response
+
+    pending: dict[str, PendingSignIn] = {}
+
+    @app.get("/sign-in/provider")
+    async def sign_in_at_provider(
+        sign_in_id: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
+    ) -> RedirectResponse:
+        endpoints = await asyncio.to_thread(discovery, auth)
+        sign_in_id = sign_in_id or secrets.token_urlsafe(32)
+        now = time.time()
+        for stale in [k for k, v in pending.items() if v.started < now - PENDING_SECONDS]:
+            del pending[stale]
+        while len(pending) >= MAX_SESSIONS:
+            del pending[next(iter(pending))]
+        state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+        pending[state] = PendingSignIn(sign_in_id, verifier, now)
+        challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": web.audit_web_client_id,
+                "redirect_uri": f"{web.audit_web_url}/sign-in/callback",
+                "scope": "openid",
+                "state": state,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        response = RedirectResponse(f"{endpoints['authorization_endpoint']}?{query}", 303)
+        _set_cookie(response, SIGN_IN_COOKIE, sign_in_id, max_age=3600, same_site="lax")
+        return response
+
+    @app.get("/sign-in/callback", response_class=HTMLResponse)
+    async def provider_callback(
+        code: Annotated[str, Query(max_length=4096)] = "",
+        state: Annotated[str, Query(max_length=128)] = "",
+        error: Annotated[str, Query(max_length=200)] = "",
+        sign_in_id: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        started = pending.pop(state, None)
+        if (
+            started is None
+            or started.started < time.time() - PENDING_SECONDS
+            or not hmac.compare_digest(sign_in_id or "", started.sign_in_id)
+        ):
+            # Not the answer to a sign-in this browser started here: someone else's code.
+            raise HTTPException(403, "this sign-in was not started from this browser")
+        if error or not code:
+            return RedirectResponse(f"/sign-in?{urlencode({'error': error or 'no code'})}", 303)
+        endpoints = await asyncio.to_thread(discovery, auth)
+        async with httpx.AsyncClient(timeout=auth.provider_timeout_seconds) as provider:
+            answer = await provider.post(
+                endpoints["token_endpoint"],
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": f"{web.audit_web_url}/sign-in/callback",
+                    "client_id": web.audit_web_client_id,
+                    "code_verifier": started.verifier,
+                },
+            )
+        if answer.status_code != 200:
+            message = f"the identity provider refused the sign-in ({answer.status_code})"
+            return RedirectResponse(f"/sign-in?{urlencode({'error': message})}", 303)
+        granted = answer.json()
+        token = str(granted.get("access_token", ""))
+        refused = await _refusal(token)
+        if refused:
+            return RedirectResponse(f"/sign-in?{urlencode({'error': refused})}", 303)
+        session_id = sessions.start(
+            await asyncio.to_thread(tokens.principal, token),
+            token,
+            float(_unverified_expiry(token)),
+            str(granted.get("id_token", "")),
+        )
+        # A page of this site moves on to the home page: the session cookie is SameSite=Strict,
+        # and a redirect straight from the provider's answer would count as cross-site.
+        response = HTMLResponse(
+            '<!doctype html><meta http-equiv="refresh" content="0;url=/">'
+            '<a href="/">Signed in: continue</a>'
+        )
+        _set_cookie(response, SESSION_COOKIE, session_id)
+        _delete_cookie(response, SIGN_IN_COOKIE)
+        return response
+
+    async def _refusal(token: str) -> str:
+        """Why this token may not sign in here, or nothing."""
+        try:
+            principal = await asyncio.to_thread(tokens.principal, token)
+        except (PermissionError, ProviderUnavailableError) as refused:
+            return str(refused)
+        if principal.role not in ALLOWED_ROLES:
+            return f"role {principal.role} may not use the audit workbench"
+        return ""
 
     @app.post("/sign-out")
     async def sign_out(
@@ -192,10 +309,21 @@ def create_app(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> RedirectResponse:
         session = sessions.get(session_id)
+        target = "/sign-in"
         if session is not None and hmac.compare_digest(form, session.csrf):
             sessions.end(session_id)
-        response = RedirectResponse("/sign-in", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, secure=True, httponly=True, samesite="strict")
+            if session.id_token:
+                # Signed in at the provider: end that session too, then come back here.
+                endpoints = await asyncio.to_thread(discovery, auth)
+                query = urlencode(
+                    {
+                        "id_token_hint": session.id_token,
+                        "post_logout_redirect_uri": f"{web.audit_web_url}/sign-in",
+                    }
+                )
+                target = f"{endpoints['end_session_endpoint']}?{query}"
+        response = RedirectResponse(target, status_code=303)
+        _delete_cookie(response, SESSION_COOKIE)
         return response
 
     @app.get("/", response_class=HTMLResponse)
@@ -266,10 +394,26 @@ def create_app(
     return app
 
 
-def _set_cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
+def _set_cookie(
+    response: Response,
+    name: str,
+    value: str,
+    max_age: int | None = None,
+    same_site: Literal["strict", "lax"] = "strict",
+) -> None:
+    """The sign-in cookie is Lax, as it must come back with the provider's answer (a
+    top-level navigation from another site); the session cookie is Strict."""
     response.set_cookie(
-        name, value, max_age=max_age, secure=True, httponly=True, samesite="strict", path="/"
+        name, value, max_age=max_age, secure=True, httponly=True, samesite=same_site, path="/"
     )
+
+
+def _delete_cookie(response: Response, name: str) -> None:
+    response.delete_cookie(name, secure=True, httponly=True, samesite="strict", path="/")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unverified_expiry(token: str) -> int:
