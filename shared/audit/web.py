@@ -199,10 +199,9 @@ def create_app(
             # Not this browser's form: another site posting its own token to sign the user in.
             raise HTTPException(403, "sign in from this site's own sign-in page")
         token = token.strip()
-        refused = await _refusal(token)
-        if refused:
-            return RedirectResponse(f"/sign-in?{urlencode({'error': refused})}", 303)
-        principal = await asyncio.to_thread(tokens.principal, token)
+        principal = await _admitted(token)
+        if isinstance(principal, str):
+            return RedirectResponse(f"/sign-in?{urlencode({'error': principal})}", 303)
         response = RedirectResponse("/", status_code=303)
         session_id = sessions.start(principal, token, float(_unverified_expiry(token)))
         _set_cookie(response, SESSION_COOKIE, session_id)
@@ -274,11 +273,11 @@ def create_app(
             return RedirectResponse(f"/sign-in?{urlencode({'error': message})}", 303)
         granted = answer.json()
         token = str(granted.get("access_token", ""))
-        refused = await _refusal(token)
-        if refused:
-            return RedirectResponse(f"/sign-in?{urlencode({'error': refused})}", 303)
+        principal = await _admitted(token)
+        if isinstance(principal, str):
+            return RedirectResponse(f"/sign-in?{urlencode({'error': principal})}", 303)
         session_id = sessions.start(
-            await asyncio.to_thread(tokens.principal, token),
+            principal,
             token,
             float(_unverified_expiry(token)),
             str(granted.get("id_token", "")),
@@ -293,15 +292,15 @@ def create_app(
         _delete_cookie(response, SIGN_IN_COOKIE)
         return response
 
-    async def _refusal(token: str) -> str:
-        """Why this token may not sign in here, or nothing."""
+    async def _admitted(token: str) -> Principal | str:
+        """Who signs in with this token, or why they may not."""
         try:
             principal = await asyncio.to_thread(tokens.principal, token)
         except (PermissionError, ProviderUnavailableError) as refused:
             return str(refused)
         if principal.role not in ALLOWED_ROLES:
             return f"role {principal.role} may not use the audit workbench"
-        return ""
+        return principal
 
     @app.post("/sign-out")
     async def sign_out(
