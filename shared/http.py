@@ -1,19 +1,23 @@
 """What every service's HTTP API shares: readable refusals (422 invalid, 409 conflicting with
 the current state, 503 while a projection catches up) and never a stack trace."""
 
-from __future__ import annotations
-
+# No postponed annotations here: FastAPI reads the idempotency dependency's annotations, which
+# refer to the authentication dependency it is given.
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
+import orjson
 from annotated_types import Interval
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
+from shared.eventstore.store import ConcurrencyError, IdempotencyKeyReusedError
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 
@@ -44,7 +48,85 @@ async def body_within(request: Request, limit: int, advice: str) -> bytes:
     return bytes(body)
 
 
+@dataclass(frozen=True)
+class Idempotency:
+    """A command's idempotency key, scoped to its operation and caller, and the fingerprint of
+    the request it was first sent with."""
+
+    key: str
+    fingerprint: str
+
+
+KEY_DESCRIPTION = (
+    "A unique value the client generates for this request (a UUID, say), sent again unchanged "
+    "when it retries: the same key with the same request answers the first answer and changes "
+    "nothing; the same key with another request is refused (422). Scoped to the operation and "
+    "the caller."
+)
+KEY_HEADER = Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, description=KEY_DESCRIPTION
+)
+IdempotencyDependency = Callable[..., Awaitable[Idempotency | None]]
+
+
+async def request_fingerprint(request: Request) -> str:
+    """The request as its path and its body's JSON (key order ignored): what a key binds."""
+    body = await request.body()
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def idempotent(
+    caller: Callable[..., Principal], operation: str, *, required: bool
+) -> IdempotencyDependency:
+    """The ``Idempotency-Key`` header of an operation, documented in OpenAPI: required for
+    operations that move money, optional for the others (a retry without one may apply twice)."""
+
+    async def optional_key(
+        request: Request,
+        principal: Annotated[Principal, Depends(caller)],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key", min_length=1, max_length=200, description=KEY_DESCRIPTION
+            ),
+        ] = None,
+    ) -> Idempotency | None:
+        if idempotency_key is None:
+            return None
+        scoped = f"{operation}:{principal.subject}:{idempotency_key}"
+        return Idempotency(scoped, await request_fingerprint(request))
+
+    async def required_key(
+        request: Request,
+        principal: Annotated[Principal, Depends(caller)],
+        idempotency_key: Annotated[
+            str,
+            Header(
+                alias="Idempotency-Key", min_length=1, max_length=200, description=KEY_DESCRIPTION
+            ),
+        ],
+    ) -> Idempotency | None:
+        return await optional_key(request, principal, idempotency_key)
+
+    return required_key if required else optional_key
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
+        return refusal(422, str(error))
+
+    @app.exception_handler(ConcurrencyError)
+    async def overtaken(_: Request, error: ConcurrencyError) -> JSONResponse:
+        # Decided again on the new state several times and overtaken each time: nothing applied.
+        return refusal(409, f"{error}; nothing was applied, retry")
+
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
         return refusal(

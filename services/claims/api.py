@@ -12,12 +12,12 @@ from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.claims.benefits import Child
-from services.claims.domain import Approved, Claim, Pending, Rejected
+from services.claims.domain import Claim
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.claims import ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import MAX_RUPIAH, service_app
+from shared.http import MAX_RUPIAH, Idempotency, idempotent, service_app
 
 
 class ChildRequest(BaseModel):
@@ -60,9 +60,22 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
         auth,
     )
 
+    def context(principal: Principal, key: Idempotency | None) -> CommandContext:
+        return CommandContext(
+            principal.subject,
+            principal.role,
+            uuid.uuid4(),
+            idempotency_key=key.key if key else None,
+            fingerprint=key.fingerprint if key else None,
+        )
+
     @router.post("/claims", status_code=201)
     async def file(
-        body: ClaimRequest, principal: Annotated[Principal, Depends(caller)]
+        body: ClaimRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[
+            Idempotency | None, Depends(idempotent(caller, "file-claim", required=True))
+        ],
     ) -> dict[str, Any]:
         """File a claim; it is decided at once, or waits while the premiums are in arrears."""
         require_role(principal, ["claims_officer"])
@@ -82,28 +95,10 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
             ),
         )
         children = [ChildPersonal(**c.model_dump()) for c in body.children]
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
-        decision = await service.file(claim, body.claimant, children, body.documents, context)
-        result: dict[str, Any] = {"claim_id": claim.claim_id}
-        if isinstance(decision, Approved):
-            items = [
-                {"code": i.code, "amount": i.amount, "description": i.description}
-                for i in decision.items
-            ]
-            return result | {
-                "status": "approved",
-                "items": items,
-                "total": decision.total,
-                "explanation": decision.note,
-            }
-        if isinstance(decision, Rejected):
-            return result | {
-                "status": "rejected",
-                "reasons": list(decision.reasons),
-                "explanation": decision.note,
-            }
-        assert isinstance(decision, Pending)
-        return result | {"status": "pending", "explanation": decision.note}
+        handled = await service.file(
+            claim, body.claimant, children, body.documents, context(principal, key)
+        )
+        return dict(handled.response)
 
     @router.get("/claims/{claim_id}")
     async def get_claim(
@@ -133,13 +128,17 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
 
     @router.post("/claims/{claim_id}/payments", status_code=201)
     async def pay(
-        claim_id: uuid.UUID, body: PaymentRequest, principal: Annotated[Principal, Depends(caller)]
+        claim_id: uuid.UUID,
+        body: PaymentRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "pay-claim", required=True))],
     ) -> dict[str, Any]:
         """Record the payment of an approved claim (the approved total, exactly)."""
         require_role(principal, ["claims_officer"])
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
-        await service.pay(claim_id, body.payment_ref, body.paid_on, body.amount, context)
-        return {"claim_id": claim_id, "status": "paid"}
+        handled = await service.pay(
+            claim_id, body.payment_ref, body.paid_on, body.amount, context(principal, key)
+        )
+        return dict(handled.response)
 
     app.include_router(router)
     return app

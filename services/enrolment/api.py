@@ -8,7 +8,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,8 +25,9 @@ from shared.auth import AuthSettings, Principal, require_area, require_role
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.personal import Erased, open_sealed
 from shared.events.types import SealedPersonal
+from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
-from shared.http import body_within, refusal, service_app
+from shared.http import Idempotency, body_within, idempotent, refusal, service_app
 
 
 class RegisterRequest(BaseModel):
@@ -61,6 +62,16 @@ class WithdrawalRequest(BaseModel):
 
     end_date: date
     note: str | None = Field(default=None, max_length=500)
+
+
+class Appended(BaseModel):
+    stream_version: int = Field(description="The worker's stream version after it; 0: no change.")
+
+
+def appended(handled: Handled) -> Appended:
+    if handled.response is not None:
+        return Appended.model_validate(handled.response)
+    return Appended(stream_version=0)
 
 
 class Registered(BaseModel):
@@ -104,16 +115,23 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:
         return refusal(409, str(error), worker_id=str(error.worker_id))
 
-    def context(principal: Principal, key: str | None) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4(), idempotency_key=key)
+    def context(principal: Principal, key: Idempotency | None) -> CommandContext:
+        return CommandContext(
+            principal.subject,
+            principal.role,
+            uuid.uuid4(),
+            idempotency_key=key.key if key else None,
+            fingerprint=key.fingerprint if key else None,
+        )
 
     @router.post("/workers", status_code=201, response_model=Registered)
     async def register(
         body: RegisterRequest,
         principal: Annotated[Principal, Depends(caller)],
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "register", required=False))],
     ) -> Registered:
-        """Register a worker of the officer's own kelurahan (idempotent per Idempotency-Key)."""
+        """Register a worker of the officer's own kelurahan. A retry under the same
+        Idempotency-Key answers the worker first registered, with ``already_registered``."""
         require_role(principal, ["kelurahan_officer"])
         require_area(principal, body.kelurahan_code, "a registration")
         personal = WorkerPersonal(
@@ -131,9 +149,8 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
             body.kelurahan_code,
             RegistrationSource(channel="api"),
         )
-        key = f"api:{principal.subject}:{idempotency_key}" if idempotency_key else None
-        worker_id, result = await service.register(registration, context(principal, key))
-        return Registered(worker_id=worker_id, already_registered=result.duplicate)
+        worker_id, handled = await service.register(registration, context(principal, key))
+        return Registered(worker_id=worker_id, already_registered=handled.replayed)
 
     @router.post(
         "/imports",
@@ -201,7 +218,8 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         worker_id: uuid.UUID,
         body: CorrectionRequest,
         principal: Annotated[Principal, Depends(caller)],
-    ) -> dict[str, int]:
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "correct", required=False))],
+    ) -> Appended:
         """Correct a worker's details, with a reason; checked by the registration rules."""
         require_role(principal, ["kelurahan_officer"])
         row = await _worker_row(worker_id)
@@ -222,20 +240,19 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
             occupation_code=body.occupation_code,
             kelurahan_code=body.kelurahan_code,
         )
-        result = await service.execute(command, context(principal, None))
-        return {"stream_version": result.last_version if result else 0}
+        return appended(await service.execute(command, context(principal, key)))
 
     @router.post("/workers/{worker_id}/withdrawal", status_code=201)
     async def withdraw(
         worker_id: uuid.UUID,
         body: WithdrawalRequest,
         principal: Annotated[Principal, Depends(caller)],
-    ) -> dict[str, int]:
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "withdraw", required=False))],
+    ) -> Appended:
         """End a worker's coverage on a date (city administrator)."""
         require_role(principal, ["city_admin"])
         command = EndCoverage(worker_id, "withdrawn", body.end_date, service.clock())
-        result = await service.execute(command, context(principal, None))
-        return {"stream_version": result.last_version if result else 0}
+        return appended(await service.execute(command, context(principal, key)))
 
     async def _worker_row(worker_id: uuid.UUID) -> Any:
         row = await service.pool.fetchrow(

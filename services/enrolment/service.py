@@ -1,8 +1,9 @@
 """Enrolment's application service: commands in, events out, through the pure domain.
 
-It loads a worker's stream, decides with ``services.enrolment.domain``, seals personal data
-under the worker's key, and appends, keeping the NIK index (a keyed digest, never the NIK) in the
-same transaction so that one person is registered once.
+Every command goes through the platform's command handler with the worker's rules
+(``services.enrolment.domain.WorkerRules``); personal data is sealed under the worker's key
+before deciding, and the NIK index (a keyed digest, never the NIK) is kept in the append's
+transaction so that one person is registered once.
 """
 
 from __future__ import annotations
@@ -16,23 +17,16 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from services.enrolment.domain import (
-    Command,
-    CorrectDetails,
-    RegisterWorker,
-    Worker,
-    decide,
-    evolve,
-)
+from services.enrolment.domain import Command, CorrectDetails, RegisterWorker, Worker, WorkerRules
 from services.enrolment.rules import membership_number
 from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import KeyStore, seal
-from shared.events.registry import parse
 from shared.events.types import SealedPersonal
 from shared.eventstore import AppendResult, EventStore
+from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext, to_new_events
+from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 
 SERVICE = "enrolment"
@@ -86,6 +80,8 @@ class EnrolmentService:
         self.pool = pool
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
+        self.handler = CommandHandler(self.store, pool)
+        self.rules = WorkerRules(book)
         self.keys = keys
         self.book = book
         self._nik_secret = nik_secret
@@ -105,27 +101,24 @@ class EnrolmentService:
     async def load(
         self, worker_id: uuid.UUID, conn: DbConnection | None = None
     ) -> tuple[Worker, int]:
-        worker, version = Worker(), 0
-        for stored in await self.store.read_stream(stream_of(worker_id), conn):
-            _, data = parse(stored.envelope)
-            worker, version = evolve(worker, data), version + 1
-        return worker, version
+        loaded = await self.handler.load(stream_of(worker_id), self.rules, conn)
+        return loaded.state, loaded.version
 
     async def register(
         self, registration: Registration, context: CommandContext
-    ) -> tuple[uuid.UUID, AppendResult]:
-        if context.idempotency_key and (
-            first := await self.store.find_command(context.idempotency_key)
-        ):
-            return uuid.UUID(first.stream_id.removeprefix("worker-")), first
-        if existing := await self.worker_by_nik(registration.personal.nik):
-            raise DuplicateNikError(existing)
+    ) -> tuple[uuid.UUID, Handled]:
+        """Register a new person; the worker first registered under the command's key when it
+        was handled before."""
         worker_id = self._new_id()
-        async with self.pool.acquire() as conn, conn.transaction():
+        nik = registration.personal.nik
+
+        async def sealed_command(conn: DbConnection) -> RegisterWorker:
+            if existing := await self.worker_by_nik(nik, conn):
+                raise DuplicateNikError(existing)
             key_id, key = await self.keys.create(worker_id, conn)
-            command = RegisterWorker(
+            return RegisterWorker(
                 worker_id=worker_id,
-                nik=registration.personal.nik,
+                nik=nik,
                 personal=seal(registration.personal, key_id, key),
                 birth_date=registration.birth_date,
                 sex=registration.sex,
@@ -134,41 +127,55 @@ class EnrolmentService:
                 source=registration.source,
                 at=self.clock(),
             )
-            events = to_new_events(decide(command, Worker(), self.book), worker_id)
-            result = await self.store.append_within(conn, stream_of(worker_id), 0, events, context)
-            if result.duplicate:
-                return uuid.UUID(result.stream_id.removeprefix("worker-")), result
+
+        async def index(conn: DbConnection, _: AppendResult) -> None:
             indexed = await conn.fetchval(
                 f"INSERT INTO {self.schema}.nik_index VALUES ($1, $2) "
                 "ON CONFLICT (nik_digest) DO NOTHING RETURNING true",
-                self.nik_digest(registration.personal.nik),
+                self.nik_digest(nik),
                 worker_id,
             )
             if not indexed:  # registered meanwhile by a concurrent command: roll all of it back
-                existing = await self.worker_by_nik(registration.personal.nik, conn)
+                existing = await self.worker_by_nik(nik, conn)
                 raise DuplicateNikError(existing or worker_id)
-        return worker_id, result
+
+        handled = await self.handler.handle(
+            stream_of(worker_id),
+            self.rules,
+            sealed_command,
+            context,
+            worker_id=worker_id,
+            within=index,
+            respond=lambda _: {"worker_id": str(worker_id)},
+        )
+        assert handled.result is not None  # a registration always decides an event
+        return uuid.UUID(handled.result.stream_id.removeprefix("worker-")), handled
 
     async def execute(
         self, command: Command, context: CommandContext, conn: DbConnection | None = None
-    ) -> AppendResult | None:
-        """Decide and append a command about an existing worker; None if nothing happened."""
+    ) -> Handled:
+        """Decide and append a command about an existing worker (``result`` None if nothing
+        happened); inside ``conn``'s transaction when given."""
         assert not isinstance(command, RegisterWorker)
-        worker, version = await self.load(command.worker_id, conn)
-        events = to_new_events(decide(command, worker, self.book), command.worker_id)
-        if not events:
-            return None
-        stream = stream_of(command.worker_id)
-        if conn is not None:
-            return await self.store.append_within(conn, stream, version, events, context)
-        async with self.pool.acquire() as own, own.transaction():
+
+        async def reindex(conn: DbConnection, _: AppendResult) -> None:
             if isinstance(command, CorrectDetails) and command.personal is not None:
-                await own.execute(
+                await conn.execute(
                     f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
                     self.nik_digest(command.nik),
                     command.worker_id,
                 )
-            return await self.store.append_within(own, stream, version, events, context)
+
+        return await self.handler.handle(
+            stream_of(command.worker_id),
+            self.rules,
+            command,
+            context,
+            worker_id=command.worker_id,
+            within=reindex,
+            respond=lambda result: {"stream_version": result.last_version},
+            conn=conn,
+        )
 
     async def next_membership_no(self, conn: DbConnection) -> str:
         sequence = await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')")

@@ -19,7 +19,7 @@ from services.verification.service import STAGE_SQL, UnknownWorkerError, Verific
 from shared.auth import AuthSettings, Principal, Role, require_area, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
-from shared.http import FiscalYear, refusal, service_app
+from shared.http import FiscalYear, Idempotency, idempotent, refusal, service_app
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -75,39 +75,54 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
             require_area(principal, facts.kecamatan_code, "a case")
         return level
 
-    async def run(command: Verify | Reject | Designate, principal: Principal) -> Decision:
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
-        result = await service.execute(command, context)
-        return Decision(
-            worker_id=command.worker_id,
-            stream_version=result.last_version,
-            already_decided=result.duplicate,
+    async def run(
+        command: Verify | Reject | Designate, principal: Principal, key: Idempotency | None
+    ) -> Decision:
+        context = CommandContext(
+            principal.subject,
+            principal.role,
+            uuid.uuid4(),
+            idempotency_key=key.key if key else None,
+            fingerprint=key.fingerprint if key else None,
+        )
+        handled = await service.execute(command, context)
+        return Decision.model_validate(handled.response).model_copy(
+            update={"already_decided": handled.replayed}
         )
 
     @router.post("/cases/{worker_id}/verify", response_model=Decision)
     async def verify(
-        worker_id: uuid.UUID, body: VerifyRequest, principal: Annotated[Principal, Depends(caller)]
+        worker_id: uuid.UUID,
+        body: VerifyRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "verify", required=False))],
     ) -> Decision:
         """Pass the case at the caller's level (kelurahan or kecamatan officer of its area)."""
         level = await level_and_area(principal, worker_id)
         if level == "city":
             raise HTTPException(409, "the city level is a designation: POST .../designate")
-        return await run(Verify(worker_id, level, service.clock(), body.note), principal)
+        return await run(Verify(worker_id, level, service.clock(), body.note), principal, key)
 
     @router.post("/cases/{worker_id}/reject", response_model=Decision)
     async def reject(
-        worker_id: uuid.UUID, body: RejectRequest, principal: Annotated[Principal, Depends(caller)]
+        worker_id: uuid.UUID,
+        body: RejectRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "reject", required=False))],
     ) -> Decision:
         """Reject the case at the caller's level, with reason codes."""
         level = await level_and_area(principal, worker_id)
         command = Reject(worker_id, level, tuple(body.reasons), service.clock(), body.note)
-        return await run(command, principal)
+        return await run(command, principal, key)
 
     @router.post("/cases/{worker_id}/designate", response_model=Decision)
     async def designate(
         worker_id: uuid.UUID,
         body: DesignateRequest,
         principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[
+            Idempotency | None, Depends(idempotent(caller, "designate", required=False))
+        ],
     ) -> Decision:
         """Designate the worker into a cohort (city administrator), within quota and budget."""
         require_role(principal, ["city_admin"])
@@ -120,7 +135,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
             body.decree_ref,
             service.clock(),
         )
-        return await run(command, principal)
+        return await run(command, principal, key)
 
     @router.get("/cases/{worker_id}")
     async def case(

@@ -1,0 +1,159 @@
+"""The one way a command becomes events, for every service.
+
+``CommandHandler.handle`` loads the command's stream, folds the decider's ``evolve`` over it,
+asks the pure ``decide``, and appends what was decided after the version it read, together
+with the command's write-side effects and its answer, in one transaction. A command another
+writer overtook (``ConcurrencyError``) is decided again on the new state, a bounded number of
+times; a command already handled under its idempotency key returns its first answer and
+decides nothing again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+
+from shared.db import DbConnection
+from shared.decisions import Decider, Recorded
+from shared.events.registry import parse
+from shared.eventstore.store import (
+    AppendResult,
+    CommandContext,
+    ConcurrencyError,
+    EventStore,
+    to_new_events,
+)
+
+CommandT = TypeVar("CommandT")
+StateT = TypeVar("StateT")
+# Work inside the append's transaction once the events are in: the write-side tables a later
+# command decides on. It may raise to refuse (the whole command then rolls back).
+WithinAppend = Callable[[DbConnection, AppendResult], Awaitable[None]]
+# The command's answer, kept with its events so that a retry receives the same answer.
+Respond = Callable[[AppendResult], Any]
+# A command built inside the transaction, for one that needs it (a key created, a number taken).
+Prepare = Callable[[DbConnection], Awaitable[CommandT]]
+
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What a command did: ``result`` None when it decided nothing; ``response`` the answer
+    (the first one, when ``result.duplicate``)."""
+
+    result: AppendResult | None
+    response: Any = None
+
+    @property
+    def replayed(self) -> bool:
+        return self.result is not None and self.result.duplicate
+
+
+class _AlreadyHandledError(Exception):
+    """Unwinds an attempt that met its key already used (its own work rolled back)."""
+
+    def __init__(self, result: AppendResult) -> None:
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[StateT]):
+    state: StateT
+    version: int
+
+
+class CommandHandler:
+    def __init__(self, store: EventStore, pool: asyncpg.Pool, attempts: int = ATTEMPTS) -> None:
+        self.store = store
+        self.pool = pool
+        self.attempts = attempts
+
+    async def load(
+        self,
+        stream_id: str,
+        decider: Decider[CommandT, StateT],
+        conn: DbConnection | None = None,
+    ) -> Loaded[StateT]:
+        state, version = decider.initial, 0
+        for stored in await self.store.read_stream(stream_id, conn):
+            envelope, data = parse(stored.envelope)
+            state, version = (
+                decider.evolve(state, Recorded(data, envelope.recorded_at)),
+                version + 1,
+            )
+        return Loaded(state, version)
+
+    async def handle(
+        self,
+        stream_id: str,
+        decider: Decider[CommandT, StateT],
+        command: CommandT | Prepare[CommandT],
+        context: CommandContext,
+        *,
+        worker_id: uuid.UUID | None = None,
+        within: WithinAppend | None = None,
+        respond: Respond | None = None,
+        conn: DbConnection | None = None,
+    ) -> Handled:
+        """Decide ``command`` on ``stream_id`` and append; inside ``conn``'s transaction (as a
+        savepoint) when given, else in a transaction of its own."""
+        key = context.idempotency_key
+        if key is not None:
+            first = await self.store.find_command(key, context.fingerprint, conn)
+            if first is not None:
+                return Handled(first, first.response)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self._attempt(
+                    stream_id, decider, command, context, worker_id, within, respond, conn
+                )
+            except _AlreadyHandledError as handled:
+                return Handled(handled.result, handled.result.response)
+            except ConcurrencyError:
+                if attempt == self.attempts:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _attempt(
+        self,
+        stream_id: str,
+        decider: Decider[CommandT, StateT],
+        command: CommandT | Prepare[CommandT],
+        context: CommandContext,
+        worker_id: uuid.UUID | None,
+        within: WithinAppend | None,
+        respond: Respond | None,
+        conn: DbConnection | None,
+    ) -> Handled:
+        async with self._transaction(conn) as tx:
+            loaded = await self.load(stream_id, decider, tx)
+            decided = decider.decide(
+                await command(tx) if callable(command) else command, loaded.state
+            )
+            if not decided:
+                return Handled(None)
+            events = to_new_events(decided, worker_id)
+            result = await self.store.append_within(tx, stream_id, loaded.version, events, context)
+            if result.duplicate:
+                raise _AlreadyHandledError(result)
+            if within is not None:
+                await within(tx, result)
+            response = respond(result) if respond is not None else None
+            if context.idempotency_key is not None and response is not None:
+                await self.store.record_response(tx, context.idempotency_key, response)
+            return Handled(result, response)
+
+    @asynccontextmanager
+    async def _transaction(self, conn: DbConnection | None) -> AsyncIterator[DbConnection]:
+        if conn is not None:
+            async with conn.transaction():
+                yield conn
+            return
+        async with self.pool.acquire() as own, own.transaction():
+            yield own
