@@ -34,6 +34,7 @@ class Decided:
     policy_version: str | None
     schema_version: int = 1
     worker_id: UUID | None = None  # when the stream's worker is known only from its events
+    stream_id: str | None = None  # another stream the decision also writes (None: the command's)
 
 
 @dataclass(frozen=True)

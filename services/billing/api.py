@@ -15,7 +15,7 @@ from services.billing.budget import AllocateBudget
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.eventstore.store import CommandContext
-from shared.http import MAX_RUPIAH, FiscalYear, service_app
+from shared.http import MAX_RUPIAH, FiscalYear, Idempotency, idempotent, service_app
 
 
 class AllocationRequest(BaseModel):
@@ -51,30 +51,40 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
         auth,
     )
 
-    def context(principal: Principal) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4())
+    def context(principal: Principal, key: Idempotency | None) -> CommandContext:
+        return CommandContext(
+            principal.subject,
+            principal.role,
+            uuid.uuid4(),
+            idempotency_key=key.key if key else None,
+            fingerprint=key.fingerprint if key else None,
+        )
 
     @router.post("/budgets", status_code=201)
     async def allocate(
-        body: AllocationRequest, principal: Annotated[Principal, Depends(caller)]
+        body: AllocationRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[Idempotency | None, Depends(idempotent(caller, "allocate", required=True))],
     ) -> dict[str, Any]:
         """Allocate budget to a cohort for a fiscal year (city administrator)."""
         require_role(principal, ["city_admin"])
         command = AllocateBudget(
             body.fiscal_year, body.source, body.cohort, body.amount, service.clock()
         )
-        result = await service.allocate(command, context(principal))
-        return {"stream_id": result.stream_id, "stream_version": result.last_version}
+        return dict((await service.allocate(command, context(principal, key))).response)
 
     @router.post("/billing-runs", status_code=201)
     async def billing_run(
-        body: BillingRunRequest, principal: Annotated[Principal, Depends(caller)]
+        body: BillingRunRequest,
+        principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[
+            Idempotency | None, Depends(idempotent(caller, "billing-run", required=True))
+        ],
     ) -> dict[str, Any]:
         """Invoice a month: every covered worker not invoiced for it yet (a later run of the
         same month is supplementary)."""
         require_role(principal, ["billing_officer"])
-        issued = await service.run_billing(body.period, context(principal))
-        return issued.model_dump(mode="json")
+        return dict((await service.run_billing(body.period, context(principal, key))).response)
 
     @router.get("/invoices")
     async def invoices(
@@ -95,13 +105,21 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
         invoice_id: uuid.UUID,
         body: PaymentRequest,
         principal: Annotated[Principal, Depends(caller)],
+        key: Annotated[
+            Idempotency | None, Depends(idempotent(caller, "pay-invoice", required=True))
+        ],
     ) -> dict[str, Any]:
         """Record the city's payment of an invoice (exact total, unused reference)."""
         require_role(principal, ["billing_officer"])
-        months = await service.pay(
-            invoice_id, body.payment_ref, body.paid_on, body.amount, body.payer, context(principal)
+        handled = await service.pay(
+            invoice_id,
+            body.payment_ref,
+            body.paid_on,
+            body.amount,
+            body.payer,
+            context(principal, key),
         )
-        return {"invoice_id": invoice_id, "worker_months_paid": months}
+        return dict(handled.response)
 
     @router.get("/workers/{worker_id}/standing")
     async def standing(

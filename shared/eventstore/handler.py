@@ -11,15 +11,15 @@ decides nothing again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from shared.db import DbConnection
-from shared.decisions import Decider, Recorded
+from shared.decisions import Decided, Decider, Recorded
 from shared.events.registry import parse
 from shared.eventstore.store import (
     AppendResult,
@@ -138,8 +138,7 @@ class CommandHandler:
             )
             if not decided:
                 return Handled(None)
-            events = to_new_events(decided, worker_id)
-            result = await self.store.append_within(tx, stream_id, loaded.version, events, context)
+            result = await self._append(tx, stream_id, loaded.version, decided, context, worker_id)
             if result.duplicate:
                 raise _AlreadyHandledError(result)
             if within is not None:
@@ -148,6 +147,43 @@ class CommandHandler:
             if context.idempotency_key is not None and response is not None:
                 await self.store.record_response(tx, context.idempotency_key, response)
             return Handled(result, response)
+
+    async def _append(
+        self,
+        conn: DbConnection,
+        stream_id: str,
+        version: int,
+        decided: Sequence[Decided],
+        context: CommandContext,
+        worker_id: uuid.UUID | None,
+    ) -> AppendResult:
+        """The command's own stream after the version it read; the other streams its decision
+        writes (a worker's premiums, say) wherever they end. The first append claims the key;
+        the result is the first append's, with the ids of every event appended."""
+        by_stream: dict[str, list[Decided]] = {}
+        for event in decided:
+            by_stream.setdefault(event.stream_id or stream_id, []).append(event)
+        own = by_stream.pop(stream_id, None)
+        appends = ([(stream_id, version, own)] if own else []) + [
+            (other, None, events) for other, events in by_stream.items()
+        ]
+        first: AppendResult | None = None
+        event_ids: list[uuid.UUID] = []
+        for target, expected, events in appends:
+            appended = await self.store.append_within(
+                conn,
+                target,
+                expected,
+                to_new_events(events, worker_id),
+                context if first is None else replace(context, idempotency_key=None),
+            )
+            if first is None:
+                if appended.duplicate:
+                    return appended
+                first = appended
+            event_ids += appended.event_ids
+        assert first is not None  # decided is not empty
+        return replace(first, event_ids=tuple(event_ids))
 
     @asynccontextmanager
     async def _transaction(self, conn: DbConnection | None) -> AsyncIterator[DbConnection]:
