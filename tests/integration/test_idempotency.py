@@ -19,6 +19,7 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.billing import wiring as billing_wiring
+from services.enrolment import wiring as enrolment_wiring
 from shared.auth import AuthSettings
 from shared.db import service_dsn
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -27,6 +28,8 @@ from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
+KRAPYAK = "33.75.01.1004"
+SITI, ANI = "3375014507800003", "3375015203850001"
 
 
 class AnswerLostError(ConnectionError):
@@ -177,3 +180,85 @@ async def test_concurrent_commands_on_one_stream_are_decided_again(billing: Bill
     versions = sorted(a.json()["stream_version"] for a in answers if a.status_code == 201)
     assert versions == list(range(1, len(versions) + 1))
     assert await billing.events() == len(versions)
+
+
+@dataclass
+class Enrolment:
+    api: httpx.AsyncClient
+    pool: asyncpg.Pool
+
+    async def events(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM enrolment.events"))
+
+
+@pytest.fixture
+async def enrolment(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> AsyncIterator[Enrolment]:
+    kafka = await isolated(kafka_settings, separate_database, "idempotency")
+    process, _ = await enrolment_wiring.build(kafka, separate_database, AuthSettings())
+    dsn = service_dsn(
+        separate_database.database_url, "enrolment", separate_database.service_role_password
+    )
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with running(process) as api:
+            yield Enrolment(api, pool)
+    finally:
+        await pool.close()
+
+
+def person(nik: str, name: str) -> dict[str, Any]:
+    return {
+        "nik": nik,
+        "full_name": name,
+        "birth_date": "1980-07-05",
+        "sex": "F",
+        "occupation_code": "buruh_batik",
+        "kelurahan_code": KRAPYAK,
+        "address": "Jl. Krapyak 1",
+    }
+
+
+async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> None:
+    officer = bearer("kelurahan_officer", KRAPYAK)
+    key = officer | {"Idempotency-Key": "registration-1"}
+    first = await enrolment.api.post("/workers", json=person(SITI, "Siti"), headers=key)
+    assert first.status_code == 201, first.text
+    registered = await enrolment.events()
+    again = await enrolment.api.post("/workers", json=person(SITI, "Siti"), headers=key)
+    assert (again.status_code, again.json()["worker_id"]) == (201, first.json()["worker_id"])
+    assert again.json()["already_registered"] is True
+    # Another person under the same key is refused, not answered with the first worker.
+    other = await enrolment.api.post("/workers", json=person(ANI, "Ani"), headers=key)
+    assert other.status_code == 422, other.text
+    assert "already used with a different request" in other.text
+    assert await enrolment.events() == registered
+
+    worker = first.json()["worker_id"]
+    for path, body, headers, changed in (
+        (
+            f"/workers/{worker}/corrections",
+            {"reason": "typo in the name", "full_name": "Siti Aminah"},
+            officer,
+            {"reason": "typo in the name", "full_name": "Siti Aminah Dewi"},
+        ),
+        (
+            f"/workers/{worker}/withdrawal",
+            {"end_date": "2025-03-31"},
+            bearer("city_admin"),
+            {"end_date": "2025-04-30"},
+        ),
+    ):
+        keyed_headers = headers | {"Idempotency-Key": f"once-{path}"}
+        done = await enrolment.api.post(path, json=body, headers=keyed_headers)
+        if done.status_code == 409:  # a withdrawal of a worker not covered: refused, no key kept
+            continue
+        assert done.status_code == 201, done.text
+        count = await enrolment.events()
+        retry = await enrolment.api.post(path, json=body, headers=keyed_headers)
+        assert retry.json() == done.json()
+        refused = await enrolment.api.post(path, json=changed, headers=keyed_headers)
+        assert refused.status_code == 422, refused.text
+        assert "already used with a different request" in refused.text
+        assert await enrolment.events() == count
