@@ -19,11 +19,11 @@ from services.billing.invoicing import (
     decide_invoice,
     month_bounds,
 )
+from services.billing.write_side import Invoices
 from shared.db import DbConnection
 from shared.events.types import Premium
 from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.handler import CommandHandler, Handled
-from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 from shared.policy.membership import Standing, standing_on
@@ -32,38 +32,6 @@ from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
 SERVICE = "billing"
-
-WRITE_MODEL = (
-    Migration(
-        "invoices",
-        """
-        CREATE TABLE {schema}.invoices (
-            invoice_id    uuid PRIMARY KEY,
-            period        text NOT NULL,
-            supplementary boolean NOT NULL,
-            total         bigint NOT NULL,
-            lines         integer NOT NULL,
-            issued_at     timestamptz NOT NULL,
-            paid_on       date,
-            payment_ref   text UNIQUE
-        );
-        -- One line per worker and month, ever: a second run cannot invoice a month twice.
-        CREATE TABLE {schema}.invoice_lines (
-            invoice_id  uuid NOT NULL REFERENCES {schema}.invoices,
-            worker_id   uuid NOT NULL,
-            period      text NOT NULL,
-            coverage_id uuid NOT NULL,
-            cohort      text NOT NULL,
-            fiscal_year integer NOT NULL,
-            total       integer NOT NULL,
-            jkk         integer NOT NULL,
-            jkm         integer NOT NULL,
-            UNIQUE (worker_id, period)
-        );
-        CREATE INDEX ON {schema}.invoice_lines (invoice_id);
-        """,
-    ),
-)
 
 
 class BillingService:
@@ -84,7 +52,7 @@ class BillingService:
         self.book = book
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self.handler = CommandHandler(self.store, pool)
+        self.handler = CommandHandler(self.store, pool, (Invoices(),))
         self.budgets = BudgetRules(book)
         self.invoices = InvoiceRules()
 
@@ -142,40 +110,6 @@ class BillingService:
             runs[:] = [RunBilling(invoice_id, period, lines, supplementary, self.clock(), policy)]
             return runs[0]
 
-        async def record(conn: DbConnection, _: AppendResult) -> None:
-            run = runs[0]
-            invoiced, issued = decide_invoice(
-                invoice_id, period, list(run.lines), run.supplementary
-            )
-            await conn.execute(
-                f"INSERT INTO {self.schema}.invoices (invoice_id, period, supplementary, total, "
-                "lines, issued_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                invoice_id,
-                period,
-                run.supplementary,
-                issued.total,
-                issued.lines,
-                run.at,
-            )
-            await conn.executemany(
-                f"INSERT INTO {self.schema}.invoice_lines "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                [
-                    (
-                        invoice_id,
-                        line.worker_id,
-                        period,
-                        line.coverage_id,
-                        line.cohort,
-                        line.fiscal_year,
-                        line.amount.total,
-                        line.amount.jkk,
-                        line.amount.jkm,
-                    )
-                    for line in invoiced
-                ],
-            )
-
         def issued(_: AppendResult) -> object:
             run = runs[0]
             invoice = decide_invoice(invoice_id, period, list(run.lines), run.supplementary)[1]
@@ -186,7 +120,6 @@ class BillingService:
             self.invoices,
             with_lines,
             context,
-            within=record,
             respond=issued,
         )
 
@@ -228,21 +161,11 @@ class BillingService:
                 invoice_id, payment_ref, paid_on, amount, payer, at, lines, already_paid, bool(used)
             )
 
-        async def settle(conn: DbConnection, _: AppendResult) -> None:
-            await conn.execute(
-                f"UPDATE {self.schema}.invoices SET paid_on = $2, payment_ref = $3 "
-                "WHERE invoice_id = $1",
-                invoice_id,
-                paid_on,
-                payment_ref,
-            )
-
         return await self.handler.handle(
             f"invoice-{invoice_id}",
             self.invoices,
             with_invoice,
             context,
-            within=settle,
             respond=lambda result: {
                 "invoice_id": str(invoice_id),
                 "worker_months_paid": len(result.event_ids),

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
-from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
     Claim,
@@ -32,13 +29,13 @@ from services.claims.domain import (
     decide_claim,
     malformed,
 )
+from services.claims.write_side import ClaimRegistry, claim_from_json
 from shared.db import DbConnection
 from shared.decisions import RefusedError
 from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
 from shared.events.personal import KeyStore, seal
-from shared.eventstore import AppendResult, EventStore
+from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
-from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 from shared.policy.membership import standing_on
@@ -47,47 +44,6 @@ from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
 SERVICE = "claims"
-
-WRITE_MODEL = (
-    Migration(
-        "worker_claims",
-        """
-        -- Every claim with what deciding it again needs (no personal data), and its outcome.
-        CREATE TABLE {schema}.worker_claims (
-            claim_id   uuid PRIMARY KEY,
-            worker_id  uuid NOT NULL,
-            claim      jsonb NOT NULL,
-            status     text NOT NULL,     -- pending, approved, rejected, paid
-            total      bigint,
-            death_date date,
-            benefit    text NOT NULL
-        );
-        CREATE INDEX ON {schema}.worker_claims (worker_id, status);
-        """,
-    ),
-)
-
-
-def claim_to_json(claim: Claim) -> str:
-    return orjson.dumps(asdict(claim), default=str).decode()
-
-
-def claim_from_json(raw: str) -> Claim:
-    data: dict[str, Any] = orjson.loads(raw)
-    children = tuple(
-        Child(c["ref"], date.fromisoformat(c["birth_date"]), c["school_level"])
-        for c in data.pop("children")
-    )
-    return Claim(
-        **{
-            **data,
-            "claim_id": uuid.UUID(data["claim_id"]),
-            "worker_id": uuid.UUID(data["worker_id"]),
-            "incident_date": date.fromisoformat(data["incident_date"]),
-            "filed_on": date.fromisoformat(data["filed_on"]),
-            "children": children,
-        }
-    )
 
 
 class ClaimsService:
@@ -107,7 +63,8 @@ class ClaimsService:
         self.clock = clock
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self.handler = CommandHandler(self.store, pool)
+        self.inline = (ClaimRegistry(keys),)
+        self.handler = CommandHandler(self.store, pool, self.inline)
         self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
 
@@ -183,26 +140,12 @@ class ClaimsService:
             decided[:] = [decide_claim(claim, facts, self.book)]
             return FileClaim(claim, filed, facts, self.clock())
 
-        async def register(conn: DbConnection, _: AppendResult) -> None:
-            decision = decided[0]
-            await conn.execute(
-                f"INSERT INTO {self.schema}.worker_claims VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                claim.claim_id,
-                claim.worker_id,
-                claim_to_json(claim),
-                _status(decision),
-                decision.total if isinstance(decision, Approved) else None,
-                decision.death_date if isinstance(decision, Approved) else None,
-                claim.benefit,
-            )
-
         return await self.handler.handle(
             stream_of(claim.claim_id),
             self.rules,
             with_facts,
             context,
             worker_id=claim.worker_id,
-            within=register,
             respond=lambda _: claim_answer(claim.claim_id, decided[0]),
         )
 
@@ -222,14 +165,6 @@ class ClaimsService:
             if isinstance(decision, Pending):
                 continue
 
-            async def record(
-                conn: DbConnection,
-                _: AppendResult,
-                claim_id: uuid.UUID = claim.claim_id,
-                decision: Decision = decision,
-            ) -> None:
-                await self._record_status(conn, claim_id, decision)
-
             context = CommandContext("system", "system", uuid.uuid4())
             command = Reconsider(claim, facts, self.clock())
             await self.handler.handle(
@@ -238,7 +173,6 @@ class ClaimsService:
                 command,
                 context,
                 worker_id=claim.worker_id,
-                within=record,
                 conn=conn,
             )
             decisions.append(decision)
@@ -254,32 +188,13 @@ class ClaimsService:
     ) -> Handled:
         """Record the payment of an approved claim, decided on the claim's own stream."""
 
-        async def record(conn: DbConnection, _: AppendResult) -> None:
-            await conn.execute(
-                f"UPDATE {self.schema}.worker_claims SET status = 'paid' WHERE claim_id = $1",
-                claim_id,
-            )
-
         command = PayClaim(claim_id, payment_ref, paid_on, amount, self.clock())
         return await self.handler.handle(
             stream_of(claim_id),
             self.rules,
             command,
             context,
-            within=record,
             respond=lambda _: {"claim_id": str(claim_id), "status": "paid"},
-        )
-
-    async def _record_status(
-        self, conn: DbConnection, claim_id: uuid.UUID, decision: Decision
-    ) -> None:
-        await conn.execute(
-            f"UPDATE {self.schema}.worker_claims SET status = $2, total = $3, death_date = $4 "
-            "WHERE claim_id = $1",
-            claim_id,
-            _status(decision),
-            decision.total if isinstance(decision, Approved) else None,
-            decision.death_date if isinstance(decision, Approved) else None,
         )
 
 
@@ -308,9 +223,3 @@ def claim_answer(claim_id: uuid.UUID, decision: Decision) -> dict[str, Any]:
             "explanation": decision.note,
         }
     return answer | {"status": "pending", "explanation": decision.note}
-
-
-def _status(decision: Decision) -> str:
-    if isinstance(decision, Approved):
-        return "approved"
-    return "rejected" if isinstance(decision, Rejected) else "pending"

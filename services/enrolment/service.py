@@ -2,14 +2,12 @@
 
 Every command goes through the platform's command handler with the worker's rules
 (``services.enrolment.domain.WorkerRules``); personal data is sealed under the worker's key
-before deciding, and the NIK index (a keyed digest, never the NIK) is kept in the append's
+before deciding, and the NIK index (``services.enrolment.write_side``) is kept in the append's
 transaction so that one person is registered once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,33 +15,19 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from services.enrolment.domain import Command, CorrectDetails, RegisterWorker, Worker, WorkerRules
+from services.enrolment.domain import Command, RegisterWorker, Worker, WorkerRules
 from services.enrolment.rules import membership_number
+from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import KeyStore, seal
 from shared.events.types import SealedPersonal
-from shared.eventstore import AppendResult, EventStore
+from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
-from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 
 SERVICE = "enrolment"
-
-WRITE_MODEL = (
-    Migration(
-        "nik_index",
-        """
-        -- One person, one registration: a keyed digest of the NIK, never the NIK itself.
-        CREATE TABLE {schema}.nik_index (
-            nik_digest bytea PRIMARY KEY,
-            worker_id  uuid NOT NULL UNIQUE
-        );
-        CREATE SEQUENCE {schema}.membership_seq;
-        """,
-    ),
-)
 
 
 class DuplicateNikError(Exception):
@@ -80,7 +64,8 @@ class EnrolmentService:
         self.pool = pool
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self.handler = CommandHandler(self.store, pool)
+        self.inline = (NikIndex(keys, nik_secret, schema),)
+        self.handler = CommandHandler(self.store, pool, self.inline)
         self.rules = WorkerRules(book)
         self.keys = keys
         self.book = book
@@ -89,7 +74,7 @@ class EnrolmentService:
         self._new_id = new_id
 
     def nik_digest(self, nik: str) -> bytes:
-        return hmac.new(self._nik_secret, nik.encode(), hashlib.sha256).digest()
+        return nik_digest(self._nik_secret, nik)
 
     async def worker_by_nik(self, nik: str, conn: DbConnection | None = None) -> uuid.UUID | None:
         found = await (conn or self.pool).fetchval(
@@ -128,26 +113,18 @@ class EnrolmentService:
                 at=self.clock(),
             )
 
-        async def index(conn: DbConnection, _: AppendResult) -> None:
-            indexed = await conn.fetchval(
-                f"INSERT INTO {self.schema}.nik_index VALUES ($1, $2) "
-                "ON CONFLICT (nik_digest) DO NOTHING RETURNING true",
-                self.nik_digest(nik),
-                worker_id,
+        try:
+            handled = await self.handler.handle(
+                stream_of(worker_id),
+                self.rules,
+                sealed_command,
+                context,
+                worker_id=worker_id,
+                respond=lambda _: {"worker_id": str(worker_id)},
             )
-            if not indexed:  # registered meanwhile by a concurrent command: roll all of it back
-                existing = await self.worker_by_nik(nik, conn)
-                raise DuplicateNikError(existing or worker_id)
-
-        handled = await self.handler.handle(
-            stream_of(worker_id),
-            self.rules,
-            sealed_command,
-            context,
-            worker_id=worker_id,
-            within=index,
-            respond=lambda _: {"worker_id": str(worker_id)},
-        )
+        except asyncpg.UniqueViolationError:
+            # Registered meanwhile by a concurrent command: the NIK index refused this one.
+            raise DuplicateNikError(await self.worker_by_nik(nik) or worker_id) from None
         assert handled.result is not None  # a registration always decides an event
         return uuid.UUID(handled.result.stream_id.removeprefix("worker-")), handled
 
@@ -157,22 +134,12 @@ class EnrolmentService:
         """Decide and append a command about an existing worker (``result`` None if nothing
         happened); inside ``conn``'s transaction when given."""
         assert not isinstance(command, RegisterWorker)
-
-        async def reindex(conn: DbConnection, _: AppendResult) -> None:
-            if isinstance(command, CorrectDetails) and command.personal is not None:
-                await conn.execute(
-                    f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
-                    self.nik_digest(command.nik),
-                    command.worker_id,
-                )
-
         return await self.handler.handle(
             stream_of(command.worker_id),
             self.rules,
             command,
             context,
             worker_id=command.worker_id,
-            within=reindex,
             respond=lambda result: {"stream_version": result.last_version},
             conn=conn,
         )

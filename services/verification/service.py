@@ -17,12 +17,11 @@ from services.verification.domain import (
     Command,
     Designate,
     Facts,
-    designation_cost,
 )
+from services.verification.write_side import DesignationCounts
 from shared.db import DbConnection
-from shared.eventstore import AppendResult, EventStore
+from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
-from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
@@ -30,22 +29,6 @@ from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
 SERVICE = "verification"
-
-WRITE_MODEL = (
-    Migration(
-        "designation_counts",
-        """
-        -- Designations per cohort and year, locked by each designation: quota and budget hold.
-        CREATE TABLE {schema}.designation_counts (
-            fiscal_year integer NOT NULL,
-            cohort      text NOT NULL,
-            designated  integer NOT NULL DEFAULT 0,
-            committed   bigint NOT NULL DEFAULT 0,
-            PRIMARY KEY (fiscal_year, cohort)
-        );
-        """,
-    ),
-)
 
 STAGE_SQL = """
     CASE
@@ -82,7 +65,8 @@ class VerificationService:
         self.book = book
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self.handler = CommandHandler(self.store, pool)
+        self.inline = (DesignationCounts(book),)
+        self.handler = CommandHandler(self.store, pool, self.inline)
         self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, worker_id: uuid.UUID) -> Facts:
@@ -120,23 +104,12 @@ class VerificationService:
                 return replace(command, standing=await self._standing(conn, command))
             return command
 
-        async def count(conn: DbConnection, _: AppendResult) -> None:
-            if isinstance(command, Designate):
-                await conn.execute(
-                    f"UPDATE {self.schema}.designation_counts SET designated = designated + 1, "
-                    "committed = committed + $3 WHERE fiscal_year = $1 AND cohort = $2",
-                    command.fiscal_year,
-                    command.cohort,
-                    designation_cost(command.cover_months, self.book, command.coverage_start),
-                )
-
         return await self.handler.handle(
             stream_of(command.worker_id),
             rules,
             with_standing,
             context,
             worker_id=command.worker_id,
-            within=count,
             respond=lambda result: {
                 "worker_id": str(command.worker_id),
                 "stream_version": result.last_version,

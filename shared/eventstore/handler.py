@@ -2,7 +2,8 @@
 
 ``CommandHandler.handle`` loads the command's stream, folds the decider's ``evolve`` over it,
 asks the pure ``decide``, and appends what was decided after the version it read, together
-with the command's write-side effects and its answer, in one transaction. A command another
+with the inline projections of what it appended (the write-side tables) and its answer, in
+one transaction. A command another
 writer overtook (``ConcurrencyError``) is decided again on the new state, a bounded number of
 times; a command already handled under its idempotency key returns its first answer and
 decides nothing again.
@@ -21,6 +22,7 @@ import asyncpg
 from shared.db import DbConnection
 from shared.decisions import Decided, Decider, Recorded
 from shared.events.registry import parse
+from shared.eventstore.inline import Appended, InlineProjection, apply_inline
 from shared.eventstore.store import (
     AppendResult,
     CommandContext,
@@ -31,9 +33,6 @@ from shared.eventstore.store import (
 
 CommandT = TypeVar("CommandT")
 StateT = TypeVar("StateT")
-# Work inside the append's transaction once the events are in: the write-side tables a later
-# command decides on. It may raise to refuse (the whole command then rolls back).
-WithinAppend = Callable[[DbConnection, AppendResult], Awaitable[None]]
 # The command's answer, kept with its events so that a retry receives the same answer.
 Respond = Callable[[AppendResult], Any]
 # A command built inside the transaction, for one that needs it (a key created, a number taken).
@@ -69,9 +68,16 @@ class Loaded(Generic[StateT]):
 
 
 class CommandHandler:
-    def __init__(self, store: EventStore, pool: asyncpg.Pool, attempts: int = ATTEMPTS) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        pool: asyncpg.Pool,
+        inline: Sequence[InlineProjection] = (),
+        attempts: int = ATTEMPTS,
+    ) -> None:
         self.store = store
         self.pool = pool
+        self.inline = inline
         self.attempts = attempts
 
     async def load(
@@ -97,7 +103,6 @@ class CommandHandler:
         context: CommandContext,
         *,
         worker_id: uuid.UUID | None = None,
-        within: WithinAppend | None = None,
         respond: Respond | None = None,
         conn: DbConnection | None = None,
     ) -> Handled:
@@ -111,7 +116,7 @@ class CommandHandler:
         for attempt in range(1, self.attempts + 1):
             try:
                 return await self._attempt(
-                    stream_id, decider, command, context, worker_id, within, respond, conn
+                    stream_id, decider, command, context, worker_id, respond, conn
                 )
             except _AlreadyHandledError as handled:
                 return Handled(handled.result, handled.result.response)
@@ -127,7 +132,6 @@ class CommandHandler:
         command: CommandT | Prepare[CommandT],
         context: CommandContext,
         worker_id: uuid.UUID | None,
-        within: WithinAppend | None,
         respond: Respond | None,
         conn: DbConnection | None,
     ) -> Handled:
@@ -141,8 +145,6 @@ class CommandHandler:
             result = await self._append(tx, stream_id, loaded.version, decided, context, worker_id)
             if result.duplicate:
                 raise _AlreadyHandledError(result)
-            if within is not None:
-                await within(tx, result)
             response = respond(result) if respond is not None else None
             if context.idempotency_key is not None and response is not None:
                 await self.store.record_response(tx, context.idempotency_key, response)
@@ -182,6 +184,8 @@ class CommandHandler:
                     return appended
                 first = appended
             event_ids += appended.event_ids
+            appended_events = [Appended.of(envelope) for envelope in appended.envelopes]
+            await apply_inline(conn, self.store.schema, self.inline, appended_events)
         assert first is not None  # decided is not empty
         return replace(first, event_ids=tuple(event_ids))
 

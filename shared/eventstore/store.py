@@ -83,6 +83,7 @@ class AppendResult:
     event_ids: tuple[uuid.UUID, ...]
     duplicate: bool = False  # True when the command had been handled before: nothing appended
     response: Any = None  # the answer given the first time, recorded with its events
+    envelopes: tuple[dict[str, Any], ...] = field(default=(), repr=False)  # as appended now
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ class EventStore:
         self._producer = producer
         self._clock = clock
         self._new_id = new_id
+
+    @property
+    def schema(self) -> str:
+        return self._schema
 
     @property
     def notify_channel(self) -> str:
@@ -205,7 +210,7 @@ class EventStore:
         await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
         for event in events:
             EVENTS_APPENDED.labels(self._producer, event.event_type).inc()
-        return AppendResult(stream_id, actual + 1, last_version, event_ids)
+        return AppendResult(stream_id, actual + 1, last_version, event_ids, envelopes=tuple(rows))
 
     async def _claim_command(
         self, conn: DbConnection, context: CommandContext, stream_id: str
