@@ -1,18 +1,24 @@
-"""What every service's HTTP API shares: readable refusals (422 invalid, 409 conflicting with
-the current state, 503 while a projection catches up) and never a stack trace."""
+"""What every service's HTTP API shares: the caller's authentication, idempotency keys, and
+one shape for every refusal (RFC 9457 ``application/problem+json``: 422 invalid, 409
+conflicting with the current state, 503 while a projection catches up, with the field problems
+named), never a stack trace."""
 
-# No postponed annotations here: FastAPI reads the idempotency dependency's annotations, which
-# refer to the authentication dependency it is given.
+# No postponed annotations here: FastAPI reads the annotations of the dependencies made inside
+# ``idempotent``.
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from http import HTTPStatus
+from typing import Annotated, Any
 
 import orjson
 from annotated_types import Interval
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.db import CONNECTION_LOST
@@ -29,8 +35,49 @@ FiscalYear = Annotated[int, Interval(ge=2022, le=2100)]
 MAX_RUPIAH = 10**15
 
 
-def refusal(status: int, detail: str, **extra: object) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail, **extra})
+PROBLEM_JSON = "application/problem+json"
+
+
+# A refusal as RFC 9457 describes it, with every field problem when there are any.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "default": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, description in (
+        (401, "No or invalid token."),
+        (403, "The caller's role or area may not do this."),
+        (404, "No such resource."),
+        (409, "Conflicts with the current state (or overtaken by another command): retry."),
+        (422, "Invalid: every problem named (or an Idempotency-Key reused for another request)."),
+        (503, "A projection is catching up or the database is away: nothing applied, retry."),
+    )
+}
+
+
+def refusal(
+    status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    return JSONResponse(
+        {**body, "detail": detail, **extra}, status, headers, media_type=PROBLEM_JSON
+    )
 
 
 async def body_within(request: Request, limit: int, advice: str) -> bytes:
@@ -81,9 +128,7 @@ async def request_fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
-def idempotent(
-    caller: Callable[..., Principal], operation: str, *, required: bool
-) -> IdempotencyDependency:
+def idempotent(operation: str, *, required: bool) -> IdempotencyDependency:
     """The ``Idempotency-Key`` header of an operation, documented in OpenAPI: required for
     operations that move money, optional for the others (a retry without one may apply twice)."""
 
@@ -142,14 +187,28 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProjectionBehindError)
     async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
         # The decision would read data not yet caught up: nothing was decided; try again.
-        return JSONResponse({"detail": f"{error}; retry shortly"}, 503, {"Retry-After": "2"})
+        return refusal(503, f"{error}; retry shortly", {"Retry-After": "2"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return refusal(error.status_code, str(error.detail), error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        # Where and what, never the input itself.
+        problems = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in error.errors()
+        ]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return refusal(422, detail, problems=problems)
 
     async def database_away(request: Request, error: Exception) -> JSONResponse:
         # A restart or failover under the request: its transaction was rolled back.
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
-        return JSONResponse(
-            {"detail": "the database is unavailable; the request was not applied, retry shortly"},
+        return refusal(
             503,
+            "the database is unavailable; the request was not applied, retry shortly",
             {"Retry-After": "1"},
         )
 
@@ -163,12 +222,31 @@ def install_error_handlers(app: FastAPI) -> None:
         return refusal(500, "internal error; the request was not applied")
 
 
+_bearer = HTTPBearer(auto_error=False)
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller, by the app's authentication settings."""
+    authenticate: Callable[..., Principal] = request.app.state.authenticate
+    return authenticate(credentials)
+
+
+def service_router() -> APIRouter:
+    """A service's routes: every one needs a token and answers refusals as problems."""
+    return APIRouter(responses=PROBLEM_RESPONSES)
+
+
 def service_app(
-    title: str, description: str, auth: AuthSettings
-) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
-    """A service's FastAPI app with the shared error responses, a router documented as
-    needing a token, and the dependency that authenticates the caller."""
+    title: str, description: str, auth: AuthSettings, router: APIRouter, service: object
+) -> FastAPI:
+    """A service's FastAPI app: its routes, the shared error responses, the domain service
+    its routes depend on (``app.state.service``) and how callers are authenticated."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
-    router = APIRouter(responses={401: {"description": "no or invalid token"}})
-    return app, router, authenticated(auth)
+    app.state.authenticate = authenticated(auth)
+    app.state.service = service
+    app.include_router(router)
+    return app

@@ -26,7 +26,6 @@ from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
-from shared.policy.membership import Standing, standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
@@ -171,71 +170,3 @@ class BillingService:
                 "worker_months_paid": len(result.event_ids),
             },
         )
-
-    async def standing(self, worker_id: uuid.UUID, on: date) -> Standing:
-        covered = await self.pool.fetch(
-            f"SELECT start_date, coalesce(ended_on, end_date) AS last FROM {self.schema}.coverages "
-            "WHERE worker_id = $1",
-            worker_id,
-        )
-        paid = await self.pool.fetch(
-            f"SELECT period FROM {self.schema}.premiums "
-            "WHERE worker_id = $1 AND paid_on IS NOT NULL",
-            worker_id,
-        )
-        grace = self.book.in_force(on).grace_months
-        return standing_on(
-            on, [(r["start_date"], r["last"]) for r in covered], [r["period"] for r in paid], grace
-        )
-
-    async def budget_report(self, fiscal_year: int) -> list[dict[str, object]]:
-        """Per cohort: allocated, committed (covered worker-months x premium), invoiced, paid,
-        and what remains of the allocation after the commitments."""
-        # A report reflects every event already on the topics, not a lagging projection.
-        for projection, source in (
-            ("allocations", "billing"),
-            ("premiums", "billing"),
-            ("coverages", "enrolment"),
-        ):
-            await wait_until_caught_up(
-                self.pool, self.schema, projection, self.kafka, [source], watcher=self.offsets
-            )
-        rows = await self.pool.fetch(
-            f"""
-            WITH allocated AS (
-                SELECT cohort, sum(allocated) AS allocated FROM {self.schema}.allocations
-                WHERE fiscal_year = $1 GROUP BY cohort
-            ), committed AS (
-                SELECT cohort, sum(monthly_premium * (
-                    (extract(year FROM coalesce(ended_on, end_date)) * 12
-                     + extract(month FROM coalesce(ended_on, end_date)))
-                    - (extract(year FROM start_date) * 12 + extract(month FROM start_date)) + 1
-                ))::bigint AS committed
-                FROM {self.schema}.coverages WHERE fiscal_year = $1 GROUP BY cohort
-            )
-            , premiums AS (
-                SELECT cohort, sum(amount)::bigint AS invoiced,
-                       (sum(amount) FILTER (WHERE paid_on IS NOT NULL))::bigint AS paid
-                FROM {self.schema}.premiums WHERE fiscal_year = $1 GROUP BY cohort
-            )
-            SELECT cohort, coalesce(a.allocated, 0)::bigint AS allocated,
-                   coalesce(c.committed, 0)::bigint AS committed,
-                   coalesce(p.invoiced, 0)::bigint AS invoiced,
-                   coalesce(p.paid, 0)::bigint AS paid
-            FROM allocated a FULL JOIN committed c USING (cohort)
-            FULL JOIN premiums p USING (cohort) ORDER BY cohort
-            """,
-            fiscal_year,
-        )
-        return [
-            {
-                "cohort": r["cohort"],
-                "allocated": r["allocated"],
-                "committed": r["committed"],
-                "invoiced": r["invoiced"],
-                "paid": r["paid"],
-                "remaining": r["allocated"] - r["committed"],
-                "over_committed": r["committed"] > r["allocated"],
-            }
-            for r in rows
-        ]

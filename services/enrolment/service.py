@@ -15,17 +15,19 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from services.enrolment.domain import Command, RegisterWorker, Worker, WorkerRules
+from services.enrolment.domain import Command, CorrectDetails, RegisterWorker, Worker, WorkerRules
 from services.enrolment.rules import membership_number
 from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
+from shared.decisions import RefusedError
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import KeyStore, seal
+from shared.events.personal import KeyStore, open_sealed, seal
 from shared.events.types import SealedPersonal
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
+from shared.policy.eligibility import Problem
 
 SERVICE = "enrolment"
 
@@ -48,6 +50,21 @@ class Registration:
     occupation_code: str
     kelurahan_code: str
     source: RegistrationSource
+
+
+class UnknownWorkerError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Correction:
+    worker_id: uuid.UUID
+    reason: str
+    personal: dict[str, str]  # the personal fields changed (nik, full_name, address)
+    birth_date: date | None = None
+    sex: str | None = None
+    occupation_code: str | None = None
+    kelurahan_code: str | None = None
 
 
 class EnrolmentService:
@@ -143,6 +160,36 @@ class EnrolmentService:
             respond=lambda result: {"stream_version": result.last_version},
             conn=conn,
         )
+
+    async def correct(self, correction: Correction, context: CommandContext) -> Handled:
+        """Correct a worker's details: changed personal data sealed again under their key."""
+        sealed = await self.pool.fetchval(
+            f"SELECT personal FROM {self.schema}.workers WHERE worker_id = $1",
+            correction.worker_id,
+        )
+        if sealed is None:
+            raise UnknownWorkerError(f"no worker {correction.worker_id}")
+        sealed_personal = SealedPersonal.model_validate_json(sealed)
+        current = open_sealed(
+            sealed_personal, await self.keys.get(sealed_personal.key_id), WorkerPersonal
+        )
+        if not isinstance(current, WorkerPersonal):
+            raise RefusedError(
+                [Problem("worker_id", "this worker's personal data was erased")], True
+            )
+        personal = current.model_copy(update=correction.personal) if correction.personal else None
+        command = CorrectDetails(
+            worker_id=correction.worker_id,
+            reason=correction.reason,
+            nik=(personal or current).nik,
+            at=self.clock(),
+            personal=await self.seal_for(correction.worker_id, personal) if personal else None,
+            birth_date=correction.birth_date,
+            sex=correction.sex,
+            occupation_code=correction.occupation_code,
+            kelurahan_code=correction.kelurahan_code,
+        )
+        return await self.execute(command, context)
 
     async def next_membership_no(self, conn: DbConnection) -> str:
         sequence = await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')")
