@@ -66,21 +66,20 @@ async def apply_inline(
 async def replay_inline(
     conn: DbConnection, schema: str, projections: Sequence[InlineProjection], batch: int = 2000
 ) -> int:
-    """Rebuild the inline projections from every event in the store, in the order appended.
-    Returns the number of events read."""
-    read, after = 0, 0
-    while True:
-        rows = await conn.fetch(
-            f"SELECT position, body FROM {schema}.events WHERE position > $1 "
-            "ORDER BY position LIMIT $2",
-            after,
-            batch,
-        )
-        if not rows:
-            break
-        events = [Appended.of(orjson.loads(row["body"])) for row in rows]
-        await apply_inline(conn, schema, projections, events)
-        read, after = read + len(rows), rows[-1]["position"]
+    """Rebuild the inline projections from every event in the store, inside the caller's
+    transaction. Returns the number of events read.
+
+    In the order the events were recorded, not by position: a restored store holds them in the
+    order its topic was read, partition by partition, where an invoice's payment (keyed by the
+    worker) can come before the invoice (keyed by its stream)."""
+    read, events = 0, []
+    query = f"SELECT body FROM {schema}.events ORDER BY recorded_at, stream_id, stream_version"
+    async for row in conn.cursor(query, prefetch=batch):
+        events.append(Appended.of(orjson.loads(row["body"])))
+        if len(events) == batch:
+            await apply_inline(conn, schema, projections, events)
+            read, events = read + len(events), []
+    await apply_inline(conn, schema, projections, events)
     for projection in projections:
         await projection.restored(conn)
-    return read
+    return read + len(events)
