@@ -128,12 +128,15 @@ def stack_logs(
 
 @app.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run_tests(ctx: typer.Context) -> None:
-    """Lint, type-check, and run the whole test suite on a real Kafka and PostgreSQL."""
+    """Lint, type-check, check the import contracts, and run the whole test suite on a real
+    Kafka and PostgreSQL."""
     python = sys.executable
     steps = [
         ("ruff", [python, "-m", "ruff", "check", "."]),
         ("ruff format", [python, "-m", "ruff", "format", "--check", "."]),
         ("mypy", [python, "-m", "mypy"]),
+        # The import contracts in pyproject.toml: layers, independent services, pure domains.
+        ("lint-imports", [str(Path(python).with_name("lint-imports"))]),
         ("pytest", [python, "-m", "pytest", *ctx.args]),
     ]
     for name, argv in steps:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ class DemoSize:
     per_kelurahan: int = 105
     regular: int = 1000
     incidental: int = 1700
+
+
+def retry_key() -> dict[str, str]:
+    """A fresh Idempotency-Key: a request sent again under it changes nothing."""
+    return {"Idempotency-Key": str(uuid.uuid4())}
 
 
 IDENTITY = LocalProvider(prefix="demo")
@@ -95,7 +101,9 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
                 "cohort": "regular",
                 "amount": VETERANS * 12 * premium,
             }
-            (await billing.post("/budgets", json=body, headers=city)).raise_for_status()
+            (
+                await billing.post("/budgets", json=body, headers={**city, **retry_key()})
+            ).raise_for_status()
         for cohort, source, amount in (
             ("regular", "APBD", size.regular * 12 * premium),
             ("incidental", "APBD", size.incidental * premium * 2),
@@ -109,7 +117,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
                     "cohort": cohort,
                     "amount": amount,
                 },
-                headers=city,
+                headers={**city, **retry_key()},
             )
             response.raise_for_status()
         console.print("budget allocated (APBD and APBD-P)")
@@ -287,8 +295,9 @@ async def billing_and_claims(
     officer = headers("billing_officer")
     invoices: dict[str, list[dict[str, Any]]] = {}
     for period in PERIODS:
+        run_key = {**officer, **retry_key()}  # one key for the run, however often it is retried
         for _ in range(20):  # 503 while billing's projections catch up; 422: nothing to bill
-            response = await billing.post("/billing-runs", json={"period": period}, headers=officer)
+            response = await billing.post("/billing-runs", json={"period": period}, headers=run_key)
             if response.status_code != 503:
                 break
             await asyncio.sleep(0.5)
@@ -304,7 +313,9 @@ async def billing_and_claims(
             }
             (
                 await billing.post(
-                    f"/invoices/{invoice['invoice_id']}/payments", json=body, headers=officer
+                    f"/invoices/{invoice['invoice_id']}/payments",
+                    json=body,
+                    headers={**officer, **retry_key()},
                 )
             ).raise_for_status()
 
@@ -326,8 +337,9 @@ async def billing_and_claims(
             "claimant": heir,
             "documents": ["akta kematian", "kartu keluarga"],
         } | claim
+        claim_key = {**clerk, **retry_key()}
         for _ in range(20):
-            response = await claims.post("/claims", json=body, headers=clerk)
+            response = await claims.post("/claims", json=body, headers=claim_key)
             if response.status_code != 503:
                 break
             await asyncio.sleep(0.5)
@@ -381,7 +393,9 @@ async def billing_and_claims(
                 "amount": current["total"],
             }
             (
-                await claims.post(f"/claims/{claim['claim_id']}/payments", json=body, headers=clerk)
+                await claims.post(
+                    f"/claims/{claim['claim_id']}/payments", json=body, headers={**clerk, **retry_key()}
+                )
             ).raise_for_status()
             current["status"] = "paid"
         results.append(

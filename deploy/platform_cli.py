@@ -244,5 +244,5 @@ def restore_command(
         out.print(
             f"{name}: {store.events} events in {store.streams} streams, {store.reactions} "
             f"reaction keys, {store.republished} republished duplicates skipped; "
-            f"write side: {restored.write_model_rows} rows"
+            f"write side: {restored.write_side_events} events replayed"
         )

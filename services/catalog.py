@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from services.billing.projections import PROJECTIONS as BILLING
-from services.billing.service import WRITE_MODEL as BILLING_WRITE_MODEL
+from services.billing.write_side import WRITE_MODEL as BILLING_WRITE_MODEL
 from services.claims.projections import PROJECTIONS as CLAIMS
-from services.claims.service import WRITE_MODEL as CLAIMS_WRITE_MODEL
+from services.claims.write_side import WRITE_MODEL as CLAIMS_WRITE_MODEL
 from services.enrolment.imports import IMPORT_ROWS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
-from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
+from services.enrolment.write_side import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION
-from services.verification.service import WRITE_MODEL as VERIFICATION_WRITE_MODEL
+from services.verification.write_side import WRITE_MODEL as VERIFICATION_WRITE_MODEL
 from shared import keystore
 from shared.db import provision_service_schemas, service_dsn, service_role
 from shared.eventstore.migrations import PLATFORM, Migration, migrate

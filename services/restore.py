@@ -1,30 +1,19 @@
 """Restore a service's database from the topics: its event store from its own topic (checked
-against the hash chains first), then its write side from the restored events, in one
-transaction. Its projections rebuild themselves from the topics when it starts."""
+against the hash chains first), then its write side by replaying the restored events through
+its inline projections, in one transaction. Its projections rebuild themselves from the topics
+when it starts."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from services.billing.restore import rebuild_write_model as rebuild_billing
-from services.claims.restore import rebuild_write_model as rebuild_claims
-from services.enrolment.restore import rebuild_write_model as rebuild_enrolment
-from services.verification.restore import rebuild_write_model as rebuild_verification
 from services.wiring import BUILDERS
 from shared.audit.verify import verify_topics
 from shared.auth import AuthSettings
-from shared.db import DbConnection
+from shared.eventstore.inline import replay_inline
 from shared.eventstore.restore import Restored, restore_store
 from shared.settings import DatabaseSettings, KafkaSettings
-
-WRITE_MODEL_REBUILDERS: dict[str, Callable[[Any, DbConnection], Awaitable[int]]] = {
-    "enrolment": rebuild_enrolment,
-    "verification": rebuild_verification,
-    "billing": rebuild_billing,
-    "claims": rebuild_claims,
-}
 
 
 class TopicNotIntactError(Exception):
@@ -35,7 +24,7 @@ class TopicNotIntactError(Exception):
 class ServiceRestored:
     service: str
     store: Restored
-    write_model_rows: int
+    write_side_events: int  # events replayed through the inline projections
 
 
 async def restore_service(
@@ -55,7 +44,7 @@ async def restore_service(
     try:
         async with process.pool.acquire() as conn, conn.transaction():
             store = await restore_store(conn, service, topic, kafka, progress)
-            rows = await WRITE_MODEL_REBUILDERS[service](domain_service, conn)
+            replayed = await replay_inline(conn, service, domain_service.handler.inline)
     finally:
         await process.close()
-    return ServiceRestored(service, store, rows)
+    return ServiceRestored(service, store, replayed)

@@ -1,22 +1,30 @@
-"""What every service's HTTP API shares: readable refusals (422 invalid, 409 conflicting with
-the current state, 413 too large, 503 while a projection catches up) and never a stack trace;
-a body bounded before it is read, and validation errors that never echo what was sent."""
+"""What every service's HTTP API shares: the caller's authentication, idempotency keys, a body
+bounded before it is read, and one shape for every refusal (RFC 9457 ``application/problem+json``:
+422 invalid, 409 conflicting with the current state, 413 too large, 503 while a projection catches
+up, with the field problems named but never what was sent), never a stack trace."""
 
-from __future__ import annotations
-
+# No postponed annotations here: FastAPI reads the annotations of the dependencies made inside
+# ``idempotent``.
+import hashlib
 import logging
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any
 
+import orjson
 from annotated_types import Interval
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthSettings, Principal, authenticated, service_audience, verifier_for
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
+from shared.eventstore.store import ConcurrencyError, IdempotencyKeyReusedError
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 
@@ -68,6 +76,52 @@ class BodyLimitMiddleware:
         await self.app(scope, bounded, send)
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+# A refusal as RFC 9457 describes it, with every field problem when there are any.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "default": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, description in (
+        (401, "No or invalid token."),
+        (403, "The caller's role or area may not do this."),
+        (404, "No such resource."),
+        (409, "Conflicts with the current state (or overtaken by another command): retry."),
+        (413, f"A body over {BODY_LIMIT:,} bytes."),
+        (422, "Invalid: every problem named (or an Idempotency-Key reused for another request)."),
+        (503, "A projection is catching up or the database is away: nothing applied, retry."),
+    )
+}
+
+
+def refusal(
+    status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    return JSONResponse(
+        {**body, "detail": detail, **extra}, status, headers, media_type=PROBLEM_JSON
+    )
+
+
 def install_request_limits(app: FastAPI) -> None:
     """The body limit, and 422 answers naming where the input is wrong but not repeating it
     (an echoed body doubles what an oversized or hostile request costs, and leaks it to logs)."""
@@ -75,16 +129,13 @@ def install_request_limits(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = error.errors()
-        shown = [
-            {"loc": list(p.get("loc", ())), "msg": str(p.get("msg", "")), "type": p.get("type")}
-            for p in problems[:VALIDATION_ERRORS_SHOWN]
+        errors = error.errors()
+        problems = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in errors[:VALIDATION_ERRORS_SHOWN]
         ]
-        return JSONResponse({"detail": shown, "errors": len(problems)}, 422)
-
-
-def refusal(status: int, detail: str, **extra: object) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail, **extra})
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return refusal(422, detail, problems=problems, errors=len(errors))
 
 
 async def body_within(request: Request, limit: int, advice: str) -> bytes:
@@ -96,8 +147,84 @@ async def body_within(request: Request, limit: int, advice: str) -> bytes:
     return await request.body()
 
 
+@dataclass(frozen=True)
+class Idempotency:
+    """A command's idempotency key, scoped to its operation and caller, and the fingerprint of
+    the request it was first sent with."""
+
+    key: str
+    fingerprint: str
+
+
+KEY_DESCRIPTION = (
+    "A unique value the client generates for this request (a UUID, say), sent again unchanged "
+    "when it retries: the same key with the same request answers the first answer and changes "
+    "nothing; the same key with another request is refused (422). Scoped to the operation and "
+    "the caller."
+)
+KEY_HEADER = Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, description=KEY_DESCRIPTION
+)
+IdempotencyDependency = Callable[..., Awaitable[Idempotency | None]]
+
+
+async def request_fingerprint(request: Request) -> str:
+    """The request as its path and its body's JSON (key order ignored): what a key binds."""
+    body = await request.body()
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def idempotent(operation: str, *, required: bool) -> IdempotencyDependency:
+    """The ``Idempotency-Key`` header of an operation, documented in OpenAPI: required for
+    operations that move money, optional for the others (a retry without one may apply twice)."""
+
+    async def optional_key(
+        request: Request,
+        principal: Annotated[Principal, Depends(caller)],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key", min_length=1, max_length=200, description=KEY_DESCRIPTION
+            ),
+        ] = None,
+    ) -> Idempotency | None:
+        if idempotency_key is None:
+            return None
+        scoped = f"{operation}:{principal.subject}:{idempotency_key}"
+        return Idempotency(scoped, await request_fingerprint(request))
+
+    async def required_key(
+        request: Request,
+        principal: Annotated[Principal, Depends(caller)],
+        idempotency_key: Annotated[
+            str,
+            Header(
+                alias="Idempotency-Key", min_length=1, max_length=200, description=KEY_DESCRIPTION
+            ),
+        ],
+    ) -> Idempotency | None:
+        return await optional_key(request, principal, idempotency_key)
+
+    return required_key if required else optional_key
+
+
 def install_error_handlers(app: FastAPI) -> None:
     install_request_limits(app)
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
+        return refusal(422, str(error))
+
+    @app.exception_handler(ConcurrencyError)
+    async def overtaken(_: Request, error: ConcurrencyError) -> JSONResponse:
+        # Decided again on the new state several times and overtaken each time: nothing applied.
+        return refusal(409, f"{error}; nothing was applied, retry")
 
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
@@ -114,14 +241,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProjectionBehindError)
     async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
         # The decision would read data not yet caught up: nothing was decided; try again.
-        return JSONResponse({"detail": f"{error}; retry shortly"}, 503, {"Retry-After": "2"})
+        return refusal(503, f"{error}; retry shortly", {"Retry-After": "2"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return refusal(error.status_code, str(error.detail), error.headers)
 
     async def database_away(request: Request, error: Exception) -> JSONResponse:
         # A restart or failover under the request: its transaction was rolled back.
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
-        return JSONResponse(
-            {"detail": "the database is unavailable; the request was not applied, retry shortly"},
+        return refusal(
             503,
+            "the database is unavailable; the request was not applied, retry shortly",
             {"Retry-After": "1"},
         )
 
@@ -135,18 +266,31 @@ def install_error_handlers(app: FastAPI) -> None:
         return refusal(500, "internal error; the request was not applied")
 
 
+_bearer = HTTPBearer(auto_error=False)
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller, by the app's authentication settings."""
+    authenticate: Callable[..., Principal] = request.app.state.authenticate
+    return authenticate(credentials)
+
+
+def service_router() -> APIRouter:
+    """A service's routes: every one needs a token and answers refusals as problems."""
+    return APIRouter(responses=PROBLEM_RESPONSES)
+
+
 def service_app(
-    title: str, description: str, auth: AuthSettings
-) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
-    """A service's FastAPI app with the shared error responses, a router documented as
-    needing a token, and the dependency that authenticates the caller (for the service named
-    ``title``, its audience)."""
+    title: str, description: str, auth: AuthSettings, router: APIRouter, service: object
+) -> FastAPI:
+    """A service's FastAPI app: its routes, the shared error responses, the domain service
+    its routes depend on (``app.state.service``) and how callers are authenticated."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
-    router = APIRouter(
-        responses={
-            401: {"description": "no or invalid token"},
-            413: {"description": f"a body over {BODY_LIMIT:,} bytes"},
-        }
-    )
-    return app, router, authenticated(verifier_for(auth, service_audience(title)))
+    app.state.authenticate = authenticated(verifier_for(auth, service_audience(title)))
+    app.state.service = service
+    app.include_router(router)
+    return app

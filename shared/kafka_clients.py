@@ -1,9 +1,9 @@
 """Every Kafka client in Berlian is built here, with the safe settings.
 
-aiokafka and FastStream default to weaker guarantees (acks=1, no idempotence, auto-commit,
-acknowledging before the handler runs). An accepted command must never be lost and no effect
-may happen twice, so producers wait for all in-sync replicas and are idempotent, and consumers
-read only committed records and never commit on their own: positions are kept with projections.
+aiokafka defaults to weaker guarantees (acks=1, no idempotence, auto-commit). An accepted
+command must never be lost and no effect may happen twice, so producers wait for all in-sync
+replicas and are idempotent, and consumers read only committed records and never commit on
+their own: positions are kept with projections.
 """
 
 from __future__ import annotations
@@ -13,21 +13,12 @@ from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
-from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
-from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared.settings import KafkaSettings
 
 PRODUCER_SAFETY: Final[dict[str, Any]] = {"acks": "all", "enable_idempotence": True}
 CONSUMER_SAFETY: Final[dict[str, Any]] = {
     "enable_auto_commit": False,
-    "isolation_level": "read_committed",
-    "auto_offset_reset": "earliest",
-}
-# FastStream subscribers: the handler acknowledges explicitly, after its effect is committed.
-SUBSCRIBER_SAFETY: Final[dict[str, Any]] = {
-    "ack_policy": AckPolicy.MANUAL,
     "isolation_level": "read_committed",
     "auto_offset_reset": "earliest",
 }
@@ -76,19 +67,3 @@ def consumer_options(settings: KafkaSettings, group_id: str | None) -> dict[str,
 
 def admin_client(settings: KafkaSettings, **extra: Any) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**connection_options(settings), **extra)
-
-
-def faststream_broker(settings: KafkaSettings, **extra: Any) -> KafkaBroker:
-    security: BaseSecurity | None = None
-    if settings.kafka_security_protocol.startswith("SASL"):
-        scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
-        use_ssl = settings.kafka_security_protocol == "SASL_SSL"
-        security = scram(
-            settings.kafka_sasl_username,
-            settings.kafka_sasl_password.get_secret_value(),
-            ssl_context=_ssl_context(settings) if use_ssl else None,
-            use_ssl=use_ssl,
-        )
-    return KafkaBroker(
-        settings.kafka_bootstrap_servers, security=security, **PRODUCER_SAFETY, **extra
-    )

@@ -72,8 +72,9 @@ class PostgresKeyStore:
         )
         return key_id, key
 
-    async def get(self, key_id: str) -> bytes | None:
-        key = await self._pool.fetchval(
+    async def get(self, key_id: str, conn: DbConnection | None = None) -> bytes | None:
+        """The key; through ``conn`` to see one its open transaction created."""
+        key = await (conn or self._pool).fetchval(
             f"SELECT key FROM {self._schema}.data_keys WHERE key_id = $1", key_id
         )
         return bytes(key) if key is not None else None

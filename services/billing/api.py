@@ -1,21 +1,32 @@
-"""Billing's HTTP API (budget so far).
+"""Billing's HTTP API: budgets, monthly runs, payments, standing and the budget report.
 
-No postponed annotations here: FastAPI reads the routes' annotations, which refer to the
-authentication dependency built inside ``create_app``.
+Routes authenticate, validate and hand over: commands to ``services.billing.service``, reads
+to ``services.billing.queries``.
 """
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.billing import queries
 from services.billing.budget import AllocateBudget
+from services.billing.queries import BudgetReport, InvoiceView, StandingView
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
+from shared.events.billing import InvoiceIssued
 from shared.eventstore.store import CommandContext
-from shared.http import MAX_RUPIAH, FiscalYear, service_app
+from shared.http import (
+    MAX_RUPIAH,
+    FiscalYear,
+    Idempotency,
+    caller,
+    idempotent,
+    service_app,
+    service_router,
+)
 
 
 class AllocationRequest(BaseModel):
@@ -44,86 +55,119 @@ class PaymentRequest(BaseModel):
     payer: str = Field(default="Pemerintah Kota Pekalongan", max_length=200)
 
 
+class Allocated(BaseModel):
+    stream_id: str
+    stream_version: int
+
+
+class Paid(BaseModel):
+    invoice_id: uuid.UUID
+    worker_months_paid: int
+
+
+def billing(request: Request) -> BillingService:
+    service: BillingService = request.app.state.service
+    return service
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Billing = Annotated[BillingService, Depends(billing)]
+router = service_router()
+
+
+def context(principal: Principal, key: Idempotency | None) -> CommandContext:
+    return CommandContext(
+        principal.subject,
+        principal.role,
+        uuid.uuid4(),
+        idempotency_key=key.key if key else None,
+        fingerprint=key.fingerprint if key else None,
+    )
+
+
+@router.post("/budgets", status_code=201)
+async def allocate(
+    body: AllocationRequest,
+    principal: Caller,
+    service: Billing,
+    key: Annotated[Idempotency | None, Depends(idempotent("allocate", required=True))],
+) -> Allocated:
+    """Allocate budget to a cohort for a fiscal year (city administrator)."""
+    require_role(principal, ["city_admin"])
+    command = AllocateBudget(
+        body.fiscal_year, body.source, body.cohort, body.amount, service.clock()
+    )
+    return Allocated.model_validate(
+        (await service.allocate(command, context(principal, key))).response
+    )
+
+
+@router.post("/billing-runs", status_code=201)
+async def billing_run(
+    body: BillingRunRequest,
+    principal: Caller,
+    service: Billing,
+    key: Annotated[Idempotency | None, Depends(idempotent("billing-run", required=True))],
+) -> InvoiceIssued:
+    """Invoice a month: every covered worker not invoiced for it yet (a later run of the
+    same month is supplementary)."""
+    require_role(principal, ["billing_officer"])
+    handled = await service.run_billing(body.period, context(principal, key))
+    return InvoiceIssued.model_validate(handled.response)
+
+
+@router.get("/invoices")
+async def invoices(
+    principal: Caller,
+    service: Billing,
+    period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
+) -> list[InvoiceView]:
+    """Invoices, newest first, optionally of one month."""
+    require_role(principal, ["billing_officer", "city_admin", "auditor"])
+    return await queries.invoices(service, period)
+
+
+@router.post("/invoices/{invoice_id}/payments", status_code=201)
+async def pay(
+    invoice_id: uuid.UUID,
+    body: PaymentRequest,
+    principal: Caller,
+    service: Billing,
+    key: Annotated[Idempotency | None, Depends(idempotent("pay-invoice", required=True))],
+) -> Paid:
+    """Record the city's payment of an invoice (exact total, unused reference)."""
+    require_role(principal, ["billing_officer"])
+    handled = await service.pay(
+        invoice_id,
+        body.payment_ref,
+        body.paid_on,
+        body.amount,
+        body.payer,
+        context(principal, key),
+    )
+    return Paid.model_validate(handled.response)
+
+
+@router.get("/workers/{worker_id}/standing")
+async def standing(
+    worker_id: uuid.UUID, on: date, principal: Caller, service: Billing
+) -> StandingView:
+    """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears."""
+    return await queries.standing(service, worker_id, on)
+
+
+@router.get("/budgets/{fiscal_year}")
+async def report(fiscal_year: FiscalYear, principal: Caller, service: Billing) -> BudgetReport:
+    """Allocated, committed and remaining per cohort; over-commitment flagged."""
+    require_role(principal, ["city_admin", "billing_officer", "auditor"])
+    return await queries.budget_report(service, fiscal_year)
+
+
 def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
-    app, router, caller = service_app(
+    return service_app(
         "billing",
         "The city's budget for the programme, premiums invoiced and paid.",
         auth,
+        router,
+        service,
     )
-
-    def context(principal: Principal) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4())
-
-    @router.post("/budgets", status_code=201)
-    async def allocate(
-        body: AllocationRequest, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """Allocate budget to a cohort for a fiscal year (city administrator)."""
-        require_role(principal, ["city_admin"])
-        command = AllocateBudget(
-            body.fiscal_year, body.source, body.cohort, body.amount, service.clock()
-        )
-        result = await service.allocate(command, context(principal))
-        return {"stream_id": result.stream_id, "stream_version": result.last_version}
-
-    @router.post("/billing-runs", status_code=201)
-    async def billing_run(
-        body: BillingRunRequest, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """Invoice a month: every covered worker not invoiced for it yet (a later run of the
-        same month is supplementary)."""
-        require_role(principal, ["billing_officer"])
-        issued = await service.run_billing(body.period, context(principal))
-        return issued.model_dump(mode="json")
-
-    @router.get("/invoices")
-    async def invoices(
-        principal: Annotated[Principal, Depends(caller)],
-        period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
-    ) -> list[dict[str, Any]]:
-        """Invoices, newest first, optionally of one month."""
-        require_role(principal, ["billing_officer", "city_admin", "auditor"])
-        rows = await service.pool.fetch(
-            f"SELECT * FROM {service.schema}.invoices WHERE ($1::text IS NULL OR period = $1) "
-            "ORDER BY issued_at DESC",
-            period,
-        )
-        return [dict(r) for r in rows]
-
-    @router.post("/invoices/{invoice_id}/payments", status_code=201)
-    async def pay(
-        invoice_id: uuid.UUID,
-        body: PaymentRequest,
-        principal: Annotated[Principal, Depends(caller)],
-    ) -> dict[str, Any]:
-        """Record the city's payment of an invoice (exact total, unused reference)."""
-        require_role(principal, ["billing_officer"])
-        months = await service.pay(
-            invoice_id, body.payment_ref, body.paid_on, body.amount, body.payer, context(principal)
-        )
-        return {"invoice_id": invoice_id, "worker_months_paid": months}
-
-    @router.get("/workers/{worker_id}/standing")
-    async def standing(
-        worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears."""
-        result = await service.standing(worker_id, on)
-        return {
-            "worker_id": worker_id,
-            "on": on,
-            "status": result.status,
-            "arrears": list(result.arrears),
-            "last_paid": result.last_paid,
-        }
-
-    @router.get("/budgets/{fiscal_year}")
-    async def report(
-        fiscal_year: FiscalYear, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """Allocated, committed and remaining per cohort; over-commitment flagged."""
-        require_role(principal, ["city_admin", "billing_officer", "auditor"])
-        return {"fiscal_year": fiscal_year, "cohorts": await service.budget_report(fiscal_year)}
-
-    app.include_router(router)
-    return app

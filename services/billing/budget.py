@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from shared.decisions import RefusedError
+from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.billing import BudgetAllocated
+from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem
 
 
@@ -38,3 +39,18 @@ def decide_allocation(command: AllocateBudget) -> BudgetAllocated:
         amount=command.amount,
         cohort=command.cohort,
     )
+
+
+@dataclass(frozen=True)
+class BudgetRules:
+    """A fiscal year's allocations as a Decider (one stream per year, in the city's order)."""
+
+    book: PolicyBook
+    initial: int = 0  # allocations so far
+
+    def decide(self, command: AllocateBudget, allocations: int) -> list[Decided]:
+        policy = self.book.in_force(command.at.date())
+        return [Decided("BudgetAllocated", decide_allocation(command), command.at, policy.version)]
+
+    def evolve(self, allocations: int, event: Recorded) -> int:
+        return allocations + 1

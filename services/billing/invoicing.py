@@ -11,11 +11,12 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
 from uuid import UUID
 
-from shared.decisions import RefusedError
-from shared.events.billing import CohortTotal, InvoiceIssued, PremiumInvoiced
+from shared.decisions import Decided, Recorded, RefusedError
+from shared.events.billing import CohortTotal, InvoiceIssued, PremiumInvoiced, PremiumPaid
 from shared.events.types import Premium
 from shared.policy.eligibility import Problem
 
@@ -96,3 +97,112 @@ def check_payment(
         raise RefusedError(
             [Problem("amount", f"Rp{amount:,} differs from the invoice total Rp{invoice_total:,}")]
         )
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """A worker-month on an invoice, as a payment settles it."""
+
+    worker_id: UUID
+    period: str
+    cohort: Literal["regular", "incidental"]
+    fiscal_year: int
+    premium: Premium
+
+
+@dataclass(frozen=True)
+class RunBilling:
+    """A month's run: the coverage lines not yet invoiced, read under the period's lock."""
+
+    invoice_id: UUID
+    period: str
+    lines: tuple[CoverageLine, ...]
+    supplementary: bool
+    at: datetime
+    policy_version: str
+
+
+@dataclass(frozen=True)
+class PayInvoice:
+    """The city's payment, with what the invoices table says of the invoice and reference."""
+
+    invoice_id: UUID
+    payment_ref: str
+    paid_on: date
+    amount: int
+    payer: str
+    at: datetime
+    lines: tuple[InvoiceLine, ...]
+    already_paid: bool
+    reference_used: bool
+
+
+InvoiceCommand = RunBilling | PayInvoice
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An invoice as its stream tells it: its total once issued."""
+
+    total: int | None = None
+
+
+def premiums_stream(worker_id: UUID) -> str:
+    return f"premiums-{worker_id}"
+
+
+@dataclass(frozen=True)
+class InvoiceRules:
+    """The invoice aggregate as a Decider: issued by a run, settled by one payment; each
+    worker-month is also recorded on the worker's premiums stream."""
+
+    initial: Invoice = Invoice()
+
+    def decide(self, command: InvoiceCommand, invoice: Invoice) -> list[Decided]:
+        if isinstance(command, RunBilling):
+            if invoice.total is not None:
+                raise RefusedError([Problem("invoice_id", "this invoice was issued already")], True)
+            invoiced, issued = decide_invoice(
+                command.invoice_id, command.period, list(command.lines), command.supplementary
+            )
+            return [
+                Decided("InvoiceIssued", issued, command.at, command.policy_version),
+                *(
+                    Decided(
+                        "PremiumInvoiced",
+                        line,
+                        command.at,
+                        command.policy_version,
+                        worker_id=line.worker_id,
+                        stream_id=premiums_stream(line.worker_id),
+                    )
+                    for line in invoiced
+                ),
+            ]
+        check_payment(invoice.total, command.already_paid, command.reference_used, command.amount)
+        return [
+            Decided(
+                "PremiumPaid",
+                PremiumPaid(
+                    worker_id=line.worker_id,
+                    period=line.period,
+                    amount=line.premium,
+                    invoice_id=command.invoice_id,
+                    payment_ref=command.payment_ref,
+                    paid_on=command.paid_on,
+                    payer=command.payer,
+                    cohort=line.cohort,
+                    fiscal_year=line.fiscal_year,
+                ),
+                command.at,
+                None,
+                worker_id=line.worker_id,
+                stream_id=premiums_stream(line.worker_id),
+            )
+            for line in command.lines
+        ]
+
+    def evolve(self, invoice: Invoice, event: Recorded) -> Invoice:
+        if isinstance(event.data, InvoiceIssued):
+            return Invoice(total=event.data.total)
+        return invoice

@@ -1,23 +1,25 @@
 """Claims' HTTP API: file (decided at once, or waiting on arrears), explain, pay.
 
-No postponed annotations here: FastAPI reads the routes' annotations, which refer to the
-authentication dependency built inside ``create_app``.
+Routes authenticate, validate and hand over: commands to ``services.claims.service``, reads
+to ``services.claims.queries``.
 """
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.claims import queries
 from services.claims.benefits import Child
-from services.claims.domain import Approved, Claim, Pending, Rejected
+from services.claims.domain import Claim
+from services.claims.queries import ClaimView
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
-from shared.events.claims import ChildPersonal, ClaimantPersonal
+from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
-from shared.http import MAX_RUPIAH, service_app
+from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
 
 
 class ChildRequest(BaseModel):
@@ -53,93 +55,114 @@ class PaymentRequest(BaseModel):
     amount: int = Field(gt=0, le=MAX_RUPIAH)
 
 
+class ClaimDecision(BaseModel):
+    """A filed claim's decision: approved with its items and total, rejected with reasons, or
+    pending while the premiums are in arrears; always explained."""
+
+    claim_id: uuid.UUID
+    status: Literal["approved", "rejected", "pending"]
+    explanation: str
+    items: list[BenefitItem] | None = None
+    total: int | None = None
+    reasons: list[str] | None = None
+
+
+class ClaimPaidView(BaseModel):
+    claim_id: uuid.UUID
+    status: Literal["paid"]
+
+
+def claims_service(request: Request) -> ClaimsService:
+    service: ClaimsService = request.app.state.service
+    return service
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Claims = Annotated[ClaimsService, Depends(claims_service)]
+router = service_router()
+
+
+def context(principal: Principal, key: Idempotency | None) -> CommandContext:
+    return CommandContext(
+        principal.subject,
+        principal.role,
+        uuid.uuid4(),
+        idempotency_key=key.key if key else None,
+        fingerprint=key.fingerprint if key else None,
+    )
+
+
+@router.post("/claims", status_code=201)
+async def file(
+    body: ClaimRequest,
+    principal: Caller,
+    service: Claims,
+    key: Annotated[Idempotency | None, Depends(idempotent("file-claim", required=True))],
+) -> ClaimDecision:
+    """File a claim; it is decided at once, or waits while the premiums are in arrears."""
+    require_role(principal, ["claims_officer"])
+    claim = Claim(
+        claim_id=uuid.uuid4(),
+        worker_id=body.worker_id,
+        benefit=body.benefit,
+        kind=body.kind,
+        incident_date=body.incident_date,
+        filed_on=service.clock().date(),
+        accident_benefit=body.accident_benefit,
+        months_incapacitated=body.months_incapacitated,
+        medical_costs=body.medical_costs,
+        children=tuple(
+            Child(f"child-{n}", c.birth_date, c.school_level)
+            for n, c in enumerate(body.children, start=1)
+        ),
+    )
+    children = [ChildPersonal(**c.model_dump()) for c in body.children]
+    handled = await service.file(
+        claim, body.claimant, children, body.documents, context(principal, key)
+    )
+    return ClaimDecision.model_validate(handled.response)
+
+
+@router.get("/claims/{claim_id}")
+async def get_claim(claim_id: uuid.UUID, principal: Caller, service: Claims) -> ClaimView:
+    """A claim, its status and the decision in plain words."""
+    require_role(principal, ["claims_officer", "city_admin", "auditor"])
+    found = await queries.claim(service, claim_id)
+    if found is None:
+        raise HTTPException(404, f"no claim {claim_id}")
+    return found
+
+
+@router.get("/claims")
+async def claims(
+    principal: Caller, service: Claims, worker_id: uuid.UUID | None = None
+) -> list[ClaimView]:
+    """Claims, optionally of one worker, newest first."""
+    require_role(principal, ["claims_officer", "city_admin", "auditor"])
+    return await queries.claims(service, worker_id)
+
+
+@router.post("/claims/{claim_id}/payments", status_code=201)
+async def pay(
+    claim_id: uuid.UUID,
+    body: PaymentRequest,
+    principal: Caller,
+    service: Claims,
+    key: Annotated[Idempotency | None, Depends(idempotent("pay-claim", required=True))],
+) -> ClaimPaidView:
+    """Record the payment of an approved claim (the approved total, exactly)."""
+    require_role(principal, ["claims_officer"])
+    handled = await service.pay(
+        claim_id, body.payment_ref, body.paid_on, body.amount, context(principal, key)
+    )
+    return ClaimPaidView.model_validate(handled.response)
+
+
 def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
-    app, router, caller = service_app(
+    return service_app(
         "claims",
         "JKM and JKK claims and scholarships, decided by the programme's rules.",
         auth,
+        router,
+        service,
     )
-
-    @router.post("/claims", status_code=201)
-    async def file(
-        body: ClaimRequest, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """File a claim; it is decided at once, or waits while the premiums are in arrears."""
-        require_role(principal, ["claims_officer"])
-        claim = Claim(
-            claim_id=uuid.uuid4(),
-            worker_id=body.worker_id,
-            benefit=body.benefit,
-            kind=body.kind,
-            incident_date=body.incident_date,
-            filed_on=service.clock().date(),
-            accident_benefit=body.accident_benefit,
-            months_incapacitated=body.months_incapacitated,
-            medical_costs=body.medical_costs,
-            children=tuple(
-                Child(f"child-{n}", c.birth_date, c.school_level)
-                for n, c in enumerate(body.children, start=1)
-            ),
-        )
-        children = [ChildPersonal(**c.model_dump()) for c in body.children]
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
-        decision = await service.file(claim, body.claimant, children, body.documents, context)
-        result: dict[str, Any] = {"claim_id": claim.claim_id}
-        if isinstance(decision, Approved):
-            items = [
-                {"code": i.code, "amount": i.amount, "description": i.description}
-                for i in decision.items
-            ]
-            return result | {
-                "status": "approved",
-                "items": items,
-                "total": decision.total,
-                "explanation": decision.note,
-            }
-        if isinstance(decision, Rejected):
-            return result | {
-                "status": "rejected",
-                "reasons": list(decision.reasons),
-                "explanation": decision.note,
-            }
-        assert isinstance(decision, Pending)
-        return result | {"status": "pending", "explanation": decision.note}
-
-    @router.get("/claims/{claim_id}")
-    async def get_claim(
-        claim_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """A claim, its status and the decision in plain words."""
-        require_role(principal, ["claims_officer", "city_admin", "auditor"])
-        row = await service.pool.fetchrow(
-            f"SELECT * FROM {service.schema}.claims WHERE claim_id = $1", claim_id
-        )
-        if row is None:
-            raise HTTPException(404, f"no claim {claim_id}")
-        return dict(row)
-
-    @router.get("/claims")
-    async def claims(
-        principal: Annotated[Principal, Depends(caller)], worker_id: uuid.UUID | None = None
-    ) -> list[dict[str, Any]]:
-        """Claims, optionally of one worker, newest first."""
-        require_role(principal, ["claims_officer", "city_admin", "auditor"])
-        rows = await service.pool.fetch(
-            f"SELECT * FROM {service.schema}.claims WHERE ($1::uuid IS NULL OR worker_id = $1) "
-            "ORDER BY filed_at DESC LIMIT 1000",
-            worker_id,
-        )
-        return [dict(r) for r in rows]
-
-    @router.post("/claims/{claim_id}/payments", status_code=201)
-    async def pay(
-        claim_id: uuid.UUID, body: PaymentRequest, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """Record the payment of an approved claim (the approved total, exactly)."""
-        require_role(principal, ["claims_officer"])
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
-        await service.pay(claim_id, body.payment_ref, body.paid_on, body.amount, context)
-        return {"claim_id": claim_id, "status": "paid"}
-
-    app.include_router(router)
-    return app

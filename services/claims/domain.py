@@ -7,8 +7,8 @@ already established for the worker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -23,7 +23,15 @@ from services.claims.benefits import (
     temporary_incapacity,
     total_permanent_disability,
 )
-from shared.events.claims import ClaimRejectionReason
+from shared.decisions import Decided, Recorded, RefusedError
+from shared.events.claims import (
+    BenefitItem,
+    ClaimApproved,
+    ClaimFiled,
+    ClaimPaid,
+    ClaimRejected,
+    ClaimRejectionReason,
+)
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem
 from shared.policy.membership import Status
@@ -198,3 +206,127 @@ def _add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
         return day.replace(year=day.year + years, day=28)
+
+
+@dataclass(frozen=True)
+class FileClaim:
+    """A claim filed, with its sealed personal details and the worker's facts when filed."""
+
+    claim: Claim
+    filed: ClaimFiled
+    facts: Facts
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Reconsider:
+    """A waiting claim decided again on the worker's facts now (after a payment)."""
+
+    claim: Claim
+    facts: Facts
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PayClaim:
+    claim_id: UUID
+    payment_ref: str
+    paid_on: date
+    amount: int
+    at: datetime
+
+
+ClaimCommand = FileClaim | Reconsider | PayClaim
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """One claim as its stream tells it."""
+
+    worker_id: UUID | None = None
+    status: Literal["none", "pending", "approved", "rejected", "paid"] = "none"
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimRules:
+    """The claim aggregate as a Decider."""
+
+    book: PolicyBook
+    initial: ClaimState = ClaimState()
+
+    def decide(self, command: ClaimCommand, state: ClaimState) -> list[Decided]:
+        if isinstance(command, FileClaim):
+            if state.status != "none":
+                raise RefusedError([Problem("claim_id", "this claim was filed already")], True)
+            decision = decide_claim(command.claim, command.facts, self.book)
+            filed = Decided("ClaimFiled", command.filed, command.at, None)
+            return [filed, *decision_events(command.claim, decision, command.at)]
+        if isinstance(command, Reconsider):
+            if state.status != "pending":
+                return []
+            decision = decide_claim(command.claim, command.facts, self.book)
+            return decision_events(command.claim, decision, command.at)
+        return _pay(command, state)
+
+    def evolve(self, state: ClaimState, event: Recorded) -> ClaimState:
+        data = event.data
+        if isinstance(data, ClaimFiled):
+            return replace(state, worker_id=data.worker_id, status="pending")
+        if isinstance(data, ClaimApproved):
+            return replace(state, status="approved", total=data.total)
+        if isinstance(data, ClaimRejected):
+            return replace(state, status="rejected")
+        if isinstance(data, ClaimPaid):
+            return replace(state, status="paid")
+        return state
+
+
+def _pay(command: PayClaim, state: ClaimState) -> list[Decided]:
+    if state.status == "none":
+        raise RefusedError([Problem("claim_id", "no such claim")], conflict=True)
+    if state.status != "approved":
+        raise RefusedError(
+            [Problem("claim_id", f"the claim is {state.status}, not approved")], conflict=True
+        )
+    assert state.worker_id is not None  # set by the filing
+    assert state.total is not None  # set by the approval
+    if command.amount != state.total:
+        raise RefusedError(
+            [Problem("amount", f"Rp{command.amount:,} differs from the approved Rp{state.total:,}")]
+        )
+    paid = ClaimPaid(
+        claim_id=command.claim_id,
+        worker_id=state.worker_id,
+        amount=command.amount,
+        payment_ref=command.payment_ref,
+        paid_on=command.paid_on,
+    )
+    return [Decided("ClaimPaid", paid, command.at, None, worker_id=state.worker_id)]
+
+
+def decision_events(claim: Claim, decision: Decision, at: datetime) -> list[Decided]:
+    """What a decision records: approval with its items, rejection with reasons; nothing while
+    the claim waits."""
+    if isinstance(decision, Approved):
+        approved = ClaimApproved(
+            claim_id=claim.claim_id,
+            worker_id=claim.worker_id,
+            items=[
+                BenefitItem(code=i.code, amount=i.amount, description=i.description)
+                for i in decision.items
+            ],
+            total=decision.total,
+            death_date=decision.death_date,
+            policy_note=decision.note,
+        )
+        return [Decided("ClaimApproved", approved, at, decision.policy_version)]
+    if isinstance(decision, Rejected):
+        rejected = ClaimRejected(
+            claim_id=claim.claim_id,
+            worker_id=claim.worker_id,
+            reasons=list(decision.reasons),
+            policy_note=decision.note,
+        )
+        return [Decided("ClaimRejected", rejected, at, decision.policy_version)]
+    return []

@@ -1,98 +1,47 @@
 """Claims' application service: file and decide at once, wait on arrears, pay.
 
 A claim filed while the worker's premiums were in arrears (grace) waits; when billing records a
-payment for that worker, ``reconsider`` decides the waiting claims again in the transaction
-that consumes the payment, so the heir never files twice.
+payment for that worker, ``services.claims.reactions`` decides the waiting claims again in the
+transaction that consumes the payment, so the heir never files twice.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
-from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
     Claim,
+    ClaimRules,
     Death,
     Decision,
     Facts,
-    Pending,
+    FileClaim,
+    PayClaim,
     Rejected,
     decide_claim,
     malformed,
 )
+from services.claims.write_side import ClaimRegistry
 from shared.db import DbConnection
 from shared.decisions import RefusedError
-from shared.events.claims import (
-    BenefitItem,
-    ChildPersonal,
-    ChildrenPersonal,
-    ClaimantPersonal,
-    ClaimApproved,
-    ClaimFiled,
-    ClaimPaid,
-    ClaimRejected,
-)
+from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
 from shared.events.personal import KeyStore, seal
-from shared.eventstore import EventStore, NewEvent
-from shared.eventstore.migrations import Migration
+from shared.eventstore import EventStore
+from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
-from shared.policy.eligibility import Problem
 from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
 SERVICE = "claims"
-
-WRITE_MODEL = (
-    Migration(
-        "worker_claims",
-        """
-        -- Every claim with what deciding it again needs (no personal data), and its outcome.
-        CREATE TABLE {schema}.worker_claims (
-            claim_id   uuid PRIMARY KEY,
-            worker_id  uuid NOT NULL,
-            claim      jsonb NOT NULL,
-            status     text NOT NULL,     -- pending, approved, rejected, paid
-            total      bigint,
-            death_date date,
-            benefit    text NOT NULL
-        );
-        CREATE INDEX ON {schema}.worker_claims (worker_id, status);
-        """,
-    ),
-)
-
-
-def claim_to_json(claim: Claim) -> str:
-    return orjson.dumps(asdict(claim), default=str).decode()
-
-
-def claim_from_json(raw: str) -> Claim:
-    data: dict[str, Any] = orjson.loads(raw)
-    children = tuple(
-        Child(c["ref"], date.fromisoformat(c["birth_date"]), c["school_level"])
-        for c in data.pop("children")
-    )
-    return Claim(
-        **{
-            **data,
-            "claim_id": uuid.UUID(data["claim_id"]),
-            "worker_id": uuid.UUID(data["worker_id"]),
-            "incident_date": date.fromisoformat(data["incident_date"]),
-            "filed_on": date.fromisoformat(data["filed_on"]),
-            "children": children,
-        }
-    )
 
 
 class ClaimsService:
@@ -112,6 +61,9 @@ class ClaimsService:
         self.clock = clock
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
+        self.inline = (ClaimRegistry(keys),)
+        self.handler = CommandHandler(self.store, pool, self.inline)
+        self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, conn: DbConnection, claim: Claim) -> Facts:
@@ -154,7 +106,8 @@ class ClaimsService:
         children: list[ChildPersonal],
         documents: list[str],
         context: CommandContext,
-    ) -> Decision:
+    ) -> Handled:
+        """File a claim and decide it at once; ``response`` is the answer (``claim_answer``)."""
         problems = malformed(claim)
         if problems:
             raise RefusedError(problems)
@@ -176,54 +129,23 @@ class ClaimsService:
             months_incapacitated=claim.months_incapacitated,
             medical_costs=claim.medical_costs,
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(claim.worker_id))
-            decision = decide_claim(claim, await self.facts(conn, claim), self.book)
-            at = self.clock()
-            events = [
-                NewEvent("ClaimFiled", filed.model_dump(mode="json"), at, worker_id=claim.worker_id)
-            ]
-            events += self._decision_events(claim, decision, at)
-            await self.store.append_within(conn, f"claim-{claim.claim_id}", 0, events, context)
-            await conn.execute(
-                f"INSERT INTO {self.schema}.worker_claims VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                claim.claim_id,
-                claim.worker_id,
-                claim_to_json(claim),
-                _status(decision),
-                decision.total if isinstance(decision, Approved) else None,
-                decision.death_date if isinstance(decision, Approved) else None,
-                claim.benefit,
-            )
-        return decision
+        decided: list[Decision] = []
 
-    async def reconsider(self, conn: DbConnection, worker_id: uuid.UUID) -> list[Decision]:
-        """Decide again the worker's claims that wait on arrears (after a payment)."""
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(worker_id))
-        rows = await conn.fetch(
-            f"SELECT claim FROM {self.schema}.worker_claims WHERE worker_id = $1 "
-            "AND status = 'pending'",
-            worker_id,
+        async def with_facts(conn: DbConnection) -> FileClaim:
+            # One decision at a time per worker: the duplicate-death rule then holds.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(claim.worker_id))
+            facts = await self.facts(conn, claim)
+            decided[:] = [decide_claim(claim, facts, self.book)]
+            return FileClaim(claim, filed, facts, self.clock())
+
+        return await self.handler.handle(
+            stream_of(claim.claim_id),
+            self.rules,
+            with_facts,
+            context,
+            worker_id=claim.worker_id,
+            respond=lambda _: claim_answer(claim.claim_id, decided[0]),
         )
-        decisions: list[Decision] = []
-        for row in rows:
-            claim = claim_from_json(row["claim"])
-            decision = decide_claim(claim, await self.facts(conn, claim), self.book)
-            if isinstance(decision, Pending):
-                continue
-            events = self._decision_events(claim, decision, self.clock())
-            context = CommandContext("system", "system", uuid.uuid4())
-            await self.store.append_within(conn, f"claim-{claim.claim_id}", 1, events, context)
-            await conn.execute(
-                f"UPDATE {self.schema}.worker_claims SET status = $2, total = $3, death_date = $4 "
-                "WHERE claim_id = $1",
-                claim.claim_id,
-                _status(decision),
-                decision.total if isinstance(decision, Approved) else None,
-                decision.death_date if isinstance(decision, Approved) else None,
-            )
-            decisions.append(decision)
-        return decisions
 
     async def pay(
         self,
@@ -232,80 +154,41 @@ class ClaimsService:
         paid_on: date,
         amount: int,
         context: CommandContext,
-    ) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"SELECT worker_id, status, total FROM {self.schema}.worker_claims "
-                "WHERE claim_id = $1 FOR UPDATE",
-                claim_id,
-            )
-            if row is None:
-                raise RefusedError([Problem("claim_id", "no such claim")], conflict=True)
-            if row["status"] != "approved":
-                raise RefusedError(
-                    [Problem("claim_id", f"the claim is {row['status']}, not approved")],
-                    conflict=True,
-                )
-            if amount != row["total"]:
-                raise RefusedError(
-                    [
-                        Problem(
-                            "amount", f"Rp{amount:,} differs from the approved Rp{row['total']:,}"
-                        )
-                    ]
-                )
-            paid = ClaimPaid(
-                claim_id=claim_id,
-                worker_id=row["worker_id"],
-                amount=amount,
-                payment_ref=payment_ref,
-                paid_on=paid_on,
-            )
-            event = NewEvent(
-                "ClaimPaid", paid.model_dump(mode="json"), self.clock(), worker_id=row["worker_id"]
-            )
-            await self.store.append_within(conn, f"claim-{claim_id}", None, [event], context)
-            await conn.execute(
-                f"UPDATE {self.schema}.worker_claims SET status = 'paid' WHERE claim_id = $1",
-                claim_id,
-            )
+    ) -> Handled:
+        """Record the payment of an approved claim, decided on the claim's own stream."""
 
-    def _decision_events(self, claim: Claim, decision: Decision, at: datetime) -> list[NewEvent]:
-        if isinstance(decision, Approved):
-            data: ClaimApproved | ClaimRejected = ClaimApproved(
-                claim_id=claim.claim_id,
-                worker_id=claim.worker_id,
-                items=[
-                    BenefitItem(code=i.code, amount=i.amount, description=i.description)
-                    for i in decision.items
-                ],
-                total=decision.total,
-                death_date=decision.death_date,
-                policy_note=decision.note,
-            )
-            kind = "ClaimApproved"
-        elif isinstance(decision, Rejected):
-            data = ClaimRejected(
-                claim_id=claim.claim_id,
-                worker_id=claim.worker_id,
-                reasons=list(decision.reasons),
-                policy_note=decision.note,
-            )
-            kind = "ClaimRejected"
-        else:
-            return []
-        return [
-            NewEvent(
-                kind,
-                data.model_dump(mode="json"),
-                at,
-                worker_id=claim.worker_id,
-                policy_version=decision.policy_version,
-            )
-        ]
+        command = PayClaim(claim_id, payment_ref, paid_on, amount, self.clock())
+        return await self.handler.handle(
+            stream_of(claim_id),
+            self.rules,
+            command,
+            context,
+            respond=lambda _: {"claim_id": str(claim_id), "status": "paid"},
+        )
 
 
-def _status(decision: Decision) -> str:
+def stream_of(claim_id: uuid.UUID) -> str:
+    return f"claim-{claim_id}"
+
+
+def claim_answer(claim_id: uuid.UUID, decision: Decision) -> dict[str, Any]:
+    """What filing a claim answers: its decision in plain words."""
+    answer: dict[str, Any] = {"claim_id": str(claim_id)}
     if isinstance(decision, Approved):
-        return "approved"
-    return "rejected" if isinstance(decision, Rejected) else "pending"
+        items = [
+            {"code": i.code, "amount": i.amount, "description": i.description}
+            for i in decision.items
+        ]
+        return answer | {
+            "status": "approved",
+            "items": items,
+            "total": decision.total,
+            "explanation": decision.note,
+        }
+    if isinstance(decision, Rejected):
+        return answer | {
+            "status": "rejected",
+            "reasons": list(decision.reasons),
+            "explanation": decision.note,
+        }
+    return answer | {"status": "pending", "explanation": decision.note}

@@ -1,18 +1,19 @@
 """Enrolment's HTTP API: registration, import, corrections and queries.
 
-No postponed annotations here: FastAPI reads the routes' annotations, which refer to the
-authentication dependency built inside ``create_app``.
+Routes authenticate, validate and hand over: commands to ``services.enrolment.service``, reads
+to ``services.enrolment.queries``.
 """
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.enrolment.domain import CorrectDetails, EndCoverage
+from services.enrolment import queries
+from services.enrolment.domain import EndCoverage
 from services.enrolment.imports import (
     MAX_BYTES,
     MAX_ROWS,
@@ -20,13 +21,28 @@ from services.enrolment.imports import (
     import_csv,
     report_csv,
 )
-from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
+from services.enrolment.queries import CoverageView, Summary, WorkerView
+from services.enrolment.service import (
+    Correction,
+    DuplicateNikError,
+    EnrolmentService,
+    Registration,
+    UnknownWorkerError,
+)
 from shared.auth import AuthSettings, Principal, require_area, require_role
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
-from shared.events.personal import Erased, open_sealed
-from shared.events.types import SealedPersonal
+from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
-from shared.http import body_within, refusal, service_app
+from shared.http import (
+    PROBLEM_RESPONSES,
+    Idempotency,
+    body_within,
+    caller,
+    idempotent,
+    refusal,
+    service_app,
+    service_router,
+)
 
 
 class RegisterRequest(BaseModel):
@@ -63,258 +79,242 @@ class WithdrawalRequest(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
+class Appended(BaseModel):
+    stream_version: int = Field(description="The worker's stream version after it; 0: no change.")
+
+
+def appended(handled: Handled) -> Appended:
+    if handled.response is not None:
+        return Appended.model_validate(handled.response)
+    return Appended(stream_version=0)
+
+
 class Registered(BaseModel):
     worker_id: uuid.UUID
     already_registered: bool
 
 
-class WorkerView(BaseModel):
-    worker_id: uuid.UUID
-    status: str
-    kelurahan_code: str
-    kecamatan_code: str
-    occupation_code: str
-    birth_date: date
-    sex: str
-    membership_no: str | None
-    cohort: str | None
-    coverage_start: date | None
-    coverage_end: date | None
-    personal: WorkerPersonal | None = Field(
-        default=None, description="Only for roles allowed to see personal data; null if erased."
+class ImportedRow(BaseModel):
+    row: int
+    outcome: str
+    worker_id: uuid.UUID | None
+    reasons: list[str]
+
+
+class Imported(BaseModel):
+    batch_id: str
+    registered: int
+    already_registered: int
+    refused: int
+    report: str
+    rows: list[ImportedRow]
+
+
+def enrolment(request: Request) -> EnrolmentService:
+    service: EnrolmentService = request.app.state.service
+    return service
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Enrolment = Annotated[EnrolmentService, Depends(enrolment)]
+router = service_router()
+
+
+def context(principal: Principal, key: Idempotency | None) -> CommandContext:
+    return CommandContext(
+        principal.subject,
+        principal.role,
+        uuid.uuid4(),
+        idempotency_key=key.key if key else None,
+        fingerprint=key.fingerprint if key else None,
     )
 
 
-class CoverageView(BaseModel):
-    worker_id: uuid.UUID
-    on: date
-    covered: bool
-    coverage_start: date | None = None
-    coverage_end: date | None = None
+@router.post("/workers", status_code=201)
+async def register(
+    body: RegisterRequest,
+    principal: Caller,
+    service: Enrolment,
+    key: Annotated[Idempotency | None, Depends(idempotent("register", required=False))],
+) -> Registered:
+    """Register a worker of the officer's own kelurahan. A retry under the same
+    Idempotency-Key answers the worker first registered, with ``already_registered``."""
+    require_role(principal, ["kelurahan_officer"])
+    require_area(principal, body.kelurahan_code, "a registration")
+    personal = WorkerPersonal(
+        nik=body.nik,
+        full_name=body.full_name,
+        address=body.address,
+        phone=body.phone,
+        heirs=body.heirs,
+    )
+    registration = Registration(
+        personal,
+        body.birth_date,
+        body.sex,
+        body.occupation_code,
+        body.kelurahan_code,
+        RegistrationSource(channel="api"),
+    )
+    worker_id, handled = await service.register(registration, context(principal, key))
+    return Registered(worker_id=worker_id, already_registered=handled.replayed)
+
+
+@router.post(
+    "/imports",
+    responses={
+        413: PROBLEM_RESPONSES[422] | {"description": f"Over {MAX_BYTES:,} bytes: split the file."},
+        422: PROBLEM_RESPONSES[422]
+        | {"description": "Not UTF-8, not CSV, columns missing, or too many rows."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "required": True,
+        }
+    },
+)
+async def import_file(request: Request, principal: Caller, service: Enrolment) -> Imported:
+    """Import a CSV list (UTF-8; columns nik, full_name, birth_date, sex, occupation_code,
+    kelurahan_code, address, phone, heir_name, heir_relationship; at most 100,000 rows): a
+    result per row. Safe to send again: each row is keyed by the file's digest and its number,
+    so a file sent twice registers nobody twice (its rows answer ``already_registered``)."""
+    require_role(principal, ["kelurahan_officer"])
+    content = await body_within(
+        request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)"
+    )
+    try:
+        result = await import_csv(
+            service,
+            content,
+            principal.subject,
+            lambda code: code.startswith(principal.area or "-"),
+        )
+    except ImportFileError as error:
+        raise HTTPException(422, str(error)) from None
+    return Imported(
+        batch_id=result.batch_id,
+        registered=result.count("registered"),
+        already_registered=result.count("already_registered"),
+        refused=result.count("refused"),
+        report=f"/imports/{result.batch_id}/report.csv",
+        rows=[
+            ImportedRow(
+                row=r.row, outcome=r.outcome, worker_id=r.worker_id, reasons=list(r.reasons)
+            )
+            for r in result.rows
+        ],
+    )
+
+
+@router.get("/imports/{batch_id}/report.csv", response_class=PlainTextResponse)
+async def import_report(
+    batch_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")],
+    principal: Caller,
+    service: Enrolment,
+) -> str:
+    """The per-row outcome of an import, as CSV."""
+    require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
+    report = await report_csv(service, batch_id)
+    if report is None:
+        raise HTTPException(404, f"no import {batch_id}")
+    return report
+
+
+@router.post("/workers/{worker_id}/corrections", status_code=201)
+async def correct(
+    worker_id: uuid.UUID,
+    body: CorrectionRequest,
+    principal: Caller,
+    service: Enrolment,
+    key: Annotated[Idempotency | None, Depends(idempotent("correct", required=False))],
+) -> Appended:
+    """Correct a worker's details, with a reason; checked by the registration rules."""
+    require_role(principal, ["kelurahan_officer"])
+    row = await queries.worker_row(service, worker_id)
+    if row is None:
+        raise HTTPException(404, f"no worker {worker_id}")
+    require_area(principal, row["kelurahan_code"], "a correction")
+    correction = Correction(
+        worker_id=worker_id,
+        reason=body.reason,
+        personal=body.model_dump(include={"nik", "full_name", "address"}, exclude_none=True),
+        birth_date=body.birth_date,
+        sex=body.sex,
+        occupation_code=body.occupation_code,
+        kelurahan_code=body.kelurahan_code,
+    )
+    return appended(await service.correct(correction, context(principal, key)))
+
+
+@router.post("/workers/{worker_id}/withdrawal", status_code=201)
+async def withdraw(
+    worker_id: uuid.UUID,
+    body: WithdrawalRequest,
+    principal: Caller,
+    service: Enrolment,
+    key: Annotated[Idempotency | None, Depends(idempotent("withdraw", required=False))],
+) -> Appended:
+    """End a worker's coverage on a date (city administrator)."""
+    require_role(principal, ["city_admin"])
+    command = EndCoverage(worker_id, "withdrawn", body.end_date, service.clock())
+    return appended(await service.execute(command, context(principal, key)))
+
+
+@router.get("/summary")
+async def summary(principal: Caller, service: Enrolment) -> Summary:
+    """Workers by status and cohort."""
+    return await queries.summary(service)
+
+
+@router.get("/workers/{worker_id}")
+async def get_worker(worker_id: uuid.UUID, principal: Caller, service: Enrolment) -> WorkerView:
+    """A worker; personal data only for roles allowed to see it."""
+    row = await queries.worker_row(service, worker_id)
+    if row is None:
+        raise HTTPException(404, f"no worker {worker_id}")
+    return await queries.view(service, row, principal)
+
+
+@router.get("/workers")
+async def find_workers(
+    principal: Caller,
+    service: Enrolment,
+    nik: Annotated[str | None, Query(pattern=r"^[0-9]{16}$")] = None,
+    kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")] = None,
+    status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[WorkerView]:
+    """Workers by NIK, or by kelurahan and status."""
+    return await queries.workers(service, principal, nik, kelurahan, status, limit)
+
+
+@router.get("/workers/{worker_id}/coverage")
+async def coverage_on(
+    worker_id: uuid.UUID, on: date, principal: Caller, service: Enrolment
+) -> CoverageView:
+    """Whether the worker was covered on a date, from their own history."""
+    coverage = await queries.coverage_on(service, worker_id, on)
+    if coverage is None:
+        raise HTTPException(404, f"no worker {worker_id}")
+    return coverage
 
 
 def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
-    app, router, caller = service_app(
+    app = service_app(
         "enrolment",
         "Registers workers, imports kelurahan lists, and tracks coverage.",
         auth,
+        router,
+        service,
     )
 
     @app.exception_handler(DuplicateNikError)
     async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:
         return refusal(409, str(error), worker_id=str(error.worker_id))
 
-    def context(principal: Principal, key: str | None) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4(), idempotency_key=key)
+    @app.exception_handler(UnknownWorkerError)
+    async def unknown(_: Request, error: UnknownWorkerError) -> JSONResponse:
+        return refusal(404, str(error))
 
-    @router.post("/workers", status_code=201, response_model=Registered)
-    async def register(
-        body: RegisterRequest,
-        principal: Annotated[Principal, Depends(caller)],
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Registered:
-        """Register a worker of the officer's own kelurahan (idempotent per Idempotency-Key)."""
-        require_role(principal, ["kelurahan_officer"])
-        require_area(principal, body.kelurahan_code, "a registration")
-        personal = WorkerPersonal(
-            nik=body.nik,
-            full_name=body.full_name,
-            address=body.address,
-            phone=body.phone,
-            heirs=body.heirs,
-        )
-        registration = Registration(
-            personal,
-            body.birth_date,
-            body.sex,
-            body.occupation_code,
-            body.kelurahan_code,
-            RegistrationSource(channel="api"),
-        )
-        key = f"api:{principal.subject}:{idempotency_key}" if idempotency_key else None
-        worker_id, result = await service.register(registration, context(principal, key))
-        return Registered(worker_id=worker_id, already_registered=result.duplicate)
-
-    @router.post(
-        "/imports",
-        responses={
-            413: {"description": f"Over {MAX_BYTES:,} bytes: split the file."},
-            422: {"description": "Not UTF-8, not CSV, columns missing, or too many rows."},
-        },
-        openapi_extra={
-            "requestBody": {
-                "content": {"text/csv": {"schema": {"type": "string"}}},
-                "required": True,
-            }
-        },
-    )
-    async def import_file(
-        request: Request, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """Import a CSV list (UTF-8; columns nik, full_name, birth_date, sex, occupation_code,
-        kelurahan_code, address, phone, heir_name, heir_relationship; at most 100,000 rows): a
-        result per row."""
-        require_role(principal, ["kelurahan_officer"])
-        content = await body_within(
-            request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)"
-        )
-        try:
-            result = await import_csv(
-                service,
-                content,
-                principal.subject,
-                lambda code: code.startswith(principal.area or "-"),
-            )
-        except ImportFileError as error:
-            raise HTTPException(422, str(error)) from None
-        return {
-            "batch_id": result.batch_id,
-            "registered": result.count("registered"),
-            "already_registered": result.count("already_registered"),
-            "refused": result.count("refused"),
-            "report": f"/imports/{result.batch_id}/report.csv",
-            "rows": [
-                {
-                    "row": r.row,
-                    "outcome": r.outcome,
-                    "worker_id": r.worker_id,
-                    "reasons": list(r.reasons),
-                }
-                for r in result.rows
-            ],
-        }
-
-    @router.get("/imports/{batch_id}/report.csv", response_class=PlainTextResponse)
-    async def import_report(
-        batch_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")],
-        principal: Annotated[Principal, Depends(caller)],
-    ) -> str:
-        """The per-row outcome of an import, as CSV."""
-        require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-        report = await report_csv(service, batch_id)
-        if report is None:
-            raise HTTPException(404, f"no import {batch_id}")
-        return report
-
-    @router.post("/workers/{worker_id}/corrections", status_code=201)
-    async def correct(
-        worker_id: uuid.UUID,
-        body: CorrectionRequest,
-        principal: Annotated[Principal, Depends(caller)],
-    ) -> dict[str, int]:
-        """Correct a worker's details, with a reason; checked by the registration rules."""
-        require_role(principal, ["kelurahan_officer"])
-        row = await _worker_row(worker_id)
-        require_area(principal, row["kelurahan_code"], "a correction")
-        current = await _personal(row, principal_sees=True)
-        if not isinstance(current, WorkerPersonal):
-            raise HTTPException(409, "this worker's personal data was erased")
-        changed = body.model_dump(include={"nik", "full_name", "address"}, exclude_none=True)
-        personal = current.model_copy(update=changed) if changed else None
-        command = CorrectDetails(
-            worker_id=worker_id,
-            reason=body.reason,
-            nik=(personal or current).nik,
-            at=service.clock(),
-            personal=await service.seal_for(worker_id, personal) if personal else None,
-            birth_date=body.birth_date,
-            sex=body.sex,
-            occupation_code=body.occupation_code,
-            kelurahan_code=body.kelurahan_code,
-        )
-        result = await service.execute(command, context(principal, None))
-        return {"stream_version": result.last_version if result else 0}
-
-    @router.post("/workers/{worker_id}/withdrawal", status_code=201)
-    async def withdraw(
-        worker_id: uuid.UUID,
-        body: WithdrawalRequest,
-        principal: Annotated[Principal, Depends(caller)],
-    ) -> dict[str, int]:
-        """End a worker's coverage on a date (city administrator)."""
-        require_role(principal, ["city_admin"])
-        command = EndCoverage(worker_id, "withdrawn", body.end_date, service.clock())
-        result = await service.execute(command, context(principal, None))
-        return {"stream_version": result.last_version if result else 0}
-
-    async def _worker_row(worker_id: uuid.UUID) -> Any:
-        row = await service.pool.fetchrow(
-            f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1", worker_id
-        )
-        if row is None:
-            raise HTTPException(404, f"no worker {worker_id}")
-        return row
-
-    async def _personal(row: Any, principal_sees: bool) -> WorkerPersonal | Erased | None:
-        if not principal_sees:
-            return None
-        sealed = SealedPersonal.model_validate_json(row["personal"])
-        return open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
-
-    async def _view(row: Any, principal: Principal) -> WorkerView:
-        personal = await _personal(row, principal.sees_personal_data)
-        return WorkerView(
-            **{k: row[k] for k in WorkerView.model_fields if k != "personal"},
-            personal=personal if isinstance(personal, WorkerPersonal) else None,
-        )
-
-    @router.get("/summary")
-    async def summary(principal: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
-        """Workers by status and cohort."""
-        rows = await service.pool.fetch(
-            f"SELECT status, coalesce(cohort, '-') AS cohort, count(*) AS workers "
-            f"FROM {service.schema}.workers GROUP BY 1, 2 ORDER BY 1, 2"
-        )
-        return {"workers": [dict(r) for r in rows]}
-
-    @router.get("/workers/{worker_id}", response_model=WorkerView)
-    async def get_worker(
-        worker_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
-    ) -> WorkerView:
-        """A worker; personal data only for roles allowed to see it."""
-        return await _view(await _worker_row(worker_id), principal)
-
-    @router.get("/workers", response_model=list[WorkerView])
-    async def find_workers(
-        principal: Annotated[Principal, Depends(caller)],
-        nik: Annotated[str | None, Query(pattern=r"^[0-9]{16}$")] = None,
-        kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")] = None,
-        status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[WorkerView]:
-        """Workers by NIK, or by kelurahan and status."""
-        if nik is not None:
-            worker_id = await service.worker_by_nik(nik)
-            rows = [await _worker_row(worker_id)] if worker_id else []
-        else:
-            rows = await service.pool.fetch(
-                f"SELECT * FROM {service.schema}.workers "
-                "WHERE ($1::text IS NULL OR kelurahan_code = $1) "
-                "AND ($2::text IS NULL OR status = $2) ORDER BY registered_at LIMIT $3",
-                kelurahan,
-                status,
-                limit,
-            )
-        return [await _view(row, principal) for row in rows]
-
-    @router.get("/workers/{worker_id}/coverage", response_model=CoverageView)
-    async def coverage_on(
-        worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
-    ) -> CoverageView:
-        """Whether the worker was covered on a date, from their own history."""
-        worker, version = await service.load(worker_id)
-        if version == 0:
-            raise HTTPException(404, f"no worker {worker_id}")
-        coverage = worker.coverage_on(on)
-        if coverage is None:
-            return CoverageView(worker_id=worker_id, on=on, covered=False)
-        return CoverageView(
-            worker_id=worker_id,
-            on=on,
-            covered=True,
-            coverage_start=coverage.start_date,
-            coverage_end=coverage.ended_on or coverage.end_date,
-        )
-
-    app.include_router(router)
     return app

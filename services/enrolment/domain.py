@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from services.enrolment.rules import check_kelurahan, check_nik, check_occupation
-from shared.decisions import Decided, RefusedError
+from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
@@ -281,3 +281,17 @@ def evolve(worker: Worker, data: BaseModel) -> Worker:
             worker, coverages=coverages, deceased=worker.deceased or data.reason == "deceased"
         )
     return worker
+
+
+@dataclass(frozen=True)
+class WorkerRules:
+    """The worker aggregate as a Decider, under the programme's rules."""
+
+    book: PolicyBook
+    initial: Worker = Worker()
+
+    def decide(self, command: Command, worker: Worker) -> list[Decided]:
+        return decide(command, worker, self.book)
+
+    def evolve(self, worker: Worker, event: Recorded) -> Worker:
+        return evolve(worker, event.data)

@@ -48,7 +48,8 @@ async def end_expired_coverages(service: EnrolmentService, today: date) -> int:
             idempotency_key=f"expiry:{row['worker_id']}:{row['coverage_end']}",
         )
         try:
-            if await service.execute(command, context):
+            handled = await service.execute(command, context)
+            if handled.result is not None and not handled.replayed:
                 ended += 1
         except RefusedError as refused:
             log.info("coverage of %s not ended: %s", row["worker_id"], refused)

@@ -236,16 +236,14 @@ async def _import_row(
             correlation,
             idempotency_key=f"import:{batch_id}:{number}",
         )
-        worker_id, appended = await service.register(registration, context)
+        worker_id, handled = await service.register(registration, context)
     except ValueError as error:
         return RowResult(number, "refused", reasons=tuple(str(error).split("; ")))
     except RefusedError as refused:
         return RowResult(number, "refused", reasons=tuple(str(p) for p in refused.problems))
     except DuplicateNikError as duplicate:
         return RowResult(number, "refused", duplicate.worker_id, (str(duplicate),))
-    return RowResult(
-        number, "already_registered" if appended.duplicate else "registered", worker_id
-    )
+    return RowResult(number, "already_registered" if handled.replayed else "registered", worker_id)
 
 
 async def report_csv(service: EnrolmentService, batch_id: str) -> str | None:

@@ -1,14 +1,13 @@
 """Enrolment's application service: commands in, events out, through the pure domain.
 
-It loads a worker's stream, decides with ``services.enrolment.domain``, seals personal data
-under the worker's key, and appends, keeping the NIK index (a keyed digest, never the NIK) in the
-same transaction so that one person is registered once.
+Every command goes through the platform's command handler with the worker's rules
+(``services.enrolment.domain.WorkerRules``); personal data is sealed under the worker's key
+before deciding, and the NIK index (``services.enrolment.write_side``) is kept in the append's
+transaction so that one person is registered once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,40 +15,21 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from services.enrolment.domain import (
-    Command,
-    CorrectDetails,
-    RegisterWorker,
-    Worker,
-    decide,
-    evolve,
-)
+from services.enrolment.domain import Command, CorrectDetails, RegisterWorker, Worker, WorkerRules
 from services.enrolment.rules import membership_number
+from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
+from shared.decisions import RefusedError
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import KeyStore, seal
-from shared.events.registry import parse
+from shared.events.personal import KeyStore, open_sealed, seal
 from shared.events.types import SealedPersonal
-from shared.eventstore import AppendResult, EventStore
-from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext, to_new_events
+from shared.eventstore import EventStore
+from shared.eventstore.handler import CommandHandler, Handled
+from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
+from shared.policy.eligibility import Problem
 
 SERVICE = "enrolment"
-
-WRITE_MODEL = (
-    Migration(
-        "nik_index",
-        """
-        -- One person, one registration: a keyed digest of the NIK, never the NIK itself.
-        CREATE TABLE {schema}.nik_index (
-            nik_digest bytea PRIMARY KEY,
-            worker_id  uuid NOT NULL UNIQUE
-        );
-        CREATE SEQUENCE {schema}.membership_seq;
-        """,
-    ),
-)
 
 
 class DuplicateNikError(Exception):
@@ -72,6 +52,21 @@ class Registration:
     source: RegistrationSource
 
 
+class UnknownWorkerError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Correction:
+    worker_id: uuid.UUID
+    reason: str
+    personal: dict[str, str]  # the personal fields changed (nik, full_name, address)
+    birth_date: date | None = None
+    sex: str | None = None
+    occupation_code: str | None = None
+    kelurahan_code: str | None = None
+
+
 class EnrolmentService:
     def __init__(
         self,
@@ -86,6 +81,9 @@ class EnrolmentService:
         self.pool = pool
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
+        self.inline = (NikIndex(keys, nik_secret, schema),)
+        self.handler = CommandHandler(self.store, pool, self.inline)
+        self.rules = WorkerRules(book)
         self.keys = keys
         self.book = book
         self._nik_secret = nik_secret
@@ -93,7 +91,7 @@ class EnrolmentService:
         self._new_id = new_id
 
     def nik_digest(self, nik: str) -> bytes:
-        return hmac.new(self._nik_secret, nik.encode(), hashlib.sha256).digest()
+        return nik_digest(self._nik_secret, nik)
 
     async def worker_by_nik(self, nik: str, conn: DbConnection | None = None) -> uuid.UUID | None:
         found = await (conn or self.pool).fetchval(
@@ -105,27 +103,24 @@ class EnrolmentService:
     async def load(
         self, worker_id: uuid.UUID, conn: DbConnection | None = None
     ) -> tuple[Worker, int]:
-        worker, version = Worker(), 0
-        for stored in await self.store.read_stream(stream_of(worker_id), conn):
-            _, data = parse(stored.envelope)
-            worker, version = evolve(worker, data), version + 1
-        return worker, version
+        loaded = await self.handler.load(stream_of(worker_id), self.rules, conn)
+        return loaded.state, loaded.version
 
     async def register(
         self, registration: Registration, context: CommandContext
-    ) -> tuple[uuid.UUID, AppendResult]:
-        if context.idempotency_key and (
-            first := await self.store.find_command(context.idempotency_key)
-        ):
-            return uuid.UUID(first.stream_id.removeprefix("worker-")), first
-        if existing := await self.worker_by_nik(registration.personal.nik):
-            raise DuplicateNikError(existing)
+    ) -> tuple[uuid.UUID, Handled]:
+        """Register a new person; the worker first registered under the command's key when it
+        was handled before."""
         worker_id = self._new_id()
-        async with self.pool.acquire() as conn, conn.transaction():
+        nik = registration.personal.nik
+
+        async def sealed_command(conn: DbConnection) -> RegisterWorker:
+            if existing := await self.worker_by_nik(nik, conn):
+                raise DuplicateNikError(existing)
             key_id, key = await self.keys.create(worker_id, conn)
-            command = RegisterWorker(
+            return RegisterWorker(
                 worker_id=worker_id,
-                nik=registration.personal.nik,
+                nik=nik,
                 personal=seal(registration.personal, key_id, key),
                 birth_date=registration.birth_date,
                 sex=registration.sex,
@@ -134,41 +129,67 @@ class EnrolmentService:
                 source=registration.source,
                 at=self.clock(),
             )
-            events = to_new_events(decide(command, Worker(), self.book), worker_id)
-            result = await self.store.append_within(conn, stream_of(worker_id), 0, events, context)
-            if result.duplicate:
-                return uuid.UUID(result.stream_id.removeprefix("worker-")), result
-            indexed = await conn.fetchval(
-                f"INSERT INTO {self.schema}.nik_index VALUES ($1, $2) "
-                "ON CONFLICT (nik_digest) DO NOTHING RETURNING true",
-                self.nik_digest(registration.personal.nik),
-                worker_id,
+
+        try:
+            handled = await self.handler.handle(
+                stream_of(worker_id),
+                self.rules,
+                sealed_command,
+                context,
+                worker_id=worker_id,
+                respond=lambda _: {"worker_id": str(worker_id)},
             )
-            if not indexed:  # registered meanwhile by a concurrent command: roll all of it back
-                existing = await self.worker_by_nik(registration.personal.nik, conn)
-                raise DuplicateNikError(existing or worker_id)
-        return worker_id, result
+        except asyncpg.UniqueViolationError:
+            # Registered meanwhile by a concurrent command: the NIK index refused this one.
+            raise DuplicateNikError(await self.worker_by_nik(nik) or worker_id) from None
+        assert handled.result is not None  # a registration always decides an event
+        return uuid.UUID(handled.result.stream_id.removeprefix("worker-")), handled
 
     async def execute(
         self, command: Command, context: CommandContext, conn: DbConnection | None = None
-    ) -> AppendResult | None:
-        """Decide and append a command about an existing worker; None if nothing happened."""
+    ) -> Handled:
+        """Decide and append a command about an existing worker (``result`` None if nothing
+        happened); inside ``conn``'s transaction when given."""
         assert not isinstance(command, RegisterWorker)
-        worker, version = await self.load(command.worker_id, conn)
-        events = to_new_events(decide(command, worker, self.book), command.worker_id)
-        if not events:
-            return None
-        stream = stream_of(command.worker_id)
-        if conn is not None:
-            return await self.store.append_within(conn, stream, version, events, context)
-        async with self.pool.acquire() as own, own.transaction():
-            if isinstance(command, CorrectDetails) and command.personal is not None:
-                await own.execute(
-                    f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
-                    self.nik_digest(command.nik),
-                    command.worker_id,
-                )
-            return await self.store.append_within(own, stream, version, events, context)
+        return await self.handler.handle(
+            stream_of(command.worker_id),
+            self.rules,
+            command,
+            context,
+            worker_id=command.worker_id,
+            respond=lambda result: {"stream_version": result.last_version},
+            conn=conn,
+        )
+
+    async def correct(self, correction: Correction, context: CommandContext) -> Handled:
+        """Correct a worker's details: changed personal data sealed again under their key."""
+        sealed = await self.pool.fetchval(
+            f"SELECT personal FROM {self.schema}.workers WHERE worker_id = $1",
+            correction.worker_id,
+        )
+        if sealed is None:
+            raise UnknownWorkerError(f"no worker {correction.worker_id}")
+        sealed_personal = SealedPersonal.model_validate_json(sealed)
+        current = open_sealed(
+            sealed_personal, await self.keys.get(sealed_personal.key_id), WorkerPersonal
+        )
+        if not isinstance(current, WorkerPersonal):
+            raise RefusedError(
+                [Problem("worker_id", "this worker's personal data was erased")], True
+            )
+        personal = current.model_copy(update=correction.personal) if correction.personal else None
+        command = CorrectDetails(
+            worker_id=correction.worker_id,
+            reason=correction.reason,
+            nik=(personal or current).nik,
+            at=self.clock(),
+            personal=await self.seal_for(correction.worker_id, personal) if personal else None,
+            birth_date=correction.birth_date,
+            sex=correction.sex,
+            occupation_code=correction.occupation_code,
+            kelurahan_code=correction.kelurahan_code,
+        )
+        return await self.execute(command, context)
 
     async def next_membership_no(self, conn: DbConnection) -> str:
         sequence = await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')")

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
 from services.enrolment.projections import WorkersProjection
-from services.enrolment.reactions import CoverageReactions
+from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
@@ -42,7 +42,7 @@ async def build(
         pool, PostgresKeyStore(pool), policy_book(), settings.nik_secret.encode()
     )
     expiry = expiry_job(service, lambda: service.clock().date(), settings.expiry_interval_seconds)
-    projections: list[Projection] = [WorkersProjection(), CoverageReactions(service)]
+    projections: list[Projection] = [WorkersProjection(), coverage_reactions(service)]
     app = create_app(service, auth)
     process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry])
     return process, service

@@ -1,25 +1,33 @@
 """Verification's HTTP API: decisions at each level, designation, worklists, decree annex.
 
-No postponed annotations here: FastAPI reads the routes' annotations, which refer to the
-authentication dependency built inside ``create_app``.
+Routes authenticate, validate and hand over: commands to ``services.verification.service``,
+reads to ``services.verification.queries``.
 """
 
-import csv
-import io
 import uuid
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.verification import queries
 from services.verification.domain import Designate, Reject, Verify
-from services.verification.service import STAGE_SQL, UnknownWorkerError, VerificationService
+from services.verification.queries import CaseView, Designations, Worklist
+from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_area, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
-from shared.http import FiscalYear, refusal, service_app
+from shared.http import (
+    FiscalYear,
+    Idempotency,
+    caller,
+    idempotent,
+    refusal,
+    service_app,
+    service_router,
+)
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -54,160 +62,152 @@ class Decision(BaseModel):
     already_decided: bool
 
 
+def verification(request: Request) -> VerificationService:
+    service: VerificationService = request.app.state.service
+    return service
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Verification = Annotated[VerificationService, Depends(verification)]
+router = service_router()
+
+
+async def level_and_area(
+    service: VerificationService, principal: Principal, worker_id: uuid.UUID
+) -> Level:
+    require_role(principal, list(LEVEL_OF_ROLE))
+    level = LEVEL_OF_ROLE[principal.role]
+    facts = await service.facts(worker_id)
+    if level == "kelurahan":
+        require_area(principal, facts.kelurahan_code, "a case")
+    elif level == "kecamatan":
+        require_area(principal, facts.kecamatan_code, "a case")
+    return level
+
+
+async def run(
+    service: VerificationService,
+    command: Verify | Reject | Designate,
+    principal: Principal,
+    key: Idempotency | None,
+) -> Decision:
+    context = CommandContext(
+        principal.subject,
+        principal.role,
+        uuid.uuid4(),
+        idempotency_key=key.key if key else None,
+        fingerprint=key.fingerprint if key else None,
+    )
+    handled = await service.execute(command, context)
+    return Decision.model_validate(handled.response).model_copy(
+        update={"already_decided": handled.replayed}
+    )
+
+
+@router.post("/cases/{worker_id}/verify")
+async def verify(
+    worker_id: uuid.UUID,
+    body: VerifyRequest,
+    principal: Caller,
+    service: Verification,
+    key: Annotated[Idempotency | None, Depends(idempotent("verify", required=False))],
+) -> Decision:
+    """Pass the case at the caller's level (kelurahan or kecamatan officer of its area)."""
+    level = await level_and_area(service, principal, worker_id)
+    if level == "city":
+        raise HTTPException(409, "the city level is a designation: POST .../designate")
+    return await run(service, Verify(worker_id, level, service.clock(), body.note), principal, key)
+
+
+@router.post("/cases/{worker_id}/reject")
+async def reject(
+    worker_id: uuid.UUID,
+    body: RejectRequest,
+    principal: Caller,
+    service: Verification,
+    key: Annotated[Idempotency | None, Depends(idempotent("reject", required=False))],
+) -> Decision:
+    """Reject the case at the caller's level, with reason codes."""
+    level = await level_and_area(service, principal, worker_id)
+    command = Reject(worker_id, level, tuple(body.reasons), service.clock(), body.note)
+    return await run(service, command, principal, key)
+
+
+@router.post("/cases/{worker_id}/designate")
+async def designate(
+    worker_id: uuid.UUID,
+    body: DesignateRequest,
+    principal: Caller,
+    service: Verification,
+    key: Annotated[Idempotency | None, Depends(idempotent("designate", required=False))],
+) -> Decision:
+    """Designate the worker into a cohort (city administrator), within quota and budget."""
+    require_role(principal, ["city_admin"])
+    command = Designate(
+        worker_id,
+        body.cohort,
+        body.cover_months,
+        body.coverage_start,
+        body.fiscal_year,
+        body.decree_ref,
+        service.clock(),
+    )
+    return await run(service, command, principal, key)
+
+
+@router.get("/cases/{worker_id}")
+async def case(worker_id: uuid.UUID, principal: Caller, service: Verification) -> CaseView:
+    """A case: its stage and its last decision."""
+    found = await queries.case(service, worker_id)
+    if found is None:
+        raise HTTPException(404, f"no case for worker {worker_id}")
+    return found
+
+
+@router.get("/worklists/{level}/{area}")
+async def worklist(
+    level: Literal["kelurahan", "kecamatan"],
+    area: Annotated[str, Field(pattern=r"^33\.75\.0[1-4](\.[0-9]{4})?$")],
+    principal: Caller,
+    service: Verification,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Worklist:
+    """Cases waiting at a level in an area, oldest first, with the count."""
+    require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
+    return await queries.worklist(service, level, area, limit)
+
+
+@router.get(
+    "/designations",
+    response_model=Designations,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def designations(
+    fiscal_year: FiscalYear,
+    cohort: Literal["regular", "incidental"],
+    principal: Caller,
+    service: Verification,
+    format: Literal["json", "csv"] = "json",
+) -> Designations | PlainTextResponse:
+    """The designation list of a cohort and fiscal year (the decree annex; CSV on request)."""
+    require_role(principal, ["city_admin", "billing_officer", "auditor"])
+    listed = await queries.designations(service, fiscal_year, cohort)
+    if format == "json":
+        return listed
+    return PlainTextResponse(queries.decree_annex(listed), media_type="text/csv")
+
+
 def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
-    app, router, caller = service_app(
+    app = service_app(
         "verification",
         "Kelurahan verification, kecamatan validation and city designation.",
         auth,
+        router,
+        service,
     )
 
     @app.exception_handler(UnknownWorkerError)
     async def unknown(_: Request, error: UnknownWorkerError) -> JSONResponse:
         return refusal(404, str(error))
 
-    async def level_and_area(principal: Principal, worker_id: uuid.UUID) -> Level:
-        require_role(principal, list(LEVEL_OF_ROLE))
-        level = LEVEL_OF_ROLE[principal.role]
-        facts = await service.facts(worker_id)
-        if level == "kelurahan":
-            require_area(principal, facts.kelurahan_code, "a case")
-        elif level == "kecamatan":
-            require_area(principal, facts.kecamatan_code, "a case")
-        return level
-
-    async def run(command: Verify | Reject | Designate, principal: Principal) -> Decision:
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
-        result = await service.execute(command, context)
-        return Decision(
-            worker_id=command.worker_id,
-            stream_version=result.last_version,
-            already_decided=result.duplicate,
-        )
-
-    @router.post("/cases/{worker_id}/verify", response_model=Decision)
-    async def verify(
-        worker_id: uuid.UUID, body: VerifyRequest, principal: Annotated[Principal, Depends(caller)]
-    ) -> Decision:
-        """Pass the case at the caller's level (kelurahan or kecamatan officer of its area)."""
-        level = await level_and_area(principal, worker_id)
-        if level == "city":
-            raise HTTPException(409, "the city level is a designation: POST .../designate")
-        return await run(Verify(worker_id, level, service.clock(), body.note), principal)
-
-    @router.post("/cases/{worker_id}/reject", response_model=Decision)
-    async def reject(
-        worker_id: uuid.UUID, body: RejectRequest, principal: Annotated[Principal, Depends(caller)]
-    ) -> Decision:
-        """Reject the case at the caller's level, with reason codes."""
-        level = await level_and_area(principal, worker_id)
-        command = Reject(worker_id, level, tuple(body.reasons), service.clock(), body.note)
-        return await run(command, principal)
-
-    @router.post("/cases/{worker_id}/designate", response_model=Decision)
-    async def designate(
-        worker_id: uuid.UUID,
-        body: DesignateRequest,
-        principal: Annotated[Principal, Depends(caller)],
-    ) -> Decision:
-        """Designate the worker into a cohort (city administrator), within quota and budget."""
-        require_role(principal, ["city_admin"])
-        command = Designate(
-            worker_id,
-            body.cohort,
-            body.cover_months,
-            body.coverage_start,
-            body.fiscal_year,
-            body.decree_ref,
-            service.clock(),
-        )
-        return await run(command, principal)
-
-    @router.get("/cases/{worker_id}")
-    async def case(
-        worker_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
-    ) -> dict[str, Any]:
-        """A case: its stage and its last decision."""
-        row = await service.pool.fetchrow(
-            f"SELECT *, {STAGE_SQL} AS stage FROM {service.schema}.cases WHERE worker_id = $1",
-            worker_id,
-        )
-        if row is None:
-            raise HTTPException(404, f"no case for worker {worker_id}")
-        return dict(row)
-
-    @router.get("/worklists/{level}/{area}")
-    async def worklist(
-        level: Literal["kelurahan", "kecamatan"],
-        area: Annotated[str, Field(pattern=r"^33\.75\.0[1-4](\.[0-9]{4})?$")],
-        principal: Annotated[Principal, Depends(caller)],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
-        """Cases waiting at a level in an area, oldest first, with the count."""
-        require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-        column = "kelurahan_code" if level == "kelurahan" else "kecamatan_code"
-        where = f"{column} = $1 AND {STAGE_SQL} = $2"
-        rows = await service.pool.fetch(
-            f"SELECT worker_id, kelurahan_code, registered_at, corrected_at "
-            f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at LIMIT $3",
-            area,
-            level,
-            limit,
-        )
-        count = await service.pool.fetchval(
-            f"SELECT count(*) FROM {service.schema}.cases WHERE {where}", area, level
-        )
-        return {"level": level, "area": area, "pending": count, "cases": [dict(r) for r in rows]}
-
-    @router.get("/designations", response_model=None)
-    async def designations(
-        fiscal_year: FiscalYear,
-        cohort: Literal["regular", "incidental"],
-        principal: Annotated[Principal, Depends(caller)],
-        format: Literal["json", "csv"] = "json",
-    ) -> Any:
-        """The designation list of a cohort and fiscal year (the decree annex)."""
-        require_role(principal, ["city_admin", "billing_officer", "auditor"])
-        rows = await service.pool.fetch(
-            f"SELECT d.worker_id, c.kelurahan_code, c.kecamatan_code, d.cover_months, "
-            f"d.coverage_start, d.decree_ref, d.designated_at FROM {service.schema}.designations d "
-            f"JOIN {service.schema}.cases c USING (worker_id) "
-            "WHERE d.fiscal_year = $1 AND d.cohort = $2 ORDER BY c.kelurahan_code, d.designated_at",
-            fiscal_year,
-            cohort,
-        )
-        if format == "json":
-            return {
-                "fiscal_year": fiscal_year,
-                "cohort": cohort,
-                "count": len(rows),
-                "workers": [dict(r) for r in rows],
-            }
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
-            [
-                "no",
-                "worker_id",
-                "kelurahan_code",
-                "kecamatan_code",
-                "cover_months",
-                "coverage_start",
-                "decree_ref",
-            ]
-        )
-        for number, r in enumerate(rows, start=1):
-            writer.writerow(
-                [
-                    number,
-                    r["worker_id"],
-                    r["kelurahan_code"],
-                    r["kecamatan_code"],
-                    r["cover_months"],
-                    r["coverage_start"],
-                    r["decree_ref"],
-                ]
-            )
-        return PlainTextResponse(out.getvalue(), media_type="text/csv")
-
-    app.include_router(router)
     return app

@@ -12,9 +12,7 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
-
-from shared.decisions import Decided, RefusedError
+from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.verification import Level, RejectionReason, VerificationRejected, Verified
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem, check_age
@@ -70,6 +68,7 @@ class Designate:
     fiscal_year: int
     decree_ref: str
     at: datetime
+    standing: CohortStanding | None = None  # read, under a lock, when it is decided
 
 
 Command = Verify | Reject | Designate
@@ -209,7 +208,8 @@ def designation_cost(cover_months: int, book: PolicyBook, start: date) -> int:
     return cover_months * book.in_force(start).monthly_premium.total
 
 
-def evolve(case: Case, data: BaseModel, recorded_at: datetime) -> Case:
+def evolve(case: Case, event: Recorded) -> Case:
+    data = event.data
     if isinstance(data, Verified):
         passed = case.passed if case.rejected_level is None else ()
         years = (
@@ -231,6 +231,23 @@ def evolve(case: Case, data: BaseModel, recorded_at: datetime) -> Case:
             case_id=data.case_id,
             passed=(),
             rejected_level=data.level,
-            rejected_at=recorded_at,
+            rejected_at=event.recorded_at,
         )
     return case
+
+
+@dataclass(frozen=True)
+class CaseRules:
+    """A worker's verification case as a Decider: the rules, with the facts the decision reads
+    from enrolment's events (a designation carries its cohort's standing)."""
+
+    book: PolicyBook
+    facts: Facts
+    initial: Case = Case()
+
+    def decide(self, command: Command, case: Case) -> list[Decided]:
+        standing = command.standing if isinstance(command, Designate) else None
+        return decide(command, case, self.facts, self.book, standing)
+
+    def evolve(self, case: Case, event: Recorded) -> Case:
+        return evolve(case, event)

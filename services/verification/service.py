@@ -1,52 +1,34 @@
-"""Verification's application service: loads a case and the worker's facts, decides with the
-pure domain, and appends; designations are serialised per cohort and fiscal year so that the
-quota and the budget hold under concurrent requests."""
+"""Verification's application service: the worker's facts from its projection, then the
+platform's command handler with the case's rules; designations are serialised per cohort and
+fiscal year so that the quota and the budget hold under concurrent requests."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
 
 from services.verification.domain import (
-    Case,
+    CaseRules,
     CohortStanding,
     Command,
     Designate,
     Facts,
-    decide,
-    designation_cost,
-    evolve,
 )
+from services.verification.write_side import DesignationCounts
 from shared.db import DbConnection
-from shared.events.registry import parse
-from shared.eventstore import AppendResult, EventStore
-from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext, to_new_events
+from shared.eventstore import EventStore
+from shared.eventstore.handler import CommandHandler, Handled
+from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
 SERVICE = "verification"
-
-WRITE_MODEL = (
-    Migration(
-        "designation_counts",
-        """
-        -- Designations per cohort and year, locked by each designation: quota and budget hold.
-        CREATE TABLE {schema}.designation_counts (
-            fiscal_year integer NOT NULL,
-            cohort      text NOT NULL,
-            designated  integer NOT NULL DEFAULT 0,
-            committed   bigint NOT NULL DEFAULT 0,
-            PRIMARY KEY (fiscal_year, cohort)
-        );
-        """,
-    ),
-)
 
 STAGE_SQL = """
     CASE
@@ -83,6 +65,8 @@ class VerificationService:
         self.book = book
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
+        self.inline = (DesignationCounts(book),)
+        self.handler = CommandHandler(self.store, pool, self.inline)
         self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, worker_id: uuid.UUID) -> Facts:
@@ -101,13 +85,6 @@ class VerificationService:
             row["corrected_at"],
         )
 
-    async def load(self, worker_id: uuid.UUID) -> tuple[Case, int]:
-        case, version = Case(), 0
-        for stored in await self.store.read_stream(stream_of(worker_id)):
-            envelope, data = parse(stored.envelope)
-            case, version = evolve(case, data, envelope.recorded_at), version + 1
-        return case, version
-
     async def wait_for_facts(self, sources: Sequence[str]) -> None:
         """Decide only on projections that have caught up with their sources' events."""
         for projection, topics in (("cases", ("enrolment",)), ("budgets", ("billing",))):
@@ -116,31 +93,29 @@ class VerificationService:
                     self.pool, self.schema, projection, self.kafka, topics, watcher=self.offsets
                 )
 
-    async def execute(self, command: Command, context: CommandContext) -> AppendResult:
+    async def execute(self, command: Command, context: CommandContext) -> Handled:
         await self.wait_for_facts(
             ("enrolment", "billing") if isinstance(command, Designate) else ("enrolment",)
         )
-        facts = await self.facts(command.worker_id)
-        case, version = await self.load(command.worker_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            standing = (
-                await self._standing(conn, command) if isinstance(command, Designate) else None
-            )
-            events = to_new_events(
-                decide(command, case, facts, self.book, standing), command.worker_id
-            )
-            result = await self.store.append_within(
-                conn, stream_of(command.worker_id), version, events, context
-            )
-            if isinstance(command, Designate) and not result.duplicate:
-                await conn.execute(
-                    f"UPDATE {self.schema}.designation_counts SET designated = designated + 1, "
-                    "committed = committed + $3 WHERE fiscal_year = $1 AND cohort = $2",
-                    command.fiscal_year,
-                    command.cohort,
-                    designation_cost(command.cover_months, self.book, command.coverage_start),
-                )
-        return result
+        rules = CaseRules(self.book, await self.facts(command.worker_id))
+
+        async def with_standing(conn: DbConnection) -> Command:
+            if isinstance(command, Designate):
+                return replace(command, standing=await self._standing(conn, command))
+            return command
+
+        return await self.handler.handle(
+            stream_of(command.worker_id),
+            rules,
+            with_standing,
+            context,
+            worker_id=command.worker_id,
+            respond=lambda result: {
+                "worker_id": str(command.worker_id),
+                "stream_version": result.last_version,
+                "already_decided": False,
+            },
+        )
 
     async def _standing(self, conn: DbConnection, command: Designate) -> CohortStanding:
         await conn.execute(

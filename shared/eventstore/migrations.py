@@ -94,6 +94,14 @@ PLATFORM: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_command_requests",
+        """
+        -- What a retry needs: the request's fingerprint (a key reused for another request is
+        -- refused) and the answer given the first time, committed with the command's events.
+        ALTER TABLE {schema}.commands ADD COLUMN fingerprint text, ADD COLUMN response jsonb;
+        """,
+    ),
 )
 
 

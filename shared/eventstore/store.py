@@ -23,6 +23,16 @@ from shared.events.hashing import compute_hash
 from shared.telemetry import EVENTS_APPENDED
 
 
+class IdempotencyKeyReusedError(Exception):
+    """A key already used for a different request: the first stands, this one is refused."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was already used with a different request; "
+            "use a new key for a new request"
+        )
+
+
 class ConcurrencyError(Exception):
     """The stream moved on since the caller read it: re-read, decide again, retry."""
 
@@ -57,6 +67,7 @@ class CommandContext:
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None  # of the request, so a key reused for another is refused
 
 
 def reaction_key(cause: uuid.UUID | str) -> str:
@@ -71,6 +82,8 @@ class AppendResult:
     last_version: int
     event_ids: tuple[uuid.UUID, ...]
     duplicate: bool = False  # True when the command had been handled before: nothing appended
+    response: Any = None  # the answer given the first time, recorded with its events
+    envelopes: tuple[dict[str, Any], ...] = field(default=(), repr=False)  # as appended now
 
 
 @dataclass(frozen=True)
@@ -109,24 +122,33 @@ class EventStore:
         self._new_id = new_id
 
     @property
+    def schema(self) -> str:
+        return self._schema
+
+    @property
     def notify_channel(self) -> str:
         return outbox_channel(self._schema)
 
-    async def find_command(self, idempotency_key: str) -> AppendResult | None:
-        """The result of a command already handled under this key, if any."""
-        row = await self._pool.fetchrow(
-            f"SELECT stream_id, event_ids, first_version, last_version "
-            f"FROM {self._schema}.commands WHERE idempotency_key = $1 AND first_version > 0",
+    async def find_command(
+        self, idempotency_key: str, fingerprint: str | None = None, conn: DbConnection | None = None
+    ) -> AppendResult | None:
+        """The result of a command already handled under this key, if any; a key recorded for
+        a request of another fingerprint is refused."""
+        row = await (conn or self._pool).fetchrow(
+            f"SELECT {COMMAND_COLUMNS} FROM {self._schema}.commands "
+            "WHERE idempotency_key = $1 AND first_version > 0",
             idempotency_key,
         )
-        if row is None:
-            return None
-        return AppendResult(
-            row["stream_id"],
-            row["first_version"],
-            row["last_version"],
-            tuple(row["event_ids"]),
-            duplicate=True,
+        return None if row is None else _handled_before(row, fingerprint)
+
+    async def record_response(
+        self, conn: DbConnection, idempotency_key: str, response: Any
+    ) -> None:
+        """Keep the answer to a command with its events, for a retry to receive it again."""
+        await conn.execute(
+            f"UPDATE {self._schema}.commands SET response = $2 WHERE idempotency_key = $1",
+            idempotency_key,
+            orjson.dumps(response).decode(),
         )
 
     async def append(
@@ -152,7 +174,7 @@ class EventStore:
         if not events:
             raise ValueError("an append needs at least one event")
         if context.idempotency_key is not None:
-            first = await self._claim_command(conn, context.idempotency_key, stream_id)
+            first = await self._claim_command(conn, context, stream_id)
             if first is not None:
                 return first
         actual, prev_hash = await self._lock_stream(conn, stream_id)
@@ -188,35 +210,30 @@ class EventStore:
         await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
         for event in events:
             EVENTS_APPENDED.labels(self._producer, event.event_type).inc()
-        return AppendResult(stream_id, actual + 1, last_version, event_ids)
+        return AppendResult(stream_id, actual + 1, last_version, event_ids, envelopes=tuple(rows))
 
     async def _claim_command(
-        self, conn: DbConnection, key: str, stream_id: str
+        self, conn: DbConnection, context: CommandContext, stream_id: str
     ) -> AppendResult | None:
         # A concurrent first attempt holds the key's row lock: this insert waits for it to
         # commit (then the key is taken: return its result) or roll back (then it is ours).
         claimed = await conn.fetchval(
             f"INSERT INTO {self._schema}.commands (idempotency_key, stream_id, event_ids, "
-            "first_version, last_version, recorded_at) VALUES ($1, $2, '{}', 0, 0, now()) "
+            "first_version, last_version, recorded_at, fingerprint) "
+            "VALUES ($1, $2, '{}', 0, 0, now(), $3) "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
-            key,
+            context.idempotency_key,
             stream_id,
+            context.fingerprint,
         )
         if claimed:
             return None
         first = await conn.fetchrow(
-            f"SELECT stream_id, event_ids, first_version, last_version "
-            f"FROM {self._schema}.commands WHERE idempotency_key = $1",
-            key,
+            f"SELECT {COMMAND_COLUMNS} FROM {self._schema}.commands WHERE idempotency_key = $1",
+            context.idempotency_key,
         )
         assert first is not None  # the conflicting row is committed and never deleted
-        return AppendResult(
-            first["stream_id"],
-            first["first_version"],
-            first["last_version"],
-            tuple(first["event_ids"]),
-            duplicate=True,
-        )
+        return _handled_before(first, context.fingerprint)
 
     async def _lock_stream(self, conn: DbConnection, stream_id: str) -> tuple[int, str]:
         row = await conn.fetchrow(
@@ -284,24 +301,30 @@ class EventStore:
         )
         return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        """Events in insertion order, for an auditor comparing the store with the topic."""
-        rows = await self._pool.fetch(
-            f"SELECT position, body FROM {self._schema}.events WHERE position > $1 "
-            "ORDER BY position LIMIT $2",
-            after_position,
-            limit,
-        )
-        return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
+
+COMMAND_COLUMNS = "stream_id, event_ids, first_version, last_version, fingerprint, response"
 
 
-def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID) -> list[NewEvent]:
+def _handled_before(row: asyncpg.Record, fingerprint: str | None) -> AppendResult:
+    if fingerprint is not None and row["fingerprint"] not in (None, fingerprint):
+        raise IdempotencyKeyReusedError()
+    return AppendResult(
+        row["stream_id"],
+        row["first_version"],
+        row["last_version"],
+        tuple(row["event_ids"]),
+        duplicate=True,
+        response=None if row["response"] is None else orjson.loads(row["response"]),
+    )
+
+
+def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID | None) -> list[NewEvent]:
     return [
         NewEvent(
             event_type=d.event_type,
             data=d.data.model_dump(mode="json"),
             occurred_at=d.occurred_at,
-            worker_id=worker_id,
+            worker_id=d.worker_id or worker_id,
             schema_version=d.schema_version,
             policy_version=d.policy_version,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -31,7 +32,15 @@ from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from shared.topics import ensure_topics
 
-PORTS = {"enrolment": 18001, "verification": 18002, "billing": 18003, "claims": 18004}
+
+def free_port() -> int:
+    """A port no one listens on now: test runs of several checkouts share the machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+PORTS = {service: free_port() for service in ("enrolment", "verification", "billing", "claims")}
 URLS = {service: f"http://127.0.0.1:{port}" for service, port in PORTS.items()}
 SIZE = DemoSize(per_kelurahan=4, regular=20, incidental=30)
 World = tuple[KafkaSettings, DatabaseSettings, dict[str, "subprocess.Popen[bytes]"]]

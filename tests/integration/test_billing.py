@@ -53,7 +53,13 @@ async def world(
 
 
 async def run(world: World, period: str) -> httpx.Response:
-    return await world.api.post("/billing-runs", json={"period": period}, headers=as_officer())
+    return await world.api.post(
+        "/billing-runs", json={"period": period}, headers=as_officer() | new_key()
+    )
+
+
+def new_key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
 
 
 async def test_monthly_billing_payments_and_arrears(world: World) -> None:
@@ -89,23 +95,25 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
 
     pay_december = f"/invoices/{invoice['invoice_id']}/payments"
     wrong = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_599), headers=as_officer()
+        pay_december, json=payment("SP2D 001", 33_599), headers=as_officer() | new_key()
     )
     assert wrong.status_code == 422
     assert "differs from the invoice total Rp33,600" in wrong.json()["detail"]
     unknown = await world.api.post(
-        f"/invoices/{uuid.uuid4()}/payments", json=payment("SP2D 001", 33_600), headers=as_officer()
+        f"/invoices/{uuid.uuid4()}/payments",
+        json=payment("SP2D 001", 33_600),
+        headers=as_officer() | new_key(),
     )
     assert unknown.status_code == 409
     paid = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_600), headers=as_officer()
+        pay_december, json=payment("SP2D 001", 33_600), headers=as_officer() | new_key()
     )
     assert paid.status_code == 201
     assert paid.json()["worker_months_paid"] == 2
     twice = await world.api.post(
         f"/invoices/{january['invoice_id']}/payments",
         json=payment("SP2D 001", 33_600),
-        headers=as_officer(),
+        headers=as_officer() | new_key(),
     )
     assert twice.status_code == 409
     assert "payment reference was used before" in twice.json()["detail"]
@@ -130,7 +138,9 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     late_payment = payment("SP2D 017", 33_600) | {"paid_on": "2025-02-25"}
     assert (
         await world.api.post(
-            f"/invoices/{january['invoice_id']}/payments", json=late_payment, headers=as_officer()
+            f"/invoices/{january['invoice_id']}/payments",
+            json=late_payment,
+            headers=as_officer() | new_key(),
         )
     ).status_code == 201
     for _ in range(100):

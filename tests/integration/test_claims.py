@@ -47,6 +47,10 @@ async def world(
         yield World(api, kafka, separate_database)
 
 
+def new_key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
 def months(first: str, count: int) -> list[str]:
     year, month = (int(p) for p in first.split("-"))
     index = year * 12 + month - 1
@@ -61,7 +65,7 @@ async def file(world: World, worker: uuid.UUID, **claim: Any) -> dict[str, Any]:
         "claimant": HEIR,
         "documents": ["akta kematian"],
     } | claim
-    response = await world.api.post("/claims", json=body, headers=as_officer())
+    response = await world.api.post("/claims", json=body, headers=as_officer() | new_key())
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -141,18 +145,18 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     wrong = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
         json={"payment_ref": "BPJS-1", "paid_on": "2025-03-01", "amount": 41_000_000},
-        headers=as_officer(),
+        headers=as_officer() | new_key(),
     )
     assert wrong.status_code == 422
     paid = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
         json={"payment_ref": "BPJS-1", "paid_on": "2025-03-01", "amount": 42_000_000},
-        headers=as_officer(),
+        headers=as_officer() | new_key(),
     )
     assert paid.status_code == 201
     rejected_payment = await world.api.post(
         f"/claims/{second['claim_id']}/payments",
         json={"payment_ref": "BPJS-2", "paid_on": "2025-03-01", "amount": 1},
-        headers=as_officer(),
+        headers=as_officer() | new_key(),
     )
     assert rejected_payment.status_code == 409

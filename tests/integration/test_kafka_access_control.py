@@ -26,7 +26,6 @@ from pydantic import SecretStr
 from deploy import kafka_acls
 from deploy.local import kafka_broker
 from deploy.local.paths import REPO_ROOT
-from deploy.smoke import run_smoke
 from shared.kafka_clients import admin_client, consumer_options, producer_options
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
@@ -151,13 +150,6 @@ async def test_an_auditor_reads_and_verifies_every_topic_and_writes_none(
 
     with pytest.raises(ClusterAuthorizationFailedError):  # not even a producer id
         await produce()
-
-
-async def test_faststream_clients_log_in_over_tls_too(
-    granted: KafkaSettings, database_settings: DatabaseSettings
-) -> None:
-    result = await run_smoke(granted, database_settings.database_url, count=3)
-    assert result.stored == 3
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.kafka_clients import (
     CONSUMER_SAFETY,
     PRODUCER_SAFETY,
-    SUBSCRIBER_SAFETY,
     consumer_options,
     producer_options,
 )
@@ -26,8 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAFE_SPREADS = {
     "AIOKafkaProducer": {"producer_options", "PRODUCER_SAFETY"},
     "AIOKafkaConsumer": {"consumer_options", "CONSUMER_SAFETY"},
-    "KafkaBroker": {"PRODUCER_SAFETY"},
-    "subscriber": {"SUBSCRIBER_SAFETY"},
 }
 GUARDED = {
     "acks",
@@ -35,7 +32,6 @@ GUARDED = {
     "enable_auto_commit",
     "isolation_level",
     "auto_offset_reset",
-    "ack_policy",
     "auto_commit",
 }
 
@@ -63,7 +59,7 @@ def spread_names(call: ast.Call) -> set[str]:
 
 def test_every_client_in_the_code_spreads_the_safe_settings_and_overrides_none() -> None:
     calls = list(client_calls())
-    assert {name for *_, name in calls} >= {"AIOKafkaProducer", "AIOKafkaConsumer", "KafkaBroker"}
+    assert {name for *_, name in calls} >= {"AIOKafkaProducer", "AIOKafkaConsumer"}
     for where, line, call, name in calls:
         assert spread_names(call) & SAFE_SPREADS[name], f"{where}:{line} builds {name} unsafely"
         overridden = {k.arg for k in call.keywords if k.arg} & GUARDED
@@ -80,7 +76,6 @@ async def test_the_safe_settings_reach_the_clients() -> None:
     assert consumer._enable_auto_commit is False
     assert consumer._isolation_level == "read_committed"
     assert consumer._auto_offset_reset == "earliest"
-    assert SUBSCRIBER_SAFETY["isolation_level"] == "read_committed"
     assert PRODUCER_SAFETY["acks"] == "all"
     assert CONSUMER_SAFETY["enable_auto_commit"] is False
     await producer.stop()

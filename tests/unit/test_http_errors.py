@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from shared.auth import AuthSettings
-from shared.http import service_app
+from shared.http import PROBLEM_JSON, service_app, service_router
 
 pytestmark = pytest.mark.unit
 
@@ -22,17 +22,19 @@ pytestmark = pytest.mark.unit
     ],
 )
 async def test_a_database_gone_under_a_request_asks_the_caller_to_retry(error: Exception) -> None:
-    app, router, _ = service_app("probe", "probe", AuthSettings())
+    router = service_router()
 
     @router.get("/probe")
     async def probe() -> None:
         raise error
 
-    app.include_router(router)
+    app = service_app("probe", "probe", AuthSettings(), router, None)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
         answer = await client.get("/probe")
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "1"
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    assert (answer.json()["status"], answer.json()["title"]) == (503, "Service Unavailable")
     assert "retry" in answer.json()["detail"]
     assert "Traceback" not in answer.text

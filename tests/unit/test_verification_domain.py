@@ -17,7 +17,7 @@ from services.verification.domain import (
     decide,
     evolve,
 )
-from shared.decisions import RefusedError
+from shared.decisions import Recorded, RefusedError
 from shared.events.verification import VerificationRejected, Verified
 from shared.policy import policy_book
 
@@ -33,7 +33,7 @@ def given(*commands: Verify | Reject, facts: Facts = FACTS) -> Case:
     case = Case()
     for command in commands:
         for decided in decide(command, case, facts, BOOK):
-            case = evolve(case, decided.data, command.at)
+            case = evolve(case, Recorded(decided.data, command.at))
     return case
 
 
@@ -133,7 +133,7 @@ def test_rejection_needs_reason_codes_and_other_needs_a_note() -> None:
 def test_a_designated_worker_is_renewed_for_a_later_fiscal_year_only() -> None:
     case = given(KELURAHAN, KECAMATAN)
     [first] = decide(designate(), case, FACTS, BOOK, ROOM)
-    designated = evolve(case, first.data, AT)
+    designated = evolve(case, Recorded(first.data, AT))
     assert designated.stage(FACTS) == "designated"
 
     with pytest.raises(RefusedError, match="already designated for 2024"):

@@ -1,0 +1,138 @@
+"""Billing's reads: invoices, a worker's standing on a date, the budget report."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import BaseModel
+
+from services.billing.service import BillingService
+from shared.policy.membership import Status, standing_on
+from shared.projection.freshness import wait_until_caught_up
+
+
+class InvoiceView(BaseModel):
+    invoice_id: uuid.UUID
+    period: str
+    supplementary: bool
+    total: int
+    lines: int
+    issued_at: datetime
+    paid_on: date | None
+    payment_ref: str | None
+
+
+class StandingView(BaseModel):
+    worker_id: uuid.UUID
+    on: date
+    status: Status
+    arrears: list[str]
+    last_paid: str | None
+
+
+class CohortBudget(BaseModel):
+    cohort: str
+    allocated: int
+    committed: int
+    invoiced: int
+    paid: int
+    remaining: int
+    over_committed: bool
+
+
+class BudgetReport(BaseModel):
+    fiscal_year: int
+    cohorts: list[CohortBudget]
+
+
+async def invoices(service: BillingService, period: str | None) -> list[InvoiceView]:
+    rows = await service.pool.fetch(
+        f"SELECT * FROM {service.schema}.invoices WHERE ($1::text IS NULL OR period = $1) "
+        "ORDER BY issued_at DESC",
+        period,
+    )
+    return [InvoiceView.model_validate(dict(r)) for r in rows]
+
+
+async def standing(service: BillingService, worker_id: uuid.UUID, on: date) -> StandingView:
+    covered = await service.pool.fetch(
+        f"SELECT start_date, coalesce(ended_on, end_date) AS last FROM {service.schema}.coverages "
+        "WHERE worker_id = $1",
+        worker_id,
+    )
+    paid = await service.pool.fetch(
+        f"SELECT period FROM {service.schema}.premiums "
+        "WHERE worker_id = $1 AND paid_on IS NOT NULL",
+        worker_id,
+    )
+    grace = service.book.in_force(on).grace_months
+    result = standing_on(
+        on, [(r["start_date"], r["last"]) for r in covered], [r["period"] for r in paid], grace
+    )
+    return StandingView(
+        worker_id=worker_id,
+        on=on,
+        status=result.status,
+        arrears=list(result.arrears),
+        last_paid=result.last_paid,
+    )
+
+
+async def budget_report(service: BillingService, fiscal_year: int) -> BudgetReport:
+    """Per cohort: allocated, committed (covered worker-months x premium), invoiced, paid,
+    and what remains of the allocation after the commitments."""
+    # A report reflects every event already on the topics, not a lagging projection.
+    for projection, source in (
+        ("allocations", "billing"),
+        ("premiums", "billing"),
+        ("coverages", "enrolment"),
+    ):
+        await wait_until_caught_up(
+            service.pool,
+            service.schema,
+            projection,
+            service.kafka,
+            [source],
+            watcher=service.offsets,
+        )
+    rows = await service.pool.fetch(
+        f"""
+        WITH allocated AS (
+            SELECT cohort, sum(allocated) AS allocated FROM {service.schema}.allocations
+            WHERE fiscal_year = $1 GROUP BY cohort
+        ), committed AS (
+            SELECT cohort, sum(monthly_premium * (
+                (extract(year FROM coalesce(ended_on, end_date)) * 12
+                 + extract(month FROM coalesce(ended_on, end_date)))
+                - (extract(year FROM start_date) * 12 + extract(month FROM start_date)) + 1
+            ))::bigint AS committed
+            FROM {service.schema}.coverages WHERE fiscal_year = $1 GROUP BY cohort
+        )
+        , premiums AS (
+            SELECT cohort, sum(amount)::bigint AS invoiced,
+                   (sum(amount) FILTER (WHERE paid_on IS NOT NULL))::bigint AS paid
+            FROM {service.schema}.premiums WHERE fiscal_year = $1 GROUP BY cohort
+        )
+        SELECT cohort, coalesce(a.allocated, 0)::bigint AS allocated,
+               coalesce(c.committed, 0)::bigint AS committed,
+               coalesce(p.invoiced, 0)::bigint AS invoiced,
+               coalesce(p.paid, 0)::bigint AS paid
+        FROM allocated a FULL JOIN committed c USING (cohort)
+        FULL JOIN premiums p USING (cohort) ORDER BY cohort
+        """,
+        fiscal_year,
+    )
+    cohorts = [
+        CohortBudget(
+            cohort=r["cohort"],
+            allocated=r["allocated"],
+            committed=r["committed"],
+            invoiced=r["invoiced"],
+            paid=r["paid"],
+            remaining=r["allocated"] - r["committed"],
+            over_committed=r["committed"] > r["allocated"],
+        )
+        for r in rows
+    ]
+    return BudgetReport(fiscal_year=fiscal_year, cohorts=cohorts)

@@ -1,0 +1,93 @@
+"""Billing's write side: invoices and their lines, kept from its own events. One line per
+worker and month, ever, so a second run cannot invoice a month twice; a payment settles its
+invoice once, under a reference used once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.db import DbConnection
+from shared.events.billing import InvoiceIssued, PremiumInvoiced, PremiumPaid
+from shared.eventstore.inline import Appended
+from shared.eventstore.migrations import Migration
+from shared.projection.changes import RowChange, Update, Upsert
+
+WRITE_MODEL = (
+    Migration(
+        "invoices",
+        """
+        CREATE TABLE {schema}.invoices (
+            invoice_id    uuid PRIMARY KEY,
+            period        text NOT NULL,
+            supplementary boolean NOT NULL,
+            total         bigint NOT NULL,
+            lines         integer NOT NULL,
+            issued_at     timestamptz NOT NULL,
+            paid_on       date,
+            payment_ref   text UNIQUE
+        );
+        -- One line per worker and month, ever: a second run cannot invoice a month twice.
+        CREATE TABLE {schema}.invoice_lines (
+            invoice_id  uuid NOT NULL REFERENCES {schema}.invoices,
+            worker_id   uuid NOT NULL,
+            period      text NOT NULL,
+            coverage_id uuid NOT NULL,
+            cohort      text NOT NULL,
+            fiscal_year integer NOT NULL,
+            total       integer NOT NULL,
+            jkk         integer NOT NULL,
+            jkm         integer NOT NULL,
+            UNIQUE (worker_id, period)
+        );
+        CREATE INDEX ON {schema}.invoice_lines (invoice_id);
+        """,
+    ),
+    Migration(
+        "invoice_lines_checked_at_commit",
+        """
+        -- Runs recorded before the invoice came first in the store have their lines ahead of
+        -- the invoice: a replay in store order checks the reference when it commits.
+        ALTER TABLE {schema}.invoice_lines ALTER CONSTRAINT invoice_lines_invoice_id_fkey
+            DEFERRABLE INITIALLY DEFERRED;
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Invoices:
+    event_types: frozenset[str] = frozenset({"InvoiceIssued", "PremiumInvoiced", "PremiumPaid"})
+
+    def apply(self, event: Appended) -> list[RowChange]:
+        data = event.data
+        if isinstance(data, InvoiceIssued):
+            values = {
+                "period": data.period,
+                "supplementary": data.supplementary,
+                "total": data.total,
+                "lines": data.lines,
+                "issued_at": event.envelope.occurred_at,
+            }
+            return [Upsert("invoices", {"invoice_id": data.invoice_id}, values)]
+        if isinstance(data, PremiumInvoiced):
+            line = {
+                "invoice_id": data.invoice_id,
+                "coverage_id": data.coverage_id,
+                "cohort": data.cohort,
+                "fiscal_year": data.fiscal_year,
+                "total": data.amount.total,
+                "jkk": data.amount.jkk,
+                "jkm": data.amount.jkm,
+            }
+            key = {"worker_id": data.worker_id, "period": data.period}
+            return [Upsert("invoice_lines", key, line)]
+        assert isinstance(data, PremiumPaid)
+        settled = {"paid_on": data.paid_on, "payment_ref": data.payment_ref}
+        return [Update("invoices", {"invoice_id": data.invoice_id}, settled)]
+
+    async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
+        return self.apply(event)
+
+    async def restored(self, conn: DbConnection) -> None:
+        return None

@@ -1,0 +1,268 @@
+"""Commands safe to retry, on the real stack: the same Idempotency-Key with the same request
+answers the first answer and changes nothing; with another request it is refused and changes
+nothing; an answer lost after the commit (the process gone before it replied) is answered again
+by a retry; concurrent attempts under one key have one effect; concurrent commands on one
+stream are decided again, never a server error."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.billing import wiring as billing_wiring
+from services.enrolment import wiring as enrolment_wiring
+from shared.auth import AuthSettings
+from shared.db import service_dsn
+from shared.settings import DatabaseSettings, KafkaSettings
+from tests.integration import publishing
+from tests.integration.sandbox import isolated, running
+from tests.tokens import bearer
+
+pytestmark = pytest.mark.integration
+KRAPYAK = "33.75.01.1004"
+SITI, ANI = "3375014507800003", "3375015203850001"
+
+
+class AnswerLostError(ConnectionError):
+    pass
+
+
+class LosesAnswers:
+    """The service, with its answer lost on the way back: the command committed, and the
+    caller heard nothing, as when the process is killed between the commit and the reply."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def lost(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raise AnswerLostError("the connection closed before the answer")
+
+        await self.app(scope, receive, lost)
+
+
+@dataclass
+class Billing:
+    api: httpx.AsyncClient
+    lossy: httpx.AsyncClient
+    pool: asyncpg.Pool
+    kafka: KafkaSettings
+    database: DatabaseSettings
+
+    async def events(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM billing.events"))
+
+
+@pytest.fixture
+async def billing(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> AsyncIterator[Billing]:
+    kafka = await isolated(kafka_settings, separate_database, "idempotency")
+    process, _ = await billing_wiring.build(kafka, separate_database, AuthSettings())
+    dsn = service_dsn(
+        separate_database.database_url, "billing", separate_database.service_role_password
+    )
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    lossy_transport = httpx.ASGITransport(app=LosesAnswers(process.app))
+    try:
+        async with (
+            running(process) as api,
+            httpx.AsyncClient(transport=lossy_transport, base_url="http://billing") as lossy,
+        ):
+            yield Billing(api, lossy, pool, kafka, separate_database)
+    finally:
+        await pool.close()
+
+
+def budget(amount: int) -> dict[str, Any]:
+    return {"fiscal_year": 2025, "source": "APBD", "cohort": "regular", "amount": amount}
+
+
+def keyed(role: str, key: str) -> dict[str, str]:
+    return bearer(role) | {"Idempotency-Key": key}  # type: ignore[arg-type]
+
+
+async def retried_safely(
+    world: Billing, path: str, body: dict[str, Any], other: dict[str, Any], role: str
+) -> dict[str, Any]:
+    """Send once with the answer lost, then retry, then retry with another body: one effect."""
+    key = keyed(role, str(uuid.uuid4()))
+    before = await world.events()
+    with pytest.raises(AnswerLostError):
+        await world.lossy.post(path, json=body, headers=key)
+    after_first = await world.events()
+    assert after_first > before, "the first attempt committed"
+    retry = await world.api.post(path, json=body, headers=key)
+    assert retry.status_code == 201, retry.text
+    again = await world.api.post(path, json=body, headers=key)
+    assert again.json() == retry.json()
+    refused = await world.api.post(path, json=other, headers=key)
+    assert refused.status_code == 422, refused.text
+    assert "Idempotency-Key was already used with a different request" in refused.text
+    assert await world.events() == after_first, "the retries changed nothing"
+    return dict(retry.json())
+
+
+async def test_money_operations_survive_a_lost_answer_and_refuse_a_reused_key(
+    billing: Billing,
+) -> None:
+    allocated = await retried_safely(
+        billing, "/budgets", budget(1_000_000), budget(2_000_000), "city_admin"
+    )
+    assert allocated["stream_version"] == 1
+
+    worker = uuid.uuid4()
+    await publishing.start_coverage(
+        billing.kafka, billing.database, worker, "regular", date(2025, 1, 1), date(2025, 12, 31)
+    )
+    run = {"period": "2025-01"}
+    for _ in range(100):  # 503 until billing's coverages caught up with the published coverage
+        first = await billing.api.post(
+            "/billing-runs", json={"period": "2025-02"}, headers=keyed("billing_officer", "feb")
+        )
+        if first.status_code != 503:
+            break
+        await asyncio.sleep(0.1)
+    assert first.status_code == 201, first.text
+    invoice = await retried_safely(
+        billing, "/billing-runs", run, {"period": "2025-03"}, "billing_officer"
+    )
+    assert invoice["lines"] == 1
+
+    paid = {"payment_ref": "SP2D 1", "paid_on": "2025-02-10", "amount": invoice["total"]}
+    payment = await retried_safely(
+        billing,
+        f"/invoices/{invoice['invoice_id']}/payments",
+        paid,
+        paid | {"payment_ref": "SP2D 2"},
+        "billing_officer",
+    )
+    assert payment["worker_months_paid"] == 1
+
+    missing = await billing.api.post("/budgets", json=budget(5), headers=bearer("city_admin"))
+    assert missing.status_code == 422
+    assert "Idempotency-Key" in missing.text
+
+
+async def test_concurrent_attempts_under_one_key_have_one_effect(billing: Billing) -> None:
+    key = keyed("city_admin", str(uuid.uuid4()))
+    before = await billing.events()
+    answers = await asyncio.gather(
+        *(billing.api.post("/budgets", json=budget(7_000), headers=key) for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [201] * 4
+    assert len({a.text for a in answers}) == 1
+    assert await billing.events() == before + 1
+
+
+async def test_concurrent_commands_on_one_stream_are_decided_again(billing: Billing) -> None:
+    # Every allocation of 2025 is on one stream: concurrent ones overtake each other.
+    answers = await asyncio.gather(
+        *(
+            billing.api.post(
+                "/budgets", json=budget(1_000 + n), headers=keyed("city_admin", str(uuid.uuid4()))
+            )
+            for n in range(6)
+        )
+    )
+    codes = [a.status_code for a in answers]
+    assert all(code in (201, 409) for code in codes), [a.text for a in answers]
+    versions = sorted(a.json()["stream_version"] for a in answers if a.status_code == 201)
+    assert versions == list(range(1, len(versions) + 1))
+    assert await billing.events() == len(versions)
+
+
+@dataclass
+class Enrolment:
+    api: httpx.AsyncClient
+    pool: asyncpg.Pool
+
+    async def events(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM enrolment.events"))
+
+
+@pytest.fixture
+async def enrolment(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> AsyncIterator[Enrolment]:
+    kafka = await isolated(kafka_settings, separate_database, "idempotency")
+    process, _ = await enrolment_wiring.build(kafka, separate_database, AuthSettings())
+    dsn = service_dsn(
+        separate_database.database_url, "enrolment", separate_database.service_role_password
+    )
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with running(process) as api:
+            yield Enrolment(api, pool)
+    finally:
+        await pool.close()
+
+
+def person(nik: str, name: str) -> dict[str, Any]:
+    return {
+        "nik": nik,
+        "full_name": name,
+        "birth_date": "1980-07-05",
+        "sex": "F",
+        "occupation_code": "buruh_batik",
+        "kelurahan_code": KRAPYAK,
+        "address": "Jl. Krapyak 1",
+    }
+
+
+async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> None:
+    officer = bearer("kelurahan_officer", KRAPYAK)
+    key = officer | {"Idempotency-Key": "registration-1"}
+    first = await enrolment.api.post("/workers", json=person(SITI, "Siti"), headers=key)
+    assert first.status_code == 201, first.text
+    registered = await enrolment.events()
+    again = await enrolment.api.post("/workers", json=person(SITI, "Siti"), headers=key)
+    assert (again.status_code, again.json()["worker_id"]) == (201, first.json()["worker_id"])
+    assert again.json()["already_registered"] is True
+    # Another person under the same key is refused, not answered with the first worker.
+    other = await enrolment.api.post("/workers", json=person(ANI, "Ani"), headers=key)
+    assert other.status_code == 422, other.text
+    assert "already used with a different request" in other.text
+    assert await enrolment.events() == registered
+
+    worker = first.json()["worker_id"]
+    for _ in range(100):  # a correction checks the officer's area on the workers read model
+        if (await enrolment.api.get(f"/workers/{worker}", headers=officer)).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    for path, body, headers, changed in (
+        (
+            f"/workers/{worker}/corrections",
+            {"reason": "typo in the name", "full_name": "Siti Aminah"},
+            officer,
+            {"reason": "typo in the name", "full_name": "Siti Aminah Dewi"},
+        ),
+        (
+            f"/workers/{worker}/withdrawal",
+            {"end_date": "2025-03-31"},
+            bearer("city_admin"),
+            {"end_date": "2025-04-30"},
+        ),
+    ):
+        keyed_headers = headers | {"Idempotency-Key": f"once-{path}"}
+        done = await enrolment.api.post(path, json=body, headers=keyed_headers)
+        if done.status_code == 409:  # a withdrawal of a worker not covered: refused, no key kept
+            continue
+        assert done.status_code == 201, done.text
+        count = await enrolment.events()
+        retry = await enrolment.api.post(path, json=body, headers=keyed_headers)
+        assert retry.json() == done.json()
+        refused = await enrolment.api.post(path, json=changed, headers=keyed_headers)
+        assert refused.status_code == 422, refused.text
+        assert "already used with a different request" in refused.text
+        assert await enrolment.events() == count
