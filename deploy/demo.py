@@ -394,7 +394,9 @@ async def billing_and_claims(
             }
             (
                 await claims.post(
-                    f"/claims/{claim['claim_id']}/payments", json=body, headers={**clerk, **retry_key()}
+                    f"/claims/{claim['claim_id']}/payments",
+                    json=body,
+                    headers={**clerk, **retry_key()},
                 )
             ).raise_for_status()
             current["status"] = "paid"
