@@ -13,6 +13,8 @@ from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
 SERVICES = ("enrolment", "verification", "billing", "claims")
+# The services and the officers' console, which talks to them over HTTP only.
+DEPLOYMENTS = (*SERVICES, "console")
 OVERLAYS = {"dev": 3, "prod": 12}  # overlay -> partitions of each topic
 
 
@@ -53,7 +55,7 @@ def test_deployments_have_probes_limits_and_run_locked_down(
 ) -> None:
     _, objects = overlay
     deployments = of_kind(objects, "Deployment")
-    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(SERVICES)
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(DEPLOYMENTS)
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -86,10 +88,10 @@ def test_each_service_has_a_network_policy_a_budget_and_one_kafka_user_writing_o
 ) -> None:
     _, objects = overlay
     assert sorted(p["metadata"]["name"] for p in of_kind(objects, "NetworkPolicy")) == sorted(
-        SERVICES
+        DEPLOYMENTS
     )
     assert sorted(p["metadata"]["name"] for p in of_kind(objects, "PodDisruptionBudget")) == sorted(
-        SERVICES
+        DEPLOYMENTS
     )
     users = {u["metadata"]["name"]: declared_grants(u) for u in of_kind(objects, "KafkaUser")}
     assert sorted(users) == sorted([*SERVICES, "auditor"])
@@ -130,7 +132,7 @@ def test_every_kafka_client_logs_in_over_tls_as_its_own_principal(
         for container in pod["containers"]:
             env = {e["name"]: e for e in container.get("env", [])}
             command = container["args"][0]
-            if command == "migrate":  # PostgreSQL only
+            if command in ("migrate", "console"):  # PostgreSQL only; HTTP only
                 assert "KAFKA_SASL_USERNAME" not in env
                 continue
             expected = container["args"][1] if command == "run" else "auditor"
@@ -159,3 +161,23 @@ def test_topics_keep_the_contract_settings(overlay: tuple[str, list[dict[str, An
         assert (config["retention.ms"], config["cleanup.policy"]) == (-1, "delete")
         if name == "prod":
             assert (topic["spec"]["replicas"], config["min.insync.replicas"]) == (3, 2)
+
+
+def test_the_console_is_served_over_tls_and_reaches_only_the_services_and_the_provider(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    [ingress] = [i for i in of_kind(objects, "Ingress") if i["metadata"]["name"] == "console"]
+    [tls] = ingress["spec"]["tls"]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] in tls["hosts"]
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "console"
+    [console] = [d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == "console"]
+    env = {
+        e["name"]: e.get("value")
+        for e in console["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["BERLIAN_CONSOLE_URL"] == f"https://{rule['host']}"
+    [policy] = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "console"]
+    reached = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    assert reached == {8000, 53, 443}  # no Kafka, no database
