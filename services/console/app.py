@@ -678,6 +678,184 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         errors = {str(worker_id): [*at.get("reasons", []), *general]}
         return await worklist_page(session, 1, errors=errors, status=answer.status)
 
+    # -- billing officer: the monthly run, invoices, payments, a worker's standing -------------
+
+    async def billing_page(
+        session: Session,
+        page: int = 1,
+        export: Literal["csv", "xlsx"] | None = None,
+        notice: str = "",
+        run_values: Mapping[str, str] | None = None,
+        pay_values: Mapping[str, str] | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        standing: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "billing_officer")
+        answer = await services.call("billing", "GET", "/invoices", session.token)
+        invoices = list(answer.body or []) if answer.ok else []
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Month"),
+                language.gettext("Supplementary"),
+                language.gettext("Worker-months"),
+                language.gettext("Total"),
+                language.gettext("Issued"),
+                language.gettext("Paid on"),
+                language.gettext("SP2D reference"),
+            ]
+            rows = [
+                [
+                    i["period"],
+                    language.gettext("yes") if i["supplementary"] else language.gettext("no"),
+                    number(i["lines"], session.language),
+                    rupiah(i["total"], session.language),
+                    instant(i["issued_at"], session.language),
+                    long_date(i.get("paid_on"), session.language),
+                    i.get("payment_ref") or "",
+                ]
+                for i in invoices
+            ]
+            return exports.download(header, rows, export, "tagihan")
+        shown, pages = paged(invoices, page)
+        return render(
+            "billing.html.j2",
+            session,
+            session.language,
+            status,
+            invoices=shown,
+            page=page,
+            pages=pages,
+            total=len(invoices),
+            notice=notice,
+            run_values=run_values or {},
+            pay_values=pay_values or {},
+            errors=errors or {},
+            general=general or [],
+            standing=standing,
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/billing", response_class=Response)
+    async def billing(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+        worker: Annotated[str, Query(max_length=36)] = "",
+        on: Annotated[str, Query(max_length=10)] = "",
+    ) -> Response:
+        session = signed_in(session_id)
+        standing = None
+        errors: dict[str, list[str]] = {}
+        if worker.strip():
+            try:
+                worker_id = uuid.UUID(worker.strip())
+            except ValueError:
+                errors["worker"] = [translations(session.language).gettext("Not a worker id.")]
+            else:
+                day = (
+                    iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
+                )
+                answer = await services.call(
+                    "billing",
+                    "GET",
+                    f"/workers/{worker_id}/standing",
+                    session.token,
+                    params={"on": day},
+                )
+                if answer.ok:
+                    standing = answer.body
+                else:
+                    _, general = by_field(
+                        answer.problems, answer.detail, translations(session.language), {}
+                    )
+                    errors["worker"] = general
+        return await billing_page(session, page, export, errors=errors, standing=standing)
+
+    @app.post("/billing-runs", response_class=Response)
+    async def run_billing(
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        period: Annotated[str, Form(max_length=7)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer")
+        checked(session, csrf)
+        answer = await services.call(
+            "billing",
+            "POST",
+            "/billing-runs",
+            session.token,
+            idempotency_key=form_key,
+            json={"period": period.strip()},
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext(
+                "Invoice for %(period)s issued: %(lines)s worker-months, %(total)s."
+            ) % {
+                "period": answer.body["period"],
+                "lines": number(answer.body["lines"], session.language),
+                "total": rupiah(answer.body["total"], session.language),
+            }
+            return await billing_page(session, notice=notice)
+        errors, general = by_field(answer.problems, answer.detail, language, {"period": "period"})
+        return await billing_page(
+            session,
+            run_values={"period": period},
+            errors=errors,
+            general=general,
+            status=answer.status,
+        )
+
+    @app.post("/invoices/{invoice_id}/payments", response_class=Response)
+    async def pay_invoice(
+        invoice_id: uuid.UUID,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        payment_ref: Annotated[str, Form(max_length=100)] = "",
+        paid_on: Annotated[str, Form(max_length=10)] = "",
+        amount: Annotated[str, Form(max_length=20)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer")
+        checked(session, csrf)
+        typed = {
+            "invoice": str(invoice_id),
+            "payment_ref": payment_ref,
+            "paid_on": paid_on,
+            "amount": amount,
+        }
+        digits = re.sub(r"[^0-9]", "", amount)  # "Rp33.600" as typed is 33600 rupiah
+        body = {
+            "payment_ref": payment_ref.strip(),
+            "paid_on": iso_date(paid_on.strip()),
+            "amount": int(digits) if digits else 0,
+        }
+        answer = await services.call(
+            "billing",
+            "POST",
+            f"/invoices/{invoice_id}/payments",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("Payment recorded: %(months)s worker-months paid.") % {
+                "months": number(answer.body["worker_months_paid"], session.language)
+            }
+            return await billing_page(session, notice=notice)
+        fields = {name: f"{invoice_id}-{name}" for name in ("payment_ref", "paid_on", "amount")}
+        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        return await billing_page(
+            session, pay_values=typed, errors=errors, general=general, status=answer.status
+        )
+
     return app
 
 

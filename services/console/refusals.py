@@ -12,6 +12,8 @@ import gettext
 import re
 from collections.abc import Mapping
 
+from services.console.i18n import Language, rupiah
+
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention for a message marked only
     return message
@@ -66,10 +68,15 @@ KNOWN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"^String should have at (most|least) (?P<count>\d+) character",
             N_("Too long or too short: at most or at least %(count)s characters."),
         ),
+        (
+            r"no coverage in (?P<period>\S+) is left to invoice",
+            N_("No coverage in %(period)s is left to invoice."),
+        ),
+        (r"this invoice is already paid", N_("This invoice is already paid.")),
         (r"payment reference was used before", N_("This SP2D reference was used before.")),
         (
             r"Rp(?P<amount>[\d,]+) differs from the invoice total Rp(?P<total>[\d,]+)",
-            N_("Rp%(amount)s differs from the invoice total Rp%(total)s."),
+            N_("%(amount)s differs from the invoice total %(total)s."),
         ),
         (
             r"may not|not allowed|outside the caller's area|another (kelurahan|kecamatan)",
@@ -79,11 +86,21 @@ KNOWN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+# Groups that are amounts of rupiah, written again the way the user's language writes them.
+AMOUNTS = frozenset({"amount", "total"})
+
+
 def translated(sentence: str, language: gettext.NullTranslations) -> str:
+    # The English "translations" are the identity: the only ones not read from a catalogue.
+    code: Language = "en" if type(language) is gettext.NullTranslations else "id"
     for pattern, message in KNOWN:
         found = pattern.search(sentence)
         if found:
-            return language.gettext(message) % found.groupdict()
+            values = {
+                name: rupiah(int(value.replace(",", "")), code) if name in AMOUNTS else value
+                for name, value in found.groupdict().items()
+            }
+            return language.gettext(message) % values
     return language.gettext("The service refused: %(reason)s") % {"reason": sentence}
 
 

@@ -23,12 +23,14 @@ from deploy.local.paths import REPO_ROOT
 from shared.auth import Role
 from tests.integration.browsing import press, replaced
 from tests.integration.programme_world import URLS, World, environment, free_port
-from tests.tokens import sign_in_details
+from tests.tokens import bearer, sign_in_details
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "console"
 AXE = REPO_ROOT / "tests" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
 PHONE = (360, 800)
+SAPURO_KEBULEN = "33.75.01.1004"
+PEKALONGAN_BARAT = "33.75.01"
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def activate(browser: WebDriver, target: WebElement, key: str = Keys.ENTER) -> N
 
 
 def type_into(browser: WebDriver, element_id: str, text: str) -> None:
-    """Tab to an empty field and type."""
+    """Tab to a field and type: the Tab key selects what it held, so the typing replaces it."""
     tab_to(browser, browser.find_element(By.ID, element_id))
     press(browser, text)
 
@@ -161,3 +163,28 @@ def accessible(browser: WebDriver, page: str) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert serious == [], f"{page}: {serious}"
+
+
+async def verified_at_kelurahan(api: httpx.AsyncClient, serial: int) -> str:
+    """A worker registered and verified by the kelurahan, through the APIs."""
+    officer = bearer("kelurahan_officer", SAPURO_KEBULEN)
+    body = {
+        "nik": f"337501450780{serial:04d}",  # a woman born on 5 July 1980
+        "full_name": f"Warga {serial}",
+        "birth_date": "1980-07-05",
+        "sex": "F",
+        "occupation_code": "buruh_batik",
+        "kelurahan_code": SAPURO_KEBULEN,
+        "address": "Sapuro",
+    }
+    registered = await api.post(f"{URLS['enrolment']}/workers", json=body, headers=officer)
+    assert registered.status_code == 201, registered.text
+    worker = str(registered.json()["worker_id"])
+    for _ in range(120):  # the case opens once verification has read the registration
+        verified = await api.post(
+            f"{URLS['verification']}/cases/{worker}/verify", json={}, headers=officer
+        )
+        if verified.status_code == 200:
+            return worker
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the case of {worker} never opened: {verified.text}")

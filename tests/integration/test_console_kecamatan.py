@@ -15,6 +15,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.integration.browsing import browser, press
 from tests.integration.console_browsing import (
+    PEKALONGAN_BARAT,
     accessible,
     activate,
     console,
@@ -23,6 +24,7 @@ from tests.integration.console_browsing import (
     shot,
     sign_in,
     tab_to,
+    verified_at_kelurahan,
     walked,
 )
 from tests.integration.programme_world import URLS, World, world
@@ -30,34 +32,7 @@ from tests.tokens import bearer
 
 __all__ = ["browser", "console", "world"]  # the fixtures, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-SAPURO_KEBULEN = "33.75.01.1004"
-PEKALONGAN_BARAT = "33.75.01"
 ROLE = "kecamatan_officer"
-
-
-async def verified_at_kelurahan(api: httpx.AsyncClient, serial: int) -> str:
-    """A worker registered and verified by the kelurahan, through the APIs."""
-    officer = bearer("kelurahan_officer", SAPURO_KEBULEN)
-    body = {
-        "nik": f"337501450780{serial:04d}",  # a woman born on 5 July 1980
-        "full_name": f"Warga {serial}",
-        "birth_date": "1980-07-05",
-        "sex": "F",
-        "occupation_code": "buruh_batik",
-        "kelurahan_code": SAPURO_KEBULEN,
-        "address": "Sapuro",
-    }
-    registered = await api.post(f"{URLS['enrolment']}/workers", json=body, headers=officer)
-    assert registered.status_code == 201, registered.text
-    worker = str(registered.json()["worker_id"])
-    for _ in range(120):  # the case opens once verification has read the registration
-        verified = await api.post(
-            f"{URLS['verification']}/cases/{worker}/verify", json={}, headers=officer
-        )
-        if verified.status_code == 200:
-            return worker
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"the case of {worker} never opened: {verified.text}")
 
 
 def walk(browser: WebDriver, base: str, approved: str, rejected: str) -> str:
