@@ -87,6 +87,31 @@ ROLE_NAMES = {
     "claims_officer": N_("Claims officer"),
     "auditor": N_("Auditor"),
 }
+# What each benefit item is, in plain words (the amount is shown beside it).
+BENEFIT_ITEMS = {
+    "JKM_LUMP_SUM": N_("Death benefit, paid at once"),
+    "JKM_PERIODIC": N_("Periodic death benefit, paid at once"),
+    "FUNERAL": N_("Funeral costs"),
+    "JKK_DEATH": N_("Work-accident death benefit (a multiple of the insured income)"),
+    "JKK_PERIODIC": N_("Periodic work-accident benefit, paid at once"),
+    "STMB_FULL": N_("Wages while unable to work, at 100% of the insured income"),
+    "STMB_REDUCED": N_("Wages while unable to work, at a reduced share"),
+    "DISABILITY_TOTAL": N_("Total permanent disability"),
+    "MEDICAL": N_("Medical care, as needed"),
+}
+CLAIM_DOCUMENTS = {
+    "akta kematian": N_("Death certificate (akta kematian)"),
+    "kartu keluarga": N_("Family card (kartu keluarga)"),
+    "ktp ahli waris": N_("The heir's identity card (KTP)"),
+    "surat keterangan kecelakaan": N_("Accident report"),
+    "buku rekening": N_("Bank book of the heir"),
+}
+CLAIM_STATUS = {
+    "approved": N_("approved"),
+    "rejected": N_("rejected"),
+    "pending": N_("waiting: premiums in arrears"),
+    "paid": N_("paid"),
+}
 STATUS_NAMES = {
     "registered": N_("registered"),
     "covered": N_("covered"),
@@ -855,6 +880,162 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         return await billing_page(
             session, pay_values=typed, errors=errors, general=general, status=answer.status
         )
+
+    # -- claims officer: filing, the decision explained, waiting claims, payment --------------
+
+    async def claims_page(
+        session: Session,
+        page: int = 1,
+        export: Literal["csv", "xlsx"] | None = None,
+        decision: Any = None,
+        notice: str = "",
+        values: Mapping[str, Any] | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "claims_officer")
+        answer = await services.call("claims", "GET", "/claims", session.token)
+        claims = list(answer.body or []) if answer.ok else []
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Claim"),
+                language.gettext("Worker"),
+                language.gettext("Benefit"),
+                language.gettext("Incident date"),
+                language.gettext("Status"),
+                language.gettext("Total"),
+            ]
+            rows = [
+                [
+                    str(c["claim_id"]),
+                    str(c["worker_id"]),
+                    c["benefit"],
+                    long_date(c["incident_date"], session.language),
+                    language.gettext(CLAIM_STATUS.get(c["status"], c["status"])),
+                    rupiah(c.get("total"), session.language),
+                ]
+                for c in claims
+            ]
+            return exports.download(header, rows, export, "klaim")
+        shown, pages = paged(claims, page)
+        return render(
+            "claims.html.j2",
+            session,
+            session.language,
+            status,
+            claims=shown,
+            waiting=[c for c in claims if c["status"] == "pending"],
+            page=page,
+            pages=pages,
+            total=len(claims),
+            decision=decision,
+            notice=notice,
+            values=values or {},
+            errors=errors or {},
+            general=general or [],
+            documents=CLAIM_DOCUMENTS,
+            item_name=lambda code: language.gettext(BENEFIT_ITEMS.get(str(code), str(code))),
+            claim_status=lambda s: language.gettext(CLAIM_STATUS.get(str(s), str(s))),
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/claims", response_class=Response)
+    async def claims(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        return await claims_page(signed_in(session_id), page, export)
+
+    @app.post("/claims", response_class=Response)
+    async def file_claim(
+        request: Request,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "claims_officer")
+        checked(session, csrf)
+        form = await request.form()
+        names = (
+            "worker_id",
+            "benefit",
+            "kind",
+            "incident_date",
+            "claimant_name",
+            "relationship",
+            "bank_account",
+        )
+        values: dict[str, Any] = {n: str(form.get(n, ""))[:200].strip() for n in names}
+        values["documents"] = [
+            str(d) for d in form.getlist("documents")[:20] if str(d) in CLAIM_DOCUMENTS
+        ]
+        body = {
+            "worker_id": values["worker_id"],
+            "benefit": values["benefit"],
+            "kind": values["kind"],
+            "incident_date": iso_date(values["incident_date"]),
+            "claimant": {
+                "name": values["claimant_name"],
+                "relationship": values["relationship"],
+                "bank_account": values["bank_account"] or None,
+            },
+            "documents": values["documents"],
+        }
+        answer = await services.call(
+            "claims", "POST", "/claims", session.token, idempotency_key=form_key, json=body
+        )
+        language = translations(session.language)
+        if answer.ok:
+            return await claims_page(session, decision=answer.body)
+        fields = {n: n for n in names} | {
+            "claimant.name": "claimant_name",
+            "claimant.relationship": "relationship",
+            "claimant.bank_account": "bank_account",
+        }
+        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        return await claims_page(
+            session, values=values, errors=errors, general=general, status=answer.status
+        )
+
+    @app.post("/claims/{claim_id}/payments", response_class=Response)
+    async def pay_claim(
+        claim_id: uuid.UUID,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        payment_ref: Annotated[str, Form(max_length=100)] = "",
+        paid_on: Annotated[str, Form(max_length=10)] = "",
+        amount: Annotated[str, Form(max_length=20)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "claims_officer")
+        checked(session, csrf)
+        digits = re.sub(r"[^0-9]", "", amount)
+        body = {
+            "payment_ref": payment_ref.strip(),
+            "paid_on": iso_date(paid_on.strip()),
+            "amount": int(digits) if digits else 0,
+        }
+        answer = await services.call(
+            "claims",
+            "POST",
+            f"/claims/{claim_id}/payments",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("Payment of claim %(claim)s recorded.") % {
+                "claim": str(claim_id)[:8]
+            }
+            return await claims_page(session, notice=notice)
+        _, general = by_field(answer.problems, answer.detail, language, {})
+        return await claims_page(session, general=general, status=answer.status)
 
     return app
 

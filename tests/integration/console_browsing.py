@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
 PHONE = (360, 800)
 SAPURO_KEBULEN = "33.75.01.1004"
 PEKALONGAN_BARAT = "33.75.01"
+PREMIUM = 16_800  # a month of JKK and JKM
 
 
 @pytest.fixture
@@ -188,3 +191,47 @@ async def verified_at_kelurahan(api: httpx.AsyncClient, serial: int) -> str:
             return worker
         await asyncio.sleep(0.5)
     raise AssertionError(f"the case of {worker} never opened: {verified.text}")
+
+
+async def covered_worker(api: httpx.AsyncClient) -> str:
+    city = bearer("city_admin")
+    budget = {"fiscal_year": 2024, "source": "APBD", "cohort": "regular", "amount": 12 * PREMIUM}
+    allocated = await api.post(
+        f"{URLS['billing']}/budgets",
+        json=budget,
+        headers=city | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert allocated.status_code == 201, allocated.text
+    worker = await verified_at_kelurahan(api, random.randint(5000, 9000))
+    steps = [
+        (f"/cases/{worker}/verify", {}, bearer("kecamatan_officer", PEKALONGAN_BARAT)),
+        (
+            f"/cases/{worker}/designate",
+            {
+                "cohort": "regular",
+                "cover_months": 12,
+                "coverage_start": "2024-11-01",
+                "fiscal_year": 2024,
+                "decree_ref": "Keputusan Wali Kota Pekalongan 400/regular/2024",
+            },
+            city,
+        ),
+    ]
+    for path, body, caller in steps:
+        for _ in range(120):  # each decision waits for the facts it reads to arrive
+            decided = await api.post(f"{URLS['verification']}{path}", json=body, headers=caller)
+            if decided.status_code == 200:
+                break
+            await asyncio.sleep(0.5)
+        assert decided.status_code == 200, decided.text
+    officer = bearer("billing_officer")
+    for _ in range(120):  # billing learns of the coverage from enrolment's events
+        standing = await api.get(
+            f"{URLS['billing']}/workers/{worker}/standing",
+            params={"on": "2024-11-15"},
+            headers=officer,
+        )
+        if standing.status_code == 200 and standing.json()["status"] != "NOT_COVERED":
+            return worker
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"billing never saw {worker} covered: {standing.text}")

@@ -6,8 +6,6 @@ recorded; the invoice checked through the billing API."""
 from __future__ import annotations
 
 import asyncio
-import random
-import uuid
 
 import httpx
 import pytest
@@ -16,16 +14,16 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.integration.browsing import browser
 from tests.integration.console_browsing import (
-    PEKALONGAN_BARAT,
+    PREMIUM,
     accessible,
     activate,
     console,
+    covered_worker,
     follow,
     phone_shot,
     shot,
     sign_in,
     type_into,
-    verified_at_kelurahan,
     walked,
 )
 from tests.integration.programme_world import URLS, World, world
@@ -34,51 +32,6 @@ from tests.tokens import bearer
 __all__ = ["browser", "console", "world"]  # the fixtures, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROLE = "billing_officer"
-PREMIUM = 16_800
-
-
-async def covered_worker(api: httpx.AsyncClient) -> str:
-    city = bearer("city_admin")
-    budget = {"fiscal_year": 2024, "source": "APBD", "cohort": "regular", "amount": 12 * PREMIUM}
-    allocated = await api.post(
-        f"{URLS['billing']}/budgets",
-        json=budget,
-        headers=city | {"Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert allocated.status_code == 201, allocated.text
-    worker = await verified_at_kelurahan(api, random.randint(5000, 9000))
-    steps = [
-        (f"/cases/{worker}/verify", {}, bearer("kecamatan_officer", PEKALONGAN_BARAT)),
-        (
-            f"/cases/{worker}/designate",
-            {
-                "cohort": "regular",
-                "cover_months": 12,
-                "coverage_start": "2024-11-01",
-                "fiscal_year": 2024,
-                "decree_ref": "Keputusan Wali Kota Pekalongan 400/regular/2024",
-            },
-            city,
-        ),
-    ]
-    for path, body, caller in steps:
-        for _ in range(120):  # each decision waits for the facts it reads to arrive
-            decided = await api.post(f"{URLS['verification']}{path}", json=body, headers=caller)
-            if decided.status_code == 200:
-                break
-            await asyncio.sleep(0.5)
-        assert decided.status_code == 200, decided.text
-    officer = bearer(ROLE)
-    for _ in range(120):  # billing learns of the coverage from enrolment's events
-        standing = await api.get(
-            f"{URLS['billing']}/workers/{worker}/standing",
-            params={"on": "2024-11-15"},
-            headers=officer,
-        )
-        if standing.status_code == 200 and standing.json()["status"] != "NOT_COVERED":
-            return worker
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"billing never saw {worker} covered: {standing.text}")
 
 
 def walk(browser: WebDriver, base: str) -> None:
