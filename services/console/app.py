@@ -14,7 +14,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -112,6 +112,7 @@ CLAIM_STATUS = {
     "pending": N_("waiting: premiums in arrears"),
     "paid": N_("paid"),
 }
+COHORT_NAMES = {"regular": N_("regular"), "incidental": N_("incidental")}
 STATUS_NAMES = {
     "registered": N_("registered"),
     "covered": N_("covered"),
@@ -1036,6 +1037,219 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             return await claims_page(session, notice=notice)
         _, general = by_field(answer.problems, answer.detail, language, {})
         return await claims_page(session, general=general, status=answer.status)
+
+    # -- city administrator: budgets, counters, designation, the decree annex ---------------
+
+    async def city_page(
+        session: Session,
+        year: int,
+        notice: str = "",
+        values: Mapping[str, str] | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "city_admin")
+        budget = await services.call("billing", "GET", f"/budgets/{year}", session.token)
+        cohorts = (
+            {c["cohort"]: c for c in (budget.body or {}).get("cohorts", [])} if budget.ok else {}
+        )
+        policy = policy_book().governing(date(year, 12, 31))
+        counters = []
+        for cohort, rule in policy.cohorts.items():
+            listed = await services.call(
+                "verification",
+                "GET",
+                "/designations",
+                session.token,
+                params={"fiscal_year": year, "cohort": cohort},
+            )
+            counters.append(
+                {
+                    "cohort": cohort,
+                    "quota": rule.default_quota,
+                    "designated": (listed.body or {}).get("count", 0) if listed.ok else 0,
+                    "budget": cohorts.get(cohort),
+                }
+            )
+        return render(
+            "city.html.j2",
+            session,
+            session.language,
+            status,
+            year=year,
+            counters=counters,
+            notice=notice,
+            values=values or {},
+            errors=errors or {},
+            general=general or [],
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/city", response_class=Response)
+    async def city(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
+    ) -> Response:
+        return await city_page(signed_in(session_id), year)
+
+    @app.post("/budgets", response_class=Response)
+    async def allocate(
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
+        source: Annotated[Literal["APBD", "APBD-P"], Form()],
+        cohort: Annotated[Literal["regular", "incidental"], Form()],
+        amount: Annotated[str, Form(max_length=24)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "city_admin")
+        checked(session, csrf)
+        digits = re.sub(r"[^0-9]", "", amount)
+        rupiahs = int(digits) if digits else 0
+        body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": rupiahs}
+        answer = await services.call(
+            "billing", "POST", "/budgets", session.token, idempotency_key=form_key, json=body
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("Allocated %(amount)s to the %(cohort)s cohort.") % {
+                "amount": rupiah(rupiahs, session.language),
+                "cohort": language.gettext(COHORT_NAMES[cohort]),
+            }
+            return await city_page(session, fiscal_year, notice=notice)
+        errors, general = by_field(
+            answer.problems, answer.detail, language, {"amount": "budget-amount"}
+        )
+        return await city_page(
+            session,
+            fiscal_year,
+            values={"budget-amount": amount},
+            errors=errors,
+            general=general,
+            status=answer.status,
+        )
+
+    @app.post("/designations", response_class=Response)
+    async def designate(
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
+        cohort: Annotated[Literal["regular", "incidental"], Form()],
+        worker_id: Annotated[str, Form(max_length=36)] = "",
+        cover_months: Annotated[str, Form(max_length=2)] = "",
+        coverage_start: Annotated[str, Form(max_length=10)] = "",
+        decree_ref: Annotated[str, Form(max_length=200)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "city_admin")
+        checked(session, csrf)
+        typed = {
+            "worker_id": worker_id,
+            "cover_months": cover_months,
+            "coverage_start": coverage_start,
+            "decree_ref": decree_ref,
+        }
+        language = translations(session.language)
+        try:
+            worker = uuid.UUID(worker_id.strip())
+        except ValueError:
+            errors = {"worker_id": [language.gettext("Not a worker id.")]}
+            return await city_page(session, fiscal_year, values=typed, errors=errors, status=422)
+        body = {
+            "cohort": cohort,
+            "cover_months": int(cover_months) if cover_months.isdigit() else 0,
+            "coverage_start": iso_date(coverage_start.strip()),
+            "fiscal_year": fiscal_year,
+            "decree_ref": decree_ref.strip(),
+        }
+        answer = await services.call(
+            "verification",
+            "POST",
+            f"/cases/{worker}/designate",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        if answer.ok:
+            notice = language.gettext("Worker %(worker)s designated.") % {"worker": str(worker)[:8]}
+            return await city_page(session, fiscal_year, notice=notice)
+        fields = {n: n for n in ("cover_months", "coverage_start", "decree_ref")}
+        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        return await city_page(
+            session,
+            fiscal_year,
+            values=typed,
+            errors=errors,
+            general=general,
+            status=answer.status,
+        )
+
+    @app.get("/decree-annex.{kind}")
+    async def decree_annex(
+        kind: Literal["pdf", "xlsx", "csv"],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
+        cohort: Annotated[Literal["regular", "incidental"], Query()] = "regular",
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "city_admin")
+        listed = await services.call(
+            "verification",
+            "GET",
+            "/designations",
+            session.token,
+            params={"fiscal_year": year, "cohort": cohort},
+        )
+        if not listed.ok:
+            raise HTTPException(listed.status, listed.detail)
+        workers = list((listed.body or {}).get("workers", []))[:MAX_LISTED]
+        # Names and NIK as the enrolment service shows them to this user's role.
+        seen = await asyncio.gather(
+            *(
+                services.call("enrolment", "GET", f"/workers/{w['worker_id']}", session.token)
+                for w in workers
+            )
+        )
+        language = translations(session.language)
+        header = [
+            language.gettext("No."),
+            language.gettext("Name"),
+            "NIK",
+            language.gettext("Kelurahan"),
+            language.gettext("Kecamatan"),
+            language.gettext("Months"),
+            language.gettext("Coverage from"),
+        ]
+        rows = []
+        for number_, (w, found) in enumerate(zip(workers, seen, strict=True), start=1):
+            personal = (found.body or {}).get("personal") or {} if found.ok else {}
+            rows.append(
+                [
+                    str(number_),
+                    str(personal.get("full_name", "")),
+                    str(personal.get("nik", "")),
+                    kelurahan_name(w.get("kelurahan_code")),
+                    kecamatan_name(w.get("kecamatan_code")),
+                    str(w["cover_months"]),
+                    long_date(w["coverage_start"], session.language),
+                ]
+            )
+        title = language.gettext("Annex to the decree: the %(cohort)s cohort of %(year)s") % {
+            "cohort": language.gettext(COHORT_NAMES[cohort]),
+            "year": year,
+        }
+        name = f"lampiran-sk-{cohort}-{year}"
+        if kind == "pdf":
+            decree = workers[0]["decree_ref"] if workers else ""
+            return Response(
+                exports.annex_pdf(title, decree, header, rows),
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+            )
+        return exports.download(header, rows, kind, name)
 
     return app
 

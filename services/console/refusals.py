@@ -73,6 +73,20 @@ KNOWN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             N_("No coverage in %(period)s is left to invoice."),
         ),
         (r"this invoice is already paid", N_("This invoice is already paid.")),
+        (
+            r"quota for (?P<year>\d+) is full: (?P<designated>\d+) of (?P<quota>\d+) designated",
+            N_("The quota for %(year)s is full: %(designated)s of %(quota)s designated."),
+        ),
+        (
+            r"cover costs Rp(?P<amount>[\d,]+) \((?P<months>\d+) months x Rp(?P<premium>[\d,]+)\)"
+            r" but the \w+ budget for (?P<year>\d+) has Rp(?P<total>[\d,]+) left \(allocated "
+            r"Rp(?P<allocated>[\d,]+), committed Rp(?P<committed>[\d,]+)\)",
+            N_(
+                "The cover costs %(amount)s (%(months)s months x %(premium)s) but the budget "
+                "for %(year)s has %(total)s left (allocated %(allocated)s, committed "
+                "%(committed)s)."
+            ),
+        ),
         (r"payment reference was used before", N_("This SP2D reference was used before.")),
         (
             r"Rp(?P<amount>[\d,]+) differs from the invoice total Rp(?P<total>[\d,]+)",
@@ -87,7 +101,7 @@ KNOWN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 
 # Groups that are amounts of rupiah, written again the way the user's language writes them.
-AMOUNTS = frozenset({"amount", "total"})
+AMOUNTS = frozenset({"amount", "total", "premium", "allocated", "committed"})
 
 
 def translated(sentence: str, language: gettext.NullTranslations) -> str:
