@@ -51,7 +51,8 @@ def register(browser: WebDriver, nik: str) -> None:
     activate(browser, browser.find_element(By.ID, "submit-registration"))
 
 
-def walk(browser: WebDriver, base: str, nik: str) -> str:
+def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
+    """The worker registered, and the form as it was sent (to send it again)."""
     sign_in(browser, base, ROLE, SAPURO_KEBULEN)
     assert "Selamat datang" in browser.find_element(By.TAG_NAME, "h1").text
     assert "Kelurahan Sapuro Kebulen" in browser.find_element(By.ID, "who").text
@@ -76,6 +77,11 @@ def walk(browser: WebDriver, base: str, nik: str) -> str:
     # A radio group is one stop of the Tab key, at its chosen button; an arrow moves the choice.
     tab_to(browser, browser.find_element(By.ID, "sex-m"))
     press(browser, Keys.ARROW_RIGHT)
+    form = browser.find_element(By.CSS_SELECTOR, "form[action='/workers']")
+    sent = {
+        field.get_attribute("name"): field.get_attribute("value")
+        for field in form.find_elements(By.CSS_SELECTOR, "input:not([type=radio]), select")
+    } | {"sex": "F"}
     activate(browser, browser.find_element(By.ID, "submit-registration"))
     registered = browser.find_element(By.ID, "registered").text
     assert registered.startswith("Terdaftar."), registered
@@ -103,14 +109,22 @@ def walk(browser: WebDriver, base: str, nik: str) -> str:
     shot(browser, ROLE, "workers")
     accessible(browser, "workers")
     phone_shot(browser, ROLE, "workers")
-    return worker_id
+    return worker_id, sent
 
 
 async def test_a_kelurahan_officer_registers_verifies_and_finds_a_worker(
     world: World, console: str, browser: WebDriver
 ) -> None:
     nik = f"3375015811850{random.randint(100, 999)}"
-    worker_id = await asyncio.to_thread(walked, browser, ROLE, lambda: walk(browser, console, nik))
+    worker_id, sent = await asyncio.to_thread(
+        walked, browser, ROLE, lambda: walk(browser, console, nik)
+    )
+    # The same form sent again (a double click, a resubmitted page): nothing recorded twice.
+    cookies = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
+    async with httpx.AsyncClient() as again:
+        answer = await again.post(f"{console}/workers", data=sent, headers={"Cookie": cookies})
+    assert "Pendaftaran ini sudah tercatat" in answer.text, answer.text[-2000:]
+    assert worker_id in answer.text
 
     officer = bearer(ROLE, SAPURO_KEBULEN)
     async with httpx.AsyncClient() as api:
