@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from deploy.local.keycloak import allow_console_at
 from deploy.local.paths import REPO_ROOT
 from shared.auth import Role
 from tests.integration.browsing import press, replaced
-from tests.integration.programme_world import URLS, World, environment, free_port
+from tests.integration.programme_world import URLS, World, free_port
 from tests.tokens import bearer, sign_in_details
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "console"
@@ -36,23 +38,23 @@ PEKALONGAN_BARAT = "33.75.01"
 PREMIUM = 16_800  # a month of JKK and JKM
 
 
-@pytest.fixture
-async def console(world: World, tmp_path: Path) -> AsyncIterator[str]:
-    """The console's address, serving until the test ends."""
-    kafka, database, _ = world
+@asynccontextmanager
+async def serving(urls: dict[str, str], log: Path) -> AsyncIterator[str]:
+    """The console in front of the services at ``urls``, on a free port; its address."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     await asyncio.to_thread(allow_console_at, base)
-    env = environment(kafka, database) | {
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
         "BERLIAN_CONSOLE_URL": base,
-        **{f"BERLIAN_CONSOLE_{s.upper()}_URL": url for s, url in URLS.items()},
+        **{f"BERLIAN_CONSOLE_{s.upper()}_URL": url for s, url in urls.items()},
     }
-    log = tmp_path / "console.log"
     process = await asyncio.to_thread(start_console, port, env, log)
     try:
         async with httpx.AsyncClient() as client:
             for _ in range(120):
-                assert process.poll() is None, log.read_text()[-3000:]
+                assert process.poll() is None, f"the console exited during start-up; see {log}"
                 try:
                     if (await client.get(f"{base}/health/ready")).status_code == 200:
                         break
@@ -63,6 +65,13 @@ async def console(world: World, tmp_path: Path) -> AsyncIterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+async def console(world: World, tmp_path: Path) -> AsyncIterator[str]:
+    """The console's address, in front of the world's services, until the test ends."""
+    async with serving(URLS, tmp_path / "console.log") as base:
+        yield base
 
 
 def start_console(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
