@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +17,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
+from services.enrolment.imports import COLUMNS
 from tests.integration.browsing import browser, press, replaced
 from tests.integration.console_browsing import (
+    ARTIFACTS,
     accessible,
     activate,
     console,
@@ -49,6 +52,20 @@ def register(browser: WebDriver, nik: str) -> None:
     press(browser, "Pedagang keliling")
     type_into(browser, "address", "Jl. Sapuro No. 7")
     activate(browser, browser.find_element(By.ID, "submit-registration"))
+
+
+def import_list(registered_nik: str) -> Path:
+    """A two-row list: a man of 1980 and a row whose NIK serial is 0000."""
+    other = registered_nik[:6] + "010780" + registered_nik[-3:] + "1"
+    rows = [
+        ";".join(COLUMNS),
+        f"{other};Ahmad Fauzi;1980-07-01;M;tukang_becak;{SAPURO_KEBULEN};Jl. Sapuro 9;;;",
+        f"{other[:12]}0000;Baris Salah;1980-07-01;M;tukang_becak;{SAPURO_KEBULEN};Jl. Sapuro;;;",
+    ]
+    path = ARTIFACTS.parent / "console-import.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(rows).encode())
+    return path
 
 
 def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
@@ -97,6 +114,17 @@ def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
     assert verify.text == "Verifikasi"
     activate(browser, verify)
     assert browser.find_element(By.ID, "notice").text == f"Berkas {worker_id[:8]} diverifikasi."
+
+    follow(browser, "/imports/new")
+    # A list as a spreadsheet saves it in Indonesia: semicolons, UTF-8 with a byte order mark;
+    # the second row's NIK has the serial 0000. The file is chosen as a file dialog would.
+    browser.find_element(By.ID, "list_file").send_keys(str(import_list(nik)))
+    activate(browser, browser.find_element(By.CSS_SELECTOR, "form[action='/imports'] button"))
+    result = browser.find_element(By.ID, "import-result").text
+    assert "1 terdaftar, 0 sudah terdaftar sebelumnya, 1 ditolak" in result, result
+    assert browser.find_element(By.ID, "report").get_attribute("href").endswith("/report.csv")
+    shot(browser, ROLE, "imported")
+    accessible(browser, "imported")
 
     follow(browser, "/workers")
     type_into(browser, "q", nik)
