@@ -114,8 +114,7 @@ class AreaScope:
             return cls(role, "city")
         if not isinstance(area, str):
             raise AreaClaimError(
-                f"a {role}'s token must name their {level} as a text code, "
-                f"not {type(area).__name__}"
+                f"a {role}'s area must be their {level}'s code as text, not {type(area).__name__}"
             )
         if level == "kelurahan":
             kelurahan = KelurahanCode.parse(area)
