@@ -30,6 +30,9 @@ OFFICER_LEVELS: dict[str, Level] = {
     "kecamatan_officer": "kecamatan",
 }
 CITY_ROLES = frozenset({"city_admin", "billing_officer", "claims_officer", "auditor"})
+# The profile fields withheld from roles that do not act on the person: the occupation can be
+# specific data (disability, extreme poverty), and withholding only those codes would tell them.
+PROFILE_FIELDS = frozenset({"birth_date", "sex", "occupation_code"})
 # Roles that act on the person (register, verify, designate, decide claims): they see the
 # person's personal data and profile, and may find a worker by NIK, each within their area.
 ACTING_ROLES = frozenset({"kelurahan_officer", "kecamatan_officer", "city_admin", "claims_officer"})

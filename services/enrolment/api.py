@@ -34,7 +34,7 @@ from shared.events.personal import open_sealed
 from shared.events.types import SealedPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import body_within, refusal, service_app
-from shared.scope import AreaScope
+from shared.scope import PROFILE_FIELDS, AreaScope
 
 
 class RegisterRequest(BaseModel):
@@ -95,9 +95,8 @@ class WorkerView(BaseModel):
     )
 
 
-# What a role that does not act on the person never sees: who they are, and the profile that
-# can tell disability or extreme poverty.
-PERSONAL_VIEW = frozenset({"personal", "occupation_code", "birth_date", "sex"})
+# What a role that does not act on the person never sees: who they are, and their profile.
+PERSONAL_VIEW = frozenset({"personal", *PROFILE_FIELDS})
 
 
 class CoverageView(BaseModel):
@@ -258,24 +257,20 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         result = await service.execute(command, context(principal, None))
         return {"stream_version": result.last_version if result else 0}
 
-    async def _worker_row(worker_id: uuid.UUID, scope: AreaScope) -> Any:
+    async def _worker_row(worker_id: uuid.UUID | None, scope: AreaScope) -> Any:
+        """The worker's row, or None if there is none in the caller's area."""
         within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
-        row = await service.pool.fetchrow(
+        return await service.pool.fetchrow(
             f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1 AND {within.condition}",
             worker_id,
             *within.args,
         )
-        if row is None:  # or outside the caller's area: the same answer, so nothing is learnt
-            raise HTTPException(404, f"no worker {worker_id}")
-        return row
 
     async def _view(row: Any, scope: AreaScope) -> WorkerView:
         if not scope.acts_on_people:
             return WorkerView(
                 **{k: row[k] for k in WorkerView.model_fields if k not in PERSONAL_VIEW},
-                occupation_code=None,
-                birth_date=None,
-                sex=None,
+                **dict.fromkeys(PROFILE_FIELDS),
             )
         sealed = SealedPersonal.model_validate_json(row["personal"])
         personal = open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
@@ -302,7 +297,10 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         """A worker of the caller's area; personal data and profile only for roles acting on
         the person."""
         scope = AreaScope.of(principal)
-        return await _view(await _worker_row(worker_id, scope), scope)
+        row = await _worker_row(worker_id, scope)
+        if row is None:  # or outside the caller's area: the same answer, so nothing is learnt
+            raise HTTPException(404, f"no worker {worker_id}")
+        return await _view(row, scope)
 
     @router.get("/workers", response_model=list[WorkerView])
     async def find_workers(
@@ -318,14 +316,9 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         if nik is not None:
             if not scope.acts_on_people:
                 raise HTTPException(403, f"role {principal.role} may not look workers up by NIK")
-            worker_id = await service.worker_by_nik(nik)
-            within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
-            rows = await service.pool.fetch(
-                f"SELECT * FROM {service.schema}.workers "
-                f"WHERE worker_id = $1 AND {within.condition}",
-                worker_id,
-                *within.args,
-            )
+            # Registered elsewhere answers as never registered: no probing beyond the area.
+            row = await _worker_row(await service.worker_by_nik(nik), scope)
+            rows = [row] if row else []
         else:
             if kelurahan is not None:
                 scope.require(kelurahan, "list the workers")

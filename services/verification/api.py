@@ -20,7 +20,7 @@ from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
 from shared.http import FiscalYear, refusal, service_app
-from shared.scope import AreaScope, KecamatanCode
+from shared.scope import PROFILE_FIELDS, AreaScope, KecamatanCode
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -135,9 +135,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
         if row is None:  # or outside the caller's area: the same answer, so nothing is learnt
             raise HTTPException(404, f"no case for worker {worker_id}")
         case = dict(row)
-        if not scope.acts_on_people:
-            case["birth_date"] = None
-        return case
+        return case if scope.acts_on_people else case | dict.fromkeys(PROFILE_FIELDS & case.keys())
 
     @router.get("/worklists/{level}/{area}")
     async def worklist(

@@ -7,12 +7,11 @@ new endpoint is placed in the matrix before it ships."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings, Role
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.integration.sandbox import isolated, running
+from tests.integration.sandbox import eventually, isolated, running
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -417,15 +416,6 @@ async def send(
     return await client.request(
         method, call.path, json=call.json, params=call.params, content=call.csv, headers=headers
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Until the projections show what was written (the bound only ends a broken run)."""
-    for _ in range(600):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the projections never showed it")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ move out of the officer's area."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from services.enrolment import wiring as enrolment_wiring
 from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.integration.sandbox import isolated, running
+from tests.integration.sandbox import eventually, isolated, running
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -51,15 +51,6 @@ def person(serial: int, kelurahan: str = SAPURO) -> dict[str, str]:
         "kelurahan_code": kelurahan,
         "address": "Sapuro Gang 3",
     }
-
-
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Until the projections show what was written (the deadline only bounds a broken run)."""
-    for _ in range(600):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the projections never showed it")
 
 
 async def register(api: httpx.AsyncClient, body: dict[str, str]) -> str:
