@@ -158,8 +158,8 @@ class EnrolmentService:
             first := await self.store.find_command(context.idempotency_key)
         ):
             return uuid.UUID(first.stream_id.removeprefix("worker-")), first
-        if existing := await self.worker_by_nik(registration.personal.nik):
-            raise await self._duplicate(existing)
+        # The NIK is looked up only after the rules passed (in the index insert below), so that
+        # a registration made up to test a NIK learns nothing unless it would register someone.
         worker_id = self._new_id()
         async with self.pool.acquire() as conn, conn.transaction():
             key_id, key = await self.keys.create(worker_id, conn)
@@ -184,7 +184,7 @@ class EnrolmentService:
                 self.nik_digest(registration.personal.nik),
                 worker_id,
             )
-            if not indexed:  # registered meanwhile by a concurrent command: roll all of it back
+            if not indexed:  # registered before, or meanwhile: roll all of it back
                 existing = await self.worker_by_nik(registration.personal.nik, conn)
                 raise await self._duplicate(existing or worker_id)
         return worker_id, result

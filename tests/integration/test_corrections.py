@@ -1,6 +1,6 @@
-"""Corrections on a real enrolment and verification: a NIK already registered, corrections
-racing each other, tokens whose area is not a code, a correction that changes nothing, and a
-move out of the officer's area."""
+"""Corrections on a real enrolment and verification: a NIK already registered (and what a
+registration learns of it), corrections racing each other, tokens whose area is not a code, a
+correction that changes nothing, and a move out of the officer's area."""
 
 from __future__ import annotations
 
@@ -103,6 +103,20 @@ async def test_a_correction_to_a_registered_nik_is_refused_with_409(services: Se
     assert "worker_id" not in outside.json()  # another area's worker is not named
     assert elsewhere not in outside.text
     assert await events_of(api, second) == 1  # nothing appended by either
+
+
+async def test_a_registered_nik_is_told_only_to_a_registration_that_would_pass(
+    services: Services,
+) -> None:
+    api = services.enrolment
+    await register(api, person(5, KRAPYAK))
+    probe = person(5) | {"birth_date": "1991-01-01"}  # not what the NIK says
+    answer = await api.post("/workers", json=probe, headers=bearer("kelurahan_officer", SAPURO))
+    assert answer.status_code == 422, answer.text
+    assert "already registered" not in answer.text
+    real = await api.post("/workers", json=person(5), headers=bearer("kelurahan_officer", SAPURO))
+    assert real.status_code == 409, real.text
+    assert "worker_id" not in real.json()  # registered in another area: not named
 
 
 async def test_corrections_racing_each_other_are_retried_or_refused(services: Services) -> None:
