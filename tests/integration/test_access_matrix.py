@@ -243,6 +243,14 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             ),
             statuses(("kelurahan_officer",), 201),
         ),
+        # A move to another kelurahan of the same kecamatan: out of every officer's reach.
+        Probe(
+            lambda w: Call(
+                f"/workers/{w.worker}/corrections",
+                json={"reason": "moved house", "kelurahan_code": MEDONO},
+            ),
+            statuses(("kelurahan_officer",), 403),
+        ),
     ),
     ("enrolment", "POST", "/workers/{worker_id}/withdrawal"): (
         # No open coverage to end: past the gate, refused by the rules.
