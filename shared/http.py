@@ -4,16 +4,19 @@ the current state, 503 while a projection catches up) and never a stack trace.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from annotated_types import Interval
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
+from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 
@@ -81,6 +84,23 @@ def install_error_handlers(app: FastAPI) -> None:
         return refusal(500, "internal error; the request was not applied")
 
 
+def install_tracing(app: FastAPI) -> None:
+    """A span per request (continuing the caller's ``traceparent``), and the request's
+    correlation id (the caller's ``X-Correlation-ID`` when it is a UUID) on its log lines,
+    in its events and in the response."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/live,health/ready,metrics")
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = parse_correlation(request.headers.get(CORRELATION_HEADER))
+        with correlated(given or uuid.uuid4()) as correlation:
+            response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = str(correlation)
+        return response
+
+
 def service_app(
     title: str, description: str, auth: AuthSettings
 ) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
@@ -88,5 +108,6 @@ def service_app(
     needing a token, and the dependency that authenticates the caller."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    install_tracing(app)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
     return app, router, authenticated(auth)

@@ -32,9 +32,11 @@ from shared.deadletters import DeadLetter
 from shared.events.registry import EVENT_TYPES
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import ConcurrencyError
+from shared.logs import correlated
 from shared.projection.changes import RowChange, execute_changes
 from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
 from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, reason_category
+from shared.tracing import consuming
 
 log = logging.getLogger(__name__)
 
@@ -248,32 +250,19 @@ class ProjectionWriter:
             stream, version = event.envelope.stream_id, event.envelope.stream_version
             if version <= outcome.versions.get(stream, known.get(stream, 0)):
                 continue  # republished by the relay: already applied
-            try:
-                changes = list(self.projection.apply(event))
-            except Exception as error:  # a rule that cannot apply is dead-lettered
-                outcome.dead.append(
-                    (record, f"projection {self.projection.name} failed: {error!r}")
-                )
+            with (
+                consuming(
+                    self.consumer_name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.headers,
+                ),
+                correlated(event.envelope.correlation_id),
+            ):
+                refused = await self._apply_one(conn, record, event, isolate, outcome)
+            if refused:
                 continue
-            if isolate or self._reactor is not None:
-                # Each event in its own savepoint: a refusal undoes only that event's effects.
-                try:
-                    async with conn.transaction():
-                        await execute_changes(conn, self._schema, changes)
-                        if self._reactor is not None:
-                            await self._reactor.react(conn, event)
-                except TRANSIENT_ERRORS:
-                    raise
-                except asyncpg.PostgresError as error:
-                    outcome.dead.append((record, f"database refused the changes: {error}"))
-                    continue
-                except Exception as error:  # a reaction that cannot happen is dead-lettered
-                    outcome.dead.append(
-                        (record, f"reaction {self.projection.name} failed: {error!r}")
-                    )
-                    continue
-            else:
-                outcome.changes.extend(changes)
             outcome.versions[stream] = version
             outcome.applied += 1
         if not isolate:
@@ -286,6 +275,39 @@ class ProjectionWriter:
                 raise _BatchRefusedError from error
         await self._record(conn, outcome)
         return outcome
+
+    async def _apply_one(
+        self,
+        conn: DbConnection,
+        record: Record,
+        event: ConsumedEvent,
+        isolate: bool,
+        outcome: _Outcome,
+    ) -> bool:
+        """Apply one event (and its reaction); True when it was dead-lettered instead."""
+        try:
+            changes = list(self.projection.apply(event))
+        except Exception as error:  # a rule that cannot apply is dead-lettered
+            outcome.dead.append((record, f"projection {self.projection.name} failed: {error!r}"))
+            return True
+        if isolate or self._reactor is not None:
+            # Each event in its own savepoint: a refusal undoes only that event's effects.
+            try:
+                async with conn.transaction():
+                    await execute_changes(conn, self._schema, changes)
+                    if self._reactor is not None:
+                        await self._reactor.react(conn, event)
+            except TRANSIENT_ERRORS:
+                raise
+            except asyncpg.PostgresError as error:
+                outcome.dead.append((record, f"database refused the changes: {error}"))
+                return True
+            except Exception as error:  # a reaction that cannot happen is dead-lettered
+                outcome.dead.append((record, f"reaction {self.projection.name} failed: {error!r}"))
+                return True
+        else:
+            outcome.changes.extend(changes)
+        return False
 
     def _not_read(self, record: Record) -> bool:
         for key, value in record.headers or ():

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from shared.db import CONNECTION_LOST, DbConnection
 from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISH_SECONDS
+from shared.tracing import publishing
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,14 @@ def record_headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("content-type", b"application/json"),
         ("correlation_id", str(envelope["correlation_id"]).encode()),
     ]
+
+
+def _span_attributes(envelope: dict[str, Any]) -> dict[str, str]:
+    return {
+        "berlian.event_type": str(envelope["event_type"]),
+        "berlian.correlation_id": str(envelope["correlation_id"]),
+        "messaging.message.id": str(envelope["event_id"]),
+    }
 
 
 class OutboxRelay:
@@ -69,7 +78,7 @@ class OutboxRelay:
         total = 0
         while True:
             rows = await self._pool.fetch(
-                f"SELECT o.position, e.body FROM {self._schema}.outbox o "
+                f"SELECT o.position, o.traceparent, e.body FROM {self._schema}.outbox o "
                 f"JOIN {self._schema}.events e USING (position) ORDER BY o.position LIMIT $1",
                 self._batch_size,
             )
@@ -79,14 +88,17 @@ class OutboxRelay:
             deliveries = []
             for row in rows:
                 envelope = orjson.loads(row["body"])
-                deliveries.append(
-                    await self._producer.send(
-                        self._topic,
-                        value=row["body"].encode(),
-                        key=record_key(envelope),
-                        headers=record_headers(envelope),
+                with publishing(
+                    self._topic, row["traceparent"], _span_attributes(envelope)
+                ) as trace:
+                    deliveries.append(
+                        await self._producer.send(
+                            self._topic,
+                            value=row["body"].encode(),
+                            key=record_key(envelope),
+                            headers=[*record_headers(envelope), *trace],
+                        )
                     )
-                )
             await asyncio.gather(*deliveries)
             OUTBOX_PUBLISH_SECONDS.labels(self._schema).observe(time.perf_counter() - started)
             await self._mark_published([row["position"] for row in rows])
