@@ -8,15 +8,14 @@ For every partition batch, one database transaction:
   4. applies the projection's row changes and dead-letters what cannot be processed;
   5. stores the next offset.
 
-Transient failures (database unreachable, deadlock, serialisation) are retried with backoff and
-never dead-lettered; an event that can never be processed is dead-lettered and the partition
-moves on. The live runner and replay both write through this class, so a replayed projection is
+Transient failures (database unreachable, deadlock, serialisation) are retried with jittered
+backoff (:mod:`shared.retries`) and never dead-lettered; an event that can never be processed
+is dead-lettered and the partition moves on. The live runner and replay both write through this class, so a replayed projection is
 built by exactly the code that built the live one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from shared.eventstore.store import ConcurrencyError
 from shared.logs import correlated
 from shared.projection.changes import RowChange, execute_changes
 from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
+from shared.retries import retry_forever
 from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, reason_category
 from shared.tracing import consuming
 
@@ -152,40 +152,41 @@ class ProjectionWriter:
         ``strict``: a batch starting after the stored position is not applied (``Reread``);
         when it comes again from that very position, the gap is real (control records).
         """
-        backoff = 0.2
-        isolate = False
-        while True:
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    stored = await self._lock_position(conn, tp)
-                    if strict and records[0].offset > stored:
-                        return Reread(stored)
-                    fresh = [r for r in records if r.offset >= stored]
-                    if not fresh:
-                        return stored
-                    await self._apply(conn, fresh, isolate)
-                    next_offset = int(fresh[-1].offset) + 1
-                    await conn.execute(
-                        f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
-                        "WHERE projection = $1 AND topic = $2 AND partition = $3",
-                        self.projection.name,
-                        tp.topic,
-                        tp.partition,
-                        next_offset,
-                    )
-                return next_offset
-            except _BatchRefusedError:
-                isolate = True
-            except TRANSIENT_ERRORS as error:
-                log.warning(
-                    "projection %s: transient failure on %s, retrying in %.1fs: %s",
-                    self.consumer_name,
-                    tp,
-                    backoff,
-                    error,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        return await retry_forever(
+            lambda: self._write_batch(tp, records, strict),
+            TRANSIENT_ERRORS,
+            f"projection {self.consumer_name}: transient failure on {tp}",
+        )
+
+    async def _write_batch(
+        self, tp: TopicPartition, records: list[Record], strict: bool
+    ) -> int | Reread:
+        try:
+            return await self._write_once(tp, records, strict, isolate=False)
+        except _BatchRefusedError:
+            return await self._write_once(tp, records, strict, isolate=True)
+
+    async def _write_once(
+        self, tp: TopicPartition, records: list[Record], strict: bool, isolate: bool
+    ) -> int | Reread:
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await self._lock_position(conn, tp)
+            if strict and records[0].offset > stored:
+                return Reread(stored)
+            fresh = [r for r in records if r.offset >= stored]
+            if not fresh:
+                return stored
+            await self._apply(conn, fresh, isolate)
+            next_offset = int(fresh[-1].offset) + 1
+            await conn.execute(
+                f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
+                "WHERE projection = $1 AND topic = $2 AND partition = $3",
+                self.projection.name,
+                tp.topic,
+                tp.partition,
+                next_offset,
+            )
+        return next_offset
 
     async def _lock_position(self, conn: DbConnection, tp: TopicPartition) -> int:
         # One statement that creates the row if needed, locks it, and returns the latest
