@@ -10,8 +10,8 @@ For every partition batch, one database transaction:
 
 Transient failures (database unreachable, deadlock, serialisation) are retried with jittered
 backoff (:mod:`shared.retries`) and never dead-lettered; an event that can never be processed
-is dead-lettered and the partition moves on. The live runner and replay both write through this class, so a replayed projection is
-built by exactly the code that built the live one.
+is dead-lettered and the partition moves on. The live runner and replay both write through
+this class, so a replayed projection is built by exactly the code that built the live one.
 """
 
 from __future__ import annotations
