@@ -1,6 +1,7 @@
 """Retrying what fails for a moment (a database restart, a broker's election) with exponential
 backoff and full jitter: a dozen replicas that lost the same server do not all come back in the
-same instant. Each wait is drawn between 0 and 0.2 s doubled per failure, at most 10 s."""
+same instant. Each wait is drawn between 0 and 0.2 s doubled per failure, at most 10 s. Polling
+for a condition (a projection catching up) waits the same way, on a shorter scale."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
     stop_never,
     wait_random_exponential,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 Failures = tuple[type[BaseException], ...]
 JITTERED_BACKOFF = wait_random_exponential(multiplier=0.2, max=10.0)
 
@@ -70,6 +75,19 @@ async def retry_until_stopped(
             return False
         raise
     return True
+
+
+async def poll_until_empty(look: Callable[[], Awaitable[dict[K, V]]], within: float) -> dict[K, V]:
+    """Look again, after short jittered waits (10 ms doubling, at most 200 ms), until ``look``
+    finds nothing or ``within`` seconds have passed; what it found last."""
+    polling = AsyncRetrying(
+        retry=retry_if_result(bool),
+        wait=wait_random_exponential(multiplier=0.01, max=0.2),
+        stop=stop_after_delay(within),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else {},
+    )
+    found: dict[K, V] = await polling(_awaiting(look))
+    return found
 
 
 def _awaiting(operation: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from tenacity import RetryCallState
 
-from shared.retries import JITTERED_BACKOFF, retry_forever, retry_until_stopped
+from shared.retries import JITTERED_BACKOFF, poll_until_empty, retry_forever, retry_until_stopped
 
 pytestmark = pytest.mark.unit
 
@@ -67,3 +67,26 @@ async def test_a_stop_ends_the_wait_and_the_retries() -> None:
 
     assert await retry_until_stopped(stop, always_away, (OSError,), "test") is False
     assert len(calls) == 3
+
+
+async def test_polling_looks_again_until_nothing_is_found() -> None:
+    behind = [{"p0": 3}, {"p0": 1}, {}]
+
+    async def look() -> dict[str, int]:
+        return behind.pop(0)
+
+    assert await poll_until_empty(look, within=60) == {}
+    assert behind == []
+
+
+async def test_polling_gives_up_with_what_it_found_last() -> None:
+    looks = []
+
+    async def look() -> dict[str, int]:
+        looks.append(1)
+        return {"p0": len(looks)}
+
+    found = await poll_until_empty(look, within=0.05)
+
+    assert found == {"p0": len(looks)}
+    assert len(looks) >= 2
