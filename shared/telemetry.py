@@ -91,8 +91,7 @@ def reason_category(reason: str) -> str:
 
 CHECKPOINT_AGE_SECONDS = Gauge(
     "berlian_checkpoint_age_seconds",
-    "Seconds since the newest signed checkpoint of the service's stream heads.",
-    ["service"],
+    "Seconds since the newest signed checkpoint of the stream heads (alert when stale).",
 )
 
 # The programme's figures, read from the projections (every replica exports the same values:
