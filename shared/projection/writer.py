@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeAlias, runtime_checkable
@@ -119,6 +120,7 @@ class ProjectionWriter:
         topic_owners: Mapping[str, str],
         consumer_name: str,
         include: EventFilter | None = None,
+        traced: bool = True,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -133,6 +135,7 @@ class ProjectionWriter:
         self._owners = dict(topic_owners)
         self.consumer_name = consumer_name
         self._include = include
+        self._traced = traced
         self.applied = 0
         self.dead_lettered = 0
 
@@ -251,16 +254,7 @@ class ProjectionWriter:
             stream, version = event.envelope.stream_id, event.envelope.stream_version
             if version <= outcome.versions.get(stream, known.get(stream, 0)):
                 continue  # republished by the relay: already applied
-            with (
-                consuming(
-                    self.consumer_name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.headers,
-                ),
-                correlated(event.envelope.correlation_id),
-            ):
+            with self._handling(record, event):
                 refused = await self._apply_one(conn, record, event, isolate, outcome)
             if refused:
                 continue
@@ -309,6 +303,23 @@ class ProjectionWriter:
         else:
             outcome.changes.extend(changes)
         return False
+
+    def _handling(self, record: Record, event: ConsumedEvent) -> ExitStack[bool | None]:
+        """A live consumer applies each record in a span continuing the record's trace, with its
+        correlation id on the log lines; a replay adds nothing to the traces of long ago."""
+        handling = ExitStack()
+        if self._traced:
+            handling.enter_context(
+                consuming(
+                    self.consumer_name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.headers,
+                )
+            )
+            handling.enter_context(correlated(event.envelope.correlation_id))
+        return handling
 
     def _not_read(self, record: Record) -> bool:
         for key, value in record.headers or ():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import asyncpg
 import orjson
 import pytest
 from opentelemetry import trace
@@ -23,6 +24,7 @@ from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
 from shared.logs import CORRELATION_HEADER
 from shared.projection.freshness import wait_until_caught_up
+from shared.projection.replay import rebuild_into
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
@@ -121,6 +123,21 @@ async def test_one_trace_links_the_request_the_publish_and_another_services_cons
     # The database calls of the request are in its trace; the relay's polling starts none.
     assert any(s.kind == SpanKind.CLIENT and request in ancestry(s, by_id) for s in in_trace)
     assert all(s.parent is not None for s in finished if s.kind == SpanKind.CLIENT)
+
+    # A rebuild from the topics adds nothing to the traces of the events it replays.
+    spans.clear()
+    [cases] = [
+        r.writer.projection for r in verification.runners if r.consumer_name.endswith("cases")
+    ]
+    pool = await asyncpg.create_pool(database_settings.database_url, min_size=1, max_size=2)
+    scratch = f"trace_replay_{uuid.uuid4().hex[:8]}"
+    try:
+        rebuilt = await rebuild_into(pool, scratch, cases, kafka)
+        await pool.execute(f"DROP SCHEMA {scratch} CASCADE")
+    finally:
+        await pool.close()
+    assert rebuilt.applied == 1
+    assert [s for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER] == []
 
 
 async def test_a_designations_trace_reaches_the_coverage_its_reaction_starts(
