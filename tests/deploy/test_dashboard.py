@@ -119,7 +119,7 @@ def test_the_alerts_cover_the_guarantees() -> None:
     assert "26 * 3600" in watched["BerlianAuditVerifyNotRun"]
     assert "berlian_checkpoint_age_seconds" in watched["BerlianCheckpointStale"]
     # Delivery: a stream parked behind a dead letter, an outbox that does not drain.
-    assert "berlian_parked_streams" in watched["BerlianStreamParked"]
+    assert "berlian_parked_streams" in watched["BerlianStreamsParked"]
     assert "berlian_outbox_backlog" in watched["BerlianOutboxNotDraining"]
     assert "berlian_outbox_publish_duration_seconds_count" in watched["BerlianOutboxNotDraining"]
 
