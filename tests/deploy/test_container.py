@@ -76,12 +76,17 @@ def pins(lock: Path) -> dict[str, str]:
     return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in found}
 
 
+def names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
 def development_extra() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {
-        re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower()
-        for r in project["optional-dependencies"]["dev"]
-    }
+    return names(project["optional-dependencies"]["dev"])
+
+
+def runtime_dependencies() -> set[str]:
+    return names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
 
 
 def imported_distributions() -> dict[str, set[str]]:
@@ -134,4 +139,5 @@ def test_the_runtime_lock_pins_what_the_tests_run_with() -> None:
     runtime, development = pins(RUNTIME_LOCK), pins(DEV_LOCK)
 
     assert set(runtime) < set(development)
+    assert runtime_dependencies() <= set(runtime)
     assert {n: v for n, v in runtime.items() if development[n] != v} == {}
