@@ -80,8 +80,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the trace for operators; the caller gets a sentence, never the trace.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return refusal(500, "internal error; the request was not applied")
+        # Answered outside the middlewares: the request's correlation id is taken up again.
+        correlation: uuid.UUID | None = getattr(request.state, "correlation_id", None)
+        with correlated(correlation):
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        answer = refusal(500, "internal error; the request was not applied")
+        if correlation is not None:
+            answer.headers[CORRELATION_HEADER] = str(correlation)
+        return answer
 
 
 def install_tracing(app: FastAPI) -> None:
@@ -94,8 +100,9 @@ def install_tracing(app: FastAPI) -> None:
     async def correlate(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        given = parse_correlation(request.headers.get(CORRELATION_HEADER))
-        with correlated(given or uuid.uuid4()) as correlation:
+        correlation = parse_correlation(request.headers.get(CORRELATION_HEADER)) or uuid.uuid4()
+        request.state.correlation_id = correlation
+        with correlated(correlation):
             response = await call_next(request)
         response.headers[CORRELATION_HEADER] = str(correlation)
         return response
