@@ -231,7 +231,12 @@ async def import_report(
 @router.post(
     "/workers/{worker_id}/corrections",
     status_code=201,
-    responses={200: {"description": "Nothing differs from the worker's details: no event."}},
+    responses={
+        200: {
+            "description": "Nothing differs from the worker's details: no event.",
+            "model": Corrected,
+        }
+    },
 )
 async def correct(
     worker_id: uuid.UUID,
