@@ -20,6 +20,7 @@ from shared.auth import AuthSettings, Principal, require_role
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
+from shared.logs import correlation_id
 
 
 class ChildRequest(BaseModel):
@@ -86,7 +87,7 @@ def context(principal: Principal, key: Idempotency | None) -> CommandContext:
     return CommandContext(
         principal.subject,
         principal.role,
-        uuid.uuid4(),
+        correlation_id(),
         idempotency_key=key.key if key else None,
         fingerprint=key.fingerprint if key else None,
     )

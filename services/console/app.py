@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.console import exports, imports
 from services.console.client import Answer, ServiceDownError, Services
@@ -56,6 +56,7 @@ from shared.auth import (
 from shared.events.verification import RejectionReason
 from shared.http import install_request_limits
 from shared.policy import policy_book
+from shared.telemetry import COMMANDS
 
 SESSION_COOKIE = "berlian_console_session"
 SIGN_IN_COOKIE = "berlian_console_sign_in"
@@ -120,11 +121,6 @@ STATUS_NAMES = {
     "verified": N_("verified"),
     "rejected": N_("rejected"),
 }
-REQUESTS = Counter(
-    "berlian_console_requests_total",
-    "Console pages answered, by route and outcome.",
-    ["route", "outcome"],
-)
 
 
 class SignInRequiredError(Exception):
@@ -153,8 +149,10 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     ) -> Response:
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
+        # The services' request counter, under the console's name: one dashboard shows both.
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(route, "ok" if response.status_code < 400 else "refused").inc()
+        outcome = "accepted" if response.status_code < 400 else "refused"
+        COMMANDS.labels("console", f"{request.method} {route}", outcome).inc()
         return response
 
     def render(

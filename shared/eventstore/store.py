@@ -21,6 +21,7 @@ from shared.decisions import Decided
 from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
 from shared.telemetry import EVENTS_APPENDED
+from shared.tracing import current_traceparent
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -285,10 +286,23 @@ class EventStore:
     async def _insert(self, conn: DbConnection, envelopes: list[dict[str, Any]]) -> None:
         bodies = [orjson.dumps(e).decode() for e in envelopes]
         positions = await insert_events(conn, self._schema, envelopes, bodies, "RETURNING position")
+        traceparent = current_traceparent()
         await conn.executemany(
-            f"INSERT INTO {self._schema}.outbox (position) VALUES ($1)",
-            [(row["position"],) for row in positions],
+            f"INSERT INTO {self._schema}.outbox (position, traceparent) VALUES ($1, $2)",
+            [(row["position"], traceparent) for row in positions],
         )
+
+    async def read_about(
+        self, worker_id: uuid.UUID, event_types: Sequence[str], conn: DbConnection | None = None
+    ) -> list[StoredEvent]:
+        """A worker's events of these types across all their streams, in the order appended."""
+        rows = await (conn or self._pool).fetch(
+            f"SELECT position, body FROM {self._schema}.events WHERE worker_id = $1 "
+            "AND event_type = any($2::text[]) ORDER BY position",
+            worker_id,
+            list(event_types),
+        )
+        return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
 
     async def read_stream(
         self, stream_id: str, conn: DbConnection | None = None

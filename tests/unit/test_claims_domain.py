@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -15,9 +15,14 @@ from services.claims.domain import (
     Facts,
     Pending,
     Rejected,
+    WorkerClaims,
     decide_claim,
+    evolve_worker_claims,
     malformed,
 )
+from shared.decisions import Recorded
+from shared.events.claims import ClaimApproved, ClaimFiled
+from shared.events.types import SealedPersonal
 from shared.policy import policy_book
 from shared.policy.membership import standing_on
 
@@ -143,3 +148,31 @@ def test_malformed_claims_are_refused_at_filing() -> None:
     assert [str(p) for p in malformed(claim(kind="scholarship"))] == [
         "children: a scholarship claim names the children"
     ]
+
+
+def test_a_workers_claims_fold_to_the_death_already_established() -> None:
+    worker, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime(2025, 2, 1, tzinfo=UTC)
+    sealed = SealedPersonal(key_id="k", alg="AES-256-GCM", ciphertext="eA==")
+    events = [
+        ClaimFiled(
+            claim_id=first,
+            worker_id=worker,
+            benefit="JKK",
+            kind="death",
+            incident_date=date(2025, 1, 10),
+            claimant=sealed,
+        ),
+        ClaimApproved(
+            claim_id=first,
+            worker_id=worker,
+            items=[{"code": "JKK_DEATH", "amount": 70_000_000}],
+            total=70_000_000,
+            death_date=date(2025, 1, 10),
+        ),
+    ]
+    claims = WorkerClaims()
+    for data in events:
+        claims = evolve_worker_claims(claims, Recorded(data, at))
+    assert claims.death_other_than(second) == Death("JKK", date(2025, 1, 10))
+    assert claims.death_other_than(first) is None  # a claim is not its own duplicate
