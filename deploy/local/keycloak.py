@@ -33,7 +33,6 @@ from shared.auth import (
     AREA_SHAPES,
     AUDIT_AUDIENCE,
     AUDIT_WEB_CLIENT,
-    LOCAL_ISSUER,
     ROLES,
     service_audience,
 )
@@ -57,9 +56,6 @@ HEAP = "-Xms64m -Xmx512m"
 # Access tokens live 15 minutes; services accept at most an hour (BERLIAN_OIDC_MAX_TOKEN_...).
 ACCESS_TOKEN_LIFESPAN_SECONDS = 900
 ADMIN = "admin"
-
-if ISSUER != LOCAL_ISSUER:  # pragma: no cover - two constants that must name one place
-    raise RuntimeError(f"the local issuer {LOCAL_ISSUER} is not where Keycloak runs ({ISSUER})")
 
 
 def distribution_dir() -> Path:
