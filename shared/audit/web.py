@@ -22,7 +22,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -48,6 +48,7 @@ from shared.auth import (
     verifier_for,
 )
 from shared.http import install_request_limits
+from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
 
@@ -345,6 +346,11 @@ def create_app(
             message = f"No worker with NIK or id {query!r}."
             return page("timeline.html.j2", session, query=query, error=message, entries=None)
         entries = await worker_history(kafka, worker_id)
+        if not AreaScope.of(session.principal).acts_on_people:
+            entries = [
+                replace(e, details={k: v for k, v in e.details.items() if k not in PROFILE_FIELDS})
+                for e in entries
+            ]
         return page(
             "timeline.html.j2",
             session,
