@@ -54,6 +54,21 @@ REPLAY_RECORDS = Counter(
 DEAD_LETTERS = Counter(
     "berlian_dead_letters_total", "Records a consumer could not process.", ["consumer", "reason"]
 )
+DEAD_LETTERS_WAITING = Gauge(
+    "berlian_dead_letters_waiting",
+    "Dead letters not yet resolved: records that failed and those parked behind them.",
+    ["consumer"],
+)
+PARKED_STREAMS = Gauge(
+    "berlian_parked_streams",
+    "Streams a consumer holds back behind a dead letter (their later events wait in order).",
+    ["consumer"],
+)
+DEAD_LETTER_AGE_SECONDS = Gauge(
+    "berlian_dead_letter_oldest_age_seconds",
+    "Age of the consumer's oldest unresolved dead letter (0 when none waits).",
+    ["consumer"],
+)
 
 
 def reason_category(reason: str) -> str:
@@ -68,6 +83,7 @@ def reason_category(reason: str) -> str:
         "database refused",
         "projection",
         "reaction",
+        "parked",
     ):
         if reason.startswith(category):
             return category.replace(" ", "_")
