@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from shared.deadletters import DeadLetter, list_dead_letters, parked_figures
 from shared.eventstore import EventStore, NewEvent
@@ -137,6 +138,9 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
     await run_until(later, until_applied=2)
     assert await applied_versions(sandbox, "budget-b") == [1, 2, 3]
     assert [d.stream_version for d in await waiting(sandbox)] == [2, 3, 4, 5]
+    exported = {"consumer": later.consumer_name}  # by the runner, after its first batch
+    assert REGISTRY.get_sample_value("berlian_parked_streams", exported) == 1
+    assert REGISTRY.get_sample_value("berlian_dead_letters_waiting", exported) == 4
 
     # Re-driving before the fix: the same event still fails, named with its reason, and
     # nothing behind it is tried.
