@@ -53,6 +53,7 @@ class ProjectionRunner:
         self._pool = pool
         self._schema = schema
         self._parked_exported_at: float | None = None
+        self._parked_exported_after = -1  # the writer's dead-letter count at the last export
         owners = {kafka.events_topic(source): source for source in projection.sources}
         self.topics = sorted(owners)
         self.consumer_name = f"{schema}.{projection.name}"
@@ -108,12 +109,18 @@ class ProjectionRunner:
         await _commit_quietly(consumer, tp, result)
 
     async def _export_parked(self) -> None:
+        """At once after a batch that dead-lettered, else every few seconds (a re-drive or a
+        skip from the command line changes the figures too)."""
         now = time.monotonic()
-        if self._parked_exported_at is not None and (
-            now - self._parked_exported_at < PARKED_FIGURES_EVERY_SECONDS
+        fresh = self._parked_exported_after == self.writer.dead_lettered
+        if (
+            fresh
+            and self._parked_exported_at is not None
+            and (now - self._parked_exported_at < PARKED_FIGURES_EVERY_SECONDS)
         ):
             return
         self._parked_exported_at = now
+        self._parked_exported_after = self.writer.dead_lettered
         try:
             figures = await parked_figures(self._pool, self._schema, self.consumer_name)
         except TRANSIENT_ERRORS as error:  # figures only: the next turn asks again

@@ -138,7 +138,7 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
     await run_until(later, until_applied=2)
     assert await applied_versions(sandbox, "budget-b") == [1, 2, 3]
     assert [d.stream_version for d in await waiting(sandbox)] == [2, 3, 4, 5]
-    exported = {"consumer": later.consumer_name}  # by the runner, after its first batch
+    exported = {"consumer": later.consumer_name}  # by the runner, after a batch that parked
     assert REGISTRY.get_sample_value("berlian_parked_streams", exported) == 1
     assert REGISTRY.get_sample_value("berlian_dead_letters_waiting", exported) == 4
 
