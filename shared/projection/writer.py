@@ -279,9 +279,9 @@ class ProjectionWriter:
         outcome = await self._apply(conn, [_record_of(letter)], isolate=True, parked=None)
         if outcome.dead:
             reason = outcome.dead[0].reason
+            # failed_at stays: the letter's age is how long its stream has been held.
             await conn.execute(
-                f"UPDATE {self._schema}.dead_letters SET reason = $2, parked = false, "
-                "failed_at = now() WHERE id = $1",
+                f"UPDATE {self._schema}.dead_letters SET reason = $2, parked = false WHERE id = $1",
                 letter.id,
                 reason,
             )
@@ -289,8 +289,10 @@ class ProjectionWriter:
         if outcome.applied:
             await self._record(conn, outcome)
             await self._resolve(conn, letter.id, "applied", None, None)
-            where = f" (stream {letter.stream_id} v{letter.stream_version})"
-            return RedriveStep(letter.id, "applied", "applied" + where * bool(letter.stream_id))
+            detail = "applied"
+            if letter.stream_id is not None:
+                detail += f" (stream {letter.stream_id} v{letter.stream_version})"
+            return RedriveStep(letter.id, "applied", detail)
         if outcome.duplicates:
             detail = "not applied: its stream had already moved on past this version"
             await self._resolve(conn, letter.id, "moved_on", None, detail)

@@ -5,7 +5,6 @@ know; run again, it continues from its offsets and changes nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -18,22 +17,12 @@ from shared.events.personal import seal
 from shared.events.types import Premium
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
-from shared.settings import DatabaseSettings, KafkaSettings
-from tests.integration.sandbox import ServiceSandbox, make_sandbox
+from tests.integration.sandbox import ServiceSandbox
 from tests.integration.toy_projection import publish
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2024, 11, 4, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def enrolment(
-    database_settings: DatabaseSettings, kafka_settings: KafkaSettings
-) -> AsyncIterator[ServiceSandbox]:
-    box = await make_sandbox(database_settings, kafka_settings, service="enrolment")
-    yield box
-    await box.pool.close()
 
 
 def registered(worker: uuid.UUID, kelurahan: str) -> dict[str, object]:
@@ -68,8 +57,9 @@ def covered(worker: uuid.UUID) -> dict[str, object]:
 
 
 async def test_the_example_consumer_follows_the_contract(
-    enrolment: ServiceSandbox, producer: AIOKafkaProducer, tmp_path: Path
+    enrolment_box: ServiceSandbox, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
+    enrolment = enrolment_box
     store = EventStore(enrolment.pool, enrolment.schema, "enrolment", clock=lambda: NOW)
     context = CommandContext("officer", "kelurahan_officer", uuid.uuid4())
     old, new = uuid.uuid4(), uuid.uuid4()

@@ -90,6 +90,14 @@ async def applied_versions(box: ServiceSandbox, stream: str) -> list[int]:
     return [row["stream_version"] for row in rows]
 
 
+async def prepared(box: ServiceSandbox) -> StreamLog:
+    """The read model's tables in the sandbox, and its rules as they were before the fix."""
+    broken = StreamLog(sources=(box.service,))
+    async with box.pool.acquire() as conn:
+        await migrate(conn, box.schema, broken.migrations)
+    return broken
+
+
 async def waiting(box: ServiceSandbox) -> list[DeadLetter]:
     return await list_dead_letters(box.pool, box.schema)
 
@@ -97,9 +105,7 @@ async def waiting(box: ServiceSandbox) -> list[DeadLetter]:
 async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequence_in_order(
     sandbox: ServiceSandbox, producer: AIOKafkaProducer
 ) -> None:
-    broken = StreamLog(sources=(sandbox.service,))
-    async with sandbox.pool.acquire() as conn:
-        await migrate(conn, sandbox.schema, broken.migrations)
+    broken = await prepared(sandbox)
     worker = uuid.uuid4()
     for stream, amount in [
         ("budget-a", 10),
@@ -195,9 +201,7 @@ async def test_a_redrive_whose_stream_moved_on_says_so_and_applies_nothing(
     """Letters written before dead letters named their stream (the migration leaves them
     without one) did not hold their stream back: its later events were applied on the gap.
     Re-driving such a letter once the stream has moved on past it must say so."""
-    broken = StreamLog(sources=(sandbox.service,))
-    async with sandbox.pool.acquire() as conn:
-        await migrate(conn, sandbox.schema, broken.migrations)
+    broken = await prepared(sandbox)
     worker = uuid.uuid4()
     await append(sandbox, worker, "budget-d", UNPROCESSABLE_AMOUNT)
     await append(sandbox, worker, "budget-d", 20)
@@ -230,9 +234,7 @@ async def test_a_redrive_whose_stream_moved_on_says_so_and_applies_nothing(
 async def test_a_skip_is_recorded_with_who_and_why_and_a_rebuild_parks_as_the_runner_does(
     sandbox: ServiceSandbox, producer: AIOKafkaProducer
 ) -> None:
-    broken = StreamLog(sources=(sandbox.service,))
-    async with sandbox.pool.acquire() as conn:
-        await migrate(conn, sandbox.schema, broken.migrations)
+    broken = await prepared(sandbox)
     worker = uuid.uuid4()
     for amount in (5, UNPROCESSABLE_AMOUNT, 7):
         await append(sandbox, worker, "budget-e", amount)
