@@ -387,8 +387,17 @@ class ProjectionWriter:
         known = await self._applied_versions(conn, streams)
         if parked is not None:
             parked |= await self._parked_streams(conn, streams)
+
+        def applied_before(stream: str) -> int:
+            return outcome.versions.get(stream, known.get(stream, 0))
+
         for record, item in decoded:
             if isinstance(item, _Failure):
+                if item.stream is not None and item.stream.stream_version <= applied_before(
+                    item.stream.stream_id
+                ):
+                    outcome.duplicates += 1  # a copy of a version applied already
+                    continue
                 outcome.dead.append(item)
                 if item.stream is not None and parked is not None:
                     parked.add(item.stream.stream_id)
@@ -396,7 +405,7 @@ class ProjectionWriter:
             if self._include is not None and not self._include(item):
                 continue  # outside the history asked for (as known at / as true on)
             stream, version = item.envelope.stream_id, item.envelope.stream_version
-            if version <= outcome.versions.get(stream, known.get(stream, 0)):
+            if version <= applied_before(stream):
                 outcome.duplicates += 1  # republished by the relay: already applied
                 continue
             position = StreamPosition(stream, version)

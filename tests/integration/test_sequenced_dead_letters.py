@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
@@ -26,6 +27,7 @@ from shared.projection.replay import rebuild_and_switch, rebuild_into, rows_diff
 from shared.projection.runner import ProjectionRunner
 from shared.projection.writer import SkipRefusedError
 from tests.integration.sandbox import ServiceSandbox
+from tests.integration.test_projection_runner import sealed
 from tests.integration.toy_projection import NOW, UNPROCESSABLE_AMOUNT, publish, run_until
 
 pytestmark = pytest.mark.integration
@@ -179,6 +181,20 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
     resumed = ProjectionRunner(sandbox.pool, sandbox.schema, fixed.writer.projection, sandbox.kafka)
     await run_until(resumed, until_applied=1)
     assert await applied_versions(sandbox, "budget-a") == [1, 2, 3, 4, 5, 6]
+
+    # A copy of an applied version that no longer reads (here: invalid data) is a duplicate,
+    # not a failure: it parks nothing.
+    body = await sandbox.pool.fetchval(
+        f"SELECT body FROM {sandbox.schema}.events "
+        "WHERE stream_id = 'budget-a' AND stream_version = 2"
+    )
+    unreadable = {**orjson.loads(body), "data": {"amount": -1}}
+    await producer.send_and_wait(sandbox.topic, sealed(unreadable), key=str(worker).encode())
+    await append(sandbox, worker, "budget-a", 70)
+    await publish(sandbox, producer)
+    await run_until(resumed, until_applied=resumed.applied + 2)
+    assert await waiting(sandbox) == []
+    assert await applied_versions(sandbox, "budget-a") == [1, 2, 3, 4, 5, 6, 7]
 
     # The projection equals a fresh replay of the topic by the fixed rules.
     scratch = f"{sandbox.schema}_fresh"
