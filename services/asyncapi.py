@@ -258,6 +258,12 @@ def _event_message(kind: EventType, version: int) -> dict[str, Any]:
                     "format": "date-time",
                     "description": "The occurred_at.",
                 },
+                "traceparent": {
+                    "type": "string",
+                    "description": "W3C trace context of the publication, continuing the "
+                    "command's trace (absent when nothing traced it).",
+                },
+                "tracestate": {"type": "string", "description": "W3C trace state, if any."},
             },
         },
         "payload": {

@@ -4,17 +4,20 @@ the current state, 503 while a projection catches up) and never a stack trace.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from annotated_types import Interval
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
+from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 
@@ -78,8 +81,32 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the trace for operators; the caller gets a sentence, never the trace.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return refusal(500, "internal error; the request was not applied")
+        # Answered outside the middlewares: the request's correlation id is taken up again.
+        correlation: uuid.UUID | None = getattr(request.state, "correlation_id", None)
+        with correlated(correlation):
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        answer = refusal(500, "internal error; the request was not applied")
+        if correlation is not None:
+            answer.headers[CORRELATION_HEADER] = str(correlation)
+        return answer
+
+
+def install_tracing(app: FastAPI) -> None:
+    """A span per request (continuing the caller's ``traceparent``), and the request's
+    correlation id (the caller's ``X-Correlation-ID`` when it is a UUID) on its log lines,
+    in its events and in the response."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/live,health/ready,metrics")
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        correlation = parse_correlation(request.headers.get(CORRELATION_HEADER)) or uuid.uuid4()
+        request.state.correlation_id = correlation
+        with correlated(correlation):
+            response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = str(correlation)
+        return response
 
 
 def service_app(
@@ -91,5 +118,6 @@ def service_app(
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
     app.include_router(contract_router())  # the event contract, served by every service
+    install_tracing(app)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
     return app, router, authenticated(auth)

@@ -88,3 +88,33 @@ def reason_category(reason: str) -> str:
         if reason.startswith(category):
             return category.replace(" ", "_")
     return "invalid_event"
+
+
+CHECKPOINT_AGE_SECONDS = Gauge(
+    "berlian_checkpoint_age_seconds",
+    "Seconds since the newest signed checkpoint of the stream heads (alert when stale).",
+)
+
+# The programme's figures, read from the projections (every replica exports the same values:
+# aggregate them with max, not sum). Labels are codes and categories, never a person.
+WORKERS = Gauge(
+    "berlian_workers",
+    "Registered workers by status (registered, covered, ended), cohort and kecamatan code.",
+    ["status", "cohort", "kecamatan"],
+)
+BUDGET_RUPIAH = Gauge(
+    "berlian_budget_rupiah",
+    "Budget allocated to a cohort in a fiscal year.",
+    ["fiscal_year", "cohort"],
+)
+PREMIUMS_RUPIAH = Gauge(
+    "berlian_premiums_rupiah",
+    "Premiums of a cohort and fiscal year, invoiced and (of those) paid.",
+    ["fiscal_year", "cohort", "state"],
+)
+CLAIMS = Gauge("berlian_claims", "Claims by status and benefit.", ["status", "benefit"])
+CLAIMS_WAITING_SECONDS = Gauge(
+    "berlian_claims_oldest_waiting_seconds",
+    "Time since the oldest claim still in this status (pending or approved) was filed.",
+    ["status"],
+)

@@ -16,6 +16,7 @@ from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, FiscalYear, service_app
+from shared.logs import correlation_id
 
 
 class AllocationRequest(BaseModel):
@@ -52,7 +53,7 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     )
 
     def context(principal: Principal) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4())
+        return CommandContext(principal.subject, principal.role, correlation_id())
 
     @router.post("/budgets", status_code=201)
     async def allocate(

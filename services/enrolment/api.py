@@ -27,6 +27,7 @@ from shared.events.personal import Erased, open_sealed
 from shared.events.types import SealedPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import body_within, refusal, service_app
+from shared.logs import correlation_id
 
 
 class RegisterRequest(BaseModel):
@@ -105,7 +106,9 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         return refusal(409, str(error), worker_id=str(error.worker_id))
 
     def context(principal: Principal, key: str | None) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4(), idempotency_key=key)
+        return CommandContext(
+            principal.subject, principal.role, correlation_id(), idempotency_key=key
+        )
 
     @router.post("/workers", status_code=201, response_model=Registered)
     async def register(

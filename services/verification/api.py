@@ -20,6 +20,7 @@ from shared.auth import AuthSettings, Principal, Role, require_area, require_rol
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
 from shared.http import FiscalYear, refusal, service_app
+from shared.logs import correlation_id
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -76,7 +77,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
         return level
 
     async def run(command: Verify | Reject | Designate, principal: Principal) -> Decision:
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
+        context = CommandContext(principal.subject, principal.role, correlation_id())
         result = await service.execute(command, context)
         return Decision(
             worker_id=command.worker_id,

@@ -124,6 +124,13 @@ PLATFORM: tuple[Migration, ...] = (
             (consumer, stream_id, stream_version) WHERE resolved_at IS NULL;
         """,
     ),
+    Migration(
+        "0004_outbox_traceparent",
+        """
+        -- The trace of the command that appended the event, continued by the relay's publish.
+        ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
+        """,
+    ),
 )
 
 
