@@ -108,7 +108,9 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     async def standing(
         worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
     ) -> dict[str, Any]:
-        """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears."""
+        """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears (the
+        city's roles: billing knows no worker's area)."""
+        require_role(principal, ["billing_officer", "city_admin", "claims_officer", "auditor"])
         result = await service.standing(worker_id, on)
         return {
             "worker_id": worker_id,
