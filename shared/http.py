@@ -19,6 +19,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthSettings, Principal, authenticated, service_audience, verifier_for
+from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
 from shared.eventstore.store import ConcurrencyError
@@ -178,11 +179,13 @@ def install_tracing(app: FastAPI) -> None:
 def service_app(
     title: str, description: str, auth: AuthSettings
 ) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
-    """A service's FastAPI app with the shared error responses, a router documented as
-    needing a token, and the dependency that authenticates the caller (for the service named
-    ``title``, its audience) and checks their area."""
+    """A service's FastAPI app with the shared error responses and the event contract's
+    read-only routes, a router documented as needing a token, and the dependency that
+    authenticates the caller (for the service named ``title``, its audience) and checks their
+    area."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    app.include_router(contract_router())  # the event contract, served by every service
     install_tracing(app)
     router = APIRouter(
         responses={
