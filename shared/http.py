@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthSettings, Principal, authenticated, service_audience, verifier_for
+from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
 from shared.eventstore.store import ConcurrencyError, IdempotencyKeyReusedError
@@ -333,6 +334,7 @@ def service_app(
     callers are authenticated."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    app.include_router(contract_router())  # the event contract, served by every service
     install_tracing(app)
     app.state.authenticate = authenticated(verifier_for(auth, service_audience(title)))
     app.state.service = service

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deploy.local.errors import StackError
 from deploy.local.paths import berlian_home, run_dir
@@ -33,7 +36,6 @@ from shared.auth import (
     AREA_SHAPES,
     AUDIT_AUDIENCE,
     AUDIT_WEB_CLIENT,
-    LOCAL_ISSUER,
     ROLES,
     service_audience,
 )
@@ -57,9 +59,6 @@ HEAP = "-Xms64m -Xmx512m"
 # Access tokens live 15 minutes; services accept at most an hour (BERLIAN_OIDC_MAX_TOKEN_...).
 ACCESS_TOKEN_LIFESPAN_SECONDS = 900
 ADMIN = "admin"
-
-if ISSUER != LOCAL_ISSUER:  # pragma: no cover - two constants that must name one place
-    raise RuntimeError(f"the local issuer {LOCAL_ISSUER} is not where Keycloak runs ({ISSUER})")
 
 
 def distribution_dir() -> Path:
@@ -268,10 +267,89 @@ def provision() -> None:
             ).json()
             if not found:
                 admin.request("POST", f"/{REALM}/clients", json=client)
+        _ensure_test_signing_key(admin)
         profile = admin.request("GET", f"/{REALM}/users/profile").json()
         if not any(a["name"] == "area" for a in profile["attributes"]):
             profile["attributes"].append(AREA_ATTRIBUTE)
             admin.request("PUT", f"/{REALM}/users/profile", json=profile)
+
+
+def _test_key_file() -> Path:
+    return state_dir() / "test-signing-key.json"
+
+
+def _ensure_test_signing_key(admin: Admin) -> None:
+    """A key of the local realm only, passive (published, never used to sign), whose private
+    half the tests hold: with it they make the tokens no provider would issue (an area that is
+    a number or a list, an expired token, a too-long lifetime), each wrong in one respect only."""
+    if _test_key_file().exists():
+        return
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    realm_id = admin.request("GET", f"/{REALM}").json()["id"]
+    admin.request(
+        "POST",
+        f"/{REALM}/components",
+        json={
+            "name": "tests-passive",
+            "providerId": "rsa",
+            "providerType": "org.keycloak.keys.KeyProvider",
+            "parentId": realm_id,
+            "config": {
+                "priority": ["0"],
+                "enabled": ["true"],
+                "active": ["false"],
+                "algorithm": ["RS256"],
+                "privateKey": [pem],
+            },
+        },
+    )
+    modulus = jwt.utils.to_base64url_uint(key.public_key().public_numbers().n).decode()
+    published = httpx.get(f"{ISSUER}/protocol/openid-connect/certs", timeout=30).json()["keys"]
+    key_id = next(k["kid"] for k in published if k.get("n") == modulus)
+    _test_key_file().touch(mode=0o600)
+    _test_key_file().write_text(json.dumps({"pem": pem, "kid": key_id}))
+
+
+def test_signing_key() -> tuple[rsa.RSAPrivateKey, str]:
+    """The local realm's passive test key (see _ensure_test_signing_key) and its key id."""
+    stored = json.loads(_test_key_file().read_text())
+    key = serialization.load_pem_private_key(stored["pem"].encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise StackError(f"{_test_key_file()} does not hold an RSA key; run stack down --wipe")
+    return key, str(stored["kid"])
+
+
+def provider_issues(area: object) -> bool:
+    """Whether the provider can give a user this area (its user profile checks the shape)."""
+    return area is None or (
+        isinstance(area, str)
+        and (area == "" or any(shape.fullmatch(area) for shape in AREA_SHAPES.values()))
+    )
+
+
+def token_signed_by_test_key(role: str, area: object, subject: str, **claims: Any) -> str:
+    """A token shaped as the provider's, with the claims it would carry for this caller (or
+    ``claims`` instead), signed with the realm's passive test key."""
+    key, key_id = test_signing_key()
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": list(AUDIENCES),
+        "sub": f"test-key-{username(role, None, subject)}",
+        "typ": "Bearer",
+        "azp": TEST_CLIENT,
+        "iat": now,
+        "exp": now + ACCESS_TOKEN_LIFESPAN_SECONDS,
+        "realm_access": {"roles": [role]},
+        "area": area,
+        **claims,
+    }
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": key_id})
 
 
 # Only administrators set an officer's area; the officer sees it. The shapes are those the
@@ -420,9 +498,20 @@ def ensure_user(role: str, area: str | None, subject: str) -> str:
 
 def token(role: str, area: str | None, subject: str) -> dict[str, Any]:
     """The provider's token answer (``access_token``, ``expires_in``) for a local user with
-    this role and area, made on first use."""
-    name = ensure_user(role, area, subject)
-    answer = httpx.post(
+    this role and area, made on first use (asked for first: the user usually exists, and
+    signing in as the administrator costs as much as the token itself)."""
+    name = username(role, area, subject)
+    answer = _password_grant(name)
+    if answer.status_code in (400, 401) and "invalid_grant" in answer.text:  # no such user yet
+        ensure_user(role, area, subject)
+        answer = _password_grant(name)
+    _raise_for(answer, f"a token for {name}")
+    granted: dict[str, Any] = answer.json()
+    return granted
+
+
+def _password_grant(name: str) -> httpx.Response:
+    return httpx.post(
         f"{ISSUER}/protocol/openid-connect/token",
         data={
             "grant_type": "password",
@@ -433,9 +522,6 @@ def token(role: str, area: str | None, subject: str) -> dict[str, Any]:
         },
         timeout=30,
     )
-    _raise_for(answer, f"a token for {name}")
-    granted: dict[str, Any] = answer.json()
-    return granted
 
 
 class LocalProvider:
@@ -448,15 +534,19 @@ class LocalProvider:
         self._tokens: dict[tuple[str, str | None, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def token(self, role: str, area: str | None = None, subject: str | None = None) -> str:
-        who = (role, area, subject or f"{self._prefix}-{role}")
+    def token(self, role: str, area: object = None, subject: str | None = None) -> str:
+        """A token for this caller; for an area the provider cannot hold (not a code, a
+        number, a list), the token it would issue with that area, signed with the realm's
+        passive test key: what a service must refuse."""
+        name = subject or f"{self._prefix}-{role}"
+        if not (area is None or isinstance(area, str)) or not provider_issues(area):
+            return self.crafted(role, area, name)
+        who = (role, area, name)
         with self._lock:
             cached = self._tokens.get(who)
             if cached is not None and time.monotonic() < cached[1]:
                 return cached[0]
-            if not self._started:
-                up()
-                self._started = True
+            self._ensure_started()
             granted = token(*who)
             fresh = str(granted["access_token"])
             self._tokens[who] = (fresh, time.monotonic() + float(granted["expires_in"]) - 60)
@@ -467,15 +557,25 @@ class LocalProvider:
     ) -> tuple[str, str]:
         """The user name and password of this local user, made on first use."""
         with self._lock:
-            if not self._started:
-                up()
-                self._started = True
+            self._ensure_started()
         name = ensure_user(role, area, subject or f"{self._prefix}-{role}")
         return name, credentials()["users"]
 
-    def headers(
-        self, role: str, area: str | None = None, subject: str | None = None
-    ) -> dict[str, str]:
+    def crafted(
+        self, role: str, area: object = None, subject: str | None = None, **claims: Any
+    ) -> str:
+        """The token the provider would issue for this caller, with ``claims`` instead,
+        signed with the realm's passive test key."""
+        with self._lock:
+            self._ensure_started()
+        return token_signed_by_test_key(role, area, subject or f"{self._prefix}-{role}", **claims)
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            up()
+            self._started = True
+
+    def headers(self, role: str, area: object = None, subject: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, area, subject)}"}
 
     def caller(

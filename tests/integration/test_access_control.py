@@ -2,9 +2,9 @@
 tokens that must not pass, roles acting outside their area or their right, and personal data
 only for roles that need it.
 
-Tokens that differ from a good one in one claim are signed with a key the test adds to the
-provider's published keys (passive: the provider never signs with it), so each is refused for
-that claim alone and not for its signature.
+Tokens that differ from a good one in one claim are signed with the local realm's test key,
+published in the provider's keys (passive: the provider never signs with it), so each is
+refused for that claim alone and not for its signature.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -61,40 +59,10 @@ def _jwks() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def published_test_key() -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
-    """An RSA key in the provider's published set, and its key id; removed afterwards."""
-    token_for("auditor")  # the provider runs
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    with keycloak.Admin() as admin:
-        realm_id = admin.request("GET", f"/{keycloak.REALM}").json()["id"]
-        created = admin.request(
-            "POST",
-            f"/{keycloak.REALM}/components",
-            json={
-                "name": f"test-{uuid.uuid4().hex[:8]}",
-                "providerId": "rsa",
-                "providerType": "org.keycloak.keys.KeyProvider",
-                "parentId": realm_id,
-                "config": {
-                    "priority": ["0"],
-                    "enabled": ["true"],
-                    "active": ["false"],
-                    "algorithm": ["RS256"],
-                    "privateKey": [pem],
-                },
-            },
-        )
-    component = created.headers["location"].rsplit("/", 1)[1]
-    modulus = jwt.utils.to_base64url_uint(key.public_key().public_numbers().n).decode()
-    key_id = next(k["kid"] for k in _jwks() if k.get("n") == modulus)
-    yield key, key_id
-    with keycloak.Admin() as admin:
-        admin.request("DELETE", f"/{keycloak.REALM}/components/{component}")
+def published_test_key() -> tuple[rsa.RSAPrivateKey, str]:
+    """The local realm's passive test key, published in its JWKS, and its key id."""
+    token_for("auditor")  # the provider runs, with its realm
+    return keycloak.test_signing_key()
 
 
 def claims(**changes: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from deploy.local import keycloak
 from deploy.local.paths import REPO_ROOT
 from services.enrolment.wiring import EnrolmentSettings
 from shared.auth import AuthSettings
@@ -76,7 +77,7 @@ def test_outside_local_development_missing_secrets_are_named(
 def test_local_development_fills_the_local_stack_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT)
     assert DatabaseSettings().service_role_password == "berlian"
-    assert AuthSettings().issuer == "http://127.0.0.1:8180/realms/berlian"
+    assert AuthSettings().issuer == keycloak.ISSUER == "http://127.0.0.1:8180/realms/berlian"
     # The local value meets the field's own constraints (the digest key's minimum length).
     assert len(EnrolmentSettings().nik_secret) >= 16
 
