@@ -55,7 +55,10 @@ def import_command(
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         try:
             service = EnrolmentService(
-                pool, PostgresKeyStore(pool), policy_book(), EnrolmentSettings().nik_secret.encode()
+                pool,
+                PostgresKeyStore.from_environment(pool),
+                policy_book(),
+                EnrolmentSettings().nik_digest_key(),
             )
             with Progress(
                 TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=out
@@ -100,7 +103,10 @@ def erase_command(
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         try:
             service = EnrolmentService(
-                pool, PostgresKeyStore(pool), policy_book(), EnrolmentSettings().nik_secret.encode()
+                pool,
+                PostgresKeyStore.from_environment(pool),
+                policy_book(),
+                EnrolmentSettings().nik_digest_key(),
             )
             return await erase_worker(service, uuid.UUID(worker_id))
         finally:

@@ -1,4 +1,5 @@
-"""Database layout: one schema per service, owned by that service's own login role."""
+"""Database layout: one schema per service, used by that service's own login role and owned by
+the migration role, so that a service can write what it must and rewrite nothing."""
 
 from __future__ import annotations
 
@@ -25,17 +26,34 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
 DbConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
+# Owns every schema, table, sequence and function the migrations create; nobody logs in as it.
+# The migration job's login is a member and works under it (``as_migrator``), so no service
+# login owns, and so can rewrite, truncate or drop, what it writes.
+MIGRATOR_ROLE = "berlian_migrator"
+
+
 def service_role(service: str) -> str:
     return f"berlian_{service}"
 
 
-async def provision_service_schemas(admin_dsn: str, password: str) -> None:
-    """Create each service's role and schemas; the role owns its schemas and nothing else.
+async def as_migrator(conn: DbConnection) -> None:
+    """Make what this connection creates belong to the migration role."""
+    await conn.execute(f"SET ROLE {MIGRATOR_ROLE}")
 
-    Idempotent: safe to run before every start (it is the first step of the migration job).
+
+async def provision_service_schemas(admin_dsn: str, password: str) -> None:
+    """Create the migration role, each service's login role and the schemas.
+
+    A service's live schema belongs to the migration role (the service may use it, never alter
+    it); its scratch schema, where it rebuilds projections beside the live ones, is its own.
+    Objects an earlier version let a service own are handed to the migration role. Idempotent:
+    safe to run before every start (it is the first step of the migration job).
     """
     conn = await asyncpg.connect(admin_dsn)
     try:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", MIGRATOR_ROLE):
+            await conn.execute(f"CREATE ROLE {MIGRATOR_ROLE} NOLOGIN")
+        await conn.execute(f"GRANT {MIGRATOR_ROLE} TO CURRENT_USER")
         for service in SERVICES:
             role = service_role(service)
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
@@ -46,14 +64,43 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
                 f"PASSWORD {_literal(password)}"
             )
             await conn.execute(f"GRANT {role} TO CURRENT_USER")
-            # Its live schema, and a scratch schema where it rebuilds projections beside them.
-            for schema in (service, f"{service}_scratch"):
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}")
-                await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {role}")
-                await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+            await _owned_by(conn, service, MIGRATOR_ROLE)
+            await conn.execute(f"GRANT USAGE ON SCHEMA {service} TO {role}")
+            await _owned_by(conn, f"{service}_scratch", role)
+        await _owned_by(conn, KEYSTORE_SCHEMA, MIGRATOR_ROLE)
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     finally:
         await conn.close()
+
+
+# The key store's schema (shared.keystore builds its tables); named here for provisioning.
+KEYSTORE_SCHEMA = "keystore"
+
+
+async def _owned_by(conn: asyncpg.Connection[asyncpg.Record], schema: str, owner: str) -> None:
+    """``schema`` and everything in it owned by ``owner``, closed to everybody else."""
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}")
+    await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {owner}")
+    await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+    objects = await conn.fetch(
+        """
+        SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind, c.relname AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'S', 'v')
+          AND pg_get_userbyid(c.relowner) <> $2
+          -- a serial's sequence follows its table
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'a')
+        UNION ALL
+        SELECT 'FUNCTION', p.oid::regprocedure::text
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2
+        """,
+        schema,
+        owner,
+    )
+    for row in objects:
+        name = row["name"] if row["kind"] == "FUNCTION" else f'{schema}."{row["name"]}"'
+        await conn.execute(f"ALTER {row['kind']} {name} OWNER TO {owner}")
 
 
 def service_dsn(admin_dsn: str, service: str, password: str) -> str:

@@ -7,11 +7,26 @@ change (see docs/runbook.md).
 from __future__ import annotations
 
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.secrets import (
+    ENVIRONMENT_VARIABLE,
+    LOCAL_DEVELOPMENT,
+    MissingSecretError,
+    local_development,
+    missing,
+)
+
 SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
+# The local stack's documented database password, refused outside the local development mode.
+DEVELOPMENT_PASSWORD = "berlian"  # noqa: S105 - refused below unless BERLIAN_ENV=local-development
+_DOCUMENTED = (
+    "{} holds the local stack's documented password, refused outside the local development "
+    f"mode ({ENVIRONMENT_VARIABLE}={LOCAL_DEVELOPMENT})"
+)
 
 
 class KafkaSettings(BaseSettings):
@@ -70,10 +85,24 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     database_url: str = Field(
-        default="postgresql://berlian:berlian@127.0.0.1:5432/berlian",
+        default=f"postgresql://berlian:{DEVELOPMENT_PASSWORD}@127.0.0.1:5432/berlian",
         description="Administrative connection: creates schemas and roles, runs migrations.",
     )
     service_role_password: str = Field(
-        default="berlian",
+        default=DEVELOPMENT_PASSWORD,
         description="Password of the per-service login roles (berlian_<service>) in local stacks.",
     )
+
+    @model_validator(mode="after")
+    def _no_development_password_in_earnest(self) -> Self:
+        """The documented passwords are for the local stack only: anywhere else they are refused,
+        so a forgotten setting cannot leave a database open with them."""
+        if local_development():
+            return self
+        if not self.service_role_password:
+            raise missing("SERVICE_ROLE_PASSWORD", "the services' database password")
+        if self.service_role_password == DEVELOPMENT_PASSWORD:
+            raise MissingSecretError(_DOCUMENTED.format("SERVICE_ROLE_PASSWORD"))
+        if urlsplit(self.database_url).password == DEVELOPMENT_PASSWORD:
+            raise MissingSecretError(_DOCUMENTED.format("DATABASE_URL"))
+        return self

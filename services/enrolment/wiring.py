@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.enrolment.api import create_app
@@ -12,6 +12,7 @@ from services.enrolment.reactions import CoverageReactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
+from shared.kms import nik_digest_key
 from shared.policy import policy_book
 from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
@@ -21,14 +22,17 @@ from shared.settings import DatabaseSettings, KafkaSettings
 class EnrolmentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENROLMENT_", extra="ignore")
 
-    nik_secret: str = Field(
-        default="local-development-nik-digest-key",
-        min_length=16,
-        description="Key of the NIK digest used to find one person once; keep it secret.",
+    nik_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key of the NIK digest used to find one person once (at least 32 "
+        "characters, from a secret); required outside the local development mode.",
     )
     expiry_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often coverages past their end are ended."
     )
+
+    def nik_digest_key(self) -> bytes:
+        return nik_digest_key(self.nik_secret, "ENROLMENT_NIK_SECRET")
 
 
 async def build(
@@ -37,7 +41,7 @@ async def build(
     pool, producer = await connect(SERVICE, kafka, database)
     settings = EnrolmentSettings()
     service = EnrolmentService(
-        pool, PostgresKeyStore(pool), policy_book(), settings.nik_secret.encode()
+        pool, PostgresKeyStore.from_environment(pool), policy_book(), settings.nik_digest_key()
     )
     expiry = expiry_job(service, lambda: service.clock().date(), settings.expiry_interval_seconds)
     projections: list[Projection] = [WorkersProjection(), CoverageReactions(service)]

@@ -94,6 +94,33 @@ PLATFORM: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_heads_only_forward",
+        """
+        -- A service may move a stream's head and fill in an idempotency record once; the
+        -- database refuses anything else, whoever asks (privileges keep the rest read-only).
+        CREATE FUNCTION {schema}.head_only_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.version <= OLD.version THEN
+                RAISE EXCEPTION 'stream % is at version %: its head only moves forward',
+                    OLD.stream_id, OLD.version USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER head_only_forward BEFORE UPDATE ON {schema}.streams
+            FOR EACH ROW EXECUTE FUNCTION {schema}.head_only_forward();
+        CREATE FUNCTION {schema}.recorded_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.first_version <> 0 THEN
+                RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER recorded_once BEFORE UPDATE ON {schema}.commands
+            FOR EACH ROW EXECUTE FUNCTION {schema}.recorded_once();
+        """,
+    ),
 )
 
 

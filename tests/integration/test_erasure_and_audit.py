@@ -15,9 +15,9 @@ from shared.events.enrolment import Heir, WorkerPersonal
 from shared.events.personal import ERASED, open_sealed, seal
 from shared.events.types import SealedPersonal
 from shared.eventstore import EventStore, NewEvent
-from shared.eventstore.migrations import migrate
 from shared.eventstore.store import CommandContext
-from shared.keystore import MIGRATIONS, PostgresKeyStore
+from shared.keystore import PostgresKeyStore, migrate_keystore
+from shared.kms import key_encryption_from_environment
 from shared.relay import OutboxRelay
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
@@ -38,10 +38,11 @@ PERSON = WorkerPersonal(
 
 async def keystore_in(box: ServiceSandbox) -> PostgresKeyStore:
     schema = f"keys_{box.schema}"
+    kms = key_encryption_from_environment()
     async with box.pool.acquire() as conn:
         await conn.execute(f"CREATE SCHEMA {schema}")
-        await migrate(conn, schema, MIGRATIONS)
-    return PostgresKeyStore(box.pool, schema)
+        await migrate_keystore(conn, kms, schema)
+    return PostgresKeyStore(box.pool, kms, schema)
 
 
 @pytest.fixture

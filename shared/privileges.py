@@ -1,0 +1,63 @@
+"""What each service's login may do in PostgreSQL, granted after every migration.
+
+History is append-only for the services: they insert and read their events, their idempotency
+records and the erasure of a key, and never update, delete or truncate them; the stream heads
+move (and only forward, see ``shared.eventstore.migrations``), the outbox empties as the broker
+acknowledges, projections are rewritten as they are. Nothing in a live schema is a service's to
+alter, drop or truncate: the migration role owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.db import DbConnection, service_role
+
+# Platform tables in every service schema, and the privileges of the service's own login.
+PLATFORM_GRANTS: Mapping[str, str] = {
+    "events": "SELECT, INSERT",
+    "streams": "SELECT, INSERT, UPDATE (version, last_hash)",
+    # The row is claimed first, then filled in once with the events appended.
+    "commands": "SELECT, INSERT, UPDATE (event_ids, first_version, last_version)",
+    "outbox": "SELECT, INSERT, DELETE",
+    "projection_positions": "SELECT, INSERT, UPDATE",
+    "projection_streams": "SELECT, INSERT, UPDATE, DELETE",
+    "dead_letters": "SELECT, INSERT, UPDATE (published, redriven_at)",
+    "schema_migrations": "SELECT",
+}
+# A service's own tables (projections, write-side lookups): read and written row by row.
+OWN_TABLES = "SELECT, INSERT, UPDATE, DELETE"
+
+# The key store, by service: enrolment seals, reads and erases; claims seals and reads, and
+# can neither delete a key nor see or touch the erasure records. Others hold no keys.
+KEYSTORE_GRANTS: Mapping[str, Mapping[str, str]] = {
+    "enrolment": {"data_keys": "SELECT, INSERT, DELETE", "erasures": "INSERT"},
+    "claims": {"data_keys": "SELECT, INSERT"},
+}
+
+
+async def grant_service_privileges(conn: DbConnection, service: str, schema: str) -> None:
+    """Exactly the privileges above on ``schema``'s tables for ``service``'s login."""
+    role = service_role(service)
+    await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
+    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+    for row in tables:
+        table = row["tablename"]
+        privileges = PLATFORM_GRANTS.get(table, OWN_TABLES)
+        await conn.execute(f'GRANT {privileges} ON TABLE {schema}."{table}" TO {role}')
+    await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+
+
+async def grant_keystore_privileges(
+    conn: DbConnection, schema: str, services: tuple[str, ...]
+) -> None:
+    for service in services:
+        role = service_role(service)
+        await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
+        grants = KEYSTORE_GRANTS.get(service, {})
+        if grants:
+            await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        else:
+            await conn.execute(f"REVOKE USAGE ON SCHEMA {schema} FROM {role}")
+        for table, privileges in grants.items():
+            await conn.execute(f"GRANT {privileges} ON TABLE {schema}.{table} TO {role}")
