@@ -15,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from services.catalog import projection_named
-from shared.audit.verify import verify_topics
+from shared.audit.checkpoints import CheckpointSettings
+from shared.audit.verify import verify_log
 from shared.db import service_dsn
 from shared.deadletters import get_dead_letter, list_dead_letters
 from shared.projection.replay import History, rebuild_and_switch, rebuild_into
@@ -62,15 +63,24 @@ def _progress(label: str) -> Progress:
 def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Recompute the hash chains of the four event topics; exit 1 on any finding."""
+    """Recompute the hash chains of the four event topics, compare each store with its topic,
+    and check the signed checkpoints of the stream heads; exit 1 on any finding."""
     kafka = KafkaSettings()
     topics = [kafka.events_topic(service) for service in SERVICES]
+    public_key = CheckpointSettings().public_key()
 
     async def run() -> Any:
         total = sum((await end_offsets(kafka, topics)).values())
-        with _progress("verifying") as bar:
-            task = bar.add_task("verify", total=total)
-            return await verify_topics(kafka, topics, lambda n: bar.advance(task, n))
+        conn = await asyncpg.connect(DatabaseSettings().database_url)
+        try:
+            with _progress("verifying") as bar:
+                task = bar.add_task("verify", total=total)
+                schemas = {service: service for service in SERVICES}
+                return await verify_log(
+                    kafka, conn, schemas, public_key, lambda n: bar.advance(task, n)
+                )
+        finally:
+            await conn.close()
 
     report = asyncio.run(run())
     if as_json:

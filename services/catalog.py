@@ -16,10 +16,15 @@ from services.enrolment.service import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION
 from services.verification.service import WRITE_MODEL as VERIFICATION_WRITE_MODEL
 from shared import keystore
+from shared.audit import checkpoints
 from shared.db import as_migrator, provision_service_schemas
 from shared.eventstore.migrations import PLATFORM, Migration, migrate
 from shared.kms import key_encryption_from_environment
-from shared.privileges import grant_keystore_privileges, grant_service_privileges
+from shared.privileges import (
+    grant_checkpoint_age,
+    grant_keystore_privileges,
+    grant_service_privileges,
+)
 from shared.projection.writer import Projection
 from shared.settings import SERVICES, DatabaseSettings
 
@@ -66,6 +71,10 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
             conn, key_encryption_from_environment()
         )
         await grant_keystore_privileges(conn, keystore.SCHEMA, SERVICES)
+        applied[checkpoints.SCHEMA] = await migrate(
+            conn, checkpoints.SCHEMA, checkpoints.MIGRATIONS
+        )
+        await grant_checkpoint_age(conn, checkpoints.SCHEMA, SERVICES)
     finally:
         await conn.close()
     return applied

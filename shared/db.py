@@ -67,14 +67,16 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
             await _owned_by(conn, service, MIGRATOR_ROLE)
             await conn.execute(f"GRANT USAGE ON SCHEMA {service} TO {role}")
             await _owned_by(conn, f"{service}_scratch", role)
-        await _owned_by(conn, KEYSTORE_SCHEMA, MIGRATOR_ROLE)
+        for schema in PLATFORM_SCHEMAS:
+            await _owned_by(conn, schema, MIGRATOR_ROLE)
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     finally:
         await conn.close()
 
 
-# The key store's schema (shared.keystore builds its tables); named here for provisioning.
-KEYSTORE_SCHEMA = "keystore"
+# Schemas of no service: the key store (shared.keystore) and the signed checkpoints
+# (shared.audit.checkpoints), which build their tables; named here for provisioning.
+PLATFORM_SCHEMAS = ("keystore", "checkpoints")
 
 
 async def _owned_by(conn: asyncpg.Connection[asyncpg.Record], schema: str, owner: str) -> None:

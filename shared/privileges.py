@@ -61,3 +61,13 @@ async def grant_keystore_privileges(
             await conn.execute(f"REVOKE USAGE ON SCHEMA {schema} FROM {role}")
         for table, privileges in grants.items():
             await conn.execute(f"GRANT {privileges} ON TABLE {schema}.{table} TO {role}")
+
+
+async def grant_checkpoint_age(conn: DbConnection, schema: str, services: tuple[str, ...]) -> None:
+    """A service may read when the newest checkpoint was taken (its age gauge), nothing else:
+    it can neither read the signed heads nor write a checkpoint."""
+    for service in services:
+        role = service_role(service)
+        await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
+        await conn.execute(f"GRANT SELECT (taken_at) ON {schema}.checkpoints TO {role}")

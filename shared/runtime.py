@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.audit.checkpoints import checkpoint_age_job
 from shared.db import service_dsn
 from shared.eventstore.migrations import PLATFORM
 from shared.eventstore.store import outbox_channel
@@ -205,7 +206,8 @@ def assemble(
         notify_channel=outbox_channel(service),
         runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
         kafka=kafka,
-        background=background,
+        # Every service exports how old the newest signed checkpoint is, for the stale alert.
+        background=[*background, lambda stop: checkpoint_age_job(pool, stop)],
         closers=closers,
         expected_migrations=[
             *(m.name for m in PLATFORM),

@@ -1,0 +1,94 @@
+"""The secrets' commands: rotate the key-encryption key, sign checkpoints of the stream heads.
+
+Both run with the migration login (``DATABASE_URL``): the services may neither rewrap keys nor
+write checkpoints. ``checkpoint`` alone holds the signing key (``CHECKPOINT_SIGNING_KEY``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from shared import keystore
+from shared.audit.checkpoints import CheckpointSettings, public_pem, take_checkpoint
+from shared.db import as_migrator
+from shared.kms import KeyEncryptionSettings, LocalKeyring, add_kek
+from shared.settings import SERVICES, DatabaseSettings
+
+keys_app = typer.Typer(help="Key-encryption keys: add one, rewrap every data key under it.")
+checkpoint_app = typer.Typer(help="Signed checkpoints of every stream head.")
+out = Console()
+
+
+@keys_app.command("new-kek")
+def new_kek() -> None:
+    """Add a new key-encryption key to the keyring file and make it current."""
+    path = KeyEncryptionSettings().keyring_path()
+    out.print(f"{add_kek(path)} is now the current KEK in {path}; run `berlian keys rotate`")
+
+
+@keys_app.command("rotate")
+def rotate() -> None:
+    """Rewrap every data key not under the current KEK; then the old KEKs may leave the keyring."""
+    kms = LocalKeyring.from_file(KeyEncryptionSettings().keyring_path())
+
+    async def run() -> tuple[int, dict[str, int]]:
+        conn = await asyncpg.connect(DatabaseSettings().database_url)
+        try:
+            await as_migrator(conn)
+            return await keystore.rewrap_all(conn, kms), await keystore.keks_in_use(conn)
+        finally:
+            await conn.close()
+
+    rewrapped, in_use = asyncio.run(run())
+    out.print(f"rewrapped {rewrapped} data keys under {kms.current_kek_id}")
+    for kek_id, count in in_use.items():
+        out.print(f"  {kek_id}: {count} keys")
+    unused = sorted(kms.kek_ids - in_use.keys())
+    if unused:
+        out.print(f"no key is wrapped under {', '.join(unused)}: they may leave the keyring")
+
+
+@checkpoint_app.callback(invoke_without_command=True)
+def checkpoint(
+    ctx: typer.Context,
+    every: Annotated[
+        float | None, typer.Option(help="Keep signing, every this many seconds (else once).")
+    ] = None,
+) -> None:
+    """Sign the head of every stream of every service (the checkpoint signer's job)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    signing_key = CheckpointSettings().signing_key()
+
+    async def run() -> None:
+        conn = await asyncpg.connect(DatabaseSettings().database_url)
+        try:
+            await as_migrator(conn)
+            while True:
+                schemas = {service: service for service in SERVICES}
+                signed = await take_checkpoint(conn, schemas, signing_key, datetime.now(UTC))
+                streams = sum(len(h) for h in signed.content()["heads"].values())
+                out.print(f"checkpoint {signed.sequence}: {streams} stream heads signed")
+                if every is None:
+                    return
+                await asyncio.sleep(every)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@checkpoint_app.command("public-key")
+def public_key(
+    output: Annotated[Path, typer.Option(help="Write the PEM here (for the auditors).")],
+) -> None:
+    """Write the public key the auditors verify checkpoints with."""
+    output.write_bytes(public_pem(CheckpointSettings().signing_key().public_key()))
+    out.print(f"public key written to {output}")
