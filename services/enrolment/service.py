@@ -163,11 +163,16 @@ class EnrolmentService:
             return await self.store.append_within(conn, stream, version, events, context)
         async with self.pool.acquire() as own, own.transaction():
             if isinstance(command, CorrectDetails) and command.personal is not None:
-                await own.execute(
-                    f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
-                    self.nik_digest(command.nik),
-                    command.worker_id,
-                )
+                try:
+                    await own.execute(
+                        f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
+                        self.nik_digest(command.nik),
+                        command.worker_id,
+                    )
+                except asyncpg.UniqueViolationError:
+                    # PostgreSQL's message names the digest: it must reach no log or answer.
+                    holder = await self.worker_by_nik(command.nik)
+                    raise DuplicateNikError(holder or command.worker_id) from None
             return await self.store.append_within(own, stream, version, events, context)
 
     async def next_membership_no(self, conn: DbConnection) -> str:

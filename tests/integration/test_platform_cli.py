@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,6 +21,8 @@ from shared.events.personal import seal
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.kafka_clients import producer_options
+from shared.keystore import PostgresKeyStore
+from shared.kms import LocalKeyring, new_keyring_json
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -106,6 +109,10 @@ def test_migrate_replay_verify_and_dead_letters_from_the_command_line(
     assert replayed.exit_code == 0, replayed.output
     assert "2 records read, 1 events applied, 1 dead-lettered" in " ".join(replayed.output.split())
 
+    unsigned = json.loads(cli.invoke(app, ["audit", "verify", "--json"]).stdout)
+    assert [f["kind"] for f in unsigned["findings"]] == ["unreadable", "no_checkpoint"]
+    signed = cli.invoke(app, ["checkpoint"])
+    assert "checkpoint 1: 1 stream heads signed" in signed.output, signed.output
     verified = cli.invoke(app, ["audit", "verify", "--json"])
     report = json.loads(verified.stdout)
     assert verified.exit_code == 1  # the poison record is not an envelope
@@ -120,3 +127,41 @@ def test_migrate_replay_verify_and_dead_letters_from_the_command_line(
     redriven = cli.invoke(app, ["deadletters", "redrive", "--service", "enrolment", "1"])
     assert redriven.exit_code == 1
     assert "still fails" in redriven.output
+
+
+def test_the_key_encryption_key_rotates_from_the_command_line(
+    separate_database: DatabaseSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keyring = tmp_path / "keyring.json"
+    keyring.write_bytes(new_keyring_json())
+    first = LocalKeyring.from_file(keyring).current_kek_id
+    monkeypatch.setenv("DATABASE_URL", separate_database.database_url)
+    monkeypatch.setenv("KEY_ENCRYPTION_KEYRING", str(keyring))
+    cli = CliRunner()
+    assert cli.invoke(app, ["migrate"]).exit_code == 0
+
+    async def seal_one() -> tuple[str, bytes]:
+        pool = await asyncpg.create_pool(separate_database.database_url, min_size=1, max_size=1)
+        try:
+            keys = PostgresKeyStore(pool, LocalKeyring.from_file(keyring))
+            return await keys.get_or_create(uuid.uuid4())
+        finally:
+            await pool.close()
+
+    key_id, key = asyncio.run(seal_one())
+    added = cli.invoke(app, ["keys", "new-kek"])
+    assert "is now the current KEK" in added.output, added.output
+    rotated = cli.invoke(app, ["keys", "rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    second = LocalKeyring.from_file(keyring).current_kek_id
+    assert f"rewrapped 1 data keys under {second}" in rotated.output
+    assert f"no key is wrapped under {first}: they may leave the keyring" in rotated.output
+
+    async def read_back() -> bytes | None:
+        pool = await asyncpg.create_pool(separate_database.database_url, min_size=1, max_size=1)
+        try:
+            return await PostgresKeyStore(pool, LocalKeyring.from_file(keyring)).get(key_id)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(read_back()) == key
