@@ -68,7 +68,7 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
             applied[service] = await migrate(conn, service, steps)
             await grant_service_privileges(conn, service, service)
         applied[keystore.SCHEMA] = await keystore.migrate_keystore(
-            conn, key_encryption_from_environment()
+            conn, key_encryption_from_environment
         )
         await grant_keystore_privileges(conn, keystore.SCHEMA, SERVICES)
         applied[checkpoints.SCHEMA] = await migrate(

@@ -9,6 +9,7 @@ so a service needs no access to those records to respect them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 import asyncpg
@@ -48,7 +49,7 @@ MIGRATIONS = (
         ALTER TABLE {schema}.data_keys ADD COLUMN kek_id text;
         -- Runs with its owner's rights (the migration role): the services cannot read the
         -- erasure records, yet none of them can give an erased worker a new key.
-        CREATE FUNCTION {schema}.refuse_key_of_erased() RETURNS trigger
+        CREATE OR REPLACE FUNCTION {schema}.refuse_key_of_erased() RETURNS trigger
             LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         BEGIN
             IF EXISTS (SELECT 1 FROM {schema}.erasures WHERE worker_id = NEW.worker_id) THEN
@@ -73,9 +74,10 @@ WRAPPED_ONLY = Migration(
 
 
 async def migrate_keystore(
-    conn: DbConnection, kms: KeyEncryption, schema: str = SCHEMA
+    conn: DbConnection, keyring: Callable[[], KeyEncryption], schema: str = SCHEMA
 ) -> list[str]:
-    """The key store's tables; keys stored raw by an earlier version are wrapped on the way."""
+    """The key store's tables; keys stored raw by an earlier version are wrapped on the way
+    (only then is ``keyring`` asked for the KEKs: the migration needs none otherwise)."""
     applied = await migrate(conn, schema, MIGRATIONS)
     raw = await conn.fetchval(
         "SELECT 1 FROM information_schema.columns "
@@ -87,14 +89,16 @@ async def migrate_keystore(
             rows = await conn.fetch(
                 f"SELECT key_id, key FROM {schema}.data_keys WHERE kek_id IS NULL FOR UPDATE"
             )
-            for row in rows:
-                wrapped = await kms.wrap(bytes(row["key"]), row["key_id"])
-                await conn.execute(
-                    f"UPDATE {schema}.data_keys SET key = $2, kek_id = $3 WHERE key_id = $1",
-                    row["key_id"],
-                    wrapped.blob,
-                    wrapped.kek_id,
-                )
+            if rows:
+                kms = keyring()
+                for row in rows:
+                    wrapped = await kms.wrap(bytes(row["key"]), row["key_id"])
+                    await conn.execute(
+                        f"UPDATE {schema}.data_keys SET key = $2, kek_id = $3 WHERE key_id = $1",
+                        row["key_id"],
+                        wrapped.blob,
+                        wrapped.kek_id,
+                    )
     return applied + await migrate(conn, schema, [*MIGRATIONS, WRAPPED_ONLY])
 
 

@@ -130,7 +130,7 @@ def test_every_kafka_client_logs_in_over_tls_as_its_own_principal(
         for container in pod["containers"]:
             env = {e["name"]: e for e in container.get("env", [])}
             command = container["args"][0]
-            if command == "migrate":  # PostgreSQL only
+            if command in ("migrate", "checkpoint"):  # PostgreSQL only
                 assert "KAFKA_SASL_USERNAME" not in env
                 continue
             expected = container["args"][1] if command == "run" else "auditor"

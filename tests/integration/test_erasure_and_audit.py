@@ -41,7 +41,7 @@ async def keystore_in(box: ServiceSandbox) -> PostgresKeyStore:
     kms = key_encryption_from_environment()
     async with box.pool.acquire() as conn:
         await conn.execute(f"CREATE SCHEMA {schema}")
-        await migrate_keystore(conn, kms, schema)
+        await migrate_keystore(conn, lambda: kms, schema)
     return PostgresKeyStore(box.pool, kms, schema)
 
 

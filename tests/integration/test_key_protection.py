@@ -79,7 +79,7 @@ async def test_a_dump_of_the_key_store_opens_no_worker_without_the_kek(
     schema = await fresh_schema(admin)
     kms = keyring("kek-a")
     async with admin.acquire() as conn:
-        await migrate_keystore(conn, kms, schema)
+        await migrate_keystore(conn, lambda: kms, schema)
     keys = PostgresKeyStore(admin, kms, schema)
     sealed = []
     for _ in range(5):
@@ -116,8 +116,8 @@ async def test_keys_stored_raw_before_the_upgrade_are_wrapped_and_old_events_sti
 
     kms = keyring("kek-a")
     async with admin.acquire() as conn:
-        applied = await migrate_keystore(conn, kms, schema)
-        again = await migrate_keystore(conn, kms, schema)
+        applied = await migrate_keystore(conn, lambda: kms, schema)
+        again = await migrate_keystore(conn, lambda: kms, schema)
     assert applied == ["0002_key_encryption", "0003_wrapped_only"]
     assert again == []
     stored = await admin.fetchrow(f"SELECT kek_id, wrapped_key FROM {schema}.data_keys")
@@ -135,7 +135,7 @@ async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_go(
     old_kek, new_kek = AESGCM.generate_key(bit_length=256), AESGCM.generate_key(bit_length=256)
     old = LocalKeyring({"kek-old": old_kek}, "kek-old")
     async with admin.acquire() as conn:
-        await migrate_keystore(conn, old, schema)
+        await migrate_keystore(conn, lambda: old, schema)
     sealed = []
     for _ in range(3):
         key_id, key = await PostgresKeyStore(admin, old, schema).get_or_create(uuid.uuid4())
@@ -161,7 +161,7 @@ async def test_erasure_destroys_the_wrapped_key_and_the_database_refuses_a_new_o
     schema = await fresh_schema(admin)
     kms = keyring("kek-a")
     async with admin.acquire() as conn:
-        await migrate_keystore(conn, kms, schema)
+        await migrate_keystore(conn, lambda: kms, schema)
     keys = PostgresKeyStore(admin, kms, schema)
     worker = uuid.uuid4()
     key_id, key = await keys.get_or_create(worker)
