@@ -99,7 +99,8 @@ PLATFORM: tuple[Migration, ...] = (
         """
         -- A service may move a stream's head and fill in an idempotency record once; the
         -- database refuses anything else, whoever asks (privileges keep the rest read-only).
-        CREATE OR REPLACE FUNCTION {schema}.head_only_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE OR REPLACE FUNCTION {schema}.head_only_forward() RETURNS trigger
+            LANGUAGE plpgsql AS $$
         BEGIN
             IF NEW.version <= OLD.version THEN
                 RAISE EXCEPTION 'stream % is at version %: its head only moves forward',
@@ -109,7 +110,8 @@ PLATFORM: tuple[Migration, ...] = (
         END $$;
         CREATE TRIGGER head_only_forward BEFORE UPDATE ON {schema}.streams
             FOR EACH ROW EXECUTE FUNCTION {schema}.head_only_forward();
-        CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger
+            LANGUAGE plpgsql AS $$
         BEGIN
             IF OLD.first_version <> 0 THEN
                 RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
