@@ -13,10 +13,16 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from shared import keystore
-from shared.audit.checkpoints import CheckpointSettings, public_pem, take_checkpoint
+from shared.audit.checkpoints import (
+    CheckpointSettings,
+    SignedCheckpoint,
+    public_pem,
+    take_checkpoint,
+)
 from shared.db import as_migrator
 from shared.kms import KeyEncryptionSettings, LocalKeyring, add_kek
 from shared.settings import SERVICES, DatabaseSettings
@@ -68,21 +74,28 @@ def checkpoint(
     signing_key = CheckpointSettings().signing_key()
 
     async def run() -> None:
-        conn = await asyncpg.connect(DatabaseSettings().database_url)
-        try:
-            await as_migrator(conn)
-            while True:
-                schemas = {service: service for service in SERVICES}
-                signed = await take_checkpoint(conn, schemas, signing_key, datetime.now(UTC))
-                streams = sum(len(h) for h in signed.content()["heads"].values())
-                out.print(f"checkpoint {signed.sequence}: {streams} stream heads signed")
-                if every is None:
-                    return
-                await asyncio.sleep(every)
-        finally:
-            await conn.close()
+        while True:
+            signed = await sign_stream_heads(DatabaseSettings(), signing_key)
+            streams = sum(len(h) for h in signed.content()["heads"].values())
+            out.print(f"checkpoint {signed.sequence}: {streams} stream heads signed")
+            if every is None:
+                return
+            await asyncio.sleep(every)
 
     asyncio.run(run())
+
+
+async def sign_stream_heads(
+    database: DatabaseSettings, signing_key: Ed25519PrivateKey
+) -> SignedCheckpoint:
+    """One checkpoint of every service's stream heads, written with the migration login."""
+    conn = await asyncpg.connect(database.database_url)
+    try:
+        await as_migrator(conn)
+        schemas = {service: service for service in SERVICES}
+        return await take_checkpoint(conn, schemas, signing_key, datetime.now(UTC))
+    finally:
+        await conn.close()
 
 
 @checkpoint_app.command("public-key")

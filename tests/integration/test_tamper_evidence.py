@@ -177,3 +177,19 @@ async def test_every_service_sees_how_old_the_newest_checkpoint_is_and_nothing_m
                 await pool.execute(statement)
     finally:
         await pool.close()
+
+
+async def test_a_signed_head_the_relay_has_not_published_yet_is_no_finding(
+    admin: asyncpg.Connection[asyncpg.Record], kafka_settings: KafkaSettings
+) -> None:
+    kafka = await own_topics(kafka_settings)
+    events = sealed_chain("budget-d", 2)
+    await store(admin, events)
+    await publish(kafka, events[:1])
+    await admin.execute(
+        f"INSERT INTO {SERVICE}.outbox SELECT position FROM {SERVICE}.events "
+        "WHERE stream_id = 'budget-d' AND stream_version = 2"
+    )
+    await take_checkpoint(admin, {SERVICE: SERVICE}, SIGNER, NOW)
+
+    assert (await verified(kafka, admin)).ok
