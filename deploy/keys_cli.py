@@ -1,4 +1,5 @@
-"""The secrets' commands: rotate the key-encryption key, sign checkpoints of the stream heads.
+"""The secrets' commands: rotate the key-encryption key and the NIK digest key, sign
+checkpoints of the stream heads.
 
 Both run with the migration login (``DATABASE_URL``): the services may neither rewrap keys nor
 write checkpoints. ``checkpoint`` alone holds the signing key (``CHECKPOINT_SIGNING_KEY``).
@@ -16,6 +17,9 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
+from services.enrolment.restore import rebuild_write_model
+from services.enrolment.service import EnrolmentService
+from services.enrolment.wiring import EnrolmentSettings
 from shared import keystore
 from shared.audit.checkpoints import (
     CheckpointSettings,
@@ -24,7 +28,9 @@ from shared.audit.checkpoints import (
     take_checkpoint,
 )
 from shared.db import as_migrator
+from shared.keystore import PostgresKeyStore
 from shared.kms import KeyEncryptionSettings, LocalKeyring, add_kek
+from shared.policy import policy_book
 from shared.settings import SERVICES, DatabaseSettings
 
 keys_app = typer.Typer(help="Key-encryption keys: add one, rewrap every data key under it.")
@@ -59,6 +65,40 @@ def rotate() -> None:
     unused = sorted(kms.kek_ids - in_use.keys())
     if unused:
         out.print(f"no key is wrapped under {', '.join(unused)}: they may leave the keyring")
+
+
+@keys_app.command("rotate-nik-digest")
+def rotate_nik_digest(
+    confirm: Annotated[bool, typer.Option("--yes", help="Confirm: enrolment is stopped.")] = False,
+) -> None:
+    """Rebuild the NIK index under the key now in ENROLMENT_NIK_SECRET, from the sealed details.
+
+    Stop enrolment first and start it again with the new key: a replica still digesting with
+    the old key would find nobody, and so let a NIK register twice.
+    """
+    if not confirm:
+        out.print("stop enrolment first (it must not digest with the old key), then add --yes")
+        raise typer.Exit(code=1)
+    database = DatabaseSettings()
+
+    async def run() -> int:
+        pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=2)
+        try:
+            service = EnrolmentService(
+                pool,
+                PostgresKeyStore.from_environment(pool),
+                policy_book(),
+                EnrolmentSettings().nik_digest_key(),
+            )
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(f"LOCK TABLE {service.schema}.nik_index IN EXCLUSIVE MODE")
+                await conn.execute(f"DELETE FROM {service.schema}.nik_index")
+                # The index exactly as a restore builds it, from each worker's latest details.
+                return await rebuild_write_model(service, conn)
+        finally:
+            await pool.close()
+
+    out.print(f"NIK index rebuilt under the new key: {asyncio.run(run())} workers")
 
 
 @checkpoint_app.callback(invoke_without_command=True)

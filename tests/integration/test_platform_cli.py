@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
@@ -15,14 +15,16 @@ from typer.testing import CliRunner
 
 from deploy.cli import app
 from services.enrolment.projections import WorkersProjection
+from services.enrolment.service import EnrolmentService, Registration
 from shared.db import service_dsn
-from shared.events.enrolment import WorkerPersonal
+from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import seal
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.kafka_clients import producer_options
 from shared.keystore import PostgresKeyStore
 from shared.kms import LocalKeyring, new_keyring_json
+from shared.policy import policy_book
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -165,3 +167,53 @@ def test_the_key_encryption_key_rotates_from_the_command_line(
             await pool.close()
 
     assert asyncio.run(read_back()) == key
+
+
+def test_the_nik_digest_key_rotates_from_the_command_line(
+    separate_database: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_key, new_key = "o" * 40, "n" * 40
+    monkeypatch.setenv("DATABASE_URL", separate_database.database_url)
+    cli = CliRunner()
+    assert cli.invoke(app, ["migrate"]).exit_code == 0
+    personal = WorkerPersonal(nik="3375035512880001", full_name="Kartini", address="Krapyak")
+
+    async def enrolment(key: str) -> tuple[asyncpg.Pool, EnrolmentService]:
+        dsn = service_dsn(
+            separate_database.database_url, "enrolment", separate_database.service_role_password
+        )
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        keys = PostgresKeyStore.from_environment(pool)
+        return pool, EnrolmentService(pool, keys, policy_book(), key.encode())
+
+    async def register() -> uuid.UUID:
+        pool, service = await enrolment(old_key)
+        try:
+            registration = Registration(
+                personal,
+                date(1988, 12, 15),
+                "F",
+                "nelayan",
+                "33.75.03.1002",
+                RegistrationSource(channel="api"),
+            )
+            context = CommandContext("officer", "kelurahan_officer", uuid.uuid4())
+            worker, _ = await service.register(registration, context)
+            return worker
+        finally:
+            await pool.close()
+
+    async def found_with(key: str) -> uuid.UUID | None:
+        pool, service = await enrolment(key)
+        try:
+            return await service.worker_by_nik(personal.nik)
+        finally:
+            await pool.close()
+
+    worker = asyncio.run(register())
+    assert cli.invoke(app, ["keys", "rotate-nik-digest"]).exit_code == 1  # not without --yes
+    monkeypatch.setenv("ENROLMENT_NIK_SECRET", new_key)
+    rotated = cli.invoke(app, ["keys", "rotate-nik-digest", "--yes"])
+    assert "NIK index rebuilt under the new key: 1 workers" in rotated.output, rotated.output
+    assert asyncio.run(found_with(new_key)) == worker
+    assert asyncio.run(found_with(old_key)) is None
