@@ -75,11 +75,11 @@ def audit_verify(
     and check the signed checkpoints of the stream heads; exit 1 on any finding."""
     kafka = KafkaSettings()
     topics = [kafka.events_topic(service) for service in SERVICES]
-    public_key = None if topics_only else CheckpointSettings().public_key()
+    signers = None if topics_only else CheckpointSettings().trusted_signers()
 
     async def run() -> Any:
         total = sum((await end_offsets(kafka, topics)).values())
-        if public_key is None:
+        if signers is None:
             with _progress("verifying") as bar:
                 task = bar.add_task("verify", total=total)
                 return await verify_topics(kafka, topics, lambda n: bar.advance(task, n))
@@ -89,7 +89,7 @@ def audit_verify(
                 task = bar.add_task("verify", total=total)
                 schemas = {service: service for service in SERVICES}
                 return await verify_log(
-                    kafka, conn, schemas, public_key, lambda n: bar.advance(task, n)
+                    kafka, conn, schemas, signers, lambda n: bar.advance(task, n)
                 )
         finally:
             await conn.close()

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from shared.secrets import (
 )
 
 SCHEMA = "checkpoints"
+PEM_PUBLIC_KEY = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
 MIGRATIONS = (
     Migration(
         "0001_checkpoints",
@@ -150,17 +152,39 @@ async def load_checkpoints(conn: DbConnection, schema: str = SCHEMA) -> list[Sig
     ]
 
 
-def signature_problems(
-    checkpoints: list[SignedCheckpoint], public_key: Ed25519PublicKey
-) -> list[str]:
+class TrustedSigners:
+    """The public keys an auditor accepts checkpoints from, by fingerprint: across a rotation of
+    the signing key, the old one (for older checkpoints) and the new one."""
+
+    def __init__(self, keys: Sequence[Ed25519PublicKey]) -> None:
+        if not keys:
+            raise ValueError("no public key to verify checkpoints with")
+        self._keys = {key_fingerprint(key): key for key in keys}
+
+    def signed(self, checkpoint: SignedCheckpoint) -> bool:
+        try:
+            key = self._keys.get(str(checkpoint.content().get("signer")))
+        except (orjson.JSONDecodeError, AttributeError):
+            return False
+        if key is None:
+            return False
+        try:
+            key.verify(checkpoint.signature, checkpoint.body)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def signature_problems(checkpoints: list[SignedCheckpoint], signers: TrustedSigners) -> list[str]:
     """What is wrong with the checkpoints themselves: signatures, sequence and links."""
     problems = []
     previous: SignedCheckpoint | None = None
     for checkpoint in checkpoints:
-        try:
-            public_key.verify(checkpoint.signature, checkpoint.body)
-        except InvalidSignature:
-            problems.append(f"checkpoint {checkpoint.sequence}: the signature does not verify")
+        if not signers.signed(checkpoint):
+            problems.append(
+                f"checkpoint {checkpoint.sequence}: not signed by a trusted checkpoint key"
+            )
+            previous = checkpoint  # its successor's link is still checked against its bytes
             continue
         content = checkpoint.content()
         if content.get("sequence") != checkpoint.sequence:
@@ -226,16 +250,25 @@ class CheckpointSettings(BaseSettings):
             raise MissingSecretError(f"CHECKPOINT_SIGNING_KEY={path} is not an Ed25519 key")
         return key
 
-    def public_key(self) -> Ed25519PublicKey:
+    def trusted_signers(self) -> TrustedSigners:
+        """The public keys of ``CHECKPOINT_PUBLIC_KEY`` (one PEM file, one or more keys)."""
         path = self.checkpoint_public_key
         if path is None:
             if not local_development():
                 raise missing("CHECKPOINT_PUBLIC_KEY", "the checkpoint public key")
-            return self.signing_key().public_key()
-        key = serialization.load_pem_public_key(read_secret_file(path, "CHECKPOINT_PUBLIC_KEY"))
-        if not isinstance(key, Ed25519PublicKey):
-            raise MissingSecretError(f"CHECKPOINT_PUBLIC_KEY={path} is not an Ed25519 key")
-        return key
+            return TrustedSigners([self.signing_key().public_key()])
+        pem = read_secret_file(path, "CHECKPOINT_PUBLIC_KEY")
+        keys = []
+        for block in re.findall(
+            rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", pem, re.S
+        ):
+            key = serialization.load_pem_public_key(block)
+            if not isinstance(key, Ed25519PublicKey):
+                raise MissingSecretError(f"CHECKPOINT_PUBLIC_KEY={path} holds a non-Ed25519 key")
+            keys.append(key)
+        if not keys:
+            raise MissingSecretError(f"CHECKPOINT_PUBLIC_KEY={path} holds no PEM public key")
+        return TrustedSigners(keys)
 
 
 def _new_private_pem() -> bytes:

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.audit.chain import ChainChecker, Finding, Location
 from shared.audit.checkpoints import SCHEMA as CHECKPOINT_SCHEMA
-from shared.audit.checkpoints import SignedCheckpoint, load_checkpoints, signature_problems
+from shared.audit.checkpoints import (
+    SignedCheckpoint,
+    TrustedSigners,
+    load_checkpoints,
+    signature_problems,
+)
 from shared.db import DbConnection
 from shared.settings import KafkaSettings
 from shared.topic_reader import read_topics
@@ -152,7 +155,7 @@ def compare_store_and_topic(
 
 def check_latest_checkpoint(
     checkpoints: list[SignedCheckpoint],
-    public_key: Ed25519PublicKey,
+    signers: TrustedSigners,
     topics: Mapping[str, str],
     on_topics: Mapping[str, Mapping[EventKey, Copy]],
     in_stores: Mapping[str, Mapping[EventKey, Copy]],
@@ -164,9 +167,9 @@ def check_latest_checkpoint(
     nowhere = Location("checkpoints", -1, -1)
     findings = [
         Finding("checkpoint_invalid", nowhere, None, None, problem)
-        for problem in signature_problems(checkpoints, public_key)
+        for problem in signature_problems(checkpoints, signers)
     ]
-    valid = [c for c in checkpoints if _signed(c, public_key)]
+    valid = [c for c in checkpoints if signers.signed(c)]
     if not valid:
         if any(on_topics.values()):
             findings.append(
@@ -201,7 +204,7 @@ async def verify_log(
     kafka: KafkaSettings,
     conn: DbConnection,
     schemas: Mapping[str, str],
-    public_key: Ed25519PublicKey,
+    signers: TrustedSigners,
     progress: Callable[[int], None] = lambda _: None,
     checkpoint_schema: str = CHECKPOINT_SCHEMA,
 ) -> VerifyReport:
@@ -220,7 +223,7 @@ async def verify_log(
     unpublished = {s: in_stores[s].keys() - published[s].keys() for s in schemas}
     findings += check_latest_checkpoint(
         await load_checkpoints(conn, checkpoint_schema),
-        public_key,
+        signers,
         topics,
         on_topics,
         in_stores,
@@ -231,11 +234,3 @@ async def verify_log(
         if finding.location.topic in summaries:
             summaries[finding.location.topic].findings[finding.kind] += 1
     return VerifyReport(report.topics, findings)
-
-
-def _signed(checkpoint: SignedCheckpoint, public_key: Ed25519PublicKey) -> bool:
-    try:
-        public_key.verify(checkpoint.signature, checkpoint.body)
-    except InvalidSignature:
-        return False
-    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,7 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
 from services.catalog import migrate_all
-from shared.audit.checkpoints import refresh_checkpoint_age, take_checkpoint
+from shared.audit.checkpoints import (
+    CheckpointSettings,
+    TrustedSigners,
+    public_pem,
+    refresh_checkpoint_age,
+    take_checkpoint,
+)
 from shared.audit.verify import VerifyReport, verify_log
 from shared.db import as_migrator, service_dsn
 from shared.eventstore.store import insert_events
@@ -63,7 +70,7 @@ async def store(conn: asyncpg.Connection[asyncpg.Record], events: list[dict[str,
 
 
 async def verified(kafka: KafkaSettings, conn: asyncpg.Connection[asyncpg.Record]) -> VerifyReport:
-    return await verify_log(kafka, conn, {SERVICE: SERVICE}, SIGNER.public_key())
+    return await verify_log(kafka, conn, {SERVICE: SERVICE}, TrustedSigners([SIGNER.public_key()]))
 
 
 def kinds(report: VerifyReport) -> set[tuple[str, str | None]]:
@@ -193,3 +200,25 @@ async def test_a_signed_head_the_relay_has_not_published_yet_is_no_finding(
     await take_checkpoint(admin, {SERVICE: SERVICE}, SIGNER, NOW)
 
     assert (await verified(kafka, admin)).ok
+
+
+async def test_after_the_signing_key_rotates_old_and_new_checkpoints_verify_with_both_keys(
+    admin: asyncpg.Connection[asyncpg.Record], kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    kafka = await own_topics(kafka_settings)
+    events = sealed_chain("budget-e", 2)
+    await store(admin, events)
+    await publish(kafka, events)
+    new_signer = Ed25519PrivateKey.generate()
+    await take_checkpoint(admin, {SERVICE: SERVICE}, SIGNER, NOW)
+    await take_checkpoint(admin, {SERVICE: SERVICE}, new_signer, NOW)
+
+    both = tmp_path / "public.pem"
+    both.write_bytes(public_pem(SIGNER.public_key()) + public_pem(new_signer.public_key()))
+    signers = CheckpointSettings(checkpoint_public_key=both).trusted_signers()
+    assert (await verify_log(kafka, admin, {SERVICE: SERVICE}, signers)).ok
+    only_new = TrustedSigners([new_signer.public_key()])
+    report = await verify_log(kafka, admin, {SERVICE: SERVICE}, only_new)
+    assert [f.detail for f in report.findings] == [
+        "checkpoint 1: not signed by a trusted checkpoint key"
+    ]

@@ -50,7 +50,7 @@ def test_every_missing_secret_stops_the_start_naming_it() -> None:
     with pytest.raises(MissingSecretError, match="CHECKPOINT_SIGNING_KEY is not set"):
         CheckpointSettings().signing_key()
     with pytest.raises(MissingSecretError, match="CHECKPOINT_PUBLIC_KEY is not set"):
-        CheckpointSettings().public_key()
+        CheckpointSettings().trusted_signers()
 
 
 @pytest.mark.usefixtures("in_earnest")
