@@ -3,11 +3,14 @@ every statement that would rewrite history, the key store or the erasure records
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
 
 from services.catalog import migrate_all
 from shared.db import MIGRATOR_ROLE, service_dsn
+from shared.keystore import ERASED_SQLSTATE
 from shared.settings import SERVICES, DatabaseSettings
 
 pytestmark = pytest.mark.integration
@@ -114,3 +117,40 @@ async def test_the_migration_role_owns_every_table_and_no_service_owns_one(
         await conn.close()
     assert owners
     assert {row["tableowner"] for row in owners} == {MIGRATOR_ROLE}
+
+
+async def test_claims_cannot_give_an_erased_worker_a_new_key_without_seeing_the_erasures(
+    migrated_apart: DatabaseSettings,
+) -> None:
+    database = migrated_apart
+    erased = uuid.uuid4()
+    admin = await asyncpg.connect(database.database_url)
+    try:
+        await admin.execute(
+            "INSERT INTO keystore.erasures (worker_id, key_id) VALUES ($1, $2)",
+            erased,
+            f"worker-{erased}",
+        )
+    finally:
+        await admin.close()
+    claims = await asyncpg.connect(
+        service_dsn(database.database_url, "claims", database.service_role_password)
+    )
+    try:
+        with pytest.raises(asyncpg.PostgresError, match="was erased") as refused:
+            await claims.execute(
+                "INSERT INTO keystore.data_keys (key_id, worker_id, wrapped_key, kek_id) "
+                "VALUES ($1, $2, '\\x00', 'kek')",
+                f"worker-{erased}",
+                erased,
+            )
+        assert refused.value.sqlstate == ERASED_SQLSTATE
+        other = uuid.uuid4()  # a worker never erased gets one
+        await claims.execute(
+            "INSERT INTO keystore.data_keys (key_id, worker_id, wrapped_key, kek_id) "
+            "VALUES ($1, $2, '\\x00', 'kek')",
+            f"worker-{other}",
+            other,
+        )
+    finally:
+        await claims.close()
