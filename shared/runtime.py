@@ -207,7 +207,7 @@ def assemble(
         runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
         kafka=kafka,
         # Every service exports how old the newest signed checkpoint is, for the stale alert.
-        background=[*background, lambda stop: checkpoint_age_job(pool, stop)],
+        background=[*background, checkpoint_age_job(pool)],
         closers=closers,
         expected_migrations=[
             *(m.name for m in PLATFORM),

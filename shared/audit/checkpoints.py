@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -217,13 +217,18 @@ async def refresh_checkpoint_age(pool: asyncpg.Pool, schema: str = SCHEMA) -> fl
     return age
 
 
-async def checkpoint_age_job(
-    pool: asyncpg.Pool, stop: asyncio.Event, interval: float = 30.0, schema: str = SCHEMA
-) -> None:
-    while not stop.is_set():
-        await refresh_checkpoint_age(pool, schema)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+def checkpoint_age_job(
+    pool: asyncpg.Pool, interval: float = 30.0, schema: str = SCHEMA
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A service's background job keeping the checkpoint age gauge current until stopped."""
+
+    async def checkpoint_age(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await refresh_checkpoint_age(pool, schema)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    return checkpoint_age
 
 
 class CheckpointSettings(BaseSettings):
