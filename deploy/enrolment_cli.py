@@ -21,11 +21,9 @@ from services.enrolment.imports import (
     read_rows,
     report_csv,
 )
-from services.enrolment.service import SERVICE, EnrolmentService
-from services.enrolment.wiring import EnrolmentSettings
+from services.enrolment.service import SERVICE
+from services.enrolment.wiring import enrolment_service
 from shared.db import service_dsn
-from shared.keystore import PostgresKeyStore
-from shared.policy import policy_book
 from shared.settings import DatabaseSettings
 
 out = Console()
@@ -54,12 +52,7 @@ def import_command(
         dsn = service_dsn(database.database_url, SERVICE, database.service_role_password)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         try:
-            service = EnrolmentService(
-                pool,
-                PostgresKeyStore.from_environment(pool),
-                policy_book(),
-                EnrolmentSettings().nik_digest_key(),
-            )
+            service = enrolment_service(pool)
             with Progress(
                 TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=out
             ) as bar:
@@ -102,12 +95,7 @@ def erase_command(
         dsn = service_dsn(database.database_url, SERVICE, database.service_role_password)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         try:
-            service = EnrolmentService(
-                pool,
-                PostgresKeyStore.from_environment(pool),
-                policy_book(),
-                EnrolmentSettings().nik_digest_key(),
-            )
+            service = enrolment_service(pool)
             return await erase_worker(service, uuid.UUID(worker_id))
         finally:
             await pool.close()

@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from services.enrolment.restore import rebuild_write_model
-from services.enrolment.service import EnrolmentService
-from services.enrolment.wiring import EnrolmentSettings
+from services.enrolment.wiring import enrolment_service
 from shared import keystore
 from shared.audit.checkpoints import (
     CheckpointSettings,
@@ -28,9 +27,7 @@ from shared.audit.checkpoints import (
     take_checkpoint,
 )
 from shared.db import as_migrator
-from shared.keystore import PostgresKeyStore
 from shared.kms import KeyEncryptionSettings, LocalKeyring, add_kek
-from shared.policy import policy_book
 from shared.settings import SERVICES, DatabaseSettings
 
 keys_app = typer.Typer(help="Key-encryption keys: add one, rewrap every data key under it.")
@@ -84,12 +81,7 @@ def rotate_nik_digest(
     async def run() -> int:
         pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=2)
         try:
-            service = EnrolmentService(
-                pool,
-                PostgresKeyStore.from_environment(pool),
-                policy_book(),
-                EnrolmentSettings().nik_digest_key(),
-            )
+            service = enrolment_service(pool)
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"LOCK TABLE {service.schema}.nik_index IN EXCLUSIVE MODE")
                 await conn.execute(f"DELETE FROM {service.schema}.nik_index")

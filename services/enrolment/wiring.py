@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,14 +36,25 @@ class EnrolmentSettings(BaseSettings):
         return nik_digest_key(self.nik_secret, "ENROLMENT_NIK_SECRET")
 
 
+def enrolment_service(
+    pool: asyncpg.Pool, settings: EnrolmentSettings | None = None
+) -> EnrolmentService:
+    """Enrolment's service on ``pool``, with the keys and the NIK digest key the environment
+    configures."""
+    return EnrolmentService(
+        pool,
+        PostgresKeyStore.from_environment(pool),
+        policy_book(),
+        (settings or EnrolmentSettings()).nik_digest_key(),
+    )
+
+
 async def build(
     kafka: KafkaSettings, database: DatabaseSettings, auth: AuthSettings
 ) -> tuple[ServiceProcess, EnrolmentService]:
     pool, producer = await connect(SERVICE, kafka, database)
     settings = EnrolmentSettings()
-    service = EnrolmentService(
-        pool, PostgresKeyStore.from_environment(pool), policy_book(), settings.nik_digest_key()
-    )
+    service = enrolment_service(pool, settings)
     expiry = expiry_job(service, lambda: service.clock().date(), settings.expiry_interval_seconds)
     projections: list[Projection] = [WorkersProjection(), CoverageReactions(service)]
     app = create_app(service, auth)

@@ -55,6 +55,14 @@ async def fresh_schema(pool: asyncpg.Pool) -> str:
     return schema
 
 
+async def migrated_store(pool: asyncpg.Pool, kms: LocalKeyring) -> tuple[str, PostgresKeyStore]:
+    """A key store of its own, as ``berlian migrate`` makes it, under ``kms``."""
+    schema = await fresh_schema(pool)
+    async with pool.acquire() as conn:
+        await migrate_keystore(conn, lambda: kms, schema)
+    return schema, PostgresKeyStore(pool, kms, schema)
+
+
 async def dumped(pool: asyncpg.Pool, schema: str) -> bytes:
     """Every row of the key store's tables as a dump holds them (COPY, pg_dump's data format)."""
     out = io.BytesIO()
@@ -76,11 +84,7 @@ def candidate_keys(dump: bytes) -> set[bytes]:
 async def test_a_dump_of_the_key_store_opens_no_worker_without_the_kek(
     admin: asyncpg.Pool,
 ) -> None:
-    schema = await fresh_schema(admin)
-    kms = keyring("kek-a")
-    async with admin.acquire() as conn:
-        await migrate_keystore(conn, lambda: kms, schema)
-    keys = PostgresKeyStore(admin, kms, schema)
+    schema, keys = await migrated_store(admin, keyring("kek-a"))
     sealed = []
     for _ in range(5):
         key_id, key = await keys.get_or_create(uuid.uuid4())
@@ -131,14 +135,12 @@ async def test_keys_stored_raw_before_the_upgrade_are_wrapped_and_old_events_sti
 async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_go(
     admin: asyncpg.Pool,
 ) -> None:
-    schema = await fresh_schema(admin)
     old_kek, new_kek = AESGCM.generate_key(bit_length=256), AESGCM.generate_key(bit_length=256)
     old = LocalKeyring({"kek-old": old_kek}, "kek-old")
-    async with admin.acquire() as conn:
-        await migrate_keystore(conn, lambda: old, schema)
+    schema, keys = await migrated_store(admin, old)
     sealed = []
     for _ in range(3):
-        key_id, key = await PostgresKeyStore(admin, old, schema).get_or_create(uuid.uuid4())
+        key_id, key = await keys.get_or_create(uuid.uuid4())
         sealed.append(seal(PERSON, key_id, key))
 
     both = LocalKeyring({"kek-old": old_kek, "kek-new": new_kek}, "kek-new")
@@ -152,17 +154,13 @@ async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_go(
         key = await PostgresKeyStore(admin, new_only, schema).get(one.key_id)
         assert open_sealed(one, key, WorkerPersonal) == PERSON
         with pytest.raises(KeyUnwrapError, match="not in the keyring"):
-            await PostgresKeyStore(admin, old, schema).get(one.key_id)
+            await keys.get(one.key_id)
 
 
 async def test_erasure_destroys_the_wrapped_key_and_the_database_refuses_a_new_one(
     admin: asyncpg.Pool,
 ) -> None:
-    schema = await fresh_schema(admin)
-    kms = keyring("kek-a")
-    async with admin.acquire() as conn:
-        await migrate_keystore(conn, lambda: kms, schema)
-    keys = PostgresKeyStore(admin, kms, schema)
+    _, keys = await migrated_store(admin, keyring("kek-a"))
     worker = uuid.uuid4()
     key_id, key = await keys.get_or_create(worker)
     sealed = seal(PERSON, key_id, key)
