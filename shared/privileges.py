@@ -46,6 +46,16 @@ async def grant_service_privileges(conn: DbConnection, service: str, schema: str
         privileges = PLATFORM_GRANTS.get(table, OWN_TABLES)
         await conn.execute(f'GRANT {privileges} ON TABLE {schema}."{table}" TO {role}')
     await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    # A sequence of its own (not a table's serial, such as the events' positions) it may also
+    # set: a restore moves the membership numbers past the highest one given.
+    standalone = await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relkind = 'S' AND NOT EXISTS "
+        "(SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))",
+        schema,
+    )
+    for row in standalone:
+        await conn.execute(f'GRANT UPDATE ON SEQUENCE {schema}."{row["relname"]}" TO {role}')
 
 
 async def grant_keystore_privileges(

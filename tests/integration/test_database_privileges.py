@@ -36,6 +36,7 @@ HISTORY_REWRITES = (
     "DROP TRIGGER head_only_forward ON {s}.streams",
     "CREATE TABLE {s}.planted (x int)",
     "TRUNCATE {s}.projection_positions",
+    "SELECT setval('{s}.events_position_seq', 1)",
 )
 KEY_HOLDER_REFUSALS = {
     "enrolment": (
