@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from services.enrolment.erasure import erase_worker
 from services.enrolment.imports import (
     ImportFileError,
-    batch_id_of,
     decode,
     import_csv,
     read_rows,
@@ -23,7 +22,9 @@ from services.enrolment.imports import (
 )
 from services.enrolment.service import SERVICE
 from services.enrolment.wiring import enrolment_service
+from shared.auth import Principal
 from shared.db import service_dsn
+from shared.scope import AreaClaimError, AreaScope
 from shared.settings import DatabaseSettings
 
 out = Console()
@@ -46,6 +47,11 @@ def import_command(
     except ImportFileError as error:
         out.print(f"[red]cannot import {csv_file}:[/red] {error}")
         raise typer.Exit(code=1) from None
+    try:
+        scope = AreaScope.of(Principal(officer, "kelurahan_officer", kelurahan))
+    except AreaClaimError as error:
+        out.print(f"[red]cannot import {csv_file}:[/red] {error}")
+        raise typer.Exit(code=1) from None
     database = DatabaseSettings()
 
     async def run() -> None:
@@ -61,7 +67,7 @@ def import_command(
                     service,
                     content,
                     officer,
-                    lambda code: code == kelurahan,
+                    scope,
                     lambda n: bar.advance(task, n),
                 )
             out.print(
@@ -73,7 +79,7 @@ def import_command(
                 if row.outcome == "refused":
                     out.print(f"  row {row.row}: {'; '.join(row.reasons)}", markup=False)
             if report is not None:
-                report.write_text(await report_csv(service, batch_id_of(content)) or "")
+                report.write_text(await report_csv(service, result.batch_id, scope) or "")
                 out.print(f"report written to {report}")
         finally:
             await pool.close()

@@ -3,12 +3,15 @@ the migration role, so that a service can write what it must and rewrite nothing
 
 from __future__ import annotations
 
+import contextlib
 from typing import TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from shared.retries import JITTERED_BACKOFF
 from shared.settings import SERVICES
 
 # The database went away under a connection (restart, failover, network): retried, not fatal.
@@ -52,18 +55,20 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", MIGRATOR_ROLE):
-            await conn.execute(f"CREATE ROLE {MIGRATOR_ROLE} NOLOGIN")
-        await conn.execute(f"GRANT {MIGRATOR_ROLE} TO CURRENT_USER")
+            with contextlib.suppress(asyncpg.DuplicateObjectError):  # created meanwhile
+                await _on_roles(conn, f"CREATE ROLE {MIGRATOR_ROLE} NOLOGIN")
+        await _on_roles(conn, f"GRANT {MIGRATOR_ROLE} TO CURRENT_USER")
         for service in SERVICES:
             role = service_role(service)
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             verb = "ALTER" if exists else "CREATE"
             # Identifiers come from the fixed SERVICES tuple; the password is a literal.
-            await conn.execute(
+            await _on_roles(
+                conn,
                 f"{verb} ROLE {role} LOGIN NOCREATEDB NOCREATEROLE NOINHERIT "
-                f"PASSWORD {_literal(password)}"
+                f"PASSWORD {_literal(password)}",
             )
-            await conn.execute(f"GRANT {role} TO CURRENT_USER")
+            await _on_roles(conn, f"GRANT {role} TO CURRENT_USER")
             await _owned_by(conn, service, MIGRATOR_ROLE)
             await conn.execute(f"GRANT USAGE ON SCHEMA {service} TO {role}")
             await _owned_by(conn, f"{service}_scratch", role)
@@ -72,6 +77,26 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     finally:
         await conn.close()
+
+
+async def _on_roles(conn: asyncpg.Connection[asyncpg.Record], statement: str) -> None:
+    """A statement on roles, which every database of the server shares: one racing another
+    database's provisioning of the same role fails with "tuple concurrently updated", and is
+    simply run again."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(
+            lambda error: (
+                isinstance(error, asyncpg.InternalServerError)
+                and "concurrently updated" in str(error)
+            )
+        ),
+        wait=JITTERED_BACKOFF,
+        stop=stop_after_attempt(8),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await conn.execute(statement)
 
 
 # Schemas of no service: the key store (shared.keystore) and the signed checkpoints

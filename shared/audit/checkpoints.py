@@ -27,7 +27,6 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from prometheus_client import Gauge
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,6 +40,7 @@ from shared.secrets import (
     missing,
     read_secret_file,
 )
+from shared.telemetry import CHECKPOINT_AGE_SECONDS
 
 SCHEMA = "checkpoints"
 PEM_PUBLIC_KEY = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
@@ -59,10 +59,6 @@ MIGRATIONS = (
 )
 
 UNREADABLE: tuple[type[Exception], ...] = (*CONNECTION_LOST, asyncpg.PostgresError)
-CHECKPOINT_AGE = Gauge(
-    "berlian_checkpoint_age_seconds",
-    "Seconds since the newest signed checkpoint of the stream heads (alert when stale).",
-)
 
 
 @dataclass(frozen=True)
@@ -213,7 +209,7 @@ async def refresh_checkpoint_age(pool: asyncpg.Pool, schema: str = SCHEMA) -> fl
     except UNREADABLE:
         taken = None
     age = time.time() - taken.timestamp() if taken else float("inf")
-    CHECKPOINT_AGE.set(age)
+    CHECKPOINT_AGE_SECONDS.set(age)
     return age
 
 

@@ -95,7 +95,14 @@ PLATFORM: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0003_heads_only_forward",
+        "0004_outbox_traceparent",
+        """
+        -- The trace of the command that appended the event, continued by the relay's publish.
+        ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
+        """,
+    ),
+    Migration(
+        "0005_heads_only_forward",
         """
         -- A service may move a stream's head and fill in an idempotency record once; the
         -- database refuses anything else, whoever asks (privileges keep the rest read-only).
