@@ -22,7 +22,9 @@ PLATFORM_GRANTS: Mapping[str, str] = {
     "outbox": "SELECT, INSERT, DELETE",
     "projection_positions": "SELECT, INSERT, UPDATE",
     "projection_streams": "SELECT, INSERT, UPDATE, DELETE",
-    "dead_letters": "SELECT, INSERT, UPDATE (published, redriven_at)",
+    # A letter's record stays as it failed; its state moves (published, re-driven, resolved).
+    "dead_letters": "SELECT, INSERT, UPDATE (published, reason, parked, resolution, resolved_at, "
+    "resolved_by, resolution_note)",
     "schema_migrations": "SELECT",
 }
 # A service's own tables (projections, write-side lookups): read and written row by row.
