@@ -30,11 +30,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.secrets import (
     MissingSecretError,
-    local_development,
     local_secret_file,
     missing,
     read_secret_file,
 )
+from shared.settings import local_development
 
 KEYRING_VARIABLE = "KEY_ENCRYPTION_KEYRING"
 NONCE_BYTES = 12

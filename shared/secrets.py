@@ -15,18 +15,18 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-ENVIRONMENT_VARIABLE = "BERLIAN_ENV"
-LOCAL_DEVELOPMENT = "local-development"
+from shared.settings import (
+    ENVIRONMENT_VARIABLE,
+    LOCAL_DEVELOPMENT,
+    MissingSettingError,
+)
+
 # A secret is a key or a small key file; anything larger is not one.
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
-class MissingSecretError(RuntimeError):
-    """A secret needed to start is not configured; the message names it."""
-
-
-def local_development() -> bool:
-    return os.environ.get(ENVIRONMENT_VARIABLE) == LOCAL_DEVELOPMENT
+class MissingSecretError(MissingSettingError):
+    """A secret needed to start is not configured or not usable; the message names it."""
 
 
 def local_secrets_folder() -> Path:

@@ -18,13 +18,17 @@ from deploy.local import kafka_broker
 from deploy.local.processes import port_open
 from deploy.local.stack import Endpoints
 from shared.db import provision_service_schemas
-from shared.secrets import ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import (
+    ENVIRONMENT_VARIABLE,
+    LOCAL_DEVELOPMENT,
+    DatabaseSettings,
+    KafkaSettings,
+)
 from shared.topics import delete_topics_with_prefix, ensure_topics
 from tests.infrastructure import real_infrastructure
 
 RUN_ID = uuid.uuid4().hex[:10]
-# The suite runs on a local stack: development secrets may be made up (see shared.secrets).
+# The tests run on the local stack, with its local credentials and issuer (as ./berlian sets).
 os.environ.setdefault(ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
@@ -17,10 +17,10 @@ from shared.kms import nik_digest_key
 from shared.policy import policy_book
 from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import DatabaseSettings, GuardedSettings, KafkaSettings
 
 
-class EnrolmentSettings(BaseSettings):
+class EnrolmentSettings(GuardedSettings):
     model_config = SettingsConfigDict(env_prefix="ENROLMENT_", extra="ignore")
 
     nik_secret: SecretStr = Field(

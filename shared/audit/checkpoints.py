@@ -35,11 +35,11 @@ from shared.events.hashing import canonical_json
 from shared.eventstore.migrations import Migration
 from shared.secrets import (
     MissingSecretError,
-    local_development,
     local_secret_file,
     missing,
     read_secret_file,
 )
+from shared.settings import local_development
 from shared.telemetry import CHECKPOINT_AGE_SECONDS
 
 SCHEMA = "checkpoints"

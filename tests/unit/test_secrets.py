@@ -19,8 +19,13 @@ from shared.kms import (
     new_keyring_json,
     nik_digest_key,
 )
-from shared.secrets import ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT, MissingSecretError
-from shared.settings import DatabaseSettings
+from shared.secrets import MissingSecretError
+from shared.settings import (
+    ENVIRONMENT_VARIABLE,
+    LOCAL_DEVELOPMENT,
+    DatabaseSettings,
+    MissingSettingError,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -55,10 +60,14 @@ def test_every_missing_secret_stops_the_start_naming_it() -> None:
 
 @pytest.mark.usefixtures("in_earnest")
 def test_the_documented_database_passwords_are_refused_outside_local_development() -> None:
-    with pytest.raises(MissingSecretError, match="SERVICE_ROLE_PASSWORD holds the local stack"):
-        DatabaseSettings()
-    with pytest.raises(MissingSecretError, match="DATABASE_URL holds the local stack"):
-        DatabaseSettings(service_role_password="a-real-one-from-a-secret")
+    with pytest.raises(MissingSettingError, match="SERVICE_ROLE_PASSWORD holds the local stack"):
+        DatabaseSettings(
+            database_url="postgresql://berlian:real@db/x", service_role_password="berlian"
+        )
+    with pytest.raises(MissingSettingError, match="DATABASE_URL holds the local stack"):
+        DatabaseSettings(
+            database_url="postgresql://berlian:berlian@db/x", service_role_password="real"
+        )
     accepted = DatabaseSettings(
         database_url="postgresql://berlian:from-a-secret@db:5432/berlian",
         service_role_password="a-real-one-from-a-secret",
