@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
+from shared.eventstore.store import EnvelopeTooLargeError
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 
@@ -52,6 +53,10 @@ def install_error_handlers(app: FastAPI) -> None:
             str(error),
             problems=[{"field": p.field, "message": p.message} for p in error.problems],
         )
+
+    @app.exception_handler(EnvelopeTooLargeError)
+    async def unpublishable(_: Request, error: EnvelopeTooLargeError) -> JSONResponse:
+        return refusal(422, str(error), problems=[{"field": error.field, "message": str(error)}])
 
     @app.exception_handler(NoPolicyInForceError)
     async def before_the_programme(_: Request, error: NoPolicyInForceError) -> JSONResponse:

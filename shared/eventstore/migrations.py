@@ -94,6 +94,18 @@ PLATFORM: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_outbox_parked",
+        """
+        -- Events the broker refused for good (too large, invalid), and those of their stream
+        -- behind them: kept with the reason, out of the relay's way, never deleted.
+        CREATE TABLE {schema}.outbox_parked (
+            position  bigint PRIMARY KEY REFERENCES {schema}.events (position),
+            reason    text NOT NULL,
+            parked_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 )
 
 
