@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -21,6 +22,7 @@ from services.enrolment.imports import (
     registration_from,
 )
 from services.specs import documents
+from shared.auth import AuthSettings
 from shared.events.bounds import (
     ADDRESS_CHARS,
     MAX_CHILDREN,
@@ -35,6 +37,8 @@ from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPerson
 from shared.events.enrolment import Heir, WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
 from shared.events.personal import seal
 from shared.events.schemas import generated_schemas
+from shared.eventstore.store import EnvelopeTooLargeError
+from shared.http import service_app
 from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
@@ -309,3 +313,19 @@ def test_a_row_whose_heir_name_is_too_long_is_refused_naming_the_column() -> Non
     (row,) = read_rows(_csv(HEADER, ROW.replace("Siti", "Siti\u202e")))
     with pytest.raises(ValueError, match="full_name: contains the format character U\\+202E"):
         registration_from(row.cells, "0" * 16, row.number)
+
+
+async def test_an_envelope_too_large_is_a_422_naming_its_largest_field() -> None:
+    app, router, _ = service_app("probe", "probe", AuthSettings())
+
+    @router.post("/probe")
+    async def probe() -> None:
+        raise EnvelopeTooLargeError("ClaimFiled", 2_000_000, 1_032_204, "documents")
+
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        answer = await client.post("/probe")
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0]["field"] == "documents"
+    assert "nothing was recorded" in answer.json()["detail"]
