@@ -142,7 +142,11 @@ class ServiceProcess:
             # they wait for an operator (docs/runbook.md, BerlianOutboxParked).
             warnings = []
             if not problems:
-                waiting, parked = await self.relay.counts()
+                try:
+                    waiting, parked = await self.relay.counts()
+                except (OSError, asyncpg.PostgresError) as error:
+                    waiting, parked = 0, 0
+                    problems.append(f"postgresql: {error}")
                 if parked:
                     warnings.append(
                         f"outbox: {parked} event(s) parked, refused by the broker for good "

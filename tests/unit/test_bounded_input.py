@@ -50,6 +50,10 @@ WIDEST = "\U0001d400"
 ENVELOPE_FIELDS_BYTES = 4096
 
 
+def worker_with(heirs: list[Any]) -> WorkerPersonal:
+    return WorkerPersonal(nik=NIK, full_name="Siti", address="Medono", heirs=heirs)
+
+
 def problems(error: pytest.ExceptionInfo[ValidationError]) -> list[tuple[tuple[Any, ...], str]]:
     return [(tuple(e["loc"]), e["type"]) for e in error.value.errors()]
 
@@ -71,12 +75,7 @@ def problems(error: pytest.ExceptionInfo[ValidationError]) -> list[tuple[tuple[A
 )
 def test_a_name_with_what_does_not_show_is_refused_naming_the_field(text: str) -> None:
     with pytest.raises(ValidationError) as refused:
-        WorkerPersonal(
-            nik=NIK,
-            full_name="Siti",
-            address="Medono",
-            heirs=[{"name": text, "relationship": "spouse"}],
-        )
+        worker_with([{"name": text, "relationship": "spouse"}])
     assert problems(refused) == [(("heirs", 0, "name"), "text_invisible_character")]
     assert "control and format characters are not accepted" in str(refused.value)
 
@@ -88,12 +87,7 @@ def test_the_refusal_names_the_character_and_where_it_is() -> None:
 
 def test_a_megabyte_heir_name_is_refused_before_it_is_read() -> None:
     with pytest.raises(ValidationError) as refused:
-        WorkerPersonal(
-            nik=NIK,
-            full_name="Siti",
-            address="Medono",
-            heirs=[{"name": "x" * 2**20, "relationship": "spouse"}],
-        )
+        worker_with([{"name": "x" * 2**20, "relationship": "spouse"}])
     assert problems(refused) == [(("heirs", 0, "name"), "text_too_long")]
     assert f"at most {NAME_CHARS} characters" in str(refused.value)
 
@@ -142,12 +136,7 @@ def test_an_heir_nik_in_digits_of_another_script_is_refused(digits: str) -> None
 
 def test_lists_are_bounded() -> None:
     with pytest.raises(ValidationError) as refused:
-        WorkerPersonal(
-            nik=NIK,
-            full_name="Siti",
-            address="Medono",
-            heirs=[Heir(name="Aminah", relationship="child")] * (MAX_HEIRS + 1),
-        )
+        worker_with([Heir(name="Aminah", relationship="child")] * (MAX_HEIRS + 1))
     assert problems(refused) == [(("heirs",), "too_long")]
 
 
