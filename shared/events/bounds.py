@@ -27,7 +27,8 @@ ADDRESS_CHARS = 500
 PHONE_CHARS = 32
 CODE_CHARS = 64  # codes and identifiers: occupation, benefit item, role, event type
 REFERENCE_CHARS = 200  # references to paper: decrees, payment orders, documents, key ids
-NOTE_CHARS = 1000  # free text: reasons, notes, a decision in words
+NOTE_CHARS = 1000  # free text: reasons, notes
+DECISION_CHARS = 4000  # a decision in words, written by the rules: a sentence per benefit item
 SEALED_CHARS = 65_536  # base64 of sealed personal data: the largest (20 heirs) is ~27,000
 
 MAX_HEIRS = 20
@@ -123,6 +124,7 @@ Code = Annotated[str, Text(CODE_CHARS)]
 Reference = Annotated[str, Text(REFERENCE_CHARS)]
 Note = Annotated[str, Text(NOTE_CHARS, multiline=True)]
 Reason = Annotated[str, Text(NOTE_CHARS, min_length=3, multiline=True)]
+Decision = Annotated[str, Text(DECISION_CHARS, multiline=True)]
 # ASCII digits only: a regular expression's \d would also take Arabic-Indic or Devanagari digits.
 Nik = Annotated[str, Field(pattern=r"^[0-9]{16}$", examples=["3375014507800003"])]
 Base64 = Annotated[

@@ -14,8 +14,8 @@ from shared.events.bounds import (
     MAX_DOCUMENTS,
     NOTE_CHARS,
     Code,
+    Decision,
     Nik,
-    Note,
     PersonName,
     Reference,
     Text,
@@ -83,7 +83,7 @@ class ClaimApproved(Contract):
     death_date: date | None = Field(
         default=None, description="Set when the claim establishes the worker's death."
     )
-    policy_note: Note | None = Field(
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
 
@@ -100,7 +100,7 @@ class ClaimRejected(Contract):
     reasons: list[ClaimRejectionReason] = Field(
         min_length=1, max_length=len(get_args(ClaimRejectionReason))
     )
-    policy_note: Note | None = Field(
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ import orjson
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from services.claims.benefits import Child
+from services.claims.domain import Approved, Claim, Death, Facts, decide_claim
 from services.enrolment.imports import (
     COLUMNS,
     MAX_CELL_CHARS,
@@ -25,6 +28,7 @@ from services.specs import documents
 from shared.auth import AuthSettings
 from shared.events.bounds import (
     ADDRESS_CHARS,
+    DECISION_CHARS,
     MAX_CHILDREN,
     MAX_DOCUMENTS,
     MAX_HEIRS,
@@ -39,9 +43,11 @@ from shared.events.personal import seal
 from shared.events.schemas import generated_schemas
 from shared.eventstore.store import EnvelopeTooLargeError
 from shared.http import service_app
+from shared.policy import policy_book
 from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
+BOOK = policy_book()
 
 NIK = "3375014507800003"
 # A character that takes four bytes in UTF-8: the longest a text of a given length can be.
@@ -318,3 +324,19 @@ async def test_an_envelope_too_large_is_a_422_naming_its_largest_field() -> None
     assert answer.status_code == 422
     assert answer.json()["problems"][0]["field"] == "documents"
     assert "nothing was recorded" in answer.json()["detail"]
+
+
+def test_the_longest_decision_the_rules_write_fits_its_bound() -> None:
+    children = tuple(Child(f"child-{n}", date(2021, 1, 1), "TK") for n in range(MAX_CHILDREN))
+    claim = Claim(
+        claim_id=uuid.uuid4(),
+        worker_id=uuid.uuid4(),
+        benefit="JKK",
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=children,
+    )
+    decision = decide_claim(claim, Facts("ACTIVE", 40, (), Death("JKK", date(2025, 7, 20))), BOOK)
+    assert isinstance(decision, Approved)
+    assert len(decision.note) <= DECISION_CHARS / 2
