@@ -53,10 +53,8 @@ class WorkerPersonal(Contract):
 
 class RegistrationSource(Contract):
     channel: Literal["api", "import"]
-    batch_id: str | None = Field(
-        default=None,
-        pattern=r"^[0-9a-f]{16}$",
-        description="Import batch (file digest) if imported",
+    batch_id: Code | None = Field(
+        default=None, description="Import batch (file digest) if imported"
     )
     row: int | None = Field(default=None, ge=1, description="Row of the imported file")
 
