@@ -1,22 +1,28 @@
 """What every service's HTTP API shares: readable refusals (422 invalid, 409 conflicting with
-the current state, 503 while a projection catches up) and never a stack trace."""
+the current state, 503 while a projection catches up) and never a stack trace.
 
-from __future__ import annotations
+No postponed annotations here: FastAPI reads the annotations of the area check, which refer to
+the authentication dependency it wraps.
+"""
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from annotated_types import Interval
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
-from shared.eventstore.store import EnvelopeTooLargeError
+from shared.eventstore.store import ConcurrencyError, EnvelopeTooLargeError
+from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
+from shared.scope import AreaClaimError, AreaScope, OutsideAreaError
 
 log = logging.getLogger(__name__)
 # The programme's years; the bound also keeps a number from overflowing the database's integer.
@@ -58,6 +64,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unpublishable(_: Request, error: EnvelopeTooLargeError) -> JSONResponse:
         return refusal(422, str(error), problems=[{"field": error.field, "message": str(error)}])
 
+    @app.exception_handler(OutsideAreaError)
+    async def outside_area(_: Request, error: OutsideAreaError) -> JSONResponse:
+        return refusal(403, str(error))
+
+    @app.exception_handler(ConcurrencyError)
+    async def changed_meanwhile(_: Request, error: ConcurrencyError) -> JSONResponse:
+        # Another command changed the same stream first: nothing was applied; read and retry.
+        return refusal(409, f"{error}; nothing was applied: read it again and retry")
+
     @app.exception_handler(NoPolicyInForceError)
     async def before_the_programme(_: Request, error: NoPolicyInForceError) -> JSONResponse:
         return refusal(422, str(error))
@@ -82,16 +97,57 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the trace for operators; the caller gets a sentence, never the trace.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return refusal(500, "internal error; the request was not applied")
+        # Answered outside the middlewares: the request's correlation id is taken up again.
+        correlation: uuid.UUID | None = getattr(request.state, "correlation_id", None)
+        with correlated(correlation):
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        answer = refusal(500, "internal error; the request was not applied")
+        if correlation is not None:
+            answer.headers[CORRELATION_HEADER] = str(correlation)
+        return answer
+
+
+def install_tracing(app: FastAPI) -> None:
+    """A span per request (continuing the caller's ``traceparent``), and the request's
+    correlation id (the caller's ``X-Correlation-ID`` when it is a UUID) on its log lines,
+    in its events and in the response."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/live,health/ready,metrics")
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        correlation = parse_correlation(request.headers.get(CORRELATION_HEADER)) or uuid.uuid4()
+        request.state.correlation_id = correlation
+        with correlated(correlation):
+            response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = str(correlation)
+        return response
 
 
 def service_app(
     title: str, description: str, auth: AuthSettings
 ) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
     """A service's FastAPI app with the shared error responses, a router documented as
-    needing a token, and the dependency that authenticates the caller."""
+    needing a token, and the dependency that authenticates the caller and checks their area."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    install_tracing(app)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
-    return app, router, authenticated(auth)
+    return app, router, within_area(authenticated(auth))
+
+
+def within_area(authenticate: Callable[..., Principal]) -> Callable[..., Principal]:
+    """The caller, refused with 401 when their token's area does not fit their role (an empty,
+    partial or malformed code, a number, a list): every endpoint then works on a valid scope."""
+
+    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        try:
+            AreaScope.of(principal)
+        except AreaClaimError as error:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, str(error), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        return principal
+
+    return dependency

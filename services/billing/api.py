@@ -17,6 +17,7 @@ from shared.auth import AuthSettings, Principal, require_role
 from shared.events.bounds import PersonName, Reference
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, FiscalYear, service_app
+from shared.logs import correlation_id
 
 
 class AllocationRequest(BaseModel):
@@ -53,7 +54,7 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     )
 
     def context(principal: Principal) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4())
+        return CommandContext(principal.subject, principal.role, correlation_id())
 
     @router.post("/budgets", status_code=201)
     async def allocate(
@@ -108,7 +109,9 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
     async def standing(
         worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
     ) -> dict[str, Any]:
-        """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears."""
+        """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears (the
+        city's roles: billing knows no worker's area)."""
+        require_role(principal, ["billing_officer", "city_admin", "claims_officer", "auditor"])
         result = await service.standing(worker_id, on)
         return {
             "worker_id": worker_id,

@@ -19,6 +19,7 @@ from shared.events.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Refere
 from shared.events.claims import ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, service_app
+from shared.logs import correlation_id
 
 
 class ChildRequest(BaseModel):
@@ -83,7 +84,7 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
             ),
         )
         children = [ChildPersonal(**c.model_dump()) for c in body.children]
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
+        context = CommandContext(principal.subject, principal.role, correlation_id())
         decision = await service.file(claim, body.claimant, children, body.documents, context)
         result: dict[str, Any] = {"claim_id": claim.claim_id}
         if isinstance(decision, Approved):
@@ -138,7 +139,7 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
     ) -> dict[str, Any]:
         """Record the payment of an approved claim (the approved total, exactly)."""
         require_role(principal, ["claims_officer"])
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
+        context = CommandContext(principal.subject, principal.role, correlation_id())
         await service.pay(claim_id, body.payment_ref, body.paid_on, body.amount, context)
         return {"claim_id": claim_id, "status": "paid"}
 

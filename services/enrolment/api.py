@@ -9,10 +9,10 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.enrolment.domain import CorrectDetails, EndCoverage
+from services.enrolment.domain import EndCoverage
 from services.enrolment.imports import (
     MAX_BYTES,
     MAX_ROWS,
@@ -20,14 +20,23 @@ from services.enrolment.imports import (
     import_csv,
     report_csv,
 )
-from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
-from shared.auth import AuthSettings, Principal, require_area, require_role
+from services.enrolment.service import (
+    Correction,
+    DuplicateNikError,
+    EnrolmentService,
+    ErasedWorkerError,
+    Registration,
+    UnknownWorkerError,
+)
+from shared.auth import AuthSettings, Principal, require_role
 from shared.events.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
-from shared.events.personal import Erased, open_sealed
+from shared.events.personal import open_sealed
 from shared.events.types import KelurahanCode, SealedPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import body_within, refusal, service_app
+from shared.logs import correlation_id
+from shared.scope import PROFILE_FIELDS, AreaScope
 
 
 class RegisterRequest(BaseModel):
@@ -74,9 +83,11 @@ class WorkerView(BaseModel):
     status: str
     kelurahan_code: str
     kecamatan_code: str
-    occupation_code: str
-    birth_date: date
-    sex: str
+    occupation_code: str | None = Field(
+        description="Only for roles that act on the person (it can tell disability or poverty)."
+    )
+    birth_date: date | None = Field(description="Only for roles that act on the person.")
+    sex: str | None = Field(description="Only for roles that act on the person.")
     membership_no: str | None
     cohort: str | None
     coverage_start: date | None
@@ -84,6 +95,10 @@ class WorkerView(BaseModel):
     personal: WorkerPersonal | None = Field(
         default=None, description="Only for roles allowed to see personal data; null if erased."
     )
+
+
+# What a role that does not act on the person never sees: who they are, and their profile.
+PERSONAL_VIEW = frozenset({"personal", *PROFILE_FIELDS})
 
 
 class CoverageView(BaseModel):
@@ -103,10 +118,22 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
 
     @app.exception_handler(DuplicateNikError)
     async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:
-        return refusal(409, str(error), worker_id=str(error.worker_id))
+        # Raised as seen by the caller: the holder's id only when the caller's area reaches it.
+        holder = {"worker_id": str(error.worker_id)} if error.worker_id else {}
+        return refusal(409, str(error), **holder)
+
+    @app.exception_handler(UnknownWorkerError)
+    async def unknown(_: Request, error: UnknownWorkerError) -> JSONResponse:
+        return refusal(404, str(error))
+
+    @app.exception_handler(ErasedWorkerError)
+    async def erased(_: Request, error: ErasedWorkerError) -> JSONResponse:
+        return refusal(409, str(error))
 
     def context(principal: Principal, key: str | None) -> CommandContext:
-        return CommandContext(principal.subject, principal.role, uuid.uuid4(), idempotency_key=key)
+        return CommandContext(
+            principal.subject, principal.role, correlation_id(), idempotency_key=key
+        )
 
     @router.post("/workers", status_code=201, response_model=Registered)
     async def register(
@@ -116,7 +143,8 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     ) -> Registered:
         """Register a worker of the officer's own kelurahan (idempotent per Idempotency-Key)."""
         require_role(principal, ["kelurahan_officer"])
-        require_area(principal, body.kelurahan_code, "a registration")
+        scope = AreaScope.of(principal)
+        scope.require(body.kelurahan_code, "register a worker")
         personal = WorkerPersonal(
             nik=body.nik,
             full_name=body.full_name,
@@ -133,7 +161,10 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
             RegistrationSource(channel="api"),
         )
         key = f"api:{principal.subject}:{idempotency_key}" if idempotency_key else None
-        worker_id, result = await service.register(registration, context(principal, key))
+        try:
+            worker_id, result = await service.register(registration, context(principal, key))
+        except DuplicateNikError as error:
+            raise error.seen_by(scope) from None
         return Registered(worker_id=worker_id, already_registered=result.duplicate)
 
     @router.post(
@@ -160,12 +191,7 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
             request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)"
         )
         try:
-            result = await import_csv(
-                service,
-                content,
-                principal.subject,
-                lambda code: code.startswith(principal.area or "-"),
-            )
+            result = await import_csv(service, content, principal.subject, AreaScope.of(principal))
         except ImportFileError as error:
             raise HTTPException(422, str(error)) from None
         return {
@@ -192,39 +218,36 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     ) -> str:
         """The per-row outcome of an import, as CSV."""
         require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-        report = await report_csv(service, batch_id)
+        report = await report_csv(service, batch_id, AreaScope.of(principal))
         if report is None:
             raise HTTPException(404, f"no import {batch_id}")
         return report
 
-    @router.post("/workers/{worker_id}/corrections", status_code=201)
+    @router.post(
+        "/workers/{worker_id}/corrections",
+        status_code=201,
+        responses={200: {"description": "Nothing differs from the worker's details: no event."}},
+    )
     async def correct(
         worker_id: uuid.UUID,
         body: CorrectionRequest,
         principal: Annotated[Principal, Depends(caller)],
-    ) -> dict[str, int]:
-        """Correct a worker's details, with a reason; checked by the registration rules."""
+        response: Response,
+    ) -> dict[str, Any]:
+        """Correct a worker's details, with a reason; checked by the registration rules. Only
+        what differs is a correction; a move must stay within the officer's area."""
         require_role(principal, ["kelurahan_officer"])
-        row = await _worker_row(worker_id)
-        require_area(principal, row["kelurahan_code"], "a correction")
-        current = await _personal(row, principal_sees=True)
-        if not isinstance(current, WorkerPersonal):
-            raise HTTPException(409, "this worker's personal data was erased")
-        changed = body.model_dump(include={"nik", "full_name", "address"}, exclude_none=True)
-        personal = current.model_copy(update=changed) if changed else None
-        command = CorrectDetails(
-            worker_id=worker_id,
-            reason=body.reason,
-            nik=(personal or current).nik,
-            at=service.clock(),
-            personal=await service.seal_for(worker_id, personal) if personal else None,
-            birth_date=body.birth_date,
-            sex=body.sex,
-            occupation_code=body.occupation_code,
-            kelurahan_code=body.kelurahan_code,
-        )
-        result = await service.execute(command, context(principal, None))
-        return {"stream_version": result.last_version if result else 0}
+        scope = AreaScope.of(principal)
+        correction = Correction(**body.model_dump())
+        try:
+            result, version = await service.correct(
+                worker_id, correction, context(principal, None), scope
+            )
+        except DuplicateNikError as error:
+            raise error.seen_by(scope) from None
+        if result is None:
+            response.status_code = 200
+        return {"stream_version": version, "changed": result is not None}
 
     @router.post("/workers/{worker_id}/withdrawal", status_code=201)
     async def withdraw(
@@ -238,22 +261,23 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         result = await service.execute(command, context(principal, None))
         return {"stream_version": result.last_version if result else 0}
 
-    async def _worker_row(worker_id: uuid.UUID) -> Any:
-        row = await service.pool.fetchrow(
-            f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1", worker_id
+    async def _worker_row(worker_id: uuid.UUID | None, scope: AreaScope) -> Any:
+        """The worker's row, or None if there is none in the caller's area."""
+        within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
+        return await service.pool.fetchrow(
+            f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1 AND {within.condition}",
+            worker_id,
+            *within.args,
         )
-        if row is None:
-            raise HTTPException(404, f"no worker {worker_id}")
-        return row
 
-    async def _personal(row: Any, principal_sees: bool) -> WorkerPersonal | Erased | None:
-        if not principal_sees:
-            return None
+    async def _view(row: Any, scope: AreaScope) -> WorkerView:
+        if not scope.acts_on_people:
+            return WorkerView(
+                **{k: row[k] for k in WorkerView.model_fields if k not in PERSONAL_VIEW},
+                **dict.fromkeys(PROFILE_FIELDS),
+            )
         sealed = SealedPersonal.model_validate_json(row["personal"])
-        return open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
-
-    async def _view(row: Any, principal: Principal) -> WorkerView:
-        personal = await _personal(row, principal.sees_personal_data)
+        personal = open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
         return WorkerView(
             **{k: row[k] for k in WorkerView.model_fields if k != "personal"},
             personal=personal if isinstance(personal, WorkerPersonal) else None,
@@ -261,10 +285,12 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
 
     @router.get("/summary")
     async def summary(principal: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
-        """Workers by status and cohort."""
+        """Workers by status and cohort, in the caller's area."""
+        within = AreaScope.of(principal).sql_filter(1, "kelurahan_code", "kecamatan_code")
         rows = await service.pool.fetch(
             f"SELECT status, coalesce(cohort, '-') AS cohort, count(*) AS workers "
-            f"FROM {service.schema}.workers GROUP BY 1, 2 ORDER BY 1, 2"
+            f"FROM {service.schema}.workers WHERE {within.condition} GROUP BY 1, 2 ORDER BY 1, 2",
+            *within.args,
         )
         return {"workers": [dict(r) for r in rows]}
 
@@ -272,8 +298,13 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
     async def get_worker(
         worker_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
     ) -> WorkerView:
-        """A worker; personal data only for roles allowed to see it."""
-        return await _view(await _worker_row(worker_id), principal)
+        """A worker of the caller's area; personal data and profile only for roles acting on
+        the person."""
+        scope = AreaScope.of(principal)
+        row = await _worker_row(worker_id, scope)
+        if row is None:  # or outside the caller's area: the same answer, so nothing is learnt
+            raise HTTPException(404, f"no worker {worker_id}")
+        return await _view(row, scope)
 
     @router.get("/workers", response_model=list[WorkerView])
     async def find_workers(
@@ -283,28 +314,38 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[WorkerView]:
-        """Workers by NIK, or by kelurahan and status."""
+        """Workers of the caller's area by NIK (roles acting on the person), or by kelurahan
+        and status."""
+        scope = AreaScope.of(principal)
         if nik is not None:
-            worker_id = await service.worker_by_nik(nik)
-            rows = [await _worker_row(worker_id)] if worker_id else []
+            if not scope.acts_on_people:
+                raise HTTPException(403, f"role {principal.role} may not look workers up by NIK")
+            # Registered elsewhere answers as never registered: no probing beyond the area.
+            row = await _worker_row(await service.worker_by_nik(nik), scope)
+            rows = [row] if row else []
         else:
+            if kelurahan is not None:
+                scope.require(kelurahan, "list the workers")
+            within = scope.sql_filter(4, "kelurahan_code", "kecamatan_code")
             rows = await service.pool.fetch(
                 f"SELECT * FROM {service.schema}.workers "
                 "WHERE ($1::text IS NULL OR kelurahan_code = $1) "
-                "AND ($2::text IS NULL OR status = $2) ORDER BY registered_at LIMIT $3",
+                f"AND ($2::text IS NULL OR status = $2) AND {within.condition} "
+                "ORDER BY registered_at LIMIT $3",
                 kelurahan,
                 status,
                 limit,
+                *within.args,
             )
-        return [await _view(row, principal) for row in rows]
+        return [await _view(row, scope) for row in rows]
 
     @router.get("/workers/{worker_id}/coverage", response_model=CoverageView)
     async def coverage_on(
         worker_id: uuid.UUID, on: date, principal: Annotated[Principal, Depends(caller)]
     ) -> CoverageView:
-        """Whether the worker was covered on a date, from their own history."""
-        worker, version = await service.load(worker_id)
-        if version == 0:
+        """Whether a worker of the caller's area was covered on a date, from their history."""
+        worker, _ = await service.load(worker_id)
+        if not worker.registered or not AreaScope.of(principal).allows(worker.kelurahan_code):
             raise HTTPException(404, f"no worker {worker_id}")
         coverage = worker.coverage_on(on)
         if coverage is None:

@@ -28,6 +28,7 @@ from shared.events.bounds import ADDRESS_CHARS
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
+from shared.scope import AreaScope
 
 COLUMNS = (
     "nik",
@@ -43,9 +44,10 @@ COLUMNS = (
 )
 REQUIRED = COLUMNS[:7]
 
-IMPORT_ROWS = Migration(
-    "import_rows",
-    """
+IMPORT_TABLES = (
+    Migration(
+        "import_rows",
+        """
     CREATE TABLE {schema}.import_rows (
         batch_id  text NOT NULL,
         row       integer NOT NULL,
@@ -55,6 +57,15 @@ IMPORT_ROWS = Migration(
         PRIMARY KEY (batch_id, row)
     );
     """,
+    ),
+    Migration(
+        "import_rows_area",
+        """
+        -- The area of the officer who imported the file: its report is read within that area.
+        ALTER TABLE {schema}.import_rows ADD COLUMN kelurahan_code text,
+            ADD COLUMN kecamatan_code text;
+        """,
+    ),
 )
 
 
@@ -96,8 +107,10 @@ class ImportResult:
         return sum(1 for r in self.rows if r.outcome == outcome)
 
 
-def batch_id_of(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()[:16]
+def batch_id_of(content: bytes, area: str) -> str:
+    """One batch per file and area: the same file imported in another kelurahan is another
+    batch, with its own report."""
+    return hashlib.sha256(area.encode() + b"\n" + content).hexdigest()[:16]
 
 
 def decode(content: bytes) -> str:
@@ -222,10 +235,10 @@ async def import_csv(
     service: EnrolmentService,
     content: bytes,
     actor_id: str,
-    allowed_area: Callable[[str], bool],
+    scope: AreaScope,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportResult:
-    batch_id = batch_id_of(content)
+    batch_id = batch_id_of(content, scope.area)
     result = ImportResult(batch_id)
     correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
     first_row_of_nik: dict[str, int] = {}
@@ -239,19 +252,21 @@ async def import_csv(
         else:
             first_row_of_nik[nik] = row.number
             window.append(
-                _import_row(
-                    service, row.cells, row.number, batch_id, actor_id, correlation, allowed_area
-                )
+                _import_row(service, row.cells, row.number, batch_id, actor_id, correlation, scope)
             )
         if len(window) == CONCURRENT_ROWS:
             result.rows += await _gathered(window, progress)
             window = []
     result.rows += await _gathered(window, progress)
+    area = scope.row_codes()
     await service.pool.executemany(
-        f"INSERT INTO {service.schema}.import_rows VALUES ($1, $2, $3, $4, $5) "
+        f"INSERT INTO {service.schema}.import_rows VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (batch_id, row) DO UPDATE SET outcome = EXCLUDED.outcome, "
         "worker_id = EXCLUDED.worker_id, reasons = EXCLUDED.reasons",
-        [(batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons)) for r in result.rows],
+        [
+            (batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons), *area)
+            for r in result.rows
+        ],
     )
     return result
 
@@ -275,13 +290,13 @@ async def _import_row(
     batch_id: str,
     actor_id: str,
     correlation: uuid.UUID,
-    allowed_area: Callable[[str], bool],
+    scope: AreaScope,
 ) -> RowResult:
-    if not allowed_area(row.get("kelurahan_code", "")):
+    if not scope.allows(row.get("kelurahan_code", "")):
         return RowResult(
             number,
             "refused",
-            reasons=(f"kelurahan_code: {row.get('kelurahan_code')!r} is not your kelurahan",),
+            reasons=(f"kelurahan_code: {row.get('kelurahan_code')!r} is outside {scope.area}",),
         )
     try:
         registration = registration_from(row, batch_id, number)
@@ -297,17 +312,21 @@ async def _import_row(
     except RefusedError as refused:
         return RowResult(number, "refused", reasons=tuple(str(p) for p in refused.problems))
     except DuplicateNikError as duplicate:
-        return RowResult(number, "refused", duplicate.worker_id, (str(duplicate),))
+        seen = duplicate.seen_by(scope)
+        return RowResult(number, "refused", seen.worker_id, (str(seen),))
     return RowResult(
         number, "already_registered" if appended.duplicate else "registered", worker_id
     )
 
 
-async def report_csv(service: EnrolmentService, batch_id: str) -> str | None:
+async def report_csv(service: EnrolmentService, batch_id: str, scope: AreaScope) -> str | None:
+    """The report of a batch imported within the caller's area, or None."""
+    within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
     rows = await service.pool.fetch(
         f"SELECT row, outcome, worker_id, reasons FROM {service.schema}.import_rows "
-        "WHERE batch_id = $1 ORDER BY row",
+        f"WHERE batch_id = $1 AND {within.condition} ORDER BY row",
         batch_id,
+        *within.args,
     )
     if not rows:
         return None

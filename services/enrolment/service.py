@@ -27,13 +27,14 @@ from services.enrolment.domain import (
 from services.enrolment.rules import membership_number
 from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import KeyStore, seal
+from shared.events.personal import KeyStore, open_sealed, seal
 from shared.events.registry import parse
 from shared.events.types import SealedPersonal
 from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext, to_new_events
+from shared.eventstore.store import CommandContext, ConcurrencyError, to_new_events
 from shared.policy import PolicyBook
+from shared.scope import AreaScope
 
 SERVICE = "enrolment"
 
@@ -52,10 +53,35 @@ WRITE_MODEL = (
 )
 
 
+# Corrections of one worker racing each other: each is decided again on what the others wrote.
+CORRECTION_ATTEMPTS = 5
+
+
 class DuplicateNikError(Exception):
-    def __init__(self, worker_id: uuid.UUID) -> None:
-        super().__init__(f"this NIK is already registered as worker {worker_id}")
+    """The NIK is another worker's. Who that worker is shows only to a caller whose area
+    reaches them (``seen_by``): anyone else learns no more than that the NIK is taken."""
+
+    def __init__(self, worker_id: uuid.UUID | None, kelurahan_code: str | None = None) -> None:
+        super().__init__(
+            f"this NIK is already registered as worker {worker_id}"
+            if worker_id
+            else "this NIK is already registered, outside your area"
+        )
         self.worker_id = worker_id
+        self.kelurahan_code = kelurahan_code
+
+    def seen_by(self, scope: AreaScope) -> DuplicateNikError:
+        return self if scope.allows(self.kelurahan_code) else DuplicateNikError(None)
+
+
+class UnknownWorkerError(LookupError):
+    def __init__(self, worker_id: uuid.UUID) -> None:
+        super().__init__(f"no worker {worker_id}")
+
+
+class ErasedWorkerError(Exception):
+    def __init__(self, worker_id: uuid.UUID) -> None:
+        super().__init__(f"the personal data of worker {worker_id} was erased")
 
 
 def stream_of(worker_id: uuid.UUID) -> str:
@@ -70,6 +96,20 @@ class Registration:
     occupation_code: str
     kelurahan_code: str
     source: RegistrationSource
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What a correction asks to change (None: leave as it is), and why."""
+
+    reason: str
+    nik: str | None = None
+    full_name: str | None = None
+    address: str | None = None
+    birth_date: date | None = None
+    sex: str | None = None
+    occupation_code: str | None = None
+    kelurahan_code: str | None = None
 
 
 class EnrolmentService:
@@ -118,8 +158,8 @@ class EnrolmentService:
             first := await self.store.find_command(context.idempotency_key)
         ):
             return uuid.UUID(first.stream_id.removeprefix("worker-")), first
-        if existing := await self.worker_by_nik(registration.personal.nik):
-            raise DuplicateNikError(existing)
+        # The NIK is looked up only after the rules passed (in the index insert below), so that
+        # a registration made up to test a NIK learns nothing unless it would register someone.
         worker_id = self._new_id()
         async with self.pool.acquire() as conn, conn.transaction():
             key_id, key = await self.keys.create(worker_id, conn)
@@ -144,10 +184,98 @@ class EnrolmentService:
                 self.nik_digest(registration.personal.nik),
                 worker_id,
             )
-            if not indexed:  # registered meanwhile by a concurrent command: roll all of it back
+            if not indexed:  # registered before, or meanwhile: roll all of it back
                 existing = await self.worker_by_nik(registration.personal.nik, conn)
-                raise DuplicateNikError(existing or worker_id)
+                raise await self._duplicate(existing or worker_id)
         return worker_id, result
+
+    async def correct(
+        self,
+        worker_id: uuid.UUID,
+        correction: Correction,
+        context: CommandContext,
+        scope: AreaScope,
+    ) -> tuple[AppendResult | None, int]:
+        """Correct a worker's details within the caller's area (where they are, and where a
+        move takes them): the append, or None when nothing differs, and the stream's version.
+        A correction that lost a race with another is decided again on what that one wrote."""
+        for _ in range(CORRECTION_ATTEMPTS - 1):
+            try:
+                return await self._correct_once(worker_id, correction, context, scope)
+            except ConcurrencyError:
+                continue
+        return await self._correct_once(worker_id, correction, context, scope)
+
+    async def _correct_once(
+        self,
+        worker_id: uuid.UUID,
+        correction: Correction,
+        context: CommandContext,
+        scope: AreaScope,
+    ) -> tuple[AppendResult | None, int]:
+        worker, version = await self.load(worker_id)
+        if not worker.registered or worker.personal is None:
+            raise UnknownWorkerError(worker_id)
+        scope.require(worker.kelurahan_code, "correct a worker")
+        if correction.kelurahan_code is not None:
+            scope.require(correction.kelurahan_code, "move a worker there")
+        key = await self.keys.get(worker.personal.key_id)
+        current = open_sealed(worker.personal, key, WorkerPersonal)
+        if not isinstance(current, WorkerPersonal):
+            raise ErasedWorkerError(worker_id)
+        requested = {
+            "nik": correction.nik,
+            "full_name": correction.full_name,
+            "address": correction.address,
+        }
+        changed = {
+            field: value
+            for field, value in requested.items()
+            if value is not None and value != getattr(current, field)
+        }
+        personal = current.model_copy(update=changed) if changed else None
+        command = CorrectDetails(
+            worker_id=worker_id,
+            reason=correction.reason,
+            nik=(personal or current).nik,
+            at=self.clock(),
+            personal=await self.seal_for(worker_id, personal) if personal else None,
+            birth_date=correction.birth_date,
+            sex=correction.sex,
+            occupation_code=correction.occupation_code,
+            kelurahan_code=correction.kelurahan_code,
+        )
+        events = to_new_events(decide(command, worker, self.book), worker_id)
+        if not events:
+            return None, version
+        async with self.pool.acquire() as conn, conn.transaction():
+            if "nik" in changed:
+                await self._reindex(conn, worker_id, changed["nik"])
+            result = await self.store.append_within(
+                conn, stream_of(worker_id), version, events, context
+            )
+        return result, result.last_version
+
+    async def _reindex(self, conn: DbConnection, worker_id: uuid.UUID, nik: str) -> None:
+        """Point the NIK index at the worker's new NIK, unless another worker holds it."""
+        if (holder := await self.worker_by_nik(nik, conn)) and holder != worker_id:
+            raise await self._duplicate(holder)
+        try:
+            # A savepoint, so that the holder can still be read once the index refuses.
+            async with conn.transaction():
+                await conn.execute(
+                    f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
+                    self.nik_digest(nik),
+                    worker_id,
+                )
+        except asyncpg.UniqueViolationError:  # taken meanwhile by a concurrent command
+            raise await self._duplicate(await self.worker_by_nik(nik, conn)) from None
+
+    async def _duplicate(self, holder: uuid.UUID | None) -> DuplicateNikError:
+        if holder is None:
+            return DuplicateNikError(None)
+        worker, _ = await self.load(holder)
+        return DuplicateNikError(holder, worker.kelurahan_code)
 
     async def execute(
         self, command: Command, context: CommandContext, conn: DbConnection | None = None
@@ -162,12 +290,6 @@ class EnrolmentService:
         if conn is not None:
             return await self.store.append_within(conn, stream, version, events, context)
         async with self.pool.acquire() as own, own.transaction():
-            if isinstance(command, CorrectDetails) and command.personal is not None:
-                await own.execute(
-                    f"UPDATE {self.schema}.nik_index SET nik_digest = $1 WHERE worker_id = $2",
-                    self.nik_digest(command.nik),
-                    command.worker_id,
-                )
             return await self.store.append_within(own, stream, version, events, context)
 
     async def next_membership_no(self, conn: DbConnection) -> str:

@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.verification.domain import Designate, Reject, Verify
 from services.verification.service import STAGE_SQL, UnknownWorkerError, VerificationService
-from shared.auth import AuthSettings, Principal, Role, require_area, require_role
+from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.events.bounds import Note, Reference
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
 from shared.http import FiscalYear, refusal, service_app
+from shared.logs import correlation_id
+from shared.scope import PROFILE_FIELDS, AreaScope, KecamatanCode
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -68,16 +70,12 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
 
     async def level_and_area(principal: Principal, worker_id: uuid.UUID) -> Level:
         require_role(principal, list(LEVEL_OF_ROLE))
-        level = LEVEL_OF_ROLE[principal.role]
         facts = await service.facts(worker_id)
-        if level == "kelurahan":
-            require_area(principal, facts.kelurahan_code, "a case")
-        elif level == "kecamatan":
-            require_area(principal, facts.kecamatan_code, "a case")
-        return level
+        AreaScope.of(principal).require(facts.kelurahan_code, "decide a case")
+        return LEVEL_OF_ROLE[principal.role]
 
     async def run(command: Verify | Reject | Designate, principal: Principal) -> Decision:
-        context = CommandContext(principal.subject, principal.role, uuid.uuid4())
+        context = CommandContext(principal.subject, principal.role, correlation_id())
         result = await service.execute(command, context)
         return Decision(
             worker_id=command.worker_id,
@@ -127,14 +125,19 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
     async def case(
         worker_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
     ) -> dict[str, Any]:
-        """A case: its stage and its last decision."""
+        """A case of the caller's area: its stage and its last decision."""
+        scope = AreaScope.of(principal)
+        within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
         row = await service.pool.fetchrow(
-            f"SELECT *, {STAGE_SQL} AS stage FROM {service.schema}.cases WHERE worker_id = $1",
+            f"SELECT *, {STAGE_SQL} AS stage FROM {service.schema}.cases "
+            f"WHERE worker_id = $1 AND {within.condition}",
             worker_id,
+            *within.args,
         )
-        if row is None:
+        if row is None:  # or outside the caller's area: the same answer, so nothing is learnt
             raise HTTPException(404, f"no case for worker {worker_id}")
-        return dict(row)
+        case = dict(row)
+        return case if scope.acts_on_people else case | dict.fromkeys(PROFILE_FIELDS & case.keys())
 
     @router.get("/worklists/{level}/{area}")
     async def worklist(
@@ -143,19 +146,31 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
         principal: Annotated[Principal, Depends(caller)],
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        """Cases waiting at a level in an area, oldest first, with the count."""
+        """Cases waiting at a level in an area (a kelurahan or a kecamatan code) within the
+        caller's, oldest first, with the count."""
         require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-        column = "kelurahan_code" if level == "kelurahan" else "kecamatan_code"
-        where = f"{column} = $1 AND {STAGE_SQL} = $2"
+        scope = AreaScope.of(principal)
+        if not scope.covers(area):
+            raise HTTPException(
+                403, f"{principal.role} may not see the worklist of {area}: outside {scope.area}"
+            )
+        column = "kecamatan_code" if KecamatanCode.parse(area) else "kelurahan_code"
+        within = scope.sql_filter(3, "kelurahan_code", "kecamatan_code")
+        where = f"{column} = $1 AND {STAGE_SQL} = $2 AND {within.condition}"
         rows = await service.pool.fetch(
             f"SELECT worker_id, kelurahan_code, registered_at, corrected_at "
-            f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at LIMIT $3",
+            f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at "
+            f"LIMIT ${3 + len(within.args)}",
             area,
             level,
+            *within.args,
             limit,
         )
         count = await service.pool.fetchval(
-            f"SELECT count(*) FROM {service.schema}.cases WHERE {where}", area, level
+            f"SELECT count(*) FROM {service.schema}.cases WHERE {where}",
+            area,
+            level,
+            *within.args,
         )
         return {"level": level, "area": area, "pending": count, "cases": [dict(r) for r in rows]}
 

@@ -106,6 +106,13 @@ PLATFORM: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0004_outbox_traceparent",
+        """
+        -- The trace of the command that appended the event, continued by the relay's publish.
+        ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
+        """,
+    ),
 )
 
 

@@ -22,6 +22,7 @@ from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
 from shared.settings import KafkaSettings
 from shared.telemetry import EVENTS_APPENDED
+from shared.tracing import current_traceparent
 
 
 class ConcurrencyError(Exception):
@@ -291,9 +292,10 @@ class EventStore:
         for envelope, body in zip(envelopes, bodies, strict=True):
             self._refuse_unpublishable(envelope, body)
         positions = await insert_events(conn, self._schema, envelopes, bodies, "RETURNING position")
+        traceparent = current_traceparent()
         await conn.executemany(
-            f"INSERT INTO {self._schema}.outbox (position) VALUES ($1)",
-            [(row["position"],) for row in positions],
+            f"INSERT INTO {self._schema}.outbox (position, traceparent) VALUES ($1, $2)",
+            [(row["position"], traceparent) for row in positions],
         )
 
     def _refuse_unpublishable(self, envelope: Mapping[str, Any], body: str) -> None:

@@ -35,7 +35,9 @@ from aiokafka.errors import (
 )
 
 from shared.db import CONNECTION_LOST, DbConnection
+from shared.retries import retry_until_stopped, wait_or_stop
 from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_PUBLISH_SECONDS
+from shared.tracing import publishing
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,18 @@ def record_headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("content-type", b"application/json"),
         ("correlation_id", str(envelope["correlation_id"]).encode()),
     ]
+
+
+def _span_attributes(envelope: dict[str, Any]) -> dict[str, str]:
+    return {
+        "berlian.event_type": str(envelope["event_type"]),
+        "berlian.correlation_id": str(envelope["correlation_id"]),
+        "messaging.message.id": str(envelope["event_id"]),
+    }
+
+
+class _LockLostError(Exception):
+    """The relay's lock connection closed: the relay starts over, taking the lock again."""
 
 
 class OutboxRelay:
@@ -105,8 +119,9 @@ class OutboxRelay:
         while True:
             await self._park_behind_parked()
             rows = await self._pool.fetch(
-                f"SELECT o.position, e.stream_id, e.body FROM {self._schema}.outbox o "
-                f"JOIN {self._schema}.events e USING (position) ORDER BY o.position LIMIT $1",
+                "SELECT o.position, o.traceparent, e.stream_id, e.body "
+                f"FROM {self._schema}.outbox o JOIN {self._schema}.events e USING (position) "
+                "ORDER BY o.position LIMIT $1",
                 self._batch_size,
             )
             if not rows:
@@ -127,12 +142,15 @@ class OutboxRelay:
                 continue
             envelope = orjson.loads(row["body"])
             try:
-                delivery = await self._producer.send(
-                    self._topic,
-                    value=row["body"].encode(),
-                    key=record_key(envelope),
-                    headers=record_headers(envelope),
-                )
+                with publishing(
+                    self._topic, row["traceparent"], _span_attributes(envelope)
+                ) as trace:
+                    delivery = await self._producer.send(
+                        self._topic,
+                        value=row["body"].encode(),
+                        key=record_key(envelope),
+                        headers=[*record_headers(envelope), *trace],
+                    )
             except REFUSED_FOR_GOOD as error:  # the producer's own check, before sending
                 parked[row["position"]] = _reason(error)
                 refused_streams.add(row["stream_id"])
@@ -238,29 +256,19 @@ class OutboxRelay:
         """Publish until ``stop`` is set: woken by NOTIFY from appends, polling as a fallback.
         Losing the database (a restart, a failover) costs the lock and the listener: both are
         taken again once it is back."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                await self._serve(stop, notify_channel)
-                return
-            except CONNECTION_LOST as error:
-                failures += 1
-                delay = min(0.2 * 2**failures, 10.0)
-                log.warning(
-                    "outbox relay %s lost the database: %s; again in %.1fs",
-                    self._topic,
-                    error,
-                    delay,
-                )
-                if await _wait(stop, delay):
-                    return
+        await retry_until_stopped(
+            stop,
+            lambda: self._serve(stop, notify_channel),
+            (*CONNECTION_LOST, _LockLostError),
+            f"outbox relay {self._topic} lost the database",
+        )
 
     async def _serve(self, stop: asyncio.Event, notify_channel: str) -> None:
         async with self._pool.acquire() as conn:
             while not await conn.fetchval(
                 "SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key
             ):
-                if await _wait(stop, self._poll_interval):
+                if await wait_or_stop(stop, self._poll_interval):
                     return
             await conn.add_listener(notify_channel, self._on_notify)
             try:
@@ -273,24 +281,17 @@ class OutboxRelay:
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock_key)
 
     async def _publish_until(self, stop: asyncio.Event, lock_holder: DbConnection) -> None:
-        failures = 0
         while not stop.is_set():
-            if lock_holder.is_closed():  # the lock went with it: another relay may hold it now
-                raise asyncpg.InterfaceError("the relay's lock connection was closed")
             self._wake.clear()
-            try:
-                await self.publish_pending()
-                failures = 0
-            except (KafkaError, *CONNECTION_LOST, asyncpg.PostgresError) as error:
-                # Broker or database away: what is in the outbox stays there; retry.
-                await self._measure()
-                failures += 1
-                delay = min(0.2 * 2**failures, 10.0)
-                log.warning("outbox relay %s: %s; retrying in %.1fs", self._topic, error, delay)
-                if await _wait(stop, delay):
-                    return
-                continue
-            await self._measure()
+            # Broker or database away: what is in the outbox stays there; retry.
+            published = await retry_until_stopped(
+                stop,
+                lambda: self._publish_holding(lock_holder),
+                (KafkaError, *CONNECTION_LOST, asyncpg.PostgresError),
+                f"outbox relay {self._topic}",
+            )
+            if not published:
+                return
             waker = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait(
@@ -299,18 +300,17 @@ class OutboxRelay:
             waker.cancel()
             stopper.cancel()
 
+    async def _publish_holding(self, lock_holder: DbConnection) -> None:
+        if lock_holder.is_closed():  # the lock went with it: another relay may hold it now
+            raise _LockLostError(f"the lock of {self._topic}'s relay went with its connection")
+        try:
+            await self.publish_pending()
+        finally:  # every cycle, whether it published or not
+            await self._measure()
+
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
 
 def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
