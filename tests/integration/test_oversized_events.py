@@ -52,7 +52,7 @@ async def streams_on(kafka: KafkaSettings, topic: str) -> list[str]:
     ]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 60.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 120.0) -> None:
     for _ in range(int(within / 0.2)):
         if await check():
             return
@@ -145,6 +145,7 @@ async def test_a_record_the_broker_refuses_is_parked_and_a_new_producer_goes_on(
         await store.append(f"after-{n}", 0, [event()], context())
     first = AIOKafkaProducer(**producer_options(sandbox.kafka))
     await first.start()
+    await first.partitions_for(topic)  # the new topic known before the relay starts
     relay = OutboxRelay(
         sandbox.pool,
         sandbox.schema,
