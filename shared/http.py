@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shared.auth import AuthSettings, Principal, authenticated
+from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
 from shared.eventstore.store import ConcurrencyError, EnvelopeTooLargeError
@@ -128,10 +129,12 @@ def install_tracing(app: FastAPI) -> None:
 def service_app(
     title: str, description: str, auth: AuthSettings
 ) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
-    """A service's FastAPI app with the shared error responses, a router documented as
-    needing a token, and the dependency that authenticates the caller and checks their area."""
+    """A service's FastAPI app with the shared error responses and the event contract's
+    read-only routes, a router documented as needing a token, and the dependency that
+    authenticates the caller and checks their area."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    app.include_router(contract_router())  # the event contract, served by every service
     install_tracing(app)
     router = APIRouter(responses={401: {"description": "no or invalid token"}})
     return app, router, within_area(authenticated(auth))

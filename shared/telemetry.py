@@ -90,6 +90,7 @@ def reason_category(reason: str) -> str:
         "database refused",
         "projection",
         "reaction",
+        "parked",
     ):
         if reason.startswith(category):
             return category.replace(" ", "_")

@@ -154,7 +154,7 @@ def create_app(
                 lag.append((service, *row.values(), max(0, end - row["next_offset"])))
             for row in await pool.fetch(
                 f"SELECT consumer, left(reason, 60) AS reason, count(*) AS letters FROM {service}."
-                "dead_letters WHERE redriven_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
+                "dead_letters WHERE resolved_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
             ):
                 letters.append((service, *row.values()))
         return page("operations.html.j2", principal, topics=topics, lag=lag, letters=letters)

@@ -20,7 +20,10 @@ Programme = Literal["JKK", "JKM"]
 
 
 class Contract(BaseModel):
-    """Base of every event's data: immutable, and unknown fields are an error, not ignored."""
+    """Base of every event's data: immutable; building one with an unknown field is an error.
+
+    Producers are strict through these models; consumers read tolerantly (they ignore fields
+    they do not know, see ``shared.events.registry.parse_data``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

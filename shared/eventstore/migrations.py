@@ -95,7 +95,44 @@ PLATFORM: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0003_outbox_parked",
+        "0003_sequenced_dead_letters",
+        """
+        -- A dead letter names its stream when its envelope could be trusted: later events of
+        -- that stream are parked behind it (parked = true) instead of applied on a gap.
+        -- A letter leaves the queue once resolved: applied on re-drive, skipped by an operator
+        -- (who and why), found already applied (the stream moved on), not read by the
+        -- projection, or replaced by a rebuild that read its record again.
+        ALTER TABLE {schema}.dead_letters RENAME COLUMN redriven_at TO resolved_at;
+        ALTER TABLE {schema}.dead_letters
+            ADD COLUMN stream_id       text,
+            ADD COLUMN stream_version  integer,
+            ADD COLUMN parked          boolean NOT NULL DEFAULT false,
+            ADD COLUMN resolution      text CHECK (resolution IN
+                ('applied', 'skipped', 'moved_on', 'not_read', 'replaced')),
+            ADD COLUMN resolved_by     text,
+            ADD COLUMN resolution_note text,
+            ADD CONSTRAINT dead_letters_resolved_with_resolution
+                CHECK ((resolved_at IS NULL) = (resolution IS NULL));
+        ALTER TABLE {schema}.dead_letters
+            DROP CONSTRAINT dead_letters_consumer_topic_partition_kafka_offset_key;
+        -- A record is waiting at most once; resolved letters stay as history.
+        CREATE UNIQUE INDEX dead_letters_waiting_record ON {schema}.dead_letters
+            (consumer, topic, partition, kafka_offset) WHERE resolved_at IS NULL;
+        -- A stream version waits at most once (a republished copy is not parked again), and
+        -- the writer finds a batch's parked streams through this index.
+        CREATE UNIQUE INDEX dead_letters_waiting_stream ON {schema}.dead_letters
+            (consumer, stream_id, stream_version) WHERE resolved_at IS NULL;
+        """,
+    ),
+    Migration(
+        "0004_outbox_traceparent",
+        """
+        -- The trace of the command that appended the event, continued by the relay's publish.
+        ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
+        """,
+    ),
+    Migration(
+        "0005_outbox_parked",
         """
         -- Events the broker refused for good (too large, invalid), and those of their stream
         -- behind them: kept with the reason, out of the relay's way, never deleted.
@@ -104,13 +141,6 @@ PLATFORM: tuple[Migration, ...] = (
             reason    text NOT NULL,
             parked_at timestamptz NOT NULL DEFAULT now()
         );
-        """,
-    ),
-    Migration(
-        "0004_outbox_traceparent",
-        """
-        -- The trace of the command that appended the event, continued by the relay's publish.
-        ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
         """,
     ),
 )

@@ -64,11 +64,23 @@ def record_key(envelope: dict[str, Any]) -> bytes:
 
 
 def record_headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The record's headers, all taken from the envelope (none is part of the hashed value).
+
+    Berlian's own (``event_type``, ``schema_version``, ``correlation_id``) and the CloudEvents
+    1.0 Kafka binding's binary mode: the value is the event's data (the whole envelope), the
+    ``ce_*`` headers its attributes, so a CloudEvents SDK reads the record as it is.
+    """
     return [
         ("event_type", str(envelope["event_type"]).encode()),
         ("schema_version", str(envelope["schema_version"]).encode()),
         ("content-type", b"application/json"),
         ("correlation_id", str(envelope["correlation_id"]).encode()),
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(envelope["event_id"]).encode()),
+        ("ce_type", str(envelope["event_type"]).encode()),
+        ("ce_source", str(envelope["producer"]).encode()),
+        ("ce_subject", str(envelope["stream_id"]).encode()),
+        ("ce_time", str(envelope["occurred_at"]).encode()),
     ]
 
 

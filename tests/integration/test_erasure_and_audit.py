@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -19,9 +18,8 @@ from shared.eventstore.migrations import migrate
 from shared.eventstore.store import CommandContext
 from shared.keystore import MIGRATIONS, PostgresKeyStore
 from shared.relay import OutboxRelay
-from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
-from tests.integration.sandbox import ServiceSandbox, make_sandbox
+from tests.integration.sandbox import ServiceSandbox
 from tests.unit.chains import sealed_chain
 
 pytestmark = pytest.mark.integration
@@ -42,15 +40,6 @@ async def keystore_in(box: ServiceSandbox) -> PostgresKeyStore:
         await conn.execute(f"CREATE SCHEMA {schema}")
         await migrate(conn, schema, MIGRATIONS)
     return PostgresKeyStore(box.pool, schema)
-
-
-@pytest.fixture
-async def enrolment_box(
-    database_settings: DatabaseSettings, kafka_settings: KafkaSettings
-) -> AsyncIterator[ServiceSandbox]:
-    box = await make_sandbox(database_settings, kafka_settings, service="enrolment")
-    yield box
-    await box.pool.close()
 
 
 async def test_erasing_a_worker_hides_their_personal_data_and_the_log_still_verifies(

@@ -112,11 +112,26 @@ def test_migrate_replay_verify_and_dead_letters_from_the_command_line(
     assert report["events"] == 2
     assert [f["kind"] for f in report["findings"]] == ["unreadable"]
 
+    # The rebuild read the poison record again: its letter (2) replaced the runner's (1).
     listed = cli.invoke(app, ["deadletters", "list", "--service", "enrolment"])
-    assert "1 dead letters" in listed.output
-    shown = cli.invoke(app, ["deadletters", "show", "--service", "enrolment", "1"])
+    assert "1 dead letters; 1 waiting, 0 streams parked" in listed.output
+    shown = cli.invoke(app, ["deadletters", "show", "--service", "enrolment", "2"])
     assert "reason value is not JSON" in shown.output
     assert "not an event" in shown.output
-    redriven = cli.invoke(app, ["deadletters", "redrive", "--service", "enrolment", "1"])
+    redriven = cli.invoke(app, ["deadletters", "redrive", "--service", "enrolment", "2"])
     assert redriven.exit_code == 1
     assert "still fails" in redriven.output
+    assert "0 of 1 letters applied" in redriven.output
+    replaced = cli.invoke(app, ["deadletters", "redrive", "--service", "enrolment", "1"])
+    assert replaced.exit_code == 1
+    assert "no longer waiting: replaced" in replaced.output
+    skip = ["deadletters", "skip", "--service", "enrolment", "2", "--operator", "siti"]
+    skipped = cli.invoke(app, [*skip, "--reason", "garbage written by a test producer"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped by siti" in skipped.output
+    shown = cli.invoke(app, ["deadletters", "show", "--service", "enrolment", "2"])
+    assert "state skipped" in shown.output
+    assert "note garbage written by a test producer" in shown.output
+    twice = cli.invoke(app, [*skip, "--reason", "again"])
+    assert twice.exit_code == 1
+    assert "no longer waiting: skipped by siti" in twice.output
