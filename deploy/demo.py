@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -16,9 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local import services
+from deploy.local.keycloak import LocalProvider
 from services.catalog import migrate_all
 from services.enrolment.imports import COLUMNS
-from shared.auth import AuthSettings, Role, issue_token
+from shared.auth import Role
 from shared.policy import policy_book
 from shared.settings import DatabaseSettings
 
@@ -35,9 +37,12 @@ class DemoSize:
     incidental: int = 1700
 
 
-def headers(role: Role, area: str | None = None) -> dict[str, str]:
-    token = issue_token(AuthSettings().jwt_secret, f"demo-{role}-{area or 'city'}", role, area)
-    return {"Authorization": f"Bearer {token}"}
+IDENTITY = LocalProvider(prefix="demo")
+
+
+def headers(role: Role, area: str | None = None) -> Mapping[str, str]:
+    """A caller's headers, with a token from the local provider that is renewed as needed."""
+    return IDENTITY.caller(role, area)
 
 
 def kelurahan_list(code: str, index: int, rows: int) -> bytes:
@@ -135,7 +140,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             client: httpx.AsyncClient,
             path: str,
             body: dict[str, Any],
-            auth: dict[str, str],
+            auth: Mapping[str, str],
             label: str,
         ) -> bool:
             async with gate:

@@ -1,5 +1,6 @@
 """What every service's HTTP API shares: readable refusals (422 invalid, 409 conflicting with
-the current state, 503 while a projection catches up) and never a stack trace.
+the current state, 413 too large, 503 while a projection catches up) and never a stack trace;
+a body bounded before it is read, and validation errors that never echo what was sent.
 
 No postponed annotations here: FastAPI reads the annotations of the area check, which refer to
 the authentication dependency it wraps.
@@ -12,10 +13,12 @@ from typing import Annotated
 
 from annotated_types import Interval
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import AuthSettings, Principal, authenticated
+from shared.auth import AuthSettings, Principal, authenticated, service_audience, verifier_for
 from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
@@ -33,26 +36,77 @@ FiscalYear = Annotated[int, Interval(ge=2022, le=2100)]
 MAX_RUPIAH = 10**15
 
 
+# Any request body above this is refused before it is read; a route that takes more (a CSV
+# import) raises its own limit with ``body_within`` before reading.
+BODY_LIMIT = 2**20
+_LIMIT_KEY = "berlian.body_limit"
+# A body can be invalid in many places at once; the answer names the first few.
+VALIDATION_ERRORS_SHOWN = 20
+
+
+class BodyLimitMiddleware:
+    """Refuses (413) a body whose declared Content-Length is over the limit before reading any of
+    it, and one that grows over it while being read (chunked), without reading further."""
+
+    def __init__(self, app: ASGIApp, limit: int = BODY_LIMIT) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[_LIMIT_KEY] = (self.limit, "send a smaller body")
+        declared = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            limit, advice = scope[_LIMIT_KEY]
+            too_large = HTTPException(413, f"the body is over {limit:,} bytes: {advice}")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+def install_request_limits(app: FastAPI) -> None:
+    """The body limit, and 422 answers naming where the input is wrong but not repeating it
+    (an echoed body doubles what an oversized or hostile request costs, and leaks it to logs)."""
+    app.add_middleware(BodyLimitMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        shown = [
+            {"loc": list(p.get("loc", ())), "msg": str(p.get("msg", "")), "type": p.get("type")}
+            for p in problems[:VALIDATION_ERRORS_SHOWN]
+        ]
+        return JSONResponse({"detail": shown, "errors": len(problems)}, 422)
+
+
 def refusal(status: int, detail: str, **extra: object) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
 
 async def body_within(request: Request, limit: int, advice: str) -> bytes:
-    """The request's body, refused with 413 (and ``advice``) once it exceeds ``limit`` bytes,
-    without reading more of it."""
-    too_large = HTTPException(413, f"the body is over {limit:,} bytes: {advice}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+    """The request's body, refused with 413 (and ``advice``) once it exceeds ``limit`` bytes
+    instead of the app's usual limit, without reading more of it (BodyLimitMiddleware)."""
+    if _LIMIT_KEY not in request.scope:
+        raise RuntimeError("body_within needs the app's BodyLimitMiddleware (service_app)")
+    request.scope[_LIMIT_KEY] = (limit, advice)
+    return await request.body()
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    install_request_limits(app)
+
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
         return refusal(
@@ -131,13 +185,19 @@ def service_app(
 ) -> tuple[FastAPI, APIRouter, Callable[..., Principal]]:
     """A service's FastAPI app with the shared error responses and the event contract's
     read-only routes, a router documented as needing a token, and the dependency that
-    authenticates the caller and checks their area."""
+    authenticates the caller (for the service named ``title``, its audience) and checks their
+    area."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
     app.include_router(contract_router())  # the event contract, served by every service
     install_tracing(app)
-    router = APIRouter(responses={401: {"description": "no or invalid token"}})
-    return app, router, within_area(authenticated(auth))
+    router = APIRouter(
+        responses={
+            401: {"description": "no or invalid token"},
+            413: {"description": f"a body over {BODY_LIMIT:,} bytes"},
+        }
+    )
+    return app, router, within_area(authenticated(verifier_for(auth, service_audience(title))))
 
 
 def within_area(authenticate: Callable[..., Principal]) -> Callable[..., Principal]:

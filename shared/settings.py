@@ -1,12 +1,17 @@
 """Configuration from the environment, defaulting to the local stack.
 
 The same code runs against a managed Kafka and PostgreSQL in Kubernetes: only these variables
-change (see docs/runbook.md).
+change (see docs/runbook.md). A secret (or an address that decides whom to trust) has no usable
+default: its local stack value applies only in the explicit local development mode
+(``BERLIAN_ENV=local-development``, which ``./berlian`` and the test suite set); in any other mode
+a process refuses to start without it, naming the variable.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import os
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +21,57 @@ SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
 BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 RECORD_FRAMING_BYTES = 8 * 1024
 ENVELOPE_MARGIN_BYTES = 8 * 1024
+ENVIRONMENT_VARIABLE = "BERLIAN_ENV"
+LOCAL_DEVELOPMENT = "local-development"
+
+
+def local_development() -> bool:
+    """True only when the environment says so explicitly: unset means production."""
+    return os.environ.get(ENVIRONMENT_VARIABLE) == LOCAL_DEVELOPMENT
+
+
+@dataclass(frozen=True)
+class LocalDefault:
+    """Marks a setting that must be given outside local development; ``value`` is what it is
+    on the local stack. Declare the field ``Annotated[str, LocalDefault(...)] = ""`` in a
+    ``GuardedSettings`` class: empty means not given."""
+
+    value: str
+
+
+class MissingSettingError(RuntimeError):
+    """A secret or trust setting was not given outside local development: the process must not
+    start (raised as is, not as a validation error, so a command can say just this)."""
+
+
+class GuardedSettings(BaseSettings):
+    """Settings whose ``LocalDefault`` fields are filled in local development and required
+    everywhere else (before validation, so the local value meets the field's constraints)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_outside_local_development(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        missing = []
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, field in cls.model_fields.items():
+            marker = next((m for m in field.metadata if isinstance(m, LocalDefault)), None)
+            given = data.get(name)
+            if isinstance(given, SecretStr):
+                given = given.get_secret_value()
+            if marker is None or given:
+                continue
+            if local_development():
+                data = {**data, name: marker.value}
+            else:
+                missing.append(f"{prefix}{name}".upper())
+        if missing:
+            raise MissingSettingError(
+                f"{', '.join(missing)} must be set: there is no default outside local "
+                f"development ({ENVIRONMENT_VARIABLE}={LOCAL_DEVELOPMENT})"
+            )
+        return data
 
 
 class KafkaSettings(BaseSettings):
@@ -87,16 +143,18 @@ class KafkaSettings(BaseSettings):
         return f"{self.topic_prefix}{consumer}.dlq"
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(GuardedSettings):
     """The PostgreSQL database; each service works in its own schema under its own role."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    database_url: str = Field(
-        default="postgresql://berlian:berlian@127.0.0.1:5432/berlian",
-        description="Administrative connection: creates schemas and roles, runs migrations.",
-    )
-    service_role_password: str = Field(
-        default="berlian",
-        description="Password of the per-service login roles (berlian_<service>) in local stacks.",
-    )
+    database_url: Annotated[
+        str,
+        LocalDefault("postgresql://berlian:berlian@127.0.0.1:5432/berlian"),
+        Field(description="Administrative connection: creates schemas and roles, migrates."),
+    ] = ""
+    service_role_password: Annotated[
+        str,
+        LocalDefault("berlian"),
+        Field(description="Password of the per-service login roles (berlian_<service>)."),
+    ] = ""

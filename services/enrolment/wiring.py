@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
@@ -15,17 +17,17 @@ from shared.keystore import PostgresKeyStore
 from shared.policy import policy_book
 from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import DatabaseSettings, GuardedSettings, KafkaSettings, LocalDefault
 
 
-class EnrolmentSettings(BaseSettings):
+class EnrolmentSettings(GuardedSettings):
     model_config = SettingsConfigDict(env_prefix="ENROLMENT_", extra="ignore")
 
-    nik_secret: str = Field(
-        default="local-development-nik-digest-key",
-        min_length=16,
-        description="Key of the NIK digest used to find one person once; keep it secret.",
-    )
+    nik_secret: Annotated[
+        str,
+        LocalDefault("local-development-nik-digest-key"),
+        Field(min_length=16, description="Key of the NIK digest; keep it secret."),
+    ] = ""
     expiry_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often coverages past their end are ended."
     )

@@ -38,7 +38,9 @@ pytestmark = pytest.mark.integration
 SAPURO = "33.75.01.1004"
 NIK = "3375014507800003"  # a woman born on 5 July 1980
 HEADER = ",".join(COLUMNS)
-WIDE = "\U0001d400" * 120_000  # four bytes each in UTF-8
+WIDEST = "\U0001d400"  # four bytes in UTF-8
+WIDE = WIDEST * 120_000
+MEGABYTE = WIDEST * 250_000
 
 
 def registration(**changes: Any) -> dict[str, Any]:
@@ -85,7 +87,8 @@ async def test_registrations_that_would_have_stopped_the_topic_are_refused_namin
     process, api = enrolment
     officer = bearer("kelurahan_officer", SAPURO)
     cases = {
-        "heirs.0.name": registration(heirs=[{"name": "x" * 2**20, "relationship": "spouse"}]),
+        # 1 MB in UTF-8, inside the request's size limit: sealed, 1.3 MB, over a record's.
+        "heirs.0.name": registration(heirs=[{"name": MEGABYTE, "relationship": "spouse"}]),
         "full_name": registration(full_name="Siti \u202enimA"),
         "address": registration(address="Gang\x00Sapuro"),
         "heirs.0.nik": registration(
@@ -162,9 +165,10 @@ async def test_a_claim_whose_documents_would_have_stopped_the_topic_is_refused(
     }
     officer = bearer("claims_officer")
     async with running(process) as api:
-        # Fifty documents of 30,000 characters: 1.5 MB in one ClaimFiled event.
+        # Fifty documents of 20 kB each: 1 MB in one ClaimFiled event, with the claimant over
+        # a record's limit.
         large = await api.post(
-            "/claims", json={**claim, "documents": ["x" * 30_000] * 50}, headers=officer
+            "/claims", json={**claim, "documents": [WIDEST * 5_000] * 50}, headers=officer
         )
         many = await api.post(
             "/claims", json={**claim, "documents": ["akta kematian"] * 51}, headers=officer
@@ -172,7 +176,8 @@ async def test_a_claim_whose_documents_would_have_stopped_the_topic_is_refused(
         hidden = await api.post(
             "/claims", json={**claim, "documents": ["akta\u2066kematian"]}, headers=officer
         )
-        assert refused_fields(large) == [f"documents.{n}" for n in range(50)]
+        assert refused_fields(large) == [f"documents.{n}" for n in range(20)]  # the first 20
+        assert large.json()["errors"] == 50
         assert refused_fields(many) == ["documents"]
         assert refused_fields(hidden) == ["documents.0"]
         assert await stored_events(process) == 0

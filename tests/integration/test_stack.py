@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from deploy.local import stack
+from deploy.local import keycloak, stack
 from deploy.local.stack import Endpoints
 from shared.db import service_dsn
 from shared.settings import SERVICES, DatabaseSettings
@@ -17,7 +17,9 @@ def test_stack_up_again_does_no_harm(infrastructure: Endpoints) -> None:
     if infrastructure.kafka_bootstrap_servers != "127.0.0.1:9092":
         pytest.skip("the suite runs on external infrastructure, not the local stack")
 
+    identity_provider = keycloak.status()
     assert stack.up() == infrastructure
+    assert keycloak.status() == identity_provider is not None  # not restarted
 
 
 async def test_each_service_role_owns_its_schema_and_is_refused_elsewhere(
