@@ -20,6 +20,8 @@ PLATFORM_GRANTS: Mapping[str, str] = {
     # The row is claimed first, then filled in once with the events appended.
     "commands": "SELECT, INSERT, UPDATE (event_ids, first_version, last_version)",
     "outbox": "SELECT, INSERT, DELETE",
+    # Events the broker refused for good: set aside with the reason, never taken back.
+    "outbox_parked": "SELECT, INSERT",
     "projection_positions": "SELECT, INSERT, UPDATE",
     "projection_streams": "SELECT, INSERT, UPDATE, DELETE",
     # A letter's record stays as it failed; its state moves (published, re-driven, resolved).

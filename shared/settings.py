@@ -18,6 +18,10 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
+# Kafka's default message.max.bytes (a broker setting) and so max.message.bytes of a topic.
+BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+RECORD_FRAMING_BYTES = 8 * 1024
+ENVELOPE_MARGIN_BYTES = 8 * 1024
 ENVIRONMENT_VARIABLE = "BERLIAN_ENV"
 LOCAL_DEVELOPMENT = "local-development"
 # The local stack's documented database password: refused outside local development.
@@ -102,6 +106,25 @@ class KafkaSettings(BaseSettings):
         description="PEM file of the CA that signed the brokers' certificates (SASL_SSL); "
         "empty for the system's CAs.",
     )
+
+    kafka_max_message_bytes: int = Field(
+        default=BROKER_DEFAULT_MAX_MESSAGE_BYTES,
+        ge=64 * 1024,
+        description="max.message.bytes of the event topics (the broker's default unless the "
+        "topics say otherwise): the largest record batch the broker accepts.",
+    )
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest key and value a producer sends: the topic's maximum less room for what
+        the producer's own check does not count (headers, record and batch framing)."""
+        return self.kafka_max_message_bytes - RECORD_FRAMING_BYTES
+
+    @property
+    def max_envelope_bytes(self) -> int:
+        """The largest envelope the store appends: below the largest record by a safety margin
+        (the record key and anything a later header adds), so what is stored can be published."""
+        return self.max_record_bytes - ENVELOPE_MARGIN_BYTES
 
     @model_validator(mode="after")
     def _credentials_when_logging_in(self) -> Self:

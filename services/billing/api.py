@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.billing.budget import AllocateBudget
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
+from shared.events.bounds import PersonName, Reference
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, FiscalYear, service_app
 from shared.logs import correlation_id
@@ -37,12 +38,12 @@ class BillingRunRequest(BaseModel):
 class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    payment_ref: str = Field(min_length=1, max_length=100, examples=["SP2D 00123/2025"])
+    payment_ref: Reference = Field(examples=["SP2D 00123/2025"])
     paid_on: date
     amount: int = Field(
         gt=0, le=MAX_RUPIAH, description="Whole rupiah; must equal the invoice total."
     )
-    payer: str = Field(default="Pemerintah Kota Pekalongan", max_length=200)
+    payer: PersonName = "Pemerintah Kota Pekalongan"
 
 
 def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:

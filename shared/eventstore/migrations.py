@@ -132,7 +132,19 @@ PLATFORM: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0005_heads_only_forward",
+        "0005_outbox_parked",
+        """
+        -- Events the broker refused for good (too large, invalid), and those of their stream
+        -- behind them: kept with the reason, out of the relay's way, never deleted.
+        CREATE TABLE {schema}.outbox_parked (
+            position  bigint PRIMARY KEY REFERENCES {schema}.events (position),
+            reason    text NOT NULL,
+            parked_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
+    Migration(
+        "0006_heads_only_forward",
         """
         -- A service may move a stream's head and fill in an idempotency record once; the
         -- database refuses anything else, whoever asks (privileges keep the rest read-only).

@@ -325,5 +325,7 @@ def test_topics_keep_the_contract_settings(overlay: tuple[str, list[dict[str, An
     for topic in of_kind(objects, "KafkaTopic"):
         config = topic["spec"]["config"]
         assert (config["retention.ms"], config["cleanup.policy"]) == (-1, "delete")
+        # What the services' size check assumes (KAFKA_MAX_MESSAGE_BYTES, by default).
+        assert config["max.message.bytes"] == KafkaSettings().kafka_max_message_bytes
         if name == "prod":
             assert (topic["spec"]["replicas"], config["min.insync.replicas"]) == (3, 2)

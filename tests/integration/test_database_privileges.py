@@ -28,6 +28,7 @@ HISTORY_REWRITES = (
     "TRUNCATE {s}.commands",
     "UPDATE {s}.outbox SET position = position",
     "TRUNCATE {s}.outbox",
+    "DELETE FROM {s}.outbox_parked",
     "DELETE FROM {s}.dead_letters",
     "UPDATE {s}.dead_letters SET value = value",
     "UPDATE {s}.dead_letters SET kafka_offset = kafka_offset",
