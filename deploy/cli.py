@@ -16,6 +16,7 @@ from rich.table import Table
 
 from deploy import audit_cli
 from deploy.enrolment_cli import erase_command, import_command
+from deploy.keys_cli import checkpoint_app, keys_app
 from deploy.local import kafka_broker, keycloak, postgres, stack
 from deploy.local import services as local_services
 from deploy.local.errors import StackError
@@ -44,6 +45,8 @@ app.add_typer(dead_letters_app, name="deadletters")
 app.command("import")(import_command)
 app.command("erase")(erase_command)
 app.command("restore")(restore_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(checkpoint_app, name="checkpoint")
 console = Console(stderr=True)
 
 ClusterOption = Annotated[

@@ -17,10 +17,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from deploy.keys_cli import sign_stream_heads
 from deploy.local import services
 from deploy.local.keycloak import LocalProvider
 from services.catalog import migrate_all
 from services.enrolment.imports import COLUMNS
+from shared.audit.checkpoints import CheckpointSettings
 from shared.auth import Role
 from shared.policy import policy_book
 from shared.settings import DatabaseSettings
@@ -450,6 +452,9 @@ def run_demo(size: DemoSize) -> None:
     urls = services.up()
     console.print(f"services: {urls}")
     print_summary(asyncio.run(programme(size, urls)))
+    # The local checkpoint signer's turn, so that `audit verify` finds the demo's heads signed.
+    signed = asyncio.run(sign_stream_heads(DatabaseSettings(), CheckpointSettings().signing_key()))
+    console.print(f"checkpoint {signed.sequence} signed the stream heads")
     print_console_users()
 
 

@@ -27,7 +27,11 @@ from shared.auth import AuthSettings, Principal, authenticated, service_audience
 from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
-from shared.eventstore.store import ConcurrencyError, IdempotencyKeyReusedError
+from shared.eventstore.store import (
+    ConcurrencyError,
+    EnvelopeTooLargeError,
+    IdempotencyKeyReusedError,
+)
 from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
@@ -233,6 +237,10 @@ def install_error_handlers(app: FastAPI) -> None:
             str(error),
             problems=[{"field": p.field, "message": p.message} for p in error.problems],
         )
+
+    @app.exception_handler(EnvelopeTooLargeError)
+    async def unpublishable(_: Request, error: EnvelopeTooLargeError) -> JSONResponse:
+        return refusal(422, str(error), problems=[{"field": error.field, "message": str(error)}])
 
     @app.exception_handler(OutsideAreaError)
     async def outside_area(_: Request, error: OutsideAreaError) -> JSONResponse:

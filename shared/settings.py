@@ -12,13 +12,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
+# Kafka's default message.max.bytes (a broker setting) and so max.message.bytes of a topic.
+BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+RECORD_FRAMING_BYTES = 8 * 1024
+ENVELOPE_MARGIN_BYTES = 8 * 1024
 ENVIRONMENT_VARIABLE = "BERLIAN_ENV"
 LOCAL_DEVELOPMENT = "local-development"
+# The local stack's documented database password: refused outside local development.
+DEVELOPMENT_PASSWORD = "berlian"  # noqa: S105 - refused unless BERLIAN_ENV=local-development
 
 
 def local_development() -> bool:
@@ -100,6 +107,25 @@ class KafkaSettings(BaseSettings):
         "empty for the system's CAs.",
     )
 
+    kafka_max_message_bytes: int = Field(
+        default=BROKER_DEFAULT_MAX_MESSAGE_BYTES,
+        ge=64 * 1024,
+        description="max.message.bytes of the event topics (the broker's default unless the "
+        "topics say otherwise): the largest record batch the broker accepts.",
+    )
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest key and value a producer sends: the topic's maximum less room for what
+        the producer's own check does not count (headers, record and batch framing)."""
+        return self.kafka_max_message_bytes - RECORD_FRAMING_BYTES
+
+    @property
+    def max_envelope_bytes(self) -> int:
+        """The largest envelope the store appends: below the largest record by a safety margin
+        (the record key and anything a later header adds), so what is stored can be published."""
+        return self.max_record_bytes - ENVELOPE_MARGIN_BYTES
+
     @model_validator(mode="after")
     def _credentials_when_logging_in(self) -> Self:
         if self.kafka_security_protocol.startswith("SASL") and not (
@@ -127,11 +153,28 @@ class DatabaseSettings(GuardedSettings):
 
     database_url: Annotated[
         str,
-        LocalDefault("postgresql://berlian:berlian@127.0.0.1:5432/berlian"),
+        LocalDefault(f"postgresql://berlian:{DEVELOPMENT_PASSWORD}@127.0.0.1:5432/berlian"),
         Field(description="Administrative connection: creates schemas and roles, migrates."),
     ] = ""
     service_role_password: Annotated[
         str,
-        LocalDefault("berlian"),
+        LocalDefault(DEVELOPMENT_PASSWORD),
         Field(description="Password of the per-service login roles (berlian_<service>)."),
     ] = ""
+
+    @model_validator(mode="after")
+    def _no_development_password_in_earnest(self) -> Self:
+        """The documented local password given outside local development is refused like a
+        missing one, so a copied local setting cannot leave a database open with it."""
+        if local_development():
+            return self
+        for variable, password in (
+            ("SERVICE_ROLE_PASSWORD", self.service_role_password),
+            ("DATABASE_URL", urlsplit(self.database_url).password),
+        ):
+            if password == DEVELOPMENT_PASSWORD:
+                raise MissingSettingError(
+                    f"{variable} holds the local stack's documented password, refused outside "
+                    f"local development ({ENVIRONMENT_VARIABLE}={LOCAL_DEVELOPMENT})"
+                )
+        return self

@@ -139,6 +139,68 @@ PLATFORM: tuple[Migration, ...] = (
         ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
         """,
     ),
+    Migration(
+        "0005_outbox_parked",
+        """
+        -- Events the broker refused for good (too large, invalid), and those of their stream
+        -- behind them: kept with the reason, out of the relay's way, never deleted.
+        CREATE TABLE {schema}.outbox_parked (
+            position  bigint PRIMARY KEY REFERENCES {schema}.events (position),
+            reason    text NOT NULL,
+            parked_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
+    Migration(
+        "0006_heads_only_forward",
+        """
+        -- A service may move a stream's head and fill in an idempotency record once; the
+        -- database refuses anything else, whoever asks (privileges keep the rest read-only).
+        CREATE OR REPLACE FUNCTION {schema}.head_only_forward() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.version <= OLD.version THEN
+                RAISE EXCEPTION 'stream % is at version %: its head only moves forward',
+                    OLD.stream_id, OLD.version USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER head_only_forward BEFORE UPDATE ON {schema}.streams
+            FOR EACH ROW EXECUTE FUNCTION {schema}.head_only_forward();
+        CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.first_version <> 0 THEN
+                RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER recorded_once BEFORE UPDATE ON {schema}.commands
+            FOR EACH ROW EXECUTE FUNCTION {schema}.recorded_once();
+        """,
+    ),
+    Migration(
+        "0007_command_answer_once",
+        """
+        -- A recorded command gets its answer once, in the transaction of its events (what a
+        -- retry receives); nothing else of it changes after.
+        CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.first_version <> 0 AND NOT (
+                OLD.response IS NULL AND NEW.response IS NOT NULL
+                AND NEW.event_ids IS NOT DISTINCT FROM OLD.event_ids
+                AND NEW.first_version = OLD.first_version
+                AND NEW.last_version = OLD.last_version
+            ) THEN
+                RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        """,
+    ),
 )
 
 

@@ -5,7 +5,7 @@ uses, optionally restricted to a history: *as known at* a transaction time (only
 up to then) or *as true on* a business date (only events that had occurred by then).
 
 ``rebuild_and_switch`` rebuilds next to the live tables while they keep serving, catches up,
-and swaps the new tables in within one short transaction that locks the live positions, so the
+and copies the new rows in within one short transaction that locks the live positions, so the
 live runner pauses for the swap and then continues from the rebuilt
 positions: no event is lost or applied twice across the switch.
 
@@ -93,9 +93,11 @@ async def rebuild_and_switch(
         # against writers pauses the runners between two batches, for all partitions at once.
         await conn.execute(f"LOCK TABLE {schema}.projection_positions IN SHARE ROW EXCLUSIVE MODE")
         tail = await _catch_up(writer, kafka, projection, progress)
+        # Rows are copied, not tables swapped: the live tables belong to the migration role,
+        # and the service's login may rewrite their rows but neither drop nor replace them.
         for table in projection.tables:
-            await conn.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
-            await conn.execute(f"ALTER TABLE {shadow}.{table} SET SCHEMA {schema}")
+            await conn.execute(f"DELETE FROM {schema}.{table}")
+            await conn.execute(f"INSERT INTO {schema}.{table} SELECT * FROM {shadow}.{table}")
         # Positions are updated in place: the live runner, waiting on these rows, then reads
         # the rebuilt positions and skips what the rebuild already applied.
         await conn.execute(

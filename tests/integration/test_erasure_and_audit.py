@@ -14,9 +14,9 @@ from shared.events.enrolment import Heir, WorkerPersonal
 from shared.events.personal import ERASED, open_sealed, seal
 from shared.events.types import SealedPersonal
 from shared.eventstore import EventStore, NewEvent
-from shared.eventstore.migrations import migrate
 from shared.eventstore.store import CommandContext
-from shared.keystore import MIGRATIONS, PostgresKeyStore
+from shared.keystore import PostgresKeyStore, migrate_keystore
+from shared.kms import key_encryption_from_environment
 from shared.relay import OutboxRelay
 from shared.topic_reader import read_topics
 from tests.integration.sandbox import ServiceSandbox
@@ -36,10 +36,11 @@ PERSON = WorkerPersonal(
 
 async def keystore_in(box: ServiceSandbox) -> PostgresKeyStore:
     schema = f"keys_{box.schema}"
+    kms = key_encryption_from_environment()
     async with box.pool.acquire() as conn:
         await conn.execute(f"CREATE SCHEMA {schema}")
-        await migrate(conn, schema, MIGRATIONS)
-    return PostgresKeyStore(box.pool, schema)
+        await migrate_keystore(conn, lambda: kms, schema)
+    return PostgresKeyStore(box.pool, kms, schema)
 
 
 async def test_erasing_a_worker_hides_their_personal_data_and_the_log_still_verifies(

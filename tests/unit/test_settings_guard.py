@@ -78,8 +78,8 @@ def test_local_development_fills_the_local_stack_values(monkeypatch: pytest.Monk
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT)
     assert DatabaseSettings().service_role_password == "berlian"
     assert AuthSettings().issuer == keycloak.ISSUER == "http://127.0.0.1:8180/realms/berlian"
-    # The local value meets the field's own constraints (the digest key's minimum length).
-    assert len(EnrolmentSettings().nik_secret) >= 16
+    # The local value meets the key's own constraint (the digest key's minimum length).
+    assert len(EnrolmentSettings().nik_digest_key()) >= 32
 
 
 def _run_enrolment(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
