@@ -20,9 +20,10 @@ import httpx
 import jwt
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from shared.events.bounds import REFERENCE_CHARS, Reference
 from shared.settings import GuardedSettings, LocalDefault
 
 Role = Literal[
@@ -58,6 +59,7 @@ AREA_EXAMPLES = {"kelurahan_officer": "33.75.01.1004", "kecamatan_officer": "33.
 # A token with an unknown key id makes the service fetch the provider's keys again (a rotated
 # key), but not more often than this: random key ids must not turn into requests to the provider.
 KEY_REFRESH_INTERVAL_SECONDS = 30.0
+_SUBJECT: TypeAdapter[str] = TypeAdapter(Reference)
 
 
 def service_audience(service: str) -> str:
@@ -211,9 +213,14 @@ def principal_from_claims(claims: Mapping[str, Any], max_lifetime_seconds: int) 
             f"the token is valid for {int(expires - issued)} s, more than the "
             f"{max_lifetime_seconds} s accepted"
         )
-    subject = claims["sub"]
-    if not isinstance(subject, str) or not 0 < len(subject) <= 255:
-        raise PermissionError("sub must be a text of 1 to 255 characters")
+    try:
+        # The subject becomes the actor of every event the caller causes: it has the events'
+        # bound and character rules, or the events would be refused by every consumer.
+        subject = _SUBJECT.validate_python(claims["sub"])
+    except ValidationError:
+        raise PermissionError(
+            f"sub must be a text of 1 to {REFERENCE_CHARS} visible characters"
+        ) from None
     realm_access = claims.get("realm_access")
     granted = realm_access.get("roles") if isinstance(realm_access, Mapping) else None
     if not isinstance(granted, list):

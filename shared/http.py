@@ -20,6 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.semconv.attributes.url_attributes import URL_QUERY
+from opentelemetry.semconv.trace import SpanAttributes
+from opentelemetry.trace import Span
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -290,11 +294,27 @@ def install_error_handlers(app: FastAPI) -> None:
         return answer
 
 
+def _without_query(span: Span, scope: dict[str, Any]) -> None:
+    """A query string can hold personal data (a NIK searched for): spans, which leave the
+    process, keep the path only."""
+    if not scope.get("query_string") or not isinstance(span, ReadableSpan):
+        return
+    url = (span.attributes or {}).get(SpanAttributes.HTTP_URL)
+    if isinstance(url, str):
+        span.set_attribute(SpanAttributes.HTTP_URL, url.split("?", 1)[0])
+    if (span.attributes or {}).get(URL_QUERY) is not None:
+        span.set_attribute(URL_QUERY, "")
+
+
 def install_tracing(app: FastAPI) -> None:
     """A span per request (continuing the caller's ``traceparent``), and the request's
     correlation id (the caller's ``X-Correlation-ID`` when it is a UUID) on its log lines,
     in its events and in the response."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/live,health/ready,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="health/live,health/ready,metrics",
+        server_request_hook=_without_query,
+    )
 
     @app.middleware("http")
     async def correlate(

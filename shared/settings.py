@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.events.bounds import MAX_ENVELOPE_BYTES
+
 SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
 # Kafka's default message.max.bytes (a broker setting) and so max.message.bytes of a topic.
 BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
@@ -123,8 +125,9 @@ class KafkaSettings(BaseSettings):
     @property
     def max_envelope_bytes(self) -> int:
         """The largest envelope the store appends: below the largest record by a safety margin
-        (the record key and anything a later header adds), so what is stored can be published."""
-        return self.max_record_bytes - ENVELOPE_MARGIN_BYTES
+        (the record key and anything a later header adds), so what is stored can be published,
+        and never above what consumers read (``MAX_ENVELOPE_BYTES``), so it can be consumed."""
+        return min(self.max_record_bytes - ENVELOPE_MARGIN_BYTES, MAX_ENVELOPE_BYTES)
 
     @model_validator(mode="after")
     def _credentials_when_logging_in(self) -> Self:

@@ -31,6 +31,10 @@ NOTE_CHARS = 1000  # free text: reasons, notes
 DECISION_CHARS = 4000  # a decision in words, written by the rules: a sentence per benefit item
 SEALED_CHARS = 65_536  # base64 of sealed personal data: the largest (20 heirs) is ~27,000
 
+# The largest envelope a consumer reads before trusting it, and so the largest the store appends
+# (whatever larger record a topic would take): what is stored can always be consumed.
+MAX_ENVELOPE_BYTES = 256 * 1024
+
 MAX_HEIRS = 20
 MAX_CHILDREN = 10
 MAX_DOCUMENTS = 50

@@ -118,7 +118,10 @@ PLATFORM: tuple[Migration, ...] = (
             ADD COLUMN resolution      text CHECK (resolution IN
                 ('applied', 'skipped', 'moved_on', 'not_read', 'replaced')),
             ADD COLUMN resolved_by     text,
-            ADD COLUMN resolution_note text,
+            ADD COLUMN resolution_note text;
+        -- Before sequencing, a re-driven letter was one the writer took again: applied.
+        UPDATE {schema}.dead_letters SET resolution = 'applied' WHERE resolved_at IS NOT NULL;
+        ALTER TABLE {schema}.dead_letters
             ADD CONSTRAINT dead_letters_resolved_with_resolution
                 CHECK ((resolved_at IS NULL) = (resolution IS NULL));
         ALTER TABLE {schema}.dead_letters

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from shared.events.bounds import MAX_ENVELOPE_BYTES
 from shared.events.envelope import Envelope
 from shared.events.hashing import compute_hash
 from shared.events.registry import (
@@ -27,8 +28,6 @@ from shared.events.registry import (
     parse_data,
     parse_envelope,
 )
-
-MAX_EVENT_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,9 @@ def decode(
 ) -> ConsumedEvent:
     if value is None:
         raise UnprocessableRecordError("empty record: no value")
-    if len(value) > MAX_EVENT_BYTES:
+    if len(value) > MAX_ENVELOPE_BYTES:
         raise UnprocessableRecordError(
-            f"record of {len(value)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+            f"record of {len(value)} bytes exceeds the {MAX_ENVELOPE_BYTES}-byte limit"
         )
     try:
         raw: Any = orjson.loads(value)

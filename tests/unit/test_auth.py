@@ -124,6 +124,10 @@ def test_unsigned_and_symmetric_tokens_are_refused() -> None:
         ({"iat": None}, 'missing the "iat" claim'),
         ({"sub": None}, 'missing the "sub" claim'),
         ({"exp": None}, 'missing the "exp" claim'),
+        # The subject is every event's actor: longer than the events take, or unprintable, and
+        # each consumer would refuse those events.
+        ({"sub": "x" * 201}, "sub must be a text of 1 to 200 visible characters"),
+        ({"sub": "siti\u202e"}, "sub must be a text of 1 to 200 visible characters"),
         ({"realm_access": None}, "carries no roles"),
         ({"realm_access": {"roles": "city_admin"}}, "carries no roles"),
         ({"realm_access": {"roles": ["offline_access"]}}, "this token holds none"),
