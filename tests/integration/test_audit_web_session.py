@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from deploy.local import keycloak
-from shared.audit.web import SESSION_COOKIE, SIGN_IN_COOKIE, WebSettings, create_app
+from services.audit.web import SESSION_COOKIE, SIGN_IN_COOKIE, WebSettings, create_app
 from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.tokens import sign_in_details, token_for
