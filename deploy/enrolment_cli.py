@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from services.enrolment.erasure import erase_worker
 from services.enrolment.imports import (
     ImportFileError,
-    batch_id_of,
     decode,
     import_csv,
     read_rows,
@@ -77,7 +76,7 @@ def import_command(
                 if row.outcome == "refused":
                     out.print(f"  row {row.row}: {'; '.join(row.reasons)}", markup=False)
             if report is not None:
-                report.write_text(await report_csv(service, batch_id_of(content)) or "")
+                report.write_text(await report_csv(service, result.import_id) or "")
                 out.print(f"report written to {report}")
         finally:
             await pool.close()

@@ -20,6 +20,7 @@ from shared.auth import AuthSettings, Principal, require_role
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
+from shared.policy.calendar import business_day
 
 
 class ChildRequest(BaseModel):
@@ -107,7 +108,7 @@ async def file(
         benefit=body.benefit,
         kind=body.kind,
         incident_date=body.incident_date,
-        filed_on=service.clock().date(),
+        filed_on=business_day(service.clock()),
         accident_benefit=body.accident_benefit,
         months_incapacitated=body.months_incapacitated,
         medical_costs=body.medical_costs,

@@ -25,6 +25,7 @@ from shared.events.claims import (
 from shared.events.personal import KeyStore, open_sealed
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
+from shared.policy.calendar import business_day
 from shared.projection.changes import RowChange, Update, Upsert
 
 WRITE_MODEL = (
@@ -129,7 +130,7 @@ class ClaimRegistry:
                     Child(f"child-{n}", c.birth_date, c.school_level)
                     for n, c in enumerate(opened.children, start=1)
                 )
-        claim = claim_filed(data, event.envelope.occurred_at.date(), children)
+        claim = claim_filed(data, business_day(event.envelope.occurred_at), children)
         return registry_changes(event, claim)
 
     async def restored(self, conn: DbConnection) -> None:

@@ -103,6 +103,7 @@ class ImportedRow(BaseModel):
 
 class Imported(BaseModel):
     batch_id: str
+    import_id: uuid.UUID
     registered: int
     already_registered: int
     refused: int
@@ -194,10 +195,11 @@ async def import_file(request: Request, principal: Caller, service: Enrolment) -
         raise HTTPException(422, str(error)) from None
     return Imported(
         batch_id=result.batch_id,
+        import_id=result.import_id,
         registered=result.count("registered"),
         already_registered=result.count("already_registered"),
         refused=result.count("refused"),
-        report=f"/imports/{result.batch_id}/report.csv",
+        report=f"/imports/{result.import_id}/report.csv",
         rows=[
             ImportedRow(
                 row=r.row, outcome=r.outcome, worker_id=r.worker_id, reasons=list(r.reasons)
@@ -207,17 +209,17 @@ async def import_file(request: Request, principal: Caller, service: Enrolment) -
     )
 
 
-@router.get("/imports/{batch_id}/report.csv", response_class=PlainTextResponse)
+@router.get("/imports/{import_id}/report.csv", response_class=PlainTextResponse)
 async def import_report(
-    batch_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")],
+    import_id: uuid.UUID,
     principal: Caller,
     service: Enrolment,
 ) -> str:
-    """The per-row outcome of an import, as CSV."""
+    """The per-row outcome of one import, as CSV (each import of a file has its own)."""
     require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-    report = await report_csv(service, batch_id)
+    report = await report_csv(service, import_id)
     if report is None:
-        raise HTTPException(404, f"no import {batch_id}")
+        raise HTTPException(404, f"no import {import_id}")
     return report
 
 

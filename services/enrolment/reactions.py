@@ -1,5 +1,9 @@
 """What enrolment does when other services decide: designations start coverage, deaths end it.
 
+A reaction the worker's rules refuse (a deceased person designated, an overlapping period) is
+never dropped in silence: it raises, so the consumer dead-letters the causing event with the
+refusal as its reason, and the dead-letter alert tells an operator.
+
 Runs as a reactor (see ``shared.projection.writer.Reactor``): each reaction is appended in the
 transaction that records the consumed position, under an idempotency key derived from the
 causing event, so it happens exactly once.
@@ -7,7 +11,6 @@ causing event, so it happens exactly once.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +26,6 @@ from shared.eventstore.store import CommandContext, reaction_key
 from shared.projection.changes import RowChange
 from shared.projection.decode import ConsumedEvent
 
-log = logging.getLogger(__name__)
 COVERAGE_IDS = uuid.UUID("8f6f3d1e-2f57-4d0e-9a64-4b5c3e1d7a20")
 
 
@@ -74,6 +76,11 @@ class CoverageReactions:
         try:
             await self.service.execute(command, context, conn=conn)
         except RefusedError as refused:
-            # A designation the coverage rules refuse (for example an overlap) is reported,
-            # not retried: the worker's stream is unchanged.
-            log.warning("enrolment did not act on %s: %s", envelope.event_id, refused)
+            raise ReactionRefusedError(
+                f"enrolment refused to act on {envelope.event_type} {envelope.event_id} for "
+                f"worker {data.worker_id}: {refused}"
+            ) from refused
+
+
+class ReactionRefusedError(RuntimeError):
+    """What another service decided cannot be carried out here; the event is dead-lettered."""

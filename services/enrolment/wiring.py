@@ -13,7 +13,9 @@ from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
 from shared.policy import policy_book
+from shared.policy.calendar import business_day
 from shared.projection.writer import Projection
+from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -39,8 +41,14 @@ async def build(
     service = EnrolmentService(
         pool, PostgresKeyStore(pool), policy_book(), settings.nik_secret.encode()
     )
-    expiry = expiry_job(service, lambda: service.clock().date(), settings.expiry_interval_seconds)
-    projections: list[Projection] = [WorkersProjection(), CoverageReactions(service)]
+    expiry = expiry_job(
+        service, lambda: business_day(service.clock()), settings.expiry_interval_seconds
+    )
+    projections: list[Projection] = [
+        WorkersProjection(),
+        CoveragesProjection(),
+        CoverageReactions(service),
+    ]
     app = create_app(service, auth)
     process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry])
     return process, service

@@ -298,8 +298,14 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     again = (await p.enrolment.post("/imports", content=content, headers=KELURAHAN_CSV)).json()
     assert again["registered"] == 0
     assert again["already_registered"] == 3000 - len(bad_rows)
-    report = await p.enrolment.get(f"/imports/{result['batch_id']}/report.csv", headers=KELURAHAN)
+    assert again["batch_id"] == result["batch_id"]
+    assert again["import_id"] != result["import_id"]
+    report = await p.enrolment.get(result["report"], headers=KELURAHAN)
     assert report.text.count("refused") == len(bad_rows)
+    # Each import keeps its own report: the first one still says who it registered.
+    assert report.text.count(",registered,") == 3000 - len(bad_rows)
+    second = await p.enrolment.get(again["report"], headers=KELURAHAN)
+    assert second.text.count(",already_registered,") == 3000 - len(bad_rows)
     broken = await p.enrolment.post(
         "/imports",
         content=b"nik,full_name\n1,2\n",
@@ -466,6 +472,12 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         f"/workers/{third}/withdrawal", json={"end_date": "2025-03-31"}, headers=CITY
     )
     assert withdrawn.status_code == 201, withdrawn.text
+
+    async def periods_known() -> bool:
+        count = await p.enrolment_pool.fetchval("SELECT count(*) FROM enrolment.coverages")
+        return bool(count == 3)
+
+    await eventually(periods_known)
     assert await end_expired_coverages(p.enrolment_service, date(2025, 11, 30)) == 0
     assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 2
     assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 0
