@@ -65,6 +65,7 @@ class ClaimDecision(BaseModel):
     explanation: str
     items: list[BenefitItem] | None = None
     total: int | None = None
+    open_instalments: list[BenefitItem] | None = None
     reasons: list[str] | None = None
 
 

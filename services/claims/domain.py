@@ -69,10 +69,11 @@ class Facts:
 
 @dataclass(frozen=True)
 class Approved:
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # paid with the approval
     death_date: date | None
     note: str
     policy_version: str
+    open_instalments: tuple[Item, ...] = ()  # a scholarship's later school years, not yet due
 
     @property
     def total(self) -> int:
@@ -185,14 +186,21 @@ def _scholarship(claim: Claim, facts: Facts, book: PolicyBook) -> Decision:
             f"months; the worker had {facts.paid_months}.",
             policy.version,
         )
-    items = scholarship(policy, list(claim.children), claim.filed_on)
-    if not items:
+    due, later = scholarship(policy, list(claim.children), claim.filed_on)
+    if not due:
         return Rejected(
             ("not_eligible",),
             "No named child has school years left before turning 23.",
             policy.version,
         )
-    return Approved(tuple(items), None, _approval_note(items, policy.version), policy.version)
+    note = _approval_note(due, policy.version)
+    if later:
+        note += (
+            f" {len(later)} later school years ({rupiah(sum(i.amount for i in later))}) stay "
+            "open on the award: each is paid once its school year begins, while the child is "
+            "still eligible (under 23, not married, not working)."
+        )
+    return Approved(tuple(due), None, note, policy.version, tuple(later))
 
 
 def _approval_note(items: list[Item], version: str) -> str:
@@ -312,13 +320,11 @@ def decision_events(claim: Claim, decision: Decision, at: datetime) -> list[Deci
         approved = ClaimApproved(
             claim_id=claim.claim_id,
             worker_id=claim.worker_id,
-            items=[
-                BenefitItem(code=i.code, amount=i.amount, description=i.description)
-                for i in decision.items
-            ],
+            items=[benefit_item(i) for i in decision.items],
             total=decision.total,
             death_date=decision.death_date,
             policy_note=decision.note,
+            open_instalments=[benefit_item(i) for i in decision.open_instalments],
         )
         return [Decided("ClaimApproved", approved, at, decision.policy_version)]
     if isinstance(decision, Rejected):
@@ -330,3 +336,13 @@ def decision_events(claim: Claim, decision: Decision, at: datetime) -> list[Deci
         )
         return [Decided("ClaimRejected", rejected, at, decision.policy_version)]
     return []
+
+
+def benefit_item(item: Item) -> BenefitItem:
+    return BenefitItem(
+        code=item.code,
+        amount=item.amount,
+        description=item.description,
+        child=item.child,
+        school_year=item.school_year,
+    )

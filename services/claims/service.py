@@ -26,6 +26,7 @@ from services.claims.domain import (
     Pending,
     Reconsider,
     Rejected,
+    benefit_item,
     decide_claim,
     malformed,
 )
@@ -206,14 +207,13 @@ def claim_answer(claim_id: uuid.UUID, decision: Decision) -> dict[str, Any]:
     """What filing a claim answers: its decision in plain words."""
     answer: dict[str, Any] = {"claim_id": str(claim_id)}
     if isinstance(decision, Approved):
-        items = [
-            {"code": i.code, "amount": i.amount, "description": i.description}
-            for i in decision.items
-        ]
         return answer | {
             "status": "approved",
-            "items": items,
+            "items": [benefit_item(i).model_dump(mode="json") for i in decision.items],
             "total": decision.total,
+            "open_instalments": [
+                benefit_item(i).model_dump(mode="json") for i in decision.open_instalments
+            ],
             "explanation": decision.note,
         }
     if isinstance(decision, Rejected):

@@ -61,6 +61,14 @@ class BenefitItem(Contract):
     code: str = Field(min_length=1)
     amount: Rupiah
     description: str = ""
+    child: str | None = Field(
+        default=None, description="The child a scholarship instalment is for (child-1, child-2)."
+    )
+    school_year: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}/\d{4}$",
+        description="The school year a scholarship instalment pays, e.g. 2025/2026.",
+    )
 
 
 class ClaimApproved(Contract):
@@ -73,6 +81,12 @@ class ClaimApproved(Contract):
     )
     policy_note: str | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
+    )
+    open_instalments: list[BenefitItem] = Field(
+        default_factory=list,
+        max_length=40,
+        description="A scholarship award's later school years: not paid with this approval and "
+        "not in its total; each is paid once its school year begins.",
     )
 
     @model_validator(mode="after")

@@ -132,9 +132,15 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
         world, long_member, kind="scholarship", incident_date="2025-07-20", children=children
     )
     assert grant["status"] == "approved"
-    assert (
-        grant["total"] == 87_000_000 + 12_000_000
-    )  # second child: one year of university before 23
+    # An award in yearly instalments: the school year in progress is paid now, one item per
+    # child; the first child's later years stay open; the second child (22) has one year left.
+    assert grant["total"] == 1_500_000 + 12_000_000
+    assert sorted((i["child"], i["code"]) for i in grant["items"]) == [
+        ("child-1", "SCHOLARSHIP_TK"),
+        ("child-2", "SCHOLARSHIP_UNIVERSITY"),
+    ]
+    assert {i["child"] for i in grant["open_instalments"]} == {"child-1"}
+    assert sum(i["amount"] for i in grant["open_instalments"]) == 87_000_000 - 1_500_000
 
     wrong = await world.api.post(
         f"/claims/{death['claim_id']}/payments",

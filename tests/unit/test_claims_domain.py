@@ -116,13 +116,24 @@ CHILD = (Child("child-1", date(2021, 6, 1), "TK"),)
 
 def test_a_scholarship_after_a_jkm_death_needs_the_36th_paid_month() -> None:
     death = Death("JKM", date(2025, 7, 20))
-    scholarship = claim(kind="scholarship", incident_date=date(2025, 7, 20), children=CHILD)
+    scholarship = claim(
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=CHILD,
+    )
     short = decide_claim(scholarship, Facts("ACTIVE", 35, (), death), BOOK)
     enough = decide_claim(scholarship, Facts("ACTIVE", 36, (), death), BOOK)
     assert isinstance(short, Rejected)
     assert short.reasons == ("insufficient_contributions",)
     assert isinstance(enough, Approved)
-    assert enough.total == 87_000_000
+    # Filed in the 2025/2026 school year: that year is paid now, the award's other years later.
+    assert [(i.child, i.school_year, i.amount) for i in enough.items] == [
+        ("child-1", "2025/2026", 1_500_000)
+    ]
+    assert enough.total == 1_500_000
+    assert sum(i.amount for i in enough.open_instalments) == 87_000_000 - 1_500_000
+    assert min(i.school_year or "" for i in enough.open_instalments) == "2026/2027"
 
 
 def test_after_a_work_accident_death_a_scholarship_needs_no_minimum() -> None:
