@@ -20,10 +20,10 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from deploy.platform_cli import with_pool_at
-from shared.audit.asof import Moment, State, differences, explaining_events, rebuild
-from shared.audit.history import worker_history
-from shared.audit.report import build_report
-from shared.audit.web import WebSettings, create_app
+from services.audit.asof import Moment, State, differences, explaining_events, rebuild
+from services.audit.history import worker_history
+from services.audit.report import build_report
+from services.audit.web import WebSettings, create_app
 from shared.auth import AuthSettings
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics

@@ -1,8 +1,8 @@
 """Claims' application service: file and decide at once, wait on arrears, pay.
 
 A claim filed while the worker's premiums were in arrears (grace) waits; when billing records a
-payment for that worker, ``reconsider`` decides the waiting claims again in the transaction
-that consumes the payment, so the heir never files twice.
+payment for that worker, ``services.claims.reactions`` decides the waiting claims again in the
+transaction that consumes the payment, so the heir never files twice.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from services.claims.domain import (
     Facts,
     FileClaim,
     PayClaim,
-    Pending,
-    Reconsider,
     Rejected,
     benefit_item,
     decide_claim,
     malformed,
 )
-from services.claims.write_side import ClaimRegistry, claim_from_json
+from services.claims.write_side import ClaimRegistry
 from shared.db import DbConnection
 from shared.decisions import RefusedError
 from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
@@ -149,35 +147,6 @@ class ClaimsService:
             worker_id=claim.worker_id,
             respond=lambda _: claim_answer(claim.claim_id, decided[0]),
         )
-
-    async def reconsider(self, conn: DbConnection, worker_id: uuid.UUID) -> list[Decision]:
-        """Decide again the worker's claims that wait on arrears (after a payment)."""
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(worker_id))
-        rows = await conn.fetch(
-            f"SELECT claim FROM {self.schema}.worker_claims WHERE worker_id = $1 "
-            "AND status = 'pending'",
-            worker_id,
-        )
-        decisions: list[Decision] = []
-        for row in rows:
-            claim = claim_from_json(row["claim"])
-            facts = await self.facts(conn, claim)
-            decision = decide_claim(claim, facts, self.book)
-            if isinstance(decision, Pending):
-                continue
-
-            context = CommandContext("system", "system", uuid.uuid4())
-            command = Reconsider(claim, facts, self.clock())
-            await self.handler.handle(
-                stream_of(claim.claim_id),
-                self.rules,
-                command,
-                context,
-                worker_id=claim.worker_id,
-                conn=conn,
-            )
-            decisions.append(decision)
-        return decisions
 
     async def pay(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.claims.api import create_app
 from services.claims.projections import ClaimsProjection
-from services.claims.reactions import PaymentReactions
+from services.claims.reactions import payment_reactions
 from services.claims.service import SERVICE, ClaimsService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
@@ -22,7 +22,7 @@ async def build(
     service = ClaimsService(pool, kafka, PostgresKeyStore(pool), policy_book())
     projections: list[Projection] = [
         CoveragesProjection(),
-        PaymentReactions(service),
+        payment_reactions(service),
         ClaimsProjection(),
     ]
     app = create_app(service, auth)

@@ -1,29 +1,24 @@
 """What enrolment does when other services decide: designations start coverage, deaths end it.
 
-A reaction the worker's rules refuse (a deceased person designated, an overlapping period) is
-never dropped in silence: it raises, so the consumer dead-letters the causing event with the
-refusal as its reason, and the dead-letter alert tells an operator.
-
-Runs as a reactor (see ``shared.projection.writer.Reactor``): each reaction is appended in the
-transaction that records the consumed position, under an idempotency key derived from the
-causing event, so it happens exactly once.
+A reaction (``shared.eventstore.reactions``): the event becomes a command for the command
+handler, appended in the transaction that records the consumed position, under an idempotency
+key derived from the causing event, so it happens exactly once. One the worker's rules refuse
+(a deceased person designated, an overlapping period) is never dropped in silence: the causing
+event is dead-lettered with the refusal as its reason, and the dead-letter alert fires.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.enrolment.domain import EndCoverage, StartCoverage
-from services.enrolment.service import EnrolmentService
+from services.enrolment.service import EnrolmentService, stream_of
 from shared.db import DbConnection
-from shared.decisions import RefusedError
 from shared.events.claims import ClaimApproved
 from shared.events.verification import Verified
-from shared.eventstore.migrations import Migration
-from shared.eventstore.store import CommandContext, reaction_key
-from shared.projection.changes import RowChange
+from shared.eventstore.reactions import Reacted, Reacting
 from shared.projection.decode import ConsumedEvent
 
 COVERAGE_IDS = uuid.UUID("8f6f3d1e-2f57-4d0e-9a64-4b5c3e1d7a20")
@@ -31,25 +26,15 @@ COVERAGE_IDS = uuid.UUID("8f6f3d1e-2f57-4d0e-9a64-4b5c3e1d7a20")
 
 @dataclass(frozen=True)
 class CoverageReactions:
+    """A city designation starts coverage; an approved death ends it."""
+
     service: EnrolmentService
     name: str = "coverage"
     sources: Sequence[str] = ("verification", "claims")
     event_types: frozenset[str] = frozenset({"Verified", "ClaimApproved"})
-    migrations: Sequence[Migration] = field(default_factory=tuple)
-    tables: Sequence[str] = field(default_factory=tuple)
 
-    def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
-        return []
-
-    async def react(self, conn: DbConnection, event: ConsumedEvent) -> None:
+    async def commands(self, conn: DbConnection, event: ConsumedEvent) -> Sequence[Reacted]:
         data, envelope = event.data, event.envelope
-        context = CommandContext(
-            actor_id="system",
-            actor_role="system",
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.event_id,
-            idempotency_key=reaction_key(envelope.event_id),
-        )
         command: StartCoverage | EndCoverage
         if isinstance(data, Verified) and data.level == "city":
             # The contract guarantees these at city level (Verified's own validator).
@@ -72,15 +57,10 @@ class CoverageReactions:
         elif isinstance(data, ClaimApproved) and data.death_date is not None:
             command = EndCoverage(data.worker_id, "deceased", data.death_date, envelope.recorded_at)
         else:
-            return
-        try:
-            await self.service.execute(command, context, conn=conn)
-        except RefusedError as refused:
-            raise ReactionRefusedError(
-                f"enrolment refused to act on {envelope.event_type} {envelope.event_id} for "
-                f"worker {data.worker_id}: {refused}"
-            ) from refused
+            return []
+        stream = stream_of(data.worker_id)
+        return [Reacted(stream, self.service.rules, command, worker_id=data.worker_id)]
 
 
-class ReactionRefusedError(RuntimeError):
-    """What another service decided cannot be carried out here; the event is dead-lettered."""
+def coverage_reactions(service: EnrolmentService) -> Reacting:
+    return Reacting(CoverageReactions(service), service.handler)

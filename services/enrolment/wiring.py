@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
 from services.enrolment.projections import WorkersProjection
-from services.enrolment.reactions import CoverageReactions
+from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
@@ -47,7 +47,7 @@ async def build(
     projections: list[Projection] = [
         WorkersProjection(),
         CoveragesProjection(),
-        CoverageReactions(service),
+        coverage_reactions(service),
     ]
     app = create_app(service, auth)
     process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry])

@@ -236,6 +236,10 @@ async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> N
     assert await enrolment.events() == registered
 
     worker = first.json()["worker_id"]
+    for _ in range(100):  # a correction checks the officer's area on the workers read model
+        if (await enrolment.api.get(f"/workers/{worker}", headers=officer)).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
     for path, body, headers, changed in (
         (
             f"/workers/{worker}/corrections",

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.audit.history import CoverageTrail
+from services.audit.history import CoverageTrail
 from shared.policy.membership import period_of
 
 pytestmark = pytest.mark.unit

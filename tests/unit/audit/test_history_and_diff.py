@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.audit.asof import Change, Figure, Moment, State, differences, explaining_events
-from shared.audit.history import entries
+from services.audit.asof import Change, Figure, Moment, State, differences, explaining_events
+from services.audit.history import entries
 
 pytestmark = pytest.mark.unit
 WORKER = "8d0c2f4e-0000-4000-8000-000000000001"

@@ -22,9 +22,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.audit.asof import Moment, State, rebuild
-from shared.audit.history import worker_history
-from shared.audit.report import rupiah, templates
+from services.audit.asof import Moment, State, rebuild
+from services.audit.history import worker_history
+from services.audit.report import rupiah, templates
 from shared.auth import AuthSettings, Principal, read_token
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets

@@ -20,7 +20,7 @@ matplotlib.use("svg")  # no display: charts are written as SVG text into the pag
 import matplotlib.pyplot as plt
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from shared.audit.asof import Figure, Moment, State, ask, rebuild
+from services.audit.asof import Figure, Moment, State, ask, rebuild
 from shared.settings import KafkaSettings
 
 # Premiums are due by the 15th of the month they cover (brief: "due by the 15th").
@@ -136,7 +136,7 @@ def render(
 
 def templates() -> Environment:
     return Environment(
-        loader=PackageLoader("shared.audit", "templates"),
+        loader=PackageLoader("services.audit", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
     )
 
