@@ -226,13 +226,24 @@ class FileClaim:
     at: datetime
 
 
+# Rejections that rest on another service's facts (billing's paid months, enrolment's
+# coverage): revised when facts that service had recorded before the rejection arrive later.
+REVISABLE: frozenset[ClaimRejectionReason] = frozenset(
+    {"insufficient_contributions", "inactive", "not_covered"}
+)
+
+
 @dataclass(frozen=True)
 class Reconsider:
-    """A waiting claim decided again on the worker's facts now (after a payment)."""
+    """A claim decided again on the worker's facts now: a waiting claim after a payment, or
+    (``revising``) a rejection on another service's facts once facts that service had recorded
+    before the rejection have arrived. A revision only ever approves: a rejection that still
+    holds is not recorded twice."""
 
     claim: Claim
     facts: Facts
     at: datetime
+    revising: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,10 +282,14 @@ class ClaimRules:
             filed = Decided("ClaimFiled", command.filed, command.at, None)
             return [filed, *decision_events(command.claim, decision, command.at)]
         if isinstance(command, Reconsider):
-            if state.status != "pending":
-                return []
-            decision = decide_claim(command.claim, command.facts, self.book)
-            return decision_events(command.claim, decision, command.at)
+            if state.status == "pending":
+                decision = decide_claim(command.claim, command.facts, self.book)
+                return decision_events(command.claim, decision, command.at)
+            if state.status == "rejected" and command.revising:
+                decision = decide_claim(command.claim, command.facts, self.book)
+                if isinstance(decision, Approved):
+                    return decision_events(command.claim, decision, command.at)
+            return []
         return _pay(command, state)
 
     def evolve(self, state: ClaimState, event: Recorded) -> ClaimState:

@@ -91,7 +91,13 @@ class ClaimsProjection:
             ]
         key = {"claim_id": getattr(data, "claim_id", None)}
         if isinstance(data, ClaimApproved):
-            values = {"status": "approved", "total": data.total, "note": data.policy_note}
+            # Also a rejection revised on facts that arrived late: its reasons no longer hold.
+            values = {
+                "status": "approved",
+                "total": data.total,
+                "note": data.policy_note,
+                "reasons": None,
+            }
             return [Update("claims", key, values)]
         if isinstance(data, ClaimRejected):
             values = {

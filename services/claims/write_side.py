@@ -45,6 +45,15 @@ WRITE_MODEL = (
         CREATE INDEX ON {schema}.worker_claims (worker_id, status);
         """,
     ),
+    Migration(
+        "worker_claims_rejections",
+        """
+        -- A rejection on another service's facts is revised when facts that service had
+        -- recorded before the rejection arrive later (see services.claims.reactions).
+        ALTER TABLE {schema}.worker_claims ADD COLUMN reasons text;
+        ALTER TABLE {schema}.worker_claims ADD COLUMN decided_at timestamptz;
+        """,
+    ),
 )
 
 
@@ -105,7 +114,12 @@ def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
         approved = {"status": "approved", "total": data.total, "death_date": data.death_date}
         return [Update("worker_claims", {"claim_id": data.claim_id}, approved)]
     if isinstance(data, ClaimRejected):
-        return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "rejected"})]
+        rejected = {
+            "status": "rejected",
+            "reasons": ",".join(data.reasons),
+            "decided_at": event.envelope.recorded_at,
+        }
+        return [Update("worker_claims", {"claim_id": data.claim_id}, rejected)]
     assert isinstance(data, ClaimPaid)
     return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "paid"})]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -11,9 +11,12 @@ from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
     Claim,
+    ClaimRules,
+    ClaimState,
     Death,
     Facts,
     Pending,
+    Reconsider,
     Rejected,
     decide_claim,
     malformed,
@@ -154,3 +157,26 @@ def test_malformed_claims_are_refused_at_filing() -> None:
     assert [str(p) for p in malformed(claim(kind="scholarship"))] == [
         "children: a scholarship claim names the children"
     ]
+
+
+def test_a_rejection_on_stale_paid_months_is_revised_when_the_missing_month_arrives() -> None:
+    rules = ClaimRules(BOOK)
+    death = Death("JKM", date(2025, 7, 20))
+    scholarship = claim(
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=CHILD,
+    )
+    at = datetime(2025, 8, 1, 3, 0, tzinfo=UTC)
+    rejected = ClaimState(worker_id=WORKER, status="rejected")
+    stale = Facts("ACTIVE", 35, (), death)
+    caught_up = Facts("ACTIVE", 36, (), death)
+
+    # The 36th month billing had recorded before the rejection: the claim is approved.
+    [approved] = rules.decide(Reconsider(scholarship, caught_up, at, revising=True), rejected)
+    assert approved.event_type == "ClaimApproved"
+    # A revision that still finds too few months records nothing more; a rejection is only
+    # revised by facts older than it (never by a plain reconsideration after a payment).
+    assert rules.decide(Reconsider(scholarship, stale, at, revising=True), rejected) == []
+    assert rules.decide(Reconsider(scholarship, caught_up, at), rejected) == []
