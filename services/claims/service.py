@@ -31,7 +31,13 @@ from services.claims.domain import (
 from services.claims.write_side import ClaimRegistry
 from shared.db import DbConnection
 from shared.decisions import RefusedError
-from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
+from shared.events.claims import (
+    ChildPersonal,
+    ChildrenPersonal,
+    ClaimantPersonal,
+    ClaimDocuments,
+    ClaimFiled,
+)
 from shared.events.personal import KeyStore, seal
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
@@ -125,7 +131,9 @@ class ClaimsService:
             incident_date=claim.incident_date,
             claimant=seal(claimant, key_id, key),
             children=seal(ChildrenPersonal(children=children), key_id, key) if children else None,
-            documents=documents,
+            sealed_documents=(
+                seal(ClaimDocuments(titles=documents), key_id, key) if documents else None
+            ),
             accident_benefit=claim.accident_benefit,
             months_incapacitated=claim.months_incapacitated,
             medical_costs=claim.medical_costs,

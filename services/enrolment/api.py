@@ -43,6 +43,7 @@ from shared.http import (
     service_app,
     service_router,
 )
+from shared.policy.freetext import ClearText
 
 
 class RegisterRequest(BaseModel):
@@ -62,7 +63,7 @@ class RegisterRequest(BaseModel):
 class CorrectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500)
+    reason: ClearText = Field(min_length=3, max_length=500)
     nik: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     address: str | None = Field(default=None, min_length=1, max_length=500)
@@ -76,7 +77,7 @@ class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     end_date: date
-    note: str | None = Field(default=None, max_length=500)
+    note: ClearText | None = Field(default=None, max_length=500)
 
 
 class Appended(BaseModel):

@@ -28,6 +28,7 @@ from shared.http import (
     service_app,
     service_router,
 )
+from shared.policy.freetext import ClearText
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -38,13 +39,13 @@ LEVEL_OF_ROLE: dict[Role, Level] = {
 
 class VerifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=1000)
+    note: ClearText | None = Field(default=None, max_length=1000)
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reasons: list[RejectionReason] = Field(min_length=1, max_length=7)
-    note: str | None = Field(default=None, max_length=1000)
+    note: ClearText | None = Field(default=None, max_length=1000)
 
 
 class DesignateRequest(BaseModel):

@@ -41,6 +41,13 @@ class ChildrenPersonal(Contract):
     children: list[ChildPersonal] = Field(default_factory=list, max_length=10)
 
 
+class ClaimDocuments(Contract):
+    """The titles of the documents a claim comes with ("Akta Kematian a.n. ..."): personal by
+    nature, so sealed under the worker's key and gone with it."""
+
+    titles: list[str] = Field(default_factory=list, max_length=50)
+
+
 class ClaimFiled(Contract):
     claim_id: UUID
     worker_id: UUID
@@ -49,7 +56,13 @@ class ClaimFiled(Contract):
     incident_date: date
     claimant: SealedPersonal
     children: SealedPersonal | None = None
-    documents: list[str] = Field(default_factory=list)
+    documents: list[str] = Field(
+        default_factory=list,
+        description="Document titles in clear: only on claims filed before titles were sealed.",
+    )
+    sealed_documents: SealedPersonal | None = Field(
+        default=None, description="The document titles (ClaimDocuments), sealed."
+    )
     accident_benefit: (
         Literal["medical", "temporary_incapacity", "total_permanent_disability"] | None
     ) = Field(default=None, description="For a JKK accident that is not a death.")

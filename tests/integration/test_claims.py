@@ -15,7 +15,8 @@ import pytest
 from services.claims import wiring as claims_wiring
 from shared.auth import AuthSettings, issue_token
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.integration.publishing import pay_months, start_coverage
+from shared.topic_reader import read_topics
+from tests.integration.publishing import pay_months, relay_outbox, start_coverage
 from tests.integration.sandbox import isolated, running
 
 pytestmark = pytest.mark.integration
@@ -160,3 +161,58 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
         headers=OFFICER | new_key(),
     )
     assert rejected_payment.status_code == 409
+
+
+async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2022, 8, 1), date(2025, 12, 31)
+    )
+    await pay_months(world.kafka, world.database, worker, months("2022-09", 35))
+    death = await file(world, worker, incident_date="2025-07-20")
+    assert death["status"] == "approved"
+    # Billing has recorded the payment of August 2022 (its 36th month); it is still in
+    # billing's outbox, so not on the topic whose end the freshness wait reads.
+    await pay_months(world.kafka, world.database, worker, ["2022-08"], publish=False)
+    children = [{"name": "Anak Satu", "birth_date": "2014-03-01", "school_level": "SD"}]
+    grant = await file(
+        world, worker, kind="scholarship", incident_date="2025-07-20", children=children
+    )
+    assert (grant["status"], grant["reasons"]) == ("rejected", ["insufficient_contributions"])
+
+    await relay_outbox("billing", world.kafka, world.database)
+
+    # The rejection rested on facts older than billing's: it is revised, not final.
+    async def revised() -> bool:
+        seen = await world.api.get(f"/claims/{grant['claim_id']}", headers=OFFICER)
+        return bool(seen.json()["status"] == "approved")
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await revised():
+        assert asyncio.get_running_loop().time() < deadline, "the rejection was never revised"
+        await asyncio.sleep(0.1)
+
+
+async def test_document_titles_are_sealed_and_notes_with_a_nik_refused(world: World) -> None:
+    worker = uuid.uuid4()
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2024, 11, 1), date(2025, 10, 31)
+    )
+    await pay_months(world.kafka, world.database, worker, months("2024-11", 4))
+    title = "Akta Kematian a.n. Sutrisno Hadi, NIK 3375010101800001"
+    filed = await file(world, worker, incident_date="2025-02-10", documents=[title])
+    assert filed["status"] == "approved"
+
+    topic = world.kafka.events_topic("claims")
+    raw = b""
+    deadline = asyncio.get_running_loop().time() + 30
+    while b"sealed_documents" not in raw:  # the claim's filing, once relayed
+        assert asyncio.get_running_loop().time() < deadline, "the filing never reached its topic"
+        await asyncio.sleep(0.1)
+        raw = b"".join(
+            [r.value async for batch in read_topics(world.kafka, [topic]) for r in batch]
+        )
+    assert b"Sutrisno" not in raw
+    assert b"3375010101800001" not in raw
