@@ -69,6 +69,7 @@ EVENT_TYPES: dict[str, EventType] = {
         _single("PremiumInvoiced", "billing", billing.PremiumInvoiced),
         _single("InvoiceIssued", "billing", billing.InvoiceIssued),
         _single("PremiumPaid", "billing", billing.PremiumPaid),
+        _single("PremiumCancelled", "billing", billing.PremiumCancelled),
         _single("ClaimFiled", "claims", claims.ClaimFiled),
         _single("ClaimApproved", "claims", claims.ClaimApproved),
         _single("ClaimRejected", "claims", claims.ClaimRejected),

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shared.db import service_dsn
 from shared.events.billing import PremiumPaid
-from shared.events.enrolment import CoverageStarted
+from shared.events.enrolment import CoverageEnded, CoverageStarted
 from shared.events.types import Premium
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
@@ -71,7 +71,8 @@ async def start_coverage(
     cohort: str,
     start: date,
     end: date,
-) -> None:
+) -> uuid.UUID:
+    """Publish a coverage as enrolment would; its id."""
     data = CoverageStarted(
         worker_id=worker,
         coverage_id=uuid.uuid4(),
@@ -87,6 +88,26 @@ async def start_coverage(
     )
     await publish_as(
         "enrolment", kafka, database, f"worker-{worker}", [("CoverageStarted", data, worker)]
+    )
+    return data.coverage_id
+
+
+async def end_coverage(
+    kafka: KafkaSettings,
+    database: DatabaseSettings,
+    worker: uuid.UUID,
+    coverage_id: uuid.UUID,
+    end: date,
+    reason: str,
+) -> None:
+    data = CoverageEnded(
+        worker_id=worker,
+        coverage_id=coverage_id,
+        end_date=end,
+        reason=reason,  # type: ignore[arg-type]
+    )
+    await publish_as(
+        "enrolment", kafka, database, f"worker-{worker}", [("CoverageEnded", data, worker)]
     )
 
 

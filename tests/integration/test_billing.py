@@ -160,3 +160,54 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     assert 'berlian_events_appended_total{event_type="PremiumPaid",service="billing"}' in metrics
     assert "berlian_projection_lag_records{" in metrics
     assert str(A) not in metrics  # no worker ids in labels
+
+
+async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: World) -> None:
+    deceased, other = uuid.uuid4(), uuid.uuid4()
+    coverage = await publishing.start_coverage(
+        world.kafka, world.database, deceased, "regular", date(2024, 11, 1), date(2025, 10, 31)
+    )
+    await start_coverage(world, other, "regular", date(2024, 11, 1), date(2025, 10, 31))
+    february = (await run(world, "2025-02")).json()
+    march = (await run(world, "2025-03")).json()
+    paid = await world.api.post(
+        f"/invoices/{february['invoice_id']}/payments",
+        json={"payment_ref": "SP2D 201", "paid_on": "2025-02-20", "amount": 33_600},
+        headers=OFFICER | new_key(),
+    )
+    assert paid.status_code == 201, paid.text
+
+    # The death on 20 January is recorded only now, after both months were invoiced.
+    await publishing.end_coverage(
+        world.kafka, world.database, deceased, coverage, date(2025, 1, 20), "deceased"
+    )
+
+    async def march_total() -> int:
+        listed = await world.api.get("/invoices", params={"period": "2025-03"}, headers=OFFICER)
+        return int(listed.json()[0]["total"])
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while await march_total() != 16_800:
+        assert asyncio.get_running_loop().time() < deadline, "March still bills the deceased"
+        await asyncio.sleep(0.1)
+    settled = await world.api.post(
+        f"/invoices/{march['invoice_id']}/payments",
+        json={"payment_ref": "SP2D 301", "paid_on": "2025-03-20", "amount": 16_800},
+        headers=OFFICER | new_key(),
+    )
+    assert settled.status_code == 201, settled.text
+    assert settled.json()["worker_months_paid"] == 1  # only the living worker's month
+    april = (await run(world, "2025-04")).json()
+    assert april["lines"] == 1
+
+    # February was paid before the death was known: it stays paid (owed back to the city) and
+    # is no longer invoiced; March's line for the deceased is gone; April bills one worker.
+    async def regular() -> tuple[int, int]:
+        report = (await world.api.get("/budgets/2024", headers=OFFICER)).json()
+        cohort = next(c for c in report["cohorts"] if c["cohort"] == "regular")
+        return int(cohort["invoiced"]), int(cohort["paid"])
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while await regular() != (3 * 16_800, 33_600 + 16_800):
+        assert asyncio.get_running_loop().time() < deadline, await regular()
+        await asyncio.sleep(0.1)
