@@ -71,8 +71,9 @@ async def start_coverage(
     cohort: str,
     start: date,
     end: date,
+    publish: bool = True,
 ) -> uuid.UUID:
-    """Publish a coverage as enrolment would; its id."""
+    """Record (and publish, unless not ``publish``) a coverage as enrolment would; its id."""
     data = CoverageStarted(
         worker_id=worker,
         coverage_id=uuid.uuid4(),
@@ -87,7 +88,12 @@ async def start_coverage(
         decree_ref="SK 1",
     )
     await publish_as(
-        "enrolment", kafka, database, f"worker-{worker}", [("CoverageStarted", data, worker)]
+        "enrolment",
+        kafka,
+        database,
+        f"worker-{worker}",
+        [("CoverageStarted", data, worker)],
+        publish,
     )
     return data.coverage_id
 

@@ -185,14 +185,40 @@ async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised
     await relay_outbox("billing", world.kafka, world.database)
 
     # The rejection rested on facts older than billing's: it is revised, not final.
-    async def revised() -> bool:
-        seen = await world.api.get(f"/claims/{grant['claim_id']}", headers=OFFICER)
-        return bool(seen.json()["status"] == "approved")
+    await revised_to_approved(world, grant["claim_id"])
 
+
+async def revised_to_approved(world: World, claim_id: str) -> None:
     deadline = asyncio.get_running_loop().time() + 30
-    while not await revised():
-        assert asyncio.get_running_loop().time() < deadline, "the rejection was never revised"
+    while True:
+        seen = (await world.api.get(f"/claims/{claim_id}", headers=OFFICER)).json()
+        if seen["status"] == "approved":
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"never revised: {seen}"
         await asyncio.sleep(0.1)
+
+
+async def test_a_claim_decided_while_a_coverage_sat_in_enrolments_outbox_is_revised(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    await pay_months(world.kafka, world.database, worker, months("2024-11", 4))
+    # Enrolment has recorded the coverage; it is still in enrolment's outbox.
+    await start_coverage(
+        world.kafka,
+        world.database,
+        worker,
+        "regular",
+        date(2024, 11, 1),
+        date(2025, 10, 31),
+        publish=False,
+    )
+    death = await file(world, worker, incident_date="2025-02-10")
+    assert (death["status"], death["reasons"]) == ("rejected", ["not_covered"])
+
+    await relay_outbox("enrolment", world.kafka, world.database)
+
+    await revised_to_approved(world, death["claim_id"])
 
 
 async def test_document_titles_are_sealed_and_notes_with_a_nik_refused(world: World) -> None:
