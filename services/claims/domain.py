@@ -305,6 +305,31 @@ class ClaimRules:
         return state
 
 
+@dataclass(frozen=True)
+class WorkerClaims:
+    """A worker's claims as their events tell it, across the claims' streams: what the
+    duplicate-death rule needs (each claim's benefit, the deaths approved)."""
+
+    benefits: tuple[tuple[UUID, Literal["JKM", "JKK"]], ...] = ()
+    deaths: tuple[tuple[UUID, date], ...] = ()
+
+    def death_other_than(self, claim_id: UUID) -> Death | None:
+        benefits = dict(self.benefits)
+        for approved, died_on in self.deaths:
+            if approved != claim_id:
+                return Death(benefits[approved], died_on)
+        return None
+
+
+def evolve_worker_claims(claims: WorkerClaims, event: Recorded) -> WorkerClaims:
+    data = event.data
+    if isinstance(data, ClaimFiled):
+        return replace(claims, benefits=(*claims.benefits, (data.claim_id, data.benefit)))
+    if isinstance(data, ClaimApproved) and data.death_date is not None:
+        return replace(claims, deaths=(*claims.deaths, (data.claim_id, data.death_date)))
+    return claims
+
+
 def _pay(command: PayClaim, state: ClaimState) -> list[Decided]:
     if state.status == "none":
         raise RefusedError([Problem("claim_id", "no such claim")], conflict=True)

@@ -18,19 +18,20 @@ from services.claims.domain import (
     Approved,
     Claim,
     ClaimRules,
-    Death,
     Decision,
     Facts,
     FileClaim,
     PayClaim,
     Rejected,
+    WorkerClaims,
     benefit_item,
     decide_claim,
+    evolve_worker_claims,
     malformed,
 )
 from services.claims.write_side import ClaimRegistry
 from shared.db import DbConnection
-from shared.decisions import RefusedError
+from shared.decisions import Recorded, RefusedError
 from shared.events.claims import (
     ChildPersonal,
     ChildrenPersonal,
@@ -39,6 +40,7 @@ from shared.events.claims import (
     ClaimFiled,
 )
 from shared.events.personal import KeyStore, seal
+from shared.events.registry import parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
@@ -86,12 +88,14 @@ class ClaimsService:
                 claim.worker_id,
             )
         ]
-        death = await conn.fetchrow(
-            f"SELECT benefit, death_date FROM {self.schema}.worker_claims WHERE worker_id = $1 "
-            "AND death_date IS NOT NULL AND status IN ('approved', 'paid') AND claim_id <> $2",
-            claim.worker_id,
-            claim.claim_id,
-        )
+        worker_claims = WorkerClaims()
+        for stored in await self.store.read_about(
+            claim.worker_id, ("ClaimFiled", "ClaimApproved"), conn
+        ):
+            envelope, data = parse(stored.envelope)
+            worker_claims = evolve_worker_claims(
+                worker_claims, Recorded(data, envelope.recorded_at)
+            )
         policy = self.book.governing(claim.incident_date)
         standing = standing_on(
             claim.incident_date,
@@ -103,7 +107,7 @@ class ClaimsService:
             status=standing.status,
             paid_months=len(paid),
             arrears=standing.arrears,
-            death=Death(death["benefit"], death["death_date"]) if death else None,
+            death=worker_claims.death_other_than(claim.claim_id),
         )
 
     async def file(

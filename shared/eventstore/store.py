@@ -290,6 +290,18 @@ class EventStore:
             [(row["position"],) for row in positions],
         )
 
+    async def read_about(
+        self, worker_id: uuid.UUID, event_types: Sequence[str], conn: DbConnection | None = None
+    ) -> list[StoredEvent]:
+        """A worker's events of these types across all their streams, in the order appended."""
+        rows = await (conn or self._pool).fetch(
+            f"SELECT position, body FROM {self._schema}.events WHERE worker_id = $1 "
+            "AND event_type = any($2::text[]) ORDER BY position",
+            worker_id,
+            list(event_types),
+        )
+        return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
+
     async def read_stream(
         self, stream_id: str, conn: DbConnection | None = None
     ) -> list[StoredEvent]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,9 +20,13 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.billing import wiring as billing_wiring
+from services.claims import wiring as claims_wiring
 from services.enrolment import wiring as enrolment_wiring
+from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
 from shared.db import service_dsn
+from shared.events.enrolment import WorkerRegisteredV1
+from shared.events.types import SealedPersonal
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
 from tests.integration.sandbox import isolated, running
@@ -93,7 +98,7 @@ def keyed(role: str, key: str) -> dict[str, str]:
 
 
 async def retried_safely(
-    world: Billing, path: str, body: dict[str, Any], other: dict[str, Any], role: str
+    world: Billing | Served, path: str, body: dict[str, Any], other: dict[str, Any], role: str
 ) -> dict[str, Any]:
     """Send once with the answer lost, then retry, then retry with another body: one effect."""
     key = keyed(role, str(uuid.uuid4()))
@@ -182,32 +187,6 @@ async def test_concurrent_commands_on_one_stream_are_decided_again(billing: Bill
     assert await billing.events() == len(versions)
 
 
-@dataclass
-class Enrolment:
-    api: httpx.AsyncClient
-    pool: asyncpg.Pool
-
-    async def events(self) -> int:
-        return int(await self.pool.fetchval("SELECT count(*) FROM enrolment.events"))
-
-
-@pytest.fixture
-async def enrolment(
-    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
-) -> AsyncIterator[Enrolment]:
-    kafka = await isolated(kafka_settings, separate_database, "idempotency")
-    process, _ = await enrolment_wiring.build(kafka, separate_database, AuthSettings())
-    dsn = service_dsn(
-        separate_database.database_url, "enrolment", separate_database.service_role_password
-    )
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    try:
-        async with running(process) as api:
-            yield Enrolment(api, pool)
-    finally:
-        await pool.close()
-
-
 def person(nik: str, name: str) -> dict[str, Any]:
     return {
         "nik": nik,
@@ -220,7 +199,16 @@ def person(nik: str, name: str) -> dict[str, Any]:
     }
 
 
-async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> None:
+async def test_enrolment_commands_retried_under_a_key(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> None:
+    async with served(
+        "enrolment", enrolment_wiring.build, kafka_settings, separate_database
+    ) as enrolment:
+        await enrolment_commands(enrolment)
+
+
+async def enrolment_commands(enrolment: Served) -> None:
     officer = bearer("kelurahan_officer", KRAPYAK)
     key = officer | {"Idempotency-Key": "registration-1"}
     first = await enrolment.api.post("/workers", json=person(SITI, "Siti"), headers=key)
@@ -236,6 +224,14 @@ async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> N
     assert await enrolment.events() == registered
 
     worker = first.json()["worker_id"]
+    await publishing.start_coverage(
+        enrolment.kafka,
+        enrolment.database,
+        uuid.UUID(worker),
+        "regular",
+        date(2024, 11, 1),
+        date(2025, 10, 31),
+    )
     for _ in range(100):  # a correction checks the officer's area on the workers read model
         if (await enrolment.api.get(f"/workers/{worker}", headers=officer)).status_code == 200:
             break
@@ -256,9 +252,8 @@ async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> N
     ):
         keyed_headers = headers | {"Idempotency-Key": f"once-{path}"}
         done = await enrolment.api.post(path, json=body, headers=keyed_headers)
-        if done.status_code == 409:  # a withdrawal of a worker not covered: refused, no key kept
-            continue
         assert done.status_code == 201, done.text
+        assert done.json()["stream_version"] > 0
         count = await enrolment.events()
         retry = await enrolment.api.post(path, json=body, headers=keyed_headers)
         assert retry.json() == done.json()
@@ -266,3 +261,140 @@ async def test_enrolment_commands_retried_under_a_key(enrolment: Enrolment) -> N
         assert refused.status_code == 422, refused.text
         assert "already used with a different request" in refused.text
         assert await enrolment.events() == count
+
+
+@dataclass
+class Served:
+    """A service running in the test, with a client that loses its answers and a view of its
+    store."""
+
+    api: httpx.AsyncClient
+    lossy: httpx.AsyncClient
+    pool: asyncpg.Pool
+    kafka: KafkaSettings
+    database: DatabaseSettings
+    schema: str
+
+    async def events(self) -> int:
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM {self.schema}.events"))
+
+
+@asynccontextmanager
+async def served(
+    name: str, build: Any, kafka_settings: KafkaSettings, database: DatabaseSettings
+) -> AsyncIterator[Served]:
+    kafka = await isolated(kafka_settings, database, "idempotency")
+    process, _ = await build(kafka, database, AuthSettings())
+    dsn = service_dsn(database.database_url, name, database.service_role_password)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    lossy_transport = httpx.ASGITransport(app=LosesAnswers(process.app))
+    try:
+        async with (
+            running(process) as api,
+            httpx.AsyncClient(transport=lossy_transport, base_url=f"http://{name}") as lossy,
+        ):
+            yield Served(api, lossy, pool, kafka, database, name)
+    finally:
+        await pool.close()
+
+
+async def answered(send: Any) -> httpx.Response:
+    """The answer once the service's read models caught up (503 and 404 until then)."""
+    for _ in range(600):
+        response: httpx.Response = await send()
+        if response.status_code not in (404, 503):
+            return response
+        await asyncio.sleep(0.1)
+    return response
+
+
+async def test_claims_and_claim_payments_survive_a_lost_answer(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> None:
+    async with served("claims", claims_wiring.build, kafka_settings, separate_database) as claims:
+        worker = uuid.uuid4()
+        await publishing.start_coverage(
+            claims.kafka, claims.database, worker, "regular", date(2024, 11, 1), date(2025, 10, 31)
+        )
+        await publishing.pay_months(
+            claims.kafka, claims.database, worker, ["2024-11", "2024-12", "2025-01"]
+        )
+        death = {
+            "worker_id": str(worker),
+            "benefit": "JKM",
+            "kind": "death",
+            "incident_date": "2025-01-20",
+            "claimant": {"name": "Sri Wahyuni", "relationship": "spouse"},
+        }
+        # Wait until the coverage and the paid months are known: an answer that is decided.
+        probe = keyed("claims_officer", "probe")
+        other_worker = death | {"worker_id": str(uuid.uuid4()), "kind": "scholarship"}
+        await answered(lambda: claims.api.post("/claims", json=other_worker, headers=probe))
+        filed = await retried_safely(
+            claims, "/claims", death, death | {"incident_date": "2025-01-21"}, "claims_officer"
+        )
+        assert (filed["status"], filed["total"]) == ("approved", 42_000_000)
+        payment = {"payment_ref": "BPJS-1", "paid_on": "2025-02-01", "amount": 42_000_000}
+        paid = await retried_safely(
+            claims,
+            f"/claims/{filed['claim_id']}/payments",
+            payment,
+            payment | {"payment_ref": "BPJS-2"},
+            "claims_officer",
+        )
+        assert paid["status"] == "paid"
+
+
+async def test_verification_decisions_retried_under_a_key(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> None:
+    async with served(
+        "verification", verification_wiring.build, kafka_settings, separate_database
+    ) as verification:
+        workers = [uuid.uuid4(), uuid.uuid4()]
+        for worker in workers:
+            await publishing.publish_as(
+                "enrolment",
+                verification.kafka,
+                verification.database,
+                f"worker-{worker}",
+                [("WorkerRegistered", registered(worker), worker)],
+            )
+        officer = bearer("kelurahan_officer", KRAPYAK)
+        for worker, action, body, other in (
+            (workers[0], "verify", {"note": "checked"}, {"note": "checked twice"}),
+            (
+                workers[1],
+                "reject",
+                {"reasons": ["documents_incomplete"]},
+                {"reasons": ["not_resident"]},
+            ),
+        ):
+            path = f"/cases/{worker}/{action}"
+            key = officer | {"Idempotency-Key": f"decision-{worker}"}
+            first = await answered(
+                lambda p=path, k=key, b=body: verification.api.post(p, json=b, headers=k)
+            )
+            assert first.status_code == 200, first.text
+            decided = await verification.events()
+            again = await verification.api.post(path, json=body, headers=key)
+            assert again.json() == first.json() | {"already_decided": True}
+            refused = await verification.api.post(path, json=other, headers=key)
+            assert refused.status_code == 422, refused.text
+            assert "already used with a different request" in refused.text
+            assert await verification.events() == decided
+
+
+def registered(worker: uuid.UUID) -> WorkerRegisteredV1:
+    """A registration as enrolment's first schema version wrote it (what the helper publishes)."""
+    return WorkerRegisteredV1(
+        worker_id=worker,
+        personal=SealedPersonal(key_id=f"worker-{worker}", alg="AES-256-GCM", ciphertext="eA=="),
+        birth_date=date(1980, 7, 5),
+        sex="F",
+        occupation_code="buruh_batik",
+        kelurahan_code=KRAPYAK,
+        kecamatan_code="33.75.01",
+        insured_income=1_000_000,
+        source="api",
+    )

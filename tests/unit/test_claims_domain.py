@@ -18,9 +18,14 @@ from services.claims.domain import (
     Pending,
     Reconsider,
     Rejected,
+    WorkerClaims,
     decide_claim,
+    evolve_worker_claims,
     malformed,
 )
+from shared.decisions import Recorded
+from shared.events.claims import ClaimApproved, ClaimFiled
+from shared.events.types import SealedPersonal
 from shared.policy import policy_book
 from shared.policy.membership import standing_on
 
@@ -180,3 +185,31 @@ def test_a_rejection_on_stale_paid_months_is_revised_when_the_missing_month_arri
     # revised by facts older than it (never by a plain reconsideration after a payment).
     assert rules.decide(Reconsider(scholarship, stale, at, revising=True), rejected) == []
     assert rules.decide(Reconsider(scholarship, caught_up, at), rejected) == []
+
+
+def test_a_workers_claims_fold_to_the_death_already_established() -> None:
+    worker, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime(2025, 2, 1, tzinfo=UTC)
+    sealed = SealedPersonal(key_id="k", alg="AES-256-GCM", ciphertext="eA==")
+    events = [
+        ClaimFiled(
+            claim_id=first,
+            worker_id=worker,
+            benefit="JKK",
+            kind="death",
+            incident_date=date(2025, 1, 10),
+            claimant=sealed,
+        ),
+        ClaimApproved(
+            claim_id=first,
+            worker_id=worker,
+            items=[{"code": "JKK_DEATH", "amount": 70_000_000}],
+            total=70_000_000,
+            death_date=date(2025, 1, 10),
+        ),
+    ]
+    claims = WorkerClaims()
+    for data in events:
+        claims = evolve_worker_claims(claims, Recorded(data, at))
+    assert claims.death_other_than(second) == Death("JKK", date(2025, 1, 10))
+    assert claims.death_other_than(first) is None  # a claim is not its own duplicate
