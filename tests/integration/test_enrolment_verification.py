@@ -27,6 +27,8 @@ from services.verification.projections import PROJECTIONS as VERIFICATION_PROJEC
 from services.verification.service import VerificationService
 from shared.auth import AuthSettings, Role, issue_token
 from shared.db import service_dsn
+from shared.events.claims import BenefitItem, ClaimApproved
+from shared.events.verification import Verified
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.policy import CohortRule, policy_book
@@ -37,6 +39,7 @@ from shared.relay import OutboxRelay
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
+from tests.integration.publishing import publish_as
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
@@ -506,3 +509,91 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
             rebuilt = await rebuild_into(pool, f"{schema}_scratch", projection, p.kafka)
             for table in projection.tables:
                 assert await rows_differing(pool, table, schema, rebuilt.schema) == 0, table
+
+
+async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> None:
+    p = programme
+    await allocate_budget(p.kafka, p.database, 10_000_000, "regular")
+    worker = await register(p, 501)
+    worker_id = uuid.UUID(worker)
+    await verify_twice(p, worker)
+    designated = await p.verification.post(
+        f"/cases/{worker}/designate", json=designation(), headers=CITY
+    )
+    assert designated.status_code == 200, designated.text
+
+    async def coverage_known() -> bool:
+        return bool(
+            await p.enrolment_pool.fetchval(
+                "SELECT count(*) FROM enrolment.coverages WHERE worker_id = $1", worker_id
+            )
+        )
+
+    await eventually(coverage_known)
+    # The expiry job closes the coverage first (2024-12-01 to 2025-11-30) ...
+    assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 1
+    # ... and only then does claims approve a death on 14 September 2025.
+    approved = ClaimApproved(
+        claim_id=uuid.uuid4(),
+        worker_id=worker_id,
+        items=[BenefitItem(code="JKM_LUMP_SUM", amount=42_000_000)],
+        total=42_000_000,
+        death_date=date(2025, 9, 14),
+    )
+    await publish_as(
+        "claims",
+        p.kafka,
+        p.database,
+        f"claim-{approved.claim_id}",
+        [("ClaimApproved", approved, worker_id)],
+    )
+
+    async def recorded_as_deceased() -> bool:
+        row = await p.enrolment_pool.fetchrow(
+            "SELECT end_reason, coverage_end FROM enrolment.workers WHERE worker_id = $1",
+            worker_id,
+        )
+        return bool(row and tuple(row) == ("deceased", date(2025, 9, 14)))
+
+    await eventually(recorded_as_deceased)
+
+    # Designated again for the next fiscal year: refused, saying why.
+    async def death_known() -> bool:
+        return bool(
+            await p.verification_pool.fetchval(
+                "SELECT died_on FROM verification.cases WHERE worker_id = $1", worker_id
+            )
+        )
+
+    await eventually(death_known)
+    renewal = designation() | {"fiscal_year": 2025, "coverage_start": "2025-12-01"}
+    refused = await p.verification.post(f"/cases/{worker}/designate", json=renewal, headers=CITY)
+    assert refused.status_code == 409, refused.text
+    assert "died on 2025-09-14" in refused.text
+
+    # A designation verification decided before it knew of the death: enrolment cannot start
+    # the coverage, and says so in a dead letter rather than ignoring it.
+    late = Verified(
+        worker_id=worker_id,
+        case_id=worker_id,
+        level="city",
+        cohort="regular",
+        cover_months=12,
+        coverage_start=date(2026, 1, 1),
+        fiscal_year=2026,
+        decree_ref="SK 400/1/2026",
+    )
+    await publish_as(
+        "verification", p.kafka, p.database, f"case-{worker}", [("Verified", late, worker_id)]
+    )
+
+    async def dead_lettered() -> bool:
+        reasons = await p.enrolment_pool.fetch("SELECT reason FROM enrolment.dead_letters")
+        return any("the worker has died" in r["reason"] for r in reasons)
+
+    await eventually(dead_lettered)
+    assert not await p.enrolment_pool.fetchval(
+        "SELECT count(*) FROM enrolment.coverages WHERE worker_id = $1 AND start_date > $2",
+        worker_id,
+        date(2025, 9, 14),
+    )
