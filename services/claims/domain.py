@@ -31,6 +31,7 @@ from shared.events.claims import (
     ClaimPaid,
     ClaimRejected,
     ClaimRejectionReason,
+    ClaimReopened,
 )
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem
@@ -289,6 +290,13 @@ class ClaimRules:
                 decision = decide_claim(command.claim, command.facts, self.book)
                 if isinstance(decision, Approved):
                     return decision_events(command.claim, decision, command.at)
+                if isinstance(decision, Pending):
+                    reopened = ClaimReopened(
+                        claim_id=command.claim.claim_id,
+                        worker_id=command.claim.worker_id,
+                        policy_note=decision.note,
+                    )
+                    return [Decided("ClaimReopened", reopened, command.at, None)]
             return []
         return _pay(command, state)
 
@@ -300,6 +308,8 @@ class ClaimRules:
             return replace(state, status="approved", total=data.total)
         if isinstance(data, ClaimRejected):
             return replace(state, status="rejected")
+        if isinstance(data, ClaimReopened):
+            return replace(state, status="pending")
         if isinstance(data, ClaimPaid):
             return replace(state, status="paid")
         return state

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events.billing import PremiumPaid
-from shared.events.claims import ClaimApproved, ClaimFiled, ClaimPaid, ClaimRejected
+from shared.events.claims import (
+    ClaimApproved,
+    ClaimFiled,
+    ClaimPaid,
+    ClaimRejected,
+    ClaimReopened,
+)
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
@@ -67,7 +73,7 @@ class ClaimsProjection:
     name: str = "claims"
     sources: Sequence[str] = ("claims",)
     event_types: frozenset[str] = frozenset(
-        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimPaid"}
+        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimReopened", "ClaimPaid"}
     )
     migrations: Sequence[Migration] = (CLAIMS_TABLE,)
     tables: Sequence[str] = ("claims",)
@@ -105,6 +111,9 @@ class ClaimsProjection:
                 "reasons": ",".join(data.reasons),
                 "note": data.policy_note,
             }
+            return [Update("claims", key, values)]
+        if isinstance(data, ClaimReopened):
+            values = {"status": "pending", "reasons": None, "note": data.policy_note}
             return [Update("claims", key, values)]
         if isinstance(data, ClaimPaid):
             values = {"status": "paid", "paid_on": data.paid_on, "payment_ref": data.payment_ref}

@@ -21,6 +21,7 @@ from shared.events.claims import (
     ClaimFiled,
     ClaimPaid,
     ClaimRejected,
+    ClaimReopened,
 )
 from shared.events.personal import KeyStore, open_sealed
 from shared.eventstore.inline import Appended
@@ -120,6 +121,8 @@ def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
             "decided_at": event.envelope.recorded_at,
         }
         return [Update("worker_claims", {"claim_id": data.claim_id}, rejected)]
+    if isinstance(data, ClaimReopened):
+        return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "pending"})]
     assert isinstance(data, ClaimPaid)
     return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "paid"})]
 
@@ -128,7 +131,7 @@ def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
 class ClaimRegistry:
     keys: KeyStore
     event_types: frozenset[str] = frozenset(
-        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimPaid"}
+        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimReopened", "ClaimPaid"}
     )
 
     async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:

@@ -118,6 +118,18 @@ class ClaimRejected(Contract):
     )
 
 
+class ClaimReopened(Contract):
+    """A rejection revised on facts another service had recorded before it but claims saw only
+    later: by them the claim waits (premiums in arrears, grace), so it is pending again and is
+    decided as the missing months are paid."""
+
+    claim_id: UUID
+    worker_id: UUID
+    policy_note: str | None = Field(
+        default=None, description="The decision in words a claims officer can read to an heir."
+    )
+
+
 class ClaimPaid(Contract):
     claim_id: UUID
     worker_id: UUID

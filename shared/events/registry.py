@@ -73,6 +73,7 @@ EVENT_TYPES: dict[str, EventType] = {
         _single("ClaimFiled", "claims", claims.ClaimFiled),
         _single("ClaimApproved", "claims", claims.ClaimApproved),
         _single("ClaimRejected", "claims", claims.ClaimRejected),
+        _single("ClaimReopened", "claims", claims.ClaimReopened),
         _single("ClaimPaid", "claims", claims.ClaimPaid),
     )
 }

@@ -187,6 +187,24 @@ def test_a_rejection_on_stale_paid_months_is_revised_when_the_missing_month_arri
     assert rules.decide(Reconsider(scholarship, caught_up, at), rejected) == []
 
 
+def test_a_rejection_that_by_the_missing_facts_should_have_waited_is_reopened() -> None:
+    rules = ClaimRules(BOOK)
+    death = claim(incident_date=date(2025, 2, 10))
+    at = datetime(2025, 3, 1, 3, 0, tzinfo=UTC)
+    rejected = ClaimState(worker_id=WORKER, status="rejected")
+    # Claims had seen no payment (inactive); billing had recorded November to January.
+    in_grace = Facts("GRACE", 3, ("2025-02",), None)
+
+    [reopened] = rules.decide(Reconsider(death, in_grace, at, revising=True), rejected)
+
+    assert reopened.event_type == "ClaimReopened"
+    waiting = rules.evolve(rejected, Recorded(reopened.data, at))
+    assert waiting.status == "pending"
+    paid = Facts("ACTIVE", 4, (), None)
+    [approved] = rules.decide(Reconsider(death, paid, at), waiting)
+    assert approved.event_type == "ClaimApproved"
+
+
 def test_a_workers_claims_fold_to_the_death_already_established() -> None:
     worker, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     at = datetime(2025, 2, 1, tzinfo=UTC)
