@@ -23,6 +23,15 @@ class InvoiceView(BaseModel):
     payment_ref: str | None
 
 
+class PremiumView(BaseModel):
+    period: str
+    amount: int
+    fiscal_year: int
+    paid_on: date | None
+    cancelled: bool  # a month the coverage no longer includes (it ended earlier)
+    refund_due: bool  # cancelled after it was paid: the city is owed it back
+
+
 class StandingView(BaseModel):
     worker_id: uuid.UUID
     on: date
@@ -56,6 +65,15 @@ async def invoices(service: BillingService, period: str | None) -> list[InvoiceV
         period,
     )
     return [InvoiceView.model_validate(dict(r)) for r in rows]
+
+
+async def premiums(service: BillingService, worker_id: uuid.UUID) -> list[PremiumView]:
+    rows = await service.pool.fetch(
+        f"SELECT period, amount, fiscal_year, paid_on, cancelled, refund_due "
+        f"FROM {service.schema}.premiums WHERE worker_id = $1 ORDER BY period",
+        worker_id,
+    )
+    return [PremiumView.model_validate(dict(r)) for r in rows]
 
 
 async def standing(service: BillingService, worker_id: uuid.UUID, on: date) -> StandingView:
