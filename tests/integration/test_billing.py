@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
+import asyncpg
 import httpx
 import pytest
 
 from services.billing import wiring as billing_wiring
+from services.billing.projections import PremiumsProjection
 from shared.auth import AuthSettings, issue_token
+from shared.db import service_dsn
+from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
 from tests.integration.sandbox import isolated, running
@@ -211,3 +215,15 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
     while await regular() != (3 * 16_800, 33_600 + 16_800):
         assert asyncio.get_running_loop().time() < deadline, await regular()
         await asyncio.sleep(0.1)
+
+    # The premiums read model, replayed from the topic, is the live one.
+    pool = await asyncpg.create_pool(
+        service_dsn(world.database.database_url, "billing", world.database.service_role_password)
+    )
+    try:
+        rebuilt = await rebuild_into(pool, "billing_scratch", PremiumsProjection(), world.kafka)
+        live = await pool.fetch("SELECT * FROM billing.premiums ORDER BY period")
+        again = await pool.fetch(f"SELECT * FROM {rebuilt.schema}.premiums ORDER BY period")
+        assert [dict(r) for r in again] == [dict(r) for r in live]
+    finally:
+        await pool.close()
