@@ -239,7 +239,9 @@ class InvoiceRules:
 
 
 def _cancel(command: CancelLines, invoice: Invoice) -> list[Decided]:
-    """Each line once: a month the coverage no longer includes is never owed."""
+    """Each line once: a month the coverage no longer includes is never owed. Recorded on the
+    invoice's stream and keyed by it (the worker is in the data), so an invoice's events stay in
+    one partition, in their order, whichever workers' lines they cancel."""
     if invoice.total is None:
         return []
     return [
@@ -258,7 +260,6 @@ def _cancel(command: CancelLines, invoice: Invoice) -> list[Decided]:
             ),
             command.at,
             None,
-            worker_id=line.worker_id,
         )
         for line, period in zip(command.lines, command.periods, strict=True)
         if (line.worker_id, period) not in invoice.cancelled

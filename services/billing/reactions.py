@@ -67,9 +67,7 @@ class CoverageEndReactions:
             )
             # Several invoices may follow one ending: exactly once by the consumed position.
             stream = f"invoice-{invoice_id}"
-            reacted.append(
-                Reacted(stream, self.service.invoices, command, data.worker_id, caused=False)
-            )
+            reacted.append(Reacted(stream, self.service.invoices, command, None, caused=False))
         return reacted
 
 
