@@ -165,8 +165,10 @@ def run_service(
     from shared.logs import configure as configure_logs
     from shared.runtime import stop_on_signals
     from shared.settings import DatabaseSettings, KafkaSettings
+    from shared.tracing import configure as configure_tracing
 
     configure_logs(service)
+    configure_tracing(service)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -22,9 +22,11 @@ from services.enrolment.imports import (
 )
 from services.enrolment.service import SERVICE, EnrolmentService
 from services.enrolment.wiring import EnrolmentSettings
+from shared.auth import Principal
 from shared.db import service_dsn
 from shared.keystore import PostgresKeyStore
 from shared.policy import policy_book
+from shared.scope import AreaClaimError, AreaScope
 from shared.settings import DatabaseSettings
 
 out = Console()
@@ -47,6 +49,11 @@ def import_command(
     except ImportFileError as error:
         out.print(f"[red]cannot import {csv_file}:[/red] {error}")
         raise typer.Exit(code=1) from None
+    try:
+        scope = AreaScope.of(Principal(officer, "kelurahan_officer", kelurahan))
+    except AreaClaimError as error:
+        out.print(f"[red]cannot import {csv_file}:[/red] {error}")
+        raise typer.Exit(code=1) from None
     database = DatabaseSettings()
 
     async def run() -> None:
@@ -64,7 +71,7 @@ def import_command(
                     service,
                     content,
                     officer,
-                    lambda code: code == kelurahan,
+                    scope,
                     lambda n: bar.advance(task, n),
                 )
             out.print(
@@ -76,7 +83,7 @@ def import_command(
                 if row.outcome == "refused":
                     out.print(f"  row {row.row}: {'; '.join(row.reasons)}", markup=False)
             if report is not None:
-                report.write_text(await report_csv(service, result.import_id) or "")
+                report.write_text(await report_csv(service, result.import_id, scope) or "")
                 out.print(f"report written to {report}")
         finally:
             await pool.close()

@@ -1,7 +1,8 @@
 """Offline validation of the Kubernetes manifests: render each overlay with kustomize, then
 validate every object against its schema (Kubernetes objects with ``kubernetes-validate`` in
-strict mode; Strimzi and CloudNativePG objects against their CRDs' schemas). An object whose
-kind has no schema is an error, not a warning."""
+strict mode; Strimzi, CloudNativePG and Prometheus Operator objects against their CRDs'
+schemas). An object whose kind has no schema is an error, not a warning. Then the operations
+rules every workload follows (:func:`policy_problems`)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,18 @@ def render(directory: Path) -> list[dict[str, Any]]:
     )
     if result.returncode != 0:
         raise StackError(f"kustomize build {directory} failed: {result.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in yaml.load_all(result.stdout, Loader=_Yaml12Loader) if doc]
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """kustomize writes YAML 1.2, where an unquoted date stays a string (as the API server reads
+    it); PyYAML's 1.1 rules would turn ``targetTime: 2025-03-01 00:00:00+07`` into a datetime."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _strict(schema: Any) -> Any:
@@ -107,4 +119,55 @@ def validate(
             problems.append(f"{where}: no schema for {key[0]} {key[1]}")
         except kubernetes_validate.ValidationError as error:
             problems.append(f"{where}: {error.message}")
+    return problems
+
+
+WORKLOADS = ("Deployment", "Job", "CronJob")
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    pod: dict[str, Any] = spec["template"]["spec"]
+    return pod
+
+
+def policy_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """What breaks the operations rules, by kind/name and container: every workload runs as
+    non-root from a pinned image (no ``latest``, no missing tag), each container with requests
+    and limits, a read-only root filesystem, no privilege escalation and no capabilities; every
+    Deployment's containers have liveness and readiness probes."""
+    problems = []
+    for workload in objects:
+        if workload.get("kind") not in WORKLOADS:
+            continue
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        pod = pod_spec(workload)
+        if (pod.get("securityContext") or {}).get("runAsNonRoot") is not True:
+            problems.append(f"{where}: the pod does not require a non-root user")
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            named = f"{where} container {container.get('name')}"
+            image = str(container.get("image", ""))
+            tag = image.rsplit("/", 1)[-1].partition(":")[2] if "@" not in image else "digest"
+            if tag in ("", "latest"):
+                problems.append(f"{named}: image {image!r} is not pinned to a version")
+            resources = container.get("resources") or {}
+            for part in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(resources.get(part) or {}):
+                    problems.append(f"{named}: no cpu and memory {part}")
+            security = container.get("securityContext") or {}
+            if security.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{named}: the root filesystem is writable")
+            if security.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{named}: privilege escalation is allowed")
+            if (security.get("capabilities") or {}).get("drop") != ["ALL"]:
+                problems.append(f"{named}: capabilities are not all dropped")
+            if security.get("privileged"):
+                problems.append(f"{named}: runs privileged")
+        if workload["kind"] == "Deployment":
+            for container in pod.get("containers", []):
+                for probe in ("livenessProbe", "readinessProbe"):
+                    if probe not in container:
+                        problems.append(f"{where} container {container.get('name')}: no {probe}")
     return problems

@@ -10,7 +10,7 @@ from services.billing.projections import PROJECTIONS as BILLING
 from services.billing.write_side import WRITE_MODEL as BILLING_WRITE_MODEL
 from services.claims.projections import PROJECTIONS as CLAIMS
 from services.claims.write_side import WRITE_MODEL as CLAIMS_WRITE_MODEL
-from services.enrolment.imports import IMPORT_REPORTS, IMPORT_ROWS
+from services.enrolment.imports import IMPORT_TABLES
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.write_side import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION
@@ -32,7 +32,7 @@ PROJECTIONS: Mapping[str, Sequence[Projection]] = {
 }
 # Tables of the write side beyond the event store (indexes, import reports).
 WRITE_MODELS: Mapping[str, Sequence[Migration]] = {
-    "enrolment": (*ENROLMENT_WRITE_MODEL, IMPORT_ROWS, IMPORT_REPORTS),
+    "enrolment": (*ENROLMENT_WRITE_MODEL, *IMPORT_TABLES),
     "verification": VERIFICATION_WRITE_MODEL,
     "billing": BILLING_WRITE_MODEL,
     "claims": CLAIMS_WRITE_MODEL,

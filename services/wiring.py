@@ -8,8 +8,10 @@ from typing import Any
 from services.billing import wiring as billing
 from services.claims import wiring as claims
 from services.enrolment import wiring as enrolment
+from services.figures import FIGURES
 from services.verification import wiring as verification
 from shared.auth import AuthSettings
+from shared.figures import figures_job
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -30,4 +32,7 @@ async def build_service(
     if name not in BUILDERS:
         raise ValueError(f"unknown service {name!r}; known: {', '.join(BUILDERS)}")
     process, _ = await BUILDERS[name](kafka, database, auth)
+    if name in FIGURES:
+        job = figures_job(process.pool, name, FIGURES[name])
+        process.background = [*process.background, job]
     return process

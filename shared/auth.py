@@ -34,10 +34,6 @@ ROLES: tuple[Role, ...] = (
     "claims_officer",
     "auditor",
 )
-# Roles that see personal data (NIK, names, addresses): those who act on the person.
-PERSONAL_DATA_ROLES: frozenset[str] = frozenset(
-    {"kelurahan_officer", "kecamatan_officer", "city_admin", "claims_officer"}
-)
 ALGORITHM = "HS256"
 ISSUER = "berlian"
 AUDIENCE = "berlian"
@@ -57,11 +53,9 @@ class AuthSettings(BaseSettings):
 class Principal:
     subject: str
     role: Role
-    area: str | None  # kelurahan code for kelurahan officers, kecamatan code for kecamatan officers
-
-    @property
-    def sees_personal_data(self) -> bool:
-        return self.role in PERSONAL_DATA_ROLES
+    # kelurahan code for kelurahan officers, kecamatan code for kecamatan officers; what it
+    # reaches is decided by shared.scope.AreaScope
+    area: str | None
 
 
 def issue_token(
@@ -135,13 +129,4 @@ def require_role(principal: Principal, roles: Iterable[Role]) -> None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"role {principal.role} may not do this; allowed: {', '.join(allowed)}",
-        )
-
-
-def require_area(principal: Principal, area: str, what: str) -> None:
-    """Officers act only in their own kelurahan or kecamatan."""
-    if principal.area is None or not area.startswith(principal.area):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{principal.role} of {principal.area or 'no area'} may not act on {what} in {area}",
         )

@@ -7,6 +7,7 @@ named), never a stack trace."""
 # ``idempotent``.
 import hashlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -14,18 +15,21 @@ from typing import Annotated, Any
 
 import orjson
 from annotated_types import Interval
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import AuthSettings, Principal, authenticated
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
 from shared.eventstore.store import ConcurrencyError, IdempotencyKeyReusedError
+from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
+from shared.scope import AreaClaimError, AreaScope, OutsideAreaError
 
 log = logging.getLogger(__name__)
 # The programme's years; the bound also keeps a number from overflowing the database's integer.
@@ -167,11 +171,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
         return refusal(422, str(error))
 
-    @app.exception_handler(ConcurrencyError)
-    async def overtaken(_: Request, error: ConcurrencyError) -> JSONResponse:
-        # Decided again on the new state several times and overtaken each time: nothing applied.
-        return refusal(409, f"{error}; nothing was applied, retry")
-
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
         return refusal(
@@ -179,6 +178,16 @@ def install_error_handlers(app: FastAPI) -> None:
             str(error),
             problems=[{"field": p.field, "message": p.message} for p in error.problems],
         )
+
+    @app.exception_handler(OutsideAreaError)
+    async def outside_area(_: Request, error: OutsideAreaError) -> JSONResponse:
+        return refusal(403, str(error))
+
+    @app.exception_handler(ConcurrencyError)
+    async def changed_meanwhile(_: Request, error: ConcurrencyError) -> JSONResponse:
+        # Another command changed the same stream first, each time it was decided again:
+        # nothing was applied; read and retry.
+        return refusal(409, f"{error}; nothing was applied: read it again and retry")
 
     @app.exception_handler(NoPolicyInForceError)
     async def before_the_programme(_: Request, error: NoPolicyInForceError) -> JSONResponse:
@@ -218,8 +227,32 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the trace for operators; the caller gets a sentence, never the trace.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return refusal(500, "internal error; the request was not applied")
+        # Answered outside the middlewares: the request's correlation id is taken up again.
+        correlation: uuid.UUID | None = getattr(request.state, "correlation_id", None)
+        with correlated(correlation):
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        answer = refusal(500, "internal error; the request was not applied")
+        if correlation is not None:
+            answer.headers[CORRELATION_HEADER] = str(correlation)
+        return answer
+
+
+def install_tracing(app: FastAPI) -> None:
+    """A span per request (continuing the caller's ``traceparent``), and the request's
+    correlation id (the caller's ``X-Correlation-ID`` when it is a UUID) on its log lines,
+    in its events and in the response."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/live,health/ready,metrics")
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        correlation = parse_correlation(request.headers.get(CORRELATION_HEADER)) or uuid.uuid4()
+        request.state.correlation_id = correlation
+        with correlated(correlation):
+            response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = str(correlation)
+        return response
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -229,9 +262,18 @@ def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The authenticated caller, by the app's authentication settings."""
+    """The authenticated caller, by the app's authentication settings; refused with 401 when
+    their token's area does not fit their role (an empty, partial or malformed code, a number,
+    a list): every endpoint then works on a valid scope."""
     authenticate: Callable[..., Principal] = request.app.state.authenticate
-    return authenticate(credentials)
+    principal = authenticate(credentials)
+    try:
+        AreaScope.of(principal)
+    except AreaClaimError as error:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(error), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    return principal
 
 
 def service_router() -> APIRouter:
@@ -242,10 +284,12 @@ def service_router() -> APIRouter:
 def service_app(
     title: str, description: str, auth: AuthSettings, router: APIRouter, service: object
 ) -> FastAPI:
-    """A service's FastAPI app: its routes, the shared error responses, the domain service
-    its routes depend on (``app.state.service``) and how callers are authenticated."""
+    """A service's FastAPI app: its routes, the shared error responses, tracing and
+    correlation, the domain service its routes depend on (``app.state.service``) and how
+    callers are authenticated."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    install_tracing(app)
     app.state.authenticate = authenticated(auth)
     app.state.service = service
     app.include_router(router)

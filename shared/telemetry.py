@@ -54,6 +54,21 @@ REPLAY_RECORDS = Counter(
 DEAD_LETTERS = Counter(
     "berlian_dead_letters_total", "Records a consumer could not process.", ["consumer", "reason"]
 )
+DEAD_LETTERS_WAITING = Gauge(
+    "berlian_dead_letters_waiting",
+    "Dead letters not yet resolved: records that failed and those parked behind them.",
+    ["consumer"],
+)
+PARKED_STREAMS = Gauge(
+    "berlian_parked_streams",
+    "Streams a consumer holds back behind a dead letter (their later events wait in order).",
+    ["consumer"],
+)
+DEAD_LETTER_AGE_SECONDS = Gauge(
+    "berlian_dead_letter_oldest_age_seconds",
+    "Age of the consumer's oldest unresolved dead letter (0 when none waits).",
+    ["consumer"],
+)
 
 
 def reason_category(reason: str) -> str:
@@ -72,3 +87,33 @@ def reason_category(reason: str) -> str:
         if reason.startswith(category):
             return category.replace(" ", "_")
     return "invalid_event"
+
+
+CHECKPOINT_AGE_SECONDS = Gauge(
+    "berlian_checkpoint_age_seconds",
+    "Seconds since the newest signed checkpoint of the stream heads (alert when stale).",
+)
+
+# The programme's figures, read from the projections (every replica exports the same values:
+# aggregate them with max, not sum). Labels are codes and categories, never a person.
+WORKERS = Gauge(
+    "berlian_workers",
+    "Registered workers by status (registered, covered, ended), cohort and kecamatan code.",
+    ["status", "cohort", "kecamatan"],
+)
+BUDGET_RUPIAH = Gauge(
+    "berlian_budget_rupiah",
+    "Budget allocated to a cohort in a fiscal year.",
+    ["fiscal_year", "cohort"],
+)
+PREMIUMS_RUPIAH = Gauge(
+    "berlian_premiums_rupiah",
+    "Premiums of a cohort and fiscal year, invoiced and (of those) paid.",
+    ["fiscal_year", "cohort", "state"],
+)
+CLAIMS = Gauge("berlian_claims", "Claims by status and benefit.", ["status", "benefit"])
+CLAIMS_WAITING_SECONDS = Gauge(
+    "berlian_claims_oldest_waiting_seconds",
+    "Time since the oldest claim still in this status (pending or approved) was filed.",
+    ["status"],
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from services.audit.asof import Moment, State, rebuild
 from services.audit.history import worker_history
 from services.audit.report import rupiah, templates
 from shared.auth import AuthSettings, Principal, read_token
+from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
 
@@ -107,6 +109,11 @@ def create_app(
             message = f"No worker with NIK or id {query!r}."
             return page("timeline.html.j2", principal, query=query, error=message, entries=None)
         entries = await worker_history(kafka, worker_id)
+        if not AreaScope.of(principal).acts_on_people:
+            entries = [
+                replace(e, details={k: v for k, v in e.details.items() if k not in PROFILE_FIELDS})
+                for e in entries
+            ]
         return page(
             "timeline.html.j2",
             principal,

@@ -27,6 +27,7 @@ from shared.http import (
     service_app,
     service_router,
 )
+from shared.logs import correlation_id
 
 
 class AllocationRequest(BaseModel):
@@ -79,7 +80,7 @@ def context(principal: Principal, key: Idempotency | None) -> CommandContext:
     return CommandContext(
         principal.subject,
         principal.role,
-        uuid.uuid4(),
+        correlation_id(),
         idempotency_key=key.key if key else None,
         fingerprint=key.fingerprint if key else None,
     )
@@ -152,7 +153,9 @@ async def pay(
 async def standing(
     worker_id: uuid.UUID, on: date, principal: Caller, service: Billing
 ) -> StandingView:
-    """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears."""
+    """ACTIVE, GRACE, INACTIVE or NOT_COVERED on a date, with the months in arrears (the
+    city's roles: billing knows no worker's area)."""
+    require_role(principal, ["billing_officer", "city_admin", "claims_officer", "auditor"])
     return await queries.standing(service, worker_id, on)
 
 

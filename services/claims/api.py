@@ -20,6 +20,7 @@ from shared.auth import AuthSettings, Principal, require_role
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
+from shared.logs import correlation_id
 from shared.policy.calendar import business_day
 
 
@@ -88,7 +89,7 @@ def context(principal: Principal, key: Idempotency | None) -> CommandContext:
     return CommandContext(
         principal.subject,
         principal.role,
-        uuid.uuid4(),
+        correlation_id(),
         idempotency_key=key.key if key else None,
         fingerprint=key.fingerprint if key else None,
     )

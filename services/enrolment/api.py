@@ -9,7 +9,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.enrolment import queries
@@ -26,10 +26,11 @@ from services.enrolment.service import (
     Correction,
     DuplicateNikError,
     EnrolmentService,
+    ErasedWorkerError,
     Registration,
     UnknownWorkerError,
 )
-from shared.auth import AuthSettings, Principal, require_area, require_role
+from shared.auth import AuthSettings, Principal, require_role
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
@@ -43,7 +44,9 @@ from shared.http import (
     service_app,
     service_router,
 )
+from shared.logs import correlation_id
 from shared.policy.freetext import ClearText
+from shared.scope import AreaScope
 
 
 class RegisterRequest(BaseModel):
@@ -90,6 +93,11 @@ def appended(handled: Handled) -> Appended:
     return Appended(stream_version=0)
 
 
+class Corrected(BaseModel):
+    stream_version: int
+    changed: bool = Field(description="False: nothing differed from the worker's details.")
+
+
 class Registered(BaseModel):
     worker_id: uuid.UUID
     already_registered: bool
@@ -126,7 +134,7 @@ def context(principal: Principal, key: Idempotency | None) -> CommandContext:
     return CommandContext(
         principal.subject,
         principal.role,
-        uuid.uuid4(),
+        correlation_id(),
         idempotency_key=key.key if key else None,
         fingerprint=key.fingerprint if key else None,
     )
@@ -142,7 +150,8 @@ async def register(
     """Register a worker of the officer's own kelurahan. A retry under the same
     Idempotency-Key answers the worker first registered, with ``already_registered``."""
     require_role(principal, ["kelurahan_officer"])
-    require_area(principal, body.kelurahan_code, "a registration")
+    scope = AreaScope.of(principal)
+    scope.require(body.kelurahan_code, "register a worker")
     personal = WorkerPersonal(
         nik=body.nik,
         full_name=body.full_name,
@@ -158,7 +167,10 @@ async def register(
         body.kelurahan_code,
         RegistrationSource(channel="api"),
     )
-    worker_id, handled = await service.register(registration, context(principal, key))
+    try:
+        worker_id, handled = await service.register(registration, context(principal, key))
+    except DuplicateNikError as error:
+        raise error.seen_by(scope) from None
     return Registered(worker_id=worker_id, already_registered=handled.replayed)
 
 
@@ -186,12 +198,7 @@ async def import_file(request: Request, principal: Caller, service: Enrolment) -
         request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)"
     )
     try:
-        result = await import_csv(
-            service,
-            content,
-            principal.subject,
-            lambda code: code.startswith(principal.area or "-"),
-        )
+        result = await import_csv(service, content, principal.subject, AreaScope.of(principal))
     except ImportFileError as error:
         raise HTTPException(422, str(error)) from None
     return Imported(
@@ -218,36 +225,45 @@ async def import_report(
 ) -> str:
     """The per-row outcome of one import, as CSV (each import of a file has its own)."""
     require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-    report = await report_csv(service, import_id)
+    report = await report_csv(service, import_id, AreaScope.of(principal))
     if report is None:
         raise HTTPException(404, f"no import {import_id}")
     return report
 
 
-@router.post("/workers/{worker_id}/corrections", status_code=201)
+@router.post(
+    "/workers/{worker_id}/corrections",
+    status_code=201,
+    responses={
+        200: {
+            "description": "Nothing differs from the worker's details: no event.",
+            "model": Corrected,
+        }
+    },
+)
 async def correct(
     worker_id: uuid.UUID,
     body: CorrectionRequest,
     principal: Caller,
     service: Enrolment,
+    response: Response,
     key: Annotated[Idempotency | None, Depends(idempotent("correct", required=False))],
-) -> Appended:
-    """Correct a worker's details, with a reason; checked by the registration rules."""
+) -> Corrected:
+    """Correct a worker's details, with a reason; checked by the registration rules. Only
+    what differs is a correction; a move must stay within the officer's area."""
     require_role(principal, ["kelurahan_officer"])
-    row = await queries.worker_row(service, worker_id)
-    if row is None:
-        raise HTTPException(404, f"no worker {worker_id}")
-    require_area(principal, row["kelurahan_code"], "a correction")
-    correction = Correction(
-        worker_id=worker_id,
-        reason=body.reason,
-        personal=body.model_dump(include={"nik", "full_name", "address"}, exclude_none=True),
-        birth_date=body.birth_date,
-        sex=body.sex,
-        occupation_code=body.occupation_code,
-        kelurahan_code=body.kelurahan_code,
-    )
-    return appended(await service.correct(correction, context(principal, key)))
+    scope = AreaScope.of(principal)
+    correction = Correction(**body.model_dump())
+    try:
+        handled, version = await service.correct(
+            worker_id, correction, context(principal, key), scope
+        )
+    except DuplicateNikError as error:
+        raise error.seen_by(scope) from None
+    if handled.result is None:
+        response.status_code = 200
+        return Corrected(stream_version=version, changed=False)
+    return Corrected.model_validate(handled.response)
 
 
 @router.post("/workers/{worker_id}/withdrawal", status_code=201)
@@ -266,17 +282,19 @@ async def withdraw(
 
 @router.get("/summary")
 async def summary(principal: Caller, service: Enrolment) -> Summary:
-    """Workers by status and cohort."""
-    return await queries.summary(service)
+    """Workers by status and cohort, in the caller's area."""
+    return await queries.summary(service, AreaScope.of(principal))
 
 
 @router.get("/workers/{worker_id}")
 async def get_worker(worker_id: uuid.UUID, principal: Caller, service: Enrolment) -> WorkerView:
-    """A worker; personal data only for roles allowed to see it."""
-    row = await queries.worker_row(service, worker_id)
-    if row is None:
+    """A worker of the caller's area; personal data and profile only for roles acting on
+    the person."""
+    scope = AreaScope.of(principal)
+    row = await queries.worker_row(service, worker_id, scope)
+    if row is None:  # or outside the caller's area: the same answer, so nothing is learnt
         raise HTTPException(404, f"no worker {worker_id}")
-    return await queries.view(service, row, principal)
+    return await queries.view(service, row, scope)
 
 
 @router.get("/workers")
@@ -288,8 +306,14 @@ async def find_workers(
     status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[WorkerView]:
-    """Workers by NIK, or by kelurahan and status."""
-    return await queries.workers(service, principal, nik, kelurahan, status, limit)
+    """Workers of the caller's area by NIK (roles acting on the person), or by kelurahan
+    and status."""
+    scope = AreaScope.of(principal)
+    if nik is not None and not scope.acts_on_people:
+        raise HTTPException(403, f"role {principal.role} may not look workers up by NIK")
+    if nik is None and kelurahan is not None:
+        scope.require(kelurahan, "list the workers")
+    return await queries.workers(service, scope, nik, kelurahan, status, limit)
 
 
 @router.get("/workers/{worker_id}/coverage")
@@ -297,7 +321,7 @@ async def coverage_on(
     worker_id: uuid.UUID, on: date, principal: Caller, service: Enrolment
 ) -> CoverageView:
     """Whether the worker was covered on a date, from their own history."""
-    coverage = await queries.coverage_on(service, worker_id, on)
+    coverage = await queries.coverage_on(service, worker_id, on, AreaScope.of(principal))
     if coverage is None:
         raise HTTPException(404, f"no worker {worker_id}")
     return coverage
@@ -314,10 +338,17 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
 
     @app.exception_handler(DuplicateNikError)
     async def duplicate(_: Request, error: DuplicateNikError) -> JSONResponse:
+        # Raised as seen by the caller: the holder's id only when the caller's area reaches it.
+        if error.worker_id is None:
+            return refusal(409, str(error))
         return refusal(409, str(error), worker_id=str(error.worker_id))
 
     @app.exception_handler(UnknownWorkerError)
     async def unknown(_: Request, error: UnknownWorkerError) -> JSONResponse:
         return refusal(404, str(error))
+
+    @app.exception_handler(ErasedWorkerError)
+    async def erased(_: Request, error: ErasedWorkerError) -> JSONResponse:
+        return refusal(409, str(error))
 
     return app

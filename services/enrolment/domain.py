@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -27,6 +27,8 @@ from shared.events.types import Premium, SealedPersonal
 from shared.policy import PolicyBook
 from shared.policy.calendar import business_day
 from shared.policy.eligibility import Problem, check_age, coverage_age_limit_end
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Worker:
     """A worker as enrolment knows them, folded from their stream."""
 
     registered: bool = False
+    personal: SealedPersonal | None = None  # the latest sealed details
     birth_date: date | None = None
     sex: str | None = None
     occupation_code: str | None = None
@@ -166,30 +169,41 @@ def _correct(command: CorrectDetails, worker: Worker, book: PolicyBook) -> list[
     birth_date = command.birth_date or worker.birth_date
     sex = command.sex or worker.sex
     problems = [*check_nik(command.nik, birth_date, sex)]
-    if command.birth_date is not None:
+    # Only what differs from the worker's details is a correction.
+    new_birth_date = _changed(command.birth_date, worker.birth_date)
+    new_sex = _changed(command.sex, worker.sex)
+    new_occupation = _changed(command.occupation_code, worker.occupation_code)
+    new_kelurahan = _changed(command.kelurahan_code, worker.kelurahan_code)
+    if new_birth_date is not None:
         problems += check_age(birth_date, day, policy)
-    if command.occupation_code is not None:
-        problems += check_occupation(command.occupation_code, policy)
-    if command.kelurahan_code is not None:
-        problems += check_kelurahan(command.kelurahan_code, book)
+    if new_occupation is not None:
+        problems += check_occupation(new_occupation, policy)
+    if new_kelurahan is not None:
+        problems += check_kelurahan(new_kelurahan, book)
     if len(command.reason.strip()) < 3:
         problems.append(Problem("reason", "say why the details are corrected"))
     if problems:
         raise RefusedError(problems)
-    kecamatan = (
-        book.kelurahan[command.kelurahan_code].kecamatan_code if command.kelurahan_code else None
-    )
+    if command.personal is None and not any(
+        (new_birth_date, new_sex, new_occupation, new_kelurahan)
+    ):
+        return []  # nothing differs: no event, and nothing (a rejected case) reopens
+    kecamatan = book.kelurahan[new_kelurahan].kecamatan_code if new_kelurahan else None
     event = WorkerDetailsCorrected(
         worker_id=command.worker_id,
         reason=command.reason.strip(),
         personal=command.personal,
-        birth_date=command.birth_date,
-        sex="F" if command.sex == "F" else ("M" if command.sex else None),
-        occupation_code=command.occupation_code,
-        kelurahan_code=command.kelurahan_code,
+        birth_date=new_birth_date,
+        sex="F" if new_sex == "F" else ("M" if new_sex else None),
+        occupation_code=new_occupation,
+        kelurahan_code=new_kelurahan,
         kecamatan_code=kecamatan,
     )
     return [Decided("WorkerDetailsCorrected", event, command.at, policy.version)]
+
+
+def _changed(requested: T | None, current: T | None) -> T | None:
+    return requested if requested is not None and requested != current else None
 
 
 def _start_coverage(command: StartCoverage, worker: Worker, book: PolicyBook) -> list[Decided]:
@@ -298,6 +312,7 @@ def evolve(worker: Worker, data: BaseModel) -> Worker:
         return replace(
             worker,
             registered=True,
+            personal=data.personal,
             birth_date=data.birth_date,
             sex=data.sex,
             occupation_code=data.occupation_code,
@@ -306,6 +321,7 @@ def evolve(worker: Worker, data: BaseModel) -> Worker:
     if isinstance(data, WorkerDetailsCorrected):
         return replace(
             worker,
+            personal=data.personal or worker.personal,
             birth_date=data.birth_date or worker.birth_date,
             sex=data.sex or worker.sex,
             occupation_code=data.occupation_code or worker.occupation_code,

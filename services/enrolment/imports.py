@@ -24,6 +24,7 @@ from shared.decisions import RefusedError
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
+from shared.scope import AreaScope
 
 COLUMNS = (
     "nik",
@@ -39,9 +40,10 @@ COLUMNS = (
 )
 REQUIRED = COLUMNS[:7]
 
-IMPORT_ROWS = Migration(
-    "import_rows",
-    """
+IMPORT_TABLES = (
+    Migration(
+        "import_rows",
+        """
     CREATE TABLE {schema}.import_rows (
         batch_id  text NOT NULL,
         row       integer NOT NULL,
@@ -51,19 +53,28 @@ IMPORT_ROWS = Migration(
         PRIMARY KEY (batch_id, row)
     );
     """,
-)
-# One report per import: the rows' outcomes keyed by the import, so a second import of the same
-# file (every row "already_registered") sits beside the first instead of overwriting it.
-IMPORT_REPORTS = Migration(
-    "import_reports",
-    """
-    ALTER TABLE {schema}.import_rows ADD COLUMN import_id uuid;
-    UPDATE {schema}.import_rows SET import_id = md5(batch_id)::uuid;
-    ALTER TABLE {schema}.import_rows ALTER COLUMN import_id SET NOT NULL;
-    ALTER TABLE {schema}.import_rows DROP CONSTRAINT import_rows_pkey;
-    ALTER TABLE {schema}.import_rows ADD PRIMARY KEY (import_id, row);
-    CREATE INDEX ON {schema}.import_rows (batch_id);
-    """,
+    ),
+    Migration(
+        "import_rows_area",
+        """
+        -- The area of the officer who imported the file: its report is read within that area.
+        ALTER TABLE {schema}.import_rows ADD COLUMN kelurahan_code text,
+            ADD COLUMN kecamatan_code text;
+        """,
+    ),
+    # One report per import: the rows' outcomes keyed by the import, so a second import of the
+    # same file (every row "already_registered") sits beside the first instead of overwriting.
+    Migration(
+        "import_reports",
+        """
+        ALTER TABLE {schema}.import_rows ADD COLUMN import_id uuid;
+        UPDATE {schema}.import_rows SET import_id = md5(batch_id)::uuid;
+        ALTER TABLE {schema}.import_rows ALTER COLUMN import_id SET NOT NULL;
+        ALTER TABLE {schema}.import_rows DROP CONSTRAINT import_rows_pkey;
+        ALTER TABLE {schema}.import_rows ADD PRIMARY KEY (import_id, row);
+        CREATE INDEX ON {schema}.import_rows (batch_id);
+        """,
+    ),
 )
 
 
@@ -95,8 +106,10 @@ class ImportResult:
         return sum(1 for r in self.rows if r.outcome == outcome)
 
 
-def batch_id_of(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()[:16]
+def batch_id_of(content: bytes, area: str) -> str:
+    """One batch per file and area: the same file imported in another kelurahan is another
+    batch, with its own report."""
+    return hashlib.sha256(area.encode() + b"\n" + content).hexdigest()[:16]
 
 
 def decode(content: bytes) -> str:
@@ -186,10 +199,10 @@ async def import_csv(
     service: EnrolmentService,
     content: bytes,
     actor_id: str,
-    allowed_area: Callable[[str], bool],
+    scope: AreaScope,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportResult:
-    batch_id = batch_id_of(content)
+    batch_id = batch_id_of(content, scope.area)
     result = ImportResult(batch_id, uuid.uuid4())
     correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
     first_row_of_nik: dict[str, int] = {}
@@ -200,18 +213,18 @@ async def import_csv(
             window.append(_refused(number, f"nik: the same NIK as row {first_row_of_nik[nik]}"))
         else:
             first_row_of_nik[nik] = number
-            window.append(
-                _import_row(service, row, number, batch_id, actor_id, correlation, allowed_area)
-            )
+            window.append(_import_row(service, row, number, batch_id, actor_id, correlation, scope))
         if len(window) == CONCURRENT_ROWS:
             result.rows += await _gathered(window, progress)
             window = []
     result.rows += await _gathered(window, progress)
+    area = scope.row_codes()
     await service.pool.executemany(
-        f"INSERT INTO {service.schema}.import_rows "
-        "(import_id, batch_id, row, outcome, worker_id, reasons) VALUES ($1, $2, $3, $4, $5, $6)",
+        f"INSERT INTO {service.schema}.import_rows (import_id, batch_id, row, outcome, "
+        "worker_id, reasons, kelurahan_code, kecamatan_code) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [
-            (result.import_id, batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons))
+            (result.import_id, batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons), *area)
             for r in result.rows
         ],
     )
@@ -237,13 +250,13 @@ async def _import_row(
     batch_id: str,
     actor_id: str,
     correlation: uuid.UUID,
-    allowed_area: Callable[[str], bool],
+    scope: AreaScope,
 ) -> RowResult:
-    if not allowed_area(row.get("kelurahan_code", "")):
+    if not scope.allows(row.get("kelurahan_code", "")):
         return RowResult(
             number,
             "refused",
-            reasons=(f"kelurahan_code: {row.get('kelurahan_code')!r} is not your kelurahan",),
+            reasons=(f"kelurahan_code: {row.get('kelurahan_code')!r} is outside {scope.area}",),
         )
     try:
         registration = registration_from(row, batch_id, number)
@@ -259,16 +272,21 @@ async def _import_row(
     except RefusedError as refused:
         return RowResult(number, "refused", reasons=tuple(str(p) for p in refused.problems))
     except DuplicateNikError as duplicate:
-        return RowResult(number, "refused", duplicate.worker_id, (str(duplicate),))
+        seen = duplicate.seen_by(scope)
+        return RowResult(number, "refused", seen.worker_id, (str(seen),))
     return RowResult(number, "already_registered" if handled.replayed else "registered", worker_id)
 
 
-async def report_csv(service: EnrolmentService, import_id: uuid.UUID) -> str | None:
-    """The report of one import (None if there is no such import)."""
+async def report_csv(
+    service: EnrolmentService, import_id: uuid.UUID, scope: AreaScope
+) -> str | None:
+    """The report of one import made within the caller's area, or None."""
+    within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
     rows = await service.pool.fetch(
         f"SELECT row, outcome, worker_id, reasons FROM {service.schema}.import_rows "
-        "WHERE import_id = $1 ORDER BY row",
+        f"WHERE import_id = $1 AND {within.condition} ORDER BY row",
         import_id,
+        *within.args,
     )
     if not rows:
         return None

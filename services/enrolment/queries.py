@@ -10,10 +10,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.enrolment.service import EnrolmentService
-from shared.auth import Principal
 from shared.events.enrolment import WorkerPersonal
 from shared.events.personal import open_sealed
 from shared.events.types import SealedPersonal
+from shared.scope import PROFILE_FIELDS, AreaScope
 
 
 class WorkerView(BaseModel):
@@ -21,9 +21,11 @@ class WorkerView(BaseModel):
     status: str
     kelurahan_code: str
     kecamatan_code: str
-    occupation_code: str
-    birth_date: date
-    sex: str
+    occupation_code: str | None = Field(
+        description="Only for roles that act on the person (it can tell disability or poverty)."
+    )
+    birth_date: date | None = Field(description="Only for roles that act on the person.")
+    sex: str | None = Field(description="Only for roles that act on the person.")
     membership_no: str | None
     cohort: str | None
     coverage_start: date | None
@@ -51,61 +53,80 @@ class CoverageView(BaseModel):
     coverage_end: date | None = None
 
 
-async def worker_row(service: EnrolmentService, worker_id: uuid.UUID) -> Any:
+# What a role that does not act on the person never sees: who they are, and their profile.
+PERSONAL_VIEW = frozenset({"personal", *PROFILE_FIELDS})
+
+
+async def worker_row(
+    service: EnrolmentService, worker_id: uuid.UUID | None, scope: AreaScope
+) -> Any:
+    """The worker's row, or None if there is none in the caller's area."""
+    within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
     return await service.pool.fetchrow(
-        f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1", worker_id
+        f"SELECT * FROM {service.schema}.workers WHERE worker_id = $1 AND {within.condition}",
+        worker_id,
+        *within.args,
     )
 
 
-async def view(service: EnrolmentService, row: Any, principal: Principal) -> WorkerView:
-    personal = None
-    if principal.sees_personal_data:
-        sealed = SealedPersonal.model_validate_json(row["personal"])
-        opened = open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
-        personal = opened if isinstance(opened, WorkerPersonal) else None
+async def view(service: EnrolmentService, row: Any, scope: AreaScope) -> WorkerView:
+    if not scope.acts_on_people:
+        return WorkerView(
+            **{k: row[k] for k in WorkerView.model_fields if k not in PERSONAL_VIEW},
+            **dict.fromkeys(PROFILE_FIELDS),
+        )
+    sealed = SealedPersonal.model_validate_json(row["personal"])
+    opened = open_sealed(sealed, await service.keys.get(sealed.key_id), WorkerPersonal)
     return WorkerView(
-        **{k: row[k] for k in WorkerView.model_fields if k != "personal"}, personal=personal
+        **{k: row[k] for k in WorkerView.model_fields if k != "personal"},
+        personal=opened if isinstance(opened, WorkerPersonal) else None,
     )
 
 
 async def workers(
     service: EnrolmentService,
-    principal: Principal,
+    scope: AreaScope,
     nik: str | None,
     kelurahan: str | None,
     status: str | None,
     limit: int,
 ) -> list[WorkerView]:
     if nik is not None:
-        worker_id = await service.worker_by_nik(nik)
-        found = await worker_row(service, worker_id) if worker_id else None
+        # Registered elsewhere answers as never registered: no probing beyond the area.
+        found = await worker_row(service, await service.worker_by_nik(nik), scope)
         rows = [found] if found else []
     else:
+        within = scope.sql_filter(4, "kelurahan_code", "kecamatan_code")
         rows = await service.pool.fetch(
             f"SELECT * FROM {service.schema}.workers "
             "WHERE ($1::text IS NULL OR kelurahan_code = $1) "
-            "AND ($2::text IS NULL OR status = $2) ORDER BY registered_at LIMIT $3",
+            f"AND ($2::text IS NULL OR status = $2) AND {within.condition} "
+            "ORDER BY registered_at LIMIT $3",
             kelurahan,
             status,
             limit,
+            *within.args,
         )
-    return [await view(service, row, principal) for row in rows]
+    return [await view(service, row, scope) for row in rows]
 
 
-async def summary(service: EnrolmentService) -> Summary:
+async def summary(service: EnrolmentService, scope: AreaScope) -> Summary:
+    within = scope.sql_filter(1, "kelurahan_code", "kecamatan_code")
     rows = await service.pool.fetch(
         f"SELECT status, coalesce(cohort, '-') AS cohort, count(*) AS workers "
-        f"FROM {service.schema}.workers GROUP BY 1, 2 ORDER BY 1, 2"
+        f"FROM {service.schema}.workers WHERE {within.condition} GROUP BY 1, 2 ORDER BY 1, 2",
+        *within.args,
     )
     return Summary(workers=[StatusCount.model_validate(dict(r)) for r in rows])
 
 
 async def coverage_on(
-    service: EnrolmentService, worker_id: uuid.UUID, on: date
+    service: EnrolmentService, worker_id: uuid.UUID, on: date, scope: AreaScope
 ) -> CoverageView | None:
-    """Whether the worker was covered on a date, from their own stream; None: no worker."""
-    worker, version = await service.load(worker_id)
-    if version == 0:
+    """Whether the worker was covered on a date, from their own stream; None: no worker in
+    the caller's area."""
+    worker, _ = await service.load(worker_id)
+    if not worker.registered or not scope.allows(worker.kelurahan_code):
         return None
     coverage = worker.coverage_on(on)
     if coverage is None:

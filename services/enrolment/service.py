@@ -19,7 +19,6 @@ from services.enrolment.domain import Command, CorrectDetails, RegisterWorker, W
 from services.enrolment.rules import membership_number
 from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
-from shared.decisions import RefusedError
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import KeyStore, open_sealed, seal
 from shared.events.types import SealedPersonal
@@ -27,15 +26,36 @@ from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
-from shared.policy.eligibility import Problem
+from shared.scope import AreaScope
 
 SERVICE = "enrolment"
 
 
 class DuplicateNikError(Exception):
-    def __init__(self, worker_id: uuid.UUID) -> None:
-        super().__init__(f"this NIK is already registered as worker {worker_id}")
+    """The NIK is another worker's. Who that worker is shows only to a caller whose area
+    reaches them (``seen_by``): anyone else learns no more than that the NIK is taken."""
+
+    def __init__(self, worker_id: uuid.UUID | None, kelurahan_code: str | None = None) -> None:
+        super().__init__(
+            f"this NIK is already registered as worker {worker_id}"
+            if worker_id
+            else "this NIK is already registered, outside your area"
+        )
         self.worker_id = worker_id
+        self.kelurahan_code = kelurahan_code
+
+    def seen_by(self, scope: AreaScope) -> DuplicateNikError:
+        return self if scope.allows(self.kelurahan_code) else DuplicateNikError(None)
+
+
+class UnknownWorkerError(LookupError):
+    def __init__(self, worker_id: uuid.UUID) -> None:
+        super().__init__(f"no worker {worker_id}")
+
+
+class ErasedWorkerError(Exception):
+    def __init__(self, worker_id: uuid.UUID) -> None:
+        super().__init__(f"the personal data of worker {worker_id} was erased")
 
 
 def stream_of(worker_id: uuid.UUID) -> str:
@@ -52,15 +72,14 @@ class Registration:
     source: RegistrationSource
 
 
-class UnknownWorkerError(LookupError):
-    pass
-
-
 @dataclass(frozen=True)
 class Correction:
-    worker_id: uuid.UUID
+    """What a correction asks to change (None: leave as it is), and why."""
+
     reason: str
-    personal: dict[str, str]  # the personal fields changed (nik, full_name, address)
+    nik: str | None = None
+    full_name: str | None = None
+    address: str | None = None
     birth_date: date | None = None
     sex: str | None = None
     occupation_code: str | None = None
@@ -110,13 +129,13 @@ class EnrolmentService:
         self, registration: Registration, context: CommandContext
     ) -> tuple[uuid.UUID, Handled]:
         """Register a new person; the worker first registered under the command's key when it
-        was handled before."""
+        was handled before. The NIK is looked up only once the rules passed (by the index, in
+        the append), so that a registration made up to test a NIK learns nothing unless it
+        would register someone."""
         worker_id = self._new_id()
         nik = registration.personal.nik
 
         async def sealed_command(conn: DbConnection) -> RegisterWorker:
-            if existing := await self.worker_by_nik(nik, conn):
-                raise DuplicateNikError(existing)
             key_id, key = await self.keys.create(worker_id, conn)
             return RegisterWorker(
                 worker_id=worker_id,
@@ -140,10 +159,79 @@ class EnrolmentService:
                 respond=lambda _: {"worker_id": str(worker_id)},
             )
         except asyncpg.UniqueViolationError:
-            # Registered meanwhile by a concurrent command: the NIK index refused this one.
-            raise DuplicateNikError(await self.worker_by_nik(nik) or worker_id) from None
+            # Registered before, or meanwhile: the NIK index refused this one (rolled back).
+            raise await self._duplicate(await self.worker_by_nik(nik)) from None
         assert handled.result is not None  # a registration always decides an event
         return uuid.UUID(handled.result.stream_id.removeprefix("worker-")), handled
+
+    async def correct(
+        self,
+        worker_id: uuid.UUID,
+        correction: Correction,
+        context: CommandContext,
+        scope: AreaScope,
+    ) -> tuple[Handled, int]:
+        """Correct a worker's details within the caller's area (where they are, and where a
+        move takes them): what the handler did (nothing when nothing differs) and the stream's
+        version. A correction that lost a race with another is decided again on what that one
+        wrote, personal data included."""
+
+        async def sealed_command(conn: DbConnection) -> CorrectDetails:
+            worker, _ = await self.load(worker_id, conn)
+            if not worker.registered or worker.personal is None:
+                raise UnknownWorkerError(worker_id)
+            scope.require(worker.kelurahan_code, "correct a worker")
+            if correction.kelurahan_code is not None:
+                scope.require(correction.kelurahan_code, "move a worker there")
+            key = await self.keys.get(worker.personal.key_id, conn)
+            current = open_sealed(worker.personal, key, WorkerPersonal)
+            if not isinstance(current, WorkerPersonal):
+                raise ErasedWorkerError(worker_id)
+            requested = {
+                "nik": correction.nik,
+                "full_name": correction.full_name,
+                "address": correction.address,
+            }
+            changed = {
+                field: value
+                for field, value in requested.items()
+                if value is not None and value != getattr(current, field)
+            }
+            personal = current.model_copy(update=changed) if changed else None
+            return CorrectDetails(
+                worker_id=worker_id,
+                reason=correction.reason,
+                nik=(personal or current).nik,
+                at=self.clock(),
+                personal=await self.seal_for(worker_id, personal) if personal else None,
+                birth_date=correction.birth_date,
+                sex=correction.sex,
+                occupation_code=correction.occupation_code,
+                kelurahan_code=correction.kelurahan_code,
+            )
+
+        try:
+            handled = await self.handler.handle(
+                stream_of(worker_id),
+                self.rules,
+                sealed_command,
+                context,
+                worker_id=worker_id,
+                respond=lambda result: {"stream_version": result.last_version, "changed": True},
+            )
+        except asyncpg.UniqueViolationError:
+            # The new NIK is another worker's: the NIK index refused the correction.
+            raise await self._duplicate(await self.worker_by_nik(correction.nik or "")) from None
+        if handled.result is not None:
+            return handled, handled.result.last_version
+        _, version = await self.load(worker_id)
+        return handled, version
+
+    async def _duplicate(self, holder: uuid.UUID | None) -> DuplicateNikError:
+        if holder is None:
+            return DuplicateNikError(None)
+        worker, _ = await self.load(holder)
+        return DuplicateNikError(holder, worker.kelurahan_code)
 
     async def execute(
         self, command: Command, context: CommandContext, conn: DbConnection | None = None
@@ -160,36 +248,6 @@ class EnrolmentService:
             respond=lambda result: {"stream_version": result.last_version},
             conn=conn,
         )
-
-    async def correct(self, correction: Correction, context: CommandContext) -> Handled:
-        """Correct a worker's details: changed personal data sealed again under their key."""
-        sealed = await self.pool.fetchval(
-            f"SELECT personal FROM {self.schema}.workers WHERE worker_id = $1",
-            correction.worker_id,
-        )
-        if sealed is None:
-            raise UnknownWorkerError(f"no worker {correction.worker_id}")
-        sealed_personal = SealedPersonal.model_validate_json(sealed)
-        current = open_sealed(
-            sealed_personal, await self.keys.get(sealed_personal.key_id), WorkerPersonal
-        )
-        if not isinstance(current, WorkerPersonal):
-            raise RefusedError(
-                [Problem("worker_id", "this worker's personal data was erased")], True
-            )
-        personal = current.model_copy(update=correction.personal) if correction.personal else None
-        command = CorrectDetails(
-            worker_id=correction.worker_id,
-            reason=correction.reason,
-            nik=(personal or current).nik,
-            at=self.clock(),
-            personal=await self.seal_for(correction.worker_id, personal) if personal else None,
-            birth_date=correction.birth_date,
-            sex=correction.sex,
-            occupation_code=correction.occupation_code,
-            kelurahan_code=correction.kelurahan_code,
-        )
-        return await self.execute(command, context)
 
     async def next_membership_no(self, conn: DbConnection) -> str:
         sequence = await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')")

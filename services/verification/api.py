@@ -16,7 +16,7 @@ from services.verification import queries
 from services.verification.domain import Designate, Reject, Verify
 from services.verification.queries import CaseView, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
-from shared.auth import AuthSettings, Principal, Role, require_area, require_role
+from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
 from shared.http import (
@@ -28,7 +28,9 @@ from shared.http import (
     service_app,
     service_router,
 )
+from shared.logs import correlation_id
 from shared.policy.freetext import ClearText
+from shared.scope import AreaScope
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -77,13 +79,9 @@ async def level_and_area(
     service: VerificationService, principal: Principal, worker_id: uuid.UUID
 ) -> Level:
     require_role(principal, list(LEVEL_OF_ROLE))
-    level = LEVEL_OF_ROLE[principal.role]
     facts = await service.facts(worker_id)
-    if level == "kelurahan":
-        require_area(principal, facts.kelurahan_code, "a case")
-    elif level == "kecamatan":
-        require_area(principal, facts.kecamatan_code, "a case")
-    return level
+    AreaScope.of(principal).require(facts.kelurahan_code, "decide a case")
+    return LEVEL_OF_ROLE[principal.role]
 
 
 async def run(
@@ -95,7 +93,7 @@ async def run(
     context = CommandContext(
         principal.subject,
         principal.role,
-        uuid.uuid4(),
+        correlation_id(),
         idempotency_key=key.key if key else None,
         fingerprint=key.fingerprint if key else None,
     )
@@ -158,9 +156,9 @@ async def designate(
 
 @router.get("/cases/{worker_id}")
 async def case(worker_id: uuid.UUID, principal: Caller, service: Verification) -> CaseView:
-    """A case: its stage and its last decision."""
-    found = await queries.case(service, worker_id)
-    if found is None:
+    """A case of the caller's area: its stage and its last decision."""
+    found = await queries.case(service, worker_id, AreaScope.of(principal))
+    if found is None:  # or outside the caller's area: the same answer, so nothing is learnt
         raise HTTPException(404, f"no case for worker {worker_id}")
     return found
 
@@ -173,9 +171,15 @@ async def worklist(
     service: Verification,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Worklist:
-    """Cases waiting at a level in an area, oldest first, with the count."""
+    """Cases waiting at a level in an area (a kelurahan or a kecamatan code) within the
+    caller's, oldest first, with the count."""
     require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-    return await queries.worklist(service, level, area, limit)
+    scope = AreaScope.of(principal)
+    if not scope.covers(area):
+        raise HTTPException(
+            403, f"{principal.role} may not see the worklist of {area}: outside {scope.area}"
+        )
+    return await queries.worklist(service, level, area, limit, scope)
 
 
 @router.get(

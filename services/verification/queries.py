@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pydantic import BaseModel
 
 from services.verification.service import STAGE_SQL, VerificationService
+from shared.scope import PROFILE_FIELDS, AreaScope, KecamatanCode
 
 
 class CaseView(BaseModel):
@@ -62,26 +63,43 @@ class Designations(BaseModel):
     workers: list[Designated]
 
 
-async def case(service: VerificationService, worker_id: uuid.UUID) -> CaseView | None:
+async def case(
+    service: VerificationService, worker_id: uuid.UUID, scope: AreaScope
+) -> CaseView | None:
+    """The case, if it is in the caller's area; the profile only for roles acting on people."""
+    within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
     row = await service.pool.fetchrow(
-        f"SELECT *, {STAGE_SQL} AS stage FROM {service.schema}.cases WHERE worker_id = $1",
+        f"SELECT *, {STAGE_SQL} AS stage FROM {service.schema}.cases "
+        f"WHERE worker_id = $1 AND {within.condition}",
         worker_id,
+        *within.args,
     )
-    return None if row is None else CaseView.model_validate(dict(row))
+    if row is None:
+        return None
+    found = dict(row)
+    if not scope.acts_on_people:
+        found |= dict.fromkeys(PROFILE_FIELDS & found.keys())
+    return CaseView.model_validate(found)
 
 
-async def worklist(service: VerificationService, level: str, area: str, limit: int) -> Worklist:
-    column = "kelurahan_code" if level == "kelurahan" else "kecamatan_code"
-    where = f"{column} = $1 AND {STAGE_SQL} = $2"
+async def worklist(
+    service: VerificationService, level: str, area: str, limit: int, scope: AreaScope
+) -> Worklist:
+    """Cases waiting at a level in an area (a kelurahan or kecamatan code) within the scope."""
+    column = "kecamatan_code" if KecamatanCode.parse(area) else "kelurahan_code"
+    within = scope.sql_filter(3, "kelurahan_code", "kecamatan_code")
+    where = f"{column} = $1 AND {STAGE_SQL} = $2 AND {within.condition}"
     rows = await service.pool.fetch(
         f"SELECT worker_id, kelurahan_code, registered_at, corrected_at "
-        f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at LIMIT $3",
+        f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at "
+        f"LIMIT ${3 + len(within.args)}",
         area,
         level,
+        *within.args,
         limit,
     )
     count = await service.pool.fetchval(
-        f"SELECT count(*) FROM {service.schema}.cases WHERE {where}", area, level
+        f"SELECT count(*) FROM {service.schema}.cases WHERE {where}", area, level, *within.args
     )
     cases = [WaitingCase.model_validate(dict(r)) for r in rows]
     return Worklist(level=level, area=area, pending=count, cases=cases)

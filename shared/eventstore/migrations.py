@@ -102,6 +102,13 @@ PLATFORM: tuple[Migration, ...] = (
         ALTER TABLE {schema}.commands ADD COLUMN fingerprint text, ADD COLUMN response jsonb;
         """,
     ),
+    Migration(
+        "0004_outbox_traceparent",
+        """
+        -- The trace of the command that appended the event, continued by the relay's publish.
+        ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
+        """,
+    ),
 )
 
 

@@ -21,6 +21,7 @@ from shared.decisions import Decided
 from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
 from shared.telemetry import EVENTS_APPENDED
+from shared.tracing import current_traceparent
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -285,9 +286,10 @@ class EventStore:
     async def _insert(self, conn: DbConnection, envelopes: list[dict[str, Any]]) -> None:
         bodies = [orjson.dumps(e).decode() for e in envelopes]
         positions = await insert_events(conn, self._schema, envelopes, bodies, "RETURNING position")
+        traceparent = current_traceparent()
         await conn.executemany(
-            f"INSERT INTO {self._schema}.outbox (position) VALUES ($1)",
-            [(row["position"],) for row in positions],
+            f"INSERT INTO {self._schema}.outbox (position, traceparent) VALUES ($1, $2)",
+            [(row["position"], traceparent) for row in positions],
         )
 
     async def read_about(

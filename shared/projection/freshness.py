@@ -9,13 +9,12 @@ lag, never made blind.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import TopicPartition
 
+from shared.retries import poll_until_empty
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher, end_offsets
 
@@ -39,21 +38,18 @@ async def wait_until_caught_up(
     topics = [kafka.events_topic(s) for s in sources]
     ends = await (watcher.end_offsets(topics) if watcher else end_offsets(kafka, topics))
     targets = {tp: end for tp, end in ends.items() if end > 0}
-    deadline = time.monotonic() + max_wait
-    delay = 0.01
-    while True:
+
+    async def still_behind() -> dict[TopicPartition, int]:
         rows = await pool.fetch(
             f"SELECT topic, partition, next_offset FROM {schema}.projection_positions "
             "WHERE projection = $1",
             projection,
         )
         stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-        behind = {
+        return {
             tp: end - stored.get(tp, 0) for tp, end in targets.items() if stored.get(tp, 0) < end
         }
-        if not behind:
-            return
-        if time.monotonic() >= deadline:
-            raise ProjectionBehindError(projection, behind)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)
+
+    behind = await poll_until_empty(still_behind, within=max_wait)
+    if behind:
+        raise ProjectionBehindError(projection, behind)

@@ -140,6 +140,7 @@ def _writer(
         owners,
         consumer_name=f"{schema}.{projection.name}",
         include=history.includes if history else None,
+        traced=False,
     )
 
 

@@ -8,17 +8,17 @@ For every partition batch, one database transaction:
   4. applies the projection's row changes and dead-letters what cannot be processed;
   5. stores the next offset.
 
-Transient failures (database unreachable, deadlock, serialisation) are retried with backoff and
-never dead-lettered; an event that can never be processed is dead-lettered and the partition
-moves on. The live runner and replay both write through this class, so a replayed projection is
-built by exactly the code that built the live one.
+Transient failures (database unreachable, deadlock, serialisation) are retried with jittered
+backoff (:mod:`shared.retries`) and never dead-lettered; an event that can never be processed
+is dead-lettered and the partition moves on. The live runner and replay both write through
+this class, so a replayed projection is built by exactly the code that built the live one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeAlias, runtime_checkable
@@ -32,9 +32,12 @@ from shared.deadletters import DeadLetter
 from shared.events.registry import EVENT_TYPES
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import ConcurrencyError
+from shared.logs import correlated
 from shared.projection.changes import RowChange, execute_changes
 from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
+from shared.retries import retry_forever
 from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, reason_category
+from shared.tracing import consuming
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,7 @@ class ProjectionWriter:
         topic_owners: Mapping[str, str],
         consumer_name: str,
         include: EventFilter | None = None,
+        traced: bool = True,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -131,6 +135,7 @@ class ProjectionWriter:
         self._owners = dict(topic_owners)
         self.consumer_name = consumer_name
         self._include = include
+        self._traced = traced
         self.applied = 0
         self.dead_lettered = 0
 
@@ -150,40 +155,41 @@ class ProjectionWriter:
         ``strict``: a batch starting after the stored position is not applied (``Reread``);
         when it comes again from that very position, the gap is real (control records).
         """
-        backoff = 0.2
-        isolate = False
-        while True:
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    stored = await self._lock_position(conn, tp)
-                    if strict and records[0].offset > stored:
-                        return Reread(stored)
-                    fresh = [r for r in records if r.offset >= stored]
-                    if not fresh:
-                        return stored
-                    await self._apply(conn, fresh, isolate)
-                    next_offset = int(fresh[-1].offset) + 1
-                    await conn.execute(
-                        f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
-                        "WHERE projection = $1 AND topic = $2 AND partition = $3",
-                        self.projection.name,
-                        tp.topic,
-                        tp.partition,
-                        next_offset,
-                    )
-                return next_offset
-            except _BatchRefusedError:
-                isolate = True
-            except TRANSIENT_ERRORS as error:
-                log.warning(
-                    "projection %s: transient failure on %s, retrying in %.1fs: %s",
-                    self.consumer_name,
-                    tp,
-                    backoff,
-                    error,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        return await retry_forever(
+            lambda: self._write_batch(tp, records, strict),
+            TRANSIENT_ERRORS,
+            f"projection {self.consumer_name}: transient failure on {tp}",
+        )
+
+    async def _write_batch(
+        self, tp: TopicPartition, records: list[Record], strict: bool
+    ) -> int | Reread:
+        try:
+            return await self._write_once(tp, records, strict, isolate=False)
+        except _BatchRefusedError:
+            return await self._write_once(tp, records, strict, isolate=True)
+
+    async def _write_once(
+        self, tp: TopicPartition, records: list[Record], strict: bool, isolate: bool
+    ) -> int | Reread:
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await self._lock_position(conn, tp)
+            if strict and records[0].offset > stored:
+                return Reread(stored)
+            fresh = [r for r in records if r.offset >= stored]
+            if not fresh:
+                return stored
+            await self._apply(conn, fresh, isolate)
+            next_offset = int(fresh[-1].offset) + 1
+            await conn.execute(
+                f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
+                "WHERE projection = $1 AND topic = $2 AND partition = $3",
+                self.projection.name,
+                tp.topic,
+                tp.partition,
+                next_offset,
+            )
+        return next_offset
 
     async def _lock_position(self, conn: DbConnection, tp: TopicPartition) -> int:
         # One statement that creates the row if needed, locks it, and returns the latest
@@ -248,32 +254,10 @@ class ProjectionWriter:
             stream, version = event.envelope.stream_id, event.envelope.stream_version
             if version <= outcome.versions.get(stream, known.get(stream, 0)):
                 continue  # republished by the relay: already applied
-            try:
-                changes = list(self.projection.apply(event))
-            except Exception as error:  # a rule that cannot apply is dead-lettered
-                outcome.dead.append(
-                    (record, f"projection {self.projection.name} failed: {error!r}")
-                )
+            with self._handling(record, event):
+                refused = await self._apply_one(conn, record, event, isolate, outcome)
+            if refused:
                 continue
-            if isolate or self._reactor is not None:
-                # Each event in its own savepoint: a refusal undoes only that event's effects.
-                try:
-                    async with conn.transaction():
-                        await execute_changes(conn, self._schema, changes)
-                        if self._reactor is not None:
-                            await self._reactor.react(conn, event)
-                except TRANSIENT_ERRORS:
-                    raise
-                except asyncpg.PostgresError as error:
-                    outcome.dead.append((record, f"database refused the changes: {error}"))
-                    continue
-                except Exception as error:  # a reaction that cannot happen is dead-lettered
-                    outcome.dead.append(
-                        (record, f"reaction {self.projection.name} failed: {error!r}")
-                    )
-                    continue
-            else:
-                outcome.changes.extend(changes)
             outcome.versions[stream] = version
             outcome.applied += 1
         if not isolate:
@@ -286,6 +270,56 @@ class ProjectionWriter:
                 raise _BatchRefusedError from error
         await self._record(conn, outcome)
         return outcome
+
+    async def _apply_one(
+        self,
+        conn: DbConnection,
+        record: Record,
+        event: ConsumedEvent,
+        isolate: bool,
+        outcome: _Outcome,
+    ) -> bool:
+        """Apply one event (and its reaction); True when it was dead-lettered instead."""
+        try:
+            changes = list(self.projection.apply(event))
+        except Exception as error:  # a rule that cannot apply is dead-lettered
+            outcome.dead.append((record, f"projection {self.projection.name} failed: {error!r}"))
+            return True
+        if isolate or self._reactor is not None:
+            # Each event in its own savepoint: a refusal undoes only that event's effects.
+            try:
+                async with conn.transaction():
+                    await execute_changes(conn, self._schema, changes)
+                    if self._reactor is not None:
+                        await self._reactor.react(conn, event)
+            except TRANSIENT_ERRORS:
+                raise
+            except asyncpg.PostgresError as error:
+                outcome.dead.append((record, f"database refused the changes: {error}"))
+                return True
+            except Exception as error:  # a reaction that cannot happen is dead-lettered
+                outcome.dead.append((record, f"reaction {self.projection.name} failed: {error!r}"))
+                return True
+        else:
+            outcome.changes.extend(changes)
+        return False
+
+    def _handling(self, record: Record, event: ConsumedEvent) -> ExitStack[bool | None]:
+        """A live consumer applies each record in a span continuing the record's trace, with its
+        correlation id on the log lines; a replay adds nothing to the traces of long ago."""
+        handling = ExitStack()
+        if self._traced:
+            handling.enter_context(
+                consuming(
+                    self.consumer_name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.headers,
+                )
+            )
+            handling.enter_context(correlated(event.envelope.correlation_id))
+        return handling
 
     def _not_read(self, record: Record) -> bool:
         for key, value in record.headers or ():

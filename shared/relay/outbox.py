@@ -23,7 +23,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared.db import CONNECTION_LOST, DbConnection
+from shared.retries import retry_until_stopped, wait_or_stop
 from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISH_SECONDS
+from shared.tracing import publishing
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,18 @@ def record_headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("content-type", b"application/json"),
         ("correlation_id", str(envelope["correlation_id"]).encode()),
     ]
+
+
+def _span_attributes(envelope: dict[str, Any]) -> dict[str, str]:
+    return {
+        "berlian.event_type": str(envelope["event_type"]),
+        "berlian.correlation_id": str(envelope["correlation_id"]),
+        "messaging.message.id": str(envelope["event_id"]),
+    }
+
+
+class _LockLostError(Exception):
+    """The relay's lock connection closed: the relay starts over, taking the lock again."""
 
 
 class OutboxRelay:
@@ -69,7 +83,7 @@ class OutboxRelay:
         total = 0
         while True:
             rows = await self._pool.fetch(
-                f"SELECT o.position, e.body FROM {self._schema}.outbox o "
+                f"SELECT o.position, o.traceparent, e.body FROM {self._schema}.outbox o "
                 f"JOIN {self._schema}.events e USING (position) ORDER BY o.position LIMIT $1",
                 self._batch_size,
             )
@@ -79,14 +93,17 @@ class OutboxRelay:
             deliveries = []
             for row in rows:
                 envelope = orjson.loads(row["body"])
-                deliveries.append(
-                    await self._producer.send(
-                        self._topic,
-                        value=row["body"].encode(),
-                        key=record_key(envelope),
-                        headers=record_headers(envelope),
+                with publishing(
+                    self._topic, row["traceparent"], _span_attributes(envelope)
+                ) as trace:
+                    deliveries.append(
+                        await self._producer.send(
+                            self._topic,
+                            value=row["body"].encode(),
+                            key=record_key(envelope),
+                            headers=[*record_headers(envelope), *trace],
+                        )
                     )
-                )
             await asyncio.gather(*deliveries)
             OUTBOX_PUBLISH_SECONDS.labels(self._schema).observe(time.perf_counter() - started)
             await self._mark_published([row["position"] for row in rows])
@@ -104,29 +121,19 @@ class OutboxRelay:
         """Publish until ``stop`` is set: woken by NOTIFY from appends, polling as a fallback.
         Losing the database (a restart, a failover) costs the lock and the listener: both are
         taken again once it is back."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                await self._serve(stop, notify_channel)
-                return
-            except CONNECTION_LOST as error:
-                failures += 1
-                delay = min(0.2 * 2**failures, 10.0)
-                log.warning(
-                    "outbox relay %s lost the database: %s; again in %.1fs",
-                    self._topic,
-                    error,
-                    delay,
-                )
-                if await _wait(stop, delay):
-                    return
+        await retry_until_stopped(
+            stop,
+            lambda: self._serve(stop, notify_channel),
+            (*CONNECTION_LOST, _LockLostError),
+            f"outbox relay {self._topic} lost the database",
+        )
 
     async def _serve(self, stop: asyncio.Event, notify_channel: str) -> None:
         async with self._pool.acquire() as conn:
             while not await conn.fetchval(
                 "SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key
             ):
-                if await _wait(stop, self._poll_interval):
+                if await wait_or_stop(stop, self._poll_interval):
                     return
             await conn.add_listener(notify_channel, self._on_notify)
             try:
@@ -139,23 +146,17 @@ class OutboxRelay:
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock_key)
 
     async def _publish_until(self, stop: asyncio.Event, lock_holder: DbConnection) -> None:
-        failures = 0
         while not stop.is_set():
-            if lock_holder.is_closed():  # the lock went with it: another relay may hold it now
-                raise asyncpg.InterfaceError("the relay's lock connection was closed")
             self._wake.clear()
-            try:
-                await self.publish_pending()
-                OUTBOX_BACKLOG.labels(self._schema).set(await self.backlog())
-                failures = 0
-            except (KafkaError, *CONNECTION_LOST, asyncpg.PostgresError) as error:
-                # Broker or database away: what is in the outbox stays there; retry.
-                failures += 1
-                delay = min(0.2 * 2**failures, 10.0)
-                log.warning("outbox relay %s: %s; retrying in %.1fs", self._topic, error, delay)
-                if await _wait(stop, delay):
-                    return
-                continue
+            # Broker or database away: what is in the outbox stays there; retry.
+            published = await retry_until_stopped(
+                stop,
+                lambda: self._publish_holding(lock_holder),
+                (KafkaError, *CONNECTION_LOST, asyncpg.PostgresError),
+                f"outbox relay {self._topic}",
+            )
+            if not published:
+                return
             waker = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait(
@@ -164,14 +165,11 @@ class OutboxRelay:
             waker.cancel()
             stopper.cancel()
 
+    async def _publish_holding(self, lock_holder: DbConnection) -> None:
+        if lock_holder.is_closed():  # the lock went with it: another relay may hold it now
+            raise _LockLostError(f"the lock of {self._topic}'s relay went with its connection")
+        await self.publish_pending()
+        OUTBOX_BACKLOG.labels(self._schema).set(await self.backlog())
+
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

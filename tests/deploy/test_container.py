@@ -1,8 +1,14 @@
-"""The container image and the compose file follow the operations rules, checked offline."""
+"""The container image and the compose file follow the operations rules, checked offline: the
+image installs the runtime lock only, which holds no development tool and every package the
+services import."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import re
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +16,16 @@ import pytest
 import yaml
 
 pytestmark = pytest.mark.unit
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+DEV_LOCK = ROOT / "requirements.lock"
+FIRST_PARTY = {"shared", "services", "deploy"}
+# The checkout's own packages that commands run only from a checkout import (`berlian bench`).
+CHECKOUT_ONLY = {"bench", "tests"}
+# Used by the test suite only (offline validation of the manifests), never by a command.
+DEVELOPMENT_MODULES = {DEPLOY / "k8s_validation.py"}
+TOOLS = {"pytest", "mypy", "ruff", "selenium", "schemathesis", "hypothesis", "testcontainers"}
 
 
 def final_stage(dockerfile: str) -> list[str]:
@@ -53,3 +68,76 @@ def test_compose_runs_kafka_postgres_migrations_and_the_four_services() -> None:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert all(port.startswith("127.0.0.1:") for port in service["ports"])
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def pins(lock: Path) -> dict[str, str]:
+    """Package (normalised name) -> pinned version, from a uv-compiled lock file."""
+    found = re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", lock.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in found}
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def development_extra() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return names(project["optional-dependencies"]["dev"])
+
+
+def runtime_dependencies() -> set[str]:
+    return names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def imported_distributions() -> dict[str, set[str]]:
+    """Each third-party module the shipped code imports -> the distributions providing it."""
+    providers = importlib.metadata.packages_distributions()
+    modules = set()
+    for package in FIRST_PARTY:
+        for path in (ROOT / package).rglob("*.py"):
+            if path in DEVELOPMENT_MODULES:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    modules |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    modules.add(node.module.split(".")[0])
+    third_party = modules - FIRST_PARTY - CHECKOUT_ONLY - set(sys.stdlib_module_names)
+    return {m: {d.lower().replace("_", "-") for d in providers.get(m, [])} for m in third_party}
+
+
+def test_the_image_installs_the_runtime_lock_only() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+
+    installs = [line for line in dockerfile.splitlines() if " -r " in line]
+    assert installs
+    assert all("-r requirements-runtime.lock" in line for line in installs)
+    assert "COPY requirements-runtime.lock" in dockerfile
+    assert "requirements.lock" not in dockerfile.replace("requirements-runtime.lock", "")
+
+
+def test_the_runtime_lock_holds_no_development_tool() -> None:
+    runtime = pins(RUNTIME_LOCK)
+
+    assert not TOOLS & set(runtime)
+    assert not development_extra() & set(runtime)
+    assert not any(
+        name.startswith(("pytest", "types-")) or name.endswith("-stubs") for name in runtime
+    )
+
+
+def test_the_runtime_lock_has_every_package_the_services_import() -> None:
+    runtime = pins(RUNTIME_LOCK)
+    imported = imported_distributions()
+
+    assert {"fastapi", "asyncpg", "aiokafka", "opentelemetry", "tenacity"} <= set(imported)
+    missing = {m: d for m, d in imported.items() if not d & set(runtime)}
+    assert missing == {}
+
+
+def test_the_runtime_lock_pins_what_the_tests_run_with() -> None:
+    runtime, development = pins(RUNTIME_LOCK), pins(DEV_LOCK)
+
+    assert set(runtime) < set(development)
+    assert runtime_dependencies() <= set(runtime)
+    assert {n: v for n, v in runtime.items() if development[n] != v} == {}

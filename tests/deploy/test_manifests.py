@@ -1,4 +1,7 @@
-"""The Kubernetes manifests render, validate against their schemas, and follow the rules."""
+"""The Kubernetes manifests render, validate against their schemas, and follow the rules: the
+overlays describe everything the services need (the Kafka cluster, the database with its
+backups, scraping and alerting, the audit web page behind TLS), an operator applies them as
+they are."""
 
 from __future__ import annotations
 
@@ -7,12 +10,29 @@ from typing import Any
 
 import pytest
 
-from deploy.k8s_validation import K8S_DIR, crd_dir, crd_schemas, render, validate
+from deploy.k8s_validation import (
+    K8S_DIR,
+    crd_dir,
+    crd_schemas,
+    pod_spec,
+    policy_problems,
+    render,
+    validate,
+)
 from deploy.kafka_acls import CLUSTER_RESOURCE, Grant, grants, reader_grants
 from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
 SERVICES = ("enrolment", "verification", "billing", "claims")
+DEPLOYMENTS = (*SERVICES, "audit-web")
+FIXTURES = Path(__file__).parent / "fixtures"
+KINDS = {
+    "ConfigMap", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
+    "PodDisruptionBudget", "NetworkPolicy", "Ingress", "Job", "CronJob",
+    "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser",
+    "Cluster", "ScheduledBackup",
+    "ServiceMonitor", "PodMonitor", "PrometheusRule",
+}  # fmt: skip
 OVERLAYS = {"dev": 3, "prod": 12}  # overlay -> partitions of each topic
 
 
@@ -38,34 +58,185 @@ def test_every_rendered_object_is_valid(
     assert validate(objects, crds) == []
 
 
-def test_a_broken_manifest_is_refused(crds: dict[tuple[str, str], dict[str, Any]]) -> None:
-    problems = validate(render(Path(__file__).parent / "fixtures" / "broken"), crds)
-
-    assert any(p.startswith("Deployment/broken") and "two" in p for p in problems)
-    assert any(p.startswith("Deployment/misspelt") and "livenessProbes" in p for p in problems)
-    assert any(p.startswith("KafkaTopic/broken") and "twelve" in p for p in problems)
-    assert any(p.startswith("KafkaTopic/broken") and "replicationFactor" in p for p in problems)
-    assert "Unheard/broken: no schema for example.org/v1 Unheard" in problems
-
-
-def test_deployments_have_probes_limits_and_run_locked_down(
+def test_the_overlay_holds_every_kind_an_operator_needs(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, objects = overlay
-    deployments = of_kind(objects, "Deployment")
-    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(SERVICES)
-    for deployment in deployments:
-        pod = deployment["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        for container in pod["containers"] + pod.get("initContainers", []):
-            security = container["securityContext"]
-            assert security["allowPrivilegeEscalation"] is False
-            assert security["readOnlyRootFilesystem"] is True
-            assert security["capabilities"]["drop"] == ["ALL"]
-            assert {"requests", "limits"} <= set(container["resources"])
+    assert {o["kind"] for o in objects} == KINDS
+
+
+def test_a_broken_manifest_is_refused(crds: dict[tuple[str, str], dict[str, Any]]) -> None:
+    problems = validate(render(FIXTURES / "broken"), crds)
+
+    def refused(where: str, what: str) -> bool:
+        return any(p.startswith(where) and what in p for p in problems)
+
+    assert refused("Deployment/broken", "two")
+    assert refused("Deployment/misspelt", "livenessProbes")
+    assert refused("KafkaTopic/broken", "twelve")
+    assert refused("KafkaTopic/broken", "replicationFactor")
+    assert "Unheard/broken: no schema for example.org/v1 Unheard" in problems
+    # One broken object of each kind the overlays gained.
+    assert refused("Kafka/broken", "scram-sha-256")
+    assert refused("KafkaNodePool/broken", "three")
+    assert refused("ScheduledBackup/broken", "scheduel")
+    assert refused("Backup/broken", "tape")
+    assert refused("Cluster/broken", "destinationPath")
+    assert refused("ServiceMonitor/broken", "endpoint")
+    assert refused("PodMonitor/broken", "often")
+    assert refused("PrometheusRule/broken", "expression")
+    assert refused("Ingress/broken", "secret")
+
+
+def test_the_restore_objects_are_valid(crds: dict[tuple[str, str], dict[str, Any]]) -> None:
+    objects = render(K8S_DIR / "restore")
+
+    assert validate(objects, crds) == []
+    [backup] = of_kind(objects, "Backup")
+    [cluster] = of_kind(objects, "Cluster")
+    assert backup["spec"]["cluster"]["name"] == cluster["metadata"]["name"] == "berlian-db"
+    [source] = cluster["spec"]["externalClusters"]
+    assert cluster["spec"]["bootstrap"]["recovery"]["source"] == source["name"]
+
+
+def test_every_workload_follows_the_operations_rules(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    assert policy_problems(objects) == []
+
+
+def test_an_unsafe_workload_is_named_for_each_rule_it_breaks(
+    crds: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    objects = render(FIXTURES / "unsafe")
+    assert validate(objects, crds) == []  # valid objects: what fails is the policy
+
+    problems = set(policy_problems(objects))
+
+    latest, untagged = "Deployment/unsafe container latest", "Deployment/unsafe container untagged"
+    assert "Deployment/unsafe: the pod does not require a non-root user" in problems
+    assert f"{latest}: image 'registry.example.org/berlian:latest' is not pinned to a version" in (
+        problems
+    )
+    assert (
+        f"{untagged}: image 'registry.example.org:5000/berlian' is not pinned to a version"
+        in problems
+    )
+    assert f"{latest}: no cpu and memory requests" in problems
+    assert f"{untagged}: no cpu and memory limits" in problems
+    assert f"{latest}: the root filesystem is writable" in problems
+    assert f"{latest}: privilege escalation is allowed" in problems
+    assert f"{latest}: capabilities are not all dropped" in problems
+    assert f"{latest}: runs privileged" in problems
+    assert f"{latest}: no livenessProbe" in problems
+    assert f"{latest}: no readinessProbe" in problems
+    assert "CronJob/unsafe container writable: the root filesystem is writable" in problems
+    assert not any(p.startswith(untagged) and "Probe" in p for p in problems)
+
+
+def test_deployments_probe_their_health_and_spread_over_zones_and_nodes(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    deployments = {d["metadata"]["name"]: d for d in of_kind(objects, "Deployment")}
+    assert sorted(deployments) == sorted(DEPLOYMENTS)
+    for name, deployment in deployments.items():
+        pod = pod_spec(deployment)
         [main] = pod["containers"]
-        assert main["livenessProbe"]["httpGet"]["path"] == "/health/live"
-        assert main["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        if name in SERVICES:
+            assert main["livenessProbe"]["httpGet"]["path"] == "/health/live"
+            assert main["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+        assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in spread.values():
+            assert (
+                constraint["labelSelector"]["matchLabels"]
+                == (deployment["spec"]["selector"]["matchLabels"])
+            )
+
+
+def test_kafka_runs_in_kraft_mode_with_the_contracts_replication_and_the_clients_listener(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    name, objects = overlay
+    [kafka] = of_kind(objects, "Kafka")
+    pools = {p["metadata"]["name"]: p for p in of_kind(objects, "KafkaNodePool")}
+    assert {tuple(p["spec"]["roles"]) for p in pools.values()} == {("controller",), ("broker",)}
+    for pool in pools.values():
+        assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    config = kafka["spec"]["kafka"]["config"]
+    if name == "prod":
+        assert pools["brokers"]["spec"]["replicas"] == pools["controllers"]["spec"]["replicas"] == 3
+        assert (config["default.replication.factor"], config["min.insync.replicas"]) == (3, 2)
+        assert kafka["spec"]["kafka"]["rack"]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert config["auto.create.topics.enable"] is False
+    # The listener the clients' settings name: TLS on 9093, SCRAM-SHA-512, ACLs enforced.
+    client = config_of(objects)
+    host, port = client["KAFKA_BOOTSTRAP_SERVERS"].split(":")
+    assert host == f"{kafka['metadata']['name']}-kafka-bootstrap"
+    [listener] = [lst for lst in kafka["spec"]["kafka"]["listeners"] if lst["port"] == int(port)]
+    assert listener["tls"] is True
+    assert client["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    mechanism = client["KAFKA_SASL_MECHANISM"].lower()
+    assert listener["authentication"]["type"] == mechanism
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    for user in of_kind(objects, "KafkaUser"):
+        assert user["spec"]["authentication"]["type"] == mechanism
+    topics_and_users = of_kind(objects, "KafkaTopic") + of_kind(objects, "KafkaUser")
+    assert {o["metadata"]["labels"]["strimzi.io/cluster"] for o in topics_and_users} == {
+        kafka["metadata"]["name"]
+    }
+
+
+def test_the_database_is_backed_up_every_night_to_its_archive(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    [cluster] = of_kind(objects, "Cluster")
+    [nightly] = of_kind(objects, "ScheduledBackup")
+    assert nightly["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert nightly["spec"]["method"] == "barmanObjectStore"
+    store = cluster["spec"]["backup"]["barmanObjectStore"]
+    assert store["destinationPath"].startswith("s3://")
+    assert store["wal"]["encryption"] == store["data"]["encryption"] == "AES256"
+    assert cluster["spec"]["backup"]["retentionPolicy"] == "30d"
+
+
+def test_every_service_is_scraped_and_the_alert_rules_are_loaded(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    services = {s["metadata"]["name"]: s for s in of_kind(objects, "Service")}
+    monitors = {m["metadata"]["name"]: m for m in of_kind(objects, "ServiceMonitor")}
+    assert sorted(monitors) == sorted(SERVICES)
+    for name, monitor in monitors.items():
+        labels = monitor["spec"]["selector"]["matchLabels"]
+        assert labels.items() <= services[name]["metadata"]["labels"].items()
+        ports = {p["name"] for p in services[name]["spec"]["ports"]}
+        assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [
+            (p, "/metrics") for p in ports
+        ]
+    [rules] = of_kind(objects, "PrometheusRule")
+    assert sum(len(g["rules"]) for g in rules["spec"]["groups"]) > 0
+
+
+def test_the_audit_web_page_is_served_over_tls_from_a_secret(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    [ingress] = of_kind(objects, "Ingress")
+    [tls] = ingress["spec"]["tls"]
+    assert tls["secretName"] == "berlian-audit-tls"
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] in tls["hosts"]
+    [path] = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    [service] = [s for s in of_kind(objects, "Service") if s["metadata"]["name"] == backend["name"]]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    [web] = [d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == "audit-web"]
+    assert pod_spec(web)["containers"][0]["args"][:2] == ["audit", "web"]
+    assert service["spec"]["selector"] == web["spec"]["selector"]["matchLabels"]
 
 
 def test_autoscaling_never_exceeds_the_partitions(
@@ -86,10 +257,10 @@ def test_each_service_has_a_network_policy_a_budget_and_one_kafka_user_writing_o
 ) -> None:
     _, objects = overlay
     assert sorted(p["metadata"]["name"] for p in of_kind(objects, "NetworkPolicy")) == sorted(
-        SERVICES
+        DEPLOYMENTS
     )
     assert sorted(p["metadata"]["name"] for p in of_kind(objects, "PodDisruptionBudget")) == sorted(
-        SERVICES
+        DEPLOYMENTS
     )
     users = {u["metadata"]["name"]: declared_grants(u) for u in of_kind(objects, "KafkaUser")}
     assert sorted(users) == sorted([*SERVICES, "auditor"])
@@ -123,10 +294,7 @@ def test_every_kafka_client_logs_in_over_tls_as_its_own_principal(
     for workload in objects:
         if workload["kind"] not in ("Deployment", "Job", "CronJob"):
             continue
-        spec = workload["spec"]
-        pod = (spec["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else spec)["template"][
-            "spec"
-        ]
+        pod = pod_spec(workload)
         for container in pod["containers"]:
             env = {e["name"]: e for e in container.get("env", [])}
             command = container["args"][0]

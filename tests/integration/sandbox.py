@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -80,3 +80,12 @@ async def isolated(kafka: KafkaSettings, database: DatabaseSettings, label: str)
     await ensure_topics(own)
     await migrate_all(database)
     return own
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Until the projections show what was written (the bound only ends a broken run)."""
+    for _ in range(2400):  # two minutes on a loaded machine
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the projections never showed it")

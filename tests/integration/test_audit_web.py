@@ -144,6 +144,8 @@ async def test_an_auditor_and_a_city_administrator_use_the_page(
             assert kind in timeline
         assert "(sealed)" in timeline
         assert browser.find_element(By.ID, "name").text == "not shown to your role"
+        for profile in ("birth_date", "sex", "occupation_code"):  # not the auditor's need
+            assert f"{profile}:" not in timeline
 
         browser.get(f"{base}/dashboard")
         shot(browser, "dashboard")
@@ -165,6 +167,7 @@ async def test_an_auditor_and_a_city_administrator_use_the_page(
         await asyncio.to_thread(search, browser, base, worker_id)
         name = browser.find_element(By.ID, "name").text
         assert name not in ("", "not shown to your role")
+        assert "birth_date:" in browser.find_element(By.ID, "timeline").text
         nik = browser.find_element(By.XPATH, "//dt[.='NIK']/following-sibling::dd[1]").text
         await asyncio.to_thread(search, browser, base, nik)
         shot(browser, "timeline-by-nik")

@@ -135,6 +135,44 @@ def test_a_correction_is_checked_by_the_same_rules() -> None:
     assert fixed.data.model_dump(exclude_none=True)["kecamatan_code"] == "33.75.02"
 
 
+def test_a_correction_that_changes_nothing_decides_no_event() -> None:
+    worker = given(register())
+    same = CorrectDetails(
+        WORKER,
+        "checked again",
+        "3375014507800003",
+        AT,
+        birth_date=date(1980, 7, 5),
+        sex="F",
+        occupation_code="buruh_batik",
+        kelurahan_code="33.75.01.1004",
+    )
+
+    assert decide(same, worker, BOOK) == []
+
+
+def test_a_correction_records_only_what_differs() -> None:
+    worker = given(register())
+    [decided] = decide(
+        CorrectDetails(
+            WORKER,
+            "new trade",
+            "3375014507800003",
+            AT,
+            sex="F",
+            occupation_code="pedagang_keliling",
+            kelurahan_code="33.75.01.1004",
+        ),
+        worker,
+        BOOK,
+    )
+
+    assert decided.data.model_dump(exclude_none=True, exclude={"worker_id"}) == {
+        "reason": "new trade",
+        "occupation_code": "pedagang_keliling",
+    }
+
+
 def test_coverage_runs_for_the_designated_months_at_16800_a_month() -> None:
     [decided] = decide(start(), given(register()), BOOK)
 
