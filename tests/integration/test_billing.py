@@ -222,8 +222,10 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
     )
     try:
         rebuilt = await rebuild_into(pool, "billing_scratch", PremiumsProjection(), world.kafka)
-        live = await pool.fetch("SELECT * FROM billing.premiums ORDER BY period")
-        again = await pool.fetch(f"SELECT * FROM {rebuilt.schema}.premiums ORDER BY period")
+        live = await pool.fetch("SELECT * FROM billing.premiums ORDER BY worker_id, period")
+        again = await pool.fetch(
+            f"SELECT * FROM {rebuilt.schema}.premiums ORDER BY worker_id, period"
+        )
         assert [dict(r) for r in again] == [dict(r) for r in live]
     finally:
         await pool.close()

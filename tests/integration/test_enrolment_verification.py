@@ -513,12 +513,13 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
 
 async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> None:
     p = programme
-    await allocate_budget(p.kafka, p.database, 10_000_000, "regular")
+    # Incidental cover (3 months from December 2024): the regular quota here is the first test's.
+    await allocate_budget(p.kafka, p.database, 1_000_000, "incidental")
     worker = await register(p, 501)
     worker_id = uuid.UUID(worker)
     await verify_twice(p, worker)
     designated = await p.verification.post(
-        f"/cases/{worker}/designate", json=designation(), headers=CITY
+        f"/cases/{worker}/designate", json=designation(3, "incidental"), headers=CITY
     )
     assert designated.status_code == 200, designated.text
 
@@ -530,15 +531,17 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
         )
 
     await eventually(coverage_known)
-    # The expiry job closes the coverage first (2024-12-01 to 2025-11-30) ...
-    assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 1
-    # ... and only then does claims approve a death on 14 September 2025.
+    # The expiry job closes the coverage first (2024-12-01 to 2025-02-28) ...
+    assert await end_expired_coverages(p.enrolment_service, date(2025, 3, 1)) >= 1
+    worker_state, _ = await p.enrolment_service.load(worker_id)
+    assert worker_state.coverages[0].ended_on == date(2025, 2, 28)
+    # ... and only then does claims approve a death on 14 January 2025.
     approved = ClaimApproved(
         claim_id=uuid.uuid4(),
         worker_id=worker_id,
         items=[BenefitItem(code="JKM_LUMP_SUM", amount=42_000_000)],
         total=42_000_000,
-        death_date=date(2025, 9, 14),
+        death_date=date(2025, 1, 14),
     )
     await publish_as(
         "claims",
@@ -553,7 +556,7 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
             "SELECT end_reason, coverage_end FROM enrolment.workers WHERE worker_id = $1",
             worker_id,
         )
-        return bool(row and tuple(row) == ("deceased", date(2025, 9, 14)))
+        return bool(row and tuple(row) == ("deceased", date(2025, 1, 14)))
 
     await eventually(recorded_as_deceased)
 
@@ -566,10 +569,10 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
         )
 
     await eventually(death_known)
-    renewal = designation() | {"fiscal_year": 2025, "coverage_start": "2025-12-01"}
+    renewal = designation(3, "incidental") | {"fiscal_year": 2025, "coverage_start": "2025-03-01"}
     refused = await p.verification.post(f"/cases/{worker}/designate", json=renewal, headers=CITY)
     assert refused.status_code == 409, refused.text
-    assert "died on 2025-09-14" in refused.text
+    assert "died on 2025-01-14" in refused.text
 
     # A designation verification decided before it knew of the death: enrolment cannot start
     # the coverage, and says so in a dead letter rather than ignoring it.
@@ -577,8 +580,8 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
         worker_id=worker_id,
         case_id=worker_id,
         level="city",
-        cohort="regular",
-        cover_months=12,
+        cohort="incidental",
+        cover_months=3,
         coverage_start=date(2026, 1, 1),
         fiscal_year=2026,
         decree_ref="SK 400/1/2026",
@@ -595,5 +598,5 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
     assert not await p.enrolment_pool.fetchval(
         "SELECT count(*) FROM enrolment.coverages WHERE worker_id = $1 AND start_date > $2",
         worker_id,
-        date(2025, 9, 14),
+        date(2025, 1, 14),
     )
