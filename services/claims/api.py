@@ -145,6 +145,39 @@ async def claims(
     return await queries.claims(service, worker_id)
 
 
+class InstalmentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    child: str = Field(pattern=r"^child-[0-9]{1,2}$")
+    school_year: str = Field(pattern=r"^[0-9]{4}/[0-9]{4}$")
+    married: bool = Field(description="The heir declares the child has married.")
+    working: bool = Field(description="The heir declares the child works.")
+
+
+class InstalmentView(BaseModel):
+    claim_id: uuid.UUID
+    status: Literal["approved"]
+    child: str
+    school_year: str
+
+
+@router.post("/claims/{claim_id}/instalments", status_code=201)
+async def approve_instalment(
+    claim_id: uuid.UUID,
+    body: InstalmentRequest,
+    principal: Caller,
+    service: Claims,
+    key: Annotated[Idempotency | None, Depends(idempotent("claim-instalment", required=True))],
+) -> InstalmentView:
+    """A later school year of a scholarship award, once it has begun and while the child is
+    still eligible; then paid like an approval (``/payments`` with its amount)."""
+    require_role(principal, ["claims_officer"])
+    handled = await service.approve_instalment(
+        claim_id, body.child, body.school_year, body.married, body.working, context(principal, key)
+    )
+    return InstalmentView.model_validate(handled.response)
+
+
 @router.post("/claims/{claim_id}/payments", status_code=201)
 async def pay(
     claim_id: uuid.UUID,

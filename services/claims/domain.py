@@ -20,6 +20,7 @@ from services.claims.benefits import (
     medical,
     rupiah,
     scholarship,
+    school_year_start,
     temporary_incapacity,
     total_permanent_disability,
 )
@@ -32,6 +33,7 @@ from shared.events.claims import (
     ClaimRejected,
     ClaimRejectionReason,
     ClaimReopened,
+    ScholarshipInstalmentApproved,
 )
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem
@@ -256,7 +258,21 @@ class PayClaim:
     at: datetime
 
 
-ClaimCommand = FileClaim | Reconsider | PayClaim
+@dataclass(frozen=True)
+class ApproveInstalment:
+    """A later school year of a scholarship award, asked for once it has begun, with what the
+    heir declares of the child."""
+
+    claim_id: UUID
+    child: str
+    school_year: str
+    today: date  # the business day the instalment is asked for
+    married: bool
+    working: bool
+    at: datetime
+
+
+ClaimCommand = FileClaim | Reconsider | PayClaim | ApproveInstalment
 
 
 @dataclass(frozen=True)
@@ -265,7 +281,9 @@ class ClaimState:
 
     worker_id: UUID | None = None
     status: Literal["none", "pending", "approved", "rejected", "paid"] = "none"
-    total: int | None = None
+    total: int | None = None  # what the next payment pays: the approval, or an instalment
+    open_instalments: tuple[BenefitItem, ...] = ()  # a scholarship award's years not yet paid
+    ended_for: frozenset[str] = frozenset()  # children no longer eligible (married, working)
 
 
 @dataclass(frozen=True)
@@ -298,6 +316,8 @@ class ClaimRules:
                     )
                     return [Decided("ClaimReopened", reopened, command.at, None)]
             return []
+        if isinstance(command, ApproveInstalment):
+            return _instalment(command, state)
         return _pay(command, state)
 
     def evolve(self, state: ClaimState, event: Recorded) -> ClaimState:
@@ -305,7 +325,21 @@ class ClaimRules:
         if isinstance(data, ClaimFiled):
             return replace(state, worker_id=data.worker_id, status="pending")
         if isinstance(data, ClaimApproved):
-            return replace(state, status="approved", total=data.total)
+            return replace(
+                state,
+                status="approved",
+                total=data.total,
+                open_instalments=tuple(data.open_instalments),
+            )
+        if isinstance(data, ScholarshipInstalmentApproved):
+            still_open = tuple(
+                i
+                for i in state.open_instalments
+                if (i.child, i.school_year) != (data.item.child, data.item.school_year)
+            )
+            return replace(
+                state, status="approved", total=data.item.amount, open_instalments=still_open
+            )
         if isinstance(data, ClaimRejected):
             return replace(state, status="rejected")
         if isinstance(data, ClaimReopened):
@@ -338,6 +372,52 @@ def evolve_worker_claims(claims: WorkerClaims, event: Recorded) -> WorkerClaims:
     if isinstance(data, ClaimApproved) and data.death_date is not None:
         return replace(claims, deaths=(*claims.deaths, (data.claim_id, data.death_date)))
     return claims
+
+
+def _instalment(command: ApproveInstalment, state: ClaimState) -> list[Decided]:
+    """Each later school year once, when it has begun and the child is still eligible."""
+    if state.status == "none":
+        raise RefusedError([Problem("claim_id", "no such claim")], conflict=True)
+    if state.status == "approved":
+        raise RefusedError(
+            [Problem("claim_id", "the last approval is not paid yet; pay it first")], True
+        )
+    due = [
+        i
+        for i in state.open_instalments
+        if (i.child, i.school_year) == (command.child, command.school_year)
+    ]
+    if not due:
+        raise RefusedError(
+            [
+                Problem(
+                    "school_year",
+                    f"{command.school_year} for {command.child} is not open on the award (paid "
+                    "already, past the child's 23rd year, or no scholarship)",
+                )
+            ],
+            conflict=True,
+        )
+    first_year = int(command.school_year.split("/")[0])
+    if command.today < school_year_start(first_year):
+        raise RefusedError(
+            [
+                Problem(
+                    "school_year",
+                    f"the {command.school_year} school year begins on "
+                    f"{school_year_start(first_year)}; it is paid once it has begun",
+                )
+            ]
+        )
+    if command.married or command.working:
+        raise RefusedError(
+            [Problem("child", f"{command.child} is married or working: the scholarship ends")]
+        )
+    assert state.worker_id is not None  # set by the filing
+    approved = ScholarshipInstalmentApproved(
+        claim_id=command.claim_id, worker_id=state.worker_id, item=due[0]
+    )
+    return [Decided("ScholarshipInstalmentApproved", approved, command.at, None)]
 
 
 def _pay(command: PayClaim, state: ClaimState) -> list[Decided]:

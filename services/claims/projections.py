@@ -13,6 +13,7 @@ from shared.events.claims import (
     ClaimPaid,
     ClaimRejected,
     ClaimReopened,
+    ScholarshipInstalmentApproved,
 )
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert
@@ -73,7 +74,14 @@ class ClaimsProjection:
     name: str = "claims"
     sources: Sequence[str] = ("claims",)
     event_types: frozenset[str] = frozenset(
-        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimReopened", "ClaimPaid"}
+        {
+            "ClaimFiled",
+            "ClaimApproved",
+            "ClaimRejected",
+            "ClaimReopened",
+            "ScholarshipInstalmentApproved",
+            "ClaimPaid",
+        }
     )
     migrations: Sequence[Migration] = (CLAIMS_TABLE,)
     tables: Sequence[str] = ("claims",)
@@ -110,6 +118,14 @@ class ClaimsProjection:
                 "status": "rejected",
                 "reasons": ",".join(data.reasons),
                 "note": data.policy_note,
+            }
+            return [Update("claims", key, values)]
+        if isinstance(data, ScholarshipInstalmentApproved):
+            # The next payment is this school year's instalment.
+            values = {
+                "status": "approved",
+                "total": data.item.amount,
+                "note": data.item.description,
             }
             return [Update("claims", key, values)]
         if isinstance(data, ClaimReopened):

@@ -16,6 +16,7 @@ import asyncpg
 
 from services.claims.domain import (
     Approved,
+    ApproveInstalment,
     Claim,
     ClaimRules,
     Decision,
@@ -45,6 +46,7 @@ from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
+from shared.policy.calendar import business_day
 from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
@@ -158,6 +160,34 @@ class ClaimsService:
             context,
             worker_id=claim.worker_id,
             respond=lambda _: claim_answer(claim.claim_id, decided[0]),
+        )
+
+    async def approve_instalment(
+        self,
+        claim_id: uuid.UUID,
+        child: str,
+        school_year: str,
+        married: bool,
+        working: bool,
+        context: CommandContext,
+    ) -> Handled:
+        """A later school year of a scholarship award, once it has begun; then paid as any
+        approval (``pay`` with its amount)."""
+        now = self.clock()
+        command = ApproveInstalment(
+            claim_id, child, school_year, business_day(now), married, working, now
+        )
+        return await self.handler.handle(
+            stream_of(claim_id),
+            self.rules,
+            command,
+            context,
+            respond=lambda _: {
+                "claim_id": str(claim_id),
+                "status": "approved",
+                "child": child,
+                "school_year": school_year,
+            },
         )
 
     async def pay(

@@ -130,6 +130,15 @@ class ClaimReopened(Contract):
     )
 
 
+class ScholarshipInstalmentApproved(Contract):
+    """A later school year of a scholarship award, paid once: it has begun and the child is
+    still eligible (under 23 when it began, neither married nor working)."""
+
+    claim_id: UUID
+    worker_id: UUID
+    item: BenefitItem
+
+
 class ClaimPaid(Contract):
     claim_id: UUID
     worker_id: UUID

@@ -75,6 +75,7 @@ EVENT_TYPES: dict[str, EventType] = {
         _single("ClaimRejected", "claims", claims.ClaimRejected),
         _single("ClaimReopened", "claims", claims.ClaimReopened),
         _single("ClaimPaid", "claims", claims.ClaimPaid),
+        _single("ScholarshipInstalmentApproved", "claims", claims.ScholarshipInstalmentApproved),
     )
 }
 

@@ -10,20 +10,23 @@ import pytest
 from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
+    ApproveInstalment,
     Claim,
     ClaimRules,
     ClaimState,
     Death,
     Facts,
+    PayClaim,
     Pending,
     Reconsider,
     Rejected,
     WorkerClaims,
     decide_claim,
+    decision_events,
     evolve_worker_claims,
     malformed,
 )
-from shared.decisions import Recorded
+from shared.decisions import Recorded, RefusedError
 from shared.events.claims import ClaimApproved, ClaimFiled
 from shared.events.types import SealedPersonal
 from shared.policy import policy_book
@@ -231,3 +234,39 @@ def test_a_workers_claims_fold_to_the_death_already_established() -> None:
         claims = evolve_worker_claims(claims, Recorded(data, at))
     assert claims.death_other_than(second) == Death("JKK", date(2025, 1, 10))
     assert claims.death_other_than(first) is None  # a claim is not its own duplicate
+
+
+def test_each_later_school_year_is_paid_once_when_begun_and_the_child_still_eligible() -> None:
+    rules = ClaimRules(BOOK)
+    scholarship = claim(
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=CHILD,
+    )
+    at = datetime(2025, 8, 1, 3, 0, tzinfo=UTC)
+    decision = decide_claim(scholarship, Facts("ACTIVE", 36, (), Death("JKM", at.date())), BOOK)
+    state = ClaimState(worker_id=WORKER, status="pending")
+    for event in decision_events(scholarship, decision, at):
+        state = rules.evolve(state, Recorded(event.data, at))
+    [paid] = rules.decide(PayClaim(scholarship.claim_id, "BPJS-1", at.date(), 1_500_000, at), state)
+    state = rules.evolve(state, Recorded(paid.data, at))
+
+    def ask(year: str, today: date, married: bool = False) -> ApproveInstalment:
+        return ApproveInstalment(scholarship.claim_id, "child-1", year, today, married, False, at)
+
+    with pytest.raises(RefusedError, match="begins on 2026-07-01"):
+        rules.decide(ask("2026/2027", date(2026, 6, 30)), state)  # not begun: never paid early
+    with pytest.raises(RefusedError, match="married or working"):
+        rules.decide(ask("2026/2027", date(2026, 7, 15), married=True), state)
+    [instalment] = rules.decide(ask("2026/2027", date(2026, 7, 15)), state)
+    assert instalment.event_type == "ScholarshipInstalmentApproved"
+    state = rules.evolve(state, Recorded(instalment.data, at))
+    assert (state.status, state.total) == ("approved", 1_500_000)  # TK, second year
+    [paid_again] = rules.decide(
+        PayClaim(scholarship.claim_id, "BPJS-2", date(2026, 7, 20), 1_500_000, at), state
+    )
+    state = rules.evolve(state, Recorded(paid_again.data, at))
+    with pytest.raises(RefusedError, match="not open on the award"):
+        rules.decide(ask("2026/2027", date(2026, 8, 1)), state)  # each school year once
+    assert len(state.open_instalments) == len(decision.open_instalments) - 1  # type: ignore[union-attr]
