@@ -142,6 +142,21 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     ]
     assert {i["child"] for i in grant["open_instalments"]} == {"child-1"}
     assert sum(i["amount"] for i in grant["open_instalments"]) == 87_000_000 - 1_500_000
+    paid_grant = await world.api.post(
+        f"/claims/{grant['claim_id']}/payments",
+        json={"payment_ref": "BPJS-S1", "paid_on": "2025-08-01", "amount": grant["total"]},
+        headers=OFFICER | new_key(),
+    )
+    assert paid_grant.status_code == 201, paid_grant.text
+    # A later school year is not paid before it begins.
+    later = max(i["school_year"] for i in grant["open_instalments"])
+    early = await world.api.post(
+        f"/claims/{grant['claim_id']}/instalments",
+        json={"child": "child-1", "school_year": later, "married": False, "working": False},
+        headers=OFFICER | new_key(),
+    )
+    assert early.status_code == 422, early.text
+    assert "it is paid once it has begun" in early.text
 
     wrong = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
