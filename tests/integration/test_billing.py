@@ -82,9 +82,18 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     january = (await run(world, "2025-01")).json()
     assert (january["lines"], january["supplementary"]) == (2, False)
     await start_coverage(world, C, "regular", date(2025, 1, 10), date(2025, 12, 31))
-    supplementary = await run(world, "2025-01")
-    assert supplementary.status_code == 201, supplementary.text
-    assert (supplementary.json()["lines"], supplementary.json()["supplementary"]) == (1, True)
+    # January was run before billing saw C's coverage: C's January is invoiced as it arrives,
+    # on a supplementary invoice, and a later run finds nothing left.
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        listed = await world.api.get("/invoices", params={"period": "2025-01"}, headers=OFFICER)
+        supplementary = [i for i in listed.json() if i["supplementary"]]
+        if supplementary:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "C's January never invoiced"
+        await asyncio.sleep(0.1)
+    assert supplementary[0]["lines"] == 1
+    assert (await run(world, "2025-01")).status_code == 422
     march = (await run(world, "2025-03")).json()
     assert march["lines"] == 2  # B's cover ended in February
 
@@ -229,3 +238,24 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
         assert [dict(r) for r in again] == [dict(r) for r in live]
     finally:
         await pool.close()
+
+
+async def test_a_coverage_seen_after_its_month_was_run_is_invoiced_then(world: World) -> None:
+    early, late = uuid.uuid4(), uuid.uuid4()
+    await start_coverage(world, early, "regular", date(2026, 1, 1), date(2026, 12, 31))
+    january = await run(world, "2026-01")
+    assert january.json()["lines"] == 1
+    # Enrolment had recorded the second coverage already; billing reads it only now.
+    await start_coverage(world, late, "regular", date(2025, 12, 1), date(2026, 11, 30))
+
+    async def supplementary() -> list[dict[str, object]]:
+        listed = await world.api.get("/invoices", params={"period": "2026-01"}, headers=OFFICER)
+        return [i for i in listed.json() if i["supplementary"]]
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (found := await supplementary()):
+        assert asyncio.get_running_loop().time() < deadline, "January never billed the late one"
+        await asyncio.sleep(0.1)
+    assert (found[0]["lines"], found[0]["total"]) == (1, 16_800)
+    again = await run(world, "2026-01")
+    assert again.status_code == 422  # nothing left to invoice: each worker-month once
