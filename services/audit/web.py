@@ -27,6 +27,7 @@ from services.audit.asof import Moment, State, rebuild
 from services.audit.history import worker_history
 from services.audit.report import rupiah, templates
 from shared.auth import AuthSettings, Principal, read_token
+from shared.policy.calendar import business_day
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -129,7 +130,7 @@ def create_app(
         on: date | None = None,
     ) -> HTMLResponse:
         principal = signed_in(token)
-        day = on or datetime.now(UTC).date()
+        day = on or business_day(datetime.now(UTC))
         async with rebuilding:  # one rebuild at a time: they share their scratch schemas
             if day not in states:
                 states[day] = await rebuild(pool, kafka, "web", Moment(true_on=day))
