@@ -21,7 +21,6 @@ from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
 from shared.events.personal import KeyStore, open_sealed, seal
-from shared.events.types import SealedPersonal
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
@@ -198,12 +197,15 @@ class EnrolmentService:
                 if value is not None and value != getattr(current, field)
             }
             personal = current.model_copy(update=changed) if changed else None
+            # Sealed with the key just read through this transaction's connection: a second
+            # connection from the pool, taken while this one is held, could wait forever.
+            sealed = seal(personal, worker.personal.key_id, key) if personal and key else None
             return CorrectDetails(
                 worker_id=worker_id,
                 reason=correction.reason,
                 nik=(personal or current).nik,
                 at=self.clock(),
-                personal=await self.seal_for(worker_id, personal) if personal else None,
+                personal=sealed,
                 birth_date=correction.birth_date,
                 sex=correction.sex,
                 occupation_code=correction.occupation_code,
@@ -252,7 +254,3 @@ class EnrolmentService:
     async def next_membership_no(self, conn: DbConnection) -> str:
         sequence = await conn.fetchval(f"SELECT nextval('{self.schema}.membership_seq')")
         return membership_number(int(sequence))
-
-    async def seal_for(self, worker_id: uuid.UUID, personal: WorkerPersonal) -> SealedPersonal:
-        key_id, key = await self.keys.get_or_create(worker_id)
-        return seal(personal, key_id, key)
