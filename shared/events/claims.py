@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from shared.events.bounds import (
+    MAX_BENEFIT_ITEMS,
+    MAX_CHILDREN,
+    MAX_DOCUMENTS,
+    NOTE_CHARS,
+    Code,
+    Decision,
+    Nik,
+    PersonName,
+    Reference,
+    Text,
+)
 from shared.events.types import Contract, Rupiah, SealedPersonal
 
 ClaimRejectionReason = Literal[
@@ -23,14 +35,14 @@ ClaimRejectionReason = Literal[
 class ClaimantPersonal(Contract):
     """The heir who claims, with the bank account the benefit is paid to (sealed)."""
 
-    name: str = Field(min_length=1)
+    name: PersonName
     relationship: Literal["spouse", "child", "parent", "sibling", "in_law", "named_in_will", "self"]
-    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
-    bank_account: str | None = None
+    nik: Nik | None = None
+    bank_account: Code | None = None
 
 
 class ChildPersonal(Contract):
-    name: str = Field(min_length=1)
+    name: PersonName
     birth_date: date
     school_level: Literal["TK", "SD", "SMP", "SMA", "university"]
 
@@ -38,7 +50,7 @@ class ChildPersonal(Contract):
 class ChildrenPersonal(Contract):
     """The deceased worker's children named for a scholarship (sealed, specific personal data)."""
 
-    children: list[ChildPersonal] = Field(default_factory=list, max_length=10)
+    children: list[ChildPersonal] = Field(default_factory=list, max_length=MAX_CHILDREN)
 
 
 class ClaimFiled(Contract):
@@ -49,7 +61,7 @@ class ClaimFiled(Contract):
     incident_date: date
     claimant: SealedPersonal
     children: SealedPersonal | None = None
-    documents: list[str] = Field(default_factory=list)
+    documents: list[Reference] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
     accident_benefit: (
         Literal["medical", "temporary_incapacity", "total_permanent_disability"] | None
     ) = Field(default=None, description="For a JKK accident that is not a death.")
@@ -58,20 +70,20 @@ class ClaimFiled(Contract):
 
 
 class BenefitItem(Contract):
-    code: str = Field(min_length=1)
+    code: Code
     amount: Rupiah
-    description: str = ""
+    description: Annotated[str, Text(NOTE_CHARS, min_length=0)] = ""
 
 
 class ClaimApproved(Contract):
     claim_id: UUID
     worker_id: UUID
-    items: list[BenefitItem] = Field(min_length=1)
+    items: list[BenefitItem] = Field(min_length=1, max_length=MAX_BENEFIT_ITEMS)
     total: Rupiah
     death_date: date | None = Field(
         default=None, description="Set when the claim establishes the worker's death."
     )
-    policy_note: str | None = Field(
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
 
@@ -85,8 +97,10 @@ class ClaimApproved(Contract):
 class ClaimRejected(Contract):
     claim_id: UUID
     worker_id: UUID
-    reasons: list[ClaimRejectionReason] = Field(min_length=1)
-    policy_note: str | None = Field(
+    reasons: list[ClaimRejectionReason] = Field(
+        min_length=1, max_length=len(get_args(ClaimRejectionReason))
+    )
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
 
@@ -95,5 +109,5 @@ class ClaimPaid(Contract):
     claim_id: UUID
     worker_id: UUID
     amount: Rupiah
-    payment_ref: str = Field(min_length=1)
+    payment_ref: Reference
     paid_on: date

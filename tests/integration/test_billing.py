@@ -12,14 +12,20 @@ import httpx
 import pytest
 
 from services.billing import wiring as billing_wiring
-from shared.auth import AuthSettings, issue_token
+from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
 from tests.integration.sandbox import isolated, running
+from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
-OFFICER = {"Authorization": f"Bearer {issue_token(AUTH.jwt_secret, 'bo-1', 'billing_officer')}"}
+
+
+def as_officer() -> dict[str, str]:
+    return bearer("billing_officer")
+
+
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
@@ -48,7 +54,7 @@ async def world(
 
 async def run(world: World, period: str) -> httpx.Response:
     return await world.api.post(
-        "/billing-runs", json={"period": period}, headers=OFFICER | new_key()
+        "/billing-runs", json={"period": period}, headers={**as_officer(), **new_key()}
     )
 
 
@@ -89,25 +95,25 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
 
     pay_december = f"/invoices/{invoice['invoice_id']}/payments"
     wrong = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_599), headers=OFFICER | new_key()
+        pay_december, json=payment("SP2D 001", 33_599), headers={**as_officer(), **new_key()}
     )
     assert wrong.status_code == 422
     assert "differs from the invoice total Rp33,600" in wrong.json()["detail"]
     unknown = await world.api.post(
         f"/invoices/{uuid.uuid4()}/payments",
         json=payment("SP2D 001", 33_600),
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert unknown.status_code == 409
     paid = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_600), headers=OFFICER | new_key()
+        pay_december, json=payment("SP2D 001", 33_600), headers={**as_officer(), **new_key()}
     )
     assert paid.status_code == 201
     assert paid.json()["worker_months_paid"] == 2
     twice = await world.api.post(
         f"/invoices/{january['invoice_id']}/payments",
         json=payment("SP2D 001", 33_600),
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert twice.status_code == 409
     assert "payment reference was used before" in twice.json()["detail"]
@@ -116,7 +122,7 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
         for _ in range(100):
             response = (
                 await world.api.get(
-                    f"/workers/{worker}/standing", params={"on": on}, headers=OFFICER
+                    f"/workers/{worker}/standing", params={"on": on}, headers=as_officer()
                 )
             ).json()
             if response["last_paid"] is not None or response["status"] != "GRACE":
@@ -134,13 +140,13 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
         await world.api.post(
             f"/invoices/{january['invoice_id']}/payments",
             json=late_payment,
-            headers=OFFICER | new_key(),
+            headers={**as_officer(), **new_key()},
         )
     ).status_code == 201
     for _ in range(100):
         after = (
             await world.api.get(
-                f"/workers/{A}/standing", params={"on": "2025-01-20"}, headers=OFFICER
+                f"/workers/{A}/standing", params={"on": "2025-01-20"}, headers=as_officer()
             )
         ).json()
         if after["status"] == "ACTIVE":
