@@ -22,18 +22,22 @@ import asyncpg
 import httpx
 
 from bench.measure import percentile
+from deploy.local.keycloak import LocalProvider
 from deploy.local.paths import REPO_ROOT
 from services.enrolment.imports import COLUMNS
-from shared.auth import AuthSettings, issue_token
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 
 KRAPYAK = "33.75.03.1002"
 SENDERS = 64  # concurrent connections of the freshness load
-OFFICER = {
-    "Authorization": "Bearer "
-    + issue_token(AuthSettings().jwt_secret, "bench", "kelurahan_officer", KRAPYAK)
-}
+IDENTITY = LocalProvider(prefix="bench")
+
+
+def as_officer() -> dict[str, str]:
+    """A kelurahan officer of Krapyak, with a token from the local provider."""
+    return IDENTITY.headers("kelurahan_officer", KRAPYAK)
+
+
 BIRTH_DATES = [
     date(1970 + y, 1 + m, 1 + d) for y in range(30) for m in range(12) for d in range(28)
 ]
@@ -153,7 +157,7 @@ async def bulk_import(
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=enrolment, timeout=3600) as api:
         response = await api.post(
-            "/imports", content=content, headers={**OFFICER, "Content-Type": "text/csv"}
+            "/imports", content=content, headers={**as_officer(), "Content-Type": "text/csv"}
         )
     response.raise_for_status()
     registered = int(response.json()["registered"])
@@ -185,7 +189,7 @@ async def http_registrations(
         async with httpx.AsyncClient(base_url=enrolment, timeout=60) as api:
             for number in numbers:
                 began = time.perf_counter()
-                response = await api.post("/workers", json=person(number), headers=OFFICER)
+                response = await api.post("/workers", json=person(number), headers=as_officer())
                 latencies.append(time.perf_counter() - began)
                 if response.status_code != 201:
                     failures.append(f"{response.status_code} {response.text[:200]}")
@@ -241,7 +245,7 @@ async def freshness(
                 delay = started + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                response = await api.post("/workers", json=person(first + i), headers=OFFICER)
+                response = await api.post("/workers", json=person(first + i), headers=as_officer())
                 if response.status_code == 201:
                     worker = response.json()["worker_id"]
                     accepted[worker] = time.perf_counter()

@@ -16,19 +16,23 @@ from rich.table import Table
 
 from deploy import audit_cli
 from deploy.enrolment_cli import erase_command, import_command
-from deploy.local import kafka_broker, postgres, stack
+from deploy.keys_cli import checkpoint_app, keys_app
+from deploy.local import kafka_broker, keycloak, postgres, stack
 from deploy.local import services as local_services
 from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT
 from deploy.local.processes import pid_alive
 from deploy.platform_cli import audit_app, dead_letters_app, replay_app, restore_command
+from shared.settings import MissingSettingError
 
 app = typer.Typer(
     help="Berlian: Kota Pekalongan's subsidy programme on Kafka.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-stack_app = typer.Typer(help="The local Apache Kafka and PostgreSQL stack.", no_args_is_help=True)
+stack_app = typer.Typer(
+    help="The local Apache Kafka, PostgreSQL and Keycloak stack.", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 app.add_typer(audit_app, name="audit")
 audit_app.command("history")(audit_cli.history)
@@ -41,6 +45,8 @@ app.add_typer(dead_letters_app, name="deadletters")
 app.command("import")(import_command)
 app.command("erase")(erase_command)
 app.command("restore")(restore_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(checkpoint_app, name="checkpoint")
 console = Console(stderr=True)
 
 ClusterOption = Annotated[
@@ -55,19 +61,23 @@ def _fail(error: StackError) -> typer.Exit:
 
 @stack_app.command("up")
 def stack_up(cluster: ClusterOption = False) -> None:
-    """Start Kafka and PostgreSQL (installing what is missing) and create schemas and topics."""
+    """Start Kafka, PostgreSQL and Keycloak (installing what is missing) and create schemas,
+    topics and the identity realm."""
     try:
         endpoints = stack.up(cluster=cluster)
     except StackError as error:
         raise _fail(error) from None
     console.print(f"Kafka      {endpoints.kafka_bootstrap_servers}")
     console.print(f"PostgreSQL {endpoints.database_url}")
+    console.print(f"Keycloak   {endpoints.issuer}")
 
 
 @stack_app.command("down")
 def stack_down(
     cluster: ClusterOption = False,
-    wipe: Annotated[bool, typer.Option(help="Also delete the data: topics and database.")] = False,
+    wipe: Annotated[
+        bool, typer.Option(help="Also delete the data: topics, database, realm and users.")
+    ] = False,
 ) -> None:
     """Stop the stack cleanly; nothing is left running."""
     if not cluster:
@@ -92,6 +102,12 @@ def stack_status() -> None:
         table.add_row(
             f"postgresql {cluster.version}/{cluster.name}", f"127.0.0.1:{cluster.port}", state
         )
+    pid = keycloak.status()
+    table.add_row(
+        f"keycloak {keycloak.KEYCLOAK_VERSION}",
+        keycloak.ISSUER,
+        f"running (pid {pid})" if pid else "stopped",
+    )
     Console().print(table)
 
 
@@ -128,6 +144,13 @@ def run_tests(ctx: typer.Context) -> None:
     ]
     for name, argv in steps:
         console.print(f"[bold]== {name}[/bold]")
+        if name == "pytest":
+            # Fetching and building the identity provider the first time takes longer than one
+            # test may: it is ready before the tests ask it for tokens.
+            try:
+                keycloak.up()
+            except StackError as error:
+                raise _fail(error) from None
         code = subprocess.run(argv, cwd=REPO_ROOT, env=os.environ.copy(), check=False).returncode
         if code != 0:
             console.print(f"[red]{name} failed (exit {code})[/red]")
@@ -189,16 +212,22 @@ def token(
     ],
     subject: Annotated[str, typer.Option(help="Who the token is for.")] = "developer",
     area: Annotated[str | None, typer.Option(help="Kelurahan or kecamatan code.")] = None,
-    hours: Annotated[int, typer.Option(help="Validity.")] = 8,
 ) -> None:
-    """Issue a development token signed with BERLIAN_JWT_SECRET."""
-    from datetime import timedelta
-
-    from shared.auth import ROLES, AuthSettings, issue_token
+    """An access token from the local stack's identity provider, for a local user with this
+    role and area (made on first use; Keycloak is started if it is not running)."""
+    from shared.auth import AREA_EXAMPLES, AREA_SHAPES, ROLES
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
-    print(issue_token(AuthSettings().jwt_secret, subject, role, area, timedelta(hours=hours)))
+    shape = AREA_SHAPES.get(role)
+    if shape is None and area:
+        raise typer.BadParameter(f"a {role} acts city-wide: give no --area")
+    if shape is not None and not shape.fullmatch(area or ""):
+        raise typer.BadParameter(f"a {role} needs --area like {AREA_EXAMPLES[role]}")
+    try:
+        print(keycloak.LocalProvider(prefix="developer").token(role, area, subject))
+    except StackError as error:
+        raise _fail(error) from None
 
 
 @app.command("demo")
@@ -214,7 +243,7 @@ def demo(
     try:
         if local_services.down():
             console.print("stopped the services of a previous run")
-        stack.down(wipe=True)
+        stack.down(wipe=True, identity=False)
         stack.up()
         regular, incidental = round(1000 * scale), round(1700 * scale)
         # Enough registrations in the 27 kelurahan for every designation, after the demo's
@@ -322,7 +351,12 @@ def services_status() -> None:
 
 def main() -> None:
     os.chdir(Path(REPO_ROOT))
-    app()
+    try:
+        app()
+    except MissingSettingError as error:
+        # A deployed process without its secrets: say which, and do not start.
+        console.print(f"[red]berlian:[/red] {error}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

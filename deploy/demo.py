@@ -8,6 +8,7 @@ import csv
 import io
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -16,10 +17,13 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from deploy.keys_cli import sign_stream_heads
 from deploy.local import services
+from deploy.local.keycloak import LocalProvider
 from services.catalog import migrate_all
 from services.enrolment.imports import COLUMNS
-from shared.auth import AuthSettings, Role, issue_token
+from shared.audit.checkpoints import CheckpointSettings
+from shared.auth import Role
 from shared.policy import policy_book
 from shared.settings import DatabaseSettings
 
@@ -41,9 +45,12 @@ def retry_key() -> dict[str, str]:
     return {"Idempotency-Key": str(uuid.uuid4())}
 
 
-def headers(role: Role, area: str | None = None) -> dict[str, str]:
-    token = issue_token(AuthSettings().jwt_secret, f"demo-{role}-{area or 'city'}", role, area)
-    return {"Authorization": f"Bearer {token}"}
+IDENTITY = LocalProvider(prefix="demo")
+
+
+def headers(role: Role, area: str | None = None) -> Mapping[str, str]:
+    """A caller's headers, with a token from the local provider that is renewed as needed."""
+    return IDENTITY.caller(role, area)
 
 
 def kelurahan_list(code: str, index: int, rows: int) -> bytes:
@@ -97,7 +104,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
                 "amount": VETERANS * 12 * premium,
             }
             (
-                await billing.post("/budgets", json=body, headers=city | retry_key())
+                await billing.post("/budgets", json=body, headers={**city, **retry_key()})
             ).raise_for_status()
         for cohort, source, amount in (
             ("regular", "APBD", size.regular * 12 * premium),
@@ -112,7 +119,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
                     "cohort": cohort,
                     "amount": amount,
                 },
-                headers=city | retry_key(),
+                headers={**city, **retry_key()},
             )
             response.raise_for_status()
         console.print("budget allocated (APBD and APBD-P)")
@@ -143,7 +150,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             client: httpx.AsyncClient,
             path: str,
             body: dict[str, Any],
-            auth: dict[str, str],
+            auth: Mapping[str, str],
             label: str,
         ) -> bool:
             async with gate:
@@ -292,7 +299,7 @@ async def billing_and_claims(
     officer = headers("billing_officer")
     invoices: dict[str, list[dict[str, Any]]] = {}
     for period in PERIODS:
-        run_key = officer | retry_key()  # one key for the run, however often it is retried
+        run_key = {**officer, **retry_key()}  # one key for the run, however often it is retried
         for _ in range(20):  # 503 while billing's projections catch up; 422: nothing to bill
             response = await billing.post("/billing-runs", json={"period": period}, headers=run_key)
             if response.status_code != 503:
@@ -312,7 +319,7 @@ async def billing_and_claims(
                 await billing.post(
                     f"/invoices/{invoice['invoice_id']}/payments",
                     json=body,
-                    headers=officer | retry_key(),
+                    headers={**officer, **retry_key()},
                 )
             ).raise_for_status()
 
@@ -335,7 +342,7 @@ async def billing_and_claims(
             "claimant": heir,
             "documents": ["akta kematian", "kartu keluarga"],
         } | claim
-        claim_key = clerk | retry_key()
+        claim_key = {**clerk, **retry_key()}
         for _ in range(20):
             response = await claims.post("/claims", json=body, headers=claim_key)
             if response.status_code != 503:
@@ -394,7 +401,9 @@ async def billing_and_claims(
             }
             (
                 await claims.post(
-                    f"/claims/{claim['claim_id']}/payments", json=body, headers=clerk | retry_key()
+                    f"/claims/{claim['claim_id']}/payments",
+                    json=body,
+                    headers={**clerk, **retry_key()},
                 )
             ).raise_for_status()
             current["status"] = "paid"
@@ -512,3 +521,6 @@ def run_demo(size: DemoSize) -> None:
     urls = services.up()
     console.print(f"services: {urls}")
     print_summary(asyncio.run(programme(size, urls)))
+    # The local checkpoint signer's turn, so that `audit verify` finds the demo's heads signed.
+    signed = asyncio.run(sign_stream_heads(DatabaseSettings(), CheckpointSettings().signing_key()))
+    console.print(f"checkpoint {signed.sequence} signed the stream heads")

@@ -1,94 +1,88 @@
-"""``berlian import``: a kelurahan's CSV list registered row by row, with a progress bar."""
+"""``berlian import``: a kelurahan's CSV list sent to the enrolment API as the officer who sends
+it; ``berlian erase``: a person's key destroyed."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import asyncpg
+import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.enrolment.erasure import erase_worker
-from services.enrolment.imports import (
-    ImportFileError,
-    decode,
-    import_csv,
-    read_rows,
-    report_csv,
-)
-from services.enrolment.service import SERVICE, EnrolmentService
-from services.enrolment.wiring import EnrolmentSettings
-from shared.auth import Principal
+from services.enrolment.service import SERVICE
+from services.enrolment.wiring import enrolment_service
 from shared.db import service_dsn
-from shared.keystore import PostgresKeyStore
-from shared.policy import policy_book
-from shared.scope import AreaClaimError, AreaScope
 from shared.settings import DatabaseSettings
 
 out = Console()
+IMPORT_SECONDS = 3600.0
 
 
 def import_command(
     csv_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    kelurahan: Annotated[
-        str, typer.Option(help="The officer's kelurahan code, e.g. 33.75.01.1004.")
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="BERLIAN_TOKEN",
+            show_default=False,
+            help="The kelurahan officer's bearer token (prefer the BERLIAN_TOKEN variable): the "
+            "import is theirs, for their own kelurahan, recorded under their name.",
+        ),
     ],
-    officer: Annotated[str, typer.Option(help="Who imports (recorded on every event).")],
+    api: Annotated[
+        str, typer.Option(envvar="BERLIAN_ENROLMENT_URL", help="The enrolment API.")
+    ] = "http://127.0.0.1:8001",
     report: Annotated[
         Path | None, typer.Option(help="Write the per-row report (CSV) here.")
     ] = None,
 ) -> None:
-    """Register a kelurahan's CSV list row by row; a re-import registers nothing twice."""
-    content = csv_file.read_bytes()
-    try:
-        rows = sum(1 for _ in read_rows(decode(content)))
-    except ImportFileError as error:
-        out.print(f"[red]cannot import {csv_file}:[/red] {error}")
-        raise typer.Exit(code=1) from None
-    try:
-        scope = AreaScope.of(Principal(officer, "kelurahan_officer", kelurahan))
-    except AreaClaimError as error:
-        out.print(f"[red]cannot import {csv_file}:[/red] {error}")
-        raise typer.Exit(code=1) from None
-    database = DatabaseSettings()
-
-    async def run() -> None:
-        dsn = service_dsn(database.database_url, SERVICE, database.service_role_password)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    """Send a kelurahan's CSV list to the enrolment API, as the officer whose token it is; a
+    re-import registers nothing twice."""
+    credentials = {"Authorization": f"Bearer {token}"}
+    # An import of the largest file registers row by row for minutes: only connecting is quick.
+    with httpx.Client(base_url=api, timeout=httpx.Timeout(IMPORT_SECONDS, connect=10)) as client:
         try:
-            service = EnrolmentService(
-                pool, PostgresKeyStore(pool), policy_book(), EnrolmentSettings().nik_secret.encode()
-            )
-            with Progress(
-                TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=out
-            ) as bar:
-                task = bar.add_task("rows", total=rows)
-                result = await import_csv(
-                    service,
-                    content,
-                    officer,
-                    scope,
-                    lambda n: bar.advance(task, n),
+            with out.status(f"importing {csv_file.name}"):
+                answer = client.post(
+                    "/imports",
+                    content=csv_file.read_bytes(),
+                    headers={**credentials, "content-type": "text/csv"},
                 )
-            out.print(
-                f"batch {result.batch_id}: {result.count('registered')} registered, "
-                f"{result.count('already_registered')} already registered, "
-                f"{result.count('refused')} refused"
-            )
-            for row in result.rows:
-                if row.outcome == "refused":
-                    out.print(f"  row {row.row}: {'; '.join(row.reasons)}", markup=False)
-            if report is not None:
-                report.write_text(await report_csv(service, result.import_id, scope) or "")
-                out.print(f"report written to {report}")
-        finally:
-            await pool.close()
+        except httpx.HTTPError as error:
+            out.print(f"[red]cannot reach the enrolment API at {api}:[/red] {error}")
+            raise typer.Exit(code=1) from None
+        if answer.status_code != 200:
+            _refused(f"cannot import {csv_file}", answer)
+        result = answer.json()
+        out.print(
+            f"batch {result['batch_id']}: {result['registered']} registered, "
+            f"{result['already_registered']} already registered, {result['refused']} refused"
+        )
+        for row in result["rows"]:
+            if row["outcome"] == "refused":
+                out.print(f"  row {row['row']}: {'; '.join(row['reasons'])}", markup=False)
+        if report is not None:
+            answer = client.get(result["report"], headers=credentials)
+            if answer.status_code != 200:
+                _refused("cannot fetch the report", answer)
+            report.write_text(answer.text)
+            out.print(f"report written to {report}")
 
-    asyncio.run(run())
+
+def _refused(what: str, answer: httpx.Response) -> NoReturn:
+    """Print the API's refusal (its own words, not markup) and end the command."""
+    try:
+        detail = str(answer.json().get("detail", answer.text))
+    except ValueError:
+        detail = answer.text
+    out.print(f"[red]{what} ({answer.status_code}):[/red]", end=" ")
+    out.print(detail, markup=False)
+    raise typer.Exit(code=1)
 
 
 def erase_command(
@@ -105,9 +99,7 @@ def erase_command(
         dsn = service_dsn(database.database_url, SERVICE, database.service_role_password)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         try:
-            service = EnrolmentService(
-                pool, PostgresKeyStore(pool), policy_book(), EnrolmentSettings().nik_secret.encode()
-            )
+            service = enrolment_service(pool)
             return await erase_worker(service, uuid.UUID(worker_id))
         finally:
             await pool.close()

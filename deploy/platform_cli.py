@@ -15,17 +15,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from services.catalog import projection_named
-from shared.audit.verify import verify_topics
+from shared.audit.checkpoints import CheckpointSettings
+from shared.audit.verify import verify_log, verify_topics
 from shared.db import service_dsn
-from shared.deadletters import get_dead_letter, list_dead_letters
+from shared.deadletters import DeadLetter, get_dead_letter, list_dead_letters
 from shared.projection.replay import History, rebuild_and_switch, rebuild_into
-from shared.projection.writer import ProjectionWriter
+from shared.projection.writer import ProjectionWriter, RedriveStep, SkipRefusedError
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 
 audit_app = typer.Typer(help="Check the event log: nothing altered, deleted or reordered.")
 replay_app = typer.Typer(help="Rebuild projections from the topics alone.")
-dead_letters_app = typer.Typer(help="Records a consumer could not process.")
+dead_letters_app = typer.Typer(
+    help="Records a consumer could not process, and the streams parked behind them."
+)
 out = Console()
 T = TypeVar("T")
 
@@ -61,16 +64,37 @@ def _progress(label: str) -> Progress:
 @audit_app.command("verify")
 def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    topics_only: Annotated[
+        bool,
+        typer.Option(
+            "--topics-only",
+            help="Only the topics' hash chains (an auditor with no database login): neither "
+            "the stores nor the signed checkpoints are checked.",
+        ),
+    ] = False,
 ) -> None:
-    """Recompute the hash chains of the four event topics; exit 1 on any finding."""
+    """Recompute the hash chains of the four event topics, compare each store with its topic,
+    and check the signed checkpoints of the stream heads; exit 1 on any finding."""
     kafka = KafkaSettings()
     topics = [kafka.events_topic(service) for service in SERVICES]
+    signers = None if topics_only else CheckpointSettings().trusted_signers()
 
     async def run() -> Any:
         total = sum((await end_offsets(kafka, topics)).values())
-        with _progress("verifying") as bar:
-            task = bar.add_task("verify", total=total)
-            return await verify_topics(kafka, topics, lambda n: bar.advance(task, n))
+        if signers is None:
+            with _progress("verifying") as bar:
+                task = bar.add_task("verify", total=total)
+                return await verify_topics(kafka, topics, lambda n: bar.advance(task, n))
+        conn = await asyncpg.connect(DatabaseSettings().database_url)
+        try:
+            with _progress("verifying") as bar:
+                task = bar.add_task("verify", total=total)
+                schemas = {service: service for service in SERVICES}
+                return await verify_log(
+                    kafka, conn, schemas, signers, lambda n: bar.advance(task, n)
+                )
+        finally:
+            await conn.close()
 
     report = asyncio.run(run())
     if as_json:
@@ -78,6 +102,7 @@ def audit_verify(
             json.dumps(
                 {
                     "ok": report.ok,
+                    "stores_and_checkpoints_checked": not topics_only,
                     "events": report.events,
                     "topics": [
                         {
@@ -112,6 +137,8 @@ def audit_verify(
         out.print(table)
         for finding in report.findings:
             out.print(f"[red]{finding}[/red]")
+        if topics_only:
+            out.print("the stores and the signed checkpoints were not checked (--topics-only)")
         out.print("verified: every chain intact" if report.ok else "[red]the log was altered[/red]")
     raise typer.Exit(code=0 if report.ok else 1)
 
@@ -150,29 +177,39 @@ def replay(
     result = _with_pool(service, run)
     out.print(
         f"rebuilt {service}.{projection} into schema {result.schema}: {result.records} records "
-        f"read, {result.applied} events applied, {result.dead_lettered} dead-lettered"
+        f"read, {result.applied} events applied, {result.dead_lettered} dead-lettered, "
+        f"{result.parked_streams} streams parked"
     )
+
+
+def _state(letter: DeadLetter) -> str:
+    if letter.resolution is not None:
+        return letter.resolution
+    return "parked" if letter.parked else "failed"
 
 
 @dead_letters_app.command("list")
 def dead_letters_list(
     service: ServiceOption,
-    all_: Annotated[bool, typer.Option("--all", help="Include re-driven ones.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
 ) -> None:
-    """The dead letters of a service, oldest first."""
+    """The dead letters of a service, oldest first: failed, and parked behind a failure."""
     letters = _with_pool(service, lambda pool: list_dead_letters(pool, service, all_))
-    table = Table("id", "consumer", "source", "failed at", "reason", "re-driven")
+    table = Table("id", "consumer", "source", "stream", "state", "failed at", "reason")
     for letter in letters:
         table.add_row(
             str(letter.id),
             letter.consumer,
             f"{letter.topic}[{letter.partition}]@{letter.offset}",
+            f"{letter.stream_id} v{letter.stream_version}" if letter.stream_id else "",
+            _state(letter),
             letter.failed_at.isoformat(timespec="seconds"),
             letter.reason,
-            letter.redriven_at.isoformat(timespec="seconds") if letter.redriven_at else "",
         )
     out.print(table)
-    out.print(f"{len(letters)} dead letters")
+    waiting = [letter for letter in letters if letter.resolution is None]
+    streams = {(letter.consumer, letter.stream_id) for letter in waiting if letter.stream_id}
+    out.print(f"{len(letters)} dead letters; {len(waiting)} waiting, {len(streams)} streams parked")
 
 
 @dead_letters_app.command("show")
@@ -183,30 +220,81 @@ def dead_letters_show(service: ServiceOption, letter_id: int) -> None:
         raise typer.BadParameter(f"{service} has no dead letter {letter_id}")
     out.print(f"id {letter.id}, consumer {letter.consumer}")
     out.print(f"source {letter.topic}[{letter.partition}]@{letter.offset}")
+    if letter.stream_id:
+        out.print(f"stream {letter.stream_id} version {letter.stream_version}")
+    out.print(f"state {_state(letter)}")
     out.print(f"reason {letter.reason}")
+    if letter.resolved_at is not None:
+        by = f" by {letter.resolved_by}" if letter.resolved_by else ""
+        out.print(f"resolved {letter.resolved_at.isoformat(timespec='seconds')}{by}")
+        if letter.resolution_note:
+            out.print(f"note {letter.resolution_note}", markup=False)
     out.print(f"headers {letter.headers}")
     out.print((letter.value or b"").decode(errors="replace"), markup=False, highlight=False)
 
 
-@dead_letters_app.command("redrive")
-def dead_letters_redrive(service: ServiceOption, letter_id: int) -> None:
-    """Apply a dead letter again through its projection's current rules."""
-    kafka = KafkaSettings()
-
-    async def run(pool: asyncpg.Pool) -> str | None:
+def _letter_writer(
+    pool: asyncpg.Pool, service: str, letter_id: int
+) -> Awaitable[tuple[DeadLetter, ProjectionWriter]]:
+    async def find() -> tuple[DeadLetter, ProjectionWriter]:
+        kafka = KafkaSettings()
         letter = await get_dead_letter(pool, service, letter_id)
         if letter is None:
             raise typer.BadParameter(f"{service} has no dead letter {letter_id}")
         projection = projection_named(service, letter.consumer.rsplit(".", 1)[-1])
         owners = {kafka.events_topic(source): source for source in projection.sources}
-        writer = ProjectionWriter(pool, service, projection, owners, letter.consumer)
+        return letter, ProjectionWriter(pool, service, projection, owners, letter.consumer)
+
+    return find()
+
+
+@dead_letters_app.command("redrive")
+def dead_letters_redrive(service: ServiceOption, letter_id: int) -> None:
+    """Apply a dead letter again through its projection's current rules, with every letter of
+    its stream parked behind it, in order; stop at the first that still fails.
+
+    Exit 0 when the sequence is cleared, 1 when a letter still fails or none was waiting.
+    """
+
+    async def run(pool: asyncpg.Pool) -> list[RedriveStep]:
+        letter, writer = await _letter_writer(pool, service, letter_id)
         return await writer.redrive(letter)
 
-    still_failing = _with_pool(service, run)
-    if still_failing:
-        out.print(f"[red]still fails:[/red] {still_failing}")
+    steps = _with_pool(service, run)
+    for step in steps:
+        colour = {"applied": "green", "fails": "red", "not_waiting": "red"}.get(
+            step.outcome, "yellow"
+        )
+        out.print(f"dead letter {step.letter_id}: [{colour}]{step.outcome}[/{colour}]")
+        out.print(f"  {step.detail}", markup=False, highlight=False)
+    applied = sum(step.outcome == "applied" for step in steps)
+    out.print(f"{applied} of {len(steps)} letters applied")
+    if any(step.outcome in ("fails", "not_waiting") for step in steps):
         raise typer.Exit(code=1)
-    out.print(f"dead letter {letter_id} applied")
+
+
+@dead_letters_app.command("skip")
+def dead_letters_skip(
+    service: ServiceOption,
+    letter_id: int,
+    operator: Annotated[str, typer.Option(help="Who decides to skip it (recorded).")],
+    reason: Annotated[str, typer.Option(help="Why it is skipped (recorded).")],
+) -> None:
+    """Pass over the oldest waiting letter of a stream deliberately, never applying it.
+
+    The letters parked behind it stay until re-driven (``deadletters redrive``)."""
+
+    async def run(pool: asyncpg.Pool) -> DeadLetter:
+        letter, writer = await _letter_writer(pool, service, letter_id)
+        await writer.skip(letter, operator, reason)
+        return letter
+
+    try:
+        letter = _with_pool(service, run)
+    except SkipRefusedError as refused:
+        out.print(f"[red]not skipped:[/red] {refused}")
+        raise typer.Exit(code=1) from None
+    out.print(f"dead letter {letter.id} skipped by {operator.strip()}, not applied")
 
 
 def restore_command(

@@ -16,13 +16,17 @@ from services.enrolment.write_side import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION
 from services.verification.write_side import WRITE_MODEL as VERIFICATION_WRITE_MODEL
 from shared import keystore
-from shared.db import provision_service_schemas, service_dsn, service_role
+from shared.audit import checkpoints
+from shared.db import as_migrator, provision_service_schemas
 from shared.eventstore.migrations import PLATFORM, Migration, migrate
+from shared.kms import key_encryption_from_environment
+from shared.privileges import (
+    grant_checkpoint_age,
+    grant_keystore_privileges,
+    grant_service_privileges,
+)
 from shared.projection.writer import Projection
 from shared.settings import SERVICES, DatabaseSettings
-
-# Services that seal or read personal data hold the per-worker keys.
-KEY_HOLDERS = ("enrolment", "claims")
 
 PROJECTIONS: Mapping[str, Sequence[Projection]] = {
     "enrolment": ENROLMENT,
@@ -48,37 +52,29 @@ def projection_named(service: str, name: str) -> Projection:
 
 
 async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
-    """Schemas and roles, then each service's tables created by its own role; idempotent."""
+    """Schemas and roles, then every table created under the migration role and each service's
+    login granted what it needs of them; idempotent."""
     await provision_service_schemas(database.database_url, database.service_role_password)
     applied = {}
-    for service in SERVICES:
-        dsn = service_dsn(database.database_url, service, database.service_role_password)
-        conn = await asyncpg.connect(dsn)
-        try:
+    conn = await asyncpg.connect(database.database_url)
+    try:
+        await as_migrator(conn)
+        for service in SERVICES:
             steps = [
                 *PLATFORM,
                 *WRITE_MODELS.get(service, ()),
                 *(m for p in PROJECTIONS.get(service, ()) for m in p.migrations),
             ]
             applied[service] = await migrate(conn, service, steps)
-        finally:
-            await conn.close()
-    applied["keystore"] = await _migrate_keystore(database)
-    return applied
-
-
-async def _migrate_keystore(database: DatabaseSettings) -> list[str]:
-    """The per-worker keys, readable and erasable by the services that seal personal data."""
-    conn = await asyncpg.connect(database.database_url)
-    try:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {keystore.SCHEMA}")
-        applied = await migrate(conn, keystore.SCHEMA, keystore.MIGRATIONS)
-        for service in KEY_HOLDERS:
-            role = service_role(service)
-            await conn.execute(f"GRANT USAGE ON SCHEMA {keystore.SCHEMA} TO {role}")
-            await conn.execute(
-                f"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA {keystore.SCHEMA} TO {role}"
-            )
-        return applied
+            await grant_service_privileges(conn, service, service)
+        applied[keystore.SCHEMA] = await keystore.migrate_keystore(
+            conn, key_encryption_from_environment
+        )
+        await grant_keystore_privileges(conn, keystore.SCHEMA, SERVICES)
+        applied[checkpoints.SCHEMA] = await migrate(
+            conn, checkpoints.SCHEMA, checkpoints.MIGRATIONS
+        )
+        await grant_checkpoint_age(conn, checkpoints.SCHEMA, SERVICES)
     finally:
         await conn.close()
+    return applied

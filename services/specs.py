@@ -1,5 +1,7 @@
 """The published interface documents, generated from the code and committed under docs/api/:
-an OpenAPI document per service's HTTP API, and one AsyncAPI document for the event topics.
+an OpenAPI document per service's HTTP API, and one AsyncAPI document for the event topics
+(``services.asyncapi``; docs/api/asyncapi.json links to the copy the services serve, packaged
+as ``shared/events/asyncapi.json``).
 
 ``python -m services.specs`` rewrites them; a test fails when the committed ones differ.
 """
@@ -10,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+from services.asyncapi import asyncapi_document
 from services.billing.api import create_app as billing_app
 from services.billing.service import BillingService
 from services.claims.api import create_app as claims_app
@@ -19,9 +22,6 @@ from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
 from services.verification.service import VerificationService
 from shared.auth import AuthSettings
-from shared.events.envelope import Envelope
-from shared.events.registry import EVENT_TYPES
-from shared.settings import SERVICES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api"
 
@@ -36,50 +36,6 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
         "claims": claims_app(cast(ClaimsService, object()), auth),
     }
     return {f"{name}.openapi.json": app.openapi() for name, app in apps.items()}
-
-
-def asyncapi_document() -> dict[str, Any]:
-    messages: dict[str, Any] = {}
-    channels: dict[str, Any] = {}
-    for service in SERVICES:
-        owned = [kind for kind in EVENT_TYPES.values() if kind.owner == service]
-        channels[f"berlian.{service}.events"] = {
-            "address": f"{{prefix}}{service}.events",
-            "description": f"Events owned and written only by {service}; key: worker_id, "
-            "else stream_id. Retained forever.",
-            "messages": {
-                kind.name: {"$ref": f"#/components/messages/{kind.name}"} for kind in owned
-            },
-        }
-        for kind in owned:
-            messages[kind.name] = {
-                "name": kind.name,
-                "headers": {
-                    "type": "object",
-                    "properties": {
-                        "event_type": {"const": kind.name},
-                        "schema_version": {"enum": [str(v) for v in kind.versions]},
-                        "content-type": {"const": "application/json"},
-                        "correlation_id": {"type": "string", "format": "uuid"},
-                    },
-                },
-                "payload": {
-                    "allOf": [
-                        {"$ref": "#/components/schemas/Envelope"},
-                        {"properties": {"data": kind.model.model_json_schema()}},
-                    ]
-                },
-            }
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "Berlian events",
-            "version": "1",
-            "description": "The event contract: one topic per producing service.",
-        },
-        "channels": channels,
-        "components": {"messages": messages, "schemas": {"Envelope": Envelope.model_json_schema()}},
-    }
 
 
 def documents() -> dict[str, dict[str, Any]]:

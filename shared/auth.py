@@ -1,22 +1,30 @@
-"""Who is calling: signed JWTs with a role and, for officers, the area they serve.
+"""Who is calling: RS256 access tokens from the city's OpenID Connect provider, with one role and,
+for officers, the area they serve.
 
-Tokens are HS256-signed with a key from configuration and checked for algorithm, issuer,
-audience and expiry; anything else is refused. Roles and what they may do come from the
-programme brief.
+A token is accepted only if the provider signed it with a key it publishes (its JWKS, cached),
+for this service (audience), from the configured issuer, unexpired, with a lifetime no longer
+than the configured maximum, with exactly one Berlian role and an area of the shape the role
+needs. Anything else is refused with a sentence saying why. Roles and what they may do come
+from the programme brief.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import httpx
 import jwt
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from shared.events.bounds import REFERENCE_CHARS, Reference
+from shared.settings import GuardedSettings, LocalDefault
 
 Role = Literal[
     "kelurahan_officer",
@@ -34,19 +42,49 @@ ROLES: tuple[Role, ...] = (
     "claims_officer",
     "auditor",
 )
-ALGORITHM = "HS256"
-ISSUER = "berlian"
-AUDIENCE = "berlian"
+ALGORITHM = "RS256"
+# The local stack's provider (deploy/local/keycloak.py); elsewhere BERLIAN_OIDC_ISSUER says.
+LOCAL_ISSUER = "http://127.0.0.1:8180/realms/berlian"
+# Each service is an audience of its own; the audit workbench is one too, and signs its users
+# in through a client of its own (authorization code with PKCE).
+AUDIT_AUDIENCE = "berlian-audit"
+AUDIT_WEB_CLIENT = "berlian-audit-web"
+# The area an officer's token must carry: a kelurahan code for a kelurahan officer, a kecamatan
+# code for a kecamatan officer; the other roles act city-wide and carry none.
+AREA_SHAPES: Mapping[str, re.Pattern[str]] = {
+    "kelurahan_officer": re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}"),
+    "kecamatan_officer": re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}"),
+}
+AREA_EXAMPLES = {"kelurahan_officer": "33.75.01.1004", "kecamatan_officer": "33.75.01"}
+# A token with an unknown key id makes the service fetch the provider's keys again (a rotated
+# key), but not more often than this: random key ids must not turn into requests to the provider.
+KEY_REFRESH_INTERVAL_SECONDS = 30.0
+_SUBJECT: TypeAdapter[str] = TypeAdapter(Reference)
 
 
-class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BERLIAN_", extra="ignore")
+def service_audience(service: str) -> str:
+    """The audience (the provider's client id) of a service's API."""
+    return f"berlian-{service}"
 
-    jwt_secret: str = Field(
-        default="local-development-only-secret-change-me",
-        min_length=32,
-        description="HS256 signing key; set a long random value outside local development.",
+
+class AuthSettings(GuardedSettings):
+    model_config = SettingsConfigDict(env_prefix="BERLIAN_OIDC_", extra="ignore")
+
+    issuer: Annotated[
+        str,
+        LocalDefault(LOCAL_ISSUER),
+        Field(description="The OpenID Connect issuer URL; its discovery document names the keys."),
+    ] = ""
+    max_token_lifetime_seconds: int = Field(
+        default=3600,
+        gt=0,
+        le=86400,
+        description="Tokens issued for longer than this (exp - iat) are refused.",
     )
+    leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="Clock difference tolerated with the provider."
+    )
+    provider_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
 @dataclass(frozen=True)
@@ -58,52 +96,165 @@ class Principal:
     area: str | None
 
 
-def issue_token(
-    secret: str,
-    subject: str,
-    role: Role,
-    area: str | None = None,
-    ttl: timedelta = timedelta(hours=8),
-    now: datetime | None = None,
-) -> str:
-    issued = now or datetime.now(UTC)
-    claims = {
-        "sub": subject,
-        "role": role,
-        "area": area,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": issued,
-        "exp": issued + ttl,
-    }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+class ProviderUnavailableError(RuntimeError):
+    """The provider's keys could not be fetched: nothing can be verified, try again later."""
 
 
-def read_token(secret: str, token: str) -> Principal:
-    """The caller, or PermissionError saying why the token is not accepted."""
+SigningKeys = Callable[[str], jwt.PyJWK | None]
+
+
+class ProviderKeys:
+    """The provider's published signing keys by key id, discovered from the issuer and cached
+    (PyJWKClient): an unknown key id (a rotated key) fetches them again, at most every
+    KEY_REFRESH_INTERVAL_SECONDS, so random key ids never turn into requests to the provider."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        self._client: jwt.PyJWKClient | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, key_id: str) -> jwt.PyJWK | None:
+        try:
+            return self._jwks_client().get_signing_key(key_id)
+        except (jwt.PyJWKClientConnectionError, httpx.HTTPError, ValueError, KeyError) as error:
+            # Unreachable, or answering something that is not its discovery document.
+            raise ProviderUnavailableError(
+                f"the identity provider {self._settings.issuer} did not answer: {error}"
+            ) from None
+        except jwt.PyJWKClientError:
+            return None
+
+    def _jwks_client(self) -> jwt.PyJWKClient:
+        with self._lock:
+            if self._client is None:
+                self._client = jwt.PyJWKClient(
+                    self._discovered_jwks_uri(),
+                    cache_jwk_set=True,
+                    lifespan=300,
+                    timeout=self._settings.provider_timeout_seconds,
+                    cooldown_duration=KEY_REFRESH_INTERVAL_SECONDS,
+                )
+            return self._client
+
+    def _discovered_jwks_uri(self) -> str:
+        return discovery(self._settings)["jwks_uri"]
+
+
+def discovery(settings: AuthSettings) -> dict[str, str]:
+    """The provider's endpoints from its discovery document, checked to be the issuer's own."""
+    issuer = settings.issuer
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            issuer=ISSUER,
-            options={"require": ["exp", "iss", "aud", "sub"]},
+        answer = httpx.get(
+            f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+            timeout=settings.provider_timeout_seconds,
         )
-    except jwt.ExpiredSignatureError:
-        raise PermissionError("token expired") from None
-    except jwt.InvalidTokenError as error:
-        raise PermissionError(f"invalid token: {error}") from None
-    role = claims.get("role")
-    if role not in ROLES:
-        raise PermissionError(f"unknown role {role!r}")
-    return Principal(subject=str(claims["sub"]), role=role, area=claims.get("area"))
+        answer.raise_for_status()
+        document = answer.json()
+        endpoints = {
+            name: str(document[name])
+            for name in ("jwks_uri", "authorization_endpoint", "token_endpoint")
+        }
+        endpoints["end_session_endpoint"] = str(document.get("end_session_endpoint", ""))
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise ProviderUnavailableError(
+            f"the identity provider {issuer} did not answer: {error}"
+        ) from None
+    if document.get("issuer") != issuer:
+        raise ProviderUnavailableError(
+            f"the provider at {issuer} calls itself {document.get('issuer')!r}"
+        )
+    return endpoints
+
+
+class TokenVerifier:
+    """Checks access tokens for one audience; ``keys`` finds a published key by its id."""
+
+    def __init__(self, settings: AuthSettings, audience: str, keys: SigningKeys) -> None:
+        self._settings = settings
+        self._audience = audience
+        self._keys = keys
+
+    def principal(self, token: str) -> Principal:
+        """The caller, or PermissionError saying why the token is not accepted."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as error:
+            raise PermissionError(f"invalid token: {error}") from None
+        if header.get("alg") != ALGORITHM:
+            raise PermissionError(f"tokens must be signed with {ALGORITHM}")
+        key_id = header.get("kid")
+        key = self._keys(key_id) if isinstance(key_id, str) else None
+        if key is None:
+            raise PermissionError("the token is not signed with a key the identity provider uses")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._settings.issuer,
+                leeway=self._settings.leeway_seconds,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise PermissionError("token expired") from None
+        except jwt.InvalidTokenError as error:
+            raise PermissionError(f"invalid token: {error}") from None
+        return principal_from_claims(claims, self._settings.max_token_lifetime_seconds)
+
+
+def principal_from_claims(claims: Mapping[str, Any], max_lifetime_seconds: int) -> Principal:
+    """The caller described by verified claims, or PermissionError naming the claim at fault."""
+    issued, expires = claims["iat"], claims["exp"]
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        raise PermissionError("iat and exp must be numbers")
+    if expires - issued > max_lifetime_seconds:
+        raise PermissionError(
+            f"the token is valid for {int(expires - issued)} s, more than the "
+            f"{max_lifetime_seconds} s accepted"
+        )
+    try:
+        # The subject becomes the actor of every event the caller causes: it has the events'
+        # bound and character rules, or the events would be refused by every consumer.
+        subject = _SUBJECT.validate_python(claims["sub"])
+    except ValidationError:
+        raise PermissionError(
+            f"sub must be a text of 1 to {REFERENCE_CHARS} visible characters"
+        ) from None
+    realm_access = claims.get("realm_access")
+    granted = realm_access.get("roles") if isinstance(realm_access, Mapping) else None
+    if not isinstance(granted, list):
+        raise PermissionError("the token carries no roles (realm_access.roles)")
+    roles = [role for role in ROLES if role in granted]
+    if len(roles) != 1:
+        raise PermissionError(
+            f"a caller holds exactly one of {', '.join(ROLES)}; this token holds "
+            f"{', '.join(roles) or 'none'}"
+        )
+    role = roles[0]
+    return Principal(subject=subject, role=role, area=_area(role, claims.get("area")))
+
+
+def _area(role: Role, area: object) -> str | None:
+    shape = AREA_SHAPES.get(role)
+    if shape is None:
+        if area is not None and area != "":
+            raise PermissionError(f"a {role} acts city-wide: its token carries no area")
+        return None
+    if not isinstance(area, str) or shape.fullmatch(area) is None:
+        raise PermissionError(
+            f"a {role}'s token must carry its area as one code like {AREA_EXAMPLES[role]}"
+        )
+    return area
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def authenticated(settings: AuthSettings) -> Callable[..., Principal]:
+def authenticated(verifier: TokenVerifier) -> Callable[..., Principal]:
+    """The dependency that authenticates the caller (synchronous: FastAPI runs it in a thread,
+    so fetching the provider's keys never blocks the event loop)."""
+
     def dependency(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
@@ -114,13 +265,24 @@ def authenticated(settings: AuthSettings) -> Callable[..., Principal]:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         try:
-            return read_token(settings.jwt_secret, credentials.credentials)
+            return verifier.principal(credentials.credentials)
         except PermissionError as error:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, str(error), headers={"WWW-Authenticate": "Bearer"}
             ) from None
+        except ProviderUnavailableError as error:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"{error}; the request was not applied, retry shortly",
+                headers={"Retry-After": "2"},
+            ) from None
 
     return dependency
+
+
+def verifier_for(settings: AuthSettings, audience: str) -> TokenVerifier:
+    """A verifier against the provider's published keys."""
+    return TokenVerifier(settings, audience, ProviderKeys(settings))
 
 
 def require_role(principal: Principal, roles: Iterable[Role]) -> None:

@@ -1,13 +1,17 @@
-"""Database layout: one schema per service, owned by that service's own login role."""
+"""Database layout: one schema per service, used by that service's own login role and owned by
+the migration role, so that a service can write what it must and rewrite nothing."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from shared.retries import JITTERED_BACKOFF
 from shared.settings import SERVICES
 
 # The database went away under a connection (restart, failover, network): retried, not fatal.
@@ -25,35 +29,105 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
 DbConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
+# Owns every schema, table, sequence and function the migrations create; nobody logs in as it.
+# The migration job's login is a member and works under it (``as_migrator``), so no service
+# login owns, and so can rewrite, truncate or drop, what it writes.
+MIGRATOR_ROLE = "berlian_migrator"
+
+
 def service_role(service: str) -> str:
     return f"berlian_{service}"
 
 
-async def provision_service_schemas(admin_dsn: str, password: str) -> None:
-    """Create each service's role and schemas; the role owns its schemas and nothing else.
+async def as_migrator(conn: DbConnection) -> None:
+    """Make what this connection creates belong to the migration role."""
+    await conn.execute(f"SET ROLE {MIGRATOR_ROLE}")
 
-    Idempotent: safe to run before every start (it is the first step of the migration job).
+
+async def provision_service_schemas(admin_dsn: str, password: str) -> None:
+    """Create the migration role, each service's login role and the schemas.
+
+    A service's live schema belongs to the migration role (the service may use it, never alter
+    it); its scratch schema, where it rebuilds projections beside the live ones, is its own.
+    Objects an earlier version let a service own are handed to the migration role. Idempotent:
+    safe to run before every start (it is the first step of the migration job).
     """
     conn = await asyncpg.connect(admin_dsn)
     try:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", MIGRATOR_ROLE):
+            with contextlib.suppress(asyncpg.DuplicateObjectError):  # created meanwhile
+                await _on_roles(conn, f"CREATE ROLE {MIGRATOR_ROLE} NOLOGIN")
+        await _on_roles(conn, f"GRANT {MIGRATOR_ROLE} TO CURRENT_USER")
         for service in SERVICES:
             role = service_role(service)
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             verb = "ALTER" if exists else "CREATE"
             # Identifiers come from the fixed SERVICES tuple; the password is a literal.
-            await conn.execute(
+            await _on_roles(
+                conn,
                 f"{verb} ROLE {role} LOGIN NOCREATEDB NOCREATEROLE NOINHERIT "
-                f"PASSWORD {_literal(password)}"
+                f"PASSWORD {_literal(password)}",
             )
-            await conn.execute(f"GRANT {role} TO CURRENT_USER")
-            # Its live schema, and a scratch schema where it rebuilds projections beside them.
-            for schema in (service, f"{service}_scratch"):
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}")
-                await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {role}")
-                await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+            await _on_roles(conn, f"GRANT {role} TO CURRENT_USER")
+            await _owned_by(conn, service, MIGRATOR_ROLE)
+            await conn.execute(f"GRANT USAGE ON SCHEMA {service} TO {role}")
+            await _owned_by(conn, f"{service}_scratch", role)
+        for schema in PLATFORM_SCHEMAS:
+            await _owned_by(conn, schema, MIGRATOR_ROLE)
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     finally:
         await conn.close()
+
+
+async def _on_roles(conn: asyncpg.Connection[asyncpg.Record], statement: str) -> None:
+    """A statement on roles, which every database of the server shares: one racing another
+    database's provisioning of the same role fails with "tuple concurrently updated", and is
+    simply run again."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(
+            lambda error: (
+                isinstance(error, asyncpg.InternalServerError)
+                and "concurrently updated" in str(error)
+            )
+        ),
+        wait=JITTERED_BACKOFF,
+        stop=stop_after_attempt(8),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await conn.execute(statement)
+
+
+# Schemas of no service: the key store (shared.keystore) and the signed checkpoints
+# (shared.audit.checkpoints), which build their tables; named here for provisioning.
+PLATFORM_SCHEMAS = ("keystore", "checkpoints")
+
+
+async def _owned_by(conn: asyncpg.Connection[asyncpg.Record], schema: str, owner: str) -> None:
+    """``schema`` and everything in it owned by ``owner``, closed to everybody else."""
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}")
+    await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {owner}")
+    await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+    objects = await conn.fetch(
+        """
+        SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind, c.relname AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'S', 'v')
+          AND pg_get_userbyid(c.relowner) <> $2
+          -- a serial's sequence follows its table
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'a')
+        UNION ALL
+        SELECT 'FUNCTION', p.oid::regprocedure::text
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2
+        """,
+        schema,
+        owner,
+    )
+    for row in objects:
+        name = row["name"] if row["kind"] == "FUNCTION" else f'{schema}."{row["name"]}"'
+        await conn.execute(f"ALTER {row['kind']} {name} OWNER TO {owner}")
 
 
 def service_dsn(admin_dsn: str, service: str, password: str) -> str:

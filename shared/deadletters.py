@@ -1,10 +1,15 @@
 """Dead letters: records a consumer could not process, kept in its schema and sent to its DLQ.
 
 The runner writes a dead letter in the transaction that advances its position, so a record is
-either applied or dead-lettered, never lost and never both. This module publishes them to the owning
-service's ``<prefix><service>.dlq`` (original bytes, source topic, partition, offset, consumer,
-reason), lists and shows them, and re-drives one: the original record is applied again through the
-projection's own rules, once the cause is fixed (for example after a consumer upgrade).
+either applied or dead-lettered, never lost and never both. Dead letters are sequenced by stream:
+when an event of a stream fails, the stream is parked for that consumer and its later events are
+parked behind it, in order, while the other streams of the partition go on. Re-driving applies a
+parked sequence in order (``ProjectionWriter.redrive``); an operator may also skip a letter,
+recorded with who and why (``ProjectionWriter.skip``).
+
+This module reads them (list, show, a stream's waiting sequence, the parked figures) and
+publishes them to the owning service's ``<prefix><service>.dlq`` (original bytes, source topic,
+partition, offset, consumer, stream, reason).
 """
 
 from __future__ import annotations
@@ -12,11 +17,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+
+from shared.db import DbConnection
+
+Resolution = Literal["applied", "skipped", "moved_on", "not_read", "replaced"]
+
+MAX_OPERATOR_CHARS = 100
+MAX_NOTE_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -29,10 +41,16 @@ class DeadLetter:
     reason: str
     failed_at: datetime
     published: bool
-    redriven_at: datetime | None
     key: bytes | None
     value: bytes | None
     headers: list[list[str]]
+    stream_id: str | None  # None: nothing about the record could be trusted; it holds none back
+    stream_version: int | None
+    parked: bool  # held behind an earlier letter of its stream, not failed itself
+    resolution: Resolution | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None
 
 
 def _letter(row: asyncpg.Record) -> DeadLetter:
@@ -45,17 +63,23 @@ def _letter(row: asyncpg.Record) -> DeadLetter:
         reason=row["reason"],
         failed_at=row["failed_at"],
         published=row["published"],
-        redriven_at=row["redriven_at"],
         key=row["key"],
         value=row["value"],
         headers=orjson.loads(row["headers"]),
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        parked=row["parked"],
+        resolution=row["resolution"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
+        resolution_note=row["resolution_note"],
     )
 
 
 async def list_dead_letters(
-    pool: asyncpg.Pool, schema: str, include_redriven: bool = False
+    pool: asyncpg.Pool, schema: str, include_resolved: bool = False
 ) -> list[DeadLetter]:
-    condition = "" if include_redriven else "WHERE redriven_at IS NULL"
+    condition = "" if include_resolved else "WHERE resolved_at IS NULL"
     rows = await pool.fetch(f"SELECT * FROM {schema}.dead_letters {condition} ORDER BY id")
     return [_letter(row) for row in rows]
 
@@ -65,6 +89,42 @@ async def get_dead_letter(pool: asyncpg.Pool, schema: str, letter_id: int) -> De
     return _letter(row) if row else None
 
 
+async def waiting_sequence(conn: DbConnection, schema: str, letter: DeadLetter) -> list[DeadLetter]:
+    """The letters still waiting in ``letter``'s sequence, in the order they must be applied:
+    its stream's, by stream version; a letter naming no stream is a sequence of its own."""
+    if letter.stream_id is None:
+        row = await conn.fetchrow(
+            f"SELECT * FROM {schema}.dead_letters WHERE id = $1 AND resolved_at IS NULL",
+            letter.id,
+        )
+        return [_letter(row)] if row else []
+    rows = await conn.fetch(
+        f"SELECT * FROM {schema}.dead_letters WHERE consumer = $1 AND stream_id = $2 "
+        "AND resolved_at IS NULL ORDER BY stream_version, kafka_offset",
+        letter.consumer,
+        letter.stream_id,
+    )
+    return [_letter(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ParkedFigures:
+    letters: int  # records waiting: failed ones and those parked behind them
+    streams: int  # streams held back
+    oldest_seconds: float  # age of the oldest waiting letter (0 when none)
+
+
+async def parked_figures(pool: asyncpg.Pool, schema: str, consumer: str) -> ParkedFigures:
+    row = await pool.fetchrow(
+        f"SELECT count(*) AS letters, count(DISTINCT stream_id) AS streams, "
+        "coalesce(extract(epoch FROM now() - min(failed_at)), 0) AS oldest "
+        f"FROM {schema}.dead_letters WHERE consumer = $1 AND resolved_at IS NULL",
+        consumer,
+    )
+    assert row is not None
+    return ParkedFigures(int(row["letters"]), int(row["streams"]), float(row["oldest"]))
+
+
 def dlq_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     meta: dict[str, Any] = {
         "dlq.source.topic": letter.topic,
@@ -72,6 +132,9 @@ def dlq_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
         "dlq.source.offset": letter.offset,
         "dlq.consumer": letter.consumer,
         "dlq.reason": letter.reason,
+        "dlq.stream_id": letter.stream_id or "",
+        "dlq.stream_version": letter.stream_version or "",
+        "dlq.parked": str(letter.parked).lower(),
         "dlq.failed_at": letter.failed_at.isoformat(),
     }
     original = [(k, v.encode()) for k, v in letter.headers]

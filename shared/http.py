@@ -1,7 +1,8 @@
-"""What every service's HTTP API shares: the caller's authentication, idempotency keys, and
-one shape for every refusal (RFC 9457 ``application/problem+json``: 422 invalid, 409
-conflicting with the current state, 503 while a projection catches up, with the field problems
-named), never a stack trace."""
+"""What every service's HTTP API shares: the caller's authentication, idempotency keys, a body
+bounded before it is read, and one shape for every refusal (RFC 9457
+``application/problem+json``: 422 invalid, 409 conflicting with the current state, 413 too
+large, 503 while a projection catches up, with the field problems named but never echoed),
+never a stack trace."""
 
 # No postponed annotations here: FastAPI reads the annotations of the dependencies made inside
 # ``idempotent``.
@@ -20,12 +21,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.semconv.attributes.url_attributes import URL_QUERY
+from opentelemetry.semconv.trace import SpanAttributes
+from opentelemetry.trace import Span
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import AuthSettings, Principal, authenticated
+from shared.auth import AuthSettings, Principal, authenticated, service_audience, verifier_for
+from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
-from shared.eventstore.store import ConcurrencyError, IdempotencyKeyReusedError
+from shared.eventstore.store import (
+    ConcurrencyError,
+    EnvelopeTooLargeError,
+    IdempotencyKeyReusedError,
+)
 from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
@@ -69,10 +80,68 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The caller's role or area may not do this."),
         (404, "No such resource."),
         (409, "Conflicts with the current state (or overtaken by another command): retry."),
+        (413, "A body over the limit, refused before it is read."),
         (422, "Invalid: every problem named (or an Idempotency-Key reused for another request)."),
         (503, "A projection is catching up or the database is away: nothing applied, retry."),
     )
 }
+
+
+# Any request body above this is refused before it is read; a route that takes more (a CSV
+# import) raises its own limit with ``body_within`` before reading.
+BODY_LIMIT = 2**20
+_LIMIT_KEY = "berlian.body_limit"
+# A body can be invalid in many places at once; the answer names the first few.
+VALIDATION_ERRORS_SHOWN = 20
+
+
+class BodyLimitMiddleware:
+    """Refuses (413) a body whose declared Content-Length is over the limit before reading any of
+    it, and one that grows over it while being read (chunked), without reading further."""
+
+    def __init__(self, app: ASGIApp, limit: int = BODY_LIMIT) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[_LIMIT_KEY] = (self.limit, "send a smaller body")
+        declared = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            limit, advice = scope[_LIMIT_KEY]
+            too_large = HTTPException(413, f"the body is over {limit:,} bytes: {advice}")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+def install_request_limits(app: FastAPI) -> None:
+    """The body limit, and 422 answers naming where the input is wrong but not repeating it
+    (an echoed body doubles what an oversized or hostile request costs, and leaks it to logs)."""
+    app.add_middleware(BodyLimitMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        # Where and what, never the input itself; the first few of many, and how many.
+        errors = error.errors()
+        problems = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in errors[:VALIDATION_ERRORS_SHOWN]
+        ]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return refusal(422, detail, problems=problems, errors=len(errors))
 
 
 def refusal(
@@ -85,18 +154,12 @@ def refusal(
 
 
 async def body_within(request: Request, limit: int, advice: str) -> bytes:
-    """The request's body, refused with 413 (and ``advice``) once it exceeds ``limit`` bytes,
-    without reading more of it."""
-    too_large = HTTPException(413, f"the body is over {limit:,} bytes: {advice}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+    """The request's body, refused with 413 (and ``advice``) once it exceeds ``limit`` bytes
+    instead of the app's usual limit, without reading more of it (BodyLimitMiddleware)."""
+    if _LIMIT_KEY not in request.scope:
+        raise RuntimeError("body_within needs the app's BodyLimitMiddleware (service_app)")
+    request.scope[_LIMIT_KEY] = (limit, advice)
+    return await request.body()
 
 
 @dataclass(frozen=True)
@@ -171,6 +234,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
         return refusal(422, str(error))
 
+    install_request_limits(app)
+
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
         return refusal(
@@ -178,6 +243,10 @@ def install_error_handlers(app: FastAPI) -> None:
             str(error),
             problems=[{"field": p.field, "message": p.message} for p in error.problems],
         )
+
+    @app.exception_handler(EnvelopeTooLargeError)
+    async def unpublishable(_: Request, error: EnvelopeTooLargeError) -> JSONResponse:
+        return refusal(422, str(error), problems=[{"field": error.field, "message": str(error)}])
 
     @app.exception_handler(OutsideAreaError)
     async def outside_area(_: Request, error: OutsideAreaError) -> JSONResponse:
@@ -201,16 +270,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return refusal(error.status_code, str(error.detail), error.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        # Where and what, never the input itself.
-        problems = [
-            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
-            for e in error.errors()
-        ]
-        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        return refusal(422, detail, problems=problems)
 
     async def database_away(request: Request, error: Exception) -> JSONResponse:
         # A restart or failover under the request: its transaction was rolled back.
@@ -237,11 +296,27 @@ def install_error_handlers(app: FastAPI) -> None:
         return answer
 
 
+def _without_query(span: Span, scope: dict[str, Any]) -> None:
+    """A query string can hold personal data (a NIK searched for): spans, which leave the
+    process, keep the path only."""
+    if not scope.get("query_string") or not isinstance(span, ReadableSpan):
+        return
+    url = (span.attributes or {}).get(SpanAttributes.HTTP_URL)
+    if isinstance(url, str):
+        span.set_attribute(SpanAttributes.HTTP_URL, url.split("?", 1)[0])
+    if (span.attributes or {}).get(URL_QUERY) is not None:
+        span.set_attribute(URL_QUERY, "")
+
+
 def install_tracing(app: FastAPI) -> None:
     """A span per request (continuing the caller's ``traceparent``), and the request's
     correlation id (the caller's ``X-Correlation-ID`` when it is a UUID) on its log lines,
     in its events and in the response."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/live,health/ready,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="health/live,health/ready,metrics",
+        server_request_hook=_without_query,
+    )
 
     @app.middleware("http")
     async def correlate(
@@ -289,8 +364,9 @@ def service_app(
     callers are authenticated."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
+    app.include_router(contract_router())  # the event contract, served by every service
     install_tracing(app)
-    app.state.authenticate = authenticated(auth)
+    app.state.authenticate = authenticated(verifier_for(auth, service_audience(title)))
     app.state.service = service
     app.include_router(router)
     return app

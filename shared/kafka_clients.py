@@ -47,7 +47,14 @@ def connection_options(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def producer_options(settings: KafkaSettings) -> dict[str, Any]:
-    return {**connection_options(settings), **PRODUCER_SAFETY}
+    # A record too large for the topic is refused by the producer itself, before it takes a
+    # sequence number: refused by the broker instead, it would leave the idempotent producer's
+    # partition out of sequence, failing every later record there.
+    return {
+        **connection_options(settings),
+        **PRODUCER_SAFETY,
+        "max_request_size": settings.max_record_bytes,
+    }
 
 
 # aiokafka does not refresh its metadata when a leader moves while it resets a position (as

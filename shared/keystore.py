@@ -1,20 +1,27 @@
 """The per-worker key store in PostgreSQL (schema ``keystore``), the local KeyStore.
 
 Keys live apart from the services' schemas and the topics: erasing a person deletes one row
-here. In production the same Protocol is served by a cloud KMS.
+here. Each data key is stored wrapped under a key-encryption key that is not in the database
+(``shared.kms``), with the id of that KEK beside it: the table alone opens nobody's data. The
+database itself refuses a new key for an erased worker (a trigger reading the erasure records),
+so a service needs no access to those records to respect them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 import asyncpg
 
 from shared.db import DbConnection
 from shared.events.personal import key_id_for, new_data_key
-from shared.eventstore.migrations import Migration
+from shared.eventstore.migrations import Migration, migrate
+from shared.kms import KeyEncryption, WrappedKey, key_encryption_from_environment
 
 SCHEMA = "keystore"
+# Raised by the trigger below; any SQLSTATE of a class PostgreSQL does not use.
+ERASED_SQLSTATE = "BR001"
 
 MIGRATIONS = (
     Migration(
@@ -34,50 +41,142 @@ MIGRATIONS = (
         );
         """,
     ),
+    Migration(
+        "0002_key_encryption",
+        """
+        -- The KEK each key is wrapped under; empty only for keys stored raw before this step,
+        -- which the migration wraps before the next one makes it required.
+        ALTER TABLE {schema}.data_keys ADD COLUMN kek_id text;
+        -- Runs with its owner's rights (the migration role): the services cannot read the
+        -- erasure records, yet none of them can give an erased worker a new key.
+        CREATE OR REPLACE FUNCTION {schema}.refuse_key_of_erased() RETURNS trigger
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM {schema}.erasures WHERE worker_id = NEW.worker_id) THEN
+                RAISE EXCEPTION 'worker % was erased: no new personal data', NEW.worker_id
+                    USING ERRCODE = 'BR001';
+            END IF;
+            RETURN NEW;
+        END $$;
+        REVOKE ALL ON FUNCTION {schema}.refuse_key_of_erased() FROM PUBLIC;
+        CREATE TRIGGER refuse_key_of_erased BEFORE INSERT ON {schema}.data_keys
+            FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_key_of_erased();
+        """,
+    ),
+)
+WRAPPED_ONLY = Migration(
+    "0003_wrapped_only",
+    """
+    ALTER TABLE {schema}.data_keys RENAME COLUMN key TO wrapped_key;
+    ALTER TABLE {schema}.data_keys ALTER COLUMN kek_id SET NOT NULL;
+    """,
 )
 
 
+async def migrate_keystore(
+    conn: DbConnection, keyring: Callable[[], KeyEncryption], schema: str = SCHEMA
+) -> list[str]:
+    """The key store's tables; keys stored raw by an earlier version are wrapped on the way
+    (only then is ``keyring`` asked for the KEKs: the migration needs none otherwise)."""
+    applied = await migrate(conn, schema, MIGRATIONS)
+    raw = await conn.fetchval(
+        "SELECT 1 FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = 'data_keys' AND column_name = 'key'",
+        schema,
+    )
+    if raw:
+        async with conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT key_id, key FROM {schema}.data_keys WHERE kek_id IS NULL FOR UPDATE"
+            )
+            if rows:
+                kms = keyring()
+                for row in rows:
+                    wrapped = await kms.wrap(bytes(row["key"]), row["key_id"])
+                    await conn.execute(
+                        f"UPDATE {schema}.data_keys SET key = $2, kek_id = $3 WHERE key_id = $1",
+                        row["key_id"],
+                        wrapped.blob,
+                        wrapped.kek_id,
+                    )
+    return applied + await migrate(conn, schema, [*MIGRATIONS, WRAPPED_ONLY])
+
+
+async def rewrap_all(conn: DbConnection, kms: KeyEncryption, schema: str = SCHEMA) -> int:
+    """Rewrap every data key not under the current KEK; the number rewrapped.
+
+    Run with the migration login (the services may not update keys). Each batch commits on its
+    own, so an interrupted rotation resumes where it stopped; the data keys themselves never
+    change, so no sealed event needs rewriting.
+    """
+    rewrapped = 0
+    while True:
+        async with conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT key_id, kek_id, wrapped_key FROM {schema}.data_keys "
+                "WHERE kek_id <> $1 ORDER BY key_id LIMIT 500 FOR UPDATE",
+                kms.current_kek_id,
+            )
+            for row in rows:
+                old = WrappedKey(row["kek_id"], bytes(row["wrapped_key"]))
+                new = await kms.wrap(await kms.unwrap(old, row["key_id"]), row["key_id"])
+                await conn.execute(
+                    f"UPDATE {schema}.data_keys SET wrapped_key = $2, kek_id = $3 "
+                    "WHERE key_id = $1",
+                    row["key_id"],
+                    new.blob,
+                    new.kek_id,
+                )
+        rewrapped += len(rows)
+        if not rows:
+            return rewrapped
+
+
+async def keks_in_use(conn: DbConnection, schema: str = SCHEMA) -> dict[str, int]:
+    """How many data keys each KEK wraps: a KEK no longer listed may leave the keyring."""
+    rows = await conn.fetch(
+        f"SELECT kek_id, count(*) AS keys FROM {schema}.data_keys GROUP BY kek_id ORDER BY kek_id"
+    )
+    return {row["kek_id"]: row["keys"] for row in rows}
+
+
 class PostgresKeyStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str = SCHEMA) -> None:
+    def __init__(self, pool: asyncpg.Pool, kms: KeyEncryption, schema: str = SCHEMA) -> None:
         self._pool = pool
+        self._kms = kms
         self._schema = schema
+
+    @classmethod
+    def from_environment(cls, pool: asyncpg.Pool) -> PostgresKeyStore:
+        """The key store under the KEKs the environment configures (refused when none)."""
+        return cls(pool, key_encryption_from_environment())
 
     async def get_or_create(self, worker_id: UUID) -> tuple[str, bytes]:
         key_id = key_id_for(worker_id)
-        erased = await self._pool.fetchval(
-            f"SELECT 1 FROM {self._schema}.erasures WHERE worker_id = $1", worker_id
-        )
-        if erased:
-            raise PermissionError(f"worker {worker_id} was erased: no new personal data")
-        await self._pool.execute(
-            f"INSERT INTO {self._schema}.data_keys (key_id, worker_id, key) VALUES ($1, $2, $3) "
-            "ON CONFLICT (key_id) DO NOTHING",
-            key_id,
-            worker_id,
-            new_data_key(),
-        )
         key = await self.get(key_id)
-        assert key is not None  # just inserted, or inserted before
+        if key is not None:
+            return key_id, key
+        async with self._pool.acquire() as conn:
+            await self._insert(conn, worker_id, key_id, new_data_key(), on_conflict=True)
+        key = await self.get(key_id)
+        assert key is not None  # just inserted, or inserted meanwhile
         return key_id, key
 
     async def create(self, worker_id: UUID, conn: DbConnection) -> tuple[str, bytes]:
         """A new worker's key, inside the caller's transaction: a registration refused or rolled
         back leaves no key behind."""
         key_id, key = key_id_for(worker_id), new_data_key()
-        await conn.execute(
-            f"INSERT INTO {self._schema}.data_keys (key_id, worker_id, key) VALUES ($1, $2, $3)",
-            key_id,
-            worker_id,
-            key,
-        )
+        await self._insert(conn, worker_id, key_id, key, on_conflict=False)
         return key_id, key
 
     async def get(self, key_id: str, conn: DbConnection | None = None) -> bytes | None:
         """The key; through ``conn`` to see one its open transaction created."""
-        key = await (conn or self._pool).fetchval(
-            f"SELECT key FROM {self._schema}.data_keys WHERE key_id = $1", key_id
+        row = await (conn or self._pool).fetchrow(
+            f"SELECT kek_id, wrapped_key FROM {self._schema}.data_keys WHERE key_id = $1", key_id
         )
-        return bytes(key) if key is not None else None
+        if row is None:
+            return None
+        return await self._kms.unwrap(WrappedKey(row["kek_id"], bytes(row["wrapped_key"])), key_id)
 
     async def destroy(self, worker_id: UUID) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -92,3 +191,24 @@ class PostgresKeyStore:
                 key_id or key_id_for(worker_id),
             )
         return key_id is not None
+
+    async def _insert(
+        self, conn: DbConnection, worker_id: UUID, key_id: str, key: bytes, *, on_conflict: bool
+    ) -> None:
+        wrapped = await self._kms.wrap(key, key_id)
+        try:
+            await conn.execute(
+                f"INSERT INTO {self._schema}.data_keys (key_id, worker_id, wrapped_key, kek_id) "
+                "VALUES ($1, $2, $3, $4)"
+                + (" ON CONFLICT (key_id) DO NOTHING" if on_conflict else ""),
+                key_id,
+                worker_id,
+                wrapped.blob,
+                wrapped.kek_id,
+            )
+        except asyncpg.PostgresError as error:
+            if error.sqlstate == ERASED_SQLSTATE:
+                raise PermissionError(
+                    f"worker {worker_id} was erased: no new personal data"
+                ) from None
+            raise

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.audit.checkpoints import checkpoint_age_job
 from shared.db import service_dsn
 from shared.eventstore.migrations import PLATFORM
 from shared.eventstore.store import outbox_channel
@@ -31,6 +32,19 @@ from shared.telemetry import COMMAND_SECONDS, COMMANDS
 from shared.topic_reader import partitions_of
 
 log = logging.getLogger(__name__)
+
+
+# Methods a route may have; anything else a client makes up is counted under one label, so no
+# request can add a metric series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def metric_command(request: Request) -> str:
+    """The command label of a request: its method and route template (never the raw path),
+    ``OTHER`` for a made-up method and ``unmatched`` for a path no route has."""
+    method = request.method if request.method in KNOWN_METHODS else "OTHER"
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    return f"{method} {route}"
 
 
 class BackgroundTaskDiedError(RuntimeError):
@@ -60,6 +74,7 @@ class ServiceProcess:
         for close in self.closers:
             await close()
         await self.producer.stop()
+        await self.relay.producer.stop()  # the same one, unless the relay had to renew it
         await self.pool.close()
 
     def add_health(self) -> None:
@@ -71,8 +86,7 @@ class ServiceProcess:
         ) -> Response:
             started = time.perf_counter()
             response = await call_next(request)
-            route = request.scope.get("route")
-            command = f"{request.method} {getattr(route, 'path', 'unmatched')}"
+            command = metric_command(request)
             outcome = (
                 "accepted"
                 if response.status_code < 400
@@ -125,8 +139,25 @@ class ServiceProcess:
             unassigned = [r.consumer_name for r in self.runners if not r.assigned]
             if unassigned:
                 problems.append(f"consumers without partitions yet: {', '.join(unassigned)}")
+            # Parked events do not make the service unready (its API works), but are reported:
+            # they wait for an operator (docs/runbook.md, BerlianOutboxParked).
+            warnings = []
+            if not problems:
+                try:
+                    waiting, parked = await self.relay.counts()
+                except (OSError, asyncpg.PostgresError) as error:
+                    waiting, parked = 0, 0
+                    problems.append(f"postgresql: {error}")
+                if parked:
+                    warnings.append(
+                        f"outbox: {parked} event(s) parked, refused by the broker for good "
+                        f"({waiting} waiting)"
+                    )
             status = 503 if problems else 200
-            return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+            return JSONResponse(
+                {"ready": not problems, "problems": problems, "warnings": warnings},
+                status_code=status,
+            )
 
     async def run(self, stop: asyncio.Event, host: str, port: int) -> None:
         """Serve until ``stop`` is set, then shut down in order: the API first, so that no
@@ -201,11 +232,18 @@ def assemble(
         app=app,
         pool=pool,
         producer=producer,
-        relay=OutboxRelay(pool, service, kafka.events_topic(service), producer),
+        relay=OutboxRelay(
+            pool,
+            service,
+            kafka.events_topic(service),
+            producer,
+            new_producer=lambda: AIOKafkaProducer(**producer_options(kafka)),
+        ),
         notify_channel=outbox_channel(service),
         runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
         kafka=kafka,
-        background=background,
+        # Every service exports how old the newest signed checkpoint is, for the stale alert.
+        background=[*background, checkpoint_age_job(pool)],
         closers=closers,
         expected_migrations=[
             *(m.name for m in PLATFORM),

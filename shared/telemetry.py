@@ -26,7 +26,14 @@ EVENTS_APPENDED = Counter(
     ["service", "event_type"],
 )
 OUTBOX_BACKLOG = Gauge(
-    "berlian_outbox_backlog", "Events committed but not yet on the topic.", ["service"]
+    "berlian_outbox_backlog",
+    "Events committed but not yet on the topic, parked ones included; set every relay cycle.",
+    ["service"],
+)
+OUTBOX_PARKED = Gauge(
+    "berlian_outbox_parked",
+    "Events the broker refused for good, kept aside in the outbox_parked table.",
+    ["service"],
 )
 OUTBOX_PUBLISH_SECONDS = Histogram(
     "berlian_outbox_publish_duration_seconds",
@@ -83,6 +90,7 @@ def reason_category(reason: str) -> str:
         "database refused",
         "projection",
         "reaction",
+        "parked",
     ):
         if reason.startswith(category):
             return category.replace(" ", "_")

@@ -13,7 +13,12 @@ EVENT_TOPIC_CONFIG: dict[str, str] = {"retention.ms": "-1", "cleanup.policy": "d
 
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
-    config = {**EVENT_TOPIC_CONFIG, "min.insync.replicas": str(settings.topic_min_insync_replicas)}
+    config = {
+        **EVENT_TOPIC_CONFIG,
+        "min.insync.replicas": str(settings.topic_min_insync_replicas),
+        # Stated, not inherited from the broker: the store's size check assumes this limit.
+        "max.message.bytes": str(settings.kafka_max_message_bytes),
+    }
     names = [settings.events_topic(service) for service in SERVICES]
     names += [settings.dead_letter_topic(service) for service in SERVICES]
     return [

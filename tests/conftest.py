@@ -6,6 +6,7 @@ roles), so runs never see each other's data; the database is dropped at the end.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -17,11 +18,18 @@ from deploy.local import kafka_broker
 from deploy.local.processes import port_open
 from deploy.local.stack import Endpoints
 from shared.db import provision_service_schemas
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import (
+    ENVIRONMENT_VARIABLE,
+    LOCAL_DEVELOPMENT,
+    DatabaseSettings,
+    KafkaSettings,
+)
 from shared.topics import delete_topics_with_prefix, ensure_topics
 from tests.infrastructure import real_infrastructure
 
 RUN_ID = uuid.uuid4().hex[:10]
+# The tests run on the local stack, with its local credentials and issuer (as ./berlian sets).
+os.environ.setdefault(ENVIRONMENT_VARIABLE, LOCAL_DEVELOPMENT)
 
 
 @pytest.fixture(scope="session")

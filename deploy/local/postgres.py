@@ -139,6 +139,9 @@ def up() -> str:
         "END IF; END $$;",
         port=cluster.port,
     )
+    # Test runs drop their databases WITH (FORCE), which must end the service roles' sessions
+    # (and an autovacuum worker's): the local administrator may signal any backend.
+    _psql(f"GRANT pg_signal_backend TO {ADMIN_ROLE}", port=cluster.port)
     if not _psql(
         f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", port=cluster.port
     ).strip():

@@ -1,11 +1,12 @@
-"""The local stack as a whole: Kafka, PostgreSQL, the service schemas and the topics."""
+"""The local stack as a whole: Kafka, PostgreSQL, the identity provider (Keycloak), the service
+schemas and the topics."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-from deploy.local import kafka_broker, postgres
+from deploy.local import kafka_broker, keycloak, postgres
 from shared.db import provision_service_schemas
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
@@ -15,6 +16,7 @@ from shared.topics import ensure_topics
 class Endpoints:
     kafka_bootstrap_servers: str
     database_url: str
+    issuer: str = keycloak.ISSUER
 
 
 def up(cluster: bool = False) -> Endpoints:
@@ -22,6 +24,7 @@ def up(cluster: bool = False) -> Endpoints:
     layout = kafka_broker.CLUSTER if cluster else kafka_broker.SINGLE
     bootstrap = kafka_broker.up(layout)
     database_url = postgres.up()
+    issuer = keycloak.up()
     db_settings = DatabaseSettings(database_url=database_url)
     kafka_settings = KafkaSettings(
         kafka_bootstrap_servers=bootstrap,
@@ -34,13 +37,17 @@ def up(cluster: bool = False) -> Endpoints:
         await ensure_topics(kafka_settings)
 
     asyncio.run(prepare())
-    return Endpoints(bootstrap, database_url)
+    return Endpoints(bootstrap, database_url, issuer)
 
 
-def down(cluster: bool = False, wipe: bool = False) -> None:
+def down(cluster: bool = False, wipe: bool = False, identity: bool = True) -> None:
+    """Stop the stack (``wipe`` deletes its data); ``identity=False`` leaves the provider, its
+    realm and users as they are."""
     kafka_broker.down(kafka_broker.CLUSTER, wipe=wipe or cluster)
     if not cluster:
         kafka_broker.down(kafka_broker.SINGLE, wipe=wipe)
         if wipe:
             postgres.drop_database()
         postgres.down()
+        if identity:
+            keycloak.down(wipe=wipe)

@@ -17,6 +17,7 @@ from services.billing.queries import BudgetReport, InvoiceView, PremiumView, Sta
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.billing import InvoiceIssued
+from shared.events.bounds import PersonName, Reference
 from shared.eventstore.store import CommandContext
 from shared.http import (
     MAX_RUPIAH,
@@ -48,12 +49,12 @@ class BillingRunRequest(BaseModel):
 class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    payment_ref: str = Field(min_length=1, max_length=100, examples=["SP2D 00123/2025"])
+    payment_ref: Reference = Field(examples=["SP2D 00123/2025"])
     paid_on: date
     amount: int = Field(
         gt=0, le=MAX_RUPIAH, description="Whole rupiah; must equal the invoice total."
     )
-    payer: str = Field(default="Pemerintah Kota Pekalongan", max_length=200)
+    payer: PersonName = "Pemerintah Kota Pekalongan"
 
 
 class Allocated(BaseModel):

@@ -17,6 +17,7 @@ from services.claims.domain import Claim
 from services.claims.queries import ClaimView
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
+from shared.events.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
@@ -27,7 +28,7 @@ from shared.policy.calendar import business_day
 class ChildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PersonName
     birth_date: date
     school_level: Literal["TK", "SD", "SMP", "SMA", "university"]
 
@@ -40,19 +41,19 @@ class ClaimRequest(BaseModel):
     kind: Literal["death", "accident", "scholarship"]
     incident_date: date
     claimant: ClaimantPersonal
-    documents: list[str] = Field(default_factory=list, max_length=50)
+    documents: list[Reference] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
     accident_benefit: (
         Literal["medical", "temporary_incapacity", "total_permanent_disability"] | None
     ) = None
     months_incapacitated: int | None = Field(default=None, ge=1, le=120)
     medical_costs: int | None = Field(default=None, ge=0, le=MAX_RUPIAH)
-    children: list[ChildRequest] = Field(default_factory=list, max_length=10)
+    children: list[ChildRequest] = Field(default_factory=list, max_length=MAX_CHILDREN)
 
 
 class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    payment_ref: str = Field(min_length=1, max_length=100)
+    payment_ref: Reference
     paid_on: date
     amount: int = Field(gt=0, le=MAX_RUPIAH)
 

@@ -18,7 +18,7 @@ async def build(
     kafka: KafkaSettings, database: DatabaseSettings, auth: AuthSettings
 ) -> tuple[ServiceProcess, ClaimsService]:
     pool, producer = await connect(SERVICE, kafka, database)
-    service = ClaimsService(pool, kafka, PostgresKeyStore(pool), policy_book())
+    service = ClaimsService(pool, kafka, PostgresKeyStore.from_environment(pool), policy_book())
     projections: list[Projection] = [
         coverage_reactions(service),
         payment_reactions(service),

@@ -31,7 +31,9 @@ from services.enrolment.service import (
     UnknownWorkerError,
 )
 from shared.auth import AuthSettings, Principal, require_role
+from shared.events.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
+from shared.events.types import KelurahanCode
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
 from shared.http import (
@@ -45,42 +47,42 @@ from shared.http import (
     service_router,
 )
 from shared.logs import correlation_id
-from shared.policy.freetext import ClearText
+from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope
 
 
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nik: str = Field(pattern=r"^[0-9]{16}$", examples=["3375014507800003"])
-    full_name: str = Field(min_length=1, max_length=200)
+    nik: Nik
+    full_name: PersonName
     birth_date: date
     sex: Literal["M", "F"]
-    occupation_code: str = Field(min_length=1, max_length=64)
-    kelurahan_code: str = Field(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$", examples=["33.75.01.1004"])
-    address: str = Field(min_length=1, max_length=500)
-    phone: str | None = Field(default=None, max_length=32)
-    heirs: list[Heir] = Field(default_factory=list, max_length=20)
+    occupation_code: Code
+    kelurahan_code: KelurahanCode = Field(examples=["33.75.01.1004"])
+    address: Address
+    phone: Phone | None = None
+    heirs: list[Heir] = Field(default_factory=list, max_length=MAX_HEIRS)
 
 
 class CorrectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: ClearText = Field(min_length=3, max_length=500)
-    nik: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
-    address: str | None = Field(default=None, min_length=1, max_length=500)
+    reason: Annotated[Reason, CLEAR_TEXT]
+    nik: Nik | None = None
+    full_name: PersonName | None = None
+    address: Address | None = None
     birth_date: date | None = None
     sex: Literal["M", "F"] | None = None
-    occupation_code: str | None = Field(default=None, min_length=1, max_length=64)
-    kelurahan_code: str | None = Field(default=None, pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")
+    occupation_code: Code | None = None
+    kelurahan_code: KelurahanCode | None = None
 
 
 class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     end_date: date
-    note: ClearText | None = Field(default=None, max_length=500)
+    note: Annotated[Note, CLEAR_TEXT] | None = None
 
 
 class Appended(BaseModel):

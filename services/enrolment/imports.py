@@ -4,6 +4,10 @@ Each row is registered on its own under the idempotency key ``import:<file diges
 one bad row never blocks or half-writes the others, and importing the same file again registers
 nothing twice (each row returns its first result). Every import keeps its own report, under
 its own import id: importing a file again adds a report and never rewrites the first one.
+
+Rows are numbered as a spreadsheet shows them (the header is row 1); a blank line is no row: it
+keeps its number but is neither imported nor counted. A row with more cells than the header, a
+cell or a row beyond its bound is refused before any of it is read into a registration.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pydantic import ValidationError
 
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.decisions import RefusedError
+from shared.events.bounds import ADDRESS_CHARS
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
@@ -82,10 +87,21 @@ IMPORT_TABLES = (
 # keep the largest within the service's memory limit (measured by ./berlian bench).
 MAX_ROWS = 100_000
 MAX_BYTES = 16 * 2**20
+# Twice the longest column's own bound (the address): any longer cell is refused as it is, and
+# a row holds the ten columns near their bounds, no more.
+MAX_CELL_CHARS = 2 * ADDRESS_CHARS
+MAX_ROW_CHARS = 4 * MAX_CELL_CHARS
 
 
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (encoding, header): nothing was registered."""
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    number: int  # the row as a spreadsheet numbers it: the header is row 1
+    cells: dict[str, str]
+    problems: tuple[str, ...] = ()  # the row's own shape: too many cells, or too long
 
 
 @dataclass(frozen=True)
@@ -121,31 +137,68 @@ def decode(content: bytes) -> str:
         ) from None
 
 
-def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """The rows of a well-formed file; a malformed one (an unclosed quote, a stray NUL) or one
-    too long is refused whole, before any row is registered."""
+def _blank(record: list[str]) -> bool:
+    return not any(cell.strip() for cell in record)
+
+
+def read_rows(text: str) -> Iterator[CsvRow]:
+    """The rows of a well-formed file; a malformed one (an unclosed quote, a stray NUL), one
+    with too many rows or a header naming a column twice is refused whole, before any row is
+    registered."""
     lines = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        records = sum(1 for _ in lines)
+        header = [name.strip().lower() for name in next(lines, [])]
+        records = sum(1 for record in lines if not _blank(record))
     except csv.Error as error:
         raise ImportFileError(
             f"line {lines.line_num} is not valid CSV ({error}); nothing was imported"
         ) from None
-    if records - 1 > MAX_ROWS:
+    _check_header(header)
+    if records > MAX_ROWS:
         raise ImportFileError(
-            f"the file has {records - 1:,} rows; at most {MAX_ROWS:,} are imported at once: "
+            f"the file has {records:,} rows; at most {MAX_ROWS:,} are imported at once: "
             "split it; nothing was imported"
         )
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    header = [name.strip().lower() for name in reader.fieldnames or []]
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    next(reader)
+    for number, record in enumerate(reader, start=2):  # row 1 is the header
+        if not _blank(record):
+            yield _row(number, header, record)
+
+
+def _check_header(header: list[str]) -> None:
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise ImportFileError(
             f"missing columns: {', '.join(missing)}; expected {', '.join(COLUMNS)}"
         )
-    reader.fieldnames = header
-    for number, row in enumerate(reader, start=2):  # row 1 is the header
-        yield number, {k: (v or "").strip() for k, v in row.items() if k}
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name and name in seen:
+            raise ImportFileError(
+                f"the header names column {name!r} twice (columns {seen[name]} and {position}): "
+                "which one holds the data is unclear; nothing was imported"
+            )
+        seen[name] = position
+
+
+def _row(number: int, header: list[str], record: list[str]) -> CsvRow:
+    problems = []
+    if len(record) > len(header):
+        problems.append(f"row: {len(record)} cells, but the header names {len(header)} columns")
+    if sum(len(cell) for cell in record) > MAX_ROW_CHARS:
+        problems.append(f"row: over {MAX_ROW_CHARS:,} characters")
+    cells = {}
+    for name, cell in zip(header, record, strict=False):
+        if len(cell) > MAX_CELL_CHARS:
+            problems.append(
+                f"{name or 'a column without a name'}: over {MAX_CELL_CHARS:,} characters"
+            )
+        elif name:
+            cells[name] = cell.strip()
+    if problems:
+        return CsvRow(number, {}, tuple(problems))
+    return CsvRow(number, {name: cells.get(name, "") for name in header if name})
 
 
 def registration_from(row: dict[str, str], batch_id: str, number: int) -> Registration:
@@ -164,10 +217,8 @@ def registration_from(row: dict[str, str], batch_id: str, number: int) -> Regist
             heirs.append(
                 Heir(name=row["heir_name"], relationship=row.get("heir_relationship") or "spouse")
             )
-        except ValidationError:
-            problems.append(
-                f"heir_relationship: {row.get('heir_relationship')!r} is not a known relationship"
-            )
+        except ValidationError as error:
+            problems += [f"heir_{e['loc'][0]}: {e['msg']}" for e in error.errors()]
     try:
         personal = WorkerPersonal(
             nik=row["nik"],
@@ -207,13 +258,17 @@ async def import_csv(
     correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
     first_row_of_nik: dict[str, int] = {}
     window: list[Awaitable[RowResult]] = []
-    for number, row in read_rows(decode(content)):
-        nik = row.get("nik", "")
-        if nik in first_row_of_nik:
-            window.append(_refused(number, f"nik: the same NIK as row {first_row_of_nik[nik]}"))
+    for row in read_rows(decode(content)):
+        nik = row.cells.get("nik", "")
+        if row.problems:
+            window.append(_refused(row.number, *row.problems))
+        elif nik in first_row_of_nik:
+            window.append(_refused(row.number, f"nik: the same NIK as row {first_row_of_nik[nik]}"))
         else:
-            first_row_of_nik[nik] = number
-            window.append(_import_row(service, row, number, batch_id, actor_id, correlation, scope))
+            first_row_of_nik[nik] = row.number
+            window.append(
+                _import_row(service, row.cells, row.number, batch_id, actor_id, correlation, scope)
+            )
         if len(window) == CONCURRENT_ROWS:
             result.rows += await _gathered(window, progress)
             window = []
@@ -239,8 +294,8 @@ async def _gathered(
     return rows
 
 
-async def _refused(number: int, reason: str) -> RowResult:
-    return RowResult(number, "refused", reasons=(reason,))
+async def _refused(number: int, *reasons: str) -> RowResult:
+    return RowResult(number, "refused", reasons=reasons)
 
 
 async def _import_row(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import asyncpg
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
@@ -12,24 +13,41 @@ from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
+from shared.kms import nik_digest_key
 from shared.policy import policy_book
 from shared.policy.calendar import business_day
 from shared.projection.writer import Projection
 from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import DatabaseSettings, GuardedSettings, KafkaSettings
 
 
-class EnrolmentSettings(BaseSettings):
+class EnrolmentSettings(GuardedSettings):
     model_config = SettingsConfigDict(env_prefix="ENROLMENT_", extra="ignore")
 
-    nik_secret: str = Field(
-        default="local-development-nik-digest-key",
-        min_length=16,
-        description="Key of the NIK digest used to find one person once; keep it secret.",
+    nik_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key of the NIK digest used to find one person once (at least 32 "
+        "characters, from a secret); required outside the local development mode.",
     )
     expiry_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often coverages past their end are ended."
+    )
+
+    def nik_digest_key(self) -> bytes:
+        return nik_digest_key(self.nik_secret, "ENROLMENT_NIK_SECRET")
+
+
+def enrolment_service(
+    pool: asyncpg.Pool, settings: EnrolmentSettings | None = None
+) -> EnrolmentService:
+    """Enrolment's service on ``pool``, with the keys and the NIK digest key the environment
+    configures."""
+    return EnrolmentService(
+        pool,
+        PostgresKeyStore.from_environment(pool),
+        policy_book(),
+        (settings or EnrolmentSettings()).nik_digest_key(),
     )
 
 
@@ -38,9 +56,7 @@ async def build(
 ) -> tuple[ServiceProcess, EnrolmentService]:
     pool, producer = await connect(SERVICE, kafka, database)
     settings = EnrolmentSettings()
-    service = EnrolmentService(
-        pool, PostgresKeyStore(pool), policy_book(), settings.nik_secret.encode()
-    )
+    service = enrolment_service(pool, settings)
     expiry = expiry_job(
         service, lambda: business_day(service.clock()), settings.expiry_interval_seconds
     )

@@ -6,7 +6,7 @@ reads to ``services.verification.queries``.
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -17,6 +17,7 @@ from services.verification.domain import Designate, Reject, Verify
 from services.verification.queries import CaseView, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
+from shared.events.bounds import Note, Reference
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.store import CommandContext
 from shared.http import (
@@ -29,7 +30,7 @@ from shared.http import (
     service_router,
 )
 from shared.logs import correlation_id
-from shared.policy.freetext import ClearText
+from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
@@ -41,13 +42,13 @@ LEVEL_OF_ROLE: dict[Role, Level] = {
 
 class VerifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: ClearText | None = Field(default=None, max_length=1000)
+    note: Annotated[Note, CLEAR_TEXT] | None = None
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reasons: list[RejectionReason] = Field(min_length=1, max_length=7)
-    note: ClearText | None = Field(default=None, max_length=1000)
+    reasons: list[RejectionReason] = Field(min_length=1, max_length=len(get_args(RejectionReason)))
+    note: Annotated[Note, CLEAR_TEXT] | None = None
 
 
 class DesignateRequest(BaseModel):
@@ -56,7 +57,7 @@ class DesignateRequest(BaseModel):
     cover_months: int = Field(ge=1, le=12)
     coverage_start: date
     fiscal_year: FiscalYear
-    decree_ref: str = Field(min_length=1, max_length=200)
+    decree_ref: Reference
 
 
 class Decision(BaseModel):

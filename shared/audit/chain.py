@@ -23,6 +23,12 @@ FindingKind = Literal[
     "out_of_order",  # a version arrived after a later one of its stream in the same partition
     "conflicting_version",  # two different events claim the same stream version
     "unreadable",  # not an envelope at all
+    "store_differs",  # the store holds other bytes for the event than the topic
+    "missing_on_topic",  # in the store (and published) but not on the topic
+    "missing_in_store",  # on the topic but not in the store
+    "checkpoint_invalid",  # a signature does not verify, or a checkpoint is missing or unlinked
+    "checkpoint_mismatch",  # a signed stream head is not what the store or the topic holds
+    "no_checkpoint",  # events, but no signed checkpoint to pin them
 ]
 
 

@@ -1,16 +1,41 @@
-"""``audit verify``: the hash chains of the topics, read from the brokers alone."""
+"""``audit verify``: the hash chains of the topics, each store compared with its topic, and the
+signed checkpoints of the stream heads.
+
+The chains alone show an event altered in place; comparing store and topic shows one copy
+rewritten without the other; the checkpoints, signed by a key no service holds, show a whole
+chain rewritten consistently in both."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from shared.audit.chain import ChainChecker, Finding, Location
+from shared.audit.checkpoints import SCHEMA as CHECKPOINT_SCHEMA
+from shared.audit.checkpoints import (
+    SignedCheckpoint,
+    TrustedSigners,
+    load_checkpoints,
+    signature_problems,
+)
+from shared.db import DbConnection
 from shared.settings import KafkaSettings
 from shared.topic_reader import read_topics
+
+EventKey = tuple[str, int]  # stream id, stream version
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One copy of an event: the SHA-256 of its bytes and its chain hash."""
+
+    digest: bytes
+    hash: str
 
 
 @dataclass
@@ -39,8 +64,13 @@ async def verify_topics(
     kafka: KafkaSettings,
     topics: Sequence[str],
     progress: Callable[[int], None] = lambda _: None,
+    seen: dict[str, dict[EventKey, Copy]] | None = None,
 ) -> VerifyReport:
-    """Read every record of ``topics`` up to their current end and check every chain."""
+    """Read every record of ``topics`` up to their current end and check every chain.
+
+    ``seen``, when given, collects per topic every record's bytes digest and chain hash by
+    stream and version, for comparing the topics with the stores and the checkpoints.
+    """
     checker = ChainChecker()
     summaries = {topic: TopicSummary(topic) for topic in topics}
     async for batch in read_topics(kafka, topics):
@@ -61,6 +91,11 @@ async def verify_topics(
                 )
                 continue
             checker.check(envelope, location)
+            if seen is not None and "stream_id" in envelope and "stream_version" in envelope:
+                key = (str(envelope["stream_id"]), int(envelope["stream_version"]))
+                seen.setdefault(record.topic, {})[key] = Copy(
+                    hashlib.sha256(record.value or b"").digest(), str(envelope.get("hash"))
+                )
         summary.events += len(batch)
         summary.duplicates += checker.duplicates - before_duplicates
         progress(len(batch))
@@ -68,3 +103,134 @@ async def verify_topics(
     for finding in findings:
         summaries[finding.location.topic].findings[finding.kind] += 1
     return VerifyReport(list(summaries.values()), findings)
+
+
+async def store_copies(
+    conn: DbConnection, schema: str, published_only: bool
+) -> dict[EventKey, Copy]:
+    """A store's events by stream and version; ``published_only``: those out of the outbox."""
+    unpublished = (
+        f"WHERE NOT EXISTS (SELECT 1 FROM {schema}.outbox o WHERE o.position = e.position)"
+        if published_only
+        else ""
+    )
+    copies = {}
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for row in conn.cursor(
+            f"SELECT stream_id, stream_version, hash, body FROM {schema}.events e {unpublished}",
+            prefetch=5000,
+        ):
+            copies[(row["stream_id"], row["stream_version"])] = Copy(
+                hashlib.sha256(row["body"].encode()).digest(), row["hash"]
+            )
+    return copies
+
+
+def compare_store_and_topic(
+    topic: str,
+    published_before: Mapping[EventKey, Copy],
+    on_topic: Mapping[EventKey, Copy],
+    in_store_after: Mapping[EventKey, Copy],
+) -> list[Finding]:
+    """Every event published before the topic was read is on it with the same bytes; every
+    event on the topic is in the store (read after the topic: a store never loses an event)."""
+    where = Location(topic, -1, -1)
+    findings = []
+    for (stream, version), copy in published_before.items():
+        found = on_topic.get((stream, version))
+        if found is None:
+            findings.append(
+                Finding("missing_on_topic", where, stream, version, "published, not on the topic")
+            )
+        elif found.digest != copy.digest:
+            findings.append(
+                Finding("store_differs", where, stream, version, "store and topic bytes differ")
+            )
+    for stream, version in on_topic.keys() - in_store_after.keys():
+        findings.append(
+            Finding("missing_in_store", where, stream, version, "on the topic, not in the store")
+        )
+    return findings
+
+
+def check_latest_checkpoint(
+    checkpoints: list[SignedCheckpoint],
+    signers: TrustedSigners,
+    topics: Mapping[str, str],
+    on_topics: Mapping[str, Mapping[EventKey, Copy]],
+    in_stores: Mapping[str, Mapping[EventKey, Copy]],
+    unpublished: Mapping[str, set[EventKey]],
+) -> list[Finding]:
+    """The checkpoints verify and link up, and every head the newest one signed is, hash for
+    hash, what the topic and the store hold at that version (``topics``: service -> topic);
+    a head still in the outbox (``unpublished``) is not expected on the topic yet."""
+    nowhere = Location("checkpoints", -1, -1)
+    findings = [
+        Finding("checkpoint_invalid", nowhere, None, None, problem)
+        for problem in signature_problems(checkpoints, signers)
+    ]
+    valid = [c for c in checkpoints if signers.signed(c)]
+    if not valid:
+        if any(on_topics.values()):
+            findings.append(
+                Finding("no_checkpoint", nowhere, None, None, "no signed checkpoint pins the log")
+            )
+        return findings
+    latest = valid[-1]
+    signed_heads: dict[str, dict[str, list[Any]]] = latest.content()["heads"]
+    for service, topic in topics.items():
+        where = Location(topic, -1, -1)
+        for stream, (version, signed_hash) in signed_heads.get(service, {}).items():
+            for copy, copies in (("topic", on_topics), ("store", in_stores)):
+                if copy == "topic" and (stream, version) in unpublished.get(service, set()):
+                    continue  # still in the outbox: the relay has not published it yet
+                found = copies.get(service, {}).get((stream, version))
+                held = found.hash if found else None
+                if held != signed_hash:
+                    findings.append(
+                        Finding(
+                            "checkpoint_mismatch",
+                            where,
+                            stream,
+                            version,
+                            f"checkpoint {latest.sequence} signed {signed_hash}, the {copy} "
+                            f"holds {held or 'nothing'}",
+                        )
+                    )
+    return findings
+
+
+async def verify_log(
+    kafka: KafkaSettings,
+    conn: DbConnection,
+    schemas: Mapping[str, str],
+    signers: TrustedSigners,
+    progress: Callable[[int], None] = lambda _: None,
+    checkpoint_schema: str = CHECKPOINT_SCHEMA,
+) -> VerifyReport:
+    """Everything ``audit verify`` checks, for ``schemas`` (service -> store schema)."""
+    topics = {service: kafka.events_topic(service) for service in schemas}
+    published = {service: await store_copies(conn, s, True) for service, s in schemas.items()}
+    seen: dict[str, dict[EventKey, Copy]] = {}
+    report = await verify_topics(kafka, list(topics.values()), progress, seen)
+    on_topics = {service: seen.get(topic, {}) for service, topic in topics.items()}
+    in_stores = {service: await store_copies(conn, s, False) for service, s in schemas.items()}
+    findings = list(report.findings)
+    for service in schemas:
+        findings += compare_store_and_topic(
+            topics[service], published[service], on_topics[service], in_stores[service]
+        )
+    unpublished = {s: in_stores[s].keys() - published[s].keys() for s in schemas}
+    findings += check_latest_checkpoint(
+        await load_checkpoints(conn, checkpoint_schema),
+        signers,
+        topics,
+        on_topics,
+        in_stores,
+        unpublished,
+    )
+    summaries = {s.topic: s for s in report.topics}
+    for finding in findings[len(report.findings) :]:
+        if finding.location.topic in summaries:
+            summaries[finding.location.topic].findings[finding.kind] += 1
+    return VerifyReport(report.topics, findings)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import Field
 
+from shared.events.bounds import PersonName, Reference
 from shared.events.types import Cohort, Contract, FiscalYear, Period, Premium, Rupiah
 
 
@@ -45,7 +46,7 @@ class InvoiceIssued(Contract):
     period: Period
     supplementary: bool
     lines: int = Field(ge=1)
-    totals: list[CohortTotal] = Field(min_length=1)
+    totals: list[CohortTotal] = Field(min_length=1, max_length=len(get_args(Cohort)))
     total: Rupiah
 
 
@@ -56,9 +57,9 @@ class PremiumPaid(Contract):
     period: Period
     amount: Premium
     invoice_id: UUID
-    payment_ref: str = Field(min_length=1, description="e.g. the SP2D number")
+    payment_ref: Reference = Field(description="e.g. the SP2D number")
     paid_on: date
-    payer: str = Field(min_length=1)
+    payer: PersonName
     cohort: Cohort | None = None
     fiscal_year: FiscalYear | None = None
 

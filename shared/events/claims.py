@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from shared.events.bounds import (
+    MAX_BENEFIT_ITEMS,
+    MAX_CHILDREN,
+    MAX_DOCUMENTS,
+    NOTE_CHARS,
+    Code,
+    Decision,
+    Nik,
+    PersonName,
+    Reference,
+    Text,
+)
 from shared.events.types import Contract, Rupiah, SealedPersonal
 
 ClaimRejectionReason = Literal[
@@ -23,14 +35,14 @@ ClaimRejectionReason = Literal[
 class ClaimantPersonal(Contract):
     """The heir who claims, with the bank account the benefit is paid to (sealed)."""
 
-    name: str = Field(min_length=1)
+    name: PersonName
     relationship: Literal["spouse", "child", "parent", "sibling", "in_law", "named_in_will", "self"]
-    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
-    bank_account: str | None = None
+    nik: Nik | None = None
+    bank_account: Code | None = None
 
 
 class ChildPersonal(Contract):
-    name: str = Field(min_length=1)
+    name: PersonName
     birth_date: date
     school_level: Literal["TK", "SD", "SMP", "SMA", "university"]
 
@@ -38,7 +50,7 @@ class ChildPersonal(Contract):
 class ChildrenPersonal(Contract):
     """The deceased worker's children named for a scholarship (sealed, specific personal data)."""
 
-    children: list[ChildPersonal] = Field(default_factory=list, max_length=10)
+    children: list[ChildPersonal] = Field(default_factory=list, max_length=MAX_CHILDREN)
 
 
 class ClaimDocuments(Contract):
@@ -56,8 +68,9 @@ class ClaimFiled(Contract):
     incident_date: date
     claimant: SealedPersonal
     children: SealedPersonal | None = None
-    documents: list[str] = Field(
+    documents: list[Reference] = Field(
         default_factory=list,
+        max_length=MAX_DOCUMENTS,
         description="Document titles in clear: only on claims filed before titles were sealed.",
     )
     sealed_documents: SealedPersonal | None = Field(
@@ -71,11 +84,13 @@ class ClaimFiled(Contract):
 
 
 class BenefitItem(Contract):
-    code: str = Field(min_length=1)
+    code: Code
     amount: Rupiah
-    description: str = ""
+    description: Annotated[str, Text(NOTE_CHARS, min_length=0)] = ""
     child: str | None = Field(
-        default=None, description="The child a scholarship instalment is for (child-1, child-2)."
+        default=None,
+        max_length=16,
+        description="The child a scholarship instalment is for (child-1, child-2).",
     )
     school_year: str | None = Field(
         default=None,
@@ -87,12 +102,12 @@ class BenefitItem(Contract):
 class ClaimApproved(Contract):
     claim_id: UUID
     worker_id: UUID
-    items: list[BenefitItem] = Field(min_length=1)
+    items: list[BenefitItem] = Field(min_length=1, max_length=MAX_BENEFIT_ITEMS)
     total: Rupiah
     death_date: date | None = Field(
         default=None, description="Set when the claim establishes the worker's death."
     )
-    policy_note: str | None = Field(
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
     open_instalments: list[BenefitItem] = Field(
@@ -112,8 +127,10 @@ class ClaimApproved(Contract):
 class ClaimRejected(Contract):
     claim_id: UUID
     worker_id: UUID
-    reasons: list[ClaimRejectionReason] = Field(min_length=1)
-    policy_note: str | None = Field(
+    reasons: list[ClaimRejectionReason] = Field(
+        min_length=1, max_length=len(get_args(ClaimRejectionReason))
+    )
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
 
@@ -125,7 +142,7 @@ class ClaimReopened(Contract):
 
     claim_id: UUID
     worker_id: UUID
-    policy_note: str | None = Field(
+    policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
 
@@ -143,5 +160,5 @@ class ClaimPaid(Contract):
     claim_id: UUID
     worker_id: UUID
     amount: Rupiah
-    payment_ref: str = Field(min_length=1)
+    payment_ref: Reference
     paid_on: date

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from shared.events.bounds import (
+    MAX_HEIRS,
+    Address,
+    Code,
+    Nik,
+    PersonName,
+    Phone,
+    Reason,
+    Reference,
+)
 from shared.events.types import (
     Cohort,
     Contract,
@@ -26,24 +36,26 @@ from shared.events.types import (
 class Heir(Contract):
     """An heir (ahli waris): spouse and children first, then parents, siblings, in-laws, will."""
 
-    name: str = Field(min_length=1)
+    name: PersonName
     relationship: Literal["spouse", "child", "parent", "sibling", "in_law", "named_in_will"]
-    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+    nik: Nik | None = None
 
 
 class WorkerPersonal(Contract):
     """The personal part of a registration: travels only sealed (see shared.events.personal)."""
 
-    nik: str = Field(pattern=r"^\d{16}$")
-    full_name: str = Field(min_length=1)
-    address: str = Field(min_length=1)
-    phone: str | None = None
-    heirs: list[Heir] = Field(default_factory=list)
+    nik: Nik
+    full_name: PersonName
+    address: Address
+    phone: Phone | None = None
+    heirs: list[Heir] = Field(default_factory=list, max_length=MAX_HEIRS)
 
 
 class RegistrationSource(Contract):
     channel: Literal["api", "import"]
-    batch_id: str | None = Field(default=None, description="Import batch (file digest) if imported")
+    batch_id: Code | None = Field(
+        default=None, description="Import batch (file digest) if imported"
+    )
     row: int | None = Field(default=None, ge=1, description="Row of the imported file")
 
 
@@ -54,7 +66,7 @@ class WorkerRegisteredV1(Contract):
     personal: SealedPersonal
     birth_date: date
     sex: Sex
-    occupation_code: str
+    occupation_code: Code
     kelurahan_code: KelurahanCode
     kecamatan_code: KecamatanCode
     insured_income: Rupiah
@@ -68,7 +80,7 @@ class WorkerRegistered(Contract):
     personal: SealedPersonal
     birth_date: date
     sex: Sex
-    occupation_code: str
+    occupation_code: Code
     kelurahan_code: KelurahanCode
     kecamatan_code: KecamatanCode
     insured_income: Rupiah
@@ -77,11 +89,11 @@ class WorkerRegistered(Contract):
 
 class WorkerDetailsCorrected(Contract):
     worker_id: UUID
-    reason: str = Field(min_length=3)
+    reason: Reason
     personal: SealedPersonal | None = None
     birth_date: date | None = None
     sex: Sex | None = None
-    occupation_code: str | None = None
+    occupation_code: Code | None = None
     kelurahan_code: KelurahanCode | None = None
     kecamatan_code: KecamatanCode | None = None
 
@@ -92,12 +104,12 @@ class CoverageStarted(Contract):
     membership_no: MembershipNo
     cohort: Cohort
     fiscal_year: FiscalYear
-    programmes: list[Programme] = Field(min_length=1)
+    programmes: list[Programme] = Field(min_length=1, max_length=len(get_args(Programme)))
     start_date: date
     end_date: date
     monthly_premium: Premium
     insured_income: Rupiah
-    decree_ref: str
+    decree_ref: Reference
 
     @model_validator(mode="after")
     def _period_is_ordered(self) -> CoverageStarted:

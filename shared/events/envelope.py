@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.events.bounds import Code, Reference
+
 GENESIS_HASH = "0" * 64
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -18,26 +20,26 @@ class Actor(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1)
-    role: str = Field(min_length=1)
+    id: Reference
+    role: Code
 
 
 class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_id: UUID
-    event_type: str = Field(min_length=1)
+    event_type: Code
     schema_version: int = Field(ge=1)
-    stream_id: str = Field(min_length=1)
+    stream_id: Reference
     stream_version: int = Field(ge=1)
     worker_id: UUID | None
     occurred_at: AwareDatetime
     recorded_at: AwareDatetime
-    producer: str = Field(min_length=1)
+    producer: Code
     actor: Actor
     correlation_id: UUID
     causation_id: UUID | None
-    policy_version: str | None
+    policy_version: Code | None
     prev_hash: Sha256Hex
     hash: Sha256Hex
     data: dict[str, Any]

@@ -40,7 +40,7 @@ ERASED = Erased()
 
 
 class KeyStore(Protocol):
-    """Per-worker data keys; PostgreSQL locally, a cloud KMS in production."""
+    """Per-worker data keys, stored wrapped under key-encryption keys (``shared.kms``)."""
 
     async def get_or_create(self, worker_id: UUID) -> tuple[str, bytes]: ...
 

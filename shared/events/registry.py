@@ -111,20 +111,35 @@ def _describe(error: ValidationError) -> str:
     )
 
 
-def parse(raw: Mapping[str, Any]) -> tuple[Envelope, BaseModel]:
-    """Validate an envelope and its data; the data is returned at the current version."""
+def parse_envelope(raw: Mapping[str, Any]) -> Envelope:
+    """Validate an envelope, ignoring fields a newer producer may have added to it."""
     try:
-        envelope = Envelope.model_validate(raw)
+        return Envelope.model_validate(raw, extra="ignore")
     except ValidationError as error:
         raise InvalidEventError(
             f"envelope does not match the contract: {_describe(error)}"
         ) from None
+
+
+def parse_data(envelope: Envelope) -> BaseModel:
+    """The envelope's data at the current version of its type.
+
+    A tolerant reader: fields this code does not know (a newer producer's new optional fields)
+    are ignored, at every depth. Producers stay strict: the models refuse unknown fields when
+    an event is built, so nothing unknown is ever written by this code.
+    """
     data = upcast(envelope.event_type, envelope.schema_version, dict(envelope.data))
     model = event_type(envelope.event_type).model
     try:
-        return envelope, model.model_validate(data)
+        return model.model_validate(data, extra="ignore")
     except ValidationError as error:
         raise InvalidEventError(
             f"{envelope.event_type} v{envelope.schema_version} data does not match the "
             f"contract: {_describe(error)}"
         ) from None
+
+
+def parse(raw: Mapping[str, Any]) -> tuple[Envelope, BaseModel]:
+    """Validate an envelope and its data; the data is returned at the current version."""
+    envelope = parse_envelope(raw)
+    return envelope, parse_data(envelope)

@@ -3,6 +3,10 @@
 ``python -m shared.events.schemas`` writes them to ``shared/events/schemas/``. Tests fail when
 the committed files differ from the code, and when a change would break an existing consumer
 (see :func:`breaking_changes`).
+
+They describe what a consumer may rely on, so they are open: a reader must accept and ignore a
+field it does not know (a newer producer's new optional field keeps the schema version). The
+models themselves stay closed, so a producer never writes a field the contract does not name.
 """
 
 from __future__ import annotations
@@ -11,18 +15,39 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import DEFAULT_REF_TEMPLATE
+
 from shared.events.envelope import Envelope
 from shared.events.registry import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
+def reader_schema(model: type[BaseModel], ref_template: str = DEFAULT_REF_TEMPLATE) -> Any:
+    """A model's JSON Schema as a tolerant reader sees it: unknown fields allowed."""
+    return open_objects(model.model_json_schema(ref_template=ref_template))
+
+
+def open_objects(schema: Any) -> Any:
+    """``schema`` without ``additionalProperties: false`` at any depth."""
+    if isinstance(schema, dict):
+        return {
+            key: open_objects(value)
+            for key, value in schema.items()
+            if not (key == "additionalProperties" and value is False)
+        }
+    if isinstance(schema, list):
+        return [open_objects(value) for value in schema]
+    return schema
+
+
 def generated_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, for the envelope and every (event type, version)."""
-    schemas = {"Envelope.json": Envelope.model_json_schema()}
+    schemas = {"Envelope.json": reader_schema(Envelope)}
     for kind in EVENT_TYPES.values():
         for version, model in kind.versions.items():
-            schema = model.model_json_schema()
+            schema = reader_schema(model)
             schema["title"] = f"{kind.name} v{version}"
             schema["x-owner"] = kind.owner
             schemas[f"{kind.name}.v{version}.json"] = schema

@@ -6,11 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.events.bounds import Base64, Reference
+
 Rupiah = Annotated[int, Field(ge=0, description="Whole rupiah; money is never a float.")]
-Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
-KelurahanCode = Annotated[str, Field(pattern=r"^33\.75\.0[1-4]\.\d{4}$")]
+Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+KelurahanCode = Annotated[str, Field(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")]
 KecamatanCode = Annotated[str, Field(pattern=r"^33\.75\.0[1-4]$")]
-MembershipNo = Annotated[str, Field(pattern=r"^\d{11}$")]
+MembershipNo = Annotated[str, Field(pattern=r"^[0-9]{11}$")]
 FiscalYear = Annotated[int, Field(ge=2022, le=2100)]
 Cohort = Literal["regular", "incidental"]
 Sex = Literal["M", "F"]
@@ -18,7 +20,10 @@ Programme = Literal["JKK", "JKM"]
 
 
 class Contract(BaseModel):
-    """Base of every event's data: immutable, and unknown fields are an error, not ignored."""
+    """Base of every event's data: immutable; building one with an unknown field is an error.
+
+    Producers are strict through these models; consumers read tolerantly (they ignore fields
+    they do not know, see ``shared.events.registry.parse_data``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,9 +31,9 @@ class Contract(BaseModel):
 class SealedPersonal(Contract):
     """Personal data encrypted under the worker's own key; erasing the key erases the person."""
 
-    key_id: str = Field(min_length=1)
+    key_id: Reference
     alg: Literal["AES-256-GCM"]
-    ciphertext: str = Field(min_length=1, description="base64 of nonce + ciphertext + tag")
+    ciphertext: Base64 = Field(description="base64 of nonce + ciphertext + tag")
 
 
 class Premium(Contract):

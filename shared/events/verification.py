@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from shared.events.bounds import Note, Reference
 from shared.events.types import Cohort, Contract, FiscalYear
 
 Level = Literal["kelurahan", "kecamatan", "city"]
@@ -28,12 +29,12 @@ class Verified(Contract):
     worker_id: UUID
     case_id: UUID
     level: Level
-    note: str | None = None
+    note: Note | None = None
     cohort: Cohort | None = None
     cover_months: int | None = Field(default=None, ge=1, le=12)
     coverage_start: date | None = None
     fiscal_year: FiscalYear | None = None
-    decree_ref: str | None = None
+    decree_ref: Reference | None = None
 
     @model_validator(mode="after")
     def _designation_fields_only_at_city_level(self) -> Verified:
@@ -58,8 +59,8 @@ class VerificationRejected(Contract):
     worker_id: UUID
     case_id: UUID
     level: Level
-    reasons: list[RejectionReason] = Field(min_length=1)
-    note: str | None = None
+    reasons: list[RejectionReason] = Field(min_length=1, max_length=len(get_args(RejectionReason)))
+    note: Note | None = None
 
     @model_validator(mode="after")
     def _other_needs_a_note(self) -> VerificationRejected:

@@ -95,11 +95,36 @@ PLATFORM: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0003_command_requests",
+        "0003_sequenced_dead_letters",
         """
-        -- What a retry needs: the request's fingerprint (a key reused for another request is
-        -- refused) and the answer given the first time, committed with the command's events.
-        ALTER TABLE {schema}.commands ADD COLUMN fingerprint text, ADD COLUMN response jsonb;
+        -- A dead letter names its stream when its envelope could be trusted: later events of
+        -- that stream are parked behind it (parked = true) instead of applied on a gap.
+        -- A letter leaves the queue once resolved: applied on re-drive, skipped by an operator
+        -- (who and why), found already applied (the stream moved on), not read by the
+        -- projection, or replaced by a rebuild that read its record again.
+        ALTER TABLE {schema}.dead_letters RENAME COLUMN redriven_at TO resolved_at;
+        ALTER TABLE {schema}.dead_letters
+            ADD COLUMN stream_id       text,
+            ADD COLUMN stream_version  integer,
+            ADD COLUMN parked          boolean NOT NULL DEFAULT false,
+            ADD COLUMN resolution      text CHECK (resolution IN
+                ('applied', 'skipped', 'moved_on', 'not_read', 'replaced')),
+            ADD COLUMN resolved_by     text,
+            ADD COLUMN resolution_note text;
+        -- Before sequencing, a re-driven letter was one the writer took again: applied.
+        UPDATE {schema}.dead_letters SET resolution = 'applied' WHERE resolved_at IS NOT NULL;
+        ALTER TABLE {schema}.dead_letters
+            ADD CONSTRAINT dead_letters_resolved_with_resolution
+                CHECK ((resolved_at IS NULL) = (resolution IS NULL));
+        ALTER TABLE {schema}.dead_letters
+            DROP CONSTRAINT dead_letters_consumer_topic_partition_kafka_offset_key;
+        -- A record is waiting at most once; resolved letters stay as history.
+        CREATE UNIQUE INDEX dead_letters_waiting_record ON {schema}.dead_letters
+            (consumer, topic, partition, kafka_offset) WHERE resolved_at IS NULL;
+        -- A stream version waits at most once (a republished copy is not parked again), and
+        -- the writer finds a batch's parked streams through this index.
+        CREATE UNIQUE INDEX dead_letters_waiting_stream ON {schema}.dead_letters
+            (consumer, stream_id, stream_version) WHERE resolved_at IS NULL;
         """,
     ),
     Migration(
@@ -107,6 +132,71 @@ PLATFORM: tuple[Migration, ...] = (
         """
         -- The trace of the command that appended the event, continued by the relay's publish.
         ALTER TABLE {schema}.outbox ADD COLUMN traceparent text;
+        """,
+    ),
+    Migration(
+        "0005_outbox_parked",
+        """
+        -- Events the broker refused for good (too large, invalid), and those of their stream
+        -- behind them: kept with the reason, out of the relay's way, never deleted.
+        CREATE TABLE {schema}.outbox_parked (
+            position  bigint PRIMARY KEY REFERENCES {schema}.events (position),
+            reason    text NOT NULL,
+            parked_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
+    Migration(
+        "0006_heads_only_forward",
+        """
+        -- A service may move a stream's head and fill in an idempotency record once; the
+        -- database refuses anything else, whoever asks (privileges keep the rest read-only).
+        CREATE OR REPLACE FUNCTION {schema}.head_only_forward() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.version <= OLD.version THEN
+                RAISE EXCEPTION 'stream % is at version %: its head only moves forward',
+                    OLD.stream_id, OLD.version USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER head_only_forward BEFORE UPDATE ON {schema}.streams
+            FOR EACH ROW EXECUTE FUNCTION {schema}.head_only_forward();
+        CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.first_version <> 0 THEN
+                RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER recorded_once BEFORE UPDATE ON {schema}.commands
+            FOR EACH ROW EXECUTE FUNCTION {schema}.recorded_once();
+        """,
+    ),
+    Migration(
+        "0007_command_requests",
+        """
+        -- What a retry needs: the request's fingerprint (a key reused for another request is
+        -- refused) and the answer given the first time, committed with the command's events.
+        ALTER TABLE {schema}.commands ADD COLUMN fingerprint text, ADD COLUMN response jsonb;
+        -- The answer is filled in once, after the command's events: the only change a recorded
+        -- command still takes.
+        CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.first_version <> 0 AND (OLD.response IS NOT NULL
+                OR (NEW.idempotency_key, NEW.stream_id, NEW.event_ids, NEW.first_version,
+                    NEW.last_version, NEW.recorded_at, NEW.fingerprint)
+                   IS DISTINCT FROM (OLD.idempotency_key, OLD.stream_id, OLD.event_ids,
+                    OLD.first_version, OLD.last_version, OLD.recorded_at, OLD.fingerprint))
+            THEN
+                RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END $$;
         """,
     ),
 )

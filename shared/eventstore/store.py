@@ -20,6 +20,7 @@ from shared.db import DbConnection
 from shared.decisions import Decided
 from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
+from shared.settings import KafkaSettings
 from shared.telemetry import EVENTS_APPENDED
 from shared.tracing import current_traceparent
 
@@ -45,6 +46,18 @@ class ConcurrencyError(Exception):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
+
+
+class EnvelopeTooLargeError(ValueError):
+    """An event whose envelope could not be published (over the topic's maximum message size):
+    refused before anything is stored."""
+
+    def __init__(self, event_type: str, size: int, limit: int, field: str) -> None:
+        super().__init__(
+            f"the {event_type} event would be {size:,} bytes, over the {limit:,} bytes a record "
+            f"of its topic may hold (its largest part is {field!r}); nothing was recorded"
+        )
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,10 @@ def rfc3339(moment: datetime) -> str:
 
 
 class EventStore:
+    """A service's store. An envelope larger than ``max_envelope_bytes`` (by default the one
+    the Kafka settings derive from ``KAFKA_MAX_MESSAGE_BYTES``) is refused before the append:
+    stored, it could never be published, and would hold up its topic."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -115,12 +132,16 @@ class EventStore:
         producer: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+        max_envelope_bytes: int | None = None,
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._producer = producer
         self._clock = clock
         self._new_id = new_id
+        self._max_envelope_bytes = (
+            KafkaSettings().max_envelope_bytes if max_envelope_bytes is None else max_envelope_bytes
+        )
 
     @property
     def schema(self) -> str:
@@ -285,6 +306,8 @@ class EventStore:
 
     async def _insert(self, conn: DbConnection, envelopes: list[dict[str, Any]]) -> None:
         bodies = [orjson.dumps(e).decode() for e in envelopes]
+        for envelope, body in zip(envelopes, bodies, strict=True):
+            self._refuse_unpublishable(envelope, body)
         positions = await insert_events(conn, self._schema, envelopes, bodies, "RETURNING position")
         traceparent = current_traceparent()
         await conn.executemany(
@@ -303,6 +326,15 @@ class EventStore:
             list(event_types),
         )
         return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
+
+    def _refuse_unpublishable(self, envelope: Mapping[str, Any], body: str) -> None:
+        size = len(body.encode())
+        if size > self._max_envelope_bytes:
+            data = envelope["data"]
+            largest = max(data, key=lambda name: len(orjson.dumps(data[name])), default="data")
+            raise EnvelopeTooLargeError(
+                envelope["event_type"], size, self._max_envelope_bytes, largest
+            )
 
     async def read_stream(
         self, stream_id: str, conn: DbConnection | None = None

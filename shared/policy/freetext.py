@@ -28,4 +28,6 @@ def without_personal_numbers(text: str) -> str:
     return text
 
 
-ClearText = Annotated[str, AfterValidator(without_personal_numbers)]
+# Added to a text type's own bounds: ``Annotated[Note, CLEAR_TEXT]``.
+CLEAR_TEXT = AfterValidator(without_personal_numbers)
+ClearText = Annotated[str, CLEAR_TEXT]

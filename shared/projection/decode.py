@@ -3,6 +3,11 @@
 A consumer accepts nothing on faith: the value must be JSON, no larger than a real event, sealed
 with a hash that recomputes, written by the topic's owner, and of a known type and version whose
 data validates. Anything else is dead-lettered with the reason this module gives.
+
+A record whose envelope is sound (hash, producer, envelope fields, a type its producer owns) but
+whose data cannot be read (a version or a shape this code does not know yet) names its stream:
+the stream is then held back behind it, so no later event of that stream is applied on a gap.
+A record that fails before that names no stream it could be trusted about, and holds none back.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from shared.events.bounds import MAX_ENVELOPE_BYTES
 from shared.events.envelope import Envelope
 from shared.events.hashing import compute_hash
-from shared.events.registry import InvalidEventError, UnknownEventError, event_type, parse
-
-MAX_EVENT_BYTES = 256 * 1024
+from shared.events.registry import (
+    InvalidEventError,
+    UnknownEventError,
+    event_type,
+    parse_data,
+    parse_envelope,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,20 @@ class ConsumedEvent:
     offset: int
 
 
+@dataclass(frozen=True)
+class StreamPosition:
+    stream_id: str
+    stream_version: int
+
+
 class UnprocessableRecordError(Exception):
-    """The record cannot be processed; the message says why (it becomes the dead-letter reason)."""
+    """The record cannot be processed; the message says why (it becomes the dead-letter reason).
+
+    ``stream``: the stream the record belongs to, when its envelope could be trusted."""
+
+    def __init__(self, reason: str, stream: StreamPosition | None = None) -> None:
+        super().__init__(reason)
+        self.stream = stream
 
 
 def decode(
@@ -40,9 +62,9 @@ def decode(
 ) -> ConsumedEvent:
     if value is None:
         raise UnprocessableRecordError("empty record: no value")
-    if len(value) > MAX_EVENT_BYTES:
+    if len(value) > MAX_ENVELOPE_BYTES:
         raise UnprocessableRecordError(
-            f"record of {len(value)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+            f"record of {len(value)} bytes exceeds the {MAX_ENVELOPE_BYTES}-byte limit"
         )
     try:
         raw: Any = orjson.loads(value)
@@ -74,7 +96,12 @@ def decode(
             raise UnprocessableRecordError(
                 f"event type {kind.name} belongs to {kind.owner}, yet it is on {topic}"
             )
-        envelope, data = parse(raw)
+        envelope = parse_envelope(raw)
     except (UnknownEventError, InvalidEventError) as error:
         raise UnprocessableRecordError(str(error)) from None
+    try:
+        data = parse_data(envelope)
+    except (UnknownEventError, InvalidEventError) as error:
+        position = StreamPosition(envelope.stream_id, envelope.stream_version)
+        raise UnprocessableRecordError(str(error), position) from None
     return ConsumedEvent(envelope, data, topic, partition, offset)

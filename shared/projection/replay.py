@@ -5,9 +5,15 @@ uses, optionally restricted to a history: *as known at* a transaction time (only
 up to then) or *as true on* a business date (only events that had occurred by then).
 
 ``rebuild_and_switch`` rebuilds next to the live tables while they keep serving, catches up,
-and swaps the new tables in within one short transaction that locks the live positions, so the
+and copies the new rows in within one short transaction that locks the live positions, so the
 live runner pauses for the swap and then continues from the rebuilt
 positions: no event is lost or applied twice across the switch.
+
+A rebuild dead-letters and parks exactly as the live runner does (it writes through the same
+writer). On a switch, the rebuild's waiting letters replace the live ones: the live letters
+still waiting are resolved as ``replaced`` (the rebuild read their records again) and the
+rebuild's are moved in under the live consumer's name, so a stream parked in the rebuild is
+parked live, and re-driving works on them as on any letter.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from shared.db import DbConnection
+from shared.deadletters import parked_figures
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.policy.calendar import business_day
 from shared.projection.decode import ConsumedEvent
@@ -48,6 +55,7 @@ class RebuildResult:
     records: int
     applied: int
     dead_lettered: int
+    parked_streams: int  # streams held back behind a dead letter when it ended
 
 
 async def rebuild_into(
@@ -64,7 +72,10 @@ async def rebuild_into(
         await migrate(conn, target_schema, [*PLATFORM, *projection.migrations])
     writer = _writer(pool, target_schema, projection, kafka, history)
     records = await _catch_up(writer, kafka, projection, progress)
-    return RebuildResult(target_schema, records, writer.applied, writer.dead_lettered)
+    parked = await parked_figures(pool, target_schema, writer.consumer_name)
+    return RebuildResult(
+        target_schema, records, writer.applied, writer.dead_lettered, parked.streams
+    )
 
 
 async def rebuild_and_switch(
@@ -83,9 +94,11 @@ async def rebuild_and_switch(
         # against writers pauses the runners between two batches, for all partitions at once.
         await conn.execute(f"LOCK TABLE {schema}.projection_positions IN SHARE ROW EXCLUSIVE MODE")
         tail = await _catch_up(writer, kafka, projection, progress)
+        # Rows are copied, not tables swapped: the live tables belong to the migration role,
+        # and the service's login may rewrite their rows but neither drop nor replace them.
         for table in projection.tables:
-            await conn.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
-            await conn.execute(f"ALTER TABLE {shadow}.{table} SET SCHEMA {schema}")
+            await conn.execute(f"DELETE FROM {schema}.{table}")
+            await conn.execute(f"INSERT INTO {schema}.{table} SELECT * FROM {shadow}.{table}")
         # Positions are updated in place: the live runner, waiting on these rows, then reads
         # the rebuilt positions and skips what the rebuild already applied.
         await conn.execute(
@@ -103,9 +116,41 @@ async def rebuild_and_switch(
             f"SELECT * FROM {shadow}.projection_streams WHERE projection = $1",
             projection.name,
         )
+        await _move_waiting_letters(conn, shadow, schema, writer.consumer_name, projection.name)
         await empty_schema(conn, shadow)
+    parked = await parked_figures(pool, schema, f"{schema}.{projection.name}")
     return RebuildResult(
-        schema, result.records + tail, writer.applied + result.applied, result.dead_lettered
+        schema,
+        result.records + tail,
+        writer.applied + result.applied,
+        result.dead_lettered + writer.dead_lettered,
+        parked.streams,
+    )
+
+
+async def _move_waiting_letters(
+    conn: DbConnection, shadow: str, schema: str, shadow_consumer: str, projection: str
+) -> None:
+    live_consumer = f"{schema}.{projection}"
+    await conn.execute(
+        f"UPDATE {schema}.dead_letters SET resolution = 'replaced', resolved_at = now(), "
+        "resolution_note = 'the rebuild read this record again' "
+        "WHERE consumer = $1 AND resolved_at IS NULL",
+        live_consumer,
+    )
+    # A letter the live side had already published to the DLQ is not published again.
+    await conn.execute(
+        f"INSERT INTO {schema}.dead_letters (consumer, topic, partition, kafka_offset, key, "
+        "value, headers, reason, failed_at, published, stream_id, stream_version, parked) "
+        "SELECT $2, s.topic, s.partition, s.kafka_offset, s.key, s.value, s.headers, s.reason, "
+        "s.failed_at, EXISTS (SELECT 1 FROM "
+        f"{schema}.dead_letters l WHERE l.consumer = $2 AND l.topic = s.topic "
+        "AND l.partition = s.partition AND l.kafka_offset = s.kafka_offset AND l.published), "
+        "s.stream_id, s.stream_version, s.parked "
+        f"FROM {shadow}.dead_letters s WHERE s.consumer = $1 AND s.resolved_at IS NULL "
+        "ORDER BY s.id",
+        shadow_consumer,
+        live_consumer,
     )
 
 

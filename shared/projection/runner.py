@@ -3,6 +3,8 @@
 On every partition assignment the consumer seeks to the position stored with the projection
 (the database is the truth); after each batch the Kafka commit that follows is informative only
 (for group tooling). What makes the effect exactly-once is in :mod:`shared.projection.writer`.
+Every few seconds it also exports its parked dead letters (waiting letters, streams held back,
+age of the oldest), which are the part of its lag that only an operator can clear.
 """
 
 from __future__ import annotations
@@ -14,12 +16,27 @@ import time
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from shared.deadletters import parked_figures
 from shared.kafka_clients import consumer_options
-from shared.projection.writer import Projection, ProjectionWriter, Record, Reread
+from shared.projection.writer import (
+    TRANSIENT_ERRORS,
+    Projection,
+    ProjectionWriter,
+    Record,
+    Reread,
+)
 from shared.settings import KafkaSettings
-from shared.telemetry import PROJECTION_LAG, PROJECTION_LAG_SECONDS
+from shared.telemetry import (
+    DEAD_LETTER_AGE_SECONDS,
+    DEAD_LETTERS_WAITING,
+    PARKED_STREAMS,
+    PROJECTION_LAG,
+    PROJECTION_LAG_SECONDS,
+)
 
 log = logging.getLogger(__name__)
+
+PARKED_FIGURES_EVERY_SECONDS = 5.0
 
 
 class ProjectionRunner:
@@ -33,6 +50,10 @@ class ProjectionRunner:
     ) -> None:
         self._kafka = kafka
         self._max_batch = max_batch
+        self._pool = pool
+        self._schema = schema
+        self._parked_exported_at: float | None = None
+        self._parked_exported_after = -1  # the writer's dead-letter count at the last export
         owners = {kafka.events_topic(source): source for source in projection.sources}
         self.topics = sorted(owners)
         self.consumer_name = f"{schema}.{projection.name}"
@@ -68,6 +89,7 @@ class ProjectionRunner:
                         continue  # revoked while this batch was in flight
                     await self._write(consumer, tp, records)
                 self._update_lag(consumer)
+                await self._export_parked()
         finally:
             await consumer.stop()
 
@@ -85,6 +107,28 @@ class ProjectionRunner:
         self._reread.pop(tp, None)
         self.positions[tp] = result
         await _commit_quietly(consumer, tp, result)
+
+    async def _export_parked(self) -> None:
+        """At once after a batch that dead-lettered, else every few seconds (a re-drive or a
+        skip from the command line changes the figures too)."""
+        now = time.monotonic()
+        fresh = self._parked_exported_after == self.writer.dead_lettered
+        if (
+            fresh
+            and self._parked_exported_at is not None
+            and (now - self._parked_exported_at < PARKED_FIGURES_EVERY_SECONDS)
+        ):
+            return
+        self._parked_exported_at = now
+        self._parked_exported_after = self.writer.dead_lettered
+        try:
+            figures = await parked_figures(self._pool, self._schema, self.consumer_name)
+        except TRANSIENT_ERRORS as error:  # figures only: the next turn asks again
+            log.info("parked figures of %s not read: %s", self.consumer_name, error)
+            return
+        DEAD_LETTERS_WAITING.labels(self.consumer_name).set(figures.letters)
+        PARKED_STREAMS.labels(self.consumer_name).set(figures.streams)
+        DEAD_LETTER_AGE_SECONDS.labels(self.consumer_name).set(figures.oldest_seconds)
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records on the topic not yet in the projection, per assigned partition."""

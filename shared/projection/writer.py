@@ -10,8 +10,12 @@ For every partition batch, one database transaction:
 
 Transient failures (database unreachable, deadlock, serialisation) are retried with jittered
 backoff (:mod:`shared.retries`) and never dead-lettered; an event that can never be processed
-is dead-lettered and the partition moves on. The live runner and replay both write through
-this class, so a replayed projection is built by exactly the code that built the live one.
+is dead-lettered and the partition moves on. Dead letters keep each stream's order: once an
+event of a stream is dead-lettered, the stream is parked for this projection and its later
+events are dead-lettered behind it (parked), so nothing is applied on a gap; other streams go
+on. ``redrive`` applies a parked sequence in order and ``skip`` passes over one letter on an
+operator's word. The live runner and replay both write through this class, so a replayed
+projection is built by exactly the code that built the live one.
 """
 
 from __future__ import annotations
@@ -21,20 +25,31 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 import asyncpg
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
 from shared.db import CONNECTION_LOST, DbConnection
-from shared.deadletters import DeadLetter
+from shared.deadletters import (
+    MAX_NOTE_CHARS,
+    MAX_OPERATOR_CHARS,
+    DeadLetter,
+    Resolution,
+    waiting_sequence,
+)
 from shared.events.registry import EVENT_TYPES
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import ConcurrencyError
 from shared.logs import correlated
 from shared.projection.changes import RowChange, execute_changes
-from shared.projection.decode import ConsumedEvent, UnprocessableRecordError, decode
+from shared.projection.decode import (
+    ConsumedEvent,
+    StreamPosition,
+    UnprocessableRecordError,
+    decode,
+)
 from shared.retries import retry_forever
 from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, reason_category
 from shared.tracing import consuming
@@ -99,12 +114,37 @@ class Reread:
     offset: int
 
 
+@dataclass(frozen=True)
+class _Failure:
+    record: Record
+    reason: str
+    stream: StreamPosition | None = None  # None: it names no stream it can be trusted about
+    parked: bool = False  # held behind an earlier failure of its stream, not failed itself
+
+
 @dataclass
 class _Outcome:
     changes: list[RowChange] = field(default_factory=list)
-    dead: list[tuple[Record, str]] = field(default_factory=list)
+    dead: list[_Failure] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
     applied: int = 0
+    duplicates: int = 0  # stream versions already applied
+
+
+RedriveOutcome = Literal["applied", "moved_on", "not_read", "fails", "not_waiting"]
+
+
+@dataclass(frozen=True)
+class RedriveStep:
+    """What re-driving one letter did; ``detail`` says it in words for the operator."""
+
+    letter_id: int
+    outcome: RedriveOutcome
+    detail: str
+
+
+class SkipRefusedError(Exception):
+    """The letter cannot be skipped (resolved already, or not the head of its sequence)."""
 
 
 class _BatchRefusedError(Exception):
@@ -179,7 +219,8 @@ class ProjectionWriter:
             fresh = [r for r in records if r.offset >= stored]
             if not fresh:
                 return stored
-            await self._apply(conn, fresh, isolate)
+            outcome = await self._apply(conn, fresh, isolate, parked=set())
+            await self._record(conn, outcome)
             next_offset = int(fresh[-1].offset) + 1
             await conn.execute(
                 f"UPDATE {self._schema}.projection_positions SET next_offset = $4 "
@@ -206,37 +247,138 @@ class ProjectionWriter:
             )
         )
 
-    async def redrive(self, letter: DeadLetter) -> str | None:
-        """Apply a dead letter's original record again, once its cause is fixed.
+    async def redrive(self, letter: DeadLetter) -> list[RedriveStep]:
+        """Apply ``letter``'s waiting sequence again, in order, once its cause is fixed.
 
-        Returns None when it applied (the letter is marked re-driven), else why it still fails.
+        For a letter of a parked stream that is every waiting letter of the stream, from the
+        oldest: each is applied, or found already applied (the stream moved on, e.g. by a
+        rebuild), or not read by this projection; the first that still fails stops the re-drive
+        and keeps its place (with the new reason), so the ones behind it stay parked. Only a
+        letter whose effects were committed is reported "applied".
         """
-        record: Record = ConsumerRecord(
-            topic=letter.topic,
-            partition=letter.partition,
-            offset=letter.offset,
-            timestamp=0,
-            timestamp_type=0,
-            key=letter.key,
-            value=letter.value,
-            checksum=None,
-            serialized_key_size=len(letter.key or b""),
-            serialized_value_size=len(letter.value or b""),
-            headers=tuple((k, v.encode()) for k, v in letter.headers),
-        )
+        steps: list[RedriveStep] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            outcome = await self._apply(conn, [record], isolate=True)
-            if outcome.dead:
-                return outcome.dead[0][1]
-            await conn.execute(
-                f"UPDATE {self._schema}.dead_letters SET redriven_at = now() WHERE id = $1",
-                letter.id,
-            )
-        return None
+            # The partition's position row, locked as every batch of the runner locks it: the
+            # runner neither parks behind a sequence being emptied nor reads it half-done.
+            await self._lock_position(conn, TopicPartition(letter.topic, letter.partition))
+            sequence = await waiting_sequence(conn, self._schema, letter)
+            if not sequence:
+                current = await self._letter_state(conn, letter.id)
+                return [RedriveStep(letter.id, "not_waiting", current)]
+            for waiting in sequence:
+                step = await self._redrive_one(conn, waiting)
+                steps.append(step)
+                if step.outcome == "fails":
+                    break
+        return steps
 
-    async def _apply(self, conn: DbConnection, records: list[Record], isolate: bool) -> _Outcome:
+    async def _redrive_one(self, conn: DbConnection, letter: DeadLetter) -> RedriveStep:
+        if letter.stream_id is not None and letter.stream_version is not None:
+            known = (await self._applied_versions(conn, {letter.stream_id})).get(letter.stream_id)
+            if known is not None and letter.stream_version <= known:
+                detail = (
+                    f"not applied: stream {letter.stream_id} had moved on to version {known}, "
+                    f"past this letter's version {letter.stream_version}"
+                )
+                await self._resolve(conn, letter.id, "moved_on", None, detail)
+                return RedriveStep(letter.id, "moved_on", detail)
+        outcome = await self._apply(conn, [_record_of(letter)], isolate=True, parked=None)
+        if outcome.dead:
+            reason = outcome.dead[0].reason
+            # failed_at stays: the letter's age is how long its stream has been held.
+            await conn.execute(
+                f"UPDATE {self._schema}.dead_letters SET reason = $2, parked = false WHERE id = $1",
+                letter.id,
+                reason,
+            )
+            return RedriveStep(letter.id, "fails", f"still fails: {reason}")
+        if outcome.applied:
+            await self._record(conn, outcome)
+            await self._resolve(conn, letter.id, "applied", None, None)
+            detail = "applied"
+            if letter.stream_id is not None:
+                detail += f" (stream {letter.stream_id} v{letter.stream_version})"
+            return RedriveStep(letter.id, "applied", detail)
+        if outcome.duplicates:
+            detail = "not applied: its stream had already moved on past this version"
+            await self._resolve(conn, letter.id, "moved_on", None, detail)
+            return RedriveStep(letter.id, "moved_on", detail)
+        detail = "not applied: the projection does not read this event (or not in its history)"
+        await self._resolve(conn, letter.id, "not_read", None, detail)
+        return RedriveStep(letter.id, "not_read", detail)
+
+    async def skip(self, letter: DeadLetter, operator: str, note: str) -> None:
+        """Pass over ``letter`` on an operator's word, recorded with who and why.
+
+        Only the oldest waiting letter of a stream may be skipped (the order is kept); its
+        version counts as passed for the stream, so a republished copy is not applied later.
+        The letters parked behind it stay until re-driven.
+        """
+        operator, note = operator.strip(), note.strip()
+        if not operator or len(operator) > MAX_OPERATOR_CHARS:
+            raise SkipRefusedError(f"the operator must be 1 to {MAX_OPERATOR_CHARS} characters")
+        if not note or len(note) > MAX_NOTE_CHARS:
+            raise SkipRefusedError(f"the reason must be 1 to {MAX_NOTE_CHARS} characters")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._lock_position(conn, TopicPartition(letter.topic, letter.partition))
+            sequence = await waiting_sequence(conn, self._schema, letter)
+            if letter.id not in {waiting.id for waiting in sequence}:
+                raise SkipRefusedError(await self._letter_state(conn, letter.id))
+            head = sequence[0]
+            if head.id != letter.id:
+                raise SkipRefusedError(
+                    f"dead letter {letter.id} is parked behind dead letter {head.id} "
+                    f"(stream {head.stream_id} v{head.stream_version}): skip or re-drive that "
+                    "one first, so the stream's order is kept"
+                )
+            if letter.stream_id is not None and letter.stream_version is not None:
+                await self._record_versions(conn, {letter.stream_id: letter.stream_version})
+            await self._resolve(conn, letter.id, "skipped", operator, note)
+
+    async def _resolve(
+        self,
+        conn: DbConnection,
+        letter_id: int,
+        resolution: Resolution,
+        operator: str | None,
+        note: str | None,
+    ) -> None:
+        await conn.execute(
+            f"UPDATE {self._schema}.dead_letters SET resolution = $2, resolved_at = now(), "
+            "resolved_by = $3, resolution_note = $4 WHERE id = $1",
+            letter_id,
+            resolution,
+            operator,
+            note,
+        )
+
+    async def _letter_state(self, conn: DbConnection, letter_id: int) -> str:
+        row = await conn.fetchrow(
+            f"SELECT resolution, resolved_at, resolved_by FROM {self._schema}.dead_letters "
+            "WHERE id = $1",
+            letter_id,
+        )
+        if row is None:
+            return f"there is no dead letter {letter_id}"
+        if row["resolution"] is None:
+            return f"dead letter {letter_id} is waiting"
+        by = f" by {row['resolved_by']}" if row["resolved_by"] else ""
+        return (
+            f"dead letter {letter_id} is no longer waiting: {row['resolution']}{by} at "
+            f"{row['resolved_at'].isoformat(timespec='seconds')}"
+        )
+
+    async def _apply(
+        self,
+        conn: DbConnection,
+        records: list[Record],
+        isolate: bool,
+        parked: set[str] | None,
+    ) -> _Outcome:
+        """The batch's effects, in record order. ``parked``: the streams held back, found in
+        the dead letters and grown by this batch's failures; None when re-driving a letter."""
         outcome = _Outcome()
-        events: list[tuple[Record, ConsumedEvent]] = []
+        decoded: list[tuple[Record, ConsumedEvent | _Failure]] = []
         for record in records:
             if self._not_read(record):
                 continue
@@ -244,19 +386,45 @@ class ProjectionWriter:
                 owner = self._owners[record.topic]
                 event = decode(record.value, record.topic, record.partition, record.offset, owner)
             except UnprocessableRecordError as rejected:
-                outcome.dead.append((record, str(rejected)))
+                decoded.append((record, _Failure(record, str(rejected), rejected.stream)))
             else:
-                events.append((record, event))
-        known = await self._applied_versions(conn, {e.envelope.stream_id for _, e in events})
-        for record, event in events:
-            if self._include is not None and not self._include(event):
+                decoded.append((record, event))
+        streams = {stream for _, item in decoded if (stream := _stream_of(item)) is not None}
+        known = await self._applied_versions(conn, streams)
+        if parked is not None:
+            parked |= await self._parked_streams(conn, streams)
+
+        def applied_before(stream: str) -> int:
+            return outcome.versions.get(stream, known.get(stream, 0))
+
+        for record, item in decoded:
+            if isinstance(item, _Failure):
+                if item.stream is not None and item.stream.stream_version <= applied_before(
+                    item.stream.stream_id
+                ):
+                    outcome.duplicates += 1  # a copy of a version applied already
+                    continue
+                outcome.dead.append(item)
+                if item.stream is not None and parked is not None:
+                    parked.add(item.stream.stream_id)
+                continue
+            if self._include is not None and not self._include(item):
                 continue  # outside the history asked for (as known at / as true on)
-            stream, version = event.envelope.stream_id, event.envelope.stream_version
-            if version <= outcome.versions.get(stream, known.get(stream, 0)):
-                continue  # republished by the relay: already applied
-            with self._handling(record, event):
-                refused = await self._apply_one(conn, record, event, isolate, outcome)
-            if refused:
+            stream, version = item.envelope.stream_id, item.envelope.stream_version
+            if version <= applied_before(stream):
+                outcome.duplicates += 1  # republished by the relay: already applied
+                continue
+            position = StreamPosition(stream, version)
+            if parked is not None and stream in parked:
+                reason = f"parked: stream {stream} waits behind an earlier dead letter"
+                outcome.dead.append(_Failure(record, reason, position, parked=True))
+                continue
+            with self._handling(record, item):
+                failure = await self._apply_event(conn, item, outcome, isolate)
+            if failure is not None:
+                outcome.dead.append(_Failure(record, failure, position))
+                if parked is not None:
+                    parked.add(stream)
                 continue
             outcome.versions[stream] = version
             outcome.applied += 1
@@ -268,41 +436,32 @@ class ProjectionWriter:
                 raise
             except asyncpg.PostgresError as error:
                 raise _BatchRefusedError from error
-        await self._record(conn, outcome)
         return outcome
 
-    async def _apply_one(
-        self,
-        conn: DbConnection,
-        record: Record,
-        event: ConsumedEvent,
-        isolate: bool,
-        outcome: _Outcome,
-    ) -> bool:
-        """Apply one event (and its reaction); True when it was dead-lettered instead."""
+    async def _apply_event(
+        self, conn: DbConnection, event: ConsumedEvent, outcome: _Outcome, isolate: bool
+    ) -> str | None:
+        """Apply one event (now, or into the batch's changes); None, or why it cannot."""
         try:
             changes = list(self.projection.apply(event))
         except Exception as error:  # a rule that cannot apply is dead-lettered
-            outcome.dead.append((record, f"projection {self.projection.name} failed: {error!r}"))
-            return True
-        if isolate or self._reactor is not None:
-            # Each event in its own savepoint: a refusal undoes only that event's effects.
-            try:
-                async with conn.transaction():
-                    await execute_changes(conn, self._schema, changes)
-                    if self._reactor is not None:
-                        await self._reactor.react(conn, event)
-            except TRANSIENT_ERRORS:
-                raise
-            except asyncpg.PostgresError as error:
-                outcome.dead.append((record, f"database refused the changes: {error}"))
-                return True
-            except Exception as error:  # a reaction that cannot happen is dead-lettered
-                outcome.dead.append((record, f"reaction {self.projection.name} failed: {error!r}"))
-                return True
-        else:
+            return f"projection {self.projection.name} failed: {error!r}"
+        if not (isolate or self._reactor is not None):
             outcome.changes.extend(changes)
-        return False
+            return None
+        # Each event in its own savepoint: a refusal undoes only that event's effects.
+        try:
+            async with conn.transaction():
+                await execute_changes(conn, self._schema, changes)
+                if self._reactor is not None:
+                    await self._reactor.react(conn, event)
+        except TRANSIENT_ERRORS:
+            raise
+        except asyncpg.PostgresError as error:
+            return f"database refused the changes: {error}"
+        except Exception as error:  # a reaction that cannot happen is dead-lettered
+            return f"reaction {self.projection.name} failed: {error!r}"
+        return None
 
     def _handling(self, record: Record, event: ConsumedEvent) -> ExitStack[bool | None]:
         """A live consumer applies each record in a span continuing the record's trace, with its
@@ -339,51 +498,96 @@ class ProjectionWriter:
         )
         return {r["stream_id"]: r["version"] for r in rows}
 
+    async def _parked_streams(self, conn: DbConnection, streams: set[str]) -> set[str]:
+        rows = await conn.fetch(
+            f"SELECT DISTINCT d.stream_id FROM {self._schema}.dead_letters d "
+            "JOIN unnest($2::text[]) AS batch(stream_id) USING (stream_id) "
+            "WHERE d.consumer = $1 AND d.resolved_at IS NULL",
+            self.consumer_name,
+            list(streams),
+        )
+        return {r["stream_id"] for r in rows}
+
+    async def _record_versions(self, conn: DbConnection, versions: Mapping[str, int]) -> None:
+        await conn.execute(
+            f"INSERT INTO {self._schema}.projection_streams "
+            "SELECT $1, * FROM unnest($2::text[], $3::integer[]) "
+            "ON CONFLICT (projection, stream_id) DO UPDATE "
+            "SET version = greatest(projection_streams.version, EXCLUDED.version)",
+            self.projection.name,
+            list(versions),
+            list(versions.values()),
+        )
+
     async def _record(self, conn: DbConnection, outcome: _Outcome) -> None:
         if outcome.versions:
-            await conn.execute(
-                f"INSERT INTO {self._schema}.projection_streams "
-                "SELECT $1, * FROM unnest($2::text[], $3::integer[]) "
-                "ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version",
-                self.projection.name,
-                list(outcome.versions),
-                list(outcome.versions.values()),
-            )
+            await self._record_versions(conn, outcome.versions)
         if outcome.dead:
             now = datetime.now(UTC)
+            # DO NOTHING: a record, or a stream version, already waiting is not parked twice.
             await conn.executemany(
                 f"INSERT INTO {self._schema}.dead_letters (consumer, topic, partition, "
-                "kafka_offset, key, value, headers, reason, failed_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                "ON CONFLICT (consumer, topic, partition, kafka_offset) DO NOTHING",
+                "kafka_offset, key, value, headers, reason, failed_at, stream_id, "
+                "stream_version, parked) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                "ON CONFLICT DO NOTHING",
                 [
                     (
                         self.consumer_name,
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        record.key,
-                        record.value,
+                        failure.record.topic,
+                        failure.record.partition,
+                        failure.record.offset,
+                        failure.record.key,
+                        failure.record.value,
                         orjson.dumps(
-                            [[k, v.decode(errors="replace")] for k, v in record.headers or ()]
+                            [
+                                [k, v.decode(errors="replace")]
+                                for k, v in failure.record.headers or ()
+                            ]
                         ).decode(),
-                        reason,
+                        failure.reason,
                         now,
+                        failure.stream.stream_id if failure.stream else None,
+                        failure.stream.stream_version if failure.stream else None,
+                        failure.parked,
                     )
-                    for record, reason in outcome.dead
+                    for failure in outcome.dead
                 ],
             )
-            for record, reason in outcome.dead:
+            for failure in outcome.dead:
                 log.warning(
                     "projection %s dead-lettered %s[%d]@%d: %s",
                     self.consumer_name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    reason,
+                    failure.record.topic,
+                    failure.record.partition,
+                    failure.record.offset,
+                    failure.reason,
                 )
         self.applied += outcome.applied
         self.dead_lettered += len(outcome.dead)
         EVENTS_CONSUMED.labels(self.consumer_name).inc(outcome.applied)
-        for _, reason in outcome.dead:
-            DEAD_LETTERS.labels(self.consumer_name, reason_category(reason)).inc()
+        for failure in outcome.dead:
+            DEAD_LETTERS.labels(self.consumer_name, reason_category(failure.reason)).inc()
+
+
+def _stream_of(item: ConsumedEvent | _Failure) -> str | None:
+    if isinstance(item, _Failure):
+        return item.stream.stream_id if item.stream else None
+    return item.envelope.stream_id
+
+
+def _record_of(letter: DeadLetter) -> Record:
+    """The original record of a dead letter, as the consumer had read it."""
+    return ConsumerRecord(
+        topic=letter.topic,
+        partition=letter.partition,
+        offset=letter.offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=letter.key,
+        value=letter.value,
+        checksum=None,
+        serialized_key_size=len(letter.key or b""),
+        serialized_value_size=len(letter.value or b""),
+        headers=tuple((k, v.encode()) for k, v in letter.headers),
+    )

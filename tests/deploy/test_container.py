@@ -23,8 +23,9 @@ DEV_LOCK = ROOT / "requirements.lock"
 FIRST_PARTY = {"shared", "services", "deploy"}
 # The checkout's own packages that commands run only from a checkout import (`berlian bench`).
 CHECKOUT_ONLY = {"bench", "tests"}
-# Used by the test suite only (offline validation of the manifests), never by a command.
-DEVELOPMENT_MODULES = {DEPLOY / "k8s_validation.py"}
+# Used by the test suite only (offline validation of the manifests; the generator of the
+# committed AsyncAPI document, which the services serve as a file), never by a command.
+DEVELOPMENT_MODULES = {DEPLOY / "k8s_validation.py", ROOT / "services" / "asyncapi.py"}
 TOOLS = {"pytest", "mypy", "ruff", "selenium", "schemathesis", "hypothesis", "testcontainers"}
 
 

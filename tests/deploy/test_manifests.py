@@ -298,7 +298,7 @@ def test_every_kafka_client_logs_in_over_tls_as_its_own_principal(
         for container in pod["containers"]:
             env = {e["name"]: e for e in container.get("env", [])}
             command = container["args"][0]
-            if command == "migrate":  # PostgreSQL only
+            if command in ("migrate", "checkpoint"):  # PostgreSQL only
                 assert "KAFKA_SASL_USERNAME" not in env
                 continue
             expected = container["args"][1] if command == "run" else "auditor"
@@ -325,5 +325,7 @@ def test_topics_keep_the_contract_settings(overlay: tuple[str, list[dict[str, An
     for topic in of_kind(objects, "KafkaTopic"):
         config = topic["spec"]["config"]
         assert (config["retention.ms"], config["cleanup.policy"]) == (-1, "delete")
+        # What the services' size check assumes (KAFKA_MAX_MESSAGE_BYTES, by default).
+        assert config["max.message.bytes"] == KafkaSettings().kafka_max_message_bytes
         if name == "prod":
             assert (topic["spec"]["replicas"], config["min.insync.replicas"]) == (3, 2)

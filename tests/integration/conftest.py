@@ -23,6 +23,16 @@ async def sandbox(
 
 
 @pytest.fixture
+async def enrolment_box(
+    database_settings: DatabaseSettings, kafka_settings: KafkaSettings
+) -> AsyncIterator[ServiceSandbox]:
+    """A sandbox for the enrolment service (its topic, its schema)."""
+    box = await make_sandbox(database_settings, kafka_settings, service="enrolment")
+    yield box
+    await box.pool.close()
+
+
+@pytest.fixture
 async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     client = AIOKafkaProducer(**producer_options(kafka_settings))
     await client.start()

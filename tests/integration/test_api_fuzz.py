@@ -19,19 +19,15 @@ from schemathesis import Case, GenerationMode
 
 from bench.ingestion import KRAPYAK
 from services.specs import DOCS
-from shared.auth import ROLES, AuthSettings, issue_token
+from shared.auth import ROLES
 from tests.integration.programme_world import URLS, World, world
+from tests.tokens import bearer
 
 __all__ = ["world"]  # the fixture, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 AREA_ROLES = {"kelurahan_officer": KRAPYAK, "kecamatan_officer": KRAPYAK.rsplit(".", 1)[0]}
 STACK_TRACE_MARKS = ("Traceback (most recent call last)", 'File "/', "asyncpg.", "Exception:")
-
-
-def bearer(role: str) -> dict[str, str]:
-    token = issue_token(AuthSettings().jwt_secret, f"fuzz-{role}", role, AREA_ROLES.get(role))
-    return {"Authorization": f"Bearer {token}"}
 
 
 def problem_with(response: Any) -> str | None:
@@ -74,7 +70,11 @@ def fuzz(service: str) -> list[str]:
         )
         @given(case=cases, role=st.sampled_from(ROLES))
         def answers_well(case: Case, role: str) -> None:
-            response = case.call(base_url=URLS[service], headers=bearer(role), timeout=30)
+            response = case.call(
+                base_url=URLS[service],
+                headers=bearer(role, AREA_ROLES.get(role), f"fuzz-{role}"),
+                timeout=30,
+            )
             problem = problem_with(response)
             assert problem is None, f"{case.as_curl_command()} as {role}: {problem}"
 

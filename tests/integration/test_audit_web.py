@@ -25,11 +25,12 @@ from selenium.webdriver.support.wait import WebDriverWait
 from deploy.demo import programme
 from deploy.local.browser import ensure_chromium
 from deploy.local.paths import REPO_ROOT
-from shared.auth import AuthSettings, issue_token
 from tests.integration.programme_world import SIZE, URLS, World, environment, world
+from tests.tokens import token_for
 
 __all__ = ["world"]  # the fixture, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+KRAPYAK = "33.75.03.1002"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "audit-web"
 
 
@@ -79,7 +80,8 @@ async def serve_web(world: World, port: int, log: Path) -> subprocess.Popen[byte
 def sign_in(browser: WebDriver, base: str, role: str) -> None:
     browser.delete_all_cookies()
     browser.get(f"{base}/sign-in")
-    token = issue_token(AuthSettings().jwt_secret, f"test-{role}", role)  # type: ignore[arg-type]
+    # An officer's token carries its kelurahan; the page refuses the role, not the token.
+    token = token_for(role, KRAPYAK if role == "kelurahan_officer" else None)  # type: ignore[arg-type]
     field = browser.find_element(By.ID, "token")
     field.send_keys(token)
     press(browser, Keys.TAB, Keys.ENTER)  # to the button, and press it

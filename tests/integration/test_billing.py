@@ -14,16 +14,22 @@ import pytest
 
 from services.billing import wiring as billing_wiring
 from services.billing.projections import PremiumsProjection
-from shared.auth import AuthSettings, issue_token
+from shared.auth import AuthSettings
 from shared.db import service_dsn
 from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
 from tests.integration.sandbox import isolated, running
+from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
-OFFICER = {"Authorization": f"Bearer {issue_token(AUTH.jwt_secret, 'bo-1', 'billing_officer')}"}
+
+
+def as_officer() -> dict[str, str]:
+    return bearer("billing_officer")
+
+
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
@@ -52,7 +58,7 @@ async def world(
 
 async def run(world: World, period: str) -> httpx.Response:
     return await world.api.post(
-        "/billing-runs", json={"period": period}, headers=OFFICER | new_key()
+        "/billing-runs", json={"period": period}, headers={**as_officer(), **new_key()}
     )
 
 
@@ -86,7 +92,9 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     # on a supplementary invoice, and a later run finds nothing left.
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        listed = await world.api.get("/invoices", params={"period": "2025-01"}, headers=OFFICER)
+        listed = await world.api.get(
+            "/invoices", params={"period": "2025-01"}, headers=as_officer()
+        )
         supplementary = [i for i in listed.json() if i["supplementary"]]
         if supplementary:
             break
@@ -102,25 +110,25 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
 
     pay_december = f"/invoices/{invoice['invoice_id']}/payments"
     wrong = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_599), headers=OFFICER | new_key()
+        pay_december, json=payment("SP2D 001", 33_599), headers={**as_officer(), **new_key()}
     )
     assert wrong.status_code == 422
     assert "differs from the invoice total Rp33,600" in wrong.json()["detail"]
     unknown = await world.api.post(
         f"/invoices/{uuid.uuid4()}/payments",
         json=payment("SP2D 001", 33_600),
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert unknown.status_code == 409
     paid = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_600), headers=OFFICER | new_key()
+        pay_december, json=payment("SP2D 001", 33_600), headers={**as_officer(), **new_key()}
     )
     assert paid.status_code == 201
     assert paid.json()["worker_months_paid"] == 2
     twice = await world.api.post(
         f"/invoices/{january['invoice_id']}/payments",
         json=payment("SP2D 001", 33_600),
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert twice.status_code == 409
     assert "payment reference was used before" in twice.json()["detail"]
@@ -129,7 +137,7 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
         for _ in range(100):
             response = (
                 await world.api.get(
-                    f"/workers/{worker}/standing", params={"on": on}, headers=OFFICER
+                    f"/workers/{worker}/standing", params={"on": on}, headers=as_officer()
                 )
             ).json()
             if response["last_paid"] is not None or response["status"] != "GRACE":
@@ -147,13 +155,13 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
         await world.api.post(
             f"/invoices/{january['invoice_id']}/payments",
             json=late_payment,
-            headers=OFFICER | new_key(),
+            headers={**as_officer(), **new_key()},
         )
     ).status_code == 201
     for _ in range(100):
         after = (
             await world.api.get(
-                f"/workers/{A}/standing", params={"on": "2025-01-20"}, headers=OFFICER
+                f"/workers/{A}/standing", params={"on": "2025-01-20"}, headers=as_officer()
             )
         ).json()
         if after["status"] == "ACTIVE":
@@ -186,7 +194,7 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
     paid = await world.api.post(
         f"/invoices/{february['invoice_id']}/payments",
         json={"payment_ref": "SP2D 201", "paid_on": "2025-02-20", "amount": 33_600},
-        headers=OFFICER | new_key(),
+        headers=as_officer() | new_key(),
     )
     assert paid.status_code == 201, paid.text
 
@@ -196,7 +204,9 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
     )
 
     async def march_total() -> int:
-        listed = await world.api.get("/invoices", params={"period": "2025-03"}, headers=OFFICER)
+        listed = await world.api.get(
+            "/invoices", params={"period": "2025-03"}, headers=as_officer()
+        )
         return int(listed.json()[0]["total"])
 
     deadline = asyncio.get_running_loop().time() + 30
@@ -206,7 +216,7 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
     settled = await world.api.post(
         f"/invoices/{march['invoice_id']}/payments",
         json={"payment_ref": "SP2D 301", "paid_on": "2025-03-20", "amount": 16_800},
-        headers=OFFICER | new_key(),
+        headers=as_officer() | new_key(),
     )
     assert settled.status_code == 201, settled.text
     assert settled.json()["worker_months_paid"] == 1  # only the living worker's month
@@ -216,7 +226,7 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
     # February was paid before the death was known: it stays paid (owed back to the city) and
     # is no longer invoiced; March's line for the deceased is gone; April bills one worker.
     async def regular() -> tuple[int, int]:
-        report = (await world.api.get("/budgets/2024", headers=OFFICER)).json()
+        report = (await world.api.get("/budgets/2024", headers=as_officer())).json()
         cohort = next(c for c in report["cohorts"] if c["cohort"] == "regular")
         return int(cohort["invoiced"]), int(cohort["paid"])
 
@@ -249,7 +259,9 @@ async def test_a_coverage_seen_after_its_month_was_run_is_invoiced_then(world: W
     await start_coverage(world, late, "regular", date(2025, 12, 1), date(2026, 11, 30))
 
     async def supplementary() -> list[dict[str, object]]:
-        listed = await world.api.get("/invoices", params={"period": "2026-01"}, headers=OFFICER)
+        listed = await world.api.get(
+            "/invoices", params={"period": "2026-01"}, headers=as_officer()
+        )
         return [i for i in listed.json() if i["supplementary"]]
 
     deadline = asyncio.get_running_loop().time() + 30

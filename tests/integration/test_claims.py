@@ -13,15 +13,21 @@ import httpx
 import pytest
 
 from services.claims import wiring as claims_wiring
-from shared.auth import AuthSettings, issue_token
+from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from tests.integration.publishing import pay_months, relay_outbox, start_coverage
 from tests.integration.sandbox import isolated, running
+from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
-OFFICER = {"Authorization": f"Bearer {issue_token(AUTH.jwt_secret, 'co-1', 'claims_officer')}"}
+
+
+def as_officer() -> dict[str, str]:
+    return bearer("claims_officer")
+
+
 HEIR = {"name": "Sri Wahyuni", "relationship": "spouse", "bank_account": "BRI 0123"}
 
 
@@ -60,7 +66,7 @@ async def file(world: World, worker: uuid.UUID, **claim: Any) -> dict[str, Any]:
         "claimant": HEIR,
         "documents": ["akta kematian"],
     } | claim
-    response = await world.api.post("/claims", json=body, headers=OFFICER | new_key())
+    response = await world.api.post("/claims", json=body, headers={**as_officer(), **new_key()})
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -96,7 +102,7 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     assert "2024-12" in waiting["explanation"]
     await pay_months(world.kafka, world.database, grace, ["2024-12"])
     for _ in range(100):
-        claim = (await world.api.get(f"/claims/{waiting['claim_id']}", headers=OFFICER)).json()
+        claim = (await world.api.get(f"/claims/{waiting['claim_id']}", headers=as_officer())).json()
         if claim["status"] != "pending":
             break
         await asyncio.sleep(0.1)
@@ -145,7 +151,7 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     paid_grant = await world.api.post(
         f"/claims/{grant['claim_id']}/payments",
         json={"payment_ref": "BPJS-S1", "paid_on": "2025-08-01", "amount": grant["total"]},
-        headers=OFFICER | new_key(),
+        headers=as_officer() | new_key(),
     )
     assert paid_grant.status_code == 201, paid_grant.text
     # A later school year is not paid before it begins.
@@ -153,7 +159,7 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     early = await world.api.post(
         f"/claims/{grant['claim_id']}/instalments",
         json={"child": "child-1", "school_year": later, "married": False, "working": False},
-        headers=OFFICER | new_key(),
+        headers=as_officer() | new_key(),
     )
     assert early.status_code == 422, early.text
     assert "it is paid once it has begun" in early.text
@@ -161,19 +167,19 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     wrong = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
         json={"payment_ref": "BPJS-1", "paid_on": "2025-03-01", "amount": 41_000_000},
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert wrong.status_code == 422
     paid = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
         json={"payment_ref": "BPJS-1", "paid_on": "2025-03-01", "amount": 42_000_000},
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert paid.status_code == 201
     rejected_payment = await world.api.post(
         f"/claims/{second['claim_id']}/payments",
         json={"payment_ref": "BPJS-2", "paid_on": "2025-03-01", "amount": 1},
-        headers=OFFICER | new_key(),
+        headers={**as_officer(), **new_key()},
     )
     assert rejected_payment.status_code == 409
 
@@ -206,7 +212,7 @@ async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised
 async def revised_to_approved(world: World, claim_id: str) -> None:
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        seen = (await world.api.get(f"/claims/{claim_id}", headers=OFFICER)).json()
+        seen = (await world.api.get(f"/claims/{claim_id}", headers=as_officer())).json()
         if seen["status"] == "approved":
             return
         assert asyncio.get_running_loop().time() < deadline, f"never revised: {seen}"

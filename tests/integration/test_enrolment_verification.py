@@ -25,7 +25,7 @@ from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
 from services.verification.projections import PROJECTIONS as VERIFICATION_PROJECTIONS
 from services.verification.service import VerificationService
-from shared.auth import AuthSettings, Role, issue_token
+from shared.auth import AuthSettings
 from shared.db import service_dsn
 from shared.events.claims import BenefitItem, ClaimApproved
 from shared.events.verification import Verified
@@ -40,6 +40,7 @@ from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from tests.integration.publishing import publish_as
+from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
 AUTH = AuthSettings()
@@ -47,14 +48,21 @@ SAPURO = "33.75.01.1004"
 BARAT = "33.75.01"
 
 
-def token(role: Role, area: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(AUTH.jwt_secret, f'{role}-1', role, area)}"}
+def as_kelurahan() -> dict[str, str]:
+    return bearer("kelurahan_officer", SAPURO)
 
 
-KELURAHAN = token("kelurahan_officer", SAPURO)
-KECAMATAN = token("kecamatan_officer", BARAT)
-KELURAHAN_CSV = {**KELURAHAN, "content-type": "text/csv"}  # a kelurahan officer sending a file
-CITY = token("city_admin")
+def as_kecamatan() -> dict[str, str]:
+    return bearer("kecamatan_officer", BARAT)
+
+
+def kelurahan_csv() -> dict[str, str]:
+    """A kelurahan officer sending a file."""
+    return {**as_kelurahan(), "content-type": "text/csv"}
+
+
+def as_city() -> dict[str, str]:
+    return bearer("city_admin")
 
 
 def nik(n: int, birth: date, sex: str) -> str:
@@ -231,7 +239,7 @@ async def register(p: Programme, n: int, birth: date = date(1980, 7, 5), sex: st
         "kelurahan_code": SAPURO,
         "address": "Sapuro",
     }
-    response = await p.enrolment.post("/workers", json=body, headers=KELURAHAN)
+    response = await p.enrolment.post("/workers", json=body, headers=as_kelurahan())
     assert response.status_code == 201, response.text
     return str(response.json()["worker_id"])
 
@@ -247,7 +255,7 @@ async def case_open(p: Programme, worker: str) -> bool:
 
 async def verify_twice(p: Programme, worker: str) -> None:
     await eventually(lambda: case_open(p, worker))
-    for headers in (KELURAHAN, KECAMATAN):
+    for headers in (as_kelurahan(), as_kecamatan()):
         response = await p.verification.post(f"/cases/{worker}/verify", json={}, headers=headers)
         assert response.status_code == 200, response.text
 
@@ -278,7 +286,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
             "kelurahan_code": kelurahan,
             "address": "x",
         }
-        return await p.enrolment.post("/workers", json=body, headers=KELURAHAN)
+        return await p.enrolment.post("/workers", json=body, headers=as_kelurahan())
 
     duplicate = await register_woman_of_1980(nik(9001, date(1980, 7, 5), "F"), "Again", SAPURO)
     assert duplicate.status_code == 409
@@ -293,26 +301,26 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     assert (await p.enrolment.post("/workers", json={}, headers={})).status_code == 401
 
     content, bad_rows = csv_rows(3000)
-    imported = await p.enrolment.post("/imports", content=content, headers=KELURAHAN_CSV)
+    imported = await p.enrolment.post("/imports", content=content, headers=kelurahan_csv())
     assert imported.status_code == 200, imported.text
     result = imported.json()
     assert result["registered"] == 3000 - len(bad_rows)
     assert {r["row"] for r in result["rows"] if r["outcome"] == "refused"} == bad_rows
-    again = (await p.enrolment.post("/imports", content=content, headers=KELURAHAN_CSV)).json()
+    again = (await p.enrolment.post("/imports", content=content, headers=kelurahan_csv())).json()
     assert again["registered"] == 0
     assert again["already_registered"] == 3000 - len(bad_rows)
     assert again["batch_id"] == result["batch_id"]
     assert again["import_id"] != result["import_id"]
-    report = await p.enrolment.get(result["report"], headers=KELURAHAN)
+    report = await p.enrolment.get(result["report"], headers=as_kelurahan())
     assert report.text.count("refused") == len(bad_rows)
     # Each import keeps its own report: the first one still says who it registered.
     assert report.text.count(",registered,") == 3000 - len(bad_rows)
-    second = await p.enrolment.get(again["report"], headers=KELURAHAN)
+    second = await p.enrolment.get(again["report"], headers=as_kelurahan())
     assert second.text.count(",already_registered,") == 3000 - len(bad_rows)
     broken = await p.enrolment.post(
         "/imports",
         content=b"nik,full_name\n1,2\n",
-        headers=KELURAHAN_CSV,
+        headers=kelurahan_csv(),
     )
     assert broken.status_code == 422
     assert "missing columns" in broken.json()["detail"]
@@ -323,7 +331,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     latin1 = await p.enrolment.post(
         "/imports",
         content=(header + row).encode("latin-1"),
-        headers=KELURAHAN_CSV,
+        headers=kelurahan_csv(),
     )
     assert latin1.status_code == 422
     assert "not UTF-8" in latin1.json()["detail"]
@@ -331,7 +339,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         await p.enrolment.post(
             "/imports",
             content=(header + row + row).encode(),
-            headers=KELURAHAN_CSV,
+            headers=kelurahan_csv(),
         )
     ).json()
     assert [r["outcome"] for r in twice["rows"]] == ["registered", "refused"]
@@ -344,7 +352,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     malformed = await p.enrolment.post(
         "/imports",
         content=(header + fresh + '"unclosed,quote\n' + row).encode(),
-        headers=KELURAHAN_CSV,
+        headers=kelurahan_csv(),
     )
     assert malformed.status_code == 422
     assert "line 4 is not valid CSV" in malformed.json()["detail"]
@@ -352,7 +360,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         await p.enrolment.post(
             "/imports",
             content=(header + fresh).encode(),
-            headers=KELURAHAN_CSV,
+            headers=kelurahan_csv(),
         )
     ).json()
     assert [r["outcome"] for r in alone["rows"]] == ["registered"]
@@ -360,14 +368,14 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     too_many = await p.enrolment.post(
         "/imports",
         content=(header + "x\n" * 100_001).encode(),
-        headers=KELURAHAN_CSV,
+        headers=kelurahan_csv(),
     )
     assert too_many.status_code == 422
     assert "100,001 rows; at most 100,000" in too_many.json()["detail"]
     too_big = await p.enrolment.post(
         "/imports",
         content=header.encode() + b"x" * (16 * 2**20),
-        headers=KELURAHAN_CSV,
+        headers=kelurahan_csv(),
     )
     assert too_big.status_code == 413
     assert "split the file" in too_big.json()["detail"]
@@ -378,32 +386,34 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
             yield b"x" * 2**20
 
     too_big_chunked = await p.enrolment.post(
-        "/imports", content=sent_in_chunks(), headers=KELURAHAN_CSV
+        "/imports", content=sent_in_chunks(), headers=kelurahan_csv()
     )
     assert too_big_chunked.status_code == 413
 
     # Verification in order, by the right role and area.
     second, third, fourth, fifth = [await register(p, n) for n in range(2, 6)]
     await eventually(lambda: case_open(p, first))
-    out_of_order = await p.verification.post(f"/cases/{first}/verify", json={}, headers=KECAMATAN)
+    out_of_order = await p.verification.post(
+        f"/cases/{first}/verify", json={}, headers=as_kecamatan()
+    )
     assert out_of_order.status_code == 409
     wrong_area = await p.verification.post(
-        f"/cases/{first}/verify", json={}, headers=token("kelurahan_officer", "33.75.02.1004")
+        f"/cases/{first}/verify", json={}, headers=bearer("kelurahan_officer", "33.75.02.1004")
     )
     assert wrong_area.status_code == 403
     rejected = await p.verification.post(
-        f"/cases/{fifth}/reject", json={"reasons": ["documents_incomplete"]}, headers=KELURAHAN
+        f"/cases/{fifth}/reject", json={"reasons": ["documents_incomplete"]}, headers=as_kelurahan()
     )
     assert rejected.status_code == 200
     assert (
-        await p.verification.post(f"/cases/{fifth}/verify", json={}, headers=KELURAHAN)
+        await p.verification.post(f"/cases/{fifth}/verify", json={}, headers=as_kelurahan())
     ).status_code == 409
 
     # Designation: within budget and quota, then beyond each.
     for worker in (first, second, third, fourth):
         await verify_twice(p, worker)
     over_budget = await p.verification.post(
-        f"/cases/{first}/designate", json=designation(), headers=CITY
+        f"/cases/{first}/designate", json=designation(), headers=as_city()
     )
     assert over_budget.status_code == 422
     assert "budget for 2024 has Rp0 left" in over_budget.json()["detail"]
@@ -416,18 +426,20 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     for worker in (first, second):
         assert (
             await p.verification.post(
-                f"/cases/{worker}/designate", json=designation(), headers=CITY
+                f"/cases/{worker}/designate", json=designation(), headers=as_city()
             )
         ).status_code == 200
     three_months = await p.verification.post(
-        f"/cases/{third}/designate", json=designation(months=3), headers=CITY
+        f"/cases/{third}/designate", json=designation(months=3), headers=as_city()
     )
     assert three_months.status_code == 422  # regular cover is 12 months
     assert (
-        await p.verification.post(f"/cases/{third}/designate", json=designation(), headers=CITY)
+        await p.verification.post(
+            f"/cases/{third}/designate", json=designation(), headers=as_city()
+        )
     ).status_code == 200
     over_quota = await p.verification.post(
-        f"/cases/{fourth}/designate", json=designation(), headers=CITY
+        f"/cases/{fourth}/designate", json=designation(), headers=as_city()
     )
     assert over_quota.status_code == 422
     assert "quota for 2024 is full: 3 of 3" in over_quota.json()["detail"]
@@ -453,18 +465,18 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     assert all(e["data"]["end_date"] == "2025-11-30" for e in started)
     coverage = (
         await p.enrolment.get(
-            f"/workers/{first}/coverage", params={"on": "2025-06-01"}, headers=CITY
+            f"/workers/{first}/coverage", params={"on": "2025-06-01"}, headers=as_city()
         )
     ).json()
     assert coverage["covered"] is True
     annex = await p.verification.get(
         "/designations",
         params={"fiscal_year": 2024, "cohort": "regular", "format": "csv"},
-        headers=CITY,
+        headers=as_city(),
     )
     assert annex.text.count("SK 400/77/2024") == 3
     worklist = (
-        await p.verification.get(f"/worklists/kelurahan/{SAPURO}", headers=KELURAHAN)
+        await p.verification.get(f"/worklists/kelurahan/{SAPURO}", headers=as_kelurahan())
     ).json()
     # The file's good rows, the one worker of the file with a repeated row and the one imported
     # alone after the malformed file.
@@ -472,7 +484,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
 
     # A withdrawal ends one coverage; the others expire after their last day.
     withdrawn = await p.enrolment.post(
-        f"/workers/{third}/withdrawal", json={"end_date": "2025-03-31"}, headers=CITY
+        f"/workers/{third}/withdrawal", json={"end_date": "2025-03-31"}, headers=as_city()
     )
     assert withdrawn.status_code == 201, withdrawn.text
 
@@ -519,7 +531,7 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
     worker_id = uuid.UUID(worker)
     await verify_twice(p, worker)
     designated = await p.verification.post(
-        f"/cases/{worker}/designate", json=designation(3, "incidental"), headers=CITY
+        f"/cases/{worker}/designate", json=designation(3, "incidental"), headers=as_city()
     )
     assert designated.status_code == 200, designated.text
 
@@ -570,7 +582,9 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
 
     await eventually(death_known)
     renewal = designation(3, "incidental") | {"fiscal_year": 2025, "coverage_start": "2025-03-01"}
-    refused = await p.verification.post(f"/cases/{worker}/designate", json=renewal, headers=CITY)
+    refused = await p.verification.post(
+        f"/cases/{worker}/designate", json=renewal, headers=as_city()
+    )
     assert refused.status_code == 409, refused.text
     assert "died on 2025-01-14" in refused.text
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -15,13 +14,12 @@ from shared.events.enrolment import Heir, WorkerPersonal
 from shared.events.personal import ERASED, open_sealed, seal
 from shared.events.types import SealedPersonal
 from shared.eventstore import EventStore, NewEvent
-from shared.eventstore.migrations import migrate
 from shared.eventstore.store import CommandContext
-from shared.keystore import MIGRATIONS, PostgresKeyStore
+from shared.keystore import PostgresKeyStore, migrate_keystore
+from shared.kms import key_encryption_from_environment
 from shared.relay import OutboxRelay
-from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
-from tests.integration.sandbox import ServiceSandbox, make_sandbox
+from tests.integration.sandbox import ServiceSandbox
 from tests.unit.chains import sealed_chain
 
 pytestmark = pytest.mark.integration
@@ -38,19 +36,11 @@ PERSON = WorkerPersonal(
 
 async def keystore_in(box: ServiceSandbox) -> PostgresKeyStore:
     schema = f"keys_{box.schema}"
+    kms = key_encryption_from_environment()
     async with box.pool.acquire() as conn:
         await conn.execute(f"CREATE SCHEMA {schema}")
-        await migrate(conn, schema, MIGRATIONS)
-    return PostgresKeyStore(box.pool, schema)
-
-
-@pytest.fixture
-async def enrolment_box(
-    database_settings: DatabaseSettings, kafka_settings: KafkaSettings
-) -> AsyncIterator[ServiceSandbox]:
-    box = await make_sandbox(database_settings, kafka_settings, service="enrolment")
-    yield box
-    await box.pool.close()
+        await migrate_keystore(conn, lambda: kms, schema)
+    return PostgresKeyStore(box.pool, kms, schema)
 
 
 async def test_erasing_a_worker_hides_their_personal_data_and_the_log_still_verifies(

@@ -14,17 +14,24 @@ import asyncpg
 import httpx
 import pytest
 
-from bench.ingestion import OFFICER, person
+from bench.ingestion import KRAPYAK, person
 from deploy.local.paths import REPO_ROOT
 from shared.audit.verify import verify_topics
-from shared.auth import AuthSettings, issue_token
 from shared.settings import SERVICES
 from shared.topic_reader import read_topics
 from tests.integration.programme_world import URLS, World, environment, log_of, world
+from tests.tokens import bearer
 
 __all__ = ["world"]  # the fixture, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-CITY = {"Authorization": f"Bearer {issue_token(AuthSettings().jwt_secret, 'c', 'city_admin')}"}
+
+
+def as_city() -> dict[str, str]:
+    return bearer("city_admin")
+
+
+def as_officer() -> dict[str, str]:
+    return bearer("kelurahan_officer", KRAPYAK)
 
 
 async def appears(value: str, api: httpx.AsyncClient, worker: str) -> list[str]:
@@ -36,7 +43,7 @@ async def appears(value: str, api: httpx.AsyncClient, worker: str) -> list[str]:
         f"{URLS['billing']}/workers/{worker}/standing?on=2025-06-01",
         f"{URLS['claims']}/claims?worker_id={worker}",
     ]
-    found = [url for url in reads if value in (await api.get(url, headers=CITY)).text]
+    found = [url for url in reads if value in (await api.get(url, headers=as_city())).text]
     return found + [f"{s} log" for s in SERVICES if value in log_of(s).read_text(errors="replace")]
 
 
@@ -72,18 +79,20 @@ async def test_an_erased_person_shows_nowhere(world: World) -> None:
     }
     personal = [someone["full_name"], someone["address"], someone["heirs"][0]["name"]]
     async with httpx.AsyncClient(timeout=30) as api:
-        registered = await api.post(f"{URLS['enrolment']}/workers", json=someone, headers=OFFICER)
+        registered = await api.post(
+            f"{URLS['enrolment']}/workers", json=someone, headers=as_officer()
+        )
         assert registered.status_code == 201, registered.text
         worker = registered.json()["worker_id"]
         for _ in range(120):  # verification has read the registration
             verified = await api.post(
-                f"{URLS['verification']}/cases/{worker}/verify", json={}, headers=OFFICER
+                f"{URLS['verification']}/cases/{worker}/verify", json={}, headers=as_officer()
             )
             if verified.status_code == 200:
                 break
             await asyncio.sleep(0.5)
         assert verified.status_code == 200, verified.text
-        shown = (await api.get(f"{URLS['enrolment']}/workers/{worker}", headers=CITY)).json()
+        shown = (await api.get(f"{URLS['enrolment']}/workers/{worker}", headers=as_city())).json()
         assert shown["personal"]["full_name"] == someone["full_name"]
 
         erased = await asyncio.to_thread(
@@ -98,10 +107,10 @@ async def test_an_erased_person_shows_nowhere(world: World) -> None:
         assert erased.returncode == 0, erased.stdout + erased.stderr
         assert "erased" in erased.stdout
 
-        after = (await api.get(f"{URLS['enrolment']}/workers/{worker}", headers=CITY)).json()
+        after = (await api.get(f"{URLS['enrolment']}/workers/{worker}", headers=as_city())).json()
         assert after["personal"] is None
         by_nik = await api.get(
-            f"{URLS['enrolment']}/workers", params={"nik": someone["nik"]}, headers=CITY
+            f"{URLS['enrolment']}/workers", params={"nik": someone["nik"]}, headers=as_city()
         )
         assert by_nik.json() == []
         for value in [*personal, someone["nik"]]:

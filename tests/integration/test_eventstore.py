@@ -147,7 +147,10 @@ async def test_records_carry_the_contract_key_and_headers(
     keys = {r.key for r in records}
     assert keys == {str(worker).encode(), b"budget-2024"}
     headers = dict(records[0].headers)
-    assert set(headers) == {"event_type", "schema_version", "content-type", "correlation_id"}
+    assert set(headers) == {
+        *("event_type", "schema_version", "content-type", "correlation_id"),
+        *("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_subject", "ce_time"),
+    }
     assert headers["content-type"] == b"application/json"
 
 

@@ -16,20 +16,22 @@ import httpx
 import orjson
 import pytest
 
-from shared.auth import AuthSettings, issue_token
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from tests.integration.sandbox import isolated
+from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GRACE_PERIOD_SECONDS = 60  # terminationGracePeriodSeconds of every Deployment
 CLIENTS = 16
 KRAPYAK = "33.75.03.1002"
-OFFICER = {
-    "Authorization": "Bearer "
-    + issue_token(AuthSettings().jwt_secret, "officer", "kelurahan_officer", KRAPYAK)
-}
+
+
+def as_officer() -> dict[str, str]:
+    return bearer("kelurahan_officer", KRAPYAK)
+
+
 SERIES_WHILE_LOADED = (
     'berlian_commands_total{command="POST /workers",outcome="accepted",service="enrolment"}',
     "berlian_command_duration_seconds_bucket{",
@@ -102,7 +104,9 @@ async def load(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
         for serial in range(100_000):
             try:
-                response = await api.post("/workers", json=person(client, serial), headers=OFFICER)
+                response = await api.post(
+                    "/workers", json=person(client, serial), headers=as_officer()
+                )
             except httpx.TransportError:
                 return  # the service closed its listener: this command was never acknowledged
             if response.status_code == 201:

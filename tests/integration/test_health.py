@@ -28,7 +28,7 @@ async def test_ready_when_consumers_are_assigned_and_not_alive_when_one_is_stuck
             if ready.status_code == 200:
                 break
             await asyncio.sleep(0.1)
-        assert ready.json() == {"ready": True, "problems": []}
+        assert ready.json() == {"ready": True, "problems": [], "warnings": []}
         assert (await api.get("/health/live")).status_code == 200
 
         # A threshold every loop exceeds: each consumer counts as stuck.

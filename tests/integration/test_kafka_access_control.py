@@ -131,7 +131,7 @@ async def test_an_auditor_reads_and_verifies_every_topic_and_writes_none(
     auditor = as_service(granted, kafka_acls.AUDITOR)
     verified = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "deploy.cli", "audit", "verify", "--json"],
+        [sys.executable, "-m", "deploy.cli", "audit", "verify", "--topics-only", "--json"],
         env=environment(auditor, DatabaseSettings()),
         cwd=REPO_ROOT,
         capture_output=True,

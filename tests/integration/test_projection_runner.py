@@ -233,13 +233,20 @@ async def test_dead_letters_reach_the_dlq_topic_and_a_fixed_rule_redrives_them(
     assert orjson.loads(record.value)["data"]["amount"] == UNPROCESSABLE_AMOUNT
 
     [letter] = await list_dead_letters(sandbox.pool, sandbox.schema)
-    assert "rules refuse" in (await runner.writer.redrive(letter) or "")
+    [refused] = await runner.writer.redrive(letter)
+    assert refused.outcome == "fails"
+    assert "rules refuse" in refused.detail
     fixed = ProjectionRunner(
         sandbox.pool, sandbox.schema, AcceptingAllocations(projection), sandbox.kafka
     )
-    assert await fixed.writer.redrive(letter) is None
+    [redriven_step] = await fixed.writer.redrive(letter)
+    assert redriven_step.outcome == "applied"
 
     assert await totals(sandbox) == (3, 3 + UNPROCESSABLE_AMOUNT)
     assert await list_dead_letters(sandbox.pool, sandbox.schema) == []
-    [redriven] = await list_dead_letters(sandbox.pool, sandbox.schema, include_redriven=True)
-    assert redriven.redriven_at is not None
+    [redriven] = await list_dead_letters(sandbox.pool, sandbox.schema, include_resolved=True)
+    assert redriven.resolution == "applied"
+    assert redriven.resolved_at is not None
+    [again] = await fixed.writer.redrive(letter)
+    assert again.outcome == "not_waiting"
+    assert "no longer waiting: applied" in again.detail

@@ -1,13 +1,13 @@
-"""The local stack: idempotent start, service schemas isolated by role."""
+"""The local stack: idempotent start, service schemas isolated by role and owned by none."""
 
 from __future__ import annotations
 
 import asyncpg
 import pytest
 
-from deploy.local import stack
+from deploy.local import keycloak, stack
 from deploy.local.stack import Endpoints
-from shared.db import service_dsn
+from shared.db import MIGRATOR_ROLE, service_dsn
 from shared.settings import SERVICES, DatabaseSettings
 
 pytestmark = pytest.mark.integration
@@ -17,10 +17,12 @@ def test_stack_up_again_does_no_harm(infrastructure: Endpoints) -> None:
     if infrastructure.kafka_bootstrap_servers != "127.0.0.1:9092":
         pytest.skip("the suite runs on external infrastructure, not the local stack")
 
+    identity_provider = keycloak.status()
     assert stack.up() == infrastructure
+    assert keycloak.status() == identity_provider is not None  # not restarted
 
 
-async def test_each_service_role_owns_its_schema_and_is_refused_elsewhere(
+async def test_each_service_role_uses_its_schema_owns_none_and_is_refused_elsewhere(
     database_settings: DatabaseSettings,
 ) -> None:
     password = database_settings.service_role_password
@@ -35,7 +37,7 @@ async def test_each_service_role_owns_its_schema_and_is_refused_elsewhere(
         )
     finally:
         await admin.close()
-    assert owners == {service: f"berlian_{service}" for service in SERVICES}
+    assert owners == dict.fromkeys(SERVICES, MIGRATOR_ROLE)
 
     enrolment = await asyncpg.connect(
         service_dsn(database_settings.database_url, "enrolment", password)
@@ -44,10 +46,12 @@ async def test_each_service_role_owns_its_schema_and_is_refused_elsewhere(
         service_dsn(database_settings.database_url, "billing", password)
     )
     try:
-        await enrolment.execute("CREATE TABLE enrolment.probe (id int)")
-        await billing.execute("CREATE TABLE billing.probe (id int)")
+        # Its scratch schema is its own, for rebuilding projections; nobody else's.
+        await billing.execute("CREATE TABLE billing_scratch.probe (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await enrolment.fetch("SELECT * FROM billing.probe")
+            await enrolment.fetch("SELECT * FROM billing_scratch.probe")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await enrolment.execute("CREATE TABLE enrolment.planted (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await enrolment.execute("CREATE TABLE billing.intruder (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):

@@ -13,8 +13,9 @@ from functools import partial
 
 import httpx
 
-from bench.ingestion import OFFICER, person
+from bench.ingestion import KRAPYAK, person
 from tests.integration.programme_world import URLS
+from tests.tokens import bearer
 
 
 async def acknowledged(
@@ -73,7 +74,7 @@ class Load:
                     api.post,
                     f"{URLS['enrolment']}/workers",
                     json=person(serial),
-                    headers={**OFFICER, **key},
+                    headers={**bearer("kelurahan_officer", KRAPYAK), **key},
                 )
                 answer = await acknowledged(register, 201)
                 assert answer is not None, "a valid registration was refused"
@@ -83,7 +84,7 @@ class Load:
                     api.post,
                     f"{URLS['verification']}/cases/{worker}/verify",
                     json={},
-                    headers=OFFICER,
+                    headers=bearer("kelurahan_officer", KRAPYAK),
                 )
                 if await acknowledged(verify, 200) is not None:
                     self.verified.add(worker)

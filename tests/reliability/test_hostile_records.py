@@ -92,7 +92,7 @@ def hostile_records(genuine: dict[str, Any]) -> Planted:
 
 async def plant(kafka: KafkaSettings, records: Planted) -> frozenset[tuple[str, int, int]]:
     """Written straight onto enrolment's topic; returns where they landed."""
-    producer = AIOKafkaProducer(**producer_options(kafka), max_request_size=1_048_576)
+    producer = AIOKafkaProducer(**producer_options(kafka))
     await producer.start()
     try:
         topic = kafka.events_topic("enrolment")

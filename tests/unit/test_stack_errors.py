@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import kafka_broker, packages, postgres
+from deploy.local import kafka_broker, keycloak, packages, postgres
 from deploy.local.errors import StackError
 from deploy.local.kafka_broker import Layout, Node
 
@@ -24,6 +24,29 @@ def test_a_taken_port_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
         with pytest.raises(StackError, match=f"Port {port} on 127.0.0.1 is taken"):
             kafka_broker.start_node(layout, layout.nodes[0])
+
+
+def test_a_port_taken_from_keycloak_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BERLIAN_HOME", str(tmp_path))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        monkeypatch.setattr(keycloak, "PORT", port)
+
+        with pytest.raises(StackError, match=f"Port {port} on 127.0.0.1 is taken"):
+            keycloak.up()
+
+
+def test_an_unresolvable_keycloak_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERLIAN_HOME", str(tmp_path))
+    monkeypatch.setattr(keycloak, "ARTIFACT", "org.keycloak:keycloak-quarkus-dist:0.0.0-none:zip")
+    monkeypatch.setenv("MAVEN_OPTS", "-Dmaven.repo.local=" + str(tmp_path / "m2"))
+
+    with pytest.raises(StackError, match=r"Maven could not fetch org\.keycloak"):
+        keycloak.ensure_distribution()
 
 
 def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

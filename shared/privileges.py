@@ -1,0 +1,87 @@
+"""What each service's login may do in PostgreSQL, granted after every migration.
+
+History is append-only for the services: they insert and read their events, their idempotency
+records and the erasure of a key, and never update, delete or truncate them; the stream heads
+move (and only forward, see ``shared.eventstore.migrations``), the outbox empties as the broker
+acknowledges, projections are rewritten as they are. Nothing in a live schema is a service's to
+alter, drop or truncate: the migration role owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.db import DbConnection, service_role
+
+# Platform tables in every service schema, and the privileges of the service's own login.
+PLATFORM_GRANTS: Mapping[str, str] = {
+    "events": "SELECT, INSERT",
+    "streams": "SELECT, INSERT, UPDATE (version, last_hash)",
+    # The row is claimed first, then filled in once with the events appended.
+    "commands": "SELECT, INSERT, UPDATE (event_ids, first_version, last_version)",
+    "outbox": "SELECT, INSERT, DELETE",
+    # Events the broker refused for good: set aside with the reason, never taken back.
+    "outbox_parked": "SELECT, INSERT",
+    "projection_positions": "SELECT, INSERT, UPDATE",
+    "projection_streams": "SELECT, INSERT, UPDATE, DELETE",
+    # A letter's record stays as it failed; its state moves (published, re-driven, resolved).
+    "dead_letters": "SELECT, INSERT, UPDATE (published, reason, parked, resolution, resolved_at, "
+    "resolved_by, resolution_note)",
+    "schema_migrations": "SELECT",
+}
+# A service's own tables (projections, write-side lookups): read and written row by row.
+OWN_TABLES = "SELECT, INSERT, UPDATE, DELETE"
+
+# The key store, by service: enrolment seals, reads and erases; claims seals and reads, and
+# can neither delete a key nor see or touch the erasure records. Others hold no keys.
+KEYSTORE_GRANTS: Mapping[str, Mapping[str, str]] = {
+    "enrolment": {"data_keys": "SELECT, INSERT, DELETE", "erasures": "INSERT"},
+    "claims": {"data_keys": "SELECT, INSERT"},
+}
+
+
+async def grant_service_privileges(conn: DbConnection, service: str, schema: str) -> None:
+    """Exactly the privileges above on ``schema``'s tables for ``service``'s login."""
+    role = service_role(service)
+    await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
+    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+    for row in tables:
+        table = row["tablename"]
+        privileges = PLATFORM_GRANTS.get(table, OWN_TABLES)
+        await conn.execute(f'GRANT {privileges} ON TABLE {schema}."{table}" TO {role}')
+    await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    # A sequence of its own (not a table's serial, such as the events' positions) it may also
+    # set: a restore moves the membership numbers past the highest one given.
+    standalone = await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relkind = 'S' AND NOT EXISTS "
+        "(SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))",
+        schema,
+    )
+    for row in standalone:
+        await conn.execute(f'GRANT UPDATE ON SEQUENCE {schema}."{row["relname"]}" TO {role}')
+
+
+async def grant_keystore_privileges(
+    conn: DbConnection, schema: str, services: tuple[str, ...]
+) -> None:
+    for service in services:
+        role = service_role(service)
+        await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
+        grants = KEYSTORE_GRANTS.get(service, {})
+        if grants:
+            await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        else:
+            await conn.execute(f"REVOKE USAGE ON SCHEMA {schema} FROM {role}")
+        for table, privileges in grants.items():
+            await conn.execute(f"GRANT {privileges} ON TABLE {schema}.{table} TO {role}")
+
+
+async def grant_checkpoint_age(conn: DbConnection, schema: str, services: tuple[str, ...]) -> None:
+    """A service may read when the newest checkpoint was taken (its age gauge), nothing else:
+    it can neither read the signed heads nor write a checkpoint."""
+    for service in services:
+        role = service_role(service)
+        await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
+        await conn.execute(f"GRANT SELECT (taken_at) ON {schema}.checkpoints TO {role}")

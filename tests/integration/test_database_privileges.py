@@ -1,0 +1,159 @@
+"""Each service's own login on a real PostgreSQL, migrated as ``berlian migrate`` does: refused
+every statement that would rewrite history, the key store or the erasure records."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from services.catalog import migrate_all
+from shared.db import MIGRATOR_ROLE, service_dsn
+from shared.keystore import ERASED_SQLSTATE
+from shared.settings import SERVICES, DatabaseSettings
+
+pytestmark = pytest.mark.integration
+
+# Statements no service may run on its own schema ("{s}"): history is insert-only.
+HISTORY_REWRITES = (
+    "UPDATE {s}.events SET body = body",
+    "DELETE FROM {s}.events",
+    "TRUNCATE {s}.events",
+    "UPDATE {s}.streams SET stream_id = stream_id",
+    "DELETE FROM {s}.streams",
+    "TRUNCATE {s}.streams",
+    "UPDATE {s}.commands SET stream_id = stream_id",
+    "DELETE FROM {s}.commands",
+    "TRUNCATE {s}.commands",
+    "UPDATE {s}.outbox SET position = position",
+    "TRUNCATE {s}.outbox",
+    "DELETE FROM {s}.outbox_parked",
+    "DELETE FROM {s}.dead_letters",
+    "UPDATE {s}.dead_letters SET value = value",
+    "UPDATE {s}.dead_letters SET kafka_offset = kafka_offset",
+    "DELETE FROM {s}.schema_migrations",
+    "DROP TABLE {s}.events",
+    "ALTER TABLE {s}.events DISABLE TRIGGER ALL",
+    "DROP TRIGGER head_only_forward ON {s}.streams",
+    "CREATE TABLE {s}.planted (x int)",
+    "TRUNCATE {s}.projection_positions",
+    "SELECT setval('{s}.events_position_seq', 1)",
+)
+KEY_HOLDER_REFUSALS = {
+    "enrolment": (
+        "UPDATE keystore.data_keys SET wrapped_key = wrapped_key",
+        "TRUNCATE keystore.data_keys",
+        "SELECT * FROM keystore.erasures",
+        "DELETE FROM keystore.erasures",
+        "UPDATE keystore.erasures SET erased_at = now()",
+    ),
+    "claims": (
+        "DELETE FROM keystore.data_keys",
+        "UPDATE keystore.data_keys SET wrapped_key = wrapped_key",
+        "TRUNCATE keystore.data_keys",
+        "SELECT * FROM keystore.erasures",
+        "INSERT INTO keystore.erasures (worker_id, key_id) VALUES (gen_random_uuid(), 'x')",
+        "DELETE FROM keystore.erasures",
+    ),
+}
+NO_KEYS = ("SELECT * FROM keystore.data_keys", "SELECT * FROM keystore.erasures")
+
+
+@pytest.fixture
+async def migrated_apart(separate_database: DatabaseSettings) -> DatabaseSettings:
+    await migrate_all(separate_database)
+    return separate_database
+
+
+def refusals(service: str) -> list[str]:
+    own = [statement.format(s=service) for statement in HISTORY_REWRITES]
+    others = [f"SELECT * FROM {other}.events" for other in SERVICES if other != service]
+    keys = KEY_HOLDER_REFUSALS.get(service, NO_KEYS)
+    return [*own, *others, *keys]
+
+
+async def test_every_service_login_is_refused_every_rewrite_of_history(
+    migrated_apart: DatabaseSettings,
+) -> None:
+    for service in SERVICES:
+        await refused_as(migrated_apart, service)
+
+
+async def refused_as(database: DatabaseSettings, service: str) -> None:
+    conn = await asyncpg.connect(
+        service_dsn(database.database_url, service, database.service_role_password)
+    )
+    try:
+        allowed = []
+        for statement in refusals(service):
+            try:
+                async with conn.transaction():
+                    await conn.execute(statement)
+                allowed.append(statement)
+            except asyncpg.InsufficientPrivilegeError:
+                pass
+        assert (service, allowed) == (service, [])
+        # What it must do still works: append an event's row, move the head forward, never back.
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {service}.streams VALUES ('s-1', 0, repeat('0', 64))")
+            await conn.execute(f"UPDATE {service}.streams SET version = 2 WHERE stream_id = 's-1'")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="only moves forward"):
+                await conn.execute(
+                    f"UPDATE {service}.streams SET version = 1 WHERE stream_id = 's-1'"
+                )
+    finally:
+        await conn.close()
+
+
+async def test_the_migration_role_owns_every_table_and_no_service_owns_one(
+    migrated_apart: DatabaseSettings,
+) -> None:
+    conn = await asyncpg.connect(migrated_apart.database_url)
+    try:
+        owners = await conn.fetch(
+            "SELECT schemaname, tablename, tableowner FROM pg_tables "
+            "WHERE schemaname = ANY($1::text[])",
+            [*SERVICES, "keystore"],
+        )
+    finally:
+        await conn.close()
+    assert owners
+    assert {row["tableowner"] for row in owners} == {MIGRATOR_ROLE}
+
+
+async def test_claims_cannot_give_an_erased_worker_a_new_key_without_seeing_the_erasures(
+    migrated_apart: DatabaseSettings,
+) -> None:
+    database = migrated_apart
+    erased = uuid.uuid4()
+    admin = await asyncpg.connect(database.database_url)
+    try:
+        await admin.execute(
+            "INSERT INTO keystore.erasures (worker_id, key_id) VALUES ($1, $2)",
+            erased,
+            f"worker-{erased}",
+        )
+    finally:
+        await admin.close()
+    claims = await asyncpg.connect(
+        service_dsn(database.database_url, "claims", database.service_role_password)
+    )
+    try:
+        with pytest.raises(asyncpg.PostgresError, match="was erased") as refused:
+            await claims.execute(
+                "INSERT INTO keystore.data_keys (key_id, worker_id, wrapped_key, kek_id) "
+                "VALUES ($1, $2, '\\x00', 'kek')",
+                f"worker-{erased}",
+                erased,
+            )
+        assert refused.value.sqlstate == ERASED_SQLSTATE
+        other = uuid.uuid4()  # a worker never erased gets one
+        await claims.execute(
+            "INSERT INTO keystore.data_keys (key_id, worker_id, wrapped_key, kek_id) "
+            "VALUES ($1, $2, '\\x00', 'kek')",
+            f"worker-{other}",
+            other,
+        )
+    finally:
+        await claims.close()
