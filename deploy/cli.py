@@ -230,6 +230,24 @@ def token(
         raise _fail(error) from None
 
 
+@app.command("console")
+def run_console(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8020,
+) -> None:
+    """Serve the officers' console (sign in through the identity provider)."""
+    import uvicorn
+
+    from services.console.app import create_app
+    from services.console.settings import ConsoleSettings
+    from shared.auth import AuthSettings
+    from shared.logs import configure as configure_logs
+
+    configure_logs("console")
+    app = create_app(ConsoleSettings(), AuthSettings())
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+
+
 @app.command("demo")
 def demo(
     scale: Annotated[float, typer.Option(help="Programme size; 1 is Pekalongan's 2,700.")] = 1.0,

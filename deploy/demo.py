@@ -524,3 +524,26 @@ def run_demo(size: DemoSize) -> None:
     # The local checkpoint signer's turn, so that `audit verify` finds the demo's heads signed.
     signed = asyncio.run(sign_stream_heads(DatabaseSettings(), CheckpointSettings().signing_key()))
     console.print(f"checkpoint {signed.sequence} signed the stream heads")
+    print_console_users()
+
+
+# Who signs in to the demo's console, one user per role (officers in Sapuro Kebulen and its
+# kecamatan, Pekalongan Barat).
+CONSOLE_USERS: tuple[tuple[Role, str | None], ...] = (
+    ("kelurahan_officer", "33.75.01.1004"),
+    ("kecamatan_officer", "33.75.01"),
+    ("city_admin", None),
+    ("billing_officer", None),
+    ("claims_officer", None),
+    ("auditor", None),
+)
+
+
+def print_console_users() -> None:
+    table = Table(title=f"The officers' console: {services.CONSOLE_URL}")
+    for column in ("role", "area", "user", "password"):
+        table.add_column(column)
+    for role, area in CONSOLE_USERS:
+        user, password = IDENTITY.credentials(role, area, f"demo-{role}")
+        table.add_row(role, area or "city", user, password)
+    console.print(table)

@@ -85,13 +85,9 @@ def rotate_nik_digest(
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"LOCK TABLE {service.schema}.nik_index IN EXCLUSIVE MODE")
                 await conn.execute(f"DELETE FROM {service.schema}.nik_index")
-                # The index exactly as a restore builds it: enrolment's inline projections
-                # replayed over its events, each worker ending on their latest details.
+                # The index exactly as a restore builds it, from each worker's latest details.
                 await replay_inline(conn, service.schema, service.inline)
-                indexed: int = await conn.fetchval(
-                    f"SELECT count(*) FROM {service.schema}.nik_index"
-                )
-                return indexed
+                return int(await conn.fetchval(f"SELECT count(*) FROM {service.schema}.nik_index"))
         finally:
             await pool.close()
 

@@ -1,8 +1,7 @@
 """What every service's HTTP API shares: the caller's authentication, idempotency keys, a body
-bounded before it is read, and one shape for every refusal (RFC 9457
-``application/problem+json``: 422 invalid, 409 conflicting with the current state, 413 too
-large, 503 while a projection catches up, with the field problems named but never echoed),
-never a stack trace."""
+bounded before it is read, and one shape for every refusal (RFC 9457 ``application/problem+json``:
+422 invalid, 409 conflicting with the current state, 413 too large, 503 while a projection catches
+up, with the field problems named but never what was sent), never a stack trace."""
 
 # No postponed annotations here: FastAPI reads the annotations of the dependencies made inside
 # ``idempotent``.
@@ -50,43 +49,6 @@ FiscalYear = Annotated[int, Interval(ge=2022, le=2100)]
 MAX_RUPIAH = 10**15
 
 
-PROBLEM_JSON = "application/problem+json"
-
-
-# A refusal as RFC 9457 describes it, with every field problem when there are any.
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "title": "Problem",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "default": "about:blank"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "problems": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
-    for status, description in (
-        (401, "No or invalid token."),
-        (403, "The caller's role or area may not do this."),
-        (404, "No such resource."),
-        (409, "Conflicts with the current state (or overtaken by another command): retry."),
-        (413, "A body over the limit, refused before it is read."),
-        (422, "Invalid: every problem named (or an Idempotency-Key reused for another request)."),
-        (503, "A projection is catching up or the database is away: nothing applied, retry."),
-    )
-}
-
-
 # Any request body above this is refused before it is read; a route that takes more (a CSV
 # import) raises its own limit with ``body_within`` before reading.
 BODY_LIMIT = 2**20
@@ -127,21 +89,41 @@ class BodyLimitMiddleware:
         await self.app(scope, bounded, send)
 
 
-def install_request_limits(app: FastAPI) -> None:
-    """The body limit, and 422 answers naming where the input is wrong but not repeating it
-    (an echoed body doubles what an oversized or hostile request costs, and leaks it to logs)."""
-    app.add_middleware(BodyLimitMiddleware)
+PROBLEM_JSON = "application/problem+json"
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        # Where and what, never the input itself; the first few of many, and how many.
-        errors = error.errors()
-        problems = [
-            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
-            for e in errors[:VALIDATION_ERRORS_SHOWN]
-        ]
-        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        return refusal(422, detail, problems=problems, errors=len(errors))
+
+# A refusal as RFC 9457 describes it, with every field problem when there are any.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "default": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, description in (
+        (401, "No or invalid token."),
+        (403, "The caller's role or area may not do this."),
+        (404, "No such resource."),
+        (409, "Conflicts with the current state (or overtaken by another command): retry."),
+        (413, f"A body over {BODY_LIMIT:,} bytes."),
+        (422, "Invalid: every problem named (or an Idempotency-Key reused for another request)."),
+        (503, "A projection is catching up or the database is away: nothing applied, retry."),
+    )
+}
 
 
 def refusal(
@@ -151,6 +133,22 @@ def refusal(
     return JSONResponse(
         {**body, "detail": detail, **extra}, status, headers, media_type=PROBLEM_JSON
     )
+
+
+def install_request_limits(app: FastAPI) -> None:
+    """The body limit, and 422 answers naming where the input is wrong but not repeating it
+    (an echoed body doubles what an oversized or hostile request costs, and leaks it to logs)."""
+    app.add_middleware(BodyLimitMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = error.errors()
+        problems = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in errors[:VALIDATION_ERRORS_SHOWN]
+        ]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return refusal(422, detail, problems=problems, errors=len(errors))
 
 
 async def body_within(request: Request, limit: int, advice: str) -> bytes:
@@ -230,11 +228,11 @@ def idempotent(operation: str, *, required: bool) -> IdempotencyDependency:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    install_request_limits(app)
+
     @app.exception_handler(IdempotencyKeyReusedError)
     async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
         return refusal(422, str(error))
-
-    install_request_limits(app)
 
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:

@@ -17,8 +17,8 @@ from shared.db import DbConnection, service_role
 PLATFORM_GRANTS: Mapping[str, str] = {
     "events": "SELECT, INSERT",
     "streams": "SELECT, INSERT, UPDATE (version, last_hash)",
-    # The row is claimed first, then filled in once with the events appended.
-    "commands": "SELECT, INSERT, UPDATE (event_ids, first_version, last_version)",
+    # The row is claimed first, then filled in once with the events appended and the answer.
+    "commands": "SELECT, INSERT, UPDATE (event_ids, first_version, last_version, response)",
     "outbox": "SELECT, INSERT, DELETE",
     # Events the broker refused for good: set aside with the reason, never taken back.
     "outbox_parked": "SELECT, INSERT",

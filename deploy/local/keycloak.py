@@ -603,3 +603,19 @@ class _CallerHeaders(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._current())
+
+
+def allow_console_at(url: str) -> None:
+    """Let the local console client come back to a console served at ``url`` (a test's free
+    port): its sign-in callback and its sign-out return are added to the client's addresses."""
+    with Admin() as admin:
+        found = admin.request(
+            "GET", f"/{REALM}/clients", params={"clientId": CONSOLE_CLIENT}
+        ).json()
+        if not found:
+            raise StackError(f"the realm has no {CONSOLE_CLIENT} client: run `berlian stack up`")
+        client = found[0]
+        wanted = f"{url}/*"
+        if wanted not in client.get("redirectUris", []):
+            client["redirectUris"] = [*client.get("redirectUris", []), wanted]
+            admin.request("PUT", f"/{REALM}/clients/{client['id']}", json=client)

@@ -1,4 +1,5 @@
-"""The services as background processes on loopback, each ``berlian run <service>``."""
+"""The services as background processes on loopback, each ``berlian run <service>``, and the
+officers' console in front of them (``berlian console``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from deploy.local.processes import pid_alive, port_open, start_detached, stop
 
 PORTS = {"enrolment": 8001, "verification": 8002, "billing": 8003, "claims": 8004}
 HOST = "127.0.0.1"
+# The port the local identity provider's console client sends signed-in browsers back to.
+CONSOLE_PORT = 8020
+CONSOLE_URL = f"http://{HOST}:{CONSOLE_PORT}"
 
 
 def _dir(service: str) -> Path:
@@ -24,9 +28,23 @@ def url(service: str) -> str:
     return f"http://{HOST}:{PORTS[service]}"
 
 
+def _command(process: str) -> list[str]:
+    if process == "console":
+        return [sys.executable, "-m", "deploy.cli", "console", "--port", str(CONSOLE_PORT)]
+    return [sys.executable, "-m", "deploy.cli", "run", process, "--port", str(PORTS[process])]
+
+
+def _url(process: str) -> str:
+    return CONSOLE_URL if process == "console" else url(process)
+
+
+PROCESSES = (*PORTS, "console")
+
+
 def up(timeout: float = 60.0) -> dict[str, str]:
-    """Start every service not yet running and wait until each is ready."""
-    for service, port in PORTS.items():
+    """Start every service (and the console) not yet running and wait until each is ready."""
+    for service in PROCESSES:
+        port = CONSOLE_PORT if service == "console" else PORTS[service]
         pid_file = _dir(service) / "service.pid"
         if pid_alive(pid_file):
             continue
@@ -36,17 +54,16 @@ def up(timeout: float = 60.0) -> dict[str, str]:
                 f"start; stop that process (ss -ltnp 'sport = :{port}')."
             )
         _dir(service).mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "deploy.cli", "run", service, "--port", str(port)]
-        start_detached(argv, _dir(service) / "service.log", pid_file, REPO_ROOT)
+        start_detached(_command(service), _dir(service) / "service.log", pid_file, REPO_ROOT)
     deadline = time.monotonic() + timeout
-    for service in PORTS:
+    for service in PROCESSES:
         while True:
             if pid_alive(_dir(service) / "service.pid") is None:
                 raise StackError(
                     f"{service} exited during start-up; read {_dir(service) / 'service.log'}."
                 )
             try:
-                if httpx.get(f"{url(service)}/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{_url(service)}/health/ready", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -59,11 +76,11 @@ def up(timeout: float = 60.0) -> dict[str, str]:
 
 
 def down() -> list[str]:
-    return [service for service in PORTS if stop(_dir(service) / "service.pid")]
+    return [service for service in PROCESSES if stop(_dir(service) / "service.pid")]
 
 
 def status() -> dict[str, int | None]:
-    return {service: pid_alive(_dir(service) / "service.pid") for service in PORTS}
+    return {service: pid_alive(_dir(service) / "service.pid") for service in PROCESSES}
 
 
 def log_file(service: str) -> Path:

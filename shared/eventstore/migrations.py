@@ -95,6 +95,14 @@ PLATFORM: tuple[Migration, ...] = (
         """,
     ),
     Migration(
+        "0003_command_requests",
+        """
+        -- What a retry needs: the request's fingerprint (a key reused for another request is
+        -- refused) and the answer given the first time, committed with the command's events.
+        ALTER TABLE {schema}.commands ADD COLUMN fingerprint text, ADD COLUMN response jsonb;
+        """,
+    ),
+    Migration(
         "0003_sequenced_dead_letters",
         """
         -- A dead letter names its stream when its envelope could be trusted: later events of
@@ -176,22 +184,19 @@ PLATFORM: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0007_command_requests",
+        "0007_command_answer_once",
         """
-        -- What a retry needs: the request's fingerprint (a key reused for another request is
-        -- refused) and the answer given the first time, committed with the command's events.
-        ALTER TABLE {schema}.commands ADD COLUMN fingerprint text, ADD COLUMN response jsonb;
-        -- The answer is filled in once, after the command's events: the only change a recorded
-        -- command still takes.
+        -- A recorded command gets its answer once, in the transaction of its events (what a
+        -- retry receives); nothing else of it changes after.
         CREATE OR REPLACE FUNCTION {schema}.recorded_once() RETURNS trigger
             LANGUAGE plpgsql AS $$
         BEGIN
-            IF OLD.first_version <> 0 AND (OLD.response IS NOT NULL
-                OR (NEW.idempotency_key, NEW.stream_id, NEW.event_ids, NEW.first_version,
-                    NEW.last_version, NEW.recorded_at, NEW.fingerprint)
-                   IS DISTINCT FROM (OLD.idempotency_key, OLD.stream_id, OLD.event_ids,
-                    OLD.first_version, OLD.last_version, OLD.recorded_at, OLD.fingerprint))
-            THEN
+            IF OLD.first_version <> 0 AND NOT (
+                OLD.response IS NULL AND NEW.response IS NOT NULL
+                AND NEW.event_ids IS NOT DISTINCT FROM OLD.event_ids
+                AND NEW.first_version = OLD.first_version
+                AND NEW.last_version = OLD.last_version
+            ) THEN
                 RAISE EXCEPTION 'command % is recorded already', OLD.idempotency_key
                     USING ERRCODE = 'insufficient_privilege';
             END IF;

@@ -24,7 +24,8 @@ from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
 SERVICES = ("enrolment", "verification", "billing", "claims")
-DEPLOYMENTS = (*SERVICES, "audit-web")
+# The services, the audit page and the officers' console (HTTP only).
+DEPLOYMENTS = (*SERVICES, "audit-web", "console")
 FIXTURES = Path(__file__).parent / "fixtures"
 KINDS = {
     "ConfigMap", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
@@ -225,7 +226,7 @@ def test_the_audit_web_page_is_served_over_tls_from_a_secret(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, objects = overlay
-    [ingress] = of_kind(objects, "Ingress")
+    [ingress] = [i for i in of_kind(objects, "Ingress") if i["metadata"]["name"] == "audit-web"]
     [tls] = ingress["spec"]["tls"]
     assert tls["secretName"] == "berlian-audit-tls"
     [rule] = ingress["spec"]["rules"]
@@ -298,7 +299,7 @@ def test_every_kafka_client_logs_in_over_tls_as_its_own_principal(
         for container in pod["containers"]:
             env = {e["name"]: e for e in container.get("env", [])}
             command = container["args"][0]
-            if command in ("migrate", "checkpoint"):  # PostgreSQL only
+            if command in ("migrate", "checkpoint", "console"):  # PostgreSQL only; HTTP only
                 assert "KAFKA_SASL_USERNAME" not in env
                 continue
             expected = container["args"][1] if command == "run" else "auditor"
@@ -329,3 +330,23 @@ def test_topics_keep_the_contract_settings(overlay: tuple[str, list[dict[str, An
         assert config["max.message.bytes"] == KafkaSettings().kafka_max_message_bytes
         if name == "prod":
             assert (topic["spec"]["replicas"], config["min.insync.replicas"]) == (3, 2)
+
+
+def test_the_console_is_served_over_tls_and_reaches_only_the_services_and_the_provider(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    [ingress] = [i for i in of_kind(objects, "Ingress") if i["metadata"]["name"] == "console"]
+    [tls] = ingress["spec"]["tls"]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] in tls["hosts"]
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "console"
+    [console] = [d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == "console"]
+    env = {
+        e["name"]: e.get("value")
+        for e in console["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["BERLIAN_CONSOLE_URL"] == f"https://{rule['host']}"
+    [policy] = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "console"]
+    reached = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    assert reached == {8000, 53, 443}  # no Kafka, no database

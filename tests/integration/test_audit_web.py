@@ -8,43 +8,25 @@ import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver, WebElement
+from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
 from deploy.demo import programme
-from deploy.local.browser import ensure_chromium
 from deploy.local.paths import REPO_ROOT
+from tests.integration.browsing import browser, press, replaced
 from tests.integration.programme_world import SIZE, URLS, World, environment, world
 from tests.tokens import token_for
 
-__all__ = ["world"]  # the fixture, used by name
+__all__ = ["browser", "world"]  # the fixtures, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KRAPYAK = "33.75.03.1002"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "audit-web"
-
-
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    chromium, chromedriver = ensure_chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
 
 
 def free_port() -> int:
@@ -94,26 +76,6 @@ def search(browser: WebDriver, base: str, query: str) -> None:
     field.send_keys(query)
     press(browser, Keys.ENTER)
     WebDriverWait(browser, 30).until(replaced(field))
-
-
-def replaced(field: WebElement) -> Callable[[WebDriver], bool]:
-    """True once ``field``'s page has gone. Chromedriver reports a node of a replaced page as
-    stale, or as not belonging to the document: either way it is gone."""
-
-    def gone(_: WebDriver) -> bool:
-        try:
-            field.is_enabled()
-        except WebDriverException:
-            return True
-        return False
-
-    return gone
-
-
-def press(browser: WebDriver, *keys: str) -> None:
-    """Keys to whatever has the focus, as a keyboard would: sent to an element instead, a key
-    that submits its form can leave the driver holding a node the new page has dropped."""
-    ActionChains(browser).send_keys(*keys).perform()
 
 
 def shot(browser: WebDriver, name: str) -> None:

@@ -58,7 +58,7 @@ async def world(
 
 async def run(world: World, period: str) -> httpx.Response:
     return await world.api.post(
-        "/billing-runs", json={"period": period}, headers={**as_officer(), **new_key()}
+        "/billing-runs", json={"period": period}, headers=as_officer() | new_key()
     )
 
 
@@ -110,25 +110,25 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
 
     pay_december = f"/invoices/{invoice['invoice_id']}/payments"
     wrong = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_599), headers={**as_officer(), **new_key()}
+        pay_december, json=payment("SP2D 001", 33_599), headers=as_officer() | new_key()
     )
     assert wrong.status_code == 422
     assert "differs from the invoice total Rp33,600" in wrong.json()["detail"]
     unknown = await world.api.post(
         f"/invoices/{uuid.uuid4()}/payments",
         json=payment("SP2D 001", 33_600),
-        headers={**as_officer(), **new_key()},
+        headers=as_officer() | new_key(),
     )
     assert unknown.status_code == 409
     paid = await world.api.post(
-        pay_december, json=payment("SP2D 001", 33_600), headers={**as_officer(), **new_key()}
+        pay_december, json=payment("SP2D 001", 33_600), headers=as_officer() | new_key()
     )
     assert paid.status_code == 201
     assert paid.json()["worker_months_paid"] == 2
     twice = await world.api.post(
         f"/invoices/{january['invoice_id']}/payments",
         json=payment("SP2D 001", 33_600),
-        headers={**as_officer(), **new_key()},
+        headers=as_officer() | new_key(),
     )
     assert twice.status_code == 409
     assert "payment reference was used before" in twice.json()["detail"]
@@ -155,7 +155,7 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
         await world.api.post(
             f"/invoices/{january['invoice_id']}/payments",
             json=late_payment,
-            headers={**as_officer(), **new_key()},
+            headers=as_officer() | new_key(),
         )
     ).status_code == 201
     for _ in range(100):

@@ -66,7 +66,7 @@ async def file(world: World, worker: uuid.UUID, **claim: Any) -> dict[str, Any]:
         "claimant": HEIR,
         "documents": ["akta kematian"],
     } | claim
-    response = await world.api.post("/claims", json=body, headers={**as_officer(), **new_key()})
+    response = await world.api.post("/claims", json=body, headers=as_officer() | new_key())
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -167,19 +167,19 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     wrong = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
         json={"payment_ref": "BPJS-1", "paid_on": "2025-03-01", "amount": 41_000_000},
-        headers={**as_officer(), **new_key()},
+        headers=as_officer() | new_key(),
     )
     assert wrong.status_code == 422
     paid = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
         json={"payment_ref": "BPJS-1", "paid_on": "2025-03-01", "amount": 42_000_000},
-        headers={**as_officer(), **new_key()},
+        headers=as_officer() | new_key(),
     )
     assert paid.status_code == 201
     rejected_payment = await world.api.post(
         f"/claims/{second['claim_id']}/payments",
         json={"payment_ref": "BPJS-2", "paid_on": "2025-03-01", "amount": 1},
-        headers={**as_officer(), **new_key()},
+        headers=as_officer() | new_key(),
     )
     assert rejected_payment.status_code == 409
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from fastapi import APIRouter
 from pydantic import BaseModel, ValidationError
 
 from services.claims.benefits import Child
@@ -42,7 +43,7 @@ from shared.events.enrolment import Heir, WorkerDetailsCorrected, WorkerPersonal
 from shared.events.personal import seal
 from shared.events.schemas import generated_schemas
 from shared.eventstore.store import EnvelopeTooLargeError
-from shared.http import service_app, service_router
+from shared.http import service_app
 from shared.policy import policy_book
 from shared.settings import KafkaSettings
 
@@ -311,7 +312,7 @@ def test_a_row_whose_heir_name_is_too_long_is_refused_naming_the_column() -> Non
 
 
 async def test_an_envelope_too_large_is_a_422_naming_its_largest_field() -> None:
-    router = service_router()
+    router = APIRouter()
 
     @router.post("/probe")
     async def probe() -> None:

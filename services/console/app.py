@@ -1,0 +1,1290 @@
+"""The console's pages: sign-in through the provider (authorization code with PKCE), the shell,
+and each role's screens. Routes read the form, call the services as the user and render what
+they answer; every form carries the session's CSRF token and an idempotency key made when the
+form was drawn, so a double click or a resubmitted form records once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import httpx
+import jwt
+from fastapi import Cookie, FastAPI, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.console import exports, imports
+from services.console.client import Answer, ServiceDownError, Services
+from services.console.i18n import (
+    DEFAULT_LANGUAGE,
+    JAKARTA,
+    Language,
+    instant,
+    kecamatan_name,
+    kelurahan_name,
+    long_date,
+    number,
+    occupation_name,
+    rupiah,
+    translations,
+)
+from services.console.refusals import N_, by_field, translated
+from services.console.sessions import Session, Sessions
+from services.console.settings import ConsoleSettings
+from shared.auth import (
+    AuthSettings,
+    Principal,
+    ProviderUnavailableError,
+    discovery,
+    service_audience,
+    verifier_for,
+)
+from shared.events.verification import RejectionReason
+from shared.http import install_request_limits
+from shared.policy import policy_book
+from shared.telemetry import COMMANDS
+
+SESSION_COOKIE = "berlian_console_session"
+SIGN_IN_COOKIE = "berlian_console_sign_in"
+LANGUAGE_COOKIE = "berlian_console_language"
+PAGE_SIZE = 25
+# What a listing asks a service for at most (the services' own bound).
+MAX_LISTED = 1000
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' "
+    "http: https:",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+REJECTION_REASONS: dict[str, str] = {
+    "not_eligible_age": N_("Age outside the programme's limits"),
+    "occupation_not_in_catalogue": N_("Occupation not in the catalogue"),
+    "not_resident": N_("Not resident in the kelurahan"),
+    "duplicate_person": N_("Already registered as another worker"),
+    "already_covered": N_("Already covered by BPJS Ketenagakerjaan"),
+    "documents_incomplete": N_("Documents incomplete"),
+    "other": N_("Other (see the note)"),
+}
+ROLE_NAMES = {
+    "kelurahan_officer": N_("Kelurahan officer"),
+    "kecamatan_officer": N_("Kecamatan officer"),
+    "city_admin": N_("City administrator"),
+    "billing_officer": N_("Billing officer"),
+    "claims_officer": N_("Claims officer"),
+    "auditor": N_("Auditor"),
+}
+# What each benefit item is, in plain words (the amount is shown beside it).
+BENEFIT_ITEMS = {
+    "JKM_LUMP_SUM": N_("Death benefit, paid at once"),
+    "JKM_PERIODIC": N_("Periodic death benefit, paid at once"),
+    "FUNERAL": N_("Funeral costs"),
+    "JKK_DEATH": N_("Work-accident death benefit (a multiple of the insured income)"),
+    "JKK_PERIODIC": N_("Periodic work-accident benefit, paid at once"),
+    "STMB_FULL": N_("Wages while unable to work, at 100% of the insured income"),
+    "STMB_REDUCED": N_("Wages while unable to work, at a reduced share"),
+    "DISABILITY_TOTAL": N_("Total permanent disability"),
+    "MEDICAL": N_("Medical care, as needed"),
+}
+CLAIM_DOCUMENTS = {
+    "akta kematian": N_("Death certificate (akta kematian)"),
+    "kartu keluarga": N_("Family card (kartu keluarga)"),
+    "ktp ahli waris": N_("The heir's identity card (KTP)"),
+    "surat keterangan kecelakaan": N_("Accident report"),
+    "buku rekening": N_("Bank book of the heir"),
+}
+CLAIM_STATUS = {
+    "approved": N_("approved"),
+    "rejected": N_("rejected"),
+    "pending": N_("waiting: premiums in arrears"),
+    "paid": N_("paid"),
+}
+COHORT_NAMES = {"regular": N_("regular"), "incidental": N_("incidental")}
+STATUS_NAMES = {
+    "registered": N_("registered"),
+    "covered": N_("covered"),
+    "ended": N_("ended"),
+    "verified": N_("verified"),
+    "rejected": N_("rejected"),
+}
+
+
+class SignInRequiredError(Exception):
+    pass
+
+
+def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
+    app = FastAPI(title="Berlian console", docs_url=None, redoc_url=None, openapi_url=None)
+    install_request_limits(app)
+    environment = Environment(
+        loader=PackageLoader("services.console", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        extensions=["jinja2.ext.i18n"],
+    )
+    sessions = Sessions(settings.idle_timeout_seconds)
+    services = Services(settings)
+    # Any of the services' audiences proves the token is one the provider issued for them.
+    tokens = verifier_for(auth, service_audience("enrolment"))
+    callback = f"{settings.url}/sign-in/callback"
+    app.router.on_shutdown.append(services.close)
+    app.mount("/static", StaticFiles(packages=[("services.console", "static")]), "static")
+
+    @app.middleware("http")
+    async def headers_and_measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        # The services' request counter, under the console's name: one dashboard shows both.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        outcome = "accepted" if response.status_code < 400 else "refused"
+        COMMANDS.labels("console", f"{request.method} {route}", outcome).inc()
+        return response
+
+    def render(
+        name: str, session: Session | None, language: Language, status: int = 200, **values: Any
+    ) -> HTMLResponse:
+        catalogue = translations(language)
+        # Rendering is synchronous: no other request renders between these two lines.
+        environment.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+        html = environment.get_template(name).render(
+            session=session,
+            principal=session.principal if session else None,
+            role_name=catalogue.gettext(ROLE_NAMES[session.principal.role]) if session else "",
+            csrf=session.csrf if session else "",
+            language=language,
+            rupiah=lambda amount: rupiah(amount, language),
+            number=lambda value: number(value, language),
+            long_date=lambda day: long_date(day, language),
+            instant=lambda moment: instant(moment, language),
+            occupation=lambda code: occupation_name(code, language),
+            kelurahan=kelurahan_name,
+            kecamatan=kecamatan_name,
+            status_name=lambda s: catalogue.gettext(STATUS_NAMES.get(str(s), str(s))) if s else "–",
+            reason_name=lambda r: catalogue.gettext(REJECTION_REASONS.get(str(r), str(r))),
+            **values,
+        )
+        return HTMLResponse(html, status)
+
+    def signed_in(session_id: str | None) -> Session:
+        session = sessions.get(session_id)
+        if session is None:
+            raise SignInRequiredError
+        return session
+
+    def allowed(session: Session, *roles: str) -> None:
+        if session.principal.role not in roles:
+            raise HTTPException(403, N_("Your role may not use this page."))
+
+    def checked(session: Session, csrf: str) -> None:
+        if not hmac.compare_digest(csrf, session.csrf):
+            raise HTTPException(
+                403, N_("This form did not come from this session's pages: open the page again.")
+            )
+
+    @app.exception_handler(SignInRequiredError)
+    async def to_sign_in(_: Request, __: Exception) -> RedirectResponse:
+        return RedirectResponse("/sign-in", status_code=303)
+
+    @app.exception_handler(ServiceDownError)
+    async def service_down(request: Request, error: ServiceDownError) -> HTMLResponse:
+        # Nothing was applied; the form comes back with what was typed, to send again later.
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        language = session.language if session else DEFAULT_LANGUAGE
+        form = dict(await request.form()) if request.method == "POST" else {}
+        kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+        return render(
+            "unavailable.html.j2",
+            session,
+            language,
+            503,
+            service=error.service,
+            action=request.url.path,
+            kept=kept,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> HTMLResponse:
+        # What was wrong, never what was sent (it may be personal data).
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        language = session.language if session else DEFAULT_LANGUAGE
+        fields = sorted({".".join(str(p) for p in e["loc"][1:]) for e in error.errors()[:20]})
+        detail = translations(language).gettext("These fields were not understood: %(fields)s")
+        return render(
+            "refused.html.j2", session, language, 422, detail=detail % {"fields": ", ".join(fields)}
+        )
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, error: HTTPException) -> HTMLResponse:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        language = session.language if session else DEFAULT_LANGUAGE
+        return render(
+            "refused.html.j2",
+            session,
+            language,
+            error.status_code,
+            detail=translations(language).gettext(str(error.detail)),
+        )
+
+    # -- health and metrics ------------------------------------------------------------------
+
+    @app.get("/health/live")
+    async def live() -> JSONResponse:
+        return JSONResponse({"alive": True})
+
+    @app.get("/health/ready")
+    async def ready() -> JSONResponse:
+        try:
+            await asyncio.to_thread(discovery, auth)
+        except ProviderUnavailableError as error:
+            return JSONResponse({"ready": False, "problems": [str(error)]}, 503)
+        return JSONResponse({"ready": True, "problems": []})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    # -- signing in and out ------------------------------------------------------------------
+
+    @app.get("/sign-in", response_class=HTMLResponse)
+    async def sign_in_page(
+        error: Annotated[str | None, Query(max_length=300)] = None,
+        lang: Annotated[Language | None, Query()] = None,
+        chosen: Annotated[str | None, Cookie(alias=LANGUAGE_COOKIE, max_length=4)] = None,
+    ) -> HTMLResponse:
+        language: Language = lang or ("en" if chosen == "en" else DEFAULT_LANGUAGE)
+        response = render("sign_in.html.j2", None, language, error=error)
+        if lang:
+            set_cookie(response, LANGUAGE_COOKIE, lang, max_age=365 * 86400, same_site="lax")
+        return response
+
+    @app.get("/sign-in/provider")
+    async def sign_in_at_provider(
+        browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
+        chosen: Annotated[str | None, Cookie(alias=LANGUAGE_COOKIE, max_length=4)] = None,
+    ) -> RedirectResponse:
+        endpoints = await asyncio.to_thread(discovery, auth)
+        browser = browser or secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(64)
+        language: Language = "en" if chosen == "en" else "id"
+        state = sessions.await_provider(browser, verifier, language)
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": settings.client_id,
+                "redirect_uri": callback,
+                "scope": "openid",
+                "state": state,
+                "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+                "code_challenge_method": "S256",
+                "ui_locales": language,
+            }
+        )
+        response = RedirectResponse(f"{endpoints['authorization_endpoint']}?{query}", 303)
+        set_cookie(response, SIGN_IN_COOKIE, browser, max_age=3600, same_site="lax")
+        return response
+
+    @app.get("/sign-in/callback", response_class=HTMLResponse)
+    async def provider_callback(
+        code: Annotated[str, Query(max_length=4096)] = "",
+        state: Annotated[str, Query(max_length=128)] = "",
+        error: Annotated[str, Query(max_length=200)] = "",
+        browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        started = sessions.answered(state)
+        if started is None or not hmac.compare_digest(browser or "", started.browser):
+            # Not the answer to a sign-in this browser started here: someone else's code.
+            raise HTTPException(403, N_("This sign-in was not started from this browser."))
+        if error or not code:
+            return RedirectResponse(f"/sign-in?{urlencode({'error': error or 'no code'})}", 303)
+        endpoints = await asyncio.to_thread(discovery, auth)
+        async with httpx.AsyncClient(timeout=auth.provider_timeout_seconds) as provider:
+            answer = await provider.post(
+                endpoints["token_endpoint"],
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": callback,
+                    "client_id": settings.client_id,
+                    "code_verifier": started.verifier,
+                },
+            )
+        if answer.status_code != 200:
+            message = f"the identity provider refused the sign-in ({answer.status_code})"
+            return RedirectResponse(f"/sign-in?{urlencode({'error': message})}", 303)
+        granted = answer.json()
+        token = str(granted.get("access_token", ""))
+        try:
+            principal: Principal = await asyncio.to_thread(tokens.principal, token)
+        except (PermissionError, ProviderUnavailableError) as refusal:
+            return RedirectResponse(f"/sign-in?{urlencode({'error': str(refusal)})}", 303)
+        expiry = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+        session_id = sessions.start(
+            principal, token, expiry, str(granted.get("id_token", "")), started.language
+        )
+        # A page of this site moves on: the session cookie is SameSite=Strict, and a redirect
+        # straight from the provider's answer would count as cross-site.
+        response = render("signed_in.html.j2", None, started.language)
+        set_cookie(response, SESSION_COOKIE, session_id)
+        delete_cookie(response, SIGN_IN_COOKIE)
+        return response
+
+    @app.post("/sign-out")
+    async def sign_out(
+        csrf: Annotated[str, Form(max_length=128)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> RedirectResponse:
+        session = sessions.get(session_id)
+        target = "/sign-in"
+        if session is not None and hmac.compare_digest(csrf, session.csrf):
+            sessions.end(session_id)
+            if session.id_token:
+                endpoints = await asyncio.to_thread(discovery, auth)
+                query = urlencode(
+                    {
+                        "id_token_hint": session.id_token,
+                        "post_logout_redirect_uri": f"{settings.url}/sign-in",
+                    }
+                )
+                target = f"{endpoints['end_session_endpoint']}?{query}"
+        response = RedirectResponse(target, status_code=303)
+        delete_cookie(response, SESSION_COOKIE)
+        return response
+
+    @app.post("/language")
+    async def choose_language(
+        csrf: Annotated[str, Form(max_length=128)],
+        language: Annotated[Language, Form()],
+        back: Annotated[str, Form(max_length=300, pattern=r"^/[^/\\]")] = "/",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> RedirectResponse:
+        session = signed_in(session_id)
+        checked(session, csrf)
+        sessions.speak(session_id or "", language)
+        response = RedirectResponse(back, status_code=303)
+        set_cookie(response, LANGUAGE_COOKIE, language, max_age=365 * 86400, same_site="lax")
+        return response
+
+    # -- the shell -----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> HTMLResponse:
+        session = signed_in(session_id)
+        return render("home.html.j2", session, session.language)
+
+    # -- kelurahan officer: registration, workers, imports -----------------------------------
+
+    def registration_form(
+        session: Session,
+        values: Mapping[str, str],
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        registered: Answer | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        occupations = policy_book().in_force(datetime.now(JAKARTA).date()).occupations
+        return render(
+            "register.html.j2",
+            session,
+            session.language,
+            status,
+            values=values,
+            errors=errors or {},
+            general=general or [],
+            registered=registered,
+            occupations=sorted(occupations),
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/workers/new", response_class=HTMLResponse)
+    async def new_worker(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> HTMLResponse:
+        session = signed_in(session_id)
+        allowed(session, "kelurahan_officer")
+        return registration_form(session, {"kelurahan_code": session.principal.area or ""})
+
+    @app.post("/workers", response_class=HTMLResponse)
+    async def register(
+        request: Request,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> HTMLResponse:
+        session = signed_in(session_id)
+        allowed(session, "kelurahan_officer")
+        checked(session, csrf)
+        form = await request.form()
+        fields = ("nik", "full_name", "birth_date", "sex", "occupation_code", "address", "phone")
+        values = {name: str(form.get(name, ""))[:500].strip() for name in fields}
+        values["kelurahan_code"] = session.principal.area or ""
+        body: dict[str, Any] = {k: v for k, v in values.items() if v}
+        if "birth_date" in body:
+            body["birth_date"] = iso_date(body["birth_date"])
+        heir = str(form.get("heir_name", ""))[:200].strip()
+        values["heir_name"] = heir
+        values["heir_relationship"] = str(form.get("heir_relationship", ""))[:50].strip()
+        if heir:
+            body["heirs"] = [{"name": heir, "relationship": values["heir_relationship"] or "other"}]
+        answer = await services.call(
+            "enrolment", "POST", "/workers", session.token, idempotency_key=form_key, json=body
+        )
+        language = translations(session.language)
+        if answer.ok:
+            return registration_form(
+                session, {"kelurahan_code": values["kelurahan_code"]}, registered=answer
+            )
+        if answer.status == 409 and isinstance(answer.body, dict) and "worker_id" in answer.body:
+            errors = {"nik": [translated(answer.detail, language)]}
+            return registration_form(session, values, errors, status=409)
+        errors, general = by_field(
+            answer.problems, answer.detail, language, {name: name for name in (*fields, "heirs")}
+        )
+        return registration_form(session, values, errors, general, status=answer.status)
+
+    async def workers_in_area(session: Session, status: str | None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"kelurahan": session.principal.area, "limit": MAX_LISTED}
+        if status:
+            params["status"] = status
+        answer = await services.call("enrolment", "GET", "/workers", session.token, params=params)
+        return list(answer.body or []) if answer.ok else []
+
+    @app.get("/workers", response_class=Response)
+    async def workers(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        q: Annotated[str, Query(max_length=200)] = "",
+        status: Annotated[Literal["", "registered", "covered", "ended"], Query()] = "",
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "kelurahan_officer")
+        query = q.strip()
+        if query.isdigit() and len(query) == 16:
+            # The NIK goes to the service, which finds it through its keyed index.
+            answer = await services.call(
+                "enrolment", "GET", "/workers", session.token, params={"nik": query}
+            )
+            found = list(answer.body or []) if answer.ok else []
+        else:
+            found = await workers_in_area(session, status)
+            if query:
+                needle = query.casefold()
+                found = [
+                    w
+                    for w in found
+                    if needle in str((w.get("personal") or {}).get("full_name", "")).casefold()
+                ]
+        language = translations(session.language)
+        if export:
+            header = [
+                language.gettext("Name"),
+                "NIK",
+                language.gettext("Occupation"),
+                language.gettext("Status"),
+                language.gettext("Coverage from"),
+            ]
+            rows = [
+                [
+                    str((w.get("personal") or {}).get("full_name", "")),
+                    str((w.get("personal") or {}).get("nik", "")),
+                    occupation_name(w.get("occupation_code"), session.language),
+                    language.gettext(STATUS_NAMES.get(w["status"], w["status"])),
+                    long_date(w.get("coverage_start"), session.language),
+                ]
+                for w in found
+            ]
+            return exports.download(header, rows, export, "pekerja")
+        shown, pages = paged(found, page)
+        return render(
+            "workers.html.j2",
+            session,
+            session.language,
+            workers=shown,
+            query=query,
+            chosen_status=status or "",
+            page=page,
+            pages=pages,
+            total=len(found),
+            export_query=urlencode({"q": query, "status": status or ""}),
+        )
+
+    @app.get("/imports/new", response_class=HTMLResponse)
+    async def new_import(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> HTMLResponse:
+        session = signed_in(session_id)
+        allowed(session, "kelurahan_officer")
+        return render("import.html.j2", session, session.language, result=None, errors=[])
+
+    @app.post("/imports", response_class=HTMLResponse)
+    async def upload_import(
+        list_file: UploadFile,
+        csrf: Annotated[str, Form(max_length=128)],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> HTMLResponse:
+        session = signed_in(session_id)
+        allowed(session, "kelurahan_officer")
+        checked(session, csrf)
+        language = translations(session.language)
+        raw = await list_file.read(imports.MAX_UPLOAD_BYTES + 1)
+        try:
+            content = imports.as_service_csv(list_file.filename or "", raw)
+        except imports.UnreadableListError as error:
+            message = language.gettext(error.message) % error.values
+            return render(
+                "import.html.j2", session, session.language, 422, result=None, errors=[message]
+            )
+        # The same file sent twice registers nobody twice: the service keys rows by the file.
+        answer = await services.call(
+            "enrolment",
+            "POST",
+            "/imports",
+            session.token,
+            content=content,
+            headers={"Content-Type": "text/csv"},
+        )
+        if not answer.ok:
+            _, general = by_field(answer.problems, answer.detail, language, {})
+            return render(
+                "import.html.j2",
+                session,
+                session.language,
+                answer.status,
+                result=None,
+                errors=general,
+            )
+        return render("import.html.j2", session, session.language, result=answer.body, errors=[])
+
+    @app.get("/imports/{batch_id}/report.csv")
+    async def import_report(
+        batch_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        answer = await services.call(
+            "enrolment", "GET", f"/imports/{batch_id}/report.csv", session.token
+        )
+        if not answer.ok:
+            raise HTTPException(answer.status, answer.detail)
+        return Response(
+            answer.content,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="laporan-{batch_id}.csv"'},
+        )
+
+    # -- verification worklists (kelurahan and kecamatan officers) ---------------------------
+
+    def level_of(session: Session) -> Literal["kelurahan", "kecamatan"]:
+        allowed(session, "kelurahan_officer", "kecamatan_officer")
+        return "kelurahan" if session.principal.role == "kelurahan_officer" else "kecamatan"
+
+    async def worklist_page(
+        session: Session,
+        page: int,
+        export: Literal["csv", "xlsx"] | None = None,
+        notice: str = "",
+        errors: Mapping[str, list[str]] | None = None,
+        status: int = 200,
+    ) -> Response:
+        level = level_of(session)
+        answer = await services.call(
+            "verification",
+            "GET",
+            f"/worklists/{level}/{session.principal.area}",
+            session.token,
+            params={"limit": MAX_LISTED},
+        )
+        cases = list((answer.body or {}).get("cases", [])) if answer.ok else []
+        if level == "kecamatan":
+            # What the kelurahan decided and why, beside each case.
+            decided = await asyncio.gather(
+                *(
+                    services.call("verification", "GET", f"/cases/{c['worker_id']}", session.token)
+                    for c in paged(cases, page)[0]
+                )
+            )
+            for case, found in zip(paged(cases, page)[0], decided, strict=True):
+                case["decision"] = found.body if found.ok else None
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Worker"),
+                language.gettext("Kelurahan"),
+                language.gettext("Registered"),
+            ]
+            rows = [
+                [
+                    str(c["worker_id"]),
+                    kelurahan_name(c.get("kelurahan_code")),
+                    instant(c.get("registered_at"), session.language),
+                ]
+                for c in cases
+            ]
+            return exports.download(header, rows, export, "daftar-kerja")
+        shown, pages = paged(cases, page)
+        return render(
+            "worklist.html.j2",
+            session,
+            session.language,
+            status,
+            level=level,
+            cases=shown,
+            page=page,
+            pages=pages,
+            total=len(cases),
+            reasons=list(REJECTION_REASONS),
+            notice=notice,
+            errors=errors or {},
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/worklist", response_class=Response)
+    async def worklist(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        return await worklist_page(session, page, export)
+
+    @app.post("/cases/{worker_id}/decision", response_class=Response)
+    async def decide(
+        worker_id: uuid.UUID,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        outcome: Annotated[Literal["verify", "reject"], Form()],
+        reasons: Annotated[list[RejectionReason] | None, Form(max_length=7)] = None,
+        note: Annotated[str, Form(max_length=1000)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        level_of(session)
+        checked(session, csrf)
+        body: dict[str, Any] = {"note": note.strip() or None}
+        if outcome == "reject":
+            body["reasons"] = reasons or []
+        answer = await services.call(
+            "verification",
+            "POST",
+            f"/cases/{worker_id}/{outcome}",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = (
+                N_("Case %(worker)s verified.")
+                if outcome == "verify"
+                else N_("Case %(worker)s rejected.")
+            )
+            return await worklist_page(
+                session, 1, notice=language.gettext(notice) % {"worker": str(worker_id)[:8]}
+            )
+        at, general = by_field(answer.problems, answer.detail, language, {"reasons": "reasons"})
+        errors = {str(worker_id): [*at.get("reasons", []), *general]}
+        return await worklist_page(session, 1, errors=errors, status=answer.status)
+
+    # -- billing officer: the monthly run, invoices, payments, a worker's standing -------------
+
+    async def billing_page(
+        session: Session,
+        page: int = 1,
+        export: Literal["csv", "xlsx"] | None = None,
+        notice: str = "",
+        run_values: Mapping[str, str] | None = None,
+        pay_values: Mapping[str, str] | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        standing: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "billing_officer")
+        answer = await services.call("billing", "GET", "/invoices", session.token)
+        invoices = list(answer.body or []) if answer.ok else []
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Month"),
+                language.gettext("Supplementary"),
+                language.gettext("Worker-months"),
+                language.gettext("Total"),
+                language.gettext("Issued"),
+                language.gettext("Paid on"),
+                language.gettext("SP2D reference"),
+            ]
+            rows = [
+                [
+                    i["period"],
+                    language.gettext("yes") if i["supplementary"] else language.gettext("no"),
+                    number(i["lines"], session.language),
+                    rupiah(i["total"], session.language),
+                    instant(i["issued_at"], session.language),
+                    long_date(i.get("paid_on"), session.language),
+                    i.get("payment_ref") or "",
+                ]
+                for i in invoices
+            ]
+            return exports.download(header, rows, export, "tagihan")
+        shown, pages = paged(invoices, page)
+        return render(
+            "billing.html.j2",
+            session,
+            session.language,
+            status,
+            invoices=shown,
+            page=page,
+            pages=pages,
+            total=len(invoices),
+            notice=notice,
+            run_values=run_values or {},
+            pay_values=pay_values or {},
+            errors=errors or {},
+            general=general or [],
+            standing=standing,
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/billing", response_class=Response)
+    async def billing(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+        worker: Annotated[str, Query(max_length=36)] = "",
+        on: Annotated[str, Query(max_length=10)] = "",
+    ) -> Response:
+        session = signed_in(session_id)
+        standing = None
+        errors: dict[str, list[str]] = {}
+        if worker.strip():
+            try:
+                worker_id = uuid.UUID(worker.strip())
+            except ValueError:
+                errors["worker"] = [translations(session.language).gettext("Not a worker id.")]
+            else:
+                day = (
+                    iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
+                )
+                answer = await services.call(
+                    "billing",
+                    "GET",
+                    f"/workers/{worker_id}/standing",
+                    session.token,
+                    params={"on": day},
+                )
+                if answer.ok:
+                    standing = answer.body
+                else:
+                    _, general = by_field(
+                        answer.problems, answer.detail, translations(session.language), {}
+                    )
+                    errors["worker"] = general
+        return await billing_page(session, page, export, errors=errors, standing=standing)
+
+    @app.post("/billing-runs", response_class=Response)
+    async def run_billing(
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        period: Annotated[str, Form(max_length=7)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer")
+        checked(session, csrf)
+        answer = await services.call(
+            "billing",
+            "POST",
+            "/billing-runs",
+            session.token,
+            idempotency_key=form_key,
+            json={"period": period.strip()},
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext(
+                "Invoice for %(period)s issued: %(lines)s worker-months, %(total)s."
+            ) % {
+                "period": answer.body["period"],
+                "lines": number(answer.body["lines"], session.language),
+                "total": rupiah(answer.body["total"], session.language),
+            }
+            return await billing_page(session, notice=notice)
+        errors, general = by_field(answer.problems, answer.detail, language, {"period": "period"})
+        return await billing_page(
+            session,
+            run_values={"period": period},
+            errors=errors,
+            general=general,
+            status=answer.status,
+        )
+
+    @app.post("/invoices/{invoice_id}/payments", response_class=Response)
+    async def pay_invoice(
+        invoice_id: uuid.UUID,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        payment_ref: Annotated[str, Form(max_length=100)] = "",
+        paid_on: Annotated[str, Form(max_length=10)] = "",
+        amount: Annotated[str, Form(max_length=20)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer")
+        checked(session, csrf)
+        typed = {
+            "invoice": str(invoice_id),
+            "payment_ref": payment_ref,
+            "paid_on": paid_on,
+            "amount": amount,
+        }
+        digits = re.sub(r"[^0-9]", "", amount)  # "Rp33.600" as typed is 33600 rupiah
+        body = {
+            "payment_ref": payment_ref.strip(),
+            "paid_on": iso_date(paid_on.strip()),
+            "amount": int(digits) if digits else 0,
+        }
+        answer = await services.call(
+            "billing",
+            "POST",
+            f"/invoices/{invoice_id}/payments",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("Payment recorded: %(months)s worker-months paid.") % {
+                "months": number(answer.body["worker_months_paid"], session.language)
+            }
+            return await billing_page(session, notice=notice)
+        fields = {name: f"{invoice_id}-{name}" for name in ("payment_ref", "paid_on", "amount")}
+        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        return await billing_page(
+            session, pay_values=typed, errors=errors, general=general, status=answer.status
+        )
+
+    # -- claims officer: filing, the decision explained, waiting claims, payment --------------
+
+    async def claims_page(
+        session: Session,
+        page: int = 1,
+        export: Literal["csv", "xlsx"] | None = None,
+        decision: Any = None,
+        notice: str = "",
+        values: Mapping[str, Any] | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "claims_officer")
+        answer = await services.call("claims", "GET", "/claims", session.token)
+        claims = list(answer.body or []) if answer.ok else []
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Claim"),
+                language.gettext("Worker"),
+                language.gettext("Benefit"),
+                language.gettext("Incident date"),
+                language.gettext("Status"),
+                language.gettext("Total"),
+            ]
+            rows = [
+                [
+                    str(c["claim_id"]),
+                    str(c["worker_id"]),
+                    c["benefit"],
+                    long_date(c["incident_date"], session.language),
+                    language.gettext(CLAIM_STATUS.get(c["status"], c["status"])),
+                    rupiah(c.get("total"), session.language),
+                ]
+                for c in claims
+            ]
+            return exports.download(header, rows, export, "klaim")
+        shown, pages = paged(claims, page)
+        return render(
+            "claims.html.j2",
+            session,
+            session.language,
+            status,
+            claims=shown,
+            waiting=[c for c in claims if c["status"] == "pending"],
+            page=page,
+            pages=pages,
+            total=len(claims),
+            decision=decision,
+            notice=notice,
+            values=values or {},
+            errors=errors or {},
+            general=general or [],
+            documents=CLAIM_DOCUMENTS,
+            item_name=lambda code: language.gettext(BENEFIT_ITEMS.get(str(code), str(code))),
+            claim_status=lambda s: language.gettext(CLAIM_STATUS.get(str(s), str(s))),
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/claims", response_class=Response)
+    async def claims(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        return await claims_page(signed_in(session_id), page, export)
+
+    @app.post("/claims", response_class=Response)
+    async def file_claim(
+        request: Request,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "claims_officer")
+        checked(session, csrf)
+        form = await request.form()
+        names = (
+            "worker_id",
+            "benefit",
+            "kind",
+            "incident_date",
+            "claimant_name",
+            "relationship",
+            "bank_account",
+        )
+        values: dict[str, Any] = {n: str(form.get(n, ""))[:200].strip() for n in names}
+        values["documents"] = [
+            str(d) for d in form.getlist("documents")[:20] if str(d) in CLAIM_DOCUMENTS
+        ]
+        body = {
+            "worker_id": values["worker_id"],
+            "benefit": values["benefit"],
+            "kind": values["kind"],
+            "incident_date": iso_date(values["incident_date"]),
+            "claimant": {
+                "name": values["claimant_name"],
+                "relationship": values["relationship"],
+                "bank_account": values["bank_account"] or None,
+            },
+            "documents": values["documents"],
+        }
+        answer = await services.call(
+            "claims", "POST", "/claims", session.token, idempotency_key=form_key, json=body
+        )
+        language = translations(session.language)
+        if answer.ok:
+            return await claims_page(session, decision=answer.body)
+        fields = {n: n for n in names} | {
+            "claimant.name": "claimant_name",
+            "claimant.relationship": "relationship",
+            "claimant.bank_account": "bank_account",
+        }
+        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        return await claims_page(
+            session, values=values, errors=errors, general=general, status=answer.status
+        )
+
+    @app.post("/claims/{claim_id}/payments", response_class=Response)
+    async def pay_claim(
+        claim_id: uuid.UUID,
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        payment_ref: Annotated[str, Form(max_length=100)] = "",
+        paid_on: Annotated[str, Form(max_length=10)] = "",
+        amount: Annotated[str, Form(max_length=20)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "claims_officer")
+        checked(session, csrf)
+        digits = re.sub(r"[^0-9]", "", amount)
+        body = {
+            "payment_ref": payment_ref.strip(),
+            "paid_on": iso_date(paid_on.strip()),
+            "amount": int(digits) if digits else 0,
+        }
+        answer = await services.call(
+            "claims",
+            "POST",
+            f"/claims/{claim_id}/payments",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("Payment of claim %(claim)s recorded.") % {
+                "claim": str(claim_id)[:8]
+            }
+            return await claims_page(session, notice=notice)
+        _, general = by_field(answer.problems, answer.detail, language, {})
+        return await claims_page(session, general=general, status=answer.status)
+
+    # -- city administrator: budgets, counters, designation, the decree annex ---------------
+
+    async def city_page(
+        session: Session,
+        year: int,
+        notice: str = "",
+        values: Mapping[str, str] | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        general: list[str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "city_admin")
+        budget = await services.call("billing", "GET", f"/budgets/{year}", session.token)
+        cohorts = (
+            {c["cohort"]: c for c in (budget.body or {}).get("cohorts", [])} if budget.ok else {}
+        )
+        policy = policy_book().governing(date(year, 12, 31))
+        counters = []
+        for cohort, rule in policy.cohorts.items():
+            listed = await services.call(
+                "verification",
+                "GET",
+                "/designations",
+                session.token,
+                params={"fiscal_year": year, "cohort": cohort},
+            )
+            counters.append(
+                {
+                    "cohort": cohort,
+                    "quota": rule.default_quota,
+                    "designated": (listed.body or {}).get("count", 0) if listed.ok else 0,
+                    "budget": cohorts.get(cohort),
+                }
+            )
+        return render(
+            "city.html.j2",
+            session,
+            session.language,
+            status,
+            year=year,
+            counters=counters,
+            notice=notice,
+            values=values or {},
+            errors=errors or {},
+            general=general or [],
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/city", response_class=Response)
+    async def city(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
+    ) -> Response:
+        return await city_page(signed_in(session_id), year)
+
+    @app.post("/budgets", response_class=Response)
+    async def allocate(
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
+        source: Annotated[Literal["APBD", "APBD-P"], Form()],
+        cohort: Annotated[Literal["regular", "incidental"], Form()],
+        amount: Annotated[str, Form(max_length=24)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "city_admin")
+        checked(session, csrf)
+        digits = re.sub(r"[^0-9]", "", amount)
+        rupiahs = int(digits) if digits else 0
+        body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": rupiahs}
+        answer = await services.call(
+            "billing", "POST", "/budgets", session.token, idempotency_key=form_key, json=body
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("Allocated %(amount)s to the %(cohort)s cohort.") % {
+                "amount": rupiah(rupiahs, session.language),
+                "cohort": language.gettext(COHORT_NAMES[cohort]),
+            }
+            return await city_page(session, fiscal_year, notice=notice)
+        errors, general = by_field(
+            answer.problems, answer.detail, language, {"amount": "budget-amount"}
+        )
+        return await city_page(
+            session,
+            fiscal_year,
+            values={"budget-amount": amount},
+            errors=errors,
+            general=general,
+            status=answer.status,
+        )
+
+    @app.post("/designations", response_class=Response)
+    async def designate(
+        csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
+        fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
+        cohort: Annotated[Literal["regular", "incidental"], Form()],
+        worker_id: Annotated[str, Form(max_length=36)] = "",
+        cover_months: Annotated[str, Form(max_length=2)] = "",
+        coverage_start: Annotated[str, Form(max_length=10)] = "",
+        decree_ref: Annotated[str, Form(max_length=200)] = "",
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "city_admin")
+        checked(session, csrf)
+        typed = {
+            "worker_id": worker_id,
+            "cover_months": cover_months,
+            "coverage_start": coverage_start,
+            "decree_ref": decree_ref,
+        }
+        language = translations(session.language)
+        try:
+            worker = uuid.UUID(worker_id.strip())
+        except ValueError:
+            errors = {"worker_id": [language.gettext("Not a worker id.")]}
+            return await city_page(session, fiscal_year, values=typed, errors=errors, status=422)
+        body = {
+            "cohort": cohort,
+            "cover_months": int(cover_months) if cover_months.isdigit() else 0,
+            "coverage_start": iso_date(coverage_start.strip()),
+            "fiscal_year": fiscal_year,
+            "decree_ref": decree_ref.strip(),
+        }
+        answer = await services.call(
+            "verification",
+            "POST",
+            f"/cases/{worker}/designate",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        if answer.ok:
+            notice = language.gettext("Worker %(worker)s designated.") % {"worker": str(worker)[:8]}
+            return await city_page(session, fiscal_year, notice=notice)
+        fields = {n: n for n in ("cover_months", "coverage_start", "decree_ref")}
+        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        return await city_page(
+            session,
+            fiscal_year,
+            values=typed,
+            errors=errors,
+            general=general,
+            status=answer.status,
+        )
+
+    @app.get("/decree-annex.{kind}")
+    async def decree_annex(
+        kind: Literal["pdf", "xlsx", "csv"],
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
+        cohort: Annotated[Literal["regular", "incidental"], Query()] = "regular",
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "city_admin")
+        listed = await services.call(
+            "verification",
+            "GET",
+            "/designations",
+            session.token,
+            params={"fiscal_year": year, "cohort": cohort},
+        )
+        if not listed.ok:
+            raise HTTPException(listed.status, listed.detail)
+        workers = list((listed.body or {}).get("workers", []))[:MAX_LISTED]
+        # Names and NIK as the enrolment service shows them to this user's role.
+        seen = await asyncio.gather(
+            *(
+                services.call("enrolment", "GET", f"/workers/{w['worker_id']}", session.token)
+                for w in workers
+            )
+        )
+        language = translations(session.language)
+        header = [
+            language.gettext("No."),
+            language.gettext("Name"),
+            "NIK",
+            language.gettext("Kelurahan"),
+            language.gettext("Kecamatan"),
+            language.gettext("Months"),
+            language.gettext("Coverage from"),
+        ]
+        rows = []
+        for number_, (w, found) in enumerate(zip(workers, seen, strict=True), start=1):
+            personal = (found.body or {}).get("personal") or {} if found.ok else {}
+            rows.append(
+                [
+                    str(number_),
+                    str(personal.get("full_name", "")),
+                    str(personal.get("nik", "")),
+                    kelurahan_name(w.get("kelurahan_code")),
+                    kecamatan_name(w.get("kecamatan_code")),
+                    str(w["cover_months"]),
+                    long_date(w["coverage_start"], session.language),
+                ]
+            )
+        title = language.gettext("Annex to the decree: the %(cohort)s cohort of %(year)s") % {
+            "cohort": language.gettext(COHORT_NAMES[cohort]),
+            "year": year,
+        }
+        name = f"lampiran-sk-{cohort}-{year}"
+        if kind == "pdf":
+            decree = workers[0]["decree_ref"] if workers else ""
+            return Response(
+                exports.annex_pdf(title, decree, header, rows),
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+            )
+        return exports.download(header, rows, kind, name)
+
+    return app
+
+
+def iso_date(typed: str) -> str:
+    """A date as Indonesians write it (18-11-1985, 18/11/1985) in the ISO form the services
+    read; anything else is passed on for the service to name what is wrong with it."""
+    found = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", typed)
+    if found:
+        day, month, year = found.groups()
+        return f"{year}-{int(month):02d}-{int(day):02d}"
+    return typed
+
+
+def paged(items: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], int]:
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    start = (min(page, pages) - 1) * PAGE_SIZE
+    return items[start : start + PAGE_SIZE], pages
+
+
+def set_cookie(
+    response: Response,
+    name: str,
+    value: str,
+    max_age: int | None = None,
+    same_site: Literal["strict", "lax"] = "strict",
+) -> None:
+    """The sign-in and language cookies are Lax (the first must come back with the provider's
+    answer, a navigation from another site); the session cookie is Strict."""
+    response.set_cookie(
+        name, value, max_age=max_age, secure=True, httponly=True, samesite=same_site, path="/"
+    )
+
+
+def delete_cookie(response: Response, name: str) -> None:
+    response.delete_cookie(name, secure=True, httponly=True, samesite="strict", path="/")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

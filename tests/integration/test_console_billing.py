@@ -1,0 +1,84 @@
+"""A billing officer in the console, by the keyboard only, in Bahasa Indonesia: a worker covered
+from November 2024 (budget, verification and designation through the APIs), the month's billing
+run, a payment refused for its amount (said beside the field, the SP2D reference kept), then
+recorded; the invoice checked through the billing API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.integration.browsing import browser
+from tests.integration.console_browsing import (
+    PREMIUM,
+    accessible,
+    activate,
+    console,
+    covered_worker,
+    follow,
+    phone_shot,
+    shot,
+    sign_in,
+    type_into,
+    walked,
+)
+from tests.integration.programme_world import URLS, World, world
+from tests.tokens import bearer
+
+__all__ = ["browser", "console", "world"]  # the fixtures, used by name
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROLE = "billing_officer"
+
+
+def walk(browser: WebDriver, base: str) -> None:
+    sign_in(browser, base, ROLE)
+    follow(browser, "/billing")
+    type_into(browser, "period", "2024-11")
+    activate(browser, browser.find_element(By.ID, "run-billing"))
+    notice = browser.find_element(By.ID, "notice").text
+    assert notice == "Tagihan 2024-11 diterbitkan: 1 pekerja-bulan, Rp16.800.", notice
+    shot(browser, ROLE, "invoice")
+    accessible(browser, "billing")
+    phone_shot(browser, ROLE, "billing")
+
+    [invoice] = browser.find_elements(By.CSS_SELECTOR, "section[id^=invoice-]")
+    key = invoice.get_attribute("id").removeprefix("invoice-")
+    type_into(browser, f"{key}-payment_ref", "SP2D 00123/2024")
+    type_into(browser, f"{key}-paid_on", "10-12-2024")
+    amount = browser.find_element(By.ID, f"{key}-amount")
+    assert amount.get_attribute("value") == str(PREMIUM)  # the total, offered
+    # Tab selects what a field holds: typing replaces it, here with a wrong amount written the
+    # Indonesian way.
+    type_into(browser, f"{key}-amount", "16.000")
+    activate(browser, invoice.find_element(By.CSS_SELECTOR, "button"))
+    error = browser.find_element(By.ID, f"{key}-amount-error").text
+    assert error == "Rp16.000 berbeda dari total tagihan Rp16.800.", error
+    assert browser.find_element(By.ID, f"{key}-payment_ref").get_attribute("value") == (
+        "SP2D 00123/2024"
+    )
+    shot(browser, ROLE, "payment-refused")
+    accessible(browser, "payment-refused")
+
+    invoice = browser.find_element(By.ID, f"invoice-{key}")
+    type_into(browser, f"{key}-amount", str(PREMIUM))
+    activate(browser, invoice.find_element(By.CSS_SELECTOR, "button"))
+    assert browser.find_element(By.ID, "notice").text == (
+        "Pembayaran tercatat: 1 pekerja-bulan dibayar."
+    )
+    shot(browser, ROLE, "paid")
+
+
+async def test_a_billing_officer_bills_a_month_and_records_its_payment(
+    world: World, console: str, browser: WebDriver
+) -> None:
+    async with httpx.AsyncClient() as api:
+        await covered_worker(api)
+        await asyncio.to_thread(walked, browser, ROLE, lambda: walk(browser, console))
+        invoices = (await api.get(f"{URLS['billing']}/invoices", headers=bearer(ROLE))).json()
+        assert [(i["period"], i["total"], i["payment_ref"], i["paid_on"]) for i in invoices] == [
+            ("2024-11", PREMIUM, "SP2D 00123/2024", "2024-12-10")
+        ]

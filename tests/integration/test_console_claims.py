@@ -1,0 +1,91 @@
+"""A claims officer in the console, by the keyboard only, in Bahasa Indonesia: a death claim for
+a covered worker filed with its documents, its decision shown with the items in plain words,
+and (approved) its payment recorded; checked through the claims API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from services.console.i18n import rupiah
+from tests.integration.browsing import browser, press
+from tests.integration.console_browsing import (
+    accessible,
+    activate,
+    console,
+    covered_worker,
+    follow,
+    phone_shot,
+    shot,
+    sign_in,
+    tab_to,
+    type_into,
+    walked,
+)
+from tests.integration.programme_world import URLS, World, world
+from tests.tokens import bearer
+
+__all__ = ["browser", "console", "world"]  # the fixtures, used by name
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROLE = "claims_officer"
+
+
+def file_claim(browser: WebDriver, base: str, worker: str) -> str:
+    sign_in(browser, base, ROLE)
+    follow(browser, "/claims")
+    type_into(browser, "worker_id", worker)
+    type_into(browser, "incident_date", "20-11-2024")
+    type_into(browser, "claimant_name", "Budi Santoso")
+    for document in ("doc-1", "doc-2"):
+        tab_to(browser, browser.find_element(By.ID, document))
+        press(browser, Keys.SPACE)
+    shot(browser, ROLE, "file")
+    accessible(browser, "claims")
+    phone_shot(browser, ROLE, "claims")
+    activate(browser, browser.find_element(By.ID, "file-claim"))
+    decision = browser.find_element(By.ID, "decision").text
+    shot(browser, ROLE, "decision")
+    accessible(browser, "decision")
+    return decision
+
+
+def pay(browser: WebDriver, claim: str) -> str:
+    type_into(browser, f"{claim}-ref", "BPJS 2024/11/001")
+    type_into(browser, f"{claim}-on", "01-12-2024")
+    form = browser.find_element(By.ID, f"claim-{claim}")
+    activate(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    shot(browser, ROLE, "paid")
+    return str(browser.find_element(By.ID, "notice").text)
+
+
+async def test_a_claims_officer_files_a_death_claim_and_records_its_payment(
+    world: World, console: str, browser: WebDriver
+) -> None:
+    async with httpx.AsyncClient() as api:
+        worker = await covered_worker(api)
+        decision = await asyncio.to_thread(
+            walked, browser, ROLE, lambda: file_claim(browser, console, worker)
+        )
+        [claim] = (
+            await api.get(
+                f"{URLS['claims']}/claims", params={"worker_id": worker}, headers=bearer(ROLE)
+            )
+        ).json()
+        shown = {"approved": "disetujui", "pending": "menunggu", "rejected": "ditolak"}
+        assert decision.startswith(f"Keputusan: {shown[claim['status']]}"), decision
+        if claim["status"] == "approved":
+            assert "Santunan kematian, dibayar sekaligus" in decision
+            assert rupiah(claim["total"], "id") in decision
+            notice = await asyncio.to_thread(
+                walked, browser, ROLE, lambda: pay(browser, claim["claim_id"])
+            )
+            assert notice == f"Pembayaran klaim {claim['claim_id'][:8]} tercatat."
+            paid = (
+                await api.get(f"{URLS['claims']}/claims/{claim['claim_id']}", headers=bearer(ROLE))
+            ).json()
+            assert (paid["status"], paid["payment_ref"]) == ("paid", "BPJS 2024/11/001")

@@ -1,0 +1,97 @@
+"""The console's language: every message it shows has its Indonesian translation, with the
+same placeholders; amounts, dates and codes are written the Indonesian way; lists arrive in the
+formats Indonesian spreadsheets save."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from services.console import imports
+from services.console.catalogue import messages, untranslated
+from services.console.i18n import (
+    catalogue_path,
+    kelurahan_name,
+    long_date,
+    occupation_name,
+    rupiah,
+    translations,
+)
+from services.console.refusals import translated
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_message_of_the_templates_and_code_has_an_indonesian_translation() -> None:
+    used = messages()
+    assert len(used) > 100  # the extraction found the templates' messages
+    assert untranslated(used, catalogue_path("id")) == []
+
+
+def test_a_template_string_without_its_translation_is_reported(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "new.html.j2").write_text(
+        '<h1>{{ _("Register a worker") }}</h1><p>{{ _("A label nobody translated") }}</p>'
+    )
+    missing = untranslated(messages(tmp_path), catalogue_path("id"))
+    assert missing == ["'A label nobody translated' (templates/new.html.j2:1)"]
+
+
+def test_amounts_dates_and_names_as_indonesian_writes_them() -> None:
+    assert rupiah(16_800, "id") == "Rp16.800"
+    assert rupiah(42_000_000, "id") == "Rp42.000.000"
+    assert rupiah(16_800, "en") == "Rp16,800"
+    assert long_date("2024-11-18", "id") == "18 November 2024"
+    assert long_date("2025-02-10", "id") == "10 Februari 2025"
+    assert occupation_name("sopir_angkot", "id") == "Sopir angkot"
+    assert occupation_name("sopir_angkot", "en") == "minibus driver"
+    assert kelurahan_name("33.75.01.1004") == "Sapuro Kebulen"
+
+
+def test_a_service_refusal_is_said_again_in_indonesian_with_its_numbers() -> None:
+    indonesian = translations("id")
+    said = translated("declared M, but the NIK encodes F", indonesian)
+    assert said.startswith("Jenis kelamin yang diisi M, tetapi NIK menunjukkan F")
+    unknown = translated("something new", indonesian)
+    assert unknown == "Layanan menolak: something new"
+
+
+HEADER = "nik,full_name,birth_date\n"
+ROW = "3375014507800003,Siti Aminah,1980-07-05\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        (HEADER + ROW).encode(),
+        b"\xef\xbb\xbf" + (HEADER + ROW).encode(),
+        (HEADER + ROW).replace(",", ";").encode(),
+        b"\xef\xbb\xbf" + (HEADER + ROW).replace(",", ";").encode(),
+    ],
+    ids=["comma", "comma-bom", "semicolon", "semicolon-bom"],
+)
+def test_csv_lists_reach_the_service_as_comma_separated_utf8(raw: bytes) -> None:
+    assert imports.as_service_csv("list.csv", raw) == (HEADER + ROW).encode()
+
+
+def test_an_xlsx_list_reaches_the_service_as_csv_with_its_numbers_and_dates_as_text() -> None:
+    from datetime import datetime
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["nik", "full_name", "birth_date"])
+    sheet.append([3375014507800003, "Siti Aminah", datetime(1980, 7, 5)])
+    out = io.BytesIO()
+    book.save(out)
+    assert imports.as_service_csv("list.xlsx", out.getvalue()) == (HEADER + ROW).encode()
+
+
+def test_a_list_that_is_not_utf8_is_refused_saying_how_to_save_it() -> None:
+    with pytest.raises(imports.UnreadableListError) as refused:
+        imports.as_service_csv("list.csv", "nik;nama\n1;Sité\n".encode("latin-1"))
+    assert "UTF-8" in str(refused.value)
