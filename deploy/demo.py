@@ -268,6 +268,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
         incidental = [w[0] for w in ready[new_regular : new_regular + size.incidental]]
         async with httpx.AsyncClient(base_url=urls["claims"], timeout=60) as claims:
             claim_results = await billing_and_claims(billing, claims, regular, incidental, veterans)
+        deaths = await stopped_premiums(billing, enrolment, claim_results)
         budget = (await billing.get(f"/budgets/{FISCAL_YEAR}", headers=city)).json()
         summary = (await enrolment.get("/summary", headers=city)).json()
         return {
@@ -276,6 +277,7 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             "summary": summary,
             "budget": budget,
             "claims": claim_results,
+            "deaths": deaths,
         }
 
 
@@ -327,6 +329,7 @@ async def billing_and_claims(
             await pay(period, date(year + month // 12, month % 12 + 1, 10).isoformat())
     console.print(f"billed {len(invoices)} months; paid on time except {', '.join(LATE)}")
 
+    await relayed(billing)
     clerk = headers("claims_officer")
     heir = {"name": "Ahli waris", "relationship": "spouse", "bank_account": "BRI"}
     filed = []
@@ -346,7 +349,8 @@ async def billing_and_claims(
                 break
             await asyncio.sleep(0.5)
         response.raise_for_status()
-        filed.append({"label": label, "worker_id": worker, **response.json()})
+        answer = response.json()
+        filed.append({"label": label, "worker_id": worker, **claim, **answer})
 
     await file("JKM death, active member", regular[0], incident_date="2025-06-14")
     await file("JKM death during arrears", regular[1], incident_date="2025-02-03")
@@ -364,6 +368,7 @@ async def billing_and_claims(
     for period in LATE:
         await pay(period, "2025-03-20")
     console.print(f"{', '.join(LATE)} paid late, on 2025-03-20")
+    await relayed(billing)
     # After three years of paid contributions, a death brings a scholarship for two children.
     await file("JKM death after 3 years of membership", veterans[0], incident_date="2025-07-20")
     children = [
@@ -383,9 +388,9 @@ async def billing_and_claims(
             response = await claims.get(f"/claims/{claim['claim_id']}", headers=clerk)
             current = response.json()
             # The claims list is a projection: a claim just filed shows there a moment later.
-            if response.status_code == 200 and (
-                current["status"] != "pending" or claim["status"] != "pending"
-            ):
+            if response.status_code == 200 and current["status"] == claim["status"] != "pending":
+                break
+            if response.status_code == 200 and current["status"] not in ("pending", "rejected"):
                 break
             await asyncio.sleep(0.5)
         if current["status"] == "approved":
@@ -410,9 +415,54 @@ async def billing_and_claims(
                 "now": current["status"],
                 "total": current["total"],
                 "reasons": current["reasons"],
+                "items": claim.get("items") or [],
+                "open_instalments": claim.get("open_instalments") or [],
+                "incident_date": claim["incident_date"],
             }
         )
     return results
+
+
+async def relayed(service: httpx.AsyncClient) -> None:
+    """Wait until what the service has committed is on its topic (its outbox is empty), so a
+    claim is filed on the payments billing has recorded, not only on those already relayed."""
+    for _ in range(120):
+        metrics = (await service.get("/metrics")).text
+        backlog = [
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("berlian_outbox_backlog{")
+        ]
+        if backlog and not any(backlog):
+            return
+        await asyncio.sleep(0.25)
+
+
+async def stopped_premiums(
+    billing: httpx.AsyncClient, enrolment: httpx.AsyncClient, claims: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """For each approved death: where the coverage ended, and the premiums the death stopped."""
+    city = headers("city_admin")
+    deaths = []
+    for claim in claims:
+        if claim["now"] != "paid" or not claim["label"].startswith(("JKM death", "work-acc")):
+            continue
+        worker = claim["worker_id"]
+        for _ in range(60):
+            premiums = (await billing.get(f"/workers/{worker}/premiums", headers=city)).json()
+            stopped = [p for p in premiums if p["cancelled"]]
+            if stopped or claim["incident_date"] >= max(p["period"] for p in premiums):
+                break
+            await asyncio.sleep(0.5)
+        deaths.append(
+            {
+                "label": claim["label"],
+                "died_on": claim["incident_date"],
+                "stopped": [p["period"] for p in stopped],
+                "owed_back": sum(p["amount"] for p in stopped if p["refund_due"]),
+            }
+        )
+    return deaths
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -435,6 +485,25 @@ def print_summary(result: dict[str, Any]) -> None:
         amount = f"Rp{row['total']:,}" if row["total"] else "-"
         claims.add_row(row["label"], row["first"], row["now"], amount, row["reasons"] or "")
     console.print(claims)
+    deaths = Table("death", "died on", "premiums stopped", "owed back", title="Deaths end cover")
+    for row in result["deaths"]:
+        stopped = row["stopped"]
+        months = f"{stopped[0]} to {stopped[-1]} ({len(stopped)} months)" if stopped else "none"
+        deaths.add_row(row["label"], row["died_on"], months, f"Rp{row['owed_back']:,}")
+    console.print(deaths)
+    award = Table("child", "school year", "level", "amount", "status", title="Scholarship award")
+    for row in result["claims"]:
+        for item in row["items"]:
+            if item.get("child"):
+                level = item["code"].removeprefix("SCHOLARSHIP_")
+                amount = f"Rp{item['amount']:,}"
+                award.add_row(item["child"], item["school_year"], level, amount, "paid")
+        for child in sorted({i["child"] for i in row["open_instalments"]}):
+            years = [i for i in row["open_instalments"] if i["child"] == child]
+            amount = f"Rp{sum(i['amount'] for i in years):,}"
+            span = f"{years[0]['school_year']} to {years[-1]['school_year']}"
+            award.add_row(child, span, f"{len(years)} years", amount, "open")
+    console.print(award)
     console.print(
         "\nThe system keeps running. Explore:\n"
         "  API docs     "

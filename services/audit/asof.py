@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.catalog import projection_named
+from shared.policy.calendar import business_day
 from shared.projection.replay import History, rebuild_into
 from shared.settings import KafkaSettings
 from shared.topic_reader import end_offsets
@@ -171,7 +172,7 @@ def explaining_events(
     def included(envelope: dict[str, Any], moment: Moment) -> bool:
         if moment.known_at and datetime.fromisoformat(envelope["recorded_at"]) > moment.known_at:
             return False
-        occurred = datetime.fromisoformat(envelope["occurred_at"]).date()
+        occurred = business_day(datetime.fromisoformat(envelope["occurred_at"]))
         return not (moment.true_on and occurred > moment.true_on)
 
     return [e for e in envelopes if included(e, b) and not included(e, a)]

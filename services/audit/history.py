@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shared.policy.calendar import business_day
 from shared.policy.membership import Standing, standing_on
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import read_topics
@@ -84,7 +85,7 @@ def business_date(event_type: str, data: dict[str, Any], occurred: datetime) -> 
             return date.fromisoformat(data[name])
     if data.get("period"):
         return date.fromisoformat(f"{data['period']}-01")
-    return occurred.date()
+    return business_day(occurred)
 
 
 def entries(records: Sequence[tuple[str, int, int, dict[str, Any]]]) -> list[HistoryEntry]:

@@ -48,6 +48,7 @@ from shared.auth import (
     verifier_for,
 )
 from shared.http import install_request_limits
+from shared.policy.calendar import business_day
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -366,7 +367,7 @@ def create_app(
         on: date | None = None,
     ) -> HTMLResponse:
         session = signed_in(session_id)
-        day = on or datetime.now(UTC).date()
+        day = on or business_day(datetime.now(UTC))
         async with rebuilding:  # one rebuild at a time: they share their scratch schemas
             if day not in states:
                 states[day] = await rebuild(pool, kafka, "web", Moment(true_on=day))

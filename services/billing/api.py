@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.billing import queries
 from services.billing.budget import AllocateBudget
-from services.billing.queries import BudgetReport, InvoiceView, StandingView
+from services.billing.queries import BudgetReport, InvoiceView, PremiumView, StandingView
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.billing import InvoiceIssued
@@ -158,6 +158,14 @@ async def standing(
     city's roles: billing knows no worker's area)."""
     require_role(principal, ["billing_officer", "city_admin", "claims_officer", "auditor"])
     return await queries.standing(service, worker_id, on)
+
+
+@router.get("/workers/{worker_id}/premiums")
+async def premiums(worker_id: uuid.UUID, principal: Caller, service: Billing) -> list[PremiumView]:
+    """Every month invoiced for the worker: paid, or cancelled because the coverage ended
+    earlier (a death), and then owed back if it had been paid."""
+    require_role(principal, ["city_admin", "billing_officer", "auditor"])
+    return await queries.premiums(service, worker_id)
 
 
 @router.get("/budgets/{fiscal_year}")

@@ -13,6 +13,7 @@ from typing import Literal
 from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.billing import BudgetAllocated
 from shared.policy import PolicyBook
+from shared.policy.calendar import business_day
 from shared.policy.eligibility import Problem
 
 
@@ -49,7 +50,7 @@ class BudgetRules:
     initial: int = 0  # allocations so far
 
     def decide(self, command: AllocateBudget, allocations: int) -> list[Decided]:
-        policy = self.book.in_force(command.at.date())
+        policy = self.book.in_force(business_day(command.at))
         return [Decided("BudgetAllocated", decide_allocation(command), command.at, policy.version)]
 
     def evolve(self, allocations: int, event: Recorded) -> int:

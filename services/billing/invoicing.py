@@ -16,7 +16,13 @@ from typing import Literal
 from uuid import UUID
 
 from shared.decisions import Decided, Recorded, RefusedError
-from shared.events.billing import CohortTotal, InvoiceIssued, PremiumInvoiced, PremiumPaid
+from shared.events.billing import (
+    CohortTotal,
+    InvoiceIssued,
+    PremiumCancelled,
+    PremiumInvoiced,
+    PremiumPaid,
+)
 from shared.events.types import Premium
 from shared.policy.eligibility import Problem
 
@@ -137,14 +143,29 @@ class PayInvoice:
     reference_used: bool
 
 
-InvoiceCommand = RunBilling | PayInvoice
+@dataclass(frozen=True)
+class CancelLines:
+    """The invoice's lines for months a coverage no longer includes, since it ended on
+    ``ended_on`` (a death, a withdrawal recorded after the month was invoiced)."""
+
+    invoice_id: UUID
+    lines: tuple[CoverageLine, ...]
+    periods: tuple[str, ...]  # the period of each line
+    reason: Literal["expired", "deceased", "age_limit", "withdrawn"]
+    paid: bool
+    at: datetime
+
+
+InvoiceCommand = RunBilling | PayInvoice | CancelLines
 
 
 @dataclass(frozen=True)
 class Invoice:
-    """An invoice as its stream tells it: its total once issued."""
+    """An invoice as its stream tells it: its total once issued, less the lines cancelled
+    before it was paid."""
 
     total: int | None = None
+    cancelled: frozenset[tuple[UUID, str]] = frozenset()  # (worker, period)
 
 
 def premiums_stream(worker_id: UUID) -> str:
@@ -179,6 +200,8 @@ class InvoiceRules:
                     for line in invoiced
                 ),
             ]
+        if isinstance(command, CancelLines):
+            return _cancel(command, invoice)
         check_payment(invoice.total, command.already_paid, command.reference_used, command.amount)
         return [
             Decided(
@@ -203,6 +226,41 @@ class InvoiceRules:
         ]
 
     def evolve(self, invoice: Invoice, event: Recorded) -> Invoice:
-        if isinstance(event.data, InvoiceIssued):
-            return Invoice(total=event.data.total)
+        data = event.data
+        if isinstance(data, InvoiceIssued):
+            return Invoice(total=data.total)
+        if isinstance(data, PremiumCancelled):
+            total = invoice.total
+            if total is not None and not data.refund_due:
+                total -= data.amount.total
+            cancelled = invoice.cancelled | {(data.worker_id, data.period)}
+            return Invoice(total=total, cancelled=cancelled)
         return invoice
+
+
+def _cancel(command: CancelLines, invoice: Invoice) -> list[Decided]:
+    """Each line once: a month the coverage no longer includes is never owed. Recorded on the
+    invoice's stream and keyed by it (the worker is in the data), so an invoice's events stay in
+    one partition, in their order, whichever workers' lines they cancel."""
+    if invoice.total is None:
+        return []
+    return [
+        Decided(
+            "PremiumCancelled",
+            PremiumCancelled(
+                worker_id=line.worker_id,
+                invoice_id=command.invoice_id,
+                period=period,
+                coverage_id=line.coverage_id,
+                cohort="regular" if line.cohort == "regular" else "incidental",
+                fiscal_year=line.fiscal_year,
+                amount=line.premium,
+                reason=command.reason,
+                refund_due=command.paid,
+            ),
+            command.at,
+            None,
+        )
+        for line, period in zip(command.lines, command.periods, strict=True)
+        if (line.worker_id, period) not in invoice.cancelled
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events.billing import BudgetAllocated, PremiumInvoiced, PremiumPaid
+from shared.events.billing import BudgetAllocated, PremiumCancelled, PremiumInvoiced, PremiumPaid
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
@@ -40,6 +40,14 @@ PREMIUMS_TABLE = Migration(
     CREATE INDEX ON {schema}.premiums (fiscal_year, cohort);
     """,
 )
+PREMIUMS_CANCELLED = Migration(
+    "premiums_cancelled",
+    """
+    -- A month cancelled after its coverage ended earlier: not owed, or owed back if paid.
+    ALTER TABLE {schema}.premiums ADD COLUMN cancelled boolean NOT NULL DEFAULT false;
+    ALTER TABLE {schema}.premiums ADD COLUMN refund_due boolean NOT NULL DEFAULT false;
+    """,
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,8 @@ class PremiumsProjection:
 
     name: str = "premiums"
     sources: Sequence[str] = ("billing",)
-    event_types: frozenset[str] = frozenset({"PremiumInvoiced", "PremiumPaid"})
-    migrations: Sequence[Migration] = (PREMIUMS_TABLE,)
+    event_types: frozenset[str] = frozenset({"PremiumInvoiced", "PremiumPaid", "PremiumCancelled"})
+    migrations: Sequence[Migration] = (PREMIUMS_TABLE, PREMIUMS_CANCELLED)
     tables: Sequence[str] = ("premiums",)
 
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
@@ -64,6 +72,23 @@ class PremiumsProjection:
                         "cohort": data.cohort,
                         "fiscal_year": data.fiscal_year,
                         "amount": data.amount.total,
+                    },
+                )
+            ]
+        if isinstance(data, PremiumCancelled):
+            # Its own columns only (with the line's), so the order it is read in against the
+            # month's invoicing does not matter.
+            return [
+                Upsert(
+                    "premiums",
+                    {"worker_id": data.worker_id, "period": data.period},
+                    {
+                        "invoice_id": data.invoice_id,
+                        "cohort": data.cohort,
+                        "fiscal_year": data.fiscal_year,
+                        "amount": data.amount.total,
+                        "cancelled": True,
+                        "refund_due": data.refund_due,
                     },
                 )
             ]

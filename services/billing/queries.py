@@ -23,6 +23,15 @@ class InvoiceView(BaseModel):
     payment_ref: str | None
 
 
+class PremiumView(BaseModel):
+    period: str
+    amount: int
+    fiscal_year: int
+    paid_on: date | None
+    cancelled: bool  # a month the coverage no longer includes (it ended earlier)
+    refund_due: bool  # cancelled after it was paid: the city is owed it back
+
+
 class StandingView(BaseModel):
     worker_id: uuid.UUID
     on: date
@@ -48,11 +57,23 @@ class BudgetReport(BaseModel):
 
 async def invoices(service: BillingService, period: str | None) -> list[InvoiceView]:
     rows = await service.pool.fetch(
-        f"SELECT * FROM {service.schema}.invoices WHERE ($1::text IS NULL OR period = $1) "
-        "ORDER BY issued_at DESC",
+        # The total still owed: less the lines cancelled before it was paid.
+        "SELECT invoice_id, period, supplementary, i.total - coalesce(c.cancelled, 0) AS total, "
+        f"lines, issued_at, paid_on, payment_ref FROM {service.schema}.invoices i "
+        f"LEFT JOIN {service.schema}.invoice_cancellations c USING (invoice_id) "
+        "WHERE ($1::text IS NULL OR period = $1) ORDER BY issued_at DESC",
         period,
     )
     return [InvoiceView.model_validate(dict(r)) for r in rows]
+
+
+async def premiums(service: BillingService, worker_id: uuid.UUID) -> list[PremiumView]:
+    rows = await service.pool.fetch(
+        f"SELECT period, amount, fiscal_year, paid_on, cancelled, refund_due "
+        f"FROM {service.schema}.premiums WHERE worker_id = $1 ORDER BY period",
+        worker_id,
+    )
+    return [PremiumView.model_validate(dict(r)) for r in rows]
 
 
 async def standing(service: BillingService, worker_id: uuid.UUID, on: date) -> StandingView:
@@ -102,7 +123,7 @@ async def budget_report(service: BillingService, fiscal_year: int) -> BudgetRepo
             SELECT cohort, sum(allocated) AS allocated FROM {service.schema}.allocations
             WHERE fiscal_year = $1 GROUP BY cohort
         ), committed AS (
-            SELECT cohort, sum(monthly_premium * (
+            SELECT cohort, sum(monthly_premium * greatest(0,
                 (extract(year FROM coalesce(ended_on, end_date)) * 12
                  + extract(month FROM coalesce(ended_on, end_date)))
                 - (extract(year FROM start_date) * 12 + extract(month FROM start_date)) + 1
@@ -110,7 +131,7 @@ async def budget_report(service: BillingService, fiscal_year: int) -> BudgetRepo
             FROM {service.schema}.coverages WHERE fiscal_year = $1 GROUP BY cohort
         )
         , premiums AS (
-            SELECT cohort, sum(amount)::bigint AS invoiced,
+            SELECT cohort, (sum(amount) FILTER (WHERE NOT cancelled))::bigint AS invoiced,
                    (sum(amount) FILTER (WHERE paid_on IS NOT NULL))::bigint AS paid
             FROM {service.schema}.premiums WHERE fiscal_year = $1 GROUP BY cohort
         )

@@ -142,7 +142,9 @@ class BillingService:
                 f"SELECT 1 FROM {self.schema}.invoices WHERE payment_ref = $1", payment_ref
             )
             rows = await conn.fetch(
-                f"SELECT * FROM {self.schema}.invoice_lines WHERE invoice_id = $1", invoice_id
+                f"SELECT * FROM {self.schema}.invoice_lines WHERE invoice_id = $1 "
+                "AND NOT cancelled",
+                invoice_id,
             )
             lines = tuple(
                 InvoiceLine(

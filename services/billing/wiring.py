@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from services.billing.api import create_app
-from services.billing.projections import PROJECTIONS
+from services.billing.projections import AllocationsProjection, PremiumsProjection
+from services.billing.reactions import coverage_end_reactions
 from services.billing.service import SERVICE, BillingService
 from shared.auth import AuthSettings
 from shared.policy import policy_book
+from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -17,7 +19,12 @@ async def build(
     pool, producer = await connect(SERVICE, kafka, database)
     service = BillingService(pool, kafka, policy_book())
     app = create_app(service, auth)
+    projections: list[Projection] = [
+        AllocationsProjection(),
+        coverage_end_reactions(service),
+        PremiumsProjection(),
+    ]
     process = assemble(
-        SERVICE, app, pool, producer, kafka, PROJECTIONS, closers=[service.offsets.close]
+        SERVICE, app, pool, producer, kafka, projections, closers=[service.offsets.close]
     )
     return process, service

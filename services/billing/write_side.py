@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.db import DbConnection
-from shared.events.billing import InvoiceIssued, PremiumInvoiced, PremiumPaid
+from shared.events.billing import InvoiceIssued, PremiumCancelled, PremiumInvoiced, PremiumPaid
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
-from shared.projection.changes import RowChange, Update, Upsert
+from shared.projection.changes import Increment, RowChange, Update, Upsert
 
 WRITE_MODEL = (
     Migration(
@@ -52,12 +52,26 @@ WRITE_MODEL = (
             DEFERRABLE INITIALLY DEFERRED;
         """,
     ),
+    Migration(
+        "invoice_lines_cancelled",
+        """
+        -- A line for a month its coverage no longer includes (ended earlier): never paid;
+        -- what was taken off an unpaid invoice's total.
+        ALTER TABLE {schema}.invoice_lines ADD COLUMN cancelled boolean NOT NULL DEFAULT false;
+        CREATE TABLE {schema}.invoice_cancellations (
+            invoice_id uuid PRIMARY KEY,
+            cancelled  bigint NOT NULL
+        );
+        """,
+    ),
 )
 
 
 @dataclass(frozen=True)
 class Invoices:
-    event_types: frozenset[str] = frozenset({"InvoiceIssued", "PremiumInvoiced", "PremiumPaid"})
+    event_types: frozenset[str] = frozenset(
+        {"InvoiceIssued", "PremiumInvoiced", "PremiumPaid", "PremiumCancelled"}
+    )
 
     def apply(self, event: Appended) -> list[RowChange]:
         data = event.data
@@ -82,6 +96,14 @@ class Invoices:
             }
             key = {"worker_id": data.worker_id, "period": data.period}
             return [Upsert("invoice_lines", key, line)]
+        if isinstance(data, PremiumCancelled):
+            key = {"worker_id": data.worker_id, "period": data.period}
+            changes: list[RowChange] = [Update("invoice_lines", key, {"cancelled": True})]
+            if not data.refund_due:
+                invoice = {"invoice_id": data.invoice_id}
+                cancelled = {"cancelled": data.amount.total}
+                changes.append(Increment("invoice_cancellations", invoice, cancelled))
+            return changes
         assert isinstance(data, PremiumPaid)
         settled = {"paid_on": data.paid_on, "payment_ref": data.payment_ref}
         return [Update("invoices", {"invoice_id": data.invoice_id}, settled)]

@@ -22,6 +22,7 @@ from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.eventstore.store import CommandContext
 from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
 from shared.logs import correlation_id
+from shared.policy.calendar import business_day
 
 
 class ChildRequest(BaseModel):
@@ -66,6 +67,7 @@ class ClaimDecision(BaseModel):
     explanation: str
     items: list[BenefitItem] | None = None
     total: int | None = None
+    open_instalments: list[BenefitItem] | None = None
     reasons: list[str] | None = None
 
 
@@ -109,7 +111,7 @@ async def file(
         benefit=body.benefit,
         kind=body.kind,
         incident_date=body.incident_date,
-        filed_on=service.clock().date(),
+        filed_on=business_day(service.clock()),
         accident_benefit=body.accident_benefit,
         months_incapacitated=body.months_incapacitated,
         medical_costs=body.medical_costs,
@@ -142,6 +144,39 @@ async def claims(
     """Claims, optionally of one worker, newest first."""
     require_role(principal, ["claims_officer", "city_admin", "auditor"])
     return await queries.claims(service, worker_id)
+
+
+class InstalmentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    child: str = Field(pattern=r"^child-[0-9]{1,2}$")
+    school_year: str = Field(pattern=r"^[0-9]{4}/[0-9]{4}$")
+    married: bool = Field(description="The heir declares the child has married.")
+    working: bool = Field(description="The heir declares the child works.")
+
+
+class InstalmentView(BaseModel):
+    claim_id: uuid.UUID
+    status: Literal["approved"]
+    child: str
+    school_year: str
+
+
+@router.post("/claims/{claim_id}/instalments", status_code=201)
+async def approve_instalment(
+    claim_id: uuid.UUID,
+    body: InstalmentRequest,
+    principal: Caller,
+    service: Claims,
+    key: Annotated[Idempotency | None, Depends(idempotent("claim-instalment", required=True))],
+) -> InstalmentView:
+    """A later school year of a scholarship award, once it has begun and while the child is
+    still eligible; then paid like an approval (``/payments`` with its amount)."""
+    require_role(principal, ["claims_officer"])
+    handled = await service.approve_instalment(
+        claim_id, body.child, body.school_year, body.married, body.working, context(principal, key)
+    )
+    return InstalmentView.model_validate(handled.response)
 
 
 @router.post("/claims/{claim_id}/payments", status_code=201)

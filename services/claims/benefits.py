@@ -18,6 +18,8 @@ class Item:
     code: str
     amount: int
     description: str
+    child: str | None = None  # the child a scholarship instalment is for
+    school_year: str | None = None  # its school year, "2025/2026"
 
 
 def rupiah(amount: int) -> str:
@@ -115,32 +117,54 @@ class Child:
     school_level: str
 
 
-def scholarship(policy: Policy, children: list[Child], on: date) -> list[Item]:
-    """Per child (at most two), every school year from the current level on, each year starting
+SCHOOL_YEAR_STARTS = (7, 1)  # the Indonesian school year (tahun ajaran) begins in July
+
+
+def school_year_of(day: date) -> int:
+    """The first calendar year of the school year in progress on ``day``."""
+    return day.year if (day.month, day.day) >= SCHOOL_YEAR_STARTS else day.year - 1
+
+
+def school_year_start(first_year: int) -> date:
+    return date(first_year, *SCHOOL_YEAR_STARTS)
+
+
+def scholarship_award(policy: Policy, children: list[Child], on: date) -> list[Item]:
+    """The whole award: one instalment per child (at most two) per school year, from the school
+    year in progress on ``on`` and the child's current level on, each school year beginning
     before the child turns 23, at most the schedule's years per level."""
     b = policy.benefits
     levels = [s.level for s in b.scholarship_schedule]
+    first_year = school_year_of(on)
     items = []
     for child in children[: b.scholarship_max_children]:
         if child.school_level not in levels:
             raise ValueError(f"unknown school level {child.school_level!r}; known: {levels}")
-        year = 0
+        year = first_year
         for level in b.scholarship_schedule[levels.index(child.school_level) :]:
-            years = 0
             for _ in range(level.max_years):
-                start = date(on.year + year, on.month, min(on.day, 28))
-                if age_on(child.birth_date, start) >= b.scholarship_age_limit:
+                if age_on(child.birth_date, school_year_start(year)) >= b.scholarship_age_limit:
                     break
-                years += 1
-                year += 1
-            if years:
-                amount = years * level.per_year
+                school_year = f"{year}/{year + 1}"
                 items.append(
                     Item(
                         f"SCHOLARSHIP_{level.level.upper()}",
-                        amount,
-                        f"Scholarship for {child.ref}: {years} school years of {level.level} at "
-                        f"{rupiah(level.per_year)} a year = {rupiah(amount)}.",
+                        level.per_year,
+                        f"Scholarship for {child.ref}, school year {school_year} "
+                        f"({level.level}): {rupiah(level.per_year)}.",
+                        child=child.ref,
+                        school_year=school_year,
                     )
                 )
+                year += 1
     return items
+
+
+def scholarship(policy: Policy, children: list[Child], on: date) -> tuple[list[Item], list[Item]]:
+    """The award split on ``on``: the instalments due (their school year has begun: paid with
+    the approval) and those still open (each paid once its school year begins, if the child is
+    still eligible then)."""
+    award = scholarship_award(policy, children, on)
+    begun = school_year_of(on)
+    due = [i for i in award if int((i.school_year or "0/").split("/")[0]) <= begun]
+    return due, [i for i in award if i not in due]

@@ -20,6 +20,7 @@ from services.claims.benefits import (
     medical,
     rupiah,
     scholarship,
+    school_year_start,
     temporary_incapacity,
     total_permanent_disability,
 )
@@ -31,6 +32,8 @@ from shared.events.claims import (
     ClaimPaid,
     ClaimRejected,
     ClaimRejectionReason,
+    ClaimReopened,
+    ScholarshipInstalmentApproved,
 )
 from shared.policy import PolicyBook
 from shared.policy.eligibility import Problem
@@ -69,10 +72,11 @@ class Facts:
 
 @dataclass(frozen=True)
 class Approved:
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # paid with the approval
     death_date: date | None
     note: str
     policy_version: str
+    open_instalments: tuple[Item, ...] = ()  # a scholarship's later school years, not yet due
 
     @property
     def total(self) -> int:
@@ -185,14 +189,21 @@ def _scholarship(claim: Claim, facts: Facts, book: PolicyBook) -> Decision:
             f"months; the worker had {facts.paid_months}.",
             policy.version,
         )
-    items = scholarship(policy, list(claim.children), claim.filed_on)
-    if not items:
+    due, later = scholarship(policy, list(claim.children), claim.filed_on)
+    if not due:
         return Rejected(
             ("not_eligible",),
             "No named child has school years left before turning 23.",
             policy.version,
         )
-    return Approved(tuple(items), None, _approval_note(items, policy.version), policy.version)
+    note = _approval_note(due, policy.version)
+    if later:
+        note += (
+            f" {len(later)} later school years ({rupiah(sum(i.amount for i in later))}) stay "
+            "open on the award: each is paid once its school year begins, while the child is "
+            "still eligible (under 23, not married, not working)."
+        )
+    return Approved(tuple(due), None, note, policy.version, tuple(later))
 
 
 def _approval_note(items: list[Item], version: str) -> str:
@@ -218,13 +229,24 @@ class FileClaim:
     at: datetime
 
 
+# Rejections that rest on another service's facts (billing's paid months, enrolment's
+# coverage): revised when facts that service had recorded before the rejection arrive later.
+REVISABLE: frozenset[ClaimRejectionReason] = frozenset(
+    {"insufficient_contributions", "inactive", "not_covered"}
+)
+
+
 @dataclass(frozen=True)
 class Reconsider:
-    """A waiting claim decided again on the worker's facts now (after a payment)."""
+    """A claim decided again on the worker's facts now: a waiting claim after a payment, or
+    (``revising``) a rejection on another service's facts once facts that service had recorded
+    before the rejection have arrived. A revision only ever approves: a rejection that still
+    holds is not recorded twice."""
 
     claim: Claim
     facts: Facts
     at: datetime
+    revising: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +258,21 @@ class PayClaim:
     at: datetime
 
 
-ClaimCommand = FileClaim | Reconsider | PayClaim
+@dataclass(frozen=True)
+class ApproveInstalment:
+    """A later school year of a scholarship award, asked for once it has begun, with what the
+    heir declares of the child."""
+
+    claim_id: UUID
+    child: str
+    school_year: str
+    today: date  # the business day the instalment is asked for
+    married: bool
+    working: bool
+    at: datetime
+
+
+ClaimCommand = FileClaim | Reconsider | PayClaim | ApproveInstalment
 
 
 @dataclass(frozen=True)
@@ -245,7 +281,9 @@ class ClaimState:
 
     worker_id: UUID | None = None
     status: Literal["none", "pending", "approved", "rejected", "paid"] = "none"
-    total: int | None = None
+    total: int | None = None  # what the next payment pays: the approval, or an instalment
+    open_instalments: tuple[BenefitItem, ...] = ()  # a scholarship award's years not yet paid
+    ended_for: frozenset[str] = frozenset()  # children no longer eligible (married, working)
 
 
 @dataclass(frozen=True)
@@ -263,10 +301,23 @@ class ClaimRules:
             filed = Decided("ClaimFiled", command.filed, command.at, None)
             return [filed, *decision_events(command.claim, decision, command.at)]
         if isinstance(command, Reconsider):
-            if state.status != "pending":
-                return []
-            decision = decide_claim(command.claim, command.facts, self.book)
-            return decision_events(command.claim, decision, command.at)
+            if state.status == "pending":
+                decision = decide_claim(command.claim, command.facts, self.book)
+                return decision_events(command.claim, decision, command.at)
+            if state.status == "rejected" and command.revising:
+                decision = decide_claim(command.claim, command.facts, self.book)
+                if isinstance(decision, Approved):
+                    return decision_events(command.claim, decision, command.at)
+                if isinstance(decision, Pending):
+                    reopened = ClaimReopened(
+                        claim_id=command.claim.claim_id,
+                        worker_id=command.claim.worker_id,
+                        policy_note=decision.note,
+                    )
+                    return [Decided("ClaimReopened", reopened, command.at, None)]
+            return []
+        if isinstance(command, ApproveInstalment):
+            return _instalment(command, state)
         return _pay(command, state)
 
     def evolve(self, state: ClaimState, event: Recorded) -> ClaimState:
@@ -274,9 +325,25 @@ class ClaimRules:
         if isinstance(data, ClaimFiled):
             return replace(state, worker_id=data.worker_id, status="pending")
         if isinstance(data, ClaimApproved):
-            return replace(state, status="approved", total=data.total)
+            return replace(
+                state,
+                status="approved",
+                total=data.total,
+                open_instalments=tuple(data.open_instalments),
+            )
+        if isinstance(data, ScholarshipInstalmentApproved):
+            still_open = tuple(
+                i
+                for i in state.open_instalments
+                if (i.child, i.school_year) != (data.item.child, data.item.school_year)
+            )
+            return replace(
+                state, status="approved", total=data.item.amount, open_instalments=still_open
+            )
         if isinstance(data, ClaimRejected):
             return replace(state, status="rejected")
+        if isinstance(data, ClaimReopened):
+            return replace(state, status="pending")
         if isinstance(data, ClaimPaid):
             return replace(state, status="paid")
         return state
@@ -305,6 +372,52 @@ def evolve_worker_claims(claims: WorkerClaims, event: Recorded) -> WorkerClaims:
     if isinstance(data, ClaimApproved) and data.death_date is not None:
         return replace(claims, deaths=(*claims.deaths, (data.claim_id, data.death_date)))
     return claims
+
+
+def _instalment(command: ApproveInstalment, state: ClaimState) -> list[Decided]:
+    """Each later school year once, when it has begun and the child is still eligible."""
+    if state.status == "none":
+        raise RefusedError([Problem("claim_id", "no such claim")], conflict=True)
+    if state.status == "approved":
+        raise RefusedError(
+            [Problem("claim_id", "the last approval is not paid yet; pay it first")], True
+        )
+    due = [
+        i
+        for i in state.open_instalments
+        if (i.child, i.school_year) == (command.child, command.school_year)
+    ]
+    if not due:
+        raise RefusedError(
+            [
+                Problem(
+                    "school_year",
+                    f"{command.school_year} for {command.child} is not open on the award (paid "
+                    "already, past the child's 23rd year, or no scholarship)",
+                )
+            ],
+            conflict=True,
+        )
+    first_year = int(command.school_year.split("/")[0])
+    if command.today < school_year_start(first_year):
+        raise RefusedError(
+            [
+                Problem(
+                    "school_year",
+                    f"the {command.school_year} school year begins on "
+                    f"{school_year_start(first_year)}; it is paid once it has begun",
+                )
+            ]
+        )
+    if command.married or command.working:
+        raise RefusedError(
+            [Problem("child", f"{command.child} is married or working: the scholarship ends")]
+        )
+    assert state.worker_id is not None  # set by the filing
+    approved = ScholarshipInstalmentApproved(
+        claim_id=command.claim_id, worker_id=state.worker_id, item=due[0]
+    )
+    return [Decided("ScholarshipInstalmentApproved", approved, command.at, None)]
 
 
 def _pay(command: PayClaim, state: ClaimState) -> list[Decided]:
@@ -337,13 +450,11 @@ def decision_events(claim: Claim, decision: Decision, at: datetime) -> list[Deci
         approved = ClaimApproved(
             claim_id=claim.claim_id,
             worker_id=claim.worker_id,
-            items=[
-                BenefitItem(code=i.code, amount=i.amount, description=i.description)
-                for i in decision.items
-            ],
+            items=[benefit_item(i) for i in decision.items],
             total=decision.total,
             death_date=decision.death_date,
             policy_note=decision.note,
+            open_instalments=[benefit_item(i) for i in decision.open_instalments],
         )
         return [Decided("ClaimApproved", approved, at, decision.policy_version)]
     if isinstance(decision, Rejected):
@@ -355,3 +466,13 @@ def decision_events(claim: Claim, decision: Decision, at: datetime) -> list[Deci
         )
         return [Decided("ClaimRejected", rejected, at, decision.policy_version)]
     return []
+
+
+def benefit_item(item: Item) -> BenefitItem:
+    return BenefitItem(
+        code=item.code,
+        amount=item.amount,
+        description=item.description,
+        child=item.child,
+        school_year=item.school_year,
+    )

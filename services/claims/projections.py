@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events.billing import PremiumPaid
-from shared.events.claims import ClaimApproved, ClaimFiled, ClaimPaid, ClaimRejected
+from shared.events.claims import (
+    ClaimApproved,
+    ClaimFiled,
+    ClaimPaid,
+    ClaimRejected,
+    ClaimReopened,
+    ScholarshipInstalmentApproved,
+)
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
@@ -67,7 +74,14 @@ class ClaimsProjection:
     name: str = "claims"
     sources: Sequence[str] = ("claims",)
     event_types: frozenset[str] = frozenset(
-        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimPaid"}
+        {
+            "ClaimFiled",
+            "ClaimApproved",
+            "ClaimRejected",
+            "ClaimReopened",
+            "ScholarshipInstalmentApproved",
+            "ClaimPaid",
+        }
     )
     migrations: Sequence[Migration] = (CLAIMS_TABLE,)
     tables: Sequence[str] = ("claims",)
@@ -91,7 +105,13 @@ class ClaimsProjection:
             ]
         key = {"claim_id": getattr(data, "claim_id", None)}
         if isinstance(data, ClaimApproved):
-            values = {"status": "approved", "total": data.total, "note": data.policy_note}
+            # Also a rejection revised on facts that arrived late: its reasons no longer hold.
+            values = {
+                "status": "approved",
+                "total": data.total,
+                "note": data.policy_note,
+                "reasons": None,
+            }
             return [Update("claims", key, values)]
         if isinstance(data, ClaimRejected):
             values = {
@@ -99,6 +119,17 @@ class ClaimsProjection:
                 "reasons": ",".join(data.reasons),
                 "note": data.policy_note,
             }
+            return [Update("claims", key, values)]
+        if isinstance(data, ScholarshipInstalmentApproved):
+            # The next payment is this school year's instalment.
+            values = {
+                "status": "approved",
+                "total": data.item.amount,
+                "note": data.item.description,
+            }
+            return [Update("claims", key, values)]
+        if isinstance(data, ClaimReopened):
+            values = {"status": "pending", "reasons": None, "note": data.policy_note}
             return [Update("claims", key, values)]
         if isinstance(data, ClaimPaid):
             values = {"status": "paid", "paid_on": data.paid_on, "payment_ref": data.payment_ref}

@@ -1,23 +1,58 @@
-"""Claims react to billing's payments: a claim waiting on arrears is decided once they are paid.
+"""Claims react to the facts other services record: a claim waiting on arrears is decided once
+they are paid, and a rejection on another service's facts is revised when facts that service
+had recorded before the rejection arrive only after it (still in the producer's outbox when the
+claim was decided, or read by a lagging consumer): a decision across services is never final on
+facts older than what the producer had committed.
 
-A reaction (``shared.eventstore.reactions``): each of the worker's waiting claims becomes a
-``Reconsider`` command for the command handler, in the transaction that consumes the payment
-(and keeps the paid months beside it), so the heir never files twice.
+Reactions (``shared.eventstore.reactions``): each claim to decide again becomes a
+``Reconsider`` command for the command handler, in the transaction that consumes the fact (and
+keeps the read model beside it), so the heir never files twice.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from services.claims.domain import Reconsider
+from services.claims.domain import REVISABLE, Reconsider
 from services.claims.projections import PaidMonthsProjection
 from services.claims.service import ClaimsService, stream_of
 from services.claims.write_side import claim_from_json
 from shared.db import DbConnection
 from shared.events.billing import PremiumPaid
+from shared.events.enrolment import CoverageEnded, CoverageStarted
 from shared.eventstore.reactions import Reacted, Reacting
 from shared.projection.decode import ConsumedEvent
+from shared.readmodels.coverage import CoveragesProjection
+
+
+async def claims_to_reconsider(
+    service: ClaimsService, conn: DbConnection, worker_id: uuid.UUID, recorded_at: datetime
+) -> list[Reacted]:
+    """The worker's waiting claims, and its rejections on other services' facts decided after
+    the producer recorded the fact now consumed (``recorded_at``)."""
+    # One decision at a time per worker: the duplicate-death rule then holds.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(worker_id))
+    rows = await conn.fetch(
+        f"SELECT claim, status FROM {service.schema}.worker_claims WHERE worker_id = $1 "
+        "AND (status = 'pending' OR (status = 'rejected' AND decided_at >= $2 "
+        "AND string_to_array(reasons, ',') && $3::text[]))",
+        worker_id,
+        recorded_at,
+        sorted(REVISABLE),
+    )
+    reacted = []
+    for row in rows:
+        claim = claim_from_json(row["claim"])
+        facts = await service.facts(conn, claim)
+        revising = row["status"] == "rejected"
+        command = Reconsider(claim, facts, service.clock(), revising)
+        stream = stream_of(claim.claim_id)
+        # Several claims may follow one fact: exactly once by the consumed position.
+        reacted.append(Reacted(stream, service.rules, command, worker_id, caused=False))
+    return reacted
 
 
 @dataclass(frozen=True)
@@ -30,25 +65,30 @@ class PaymentReactions:
     async def commands(self, conn: DbConnection, event: ConsumedEvent) -> Sequence[Reacted]:
         if not isinstance(event.data, PremiumPaid):
             return []
-        worker_id = event.data.worker_id
-        # One decision at a time per worker: the duplicate-death rule then holds.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(worker_id))
-        rows = await conn.fetch(
-            f"SELECT claim FROM {self.service.schema}.worker_claims WHERE worker_id = $1 "
-            "AND status = 'pending'",
-            worker_id,
-        )
-        reacted = []
-        for row in rows:
-            claim = claim_from_json(row["claim"])
-            facts = await self.service.facts(conn, claim)
-            command = Reconsider(claim, facts, self.service.clock())
-            stream = stream_of(claim.claim_id)
-            # Several claims may follow one payment: exactly once by the consumed position.
-            reacted.append(Reacted(stream, self.service.rules, command, worker_id, caused=False))
-        return reacted
+        worker_id, recorded_at = event.data.worker_id, event.envelope.recorded_at
+        return await claims_to_reconsider(self.service, conn, worker_id, recorded_at)
+
+
+@dataclass(frozen=True)
+class CoverageFactReactions:
+    service: ClaimsService
+    name: str = "coverages"
+    sources: Sequence[str] = ("enrolment",)
+    event_types: frozenset[str] = frozenset({"CoverageStarted", "CoverageEnded"})
+
+    async def commands(self, conn: DbConnection, event: ConsumedEvent) -> Sequence[Reacted]:
+        if not isinstance(event.data, CoverageStarted | CoverageEnded):
+            return []
+        worker_id, recorded_at = event.data.worker_id, event.envelope.recorded_at
+        return await claims_to_reconsider(self.service, conn, worker_id, recorded_at)
 
 
 def payment_reactions(service: ClaimsService) -> Reacting:
     """The waiting claims decided again as months are paid, and the paid-months read model."""
     return Reacting(PaymentReactions(service), service.handler, PaidMonthsProjection())
+
+
+def coverage_reactions(service: ClaimsService) -> Reacting:
+    """Rejections on coverage revised when coverage recorded before them arrives, and the
+    coverage read model."""
+    return Reacting(CoverageFactReactions(service), service.handler, CoveragesProjection())

@@ -16,6 +16,7 @@ import asyncpg
 
 from services.claims.domain import (
     Approved,
+    ApproveInstalment,
     Claim,
     ClaimRules,
     Decision,
@@ -24,6 +25,7 @@ from services.claims.domain import (
     PayClaim,
     Rejected,
     WorkerClaims,
+    benefit_item,
     decide_claim,
     evolve_worker_claims,
     malformed,
@@ -31,13 +33,20 @@ from services.claims.domain import (
 from services.claims.write_side import ClaimRegistry
 from shared.db import DbConnection
 from shared.decisions import Recorded, RefusedError
-from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
+from shared.events.claims import (
+    ChildPersonal,
+    ChildrenPersonal,
+    ClaimantPersonal,
+    ClaimDocuments,
+    ClaimFiled,
+)
 from shared.events.personal import KeyStore, seal
 from shared.events.registry import parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.policy import PolicyBook
+from shared.policy.calendar import business_day
 from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
@@ -128,7 +137,9 @@ class ClaimsService:
             incident_date=claim.incident_date,
             claimant=seal(claimant, key_id, key),
             children=seal(ChildrenPersonal(children=children), key_id, key) if children else None,
-            documents=documents,
+            sealed_documents=(
+                seal(ClaimDocuments(titles=documents), key_id, key) if documents else None
+            ),
             accident_benefit=claim.accident_benefit,
             months_incapacitated=claim.months_incapacitated,
             medical_costs=claim.medical_costs,
@@ -149,6 +160,34 @@ class ClaimsService:
             context,
             worker_id=claim.worker_id,
             respond=lambda _: claim_answer(claim.claim_id, decided[0]),
+        )
+
+    async def approve_instalment(
+        self,
+        claim_id: uuid.UUID,
+        child: str,
+        school_year: str,
+        married: bool,
+        working: bool,
+        context: CommandContext,
+    ) -> Handled:
+        """A later school year of a scholarship award, once it has begun; then paid as any
+        approval (``pay`` with its amount)."""
+        now = self.clock()
+        command = ApproveInstalment(
+            claim_id, child, school_year, business_day(now), married, working, now
+        )
+        return await self.handler.handle(
+            stream_of(claim_id),
+            self.rules,
+            command,
+            context,
+            respond=lambda _: {
+                "claim_id": str(claim_id),
+                "status": "approved",
+                "child": child,
+                "school_year": school_year,
+            },
         )
 
     async def pay(
@@ -179,14 +218,13 @@ def claim_answer(claim_id: uuid.UUID, decision: Decision) -> dict[str, Any]:
     """What filing a claim answers: its decision in plain words."""
     answer: dict[str, Any] = {"claim_id": str(claim_id)}
     if isinstance(decision, Approved):
-        items = [
-            {"code": i.code, "amount": i.amount, "description": i.description}
-            for i in decision.items
-        ]
         return answer | {
             "status": "approved",
-            "items": items,
+            "items": [benefit_item(i).model_dump(mode="json") for i in decision.items],
             "total": decision.total,
+            "open_instalments": [
+                benefit_item(i).model_dump(mode="json") for i in decision.open_instalments
+            ],
             "explanation": decision.note,
         }
     if isinstance(decision, Rejected):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from services.claims.api import create_app
 from services.claims.projections import ClaimsProjection
-from services.claims.reactions import payment_reactions
+from services.claims.reactions import coverage_reactions, payment_reactions
 from services.claims.service import SERVICE, ClaimsService
 from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
 from shared.policy import policy_book
 from shared.projection.writer import Projection
-from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -21,7 +20,7 @@ async def build(
     pool, producer = await connect(SERVICE, kafka, database)
     service = ClaimsService(pool, kafka, PostgresKeyStore.from_environment(pool), policy_book())
     projections: list[Projection] = [
-        CoveragesProjection(),
+        coverage_reactions(service),
         payment_reactions(service),
         ClaimsProjection(),
     ]

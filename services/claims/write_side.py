@@ -21,10 +21,12 @@ from shared.events.claims import (
     ClaimFiled,
     ClaimPaid,
     ClaimRejected,
+    ClaimReopened,
 )
 from shared.events.personal import KeyStore, open_sealed
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
+from shared.policy.calendar import business_day
 from shared.projection.changes import RowChange, Update, Upsert
 
 WRITE_MODEL = (
@@ -42,6 +44,15 @@ WRITE_MODEL = (
             benefit    text NOT NULL
         );
         CREATE INDEX ON {schema}.worker_claims (worker_id, status);
+        """,
+    ),
+    Migration(
+        "worker_claims_rejections",
+        """
+        -- A rejection on another service's facts is revised when facts that service had
+        -- recorded before the rejection arrive later (see services.claims.reactions).
+        ALTER TABLE {schema}.worker_claims ADD COLUMN reasons text;
+        ALTER TABLE {schema}.worker_claims ADD COLUMN decided_at timestamptz;
         """,
     ),
 )
@@ -104,7 +115,14 @@ def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
         approved = {"status": "approved", "total": data.total, "death_date": data.death_date}
         return [Update("worker_claims", {"claim_id": data.claim_id}, approved)]
     if isinstance(data, ClaimRejected):
-        return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "rejected"})]
+        rejected = {
+            "status": "rejected",
+            "reasons": ",".join(data.reasons),
+            "decided_at": event.envelope.recorded_at,
+        }
+        return [Update("worker_claims", {"claim_id": data.claim_id}, rejected)]
+    if isinstance(data, ClaimReopened):
+        return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "pending"})]
     assert isinstance(data, ClaimPaid)
     return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "paid"})]
 
@@ -113,7 +131,7 @@ def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
 class ClaimRegistry:
     keys: KeyStore
     event_types: frozenset[str] = frozenset(
-        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimPaid"}
+        {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimReopened", "ClaimPaid"}
     )
 
     async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
@@ -129,7 +147,7 @@ class ClaimRegistry:
                     Child(f"child-{n}", c.birth_date, c.school_level)
                     for n, c in enumerate(opened.children, start=1)
                 )
-        claim = claim_filed(data, event.envelope.occurred_at.date(), children)
+        claim = claim_filed(data, business_day(event.envelope.occurred_at), children)
         return registry_changes(event, claim)
 
     async def restored(self, conn: DbConnection) -> None:

@@ -47,6 +47,7 @@ from shared.http import (
     service_router,
 )
 from shared.logs import correlation_id
+from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope
 
 
@@ -67,7 +68,7 @@ class RegisterRequest(BaseModel):
 class CorrectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Reason
+    reason: Annotated[Reason, CLEAR_TEXT]
     nik: Nik | None = None
     full_name: PersonName | None = None
     address: Address | None = None
@@ -81,7 +82,7 @@ class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     end_date: date
-    note: Note | None = None
+    note: Annotated[Note, CLEAR_TEXT] | None = None
 
 
 class Appended(BaseModel):
@@ -113,6 +114,7 @@ class ImportedRow(BaseModel):
 
 class Imported(BaseModel):
     batch_id: str
+    import_id: uuid.UUID
     registered: int
     already_registered: int
     refused: int
@@ -203,10 +205,11 @@ async def import_file(request: Request, principal: Caller, service: Enrolment) -
         raise HTTPException(422, str(error)) from None
     return Imported(
         batch_id=result.batch_id,
+        import_id=result.import_id,
         registered=result.count("registered"),
         already_registered=result.count("already_registered"),
         refused=result.count("refused"),
-        report=f"/imports/{result.batch_id}/report.csv",
+        report=f"/imports/{result.import_id}/report.csv",
         rows=[
             ImportedRow(
                 row=r.row, outcome=r.outcome, worker_id=r.worker_id, reasons=list(r.reasons)
@@ -216,17 +219,17 @@ async def import_file(request: Request, principal: Caller, service: Enrolment) -
     )
 
 
-@router.get("/imports/{batch_id}/report.csv", response_class=PlainTextResponse)
+@router.get("/imports/{import_id}/report.csv", response_class=PlainTextResponse)
 async def import_report(
-    batch_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")],
+    import_id: uuid.UUID,
     principal: Caller,
     service: Enrolment,
 ) -> str:
-    """The per-row outcome of an import, as CSV."""
+    """The per-row outcome of one import, as CSV (each import of a file has its own)."""
     require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-    report = await report_csv(service, batch_id, AreaScope.of(principal))
+    report = await report_csv(service, import_id, AreaScope.of(principal))
     if report is None:
-        raise HTTPException(404, f"no import {batch_id}")
+        raise HTTPException(404, f"no import {import_id}")
     return report
 
 

@@ -25,6 +25,7 @@ from shared.events.enrolment import (
 )
 from shared.events.types import Premium, SealedPersonal
 from shared.policy import PolicyBook
+from shared.policy.calendar import business_day
 from shared.policy.eligibility import Problem, check_age, coverage_age_limit_end
 
 T = TypeVar("T")
@@ -125,7 +126,7 @@ def decide(command: Command, worker: Worker, book: PolicyBook) -> list[Decided]:
         return _correct(command, worker, book)
     if isinstance(command, StartCoverage):
         return _start_coverage(command, worker, book)
-    return _end_coverage(command, worker)
+    return _end_coverage(command, worker, book)
 
 
 def _register(command: RegisterWorker, worker: Worker, book: PolicyBook) -> list[Decided]:
@@ -133,7 +134,7 @@ def _register(command: RegisterWorker, worker: Worker, book: PolicyBook) -> list
         raise RefusedError(
             [Problem("worker_id", "this worker is already registered")], conflict=True
         )
-    day = command.at.date()
+    day = business_day(command.at)
     policy = book.in_force(day)
     problems = [
         *check_nik(command.nik, command.birth_date, command.sex),
@@ -163,7 +164,7 @@ def _correct(command: CorrectDetails, worker: Worker, book: PolicyBook) -> list[
         raise RefusedError([Problem("worker_id", "no such worker")], conflict=True)
     assert worker.birth_date is not None
     assert worker.sex is not None
-    day = command.at.date()
+    day = business_day(command.at)
     policy = book.in_force(day)
     birth_date = command.birth_date or worker.birth_date
     sex = command.sex or worker.sex
@@ -246,21 +247,64 @@ def _start_coverage(command: StartCoverage, worker: Worker, book: PolicyBook) ->
     return [Decided("CoverageStarted", event, command.at, policy.version)]
 
 
-def _end_coverage(command: EndCoverage, worker: Worker) -> list[Decided]:
+def _end_coverage(command: EndCoverage, worker: Worker, book: PolicyBook) -> list[Decided]:
+    if command.reason == "deceased":
+        return _record_death(command, worker)
     current = worker.coverage_on(command.end_date)
     if current is None or current.ended_on is not None:
-        if command.reason == "deceased":
-            return []  # a death outside any coverage leaves no coverage to end
         raise RefusedError(
             [Problem("end_date", f"no open coverage on {command.end_date}")], conflict=True
         )
+    reason = command.reason
+    if reason == "expired" and worker.birth_date is not None:
+        # A period cut at the age limit ends for that reason, whoever notices it ended.
+        limit = book.in_force(current.start_date).coverage_age_limit
+        if current.end_date == coverage_age_limit_end(worker.birth_date, limit):
+            reason = "age_limit"
     event = CoverageEnded(
         worker_id=command.worker_id,
         coverage_id=current.coverage_id,
         end_date=command.end_date,
-        reason=command.reason,
+        reason=reason,
     )
     return [Decided("CoverageEnded", event, command.at, None)]
+
+
+def _record_death(command: EndCoverage, worker: Worker) -> list[Decided]:
+    """A death ends the coverage that ran on that day (even one already closed as expired
+    after it), cancels any coverage beginning later, and is recorded in every case: the
+    person's death does not depend on whether the expiry job or the claim came first."""
+    if worker.deceased:
+        return []
+    died_on = command.end_date
+    ended = []
+    for coverage in worker.coverages:
+        last = coverage.ended_on or coverage.end_date
+        if coverage.start_date > died_on or coverage.start_date <= died_on < last:
+            # Cut on the day of death; a coverage that would begin later never runs (its end
+            # falls before its start, so no month of it is ever invoiced or covered).
+            ended.append(coverage)
+    if not ended:
+        before = [c for c in worker.coverages if c.start_date <= died_on]
+        if not before:
+            return []  # never covered: no coverage to end and nothing to bill
+        # The coverage had ended on or before the day of death: keep why the person left.
+        last_coverage = max(before, key=lambda c: c.start_date)
+        ended.append(last_coverage)
+    return [
+        Decided(
+            "CoverageEnded",
+            CoverageEnded(
+                worker_id=command.worker_id,
+                coverage_id=coverage.coverage_id,
+                end_date=min(died_on, coverage.ended_on or coverage.end_date),
+                reason="deceased",
+            ),
+            command.at,
+            None,
+        )
+        for coverage in ended
+    ]
 
 
 def evolve(worker: Worker, data: BaseModel) -> Worker:

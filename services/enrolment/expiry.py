@@ -17,35 +17,27 @@ from services.enrolment.domain import EndCoverage
 from services.enrolment.service import EnrolmentService
 from shared.decisions import RefusedError
 from shared.eventstore.store import CommandContext
-from shared.policy.eligibility import coverage_age_limit_end
 
 log = logging.getLogger(__name__)
 
 
 async def end_expired_coverages(service: EnrolmentService, today: date) -> int:
-    """End every coverage whose last day is before ``today``; return how many were ended."""
+    """End every coverage period whose last day is before ``today`` (each period, also one a
+    renewal followed); return how many were ended. The rules say why it ended: a period cut at
+    the age limit ends as ``age_limit``, any other as ``expired``."""
     rows = await service.pool.fetch(
-        f"SELECT worker_id, birth_date, coverage_end FROM {service.schema}.workers "
-        "WHERE status = 'covered' AND coverage_end < $1",
+        f"SELECT worker_id, end_date FROM {service.schema}.coverages "
+        "WHERE ended_on IS NULL AND end_date < $1 ORDER BY worker_id, end_date",
         today,
     )
     ended = 0
     for row in rows:
-        limit = coverage_age_limit_end(
-            row["birth_date"], service.book.in_force(today).coverage_age_limit
-        )
-        at_age_limit = row["coverage_end"] >= limit
-        command = EndCoverage(
-            row["worker_id"],
-            "age_limit" if at_age_limit else "expired",
-            row["coverage_end"],
-            service.clock(),
-        )
+        command = EndCoverage(row["worker_id"], "expired", row["end_date"], service.clock())
         context = CommandContext(
             "system",
             "system",
             uuid.uuid4(),
-            idempotency_key=f"expiry:{row['worker_id']}:{row['coverage_end']}",
+            idempotency_key=f"expiry:{row['worker_id']}:{row['end_date']}",
         )
         try:
             handled = await service.execute(command, context)

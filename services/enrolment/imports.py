@@ -2,7 +2,8 @@
 
 Each row is registered on its own under the idempotency key ``import:<file digest>:<row>``, so
 one bad row never blocks or half-writes the others, and importing the same file again registers
-nothing twice (each row returns its first result). Every row's outcome is kept for the report.
+nothing twice (each row returns its first result). Every import keeps its own report, under
+its own import id: importing a file again adds a report and never rewrites the first one.
 
 Rows are numbered as a spreadsheet shows them (the header is row 1); a blank line is no row: it
 keeps its number but is neither imported nor counted. A row with more cells than the header, a
@@ -66,6 +67,19 @@ IMPORT_TABLES = (
             ADD COLUMN kecamatan_code text;
         """,
     ),
+    # One report per import: the rows' outcomes keyed by the import, so a second import of the
+    # same file (every row "already_registered") sits beside the first instead of overwriting.
+    Migration(
+        "import_reports",
+        """
+        ALTER TABLE {schema}.import_rows ADD COLUMN import_id uuid;
+        UPDATE {schema}.import_rows SET import_id = md5(batch_id)::uuid;
+        ALTER TABLE {schema}.import_rows ALTER COLUMN import_id SET NOT NULL;
+        ALTER TABLE {schema}.import_rows DROP CONSTRAINT import_rows_pkey;
+        ALTER TABLE {schema}.import_rows ADD PRIMARY KEY (import_id, row);
+        CREATE INDEX ON {schema}.import_rows (batch_id);
+        """,
+    ),
 )
 
 
@@ -100,7 +114,8 @@ class RowResult:
 
 @dataclass
 class ImportResult:
-    batch_id: str
+    batch_id: str  # the file's digest: the same for every import of one file
+    import_id: uuid.UUID  # this import: its report
     rows: list[RowResult] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
@@ -239,7 +254,7 @@ async def import_csv(
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportResult:
     batch_id = batch_id_of(content, scope.area)
-    result = ImportResult(batch_id)
+    result = ImportResult(batch_id, uuid.uuid4())
     correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
     first_row_of_nik: dict[str, int] = {}
     window: list[Awaitable[RowResult]] = []
@@ -260,11 +275,11 @@ async def import_csv(
     result.rows += await _gathered(window, progress)
     area = scope.row_codes()
     await service.pool.executemany(
-        f"INSERT INTO {service.schema}.import_rows VALUES ($1, $2, $3, $4, $5, $6, $7) "
-        "ON CONFLICT (batch_id, row) DO UPDATE SET outcome = EXCLUDED.outcome, "
-        "worker_id = EXCLUDED.worker_id, reasons = EXCLUDED.reasons",
+        f"INSERT INTO {service.schema}.import_rows (import_id, batch_id, row, outcome, "
+        "worker_id, reasons, kelurahan_code, kecamatan_code) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [
-            (batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons), *area)
+            (result.import_id, batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons), *area)
             for r in result.rows
         ],
     )
@@ -317,13 +332,15 @@ async def _import_row(
     return RowResult(number, "already_registered" if handled.replayed else "registered", worker_id)
 
 
-async def report_csv(service: EnrolmentService, batch_id: str, scope: AreaScope) -> str | None:
-    """The report of a batch imported within the caller's area, or None."""
+async def report_csv(
+    service: EnrolmentService, import_id: uuid.UUID, scope: AreaScope
+) -> str | None:
+    """The report of one import made within the caller's area, or None."""
     within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
     rows = await service.pool.fetch(
         f"SELECT row, outcome, worker_id, reasons FROM {service.schema}.import_rows "
-        f"WHERE batch_id = $1 AND {within.condition} ORDER BY row",
-        batch_id,
+        f"WHERE import_id = $1 AND {within.condition} ORDER BY row",
+        import_id,
         *within.args,
     )
     if not rows:

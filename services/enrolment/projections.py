@@ -14,6 +14,7 @@ from shared.events.enrolment import (
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
+from shared.readmodels.coverage import CoveragesProjection
 
 WORKERS_TABLE = Migration(
     "workers_v1",
@@ -108,4 +109,6 @@ class WorkersProjection:
         return []
 
 
-PROJECTIONS = (WorkersProjection(),)
+# Every coverage period (the expiry job ends each one), by the rules shared with billing and
+# claims.
+PROJECTIONS = (WorkersProjection(), CoveragesProjection())

@@ -2,7 +2,9 @@
 
 A reaction (``shared.eventstore.reactions``): the event becomes a command for the command
 handler, appended in the transaction that records the consumed position, under an idempotency
-key derived from the causing event, so it happens exactly once.
+key derived from the causing event, so it happens exactly once. One the worker's rules refuse
+(a deceased person designated, an overlapping period) is never dropped in silence: the causing
+event is dead-lettered with the refusal as its reason, and the dead-letter alert fires.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from shared.auth import AuthSettings
 from shared.keystore import PostgresKeyStore
 from shared.kms import nik_digest_key
 from shared.policy import policy_book
+from shared.policy.calendar import business_day
 from shared.projection.writer import Projection
+from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, GuardedSettings, KafkaSettings
 
@@ -55,8 +57,14 @@ async def build(
     pool, producer = await connect(SERVICE, kafka, database)
     settings = EnrolmentSettings()
     service = enrolment_service(pool, settings)
-    expiry = expiry_job(service, lambda: service.clock().date(), settings.expiry_interval_seconds)
-    projections: list[Projection] = [WorkersProjection(), coverage_reactions(service)]
+    expiry = expiry_job(
+        service, lambda: business_day(service.clock()), settings.expiry_interval_seconds
+    )
+    projections: list[Projection] = [
+        WorkersProjection(),
+        CoveragesProjection(),
+        coverage_reactions(service),
+    ]
     app = create_app(service, auth)
     process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry])
     return process, service

@@ -30,6 +30,7 @@ from shared.http import (
     service_router,
 )
 from shared.logs import correlation_id
+from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
@@ -41,13 +42,13 @@ LEVEL_OF_ROLE: dict[Role, Level] = {
 
 class VerifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: Note | None = None
+    note: Annotated[Note, CLEAR_TEXT] | None = None
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reasons: list[RejectionReason] = Field(min_length=1, max_length=len(get_args(RejectionReason)))
-    note: Note | None = None
+    note: Annotated[Note, CLEAR_TEXT] | None = None
 
 
 class DesignateRequest(BaseModel):

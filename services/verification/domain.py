@@ -15,6 +15,7 @@ from uuid import UUID
 from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.verification import Level, RejectionReason, VerificationRejected, Verified
 from shared.policy import PolicyBook
+from shared.policy.calendar import business_day
 from shared.policy.eligibility import Problem, check_age
 
 LEVELS: tuple[Level, ...] = ("kelurahan", "kecamatan", "city")
@@ -30,6 +31,7 @@ class Facts:
     kecamatan_code: str
     birth_date: date
     corrected_at: datetime | None = None
+    died_on: date | None = None  # the death enrolment recorded (an approved death claim)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def decide(
         )
         raise RefusedError([Problem("level", detail)], conflict=True)
     case_id = case.case_id or facts.worker_id
-    policy = book.in_force(command.at.date())
+    policy = book.in_force(business_day(command.at))
     if isinstance(command, Reject):
         if "other" in command.reasons and not command.note:
             raise RefusedError([Problem("note", "reason 'other' needs a note")])
@@ -159,6 +161,9 @@ def _designate(
         raise ValueError("a designation is decided against its cohort's standing")
     policy = book.in_force(command.coverage_start)
     rule = policy.cohorts[command.cohort]
+    if facts.died_on is not None:
+        died = f"the worker died on {facts.died_on} (an approved death claim); a deceased person "
+        raise RefusedError([Problem("worker_id", died + "is not designated")], conflict=True)
     problems = []
     if not rule.min_months <= command.cover_months <= rule.max_months:
         problems.append(

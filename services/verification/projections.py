@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events.billing import BudgetAllocated
-from shared.events.enrolment import WorkerDetailsCorrected, WorkerRegistered
+from shared.events.enrolment import CoverageEnded, WorkerDetailsCorrected, WorkerRegistered
 from shared.events.verification import VerificationRejected, Verified
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Upsert
@@ -39,6 +39,11 @@ CASES_TABLE = Migration(
     CREATE INDEX ON {schema}.cases (kelurahan_code);
     CREATE INDEX ON {schema}.cases (fiscal_year, cohort);
     """,
+)
+# The person's death, from enrolment's record of it: a deceased person is never designated.
+CASES_DEATHS = Migration(
+    "cases_died_on",
+    "ALTER TABLE {schema}.cases ADD COLUMN died_on date;",
 )
 DESIGNATIONS_TABLE = Migration(
     "designations_v1",
@@ -74,9 +79,15 @@ class CasesProjection:
     name: str = "cases"
     sources: Sequence[str] = ("enrolment", "verification")
     event_types: frozenset[str] = frozenset(
-        {"WorkerRegistered", "WorkerDetailsCorrected", "Verified", "VerificationRejected"}
+        {
+            "WorkerRegistered",
+            "WorkerDetailsCorrected",
+            "CoverageEnded",
+            "Verified",
+            "VerificationRejected",
+        }
     )
-    migrations: Sequence[Migration] = (CASES_TABLE, DESIGNATIONS_TABLE)
+    migrations: Sequence[Migration] = (CASES_TABLE, DESIGNATIONS_TABLE, CASES_DEATHS)
     tables: Sequence[str] = ("cases", "designations")
 
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
@@ -95,6 +106,10 @@ class CasesProjection:
                 include={"kelurahan_code", "kecamatan_code", "birth_date"}, exclude_none=True
             )
             return [Upsert("cases", key, {**corrected, "corrected_at": envelope.recorded_at})]
+        if isinstance(data, CoverageEnded):
+            if data.reason != "deceased":
+                return []
+            return [Upsert("cases", key, {"died_on": data.end_date})]
         if isinstance(data, Verified):
             decision: dict[str, object] = {
                 "last_level": data.level,

@@ -83,6 +83,7 @@ class VerificationService:
             row["kecamatan_code"],
             row["birth_date"],
             row["corrected_at"],
+            row["died_on"],
         )
 
     async def wait_for_facts(self, sources: Sequence[str]) -> None:

@@ -62,3 +62,19 @@ class PremiumPaid(Contract):
     payer: PersonName
     cohort: Cohort | None = None
     fiscal_year: FiscalYear | None = None
+
+
+class PremiumCancelled(Contract):
+    """A worker-month invoiced for a month its coverage no longer includes (the coverage ended
+    earlier: a death, a withdrawal): taken off its unpaid invoice, or owed back to the city
+    when the invoice was already paid."""
+
+    worker_id: UUID
+    invoice_id: UUID
+    period: Period
+    coverage_id: UUID
+    cohort: Cohort
+    fiscal_year: FiscalYear
+    amount: Premium
+    reason: Literal["expired", "deceased", "age_limit", "withdrawn"]
+    refund_due: bool = Field(description="The invoice was paid: the city is owed this back.")

@@ -53,6 +53,13 @@ class ChildrenPersonal(Contract):
     children: list[ChildPersonal] = Field(default_factory=list, max_length=MAX_CHILDREN)
 
 
+class ClaimDocuments(Contract):
+    """The titles of the documents a claim comes with ("Akta Kematian a.n. ..."): personal by
+    nature, so sealed under the worker's key and gone with it."""
+
+    titles: list[str] = Field(default_factory=list, max_length=50)
+
+
 class ClaimFiled(Contract):
     claim_id: UUID
     worker_id: UUID
@@ -61,7 +68,14 @@ class ClaimFiled(Contract):
     incident_date: date
     claimant: SealedPersonal
     children: SealedPersonal | None = None
-    documents: list[Reference] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
+    documents: list[Reference] = Field(
+        default_factory=list,
+        max_length=MAX_DOCUMENTS,
+        description="Document titles in clear: only on claims filed before titles were sealed.",
+    )
+    sealed_documents: SealedPersonal | None = Field(
+        default=None, description="The document titles (ClaimDocuments), sealed."
+    )
     accident_benefit: (
         Literal["medical", "temporary_incapacity", "total_permanent_disability"] | None
     ) = Field(default=None, description="For a JKK accident that is not a death.")
@@ -73,6 +87,16 @@ class BenefitItem(Contract):
     code: Code
     amount: Rupiah
     description: Annotated[str, Text(NOTE_CHARS, min_length=0)] = ""
+    child: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The child a scholarship instalment is for (child-1, child-2).",
+    )
+    school_year: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}/\d{4}$",
+        description="The school year a scholarship instalment pays, e.g. 2025/2026.",
+    )
 
 
 class ClaimApproved(Contract):
@@ -85,6 +109,12 @@ class ClaimApproved(Contract):
     )
     policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
+    )
+    open_instalments: list[BenefitItem] = Field(
+        default_factory=list,
+        max_length=40,
+        description="A scholarship award's later school years: not paid with this approval and "
+        "not in its total; each is paid once its school year begins.",
     )
 
     @model_validator(mode="after")
@@ -103,6 +133,27 @@ class ClaimRejected(Contract):
     policy_note: Decision | None = Field(
         default=None, description="The decision in words a claims officer can read to an heir."
     )
+
+
+class ClaimReopened(Contract):
+    """A rejection revised on facts another service had recorded before it but claims saw only
+    later: by them the claim waits (premiums in arrears, grace), so it is pending again and is
+    decided as the missing months are paid."""
+
+    claim_id: UUID
+    worker_id: UUID
+    policy_note: Decision | None = Field(
+        default=None, description="The decision in words a claims officer can read to an heir."
+    )
+
+
+class ScholarshipInstalmentApproved(Contract):
+    """A later school year of a scholarship award, paid once: it has begun and the child is
+    still eligible (under 23 when it began, neither married nor working)."""
+
+    claim_id: UUID
+    worker_id: UUID
+    item: BenefitItem
 
 
 class ClaimPaid(Contract):

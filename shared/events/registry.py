@@ -69,10 +69,13 @@ EVENT_TYPES: dict[str, EventType] = {
         _single("PremiumInvoiced", "billing", billing.PremiumInvoiced),
         _single("InvoiceIssued", "billing", billing.InvoiceIssued),
         _single("PremiumPaid", "billing", billing.PremiumPaid),
+        _single("PremiumCancelled", "billing", billing.PremiumCancelled),
         _single("ClaimFiled", "claims", claims.ClaimFiled),
         _single("ClaimApproved", "claims", claims.ClaimApproved),
         _single("ClaimRejected", "claims", claims.ClaimRejected),
+        _single("ClaimReopened", "claims", claims.ClaimReopened),
         _single("ClaimPaid", "claims", claims.ClaimPaid),
+        _single("ScholarshipInstalmentApproved", "claims", claims.ScholarshipInstalmentApproved),
     )
 }
 

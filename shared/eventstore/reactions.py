@@ -9,7 +9,6 @@ happens exactly once. A keyed reaction's command carries the key derived from th
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,8 +21,6 @@ from shared.eventstore.store import CommandContext, reaction_key
 from shared.projection.changes import RowChange
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Projection
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,6 +101,14 @@ class Reacting:
                     conn=conn,
                 )
             except RefusedError as refused:
-                # A command the rules refuse (a designation overlapping a coverage, say) is
-                # reported, not retried: the stream is unchanged.
-                log.warning("%s did not act on %s: %s", self.name, envelope.event_id, refused)
+                # What another service decided and the rules here refuse (a deceased person
+                # designated, an overlapping period) is never a silent no-op: the event is
+                # dead-lettered with the refusal, and the dead-letter alert fires.
+                raise ReactionRefusedError(
+                    f"{self.name} refused to act on {envelope.event_type} {envelope.event_id}: "
+                    f"{refused}"
+                ) from refused
+
+
+class ReactionRefusedError(RuntimeError):
+    """A reaction the rules refuse: its causing event is dead-lettered with this reason."""

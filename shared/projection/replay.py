@@ -28,6 +28,7 @@ from aiokafka import TopicPartition
 from shared.db import DbConnection
 from shared.deadletters import parked_figures
 from shared.eventstore.migrations import PLATFORM, migrate
+from shared.policy.calendar import business_day
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Projection, ProjectionWriter
 from shared.settings import KafkaSettings
@@ -45,7 +46,7 @@ class History:
     def includes(self, event: ConsumedEvent) -> bool:
         if self.known_at is not None and event.envelope.recorded_at > self.known_at:
             return False
-        return self.true_on is None or event.envelope.occurred_at.date() <= self.true_on
+        return self.true_on is None or business_day(event.envelope.occurred_at) <= self.true_on
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shared.db import service_dsn
 from shared.events.billing import PremiumPaid
-from shared.events.enrolment import CoverageStarted
+from shared.events.enrolment import CoverageEnded, CoverageStarted
 from shared.events.types import Premium
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
@@ -29,7 +29,10 @@ async def publish_as(
     database: DatabaseSettings,
     stream: str,
     events: list[tuple[str, BaseModel, uuid.UUID | None]],
+    publish: bool = True,
 ) -> None:
+    """Append ``events`` to ``service``'s store and, if ``publish``, relay its outbox to the
+    topic (without: committed by the producer but not yet on its topic)."""
     dsn = service_dsn(database.database_url, service, database.service_role_password)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     producer = AIOKafkaProducer(**producer_options(kafka))
@@ -45,11 +48,20 @@ async def publish_as(
             for kind, data, worker in events
         ]
         context = CommandContext("system", "system", uuid.uuid4())
-        await EventStore(pool, service, service).append(stream, None, new, context)
-        await OutboxRelay(pool, service, kafka.events_topic(service), producer).publish_pending()
+        if new:
+            await EventStore(pool, service, service).append(stream, None, new, context)
+        if publish:
+            await OutboxRelay(
+                pool, service, kafka.events_topic(service), producer
+            ).publish_pending()
     finally:
         await producer.stop()
         await pool.close()
+
+
+async def relay_outbox(service: str, kafka: KafkaSettings, database: DatabaseSettings) -> None:
+    """Publish what ``service`` has committed and not yet published."""
+    await publish_as(service, kafka, database, "", [])
 
 
 async def start_coverage(
@@ -59,7 +71,9 @@ async def start_coverage(
     cohort: str,
     start: date,
     end: date,
-) -> None:
+    publish: bool = True,
+) -> uuid.UUID:
+    """Record (and publish, unless not ``publish``) a coverage as enrolment would; its id."""
     data = CoverageStarted(
         worker_id=worker,
         coverage_id=uuid.uuid4(),
@@ -74,12 +88,41 @@ async def start_coverage(
         decree_ref="SK 1",
     )
     await publish_as(
-        "enrolment", kafka, database, f"worker-{worker}", [("CoverageStarted", data, worker)]
+        "enrolment",
+        kafka,
+        database,
+        f"worker-{worker}",
+        [("CoverageStarted", data, worker)],
+        publish,
+    )
+    return data.coverage_id
+
+
+async def end_coverage(
+    kafka: KafkaSettings,
+    database: DatabaseSettings,
+    worker: uuid.UUID,
+    coverage_id: uuid.UUID,
+    end: date,
+    reason: str,
+) -> None:
+    data = CoverageEnded(
+        worker_id=worker,
+        coverage_id=coverage_id,
+        end_date=end,
+        reason=reason,  # type: ignore[arg-type]
+    )
+    await publish_as(
+        "enrolment", kafka, database, f"worker-{worker}", [("CoverageEnded", data, worker)]
     )
 
 
 async def pay_months(
-    kafka: KafkaSettings, database: DatabaseSettings, worker: uuid.UUID, periods: list[str]
+    kafka: KafkaSettings,
+    database: DatabaseSettings,
+    worker: uuid.UUID,
+    periods: list[str],
+    publish: bool = True,
 ) -> None:
     invoice = uuid.uuid4()
     events: list[tuple[str, BaseModel, uuid.UUID | None]] = [
@@ -98,4 +141,4 @@ async def pay_months(
         )
         for period in periods
     ]
-    await publish_as("billing", kafka, database, f"premiums-{worker}", events)
+    await publish_as("billing", kafka, database, f"premiums-{worker}", events, publish)

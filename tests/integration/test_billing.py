@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
+import asyncpg
 import httpx
 import pytest
 
 from services.billing import wiring as billing_wiring
+from services.billing.projections import PremiumsProjection
 from shared.auth import AuthSettings
+from shared.db import service_dsn
+from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
 from tests.integration.sandbox import isolated, running
@@ -84,9 +88,20 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     january = (await run(world, "2025-01")).json()
     assert (january["lines"], january["supplementary"]) == (2, False)
     await start_coverage(world, C, "regular", date(2025, 1, 10), date(2025, 12, 31))
-    supplementary = await run(world, "2025-01")
-    assert supplementary.status_code == 201, supplementary.text
-    assert (supplementary.json()["lines"], supplementary.json()["supplementary"]) == (1, True)
+    # January was run before billing saw C's coverage: C's January is invoiced as it arrives,
+    # on a supplementary invoice, and a later run finds nothing left.
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        listed = await world.api.get(
+            "/invoices", params={"period": "2025-01"}, headers=as_officer()
+        )
+        supplementary = [i for i in listed.json() if i["supplementary"]]
+        if supplementary:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "C's January never invoiced"
+        await asyncio.sleep(0.1)
+    assert supplementary[0]["lines"] == 1
+    assert (await run(world, "2025-01")).status_code == 422
     march = (await run(world, "2025-03")).json()
     assert march["lines"] == 2  # B's cover ended in February
 
@@ -166,3 +181,93 @@ async def test_monthly_billing_payments_and_arrears(world: World) -> None:
     assert 'berlian_events_appended_total{event_type="PremiumPaid",service="billing"}' in metrics
     assert "berlian_projection_lag_records{" in metrics
     assert str(A) not in metrics  # no worker ids in labels
+
+
+async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: World) -> None:
+    deceased, other = uuid.uuid4(), uuid.uuid4()
+    coverage = await publishing.start_coverage(
+        world.kafka, world.database, deceased, "regular", date(2024, 11, 1), date(2025, 10, 31)
+    )
+    await start_coverage(world, other, "regular", date(2024, 11, 1), date(2025, 10, 31))
+    february = (await run(world, "2025-02")).json()
+    march = (await run(world, "2025-03")).json()
+    paid = await world.api.post(
+        f"/invoices/{february['invoice_id']}/payments",
+        json={"payment_ref": "SP2D 201", "paid_on": "2025-02-20", "amount": 33_600},
+        headers=as_officer() | new_key(),
+    )
+    assert paid.status_code == 201, paid.text
+
+    # The death on 20 January is recorded only now, after both months were invoiced.
+    await publishing.end_coverage(
+        world.kafka, world.database, deceased, coverage, date(2025, 1, 20), "deceased"
+    )
+
+    async def march_total() -> int:
+        listed = await world.api.get(
+            "/invoices", params={"period": "2025-03"}, headers=as_officer()
+        )
+        return int(listed.json()[0]["total"])
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while await march_total() != 16_800:
+        assert asyncio.get_running_loop().time() < deadline, "March still bills the deceased"
+        await asyncio.sleep(0.1)
+    settled = await world.api.post(
+        f"/invoices/{march['invoice_id']}/payments",
+        json={"payment_ref": "SP2D 301", "paid_on": "2025-03-20", "amount": 16_800},
+        headers=as_officer() | new_key(),
+    )
+    assert settled.status_code == 201, settled.text
+    assert settled.json()["worker_months_paid"] == 1  # only the living worker's month
+    april = (await run(world, "2025-04")).json()
+    assert april["lines"] == 1
+
+    # February was paid before the death was known: it stays paid (owed back to the city) and
+    # is no longer invoiced; March's line for the deceased is gone; April bills one worker.
+    async def regular() -> tuple[int, int]:
+        report = (await world.api.get("/budgets/2024", headers=as_officer())).json()
+        cohort = next(c for c in report["cohorts"] if c["cohort"] == "regular")
+        return int(cohort["invoiced"]), int(cohort["paid"])
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while await regular() != (3 * 16_800, 33_600 + 16_800):
+        assert asyncio.get_running_loop().time() < deadline, await regular()
+        await asyncio.sleep(0.1)
+
+    # The premiums read model, replayed from the topic, is the live one.
+    pool = await asyncpg.create_pool(
+        service_dsn(world.database.database_url, "billing", world.database.service_role_password)
+    )
+    try:
+        rebuilt = await rebuild_into(pool, "billing_scratch", PremiumsProjection(), world.kafka)
+        live = await pool.fetch("SELECT * FROM billing.premiums ORDER BY worker_id, period")
+        again = await pool.fetch(
+            f"SELECT * FROM {rebuilt.schema}.premiums ORDER BY worker_id, period"
+        )
+        assert [dict(r) for r in again] == [dict(r) for r in live]
+    finally:
+        await pool.close()
+
+
+async def test_a_coverage_seen_after_its_month_was_run_is_invoiced_then(world: World) -> None:
+    early, late = uuid.uuid4(), uuid.uuid4()
+    await start_coverage(world, early, "regular", date(2026, 1, 1), date(2026, 12, 31))
+    january = await run(world, "2026-01")
+    assert january.json()["lines"] == 1
+    # Enrolment had recorded the second coverage already; billing reads it only now.
+    await start_coverage(world, late, "regular", date(2025, 12, 1), date(2026, 11, 30))
+
+    async def supplementary() -> list[dict[str, object]]:
+        listed = await world.api.get(
+            "/invoices", params={"period": "2026-01"}, headers=as_officer()
+        )
+        return [i for i in listed.json() if i["supplementary"]]
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (found := await supplementary()):
+        assert asyncio.get_running_loop().time() < deadline, "January never billed the late one"
+        await asyncio.sleep(0.1)
+    assert (found[0]["lines"], found[0]["total"]) == (1, 16_800)
+    again = await run(world, "2026-01")
+    assert again.status_code == 422  # nothing left to invoice: each worker-month once

@@ -15,7 +15,8 @@ import pytest
 from services.claims import wiring as claims_wiring
 from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.integration.publishing import pay_months, start_coverage
+from shared.topic_reader import read_topics
+from tests.integration.publishing import pay_months, relay_outbox, start_coverage
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
 
@@ -138,9 +139,30 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
         world, long_member, kind="scholarship", incident_date="2025-07-20", children=children
     )
     assert grant["status"] == "approved"
-    assert (
-        grant["total"] == 87_000_000 + 12_000_000
-    )  # second child: one year of university before 23
+    # An award in yearly instalments: the school year in progress is paid now, one item per
+    # child; the first child's later years stay open; the second child (22) has one year left.
+    assert grant["total"] == 1_500_000 + 12_000_000
+    assert sorted((i["child"], i["code"]) for i in grant["items"]) == [
+        ("child-1", "SCHOLARSHIP_TK"),
+        ("child-2", "SCHOLARSHIP_UNIVERSITY"),
+    ]
+    assert {i["child"] for i in grant["open_instalments"]} == {"child-1"}
+    assert sum(i["amount"] for i in grant["open_instalments"]) == 87_000_000 - 1_500_000
+    paid_grant = await world.api.post(
+        f"/claims/{grant['claim_id']}/payments",
+        json={"payment_ref": "BPJS-S1", "paid_on": "2025-08-01", "amount": grant["total"]},
+        headers=as_officer() | new_key(),
+    )
+    assert paid_grant.status_code == 201, paid_grant.text
+    # A later school year is not paid before it begins.
+    later = max(i["school_year"] for i in grant["open_instalments"])
+    early = await world.api.post(
+        f"/claims/{grant['claim_id']}/instalments",
+        json={"child": "child-1", "school_year": later, "married": False, "working": False},
+        headers=as_officer() | new_key(),
+    )
+    assert early.status_code == 422, early.text
+    assert "it is paid once it has begun" in early.text
 
     wrong = await world.api.post(
         f"/claims/{death['claim_id']}/payments",
@@ -160,3 +182,84 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
         headers=as_officer() | new_key(),
     )
     assert rejected_payment.status_code == 409
+
+
+async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2022, 8, 1), date(2025, 12, 31)
+    )
+    await pay_months(world.kafka, world.database, worker, months("2022-09", 35))
+    death = await file(world, worker, incident_date="2025-07-20")
+    assert death["status"] == "approved"
+    # Billing has recorded the payment of August 2022 (its 36th month); it is still in
+    # billing's outbox, so not on the topic whose end the freshness wait reads.
+    await pay_months(world.kafka, world.database, worker, ["2022-08"], publish=False)
+    children = [{"name": "Anak Satu", "birth_date": "2014-03-01", "school_level": "SD"}]
+    grant = await file(
+        world, worker, kind="scholarship", incident_date="2025-07-20", children=children
+    )
+    assert (grant["status"], grant["reasons"]) == ("rejected", ["insufficient_contributions"])
+
+    await relay_outbox("billing", world.kafka, world.database)
+
+    # The rejection rested on facts older than billing's: it is revised, not final.
+    await revised_to_approved(world, grant["claim_id"])
+
+
+async def revised_to_approved(world: World, claim_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        seen = (await world.api.get(f"/claims/{claim_id}", headers=as_officer())).json()
+        if seen["status"] == "approved":
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"never revised: {seen}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_claim_decided_while_a_coverage_sat_in_enrolments_outbox_is_revised(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    await pay_months(world.kafka, world.database, worker, months("2024-11", 4))
+    # Enrolment has recorded the coverage; it is still in enrolment's outbox.
+    await start_coverage(
+        world.kafka,
+        world.database,
+        worker,
+        "regular",
+        date(2024, 11, 1),
+        date(2025, 10, 31),
+        publish=False,
+    )
+    death = await file(world, worker, incident_date="2025-02-10")
+    assert (death["status"], death["reasons"]) == ("rejected", ["not_covered"])
+
+    await relay_outbox("enrolment", world.kafka, world.database)
+
+    await revised_to_approved(world, death["claim_id"])
+
+
+async def test_document_titles_are_sealed_and_notes_with_a_nik_refused(world: World) -> None:
+    worker = uuid.uuid4()
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2024, 11, 1), date(2025, 10, 31)
+    )
+    await pay_months(world.kafka, world.database, worker, months("2024-11", 4))
+    title = "Akta Kematian a.n. Sutrisno Hadi, NIK 3375010101800001"
+    filed = await file(world, worker, incident_date="2025-02-10", documents=[title])
+    assert filed["status"] == "approved"
+
+    topic = world.kafka.events_topic("claims")
+    raw = b""
+    deadline = asyncio.get_running_loop().time() + 30
+    while b"sealed_documents" not in raw:  # the claim's filing, once relayed
+        assert asyncio.get_running_loop().time() < deadline, "the filing never reached its topic"
+        await asyncio.sleep(0.1)
+        raw = b"".join(
+            [r.value async for batch in read_topics(world.kafka, [topic]) for r in batch]
+        )
+    assert b"Sutrisno" not in raw
+    assert b"3375010101800001" not in raw

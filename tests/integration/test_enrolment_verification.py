@@ -27,6 +27,8 @@ from services.verification.projections import PROJECTIONS as VERIFICATION_PROJEC
 from services.verification.service import VerificationService
 from shared.auth import AuthSettings
 from shared.db import service_dsn
+from shared.events.claims import BenefitItem, ClaimApproved
+from shared.events.verification import Verified
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.policy import CohortRule, policy_book
@@ -37,6 +39,7 @@ from shared.relay import OutboxRelay
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
+from tests.integration.publishing import publish_as
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -306,10 +309,14 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     again = (await p.enrolment.post("/imports", content=content, headers=kelurahan_csv())).json()
     assert again["registered"] == 0
     assert again["already_registered"] == 3000 - len(bad_rows)
-    report = await p.enrolment.get(
-        f"/imports/{result['batch_id']}/report.csv", headers=as_kelurahan()
-    )
+    assert again["batch_id"] == result["batch_id"]
+    assert again["import_id"] != result["import_id"]
+    report = await p.enrolment.get(result["report"], headers=as_kelurahan())
     assert report.text.count("refused") == len(bad_rows)
+    # Each import keeps its own report: the first one still says who it registered.
+    assert report.text.count(",registered,") == 3000 - len(bad_rows)
+    second = await p.enrolment.get(again["report"], headers=as_kelurahan())
+    assert second.text.count(",already_registered,") == 3000 - len(bad_rows)
     broken = await p.enrolment.post(
         "/imports",
         content=b"nik,full_name\n1,2\n",
@@ -480,6 +487,12 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
         f"/workers/{third}/withdrawal", json={"end_date": "2025-03-31"}, headers=as_city()
     )
     assert withdrawn.status_code == 201, withdrawn.text
+
+    async def periods_known() -> bool:
+        count = await p.enrolment_pool.fetchval("SELECT count(*) FROM enrolment.coverages")
+        return bool(count == 3)
+
+    await eventually(periods_known)
     assert await end_expired_coverages(p.enrolment_service, date(2025, 11, 30)) == 0
     assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 2
     assert await end_expired_coverages(p.enrolment_service, date(2025, 12, 1)) == 0
@@ -508,3 +521,96 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
             rebuilt = await rebuild_into(pool, f"{schema}_scratch", projection, p.kafka)
             for table in projection.tables:
                 assert await rows_differing(pool, table, schema, rebuilt.schema) == 0, table
+
+
+async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> None:
+    p = programme
+    # Incidental cover (3 months from December 2024): the regular quota here is the first test's.
+    await allocate_budget(p.kafka, p.database, 1_000_000, "incidental")
+    worker = await register(p, 501)
+    worker_id = uuid.UUID(worker)
+    await verify_twice(p, worker)
+    designated = await p.verification.post(
+        f"/cases/{worker}/designate", json=designation(3, "incidental"), headers=as_city()
+    )
+    assert designated.status_code == 200, designated.text
+
+    async def coverage_known() -> bool:
+        return bool(
+            await p.enrolment_pool.fetchval(
+                "SELECT count(*) FROM enrolment.coverages WHERE worker_id = $1", worker_id
+            )
+        )
+
+    await eventually(coverage_known)
+    # The expiry job closes the coverage first (2024-12-01 to 2025-02-28) ...
+    assert await end_expired_coverages(p.enrolment_service, date(2025, 3, 1)) >= 1
+    worker_state, _ = await p.enrolment_service.load(worker_id)
+    assert worker_state.coverages[0].ended_on == date(2025, 2, 28)
+    # ... and only then does claims approve a death on 14 January 2025.
+    approved = ClaimApproved(
+        claim_id=uuid.uuid4(),
+        worker_id=worker_id,
+        items=[BenefitItem(code="JKM_LUMP_SUM", amount=42_000_000)],
+        total=42_000_000,
+        death_date=date(2025, 1, 14),
+    )
+    await publish_as(
+        "claims",
+        p.kafka,
+        p.database,
+        f"claim-{approved.claim_id}",
+        [("ClaimApproved", approved, worker_id)],
+    )
+
+    async def recorded_as_deceased() -> bool:
+        row = await p.enrolment_pool.fetchrow(
+            "SELECT end_reason, coverage_end FROM enrolment.workers WHERE worker_id = $1",
+            worker_id,
+        )
+        return bool(row and tuple(row) == ("deceased", date(2025, 1, 14)))
+
+    await eventually(recorded_as_deceased)
+
+    # Designated again for the next fiscal year: refused, saying why.
+    async def death_known() -> bool:
+        return bool(
+            await p.verification_pool.fetchval(
+                "SELECT died_on FROM verification.cases WHERE worker_id = $1", worker_id
+            )
+        )
+
+    await eventually(death_known)
+    renewal = designation(3, "incidental") | {"fiscal_year": 2025, "coverage_start": "2025-03-01"}
+    refused = await p.verification.post(
+        f"/cases/{worker}/designate", json=renewal, headers=as_city()
+    )
+    assert refused.status_code == 409, refused.text
+    assert "died on 2025-01-14" in refused.text
+
+    # A designation verification decided before it knew of the death: enrolment cannot start
+    # the coverage, and says so in a dead letter rather than ignoring it.
+    late = Verified(
+        worker_id=worker_id,
+        case_id=worker_id,
+        level="city",
+        cohort="incidental",
+        cover_months=3,
+        coverage_start=date(2026, 1, 1),
+        fiscal_year=2026,
+        decree_ref="SK 400/1/2026",
+    )
+    await publish_as(
+        "verification", p.kafka, p.database, f"case-{worker}", [("Verified", late, worker_id)]
+    )
+
+    async def dead_lettered() -> bool:
+        reasons = await p.enrolment_pool.fetch("SELECT reason FROM enrolment.dead_letters")
+        return any("the worker has died" in r["reason"] for r in reasons)
+
+    await eventually(dead_lettered)
+    assert not await p.enrolment_pool.fetchval(
+        "SELECT count(*) FROM enrolment.coverages WHERE worker_id = $1 AND start_date > $2",
+        worker_id,
+        date(2025, 1, 14),
+    )

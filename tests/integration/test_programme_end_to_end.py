@@ -69,7 +69,15 @@ async def test_the_programme_end_to_end(
     incidental_months = sum(1 + i % 3 for i in range(SIZE.incidental))
     budget = {row["cohort"]: row for row in result["budget"]["cohorts"]}
     # FY2024 regular: the cohort, two of them renewed since 2022 (Aug 2024 - Jul 2025).
-    assert budget["regular"]["invoiced"] == budget["regular"]["paid"] == SIZE.regular * 12 * PREMIUM
+    # Three deaths in the regular cohort stop its later months (June 14: July to October; Feb 3:
+    # March to October; May 21: June to October), invoiced and paid before: now owed back.
+    stopped = {row["label"]: row for row in result["deaths"]}
+    assert len(stopped["JKM death, active member"]["stopped"]) == 4
+    assert len(stopped["JKM death during arrears"]["stopped"]) == 8
+    assert len(stopped["work-accident death"]["stopped"]) == 5
+    assert stopped["JKM death after 3 years of membership"]["stopped"] == []
+    assert budget["regular"]["paid"] == SIZE.regular * 12 * PREMIUM
+    assert budget["regular"]["invoiced"] == (SIZE.regular * 12 - 17) * PREMIUM
     assert (
         budget["incidental"]["invoiced"]
         == budget["incidental"]["paid"]
@@ -86,7 +94,12 @@ async def test_the_programme_end_to_end(
     assert claims["death after incidental cover ended"]["reasons"] == "not_covered"
     assert claims["JKM death after 3 years of membership"]["total"] == 42_000_000
     # Two children at SMP and SD: SMP 3 x Rp2M, SMA 3 x Rp3M, university until 23; SD on.
-    assert claims["scholarship for two children"]["now"] == "paid"
+    # An award in yearly instalments: the school year in progress paid (SMP Rp2M, SD Rp1.5M),
+    # the later years open on the award, each naming its child.
+    grant = claims["scholarship for two children"]
+    assert (grant["now"], grant["total"]) == ("paid", 2_000_000 + 1_500_000)
+    assert sorted(i["child"] for i in grant["items"]) == ["child-1", "child-2"]
+    assert {i["child"] for i in grant["open_instalments"]} == {"child-1", "child-2"}
 
     # The same figures on the topics.
     billing_events = await envelopes(kafka, "billing")

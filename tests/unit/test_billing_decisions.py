@@ -9,6 +9,7 @@ import pytest
 
 from services.billing.budget import AllocateBudget, BudgetRules
 from services.billing.invoicing import (
+    CancelLines,
     CoverageLine,
     Invoice,
     InvoiceLine,
@@ -18,7 +19,13 @@ from services.billing.invoicing import (
     premiums_stream,
 )
 from shared.decisions import Recorded, RefusedError
-from shared.events.billing import BudgetAllocated, InvoiceIssued, PremiumInvoiced, PremiumPaid
+from shared.events.billing import (
+    BudgetAllocated,
+    InvoiceIssued,
+    PremiumCancelled,
+    PremiumInvoiced,
+    PremiumPaid,
+)
 from shared.events.types import Premium
 from shared.policy import policy_book
 
@@ -120,3 +127,24 @@ def test_anything_but_the_exact_payment_of_an_unpaid_invoice_is_refused(
     with pytest.raises(RefusedError, match=reason) as refused:
         RULES.decide(command, invoice)
     assert refused.value.conflict is conflict
+
+
+def test_months_after_a_coverage_ended_early_are_cancelled_once() -> None:
+    coverage = uuid.UUID(int=7)
+    line = CoverageLine(A, coverage, "regular", 2024, PREMIUM)
+    issued = Invoice(total=33_600)
+    cancel = CancelLines(INVOICE, (line,), ("2025-03",), "deceased", False, AT)
+
+    [cancelled] = RULES.decide(cancel, issued)
+    assert isinstance(cancelled.data, PremiumCancelled)
+    assert (cancelled.data.period, cancelled.data.refund_due) == ("2025-03", False)
+    after = RULES.evolve(issued, Recorded(cancelled.data, AT))
+    assert after.total == 16_800  # what the city still owes on the invoice
+    assert RULES.decide(cancel, after) == []  # never twice
+    # Paid before the death was known: the month is owed back, the invoice total stands.
+    [refund] = RULES.decide(
+        CancelLines(INVOICE, (line,), ("2025-03",), "deceased", True, AT), issued
+    )
+    assert isinstance(refund.data, PremiumCancelled)
+    assert refund.data.refund_due
+    assert RULES.evolve(issued, Recorded(refund.data, AT)).total == 33_600

@@ -10,17 +10,23 @@ import pytest
 from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
+    ApproveInstalment,
     Claim,
+    ClaimRules,
+    ClaimState,
     Death,
     Facts,
+    PayClaim,
     Pending,
+    Reconsider,
     Rejected,
     WorkerClaims,
     decide_claim,
+    decision_events,
     evolve_worker_claims,
     malformed,
 )
-from shared.decisions import Recorded
+from shared.decisions import Recorded, RefusedError
 from shared.events.claims import ClaimApproved, ClaimFiled
 from shared.events.types import SealedPersonal
 from shared.policy import policy_book
@@ -121,13 +127,24 @@ CHILD = (Child("child-1", date(2021, 6, 1), "TK"),)
 
 def test_a_scholarship_after_a_jkm_death_needs_the_36th_paid_month() -> None:
     death = Death("JKM", date(2025, 7, 20))
-    scholarship = claim(kind="scholarship", incident_date=date(2025, 7, 20), children=CHILD)
+    scholarship = claim(
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=CHILD,
+    )
     short = decide_claim(scholarship, Facts("ACTIVE", 35, (), death), BOOK)
     enough = decide_claim(scholarship, Facts("ACTIVE", 36, (), death), BOOK)
     assert isinstance(short, Rejected)
     assert short.reasons == ("insufficient_contributions",)
     assert isinstance(enough, Approved)
-    assert enough.total == 87_000_000
+    # Filed in the 2025/2026 school year: that year is paid now, the award's other years later.
+    assert [(i.child, i.school_year, i.amount) for i in enough.items] == [
+        ("child-1", "2025/2026", 1_500_000)
+    ]
+    assert enough.total == 1_500_000
+    assert sum(i.amount for i in enough.open_instalments) == 87_000_000 - 1_500_000
+    assert min(i.school_year or "" for i in enough.open_instalments) == "2026/2027"
 
 
 def test_after_a_work_accident_death_a_scholarship_needs_no_minimum() -> None:
@@ -148,6 +165,47 @@ def test_malformed_claims_are_refused_at_filing() -> None:
     assert [str(p) for p in malformed(claim(kind="scholarship"))] == [
         "children: a scholarship claim names the children"
     ]
+
+
+def test_a_rejection_on_stale_paid_months_is_revised_when_the_missing_month_arrives() -> None:
+    rules = ClaimRules(BOOK)
+    death = Death("JKM", date(2025, 7, 20))
+    scholarship = claim(
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=CHILD,
+    )
+    at = datetime(2025, 8, 1, 3, 0, tzinfo=UTC)
+    rejected = ClaimState(worker_id=WORKER, status="rejected")
+    stale = Facts("ACTIVE", 35, (), death)
+    caught_up = Facts("ACTIVE", 36, (), death)
+
+    # The 36th month billing had recorded before the rejection: the claim is approved.
+    [approved] = rules.decide(Reconsider(scholarship, caught_up, at, revising=True), rejected)
+    assert approved.event_type == "ClaimApproved"
+    # A revision that still finds too few months records nothing more; a rejection is only
+    # revised by facts older than it (never by a plain reconsideration after a payment).
+    assert rules.decide(Reconsider(scholarship, stale, at, revising=True), rejected) == []
+    assert rules.decide(Reconsider(scholarship, caught_up, at), rejected) == []
+
+
+def test_a_rejection_that_by_the_missing_facts_should_have_waited_is_reopened() -> None:
+    rules = ClaimRules(BOOK)
+    death = claim(incident_date=date(2025, 2, 10))
+    at = datetime(2025, 3, 1, 3, 0, tzinfo=UTC)
+    rejected = ClaimState(worker_id=WORKER, status="rejected")
+    # Claims had seen no payment (inactive); billing had recorded November to January.
+    in_grace = Facts("GRACE", 3, ("2025-02",), None)
+
+    [reopened] = rules.decide(Reconsider(death, in_grace, at, revising=True), rejected)
+
+    assert reopened.event_type == "ClaimReopened"
+    waiting = rules.evolve(rejected, Recorded(reopened.data, at))
+    assert waiting.status == "pending"
+    paid = Facts("ACTIVE", 4, (), None)
+    [approved] = rules.decide(Reconsider(death, paid, at), waiting)
+    assert approved.event_type == "ClaimApproved"
 
 
 def test_a_workers_claims_fold_to_the_death_already_established() -> None:
@@ -176,3 +234,39 @@ def test_a_workers_claims_fold_to_the_death_already_established() -> None:
         claims = evolve_worker_claims(claims, Recorded(data, at))
     assert claims.death_other_than(second) == Death("JKK", date(2025, 1, 10))
     assert claims.death_other_than(first) is None  # a claim is not its own duplicate
+
+
+def test_each_later_school_year_is_paid_once_when_begun_and_the_child_still_eligible() -> None:
+    rules = ClaimRules(BOOK)
+    scholarship = claim(
+        kind="scholarship",
+        incident_date=date(2025, 7, 20),
+        filed_on=date(2025, 8, 1),
+        children=CHILD,
+    )
+    at = datetime(2025, 8, 1, 3, 0, tzinfo=UTC)
+    decision = decide_claim(scholarship, Facts("ACTIVE", 36, (), Death("JKM", at.date())), BOOK)
+    state = ClaimState(worker_id=WORKER, status="pending")
+    for event in decision_events(scholarship, decision, at):
+        state = rules.evolve(state, Recorded(event.data, at))
+    [paid] = rules.decide(PayClaim(scholarship.claim_id, "BPJS-1", at.date(), 1_500_000, at), state)
+    state = rules.evolve(state, Recorded(paid.data, at))
+
+    def ask(year: str, today: date, married: bool = False) -> ApproveInstalment:
+        return ApproveInstalment(scholarship.claim_id, "child-1", year, today, married, False, at)
+
+    with pytest.raises(RefusedError, match="begins on 2026-07-01"):
+        rules.decide(ask("2026/2027", date(2026, 6, 30)), state)  # not begun: never paid early
+    with pytest.raises(RefusedError, match="married or working"):
+        rules.decide(ask("2026/2027", date(2026, 7, 15), married=True), state)
+    [instalment] = rules.decide(ask("2026/2027", date(2026, 7, 15)), state)
+    assert instalment.event_type == "ScholarshipInstalmentApproved"
+    state = rules.evolve(state, Recorded(instalment.data, at))
+    assert (state.status, state.total) == ("approved", 1_500_000)  # TK, second year
+    [paid_again] = rules.decide(
+        PayClaim(scholarship.claim_id, "BPJS-2", date(2026, 7, 20), 1_500_000, at), state
+    )
+    state = rules.evolve(state, Recorded(paid_again.data, at))
+    with pytest.raises(RefusedError, match="not open on the award"):
+        rules.decide(ask("2026/2027", date(2026, 8, 1)), state)  # each school year once
+    assert len(state.open_instalments) == len(decision.open_instalments) - 1  # type: ignore[union-attr]

@@ -142,3 +142,14 @@ def test_a_designated_worker_is_renewed_for_a_later_fiscal_year_only() -> None:
     [renewed] = decide(renewal, designated, FACTS, BOOK, ROOM)
     assert isinstance(renewed.data, Verified)
     assert renewed.data.fiscal_year == 2025
+
+
+def test_a_deceased_worker_is_not_designated_and_the_refusal_says_why() -> None:
+    deceased = Facts(
+        WORKER, "33.75.01.1004", "33.75.01", date(1980, 7, 5), died_on=date(2025, 3, 2)
+    )
+    case = given(KELURAHAN, KECAMATAN, facts=deceased)
+
+    with pytest.raises(RefusedError, match="died on 2025-03-02") as refused:
+        decide(designate(), case, deceased, BOOK, ROOM)
+    assert refused.value.conflict

@@ -233,3 +233,68 @@ def test_ending_coverage_on_the_last_day_of_a_cohort_and_not_after() -> None:
 def test_add_months_handles_month_ends() -> None:
     assert add_months(date(2024, 1, 31), 1) == date(2024, 2, 28)
     assert add_months(date(2024, 1, 1), 12) == date(2024, 12, 31)
+
+
+def test_a_person_turning_18_today_in_pekalongan_registers_at_dawn_wib() -> None:
+    # 05:19 WIB on 2 December is still 1 December in UTC.
+    dawn = datetime(2026, 12, 1, 22, 19, tzinfo=UTC)
+    [decided] = decide(
+        register(nik="3375014212080001", birth_date=date(2008, 12, 2), at=dawn), Worker(), BOOK
+    )
+    assert decided.event_type == "WorkerRegistered"
+
+
+def test_a_period_cut_at_the_66th_birthday_month_ends_for_the_age_limit() -> None:
+    worker = given(
+        register(nik="3375010507590001", birth_date=date(1959, 7, 5), sex="M"),
+        start(date(2025, 1, 1)),
+    )
+
+    [ended] = decide(EndCoverage(WORKER, "expired", date(2025, 7, 31), AT), worker, BOOK)
+
+    assert isinstance(ended.data, CoverageEnded)
+    assert ended.data.reason == "age_limit"
+
+
+def test_a_death_approved_after_the_expiry_job_closed_the_coverage_still_ends_it() -> None:
+    worker = given(
+        register(),
+        start(date(2024, 11, 1)),
+        EndCoverage(WORKER, "expired", date(2025, 10, 31), AT),
+    )
+
+    [died] = decide(EndCoverage(WORKER, "deceased", date(2025, 9, 14), AT), worker, BOOK)
+
+    assert isinstance(died.data, CoverageEnded)
+    assert (died.data.reason, died.data.end_date) == ("deceased", date(2025, 9, 14))
+    after = evolve(worker, died.data)
+    assert after.deceased
+    assert after.coverage_on(date(2025, 10, 1)) is None
+
+
+def test_a_death_cancels_a_renewal_that_had_not_begun() -> None:
+    renewal = start(date(2025, 11, 1), fiscal_year=2025)
+    worker = given(register(), start(date(2024, 11, 1)), renewal)
+
+    events = decide(EndCoverage(WORKER, "deceased", date(2025, 9, 14), AT), worker, BOOK)
+
+    ended = {e.data.coverage_id: e.data for e in events if isinstance(e.data, CoverageEnded)}
+    assert ended[renewal.coverage_id].reason == "deceased"
+    for event in events:
+        worker = evolve(worker, event.data)
+    assert worker.coverage_on(date(2025, 12, 1)) is None
+    assert decide(EndCoverage(WORKER, "deceased", date(2025, 9, 14), AT), worker, BOOK) == []
+
+
+def test_a_death_after_the_coverage_ended_is_still_recorded() -> None:
+    worker = given(
+        register(),
+        start(date(2024, 11, 1), 3, cohort="incidental"),
+        EndCoverage(WORKER, "expired", date(2025, 1, 31), AT),
+    )
+
+    [died] = decide(EndCoverage(WORKER, "deceased", date(2025, 1, 31), AT), worker, BOOK)
+
+    assert isinstance(died.data, CoverageEnded)
+    assert (died.data.reason, died.data.end_date) == ("deceased", date(2025, 1, 31))
+    assert evolve(worker, died.data).deceased

@@ -1,0 +1,412 @@
+"""Property: what the four services decide does not depend on the order events reach them.
+
+A worker covered for two fiscal years (a renewal) dies; the city's billing runs, late payments,
+the expiry job and the death claim come in a drawn order, and each consumer (enrolment of the
+claims topic, billing and claims of the enrolment topic, claims of the billing topic) reads its
+topics at a drawn pace, in each stream's order. Claims decides on whatever it has read (the
+producer's outbox may still hold facts); billing's runs wait for enrolment's committed events
+(the freshness wait), enrolment's own reactions lag. Once every consumer has caught up (and
+billing has run each month again, a supplementary run, and the city paid what is owed), the
+coverage, the premiums owed and paid and the claim's decision equal those of the same commands
+with every event delivered at once. The rules are the services' own pure decisions; the model
+keeps only their read models and reactions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from services.billing.invoicing import (
+    CancelLines,
+    CoverageLine,
+    Invoice,
+    InvoiceLine,
+    InvoiceRules,
+    PayInvoice,
+    RunBilling,
+    month_bounds,
+)
+from services.claims.domain import (
+    REVISABLE,
+    Claim,
+    ClaimRules,
+    ClaimState,
+    Facts,
+    FileClaim,
+    Reconsider,
+)
+from services.enrolment.domain import (
+    EndCoverage,
+    RegisterWorker,
+    StartCoverage,
+    Worker,
+    WorkerRules,
+)
+from shared.decisions import Decided, Recorded, RefusedError
+from shared.events.billing import PremiumInvoiced, PremiumPaid
+from shared.events.claims import ClaimApproved, ClaimFiled, ClaimRejected
+from shared.events.enrolment import CoverageEnded, CoverageStarted, RegistrationSource
+from shared.events.types import Premium, SealedPersonal
+from shared.policy import policy_book
+from shared.policy.membership import period_of, periods_between, standing_on
+
+pytestmark = pytest.mark.unit
+BOOK = policy_book()
+WORKER = uuid.UUID(int=1)
+SEALED = SealedPersonal(key_id="worker-1", alg="AES-256-GCM", ciphertext="c2VhbGVk")
+AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+TODAY = date(2026, 12, 1)  # after both periods: the expiry job ends whatever is still open
+FIRST, RENEWAL = date(2024, 11, 1), date(2025, 11, 1)
+MONTHS = periods_between(FIRST, date(2026, 10, 31))
+CONSUMERS = ("enrolment<-claims", "billing<-enrolment", "claims<-enrolment", "claims<-billing")
+ENROLMENT = WorkerRules(BOOK)
+INVOICES = InvoiceRules()
+CLAIMS = ClaimRules(BOOK)
+
+
+@dataclass
+class Topic:
+    """A service's events in the order it recorded them, each with the logical time of its
+    commit."""
+
+    events: list[tuple[int, BaseModel]] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    death: date
+    clock: int = 0
+    topics: dict[str, Topic] = field(default_factory=lambda: defaultdict(Topic))
+    read: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    worker: Worker = field(default_factory=Worker)
+    end_reasons: dict[uuid.UUID, str] = field(default_factory=dict)
+    # billing
+    coverages: dict[uuid.UUID, list[Any]] = field(default_factory=dict)  # start, end, ended
+    invoices: dict[uuid.UUID, Invoice] = field(default_factory=dict)
+    invoice_paid: dict[uuid.UUID, bool] = field(default_factory=dict)
+    lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # by period
+    # claims
+    claims_cover: dict[uuid.UUID, tuple[date, date]] = field(default_factory=dict)
+    claims_paid: set[str] = field(default_factory=set)
+    claim: ClaimState = field(default_factory=ClaimState)
+    decided_at: int = -1
+    rejected_for: frozenset[str] = frozenset()
+    total: int | None = None
+
+    def record(self, service: str, decided: list[Decided]) -> None:
+        for event in decided:
+            self.clock += 1
+            self.topics[service].events.append((self.clock, event.data))
+
+    # enrolment --------------------------------------------------------------------------
+    def enrol(self, command: Any) -> None:
+        try:
+            decided = ENROLMENT.decide(command, self.worker)
+        except RefusedError:
+            return  # refused (a dead letter in the service): the stream is unchanged
+        for event in decided:
+            self.worker = ENROLMENT.evolve(self.worker, Recorded(event.data, AT))
+            if isinstance(event.data, CoverageEnded):
+                self.end_reasons[event.data.coverage_id] = event.data.reason
+        self.record("enrolment", decided)
+
+    def expire(self) -> None:
+        for coverage in self.worker.coverages:
+            if coverage.ended_on is None and coverage.end_date < TODAY:
+                self.enrol(EndCoverage(WORKER, "expired", coverage.end_date, AT))
+
+    # billing ----------------------------------------------------------------------------
+    def run(self, period: str) -> None:
+        self.catch_up("billing<-enrolment")  # the freshness wait on enrolment's commits
+        first, last = month_bounds(period)
+        lines = tuple(
+            CoverageLine(
+                WORKER, cid, "regular", start.year, Premium(total=16_800, jkk=10_000, jkm=6_800)
+            )
+            for cid, (start, end, ended) in self.coverages.items()
+            if start <= last and (ended or end) >= first and period not in self.lines
+        )
+        if not lines:
+            return
+        invoice_id = uuid.uuid4()
+        command = RunBilling(invoice_id, period, lines, False, AT, "2023.1")
+        decided = INVOICES.decide(command, Invoice())
+        self.invoices[invoice_id] = INVOICES.evolve(Invoice(), Recorded(decided[0].data, AT))
+        self.invoice_paid[invoice_id] = False
+        for event in decided:
+            if isinstance(event.data, PremiumInvoiced):
+                self.lines[period] = {
+                    "invoice": invoice_id,
+                    "coverage": event.data.coverage_id,
+                    "cancelled": False,
+                    "paid": False,
+                }
+        self.record("billing", decided)
+
+    def pay(self) -> None:
+        for invoice_id, invoice in self.invoices.items():
+            if self.invoice_paid[invoice_id]:
+                continue
+            owed = [p for p, line in self.lines.items() if line["invoice"] == invoice_id]
+            lines = tuple(
+                InvoiceLine(
+                    WORKER, p, "regular", 2024, Premium(total=16_800, jkk=10_000, jkm=6_800)
+                )
+                for p in owed
+                if not self.lines[p]["cancelled"]
+            )
+            assert invoice.total is not None
+            command = PayInvoice(
+                invoice_id,
+                f"SP2D {invoice_id.hex[:6]}",
+                TODAY,
+                invoice.total,
+                "city",
+                AT,
+                lines,
+                False,
+                False,
+            )
+            decided = INVOICES.decide(command, invoice)
+            self.invoice_paid[invoice_id] = True
+            for line in lines:
+                self.lines[line.period]["paid"] = True
+            self.record("billing", decided)
+
+    def billing_reads(self, data: BaseModel) -> None:
+        if isinstance(data, CoverageStarted):
+            self.coverages[data.coverage_id] = [data.start_date, data.end_date, None]
+        elif isinstance(data, CoverageEnded):
+            self.coverages[data.coverage_id][2] = data.end_date
+            by_invoice: dict[uuid.UUID, list[str]] = defaultdict(list)
+            for period, line in sorted(self.lines.items()):
+                if (
+                    line["coverage"] == data.coverage_id
+                    and not line["cancelled"]
+                    and period > period_of(data.end_date)
+                ):
+                    by_invoice[line["invoice"]].append(period)
+            for invoice_id, periods in by_invoice.items():
+                premium = Premium(total=16_800, jkk=10_000, jkm=6_800)
+                command = CancelLines(
+                    invoice_id,
+                    tuple(
+                        CoverageLine(WORKER, data.coverage_id, "regular", 2024, premium)
+                        for _ in periods
+                    ),
+                    tuple(periods),
+                    data.reason,
+                    self.invoice_paid[invoice_id],
+                    AT,
+                )
+                decided = INVOICES.decide(command, self.invoices[invoice_id])
+                for event in decided:
+                    invoice = self.invoices[invoice_id]
+                    self.invoices[invoice_id] = INVOICES.evolve(invoice, Recorded(event.data, AT))
+                for period in periods:
+                    self.lines[period]["cancelled"] = True
+                self.record("billing", decided)
+
+    # claims -----------------------------------------------------------------------------
+    def facts(self) -> Facts:
+        standing = standing_on(self.death, list(self.claims_cover.values()), self.claims_paid, 3)
+        return Facts(standing.status, len(self.claims_paid), standing.arrears, None)
+
+    def claims_decide(self, decided: list[Decided]) -> None:
+        for event in decided:
+            self.claim = CLAIMS.evolve(self.claim, Recorded(event.data, AT))
+            if isinstance(event.data, ClaimRejected):
+                self.decided_at = self.clock + 1
+                self.rejected_for = frozenset(event.data.reasons)
+            if isinstance(event.data, ClaimApproved):
+                self.total = event.data.total
+        self.record("claims", decided)
+
+    def file(self) -> None:
+        claim = death_claim(self.death)
+        filed = ClaimFiled(
+            claim_id=claim.claim_id,
+            worker_id=WORKER,
+            benefit="JKM",
+            kind="death",
+            incident_date=self.death,
+            claimant=SEALED,
+        )
+        self.claims_decide(CLAIMS.decide(FileClaim(claim, filed, self.facts(), AT), self.claim))
+
+    def claims_reads(self, at: int, data: BaseModel) -> None:
+        if isinstance(data, CoverageStarted):
+            self.claims_cover[data.coverage_id] = (data.start_date, data.end_date)
+        elif isinstance(data, CoverageEnded):
+            start, _ = self.claims_cover[data.coverage_id]
+            self.claims_cover[data.coverage_id] = (start, data.end_date)
+        elif isinstance(data, PremiumPaid):
+            self.claims_paid.add(data.period)
+        else:
+            return
+        revising = (
+            self.claim.status == "rejected"
+            and bool(self.rejected_for & REVISABLE)
+            and self.decided_at >= at
+        )
+        if self.claim.status == "pending" or revising:
+            command = Reconsider(death_claim(self.death), self.facts(), AT, revising)
+            self.claims_decide(CLAIMS.decide(command, self.claim))
+
+    # delivery ---------------------------------------------------------------------------
+    def step(self, consumer: str) -> bool:
+        reader, source = consumer.split("<-")
+        events = self.topics[source].events
+        if self.read[consumer] >= len(events):
+            return False
+        at, data = events[self.read[consumer]]
+        self.read[consumer] += 1
+        if reader == "enrolment":
+            if isinstance(data, ClaimApproved) and data.death_date is not None:
+                self.enrol(EndCoverage(WORKER, "deceased", data.death_date, AT))
+        elif reader == "billing":
+            self.billing_reads(data)
+        else:
+            self.claims_reads(at, data)
+        return True
+
+    def catch_up(self, consumer: str) -> None:
+        while self.step(consumer):
+            pass
+
+    def settle(self) -> None:
+        """Every consumer caught up; each month run again and the city's invoices paid."""
+        for _ in range(3):
+            self.deliver_all()
+            for period in MONTHS:
+                self.run(period)
+            self.pay()
+        self.deliver_all()
+
+    def deliver_all(self) -> None:
+        progressed = True
+        while progressed:
+            progressed = False
+            for consumer in CONSUMERS:
+                progressed |= self.step(consumer)
+
+    def outcome(self) -> tuple[Any, ...]:
+        coverage = tuple(
+            (
+                c.coverage_id,
+                c.start_date,
+                c.ended_on or c.end_date,
+                self.end_reasons.get(c.coverage_id),
+            )
+            for c in self.worker.coverages
+        )
+        owed = frozenset(p for p, line in self.lines.items() if not line["cancelled"])
+        paid = frozenset(p for p in owed if self.lines[p]["paid"])
+        return coverage, self.worker.deceased, owed, paid, self.claim.status, self.total
+
+
+CLAIM_ID = uuid.UUID(int=77)
+
+
+def death_claim(died_on: date) -> Claim:
+    return Claim(CLAIM_ID, WORKER, "JKM", "death", died_on, TODAY)
+
+
+def world(death: date) -> World:
+    w = World(death)
+    w.enrol(
+        RegisterWorker(
+            WORKER,
+            "3375014507800003",
+            SEALED,
+            date(1980, 7, 5),
+            "F",
+            "buruh_batik",
+            "33.75.01.1004",
+            RegistrationSource(channel="api"),
+            AT,
+        )
+    )
+    for n, start in enumerate((FIRST, RENEWAL)):
+        w.enrol(
+            StartCoverage(
+                WORKER,
+                uuid.UUID(int=10 + n),
+                "00000000018",
+                "regular",
+                start.year,
+                12,
+                start,
+                "SK",
+                AT,
+            )
+        )
+    return w
+
+
+COMMANDS = ["expire", "file", "pay", "pay", "pay", *(f"run:{m}" for m in MONTHS)]
+
+
+def perform(w: World, command: str) -> None:
+    if command == "expire":
+        w.expire()
+    elif command == "file":
+        w.file()
+    elif command == "pay":
+        w.pay()
+    else:
+        w.run(command.removeprefix("run:"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    death=st.dates(date(2024, 11, 10), date(2026, 10, 20)),
+    script=st.permutations(COMMANDS),
+    data=st.data(),
+)
+def test_the_outcome_does_not_depend_on_the_order_events_arrive_in(
+    death: date, script: list[str], data: st.DataObject
+) -> None:
+    eager, lagging = world(death), world(death)
+    for command in script:
+        eager.deliver_all()  # every event delivered at once
+        perform(eager, command)
+        for consumer in data.draw(st.lists(st.sampled_from(CONSUMERS), max_size=6)):
+            lagging.step(consumer)
+        perform(lagging, command)
+    eager.settle()
+    lagging.settle()
+
+    assert lagging.outcome() == eager.outcome()
+    coverage, deceased, owed, paid, status, _ = eager.outcome()
+    if status in ("approved", "paid"):
+        # Death is a fact about the person: recorded, and nothing owed after its month.
+        assert deceased
+        assert all(p <= period_of(death) for p in owed)
+        assert any(reason == "deceased" for *_, reason in coverage)
+    assert paid == owed  # the city paid every month it owes, once
+
+
+def test_a_month_after_the_death_is_never_owed_even_when_invoiced_and_paid_first() -> None:
+    death = date(2025, 3, 10)
+    w = world(death)
+    for period in MONTHS[:8]:
+        w.run(period)
+    w.pay()
+    w.expire()
+    w.file()
+    w.settle()
+    coverage, deceased, owed, _, status, total = w.outcome()
+    assert (status, total, deceased) == ("approved", 42_000_000, True)
+    assert max(owed) == "2025-03"
+    assert coverage[0][2:] == (death, "deceased")
+    assert coverage[1][3] == "deceased"  # the renewal never runs
