@@ -84,7 +84,7 @@ class World:
     worker_nik: str
     to_verify: str  # in Sapuro: passed at each level in turn
     to_reject: str  # in Sapuro
-    batch_id: str  # imported by Sapuro's officer
+    import_id: str  # imported by Sapuro's officer
     claim_id: str
     seeded: dict[str, int] = field(default_factory=dict)  # workers per kelurahan
     added: int = 0  # registered in Sapuro by the probes: projected, or not yet
@@ -229,9 +229,9 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             import_refused_outside,
         ),
     ),
-    ("enrolment", "GET", "/imports/{batch_id}/report.csv"): (
+    ("enrolment", "GET", "/imports/{import_id}/report.csv"): (
         Probe(
-            lambda w: Call(f"/imports/{w.batch_id}/report.csv"),
+            lambda w: Call(f"/imports/{w.import_id}/report.csv"),
             statuses(OFFICERS_AND_CITY, other=404),
         ),
     ),
@@ -375,6 +375,12 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             statuses(CITY_ROLES),
         ),
     ),
+    ("billing", "GET", "/workers/{worker_id}/premiums"): (
+        Probe(
+            lambda w: Call(f"/workers/{w.worker}/premiums"),
+            statuses(("city_admin", "billing_officer", "auditor")),
+        ),
+    ),
     ("billing", "GET", "/budgets/{fiscal_year}"): (
         Probe(
             lambda w: Call("/budgets/2025"), statuses(("city_admin", "billing_officer", "auditor"))
@@ -392,6 +398,21 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
     ),
     ("claims", "GET", "/claims"): (
         Probe(lambda w: Call("/claims"), statuses(("claims_officer", "city_admin", "auditor"))),
+    ),
+    ("claims", "POST", "/claims/{claim_id}/instalments"): (
+        # The claim was rejected (no coverage): no school year is open on it.
+        Probe(
+            lambda w: Call(
+                f"/claims/{w.claim_id}/instalments",
+                json={
+                    "child": "child-1",
+                    "school_year": "2025/2026",
+                    "married": False,
+                    "working": False,
+                },
+            ),
+            statuses(("claims_officer",), 409),
+        ),
     ),
     ("claims", "POST", "/claims/{claim_id}/payments"): (
         # The claim was rejected (no coverage): past the gate, refused by the rules.
@@ -469,7 +490,7 @@ async def seeded(clients: Mapping[str, httpx.AsyncClient], apps: Mapping[str, Fa
         headers={**bearer("kelurahan_officer", SAPURO), "content-type": "text/csv"},
     )
     assert imported.status_code == 200, imported.text
-    world.batch_id = imported.json()["batch_id"]
+    world.import_id = imported.json()["import_id"]
     world.seeded[SAPURO] += 1
     city = bearer("city_admin")
     workers = sum(world.seeded.values())
