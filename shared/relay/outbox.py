@@ -288,7 +288,7 @@ class OutboxRelay:
                 # Flush what was committed before the stop, so a clean shutdown leaves no backlog.
                 await self.publish_pending()
             finally:
-                if not conn.is_closed():
+                if _still_held(conn):
                     await conn.remove_listener(notify_channel, self._on_notify)
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock_key)
 
@@ -313,7 +313,7 @@ class OutboxRelay:
             stopper.cancel()
 
     async def _publish_holding(self, lock_holder: DbConnection) -> None:
-        if lock_holder.is_closed():  # the lock went with it: another relay may hold it now
+        if not _still_held(lock_holder):  # the lock went with it: another relay may hold it now
             raise _LockLostError(f"the lock of {self._topic}'s relay went with its connection")
         try:
             await self.publish_pending()
@@ -322,6 +322,17 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
+
+
+def _still_held(conn: DbConnection) -> bool:
+    """Whether the connection that took the lock is still open and still this relay's. After a
+    database restart the pool replaces a broken connection and detaches its proxy, which then
+    answers every call, ``is_closed`` included, with InterfaceError: retrying on that proxy
+    would never publish again, so it counts as the lock lost and the relay takes it anew."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _reason(error: BaseException) -> str:
