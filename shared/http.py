@@ -32,11 +32,12 @@ from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
 from shared.decisions import RefusedError
 from shared.eventstore.store import (
+    CommandContext,
     ConcurrencyError,
     EnvelopeTooLargeError,
     IdempotencyKeyReusedError,
 )
-from shared.logs import CORRELATION_HEADER, correlated, parse_correlation
+from shared.logs import CORRELATION_HEADER, correlated, correlation_id, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 from shared.scope import AreaClaimError, AreaScope, OutsideAreaError
@@ -368,3 +369,14 @@ def service_app(
     app.state.service = service
     app.include_router(router)
     return app
+
+
+def command_context(principal: Principal, key: Idempotency | None) -> CommandContext:
+    """Who sends a command, within which flow, and under which idempotency key (if any)."""
+    return CommandContext(
+        principal.subject,
+        principal.role,
+        correlation_id(),
+        idempotency_key=key.key if key else None,
+        fingerprint=key.fingerprint if key else None,
+    )

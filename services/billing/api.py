@@ -18,17 +18,16 @@ from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.billing import InvoiceIssued
 from shared.events.bounds import PersonName, Reference
-from shared.eventstore.store import CommandContext
 from shared.http import (
     MAX_RUPIAH,
     FiscalYear,
     Idempotency,
     caller,
+    command_context,
     idempotent,
     service_app,
     service_router,
 )
-from shared.logs import correlation_id
 
 
 class AllocationRequest(BaseModel):
@@ -77,16 +76,6 @@ Billing = Annotated[BillingService, Depends(billing)]
 router = service_router()
 
 
-def context(principal: Principal, key: Idempotency | None) -> CommandContext:
-    return CommandContext(
-        principal.subject,
-        principal.role,
-        correlation_id(),
-        idempotency_key=key.key if key else None,
-        fingerprint=key.fingerprint if key else None,
-    )
-
-
 @router.post("/budgets", status_code=201)
 async def allocate(
     body: AllocationRequest,
@@ -100,7 +89,7 @@ async def allocate(
         body.fiscal_year, body.source, body.cohort, body.amount, service.clock()
     )
     return Allocated.model_validate(
-        (await service.allocate(command, context(principal, key))).response
+        (await service.allocate(command, command_context(principal, key))).response
     )
 
 
@@ -114,7 +103,7 @@ async def billing_run(
     """Invoice a month: every covered worker not invoiced for it yet (a later run of the
     same month is supplementary)."""
     require_role(principal, ["billing_officer"])
-    handled = await service.run_billing(body.period, context(principal, key))
+    handled = await service.run_billing(body.period, command_context(principal, key))
     return InvoiceIssued.model_validate(handled.response)
 
 
@@ -145,7 +134,7 @@ async def pay(
         body.paid_on,
         body.amount,
         body.payer,
-        context(principal, key),
+        command_context(principal, key),
     )
     return Paid.model_validate(handled.response)
 

@@ -19,9 +19,15 @@ from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
-from shared.eventstore.store import CommandContext
-from shared.http import MAX_RUPIAH, Idempotency, caller, idempotent, service_app, service_router
-from shared.logs import correlation_id
+from shared.http import (
+    MAX_RUPIAH,
+    Idempotency,
+    caller,
+    command_context,
+    idempotent,
+    service_app,
+    service_router,
+)
 from shared.policy.calendar import business_day
 
 
@@ -86,16 +92,6 @@ Claims = Annotated[ClaimsService, Depends(claims_service)]
 router = service_router()
 
 
-def context(principal: Principal, key: Idempotency | None) -> CommandContext:
-    return CommandContext(
-        principal.subject,
-        principal.role,
-        correlation_id(),
-        idempotency_key=key.key if key else None,
-        fingerprint=key.fingerprint if key else None,
-    )
-
-
 @router.post("/claims", status_code=201)
 async def file(
     body: ClaimRequest,
@@ -122,7 +118,7 @@ async def file(
     )
     children = [ChildPersonal(**c.model_dump()) for c in body.children]
     handled = await service.file(
-        claim, body.claimant, children, body.documents, context(principal, key)
+        claim, body.claimant, children, body.documents, command_context(principal, key)
     )
     return ClaimDecision.model_validate(handled.response)
 
@@ -174,7 +170,12 @@ async def approve_instalment(
     still eligible; then paid like an approval (``/payments`` with its amount)."""
     require_role(principal, ["claims_officer"])
     handled = await service.approve_instalment(
-        claim_id, body.child, body.school_year, body.married, body.working, context(principal, key)
+        claim_id,
+        body.child,
+        body.school_year,
+        body.married,
+        body.working,
+        command_context(principal, key),
     )
     return InstalmentView.model_validate(handled.response)
 
@@ -190,7 +191,7 @@ async def pay(
     """Record the payment of an approved claim (the approved total, exactly)."""
     require_role(principal, ["claims_officer"])
     handled = await service.pay(
-        claim_id, body.payment_ref, body.paid_on, body.amount, context(principal, key)
+        claim_id, body.payment_ref, body.paid_on, body.amount, command_context(principal, key)
     )
     return ClaimPaidView.model_validate(handled.response)
 

@@ -35,18 +35,17 @@ from shared.events.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.types import KelurahanCode
 from shared.eventstore.handler import Handled
-from shared.eventstore.store import CommandContext
 from shared.http import (
     PROBLEM_RESPONSES,
     Idempotency,
     body_within,
     caller,
+    command_context,
     idempotent,
     refusal,
     service_app,
     service_router,
 )
-from shared.logs import correlation_id
 from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope
 
@@ -132,16 +131,6 @@ Enrolment = Annotated[EnrolmentService, Depends(enrolment)]
 router = service_router()
 
 
-def context(principal: Principal, key: Idempotency | None) -> CommandContext:
-    return CommandContext(
-        principal.subject,
-        principal.role,
-        correlation_id(),
-        idempotency_key=key.key if key else None,
-        fingerprint=key.fingerprint if key else None,
-    )
-
-
 @router.post("/workers", status_code=201)
 async def register(
     body: RegisterRequest,
@@ -170,7 +159,7 @@ async def register(
         RegistrationSource(channel="api"),
     )
     try:
-        worker_id, handled = await service.register(registration, context(principal, key))
+        worker_id, handled = await service.register(registration, command_context(principal, key))
     except DuplicateNikError as error:
         raise error.seen_by(scope) from None
     return Registered(worker_id=worker_id, already_registered=handled.replayed)
@@ -258,7 +247,7 @@ async def correct(
     correction = Correction(**body.model_dump())
     try:
         handled, version = await service.correct(
-            worker_id, correction, context(principal, key), scope
+            worker_id, correction, command_context(principal, key), scope
         )
     except DuplicateNikError as error:
         raise error.seen_by(scope) from None
@@ -279,7 +268,7 @@ async def withdraw(
     """End a worker's coverage on a date (city administrator)."""
     require_role(principal, ["city_admin"])
     command = EndCoverage(worker_id, "withdrawn", body.end_date, service.clock())
-    return appended(await service.execute(command, context(principal, key)))
+    return appended(await service.execute(command, command_context(principal, key)))
 
 
 @router.get("/summary")
