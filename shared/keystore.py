@@ -9,7 +9,7 @@ so a service needs no access to those records to respect them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from uuid import UUID
 
 import asyncpg
@@ -177,6 +177,40 @@ class PostgresKeyStore:
         if row is None:
             return None
         return await self._kms.unwrap(WrappedKey(row["kek_id"], bytes(row["wrapped_key"])), key_id)
+
+    async def add_many(self, keys: Mapping[UUID, bytes], conn: DbConnection) -> None:
+        """New workers' keys (made with ``new_data_key``) in one statement, inside the caller's
+        transaction, as ``create`` does for one."""
+        wrapped = [await self._kms.wrap(key, key_id_for(worker)) for worker, key in keys.items()]
+        try:
+            await conn.execute(
+                f"INSERT INTO {self._schema}.data_keys (key_id, worker_id, wrapped_key, kek_id) "
+                "SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[])",
+                [key_id_for(worker) for worker in keys],
+                list(keys),
+                [w.blob for w in wrapped],
+                [w.kek_id for w in wrapped],
+            )
+        except asyncpg.PostgresError as error:
+            if error.sqlstate == ERASED_SQLSTATE:
+                raise PermissionError("a worker was erased: no new personal data") from None
+            raise
+
+    async def get_many(
+        self, key_ids: Sequence[str], conn: DbConnection | None = None
+    ) -> dict[str, bytes]:
+        """The keys that exist of these, in one read; through ``conn`` as ``get``."""
+        rows = await (conn or self._pool).fetch(
+            f"SELECT key_id, kek_id, wrapped_key FROM {self._schema}.data_keys "
+            "WHERE key_id = any($1::text[])",
+            list(key_ids),
+        )
+        return {
+            row["key_id"]: await self._kms.unwrap(
+                WrappedKey(row["kek_id"], bytes(row["wrapped_key"])), row["key_id"]
+            )
+            for row in rows
+        }
 
     async def destroy(self, worker_id: UUID) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -108,8 +108,8 @@ class Invoices:
         settled = {"paid_on": data.paid_on, "payment_ref": data.payment_ref}
         return [Update("invoices", {"invoice_id": data.invoice_id}, settled)]
 
-    async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
-        return self.apply(event)
+    async def changes(self, conn: DbConnection, events: Sequence[Appended]) -> Sequence[RowChange]:
+        return [change for event in events for change in self.apply(event)]
 
     async def restored(self, conn: DbConnection) -> None:
         return None

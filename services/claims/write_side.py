@@ -134,7 +134,10 @@ class ClaimRegistry:
         {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimReopened", "ClaimPaid"}
     )
 
-    async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
+    async def changes(self, conn: DbConnection, events: Sequence[Appended]) -> Sequence[RowChange]:
+        return [change for event in events for change in await self._changes(conn, event)]
+
+    async def _changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
         data = event.data
         if not isinstance(data, ClaimFiled):
             return registry_changes(event, None)

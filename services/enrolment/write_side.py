@@ -55,16 +55,21 @@ class NikIndex:
     schema: str
     event_types: frozenset[str] = frozenset({"WorkerRegistered", "WorkerDetailsCorrected"})
 
-    async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
-        data = event.data
-        assert isinstance(data, WorkerRegistered | WorkerDetailsCorrected)
-        if data.personal is None:
-            return []
-        opened = open_sealed(
-            data.personal, await self.keys.get(data.personal.key_id, conn), WorkerPersonal
-        )
-        digest = nik_digest(self.secret, opened.nik) if isinstance(opened, WorkerPersonal) else None
-        return nik_entry(data.worker_id, digest)
+    async def changes(self, conn: DbConnection, events: Sequence[Appended]) -> Sequence[RowChange]:
+        details = []
+        for event in events:
+            assert isinstance(event.data, WorkerRegistered | WorkerDetailsCorrected)
+            if event.data.personal is not None:
+                details.append((event.data.worker_id, event.data.personal))
+        keys = await self.keys.get_many([personal.key_id for _, personal in details], conn)
+        changes: list[RowChange] = []
+        for worker_id, personal in details:
+            opened = open_sealed(personal, keys.get(personal.key_id), WorkerPersonal)
+            digest = (
+                nik_digest(self.secret, opened.nik) if isinstance(opened, WorkerPersonal) else None
+            )
+            changes += nik_entry(worker_id, digest)
+        return changes
 
     async def restored(self, conn: DbConnection) -> None:
         highest = await conn.fetchval(

@@ -54,9 +54,12 @@ class DesignationCounts:
             )
         ]
 
-    async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
-        assert isinstance(event.data, Verified)
-        return self.apply(event.data)
+    async def changes(self, conn: DbConnection, events: Sequence[Appended]) -> Sequence[RowChange]:
+        changes: list[RowChange] = []
+        for event in events:
+            assert isinstance(event.data, Verified)
+            changes += self.apply(event.data)
+        return changes
 
     async def restored(self, conn: DbConnection) -> None:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 from uuid import UUID
 
@@ -47,6 +48,12 @@ class KeyStore(Protocol):
     async def create(self, worker_id: UUID, conn: DbConnection) -> tuple[str, bytes]: ...
 
     async def get(self, key_id: str, conn: DbConnection | None = None) -> bytes | None: ...
+
+    async def add_many(self, keys: Mapping[UUID, bytes], conn: DbConnection) -> None: ...
+
+    async def get_many(
+        self, key_ids: Sequence[str], conn: DbConnection | None = None
+    ) -> dict[str, bytes]: ...
 
     async def destroy(self, worker_id: UUID) -> bool: ...
 

@@ -12,22 +12,25 @@ decides nothing again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from shared.db import DbConnection
-from shared.decisions import Decided, Decider, Recorded
+from shared.decisions import Decided, Decider, Recorded, RefusedError
 from shared.events.registry import parse
 from shared.eventstore.inline import Appended, InlineProjection, apply_inline
 from shared.eventstore.store import (
+    AppendOutcome,
     AppendResult,
+    CommandAppend,
     CommandContext,
     ConcurrencyError,
     EventStore,
+    StreamEvents,
     to_new_events,
 )
 
@@ -52,6 +55,69 @@ class Handled:
     @property
     def replayed(self) -> bool:
         return self.result is not None and self.result.duplicate
+
+
+@dataclass(frozen=True)
+class BatchItem(Generic[CommandT]):
+    """One command of a batch: the stream it is decided on, who asks under which key, the
+    worker its events are about, and its answer."""
+
+    stream_id: str
+    command: CommandT
+    context: CommandContext
+    worker_id: uuid.UUID | None = None
+    respond: Respond | None = None
+
+
+# Inside a batch's transaction, the items (by index) about to be appended: writes what they
+# need and returns the refusals of those it refuses.
+BeforeAppend = Callable[[DbConnection, list[int]], Awaitable[Mapping[int, Exception]]]
+
+
+def command_append(
+    stream_id: str,
+    version: int,
+    decided: Sequence[Decided],
+    context: CommandContext,
+    worker_id: uuid.UUID | None,
+    respond: Respond | None,
+) -> CommandAppend:
+    """The command's own stream after the version it read; the other streams its decision
+    writes (a worker's premiums, say) wherever they end."""
+    by_stream: dict[str, list[Decided]] = {}
+    for event in decided:
+        by_stream.setdefault(event.stream_id or stream_id, []).append(event)
+    own = by_stream.pop(stream_id, None)
+    streams = ([StreamEvents(stream_id, version, to_new_events(own, worker_id))] if own else []) + [
+        StreamEvents(other, None, to_new_events(events, worker_id))
+        for other, events in by_stream.items()
+    ]
+    return CommandAppend(streams, context, respond)
+
+
+class _RedoError(Exception):
+    """Unwinds a batch round that met items handled meanwhile or refused by the store
+    (``settled``: their answers) or overtaken on their stream (decided again)."""
+
+    def __init__(
+        self, settled: dict[int, Handled | Exception], overtaken: dict[int, Exception]
+    ) -> None:
+        self.settled = settled
+        self.overtaken = overtaken
+
+
+def _redo_unless_all_appended(appended: Mapping[int, AppendOutcome]) -> None:
+    settled: dict[int, Handled | Exception] = {}
+    overtaken: dict[int, Exception] = {}
+    for index, outcome in appended.items():
+        if isinstance(outcome, ConcurrencyError):
+            overtaken[index] = outcome
+        elif isinstance(outcome, Exception):
+            settled[index] = outcome
+        elif outcome.duplicate:
+            settled[index] = Handled(outcome, outcome.response)
+    if settled or overtaken:
+        raise _RedoError(settled, overtaken)
 
 
 class _AlreadyHandledError(Exception):
@@ -142,52 +208,159 @@ class CommandHandler:
             )
             if not decided:
                 return Handled(None)
-            result = await self._append(tx, stream_id, loaded.version, decided, context, worker_id)
-            if result.duplicate:
-                raise _AlreadyHandledError(result)
-            response = respond(result) if respond is not None else None
-            if context.idempotency_key is not None and response is not None:
-                await self.store.record_response(tx, context.idempotency_key, response)
-            return Handled(result, response)
+            append = command_append(stream_id, loaded.version, decided, context, worker_id, respond)
+            (outcome,) = await self._append(tx, [append])
+            if isinstance(outcome, Exception):
+                raise outcome
+            if outcome.duplicate:
+                raise _AlreadyHandledError(outcome)
+            return Handled(outcome, outcome.response)
 
-    async def _append(
+    async def handle_many(
+        self,
+        decider: Decider[CommandT, StateT],
+        items: Sequence[BatchItem[CommandT]],
+        before_append: BeforeAppend | None = None,
+    ) -> list[Handled | Exception]:
+        """Handle independent commands together, in one transaction: each decided on its own
+        stream's state, all appended in one batch. An item refused (by ``decide``, by
+        ``before_append``, by a row its inline projection cannot write) is answered with its
+        error alone and the rest commit; an item handled before under its key returns its
+        first answer. ``before_append`` runs inside the transaction with the items about to
+        be appended: it writes what they need and returns the refusals of those it refuses."""
+        outcomes: dict[int, Handled | Exception] = {}
+        keys = {
+            item.context.idempotency_key: item.context.fingerprint
+            for item in items
+            if item.context.idempotency_key is not None
+        }
+        firsts = await self.store.find_commands(keys) if keys else {}
+        for index, item in enumerate(items):
+            first = firsts.get(item.context.idempotency_key or "")
+            if first is not None:
+                outcomes[index] = (
+                    first if isinstance(first, Exception) else Handled(first, first.response)
+                )
+        pending = [index for index in range(len(items)) if index not in outcomes]
+        if pending:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._settle(conn, decider, items, pending, before_append, outcomes)
+        return [outcomes[index] for index in range(len(items))]
+
+    async def _settle(
         self,
         conn: DbConnection,
-        stream_id: str,
-        version: int,
-        decided: Sequence[Decided],
-        context: CommandContext,
-        worker_id: uuid.UUID | None,
-    ) -> AppendResult:
-        """The command's own stream after the version it read; the other streams its decision
-        writes (a worker's premiums, say) wherever they end. The first append claims the key;
-        the result is the first append's, with the ids of every event appended."""
-        by_stream: dict[str, list[Decided]] = {}
-        for event in decided:
-            by_stream.setdefault(event.stream_id or stream_id, []).append(event)
-        own = by_stream.pop(stream_id, None)
-        appends = ([(stream_id, version, own)] if own else []) + [
-            (other, None, events) for other, events in by_stream.items()
-        ]
-        first: AppendResult | None = None
-        event_ids: list[uuid.UUID] = []
-        for target, expected, events in appends:
-            appended = await self.store.append_within(
-                conn,
-                target,
-                expected,
-                to_new_events(events, worker_id),
-                context if first is None else replace(context, idempotency_key=None),
+        decider: Decider[CommandT, StateT],
+        items: Sequence[BatchItem[CommandT]],
+        pending: list[int],
+        before_append: BeforeAppend | None,
+        outcomes: dict[int, Handled | Exception],
+    ) -> None:
+        """Rounds of the pending items, each in a savepoint: a round that meets an item handled
+        meanwhile or overtaken on its stream is rolled back and run again without it (or with
+        it decided again); one whose writes fail is split in halves until the failing item is
+        alone, and refused with its error."""
+        conflicts = 0
+        while pending:
+            try:
+                async with conn.transaction():
+                    outcomes |= await self._round(conn, decider, items, pending, before_append)
+                return
+            except _RedoError as redo:
+                outcomes |= redo.settled
+                if redo.overtaken:
+                    conflicts += 1
+                    if conflicts == self.attempts:
+                        outcomes |= redo.overtaken
+                pending = [index for index in pending if index not in outcomes]
+            except asyncpg.DeadlockDetectedError:
+                conflicts += 1
+                if conflicts == self.attempts:
+                    raise
+            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
+                if len(pending) == 1:
+                    outcomes[pending[0]] = error
+                    return
+                half = len(pending) // 2
+                for part in (pending[:half], pending[half:]):
+                    await self._settle(conn, decider, items, part, before_append, outcomes)
+                return
+
+    async def _round(
+        self,
+        conn: DbConnection,
+        decider: Decider[CommandT, StateT],
+        items: Sequence[BatchItem[CommandT]],
+        pending: list[int],
+        before_append: BeforeAppend | None,
+    ) -> dict[int, Handled | Exception]:
+        loaded = await self.load_many({items[index].stream_id for index in pending}, decider, conn)
+        settled: dict[int, Handled | Exception] = {}
+        decided: dict[int, Sequence[Decided]] = {}
+        for index in pending:
+            item = items[index]
+            try:
+                events = decider.decide(item.command, loaded[item.stream_id].state)
+            except RefusedError as refused:
+                settled[index] = refused
+                continue
+            if events:
+                decided[index] = events
+            else:
+                settled[index] = Handled(None)
+        if before_append is not None and decided:
+            refusals = await before_append(conn, list(decided))
+            settled |= refusals
+            decided = {i: events for i, events in decided.items() if i not in refusals}
+        order = list(decided)
+        appends = [
+            command_append(
+                items[index].stream_id,
+                loaded[items[index].stream_id].version,
+                decided[index],
+                items[index].context,
+                items[index].worker_id,
+                items[index].respond,
             )
-            if first is None:
-                if appended.duplicate:
-                    return appended
-                first = appended
-            event_ids += appended.event_ids
-            appended_events = [Appended.of(envelope) for envelope in appended.envelopes]
-            await apply_inline(conn, self.store.schema, self.inline, appended_events)
-        assert first is not None  # decided is not empty
-        return replace(first, event_ids=tuple(event_ids))
+            for index in order
+        ]
+        appended = dict(zip(order, await self._append(conn, appends), strict=True))
+        _redo_unless_all_appended(appended)
+        for index, outcome in appended.items():
+            assert isinstance(outcome, AppendResult)
+            settled[index] = Handled(outcome, outcome.response)
+        return settled
+
+    async def load_many(
+        self, stream_ids: set[str], decider: Decider[CommandT, StateT], conn: DbConnection
+    ) -> dict[str, Loaded[StateT]]:
+        """``load`` of many streams in one read."""
+        events = await self.store.read_streams(sorted(stream_ids), conn)
+        loaded = {}
+        for stream_id in stream_ids:
+            state, version = decider.initial, 0
+            for stored in events.get(stream_id, ()):
+                envelope, data = parse(stored.envelope)
+                state = decider.evolve(state, Recorded(data, envelope.recorded_at))
+                version += 1
+            loaded[stream_id] = Loaded(state, version)
+        return loaded
+
+    async def _append(
+        self, conn: DbConnection, appends: Sequence[CommandAppend]
+    ) -> list[AppendOutcome]:
+        """The batch's appends, then the inline projections of every event appended, applied
+        at once (unless an append was refused: the caller rolls back)."""
+        outcomes = await self.store.append_batch(conn, appends) if appends else []
+        if all(isinstance(o, AppendResult) and not o.duplicate for o in outcomes):
+            appended = [
+                Appended.of(envelope)
+                for outcome in outcomes
+                if isinstance(outcome, AppendResult)
+                for envelope in outcome.envelopes
+            ]
+            await apply_inline(conn, self.store.schema, self.inline, appended)
+        return outcomes
 
     @asynccontextmanager
     async def _transaction(self, conn: DbConnection | None) -> AsyncIterator[DbConnection]:

@@ -40,8 +40,10 @@ class InlineProjection(Protocol):
     @property
     def event_types(self) -> frozenset[str]: ...
 
-    async def changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
-        """The event's row changes; inside the append's (or the restore's) transaction."""
+    async def changes(self, conn: DbConnection, events: Sequence[Appended]) -> Sequence[RowChange]:
+        """The row changes of these events (all of its types), in their order; inside the
+        append's (or the restore's) transaction. Given a batch at once, so that what the
+        changes need from the database is read once for all of them."""
         ...
 
     async def restored(self, conn: DbConnection) -> None:
@@ -56,10 +58,10 @@ async def apply_inline(
     events: Sequence[Appended],
 ) -> None:
     changes: list[RowChange] = []
-    for event in events:
-        for projection in projections:
-            if event.envelope.event_type in projection.event_types:
-                changes += await projection.changes(conn, event)
+    for projection in projections:
+        mine = [event for event in events if event.envelope.event_type in projection.event_types]
+        if mine:
+            changes += await projection.changes(conn, mine)
     await execute_changes(conn, schema, changes)
 
 

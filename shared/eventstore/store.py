@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +101,48 @@ class AppendResult:
 
 
 @dataclass(frozen=True)
+class StreamEvents:
+    """Events for one stream, after ``expected_version`` (None: wherever the stream ends)."""
+
+    stream_id: str
+    expected_version: int | None
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True)
+class CommandAppend:
+    """What one command appends: its own stream first (the versions its idempotency record
+    keeps), then the other streams its decision writes; ``respond`` gives the answer recorded
+    with its events."""
+
+    streams: Sequence[StreamEvents]
+    context: CommandContext
+    respond: Callable[[AppendResult], Any] | None = None
+
+
+# A command's outcome in a batch: its result, or the error that refused it alone.
+AppendOutcome = AppendResult | ConcurrencyError | IdempotencyKeyReusedError | EnvelopeTooLargeError
+
+
+@dataclass(frozen=True)
+class _Head:
+    version: int
+    last_hash: str
+
+
+@dataclass
+class _Batch:
+    """A batch's appends as they are sealed: the heads so far, what will be written."""
+
+    at: str  # recorded_at of every event of the batch
+    heads: dict[str, _Head]
+    moved: dict[str, _Head] = field(default_factory=dict)
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
+    records: list[tuple[str, AppendResult]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class StoredEvent:
     position: int
     envelope: dict[str, Any] = field(repr=False)
@@ -163,15 +205,20 @@ class EventStore:
         )
         return None if row is None else _handled_before(row, fingerprint)
 
-    async def record_response(
-        self, conn: DbConnection, idempotency_key: str, response: Any
-    ) -> None:
-        """Keep the answer to a command with its events, for a retry to receive it again."""
-        await conn.execute(
-            f"UPDATE {self._schema}.commands SET response = $2 WHERE idempotency_key = $1",
-            idempotency_key,
-            orjson.dumps(response).decode(),
+    async def find_commands(
+        self, keys: Mapping[str, str | None], conn: DbConnection | None = None
+    ) -> dict[str, AppendResult | IdempotencyKeyReusedError]:
+        """``find_command`` for many keys (each with its request's fingerprint) in one read:
+        the results of those handled before, or the refusal of a key reused."""
+        rows = await (conn or self._pool).fetch(
+            f"SELECT idempotency_key, {COMMAND_COLUMNS} FROM {self._schema}.commands "
+            "WHERE idempotency_key = any($1::text[]) AND first_version > 0",
+            list(keys),
         )
+        return {
+            row["idempotency_key"]: _first_or_refusal(row, keys[row["idempotency_key"]])
+            for row in rows
+        }
 
     async def append(
         self,
@@ -193,91 +240,190 @@ class EventStore:
         context: CommandContext,
     ) -> AppendResult:
         """The append, inside a transaction the caller holds (and commits or rolls back)."""
-        if not events:
-            raise ValueError("an append needs at least one event")
-        if context.idempotency_key is not None:
-            first = await self._claim_command(conn, context, stream_id)
-            if first is not None:
-                return first
-        actual, prev_hash = await self._lock_stream(conn, stream_id)
-        if expected_version is not None and actual != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, actual)
-        recorded_at = rfc3339(self._clock())
-        rows = []
-        for offset, event in enumerate(events, start=1):
-            envelope = self._envelope(stream_id, actual + offset, event, context, recorded_at)
-            envelope["prev_hash"] = prev_hash
-            envelope["hash"] = prev_hash = compute_hash(envelope)
-            rows.append(envelope)
-        last_version = actual + len(events)
-        await self._insert(conn, rows)
-        await conn.execute(
-            f"INSERT INTO {self._schema}.streams (stream_id, version, last_hash) "
-            "VALUES ($1, $2, $3) ON CONFLICT (stream_id) "
-            "DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash",
-            stream_id,
-            last_version,
-            prev_hash,
-        )
-        event_ids = tuple(uuid.UUID(row["event_id"]) for row in rows)
-        if context.idempotency_key is not None:
-            await conn.execute(
-                f"UPDATE {self._schema}.commands SET event_ids = $2, first_version = $3, "
-                "last_version = $4 WHERE idempotency_key = $1",
-                context.idempotency_key,
-                list(event_ids),
-                actual + 1,
-                last_version,
-            )
-        await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
-        for event in events:
-            EVENTS_APPENDED.labels(self._producer, event.event_type).inc()
-        return AppendResult(stream_id, actual + 1, last_version, event_ids, envelopes=tuple(rows))
+        command = CommandAppend((StreamEvents(stream_id, expected_version, events),), context)
+        (outcome,) = await self.append_batch(conn, [command])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    async def _claim_command(
-        self, conn: DbConnection, context: CommandContext, stream_id: str
-    ) -> AppendResult | None:
-        # A concurrent first attempt holds the key's row lock: this insert waits for it to
+    async def append_batch(
+        self, conn: DbConnection, commands: Sequence[CommandAppend]
+    ) -> list[AppendOutcome]:
+        """Many commands' appends in the caller's transaction, in a fixed number of statements
+        whatever their number: claim the keys, lock (or create) every stream head, then write
+        the events, their outbox rows, the heads and the commands' records at once.
+
+        Each command gets its own outcome: its result (``duplicate`` when its key was handled
+        before), or the error that refuses it alone (a stream not at its expected version, a
+        key reused, an event too large), in which case nothing of it is written. Commands of
+        one batch writing one stream are chained in the batch's order."""
+        keys = [c.context.idempotency_key for c in commands if c.context.idempotency_key]
+        if len(set(keys)) < len(keys):
+            raise ValueError("an idempotency key appears twice in one batch")
+        for command in commands:
+            if not command.streams or not all(s.events for s in command.streams):
+                raise ValueError("an append needs at least one event")
+        outcomes: dict[int, AppendOutcome] = await self._claim_commands(conn, commands)
+        live = [i for i in range(len(commands)) if i not in outcomes]
+        heads = await self._lock_heads(
+            conn, {s.stream_id for i in live for s in commands[i].streams}
+        )
+        batch = _Batch(rfc3339(self._clock()), heads)
+        for i in live:
+            outcomes[i] = self._seal(commands[i], batch)
+        if batch.envelopes:
+            await self._write(conn, batch)
+        for envelope in batch.envelopes:
+            EVENTS_APPENDED.labels(self._producer, envelope["event_type"]).inc()
+        return [outcomes[i] for i in range(len(commands))]
+
+    async def _claim_commands(
+        self, conn: DbConnection, commands: Sequence[CommandAppend]
+    ) -> dict[int, AppendOutcome]:
+        """Claim the commands' keys (in key order, so two batches never wait on each other in
+        a circle); those taken already answer with their first result."""
+        keyed = {
+            c.context.idempotency_key: (i, c)
+            for i, c in enumerate(commands)
+            if c.context.idempotency_key is not None
+        }
+        if not keyed:
+            return {}
+        # A concurrent first attempt holds a key's row lock: the insert waits for it to
         # commit (then the key is taken: return its result) or roll back (then it is ours).
-        claimed = await conn.fetchval(
+        claimed = await conn.fetch(
             f"INSERT INTO {self._schema}.commands (idempotency_key, stream_id, event_ids, "
             "first_version, last_version, recorded_at, fingerprint) "
-            "VALUES ($1, $2, '{}', 0, 0, now(), $3) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
-            context.idempotency_key,
-            stream_id,
-            context.fingerprint,
+            "SELECT k, s, '{}', 0, 0, now(), f "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, s, f) ORDER BY k "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            list(keyed),
+            [c.streams[0].stream_id for _, c in keyed.values()],
+            [c.context.fingerprint for _, c in keyed.values()],
         )
-        if claimed:
-            return None
-        first = await conn.fetchrow(
-            f"SELECT {COMMAND_COLUMNS} FROM {self._schema}.commands WHERE idempotency_key = $1",
-            context.idempotency_key,
+        taken = set(keyed) - {row["idempotency_key"] for row in claimed}
+        if not taken:
+            return {}
+        firsts = await conn.fetch(
+            f"SELECT idempotency_key, {COMMAND_COLUMNS} FROM {self._schema}.commands "
+            "WHERE idempotency_key = any($1::text[])",
+            list(taken),
         )
-        assert first is not None  # the conflicting row is committed and never deleted
-        return _handled_before(first, context.fingerprint)
+        # The conflicting rows are committed and never deleted.
+        return {
+            keyed[row["idempotency_key"]][0]: _first_or_refusal(
+                row, keyed[row["idempotency_key"]][1].context.fingerprint
+            )
+            for row in firsts
+        }
 
-    async def _lock_stream(self, conn: DbConnection, stream_id: str) -> tuple[int, str]:
-        row = await conn.fetchrow(
-            f"SELECT version, last_hash FROM {self._schema}.streams "
-            "WHERE stream_id = $1 FOR UPDATE",
-            stream_id,
-        )
-        if row is not None:
-            return int(row["version"]), str(row["last_hash"])
-        # A new stream: claim its row now, so a concurrent creator waits and then conflicts.
-        created = await conn.fetchval(
-            f"INSERT INTO {self._schema}.streams (stream_id, version, last_hash) "
-            "VALUES ($1, 0, $2) ON CONFLICT (stream_id) DO NOTHING RETURNING true",
-            stream_id,
+    async def _lock_heads(self, conn: DbConnection, stream_ids: set[str]) -> dict[str, _Head]:
+        """Lock the streams' heads in stream order, creating those that do not exist yet; one
+        created meanwhile by another writer is locked once that writer committed."""
+        ordered = sorted(stream_ids)
+        rows = await conn.fetch(
+            f"WITH locked AS (SELECT stream_id, version, last_hash FROM {self._schema}.streams "
+            "WHERE stream_id = any($1::text[]) ORDER BY stream_id FOR UPDATE), "
+            f"created AS (INSERT INTO {self._schema}.streams (stream_id, version, last_hash) "
+            "SELECT s, 0, $2 FROM unnest($1::text[]) AS s ORDER BY s "
+            "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id, version, last_hash) "
+            "SELECT * FROM locked UNION ALL SELECT * FROM created",
+            ordered,
             GENESIS_HASH,
         )
-        if not created:
-            current = await conn.fetchval(
-                f"SELECT version FROM {self._schema}.streams WHERE stream_id = $1", stream_id
+        heads = {r["stream_id"]: _Head(int(r["version"]), str(r["last_hash"])) for r in rows}
+        raced = [s for s in ordered if s not in heads]
+        if raced:
+            rows = await conn.fetch(
+                f"SELECT stream_id, version, last_hash FROM {self._schema}.streams "
+                "WHERE stream_id = any($1::text[]) ORDER BY stream_id FOR UPDATE",
+                raced,
             )
-            raise ConcurrencyError(stream_id, 0, int(current))
-        return 0, GENESIS_HASH
+            heads |= {r["stream_id"]: _Head(int(r["version"]), str(r["last_hash"])) for r in rows}
+        return heads
+
+    def _seal(self, command: CommandAppend, batch: _Batch) -> AppendOutcome:
+        """The command's events chained after its streams' heads, added to the batch; or what
+        refuses it (then the batch holds nothing of it)."""
+        envelopes: list[dict[str, Any]] = []
+        bodies: list[str] = []
+        moved: dict[str, _Head] = {}
+        for stream in command.streams:
+            head = batch.heads[stream.stream_id]
+            expected = stream.expected_version
+            if expected is not None and head.version != expected:
+                return ConcurrencyError(stream.stream_id, expected, head.version)
+            prev_hash = head.last_hash
+            for offset, event in enumerate(stream.events, start=1):
+                envelope = self._envelope(
+                    stream.stream_id, head.version + offset, event, command.context, batch.at
+                )
+                envelope["prev_hash"] = prev_hash
+                envelope["hash"] = prev_hash = compute_hash(envelope)
+                body = orjson.dumps(envelope).decode()
+                try:
+                    self._refuse_unpublishable(envelope, body)
+                except EnvelopeTooLargeError as too_large:
+                    return too_large
+                envelopes.append(envelope)
+                bodies.append(body)
+            moved[stream.stream_id] = _Head(head.version + len(stream.events), prev_hash)
+        own = command.streams[0]
+        result = AppendResult(
+            own.stream_id,
+            batch.heads[own.stream_id].version + 1,
+            moved[own.stream_id].version,
+            tuple(uuid.UUID(e["event_id"]) for e in envelopes),
+            envelopes=tuple(envelopes),
+        )
+        if command.respond is not None:
+            result = replace(result, response=command.respond(result))
+        batch.heads |= moved
+        batch.moved |= moved
+        batch.envelopes += envelopes
+        batch.bodies += bodies
+        if command.context.idempotency_key is not None:
+            batch.records.append((command.context.idempotency_key, result))
+        return result
+
+    async def _write(self, conn: DbConnection, batch: _Batch) -> None:
+        """One statement: the events, their outbox rows, the streams' new heads, the commands'
+        records with their answers, and the signal that wakes the relay."""
+        envelopes, records = batch.envelopes, batch.records
+        await conn.execute(
+            f"WITH appended AS ({EVENTS_INSERT} RETURNING position), "
+            f"queued AS (INSERT INTO {self._schema}.outbox (position, traceparent) "
+            "SELECT position, $10 FROM appended), "
+            f"heads AS (UPDATE {self._schema}.streams AS s "
+            "SET version = h.version, last_hash = h.last_hash "
+            "FROM unnest($11::text[], $12::int[], $13::text[]) AS h(stream_id, version, last_hash) "
+            "WHERE s.stream_id = h.stream_id), "
+            f"recorded AS (UPDATE {self._schema}.commands AS c SET event_ids = i.event_ids, "
+            "first_version = r.first_version, last_version = r.last_version, "
+            "response = r.response::jsonb "
+            "FROM unnest($14::text[], $15::int[], $16::int[], $17::text[]) "
+            "AS r(idempotency_key, first_version, last_version, response) "
+            "JOIN (SELECT idempotency_key, array_agg(event_id ORDER BY n) AS event_ids "
+            "FROM unnest($18::text[], $19::uuid[]) WITH ORDINALITY AS e(idempotency_key, "
+            "event_id, n) GROUP BY idempotency_key) AS i USING (idempotency_key) "
+            "WHERE c.idempotency_key = r.idempotency_key) "
+            "SELECT pg_notify($20, '')".replace("{schema}", self._schema),
+            *_event_columns(envelopes, batch.bodies),
+            current_traceparent(),
+            list(batch.moved),
+            [head.version for head in batch.moved.values()],
+            [head.last_hash for head in batch.moved.values()],
+            [key for key, _ in records],
+            [result.first_version for _, result in records],
+            [result.last_version for _, result in records],
+            [
+                None if result.response is None else orjson.dumps(result.response).decode()
+                for _, result in records
+            ],
+            [key for key, result in records for _ in result.event_ids],
+            [event_id for _, result in records for event_id in result.event_ids],
+            self.notify_channel,
+        )
 
     def _envelope(
         self,
@@ -303,17 +449,6 @@ class EventStore:
             "policy_version": event.policy_version,
             "data": dict(event.data),
         }
-
-    async def _insert(self, conn: DbConnection, envelopes: list[dict[str, Any]]) -> None:
-        bodies = [orjson.dumps(e).decode() for e in envelopes]
-        for envelope, body in zip(envelopes, bodies, strict=True):
-            self._refuse_unpublishable(envelope, body)
-        positions = await insert_events(conn, self._schema, envelopes, bodies, "RETURNING position")
-        traceparent = current_traceparent()
-        await conn.executemany(
-            f"INSERT INTO {self._schema}.outbox (position, traceparent) VALUES ($1, $2)",
-            [(row["position"], traceparent) for row in positions],
-        )
 
     async def read_about(
         self, worker_id: uuid.UUID, event_types: Sequence[str], conn: DbConnection | None = None
@@ -347,8 +482,32 @@ class EventStore:
         )
         return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
 
+    async def read_streams(
+        self, stream_ids: Sequence[str], conn: DbConnection | None = None
+    ) -> dict[str, list[StoredEvent]]:
+        """``read_stream`` of many streams in one read (a stream without events is absent)."""
+        rows = await (conn or self._pool).fetch(
+            f"SELECT stream_id, position, body FROM {self._schema}.events "
+            "WHERE stream_id = any($1::text[]) ORDER BY stream_id, stream_version",
+            list(stream_ids),
+        )
+        streams: dict[str, list[StoredEvent]] = {}
+        for r in rows:
+            stored = StoredEvent(r["position"], orjson.loads(r["body"]), r["body"])
+            streams.setdefault(r["stream_id"], []).append(stored)
+        return streams
+
 
 COMMAND_COLUMNS = "stream_id, event_ids, first_version, last_version, fingerprint, response"
+
+
+def _first_or_refusal(
+    row: asyncpg.Record, fingerprint: str | None
+) -> AppendResult | IdempotencyKeyReusedError:
+    try:
+        return _handled_before(row, fingerprint)
+    except IdempotencyKeyReusedError as reused:
+        return reused
 
 
 def _handled_before(row: asyncpg.Record, fingerprint: str | None) -> AppendResult:
@@ -378,19 +537,16 @@ def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID | None) -> li
     ]
 
 
-async def insert_events(
-    conn: DbConnection,
-    schema: str,
-    envelopes: Sequence[Mapping[str, Any]],
-    bodies: Sequence[str],
-    tail: str,
-) -> list[asyncpg.Record]:
-    """One statement for many events; ``bodies`` are the envelopes exactly as published."""
-    return await conn.fetch(
-        f"INSERT INTO {schema}.events (event_id, stream_id, stream_version, event_type, "
-        "schema_version, worker_id, recorded_at, hash, body) "
-        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], "
-        f"$6::uuid[], $7::timestamptz[], $8::text[], $9::text[]) {tail}",
+EVENTS_INSERT = (
+    "INSERT INTO {schema}.events (event_id, stream_id, stream_version, event_type, "
+    "schema_version, worker_id, recorded_at, hash, body) "
+    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], "
+    "$6::uuid[], $7::timestamptz[], $8::text[], $9::text[])"
+)
+
+
+def _event_columns(envelopes: Sequence[Mapping[str, Any]], bodies: Sequence[str]) -> list[Any]:
+    return [
         [e["event_id"] for e in envelopes],
         [e["stream_id"] for e in envelopes],
         [e["stream_version"] for e in envelopes],
@@ -400,4 +556,17 @@ async def insert_events(
         [datetime.fromisoformat(e["recorded_at"]) for e in envelopes],
         [e["hash"] for e in envelopes],
         list(bodies),
+    ]
+
+
+async def insert_events(
+    conn: DbConnection,
+    schema: str,
+    envelopes: Sequence[Mapping[str, Any]],
+    bodies: Sequence[str],
+    tail: str,
+) -> list[asyncpg.Record]:
+    """One statement for many events; ``bodies`` are the envelopes exactly as published."""
+    return await conn.fetch(
+        f"{EVENTS_INSERT.replace('{schema}', schema)} {tail}", *_event_columns(envelopes, bodies)
     )
