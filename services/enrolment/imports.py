@@ -12,12 +12,11 @@ cell or a row beyond its bound is refused before any of it is read into a regist
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import io
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -27,6 +26,7 @@ from services.enrolment.service import DuplicateNikError, EnrolmentService, Regi
 from shared.decisions import RefusedError
 from shared.events.bounds import ADDRESS_CHARS
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
+from shared.eventstore.handler import Handled
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.scope import AreaScope
@@ -241,9 +241,10 @@ def registration_from(row: dict[str, str], batch_id: str, number: int) -> Regist
     )
 
 
-# Rows registered at once: their transactions commit together (one disk flush for several),
-# while their order in the report and the file's own duplicates stay as in the file.
-CONCURRENT_ROWS = 8  # below the service's pool of ten connections
+# Rows registered in one transaction: one batch of statements for the chunk instead of a dozen
+# round trips per row (measured in docs/benchmarks.md), small enough that a chunk's rows and
+# its answer stay well within the service's memory.
+CHUNK_ROWS = 1000
 
 
 async def import_csv(
@@ -257,22 +258,22 @@ async def import_csv(
     result = ImportResult(batch_id, uuid.uuid4())
     correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
     first_row_of_nik: dict[str, int] = {}
-    window: list[Awaitable[RowResult]] = []
+    chunk: list[CsvRow] = []
     for row in read_rows(decode(content)):
         nik = row.cells.get("nik", "")
-        if row.problems:
-            window.append(_refused(row.number, *row.problems))
-        elif nik in first_row_of_nik:
-            window.append(_refused(row.number, f"nik: the same NIK as row {first_row_of_nik[nik]}"))
-        else:
+        if not row.problems and nik in first_row_of_nik:
+            row = CsvRow(row.number, {}, (f"nik: the same NIK as row {first_row_of_nik[nik]}",))
+        elif not row.problems:
             first_row_of_nik[nik] = row.number
-            window.append(
-                _import_row(service, row.cells, row.number, batch_id, actor_id, correlation, scope)
+        chunk.append(row)
+        if len(chunk) == CHUNK_ROWS:
+            result.rows += await register_rows(
+                service, chunk, batch_id, actor_id, correlation, scope
             )
-        if len(window) == CONCURRENT_ROWS:
-            result.rows += await _gathered(window, progress)
-            window = []
-    result.rows += await _gathered(window, progress)
+            progress(len(chunk))
+            chunk = []
+    result.rows += await register_rows(service, chunk, batch_id, actor_id, correlation, scope)
+    progress(len(chunk))
     area = scope.row_codes()
     await service.pool.executemany(
         f"INSERT INTO {service.schema}.import_rows (import_id, batch_id, row, outcome, "
@@ -286,49 +287,62 @@ async def import_csv(
     return result
 
 
-async def _gathered(
-    window: list[Awaitable[RowResult]], progress: Callable[[int], None]
-) -> list[RowResult]:
-    rows = list(await asyncio.gather(*window))
-    progress(len(rows))
-    return rows
-
-
-async def _refused(number: int, *reasons: str) -> RowResult:
-    return RowResult(number, "refused", reasons=reasons)
-
-
-async def _import_row(
+async def register_rows(
     service: EnrolmentService,
-    row: dict[str, str],
-    number: int,
+    rows: Sequence[CsvRow],
     batch_id: str,
     actor_id: str,
     correlation: uuid.UUID,
     scope: AreaScope,
+) -> list[RowResult]:
+    """Register a chunk of rows in one transaction, a result per row in their order. Each row
+    under the key ``import:<batch>:<row>``: a row registered before (by an import stopped
+    midway, say) answers already_registered; a row refused (its shape, its area, its fields,
+    the rules, a NIK registered) is refused alone and the others register."""
+    results: dict[int, RowResult] = {}
+    registrations: list[tuple[Registration, CommandContext]] = []
+    numbers: list[int] = []
+    for row in rows:
+        try:
+            registration = _registration_of(row, batch_id, scope)
+        except ValueError as error:
+            results[row.number] = RowResult(row.number, "refused", reasons=_reasons(error))
+            continue
+        key = f"import:{batch_id}:{row.number}"
+        context = CommandContext(actor_id, "kelurahan_officer", correlation, idempotency_key=key)
+        registrations.append((registration, context))
+        numbers.append(row.number)
+    outcomes = await service.register_many(registrations) if registrations else []
+    for number, outcome in zip(numbers, outcomes, strict=True):
+        results[number] = _row_result(number, outcome, scope)
+    return [results[row.number] for row in rows]
+
+
+def _registration_of(row: CsvRow, batch_id: str, scope: AreaScope) -> Registration:
+    """The row's registration, or ValueError naming every problem found before the rules."""
+    if row.problems:
+        raise ValueError("; ".join(row.problems))
+    kelurahan = row.cells.get("kelurahan_code", "")
+    if not scope.allows(kelurahan):
+        raise ValueError(f"kelurahan_code: {kelurahan!r} is outside {scope.area}")
+    return registration_from(row.cells, batch_id, row.number)
+
+
+def _reasons(error: Exception) -> tuple[str, ...]:
+    if isinstance(error, RefusedError):
+        return tuple(str(p) for p in error.problems)
+    return tuple(str(error).split("; "))
+
+
+def _row_result(
+    number: int, outcome: tuple[uuid.UUID, Handled] | Exception, scope: AreaScope
 ) -> RowResult:
-    if not scope.allows(row.get("kelurahan_code", "")):
-        return RowResult(
-            number,
-            "refused",
-            reasons=(f"kelurahan_code: {row.get('kelurahan_code')!r} is outside {scope.area}",),
-        )
-    try:
-        registration = registration_from(row, batch_id, number)
-        context = CommandContext(
-            actor_id,
-            "kelurahan_officer",
-            correlation,
-            idempotency_key=f"import:{batch_id}:{number}",
-        )
-        worker_id, handled = await service.register(registration, context)
-    except ValueError as error:
-        return RowResult(number, "refused", reasons=tuple(str(error).split("; ")))
-    except RefusedError as refused:
-        return RowResult(number, "refused", reasons=tuple(str(p) for p in refused.problems))
-    except DuplicateNikError as duplicate:
-        seen = duplicate.seen_by(scope)
+    if isinstance(outcome, DuplicateNikError):
+        seen = outcome.seen_by(scope)
         return RowResult(number, "refused", seen.worker_id, (str(seen),))
+    if isinstance(outcome, Exception):
+        return RowResult(number, "refused", reasons=_reasons(outcome))
+    worker_id, handled = outcome
     return RowResult(number, "already_registered" if handled.replayed else "registered", worker_id)
 
 

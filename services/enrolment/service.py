@@ -9,7 +9,7 @@ transaction so that one person is registered once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -20,10 +20,10 @@ from services.enrolment.rules import membership_number
 from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import KeyStore, open_sealed, seal
+from shared.events.personal import KeyStore, key_id_for, new_data_key, open_sealed, seal
 from shared.eventstore import EventStore
-from shared.eventstore.handler import CommandHandler, Handled
-from shared.eventstore.store import CommandContext
+from shared.eventstore.handler import BatchItem, CommandHandler, Handled
+from shared.eventstore.store import AppendResult, CommandContext
 from shared.policy import PolicyBook
 from shared.scope import AreaScope
 
@@ -59,6 +59,11 @@ class ErasedWorkerError(Exception):
 
 def stream_of(worker_id: uuid.UUID) -> str:
     return f"worker-{worker_id}"
+
+
+def _registered(worker_id: uuid.UUID) -> Callable[[AppendResult], dict[str, str]]:
+    """A registration's answer: the worker registered."""
+    return lambda _: {"worker_id": str(worker_id)}
 
 
 @dataclass(frozen=True)
@@ -136,17 +141,7 @@ class EnrolmentService:
 
         async def sealed_command(conn: DbConnection) -> RegisterWorker:
             key_id, key = await self.keys.create(worker_id, conn)
-            return RegisterWorker(
-                worker_id=worker_id,
-                nik=nik,
-                personal=seal(registration.personal, key_id, key),
-                birth_date=registration.birth_date,
-                sex=registration.sex,
-                occupation_code=registration.occupation_code,
-                kelurahan_code=registration.kelurahan_code,
-                source=registration.source,
-                at=self.clock(),
-            )
+            return self._register_command(worker_id, registration, key_id, key)
 
         try:
             handled = await self.handler.handle(
@@ -155,13 +150,92 @@ class EnrolmentService:
                 sealed_command,
                 context,
                 worker_id=worker_id,
-                respond=lambda _: {"worker_id": str(worker_id)},
+                respond=_registered(worker_id),
             )
         except asyncpg.UniqueViolationError:
             # Registered before, or meanwhile: the NIK index refused this one (rolled back).
             raise await self._duplicate(await self.worker_by_nik(nik)) from None
         assert handled.result is not None  # a registration always decides an event
         return uuid.UUID(handled.result.stream_id.removeprefix("worker-")), handled
+
+    async def register_many(
+        self, registrations: Sequence[tuple[Registration, CommandContext]]
+    ) -> list[tuple[uuid.UUID, Handled] | Exception]:
+        """Register many people in one transaction, each as ``register`` would: the worker and
+        what was done (the first answer for a key handled before), or the error that refused
+        that registration alone (RefusedError, DuplicateNikError, a row the store refused).
+        The new workers' keys are stored in one statement and their NIKs checked in one read,
+        for those the rules passed only; a NIK twice in the batch registers its first."""
+        worker_ids = [self._new_id() for _ in registrations]
+        keys = {worker_id: new_data_key() for worker_id in worker_ids}
+        items = [
+            BatchItem(
+                stream_of(worker_id),
+                self._register_command(worker_id, registration, key_id_for(worker_id), key),
+                context,
+                worker_id,
+                respond=_registered(worker_id),
+            )
+            for worker_id, (registration, context), key in zip(
+                worker_ids, registrations, keys.values(), strict=True
+            )
+        ]
+
+        async def new_people_only(conn: DbConnection, indices: list[int]) -> dict[int, Exception]:
+            digests = {i: self.nik_digest(registrations[i][0].personal.nik) for i in indices}
+            registered = {
+                bytes(row["nik_digest"]): uuid.UUID(str(row["worker_id"]))
+                for row in await conn.fetch(
+                    f"SELECT nik_digest, worker_id FROM {self.schema}.nik_index "
+                    "WHERE nik_digest = any($1::bytea[])",
+                    list(digests.values()),
+                )
+            }
+            refused: dict[int, Exception] = {}
+            first_of: dict[bytes, int] = {}
+            for i, digest in digests.items():
+                if digest in registered:
+                    refused[i] = await self._duplicate(registered[digest], conn)
+                elif digest in first_of:
+                    first = first_of[digest]
+                    kelurahan = registrations[first][0].kelurahan_code
+                    refused[i] = DuplicateNikError(worker_ids[first], kelurahan)
+                else:
+                    first_of[digest] = i
+            await self.keys.add_many(
+                {worker_ids[i]: keys[worker_ids[i]] for i in indices if i not in refused}, conn
+            )
+            return refused
+
+        outcomes = await self.handler.handle_many(self.rules, items, new_people_only)
+        answers: list[tuple[uuid.UUID, Handled] | Exception] = []
+        for registration, outcome in zip(registrations, outcomes, strict=True):
+            if isinstance(outcome, asyncpg.UniqueViolationError):
+                # Registered meanwhile by another transaction: the NIK index refused this one.
+                outcome = await self._duplicate(
+                    await self.worker_by_nik(registration[0].personal.nik)
+                )
+            if isinstance(outcome, Exception):
+                answers.append(outcome)
+                continue
+            assert outcome.result is not None  # a registration always decides an event
+            answers.append((uuid.UUID(outcome.result.stream_id.removeprefix("worker-")), outcome))
+        return answers
+
+    def _register_command(
+        self, worker_id: uuid.UUID, registration: Registration, key_id: str, key: bytes
+    ) -> RegisterWorker:
+        return RegisterWorker(
+            worker_id=worker_id,
+            nik=registration.personal.nik,
+            personal=seal(registration.personal, key_id, key),
+            birth_date=registration.birth_date,
+            sex=registration.sex,
+            occupation_code=registration.occupation_code,
+            kelurahan_code=registration.kelurahan_code,
+            source=registration.source,
+            at=self.clock(),
+        )
 
     async def correct(
         self,
@@ -229,10 +303,12 @@ class EnrolmentService:
         _, version = await self.load(worker_id)
         return handled, version
 
-    async def _duplicate(self, holder: uuid.UUID | None) -> DuplicateNikError:
+    async def _duplicate(
+        self, holder: uuid.UUID | None, conn: DbConnection | None = None
+    ) -> DuplicateNikError:
         if holder is None:
             return DuplicateNikError(None)
-        worker, _ = await self.load(holder)
+        worker, _ = await self.load(holder, conn)
         return DuplicateNikError(holder, worker.kelurahan_code)
 
     async def execute(
