@@ -255,12 +255,15 @@ class CommandHandler:
         pending: list[int],
         before_append: BeforeAppend | None,
         outcomes: dict[int, Handled | Exception],
+        attempts: int | None = None,
     ) -> None:
-        """Rounds of the pending items, each in a savepoint: a round that meets an item handled
-        meanwhile or overtaken on its stream is rolled back and run again without it (or with
-        it decided again); one whose writes fail is split in halves until the failing item is
-        alone, and refused with its error."""
-        conflicts = 0
+        """Rounds of the pending items, each in a savepoint, until each is answered. A round
+        that meets items handled meanwhile, or refused by the store, is rolled back and run
+        again without them; items overtaken on their stream (by another transaction, or by an
+        earlier item of the batch) wait until the others are appended, then are decided again
+        on the new state, a bounded number of times. A round whose writes fail is split in
+        halves until the failing item is alone, and refused with its error."""
+        attempts = self.attempts if attempts is None else attempts
         while pending:
             try:
                 async with conn.transaction():
@@ -268,14 +271,19 @@ class CommandHandler:
                 return
             except _RedoError as redo:
                 outcomes |= redo.settled
-                if redo.overtaken:
-                    conflicts += 1
-                    if conflicts == self.attempts:
-                        outcomes |= redo.overtaken
                 pending = [index for index in pending if index not in outcomes]
+                if redo.overtaken:
+                    rest = [index for index in pending if index not in redo.overtaken]
+                    await self._settle(
+                        conn, decider, items, rest, before_append, outcomes, attempts
+                    )
+                    attempts -= 1
+                    if attempts == 0:
+                        outcomes |= redo.overtaken
+                    pending = [index for index in pending if index not in outcomes]
             except asyncpg.DeadlockDetectedError:
-                conflicts += 1
-                if conflicts == self.attempts:
+                attempts -= 1
+                if attempts == 0:
                     raise
             except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
                 if len(pending) == 1:
@@ -283,7 +291,9 @@ class CommandHandler:
                     return
                 half = len(pending) // 2
                 for part in (pending[:half], pending[half:]):
-                    await self._settle(conn, decider, items, part, before_append, outcomes)
+                    await self._settle(
+                        conn, decider, items, part, before_append, outcomes, attempts
+                    )
                 return
 
     async def _round(
