@@ -209,7 +209,7 @@ class CommandHandler:
             if not decided:
                 return Handled(None)
             append = command_append(stream_id, loaded.version, decided, context, worker_id, respond)
-            (outcome,) = await self._append(tx, [append])
+            (outcome,) = await self.append(tx, [append])
             if isinstance(outcome, Exception):
                 raise outcome
             if outcome.duplicate:
@@ -244,102 +244,9 @@ class CommandHandler:
         pending = [index for index in range(len(items)) if index not in outcomes]
         if pending:
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._settle(conn, decider, items, pending, before_append, outcomes)
+                run = _BatchRun(self, conn, decider, items, before_append, outcomes)
+                await run.settle(pending, self.attempts)
         return [outcomes[index] for index in range(len(items))]
-
-    async def _settle(
-        self,
-        conn: DbConnection,
-        decider: Decider[CommandT, StateT],
-        items: Sequence[BatchItem[CommandT]],
-        pending: list[int],
-        before_append: BeforeAppend | None,
-        outcomes: dict[int, Handled | Exception],
-        attempts: int | None = None,
-    ) -> None:
-        """Rounds of the pending items, each in a savepoint, until each is answered. A round
-        that meets items handled meanwhile, or refused by the store, is rolled back and run
-        again without them; items overtaken on their stream (by another transaction, or by an
-        earlier item of the batch) wait until the others are appended, then are decided again
-        on the new state, a bounded number of times. A round whose writes fail is split in
-        halves until the failing item is alone, and refused with its error."""
-        attempts = self.attempts if attempts is None else attempts
-        while pending:
-            try:
-                async with conn.transaction():
-                    outcomes |= await self._round(conn, decider, items, pending, before_append)
-                return
-            except _RedoError as redo:
-                outcomes |= redo.settled
-                pending = [index for index in pending if index not in outcomes]
-                if redo.overtaken:
-                    rest = [index for index in pending if index not in redo.overtaken]
-                    await self._settle(
-                        conn, decider, items, rest, before_append, outcomes, attempts
-                    )
-                    attempts -= 1
-                    if attempts == 0:
-                        outcomes |= redo.overtaken
-                    pending = [index for index in pending if index not in outcomes]
-            except asyncpg.DeadlockDetectedError:
-                attempts -= 1
-                if attempts == 0:
-                    raise
-            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
-                if len(pending) == 1:
-                    outcomes[pending[0]] = error
-                    return
-                half = len(pending) // 2
-                for part in (pending[:half], pending[half:]):
-                    await self._settle(
-                        conn, decider, items, part, before_append, outcomes, attempts
-                    )
-                return
-
-    async def _round(
-        self,
-        conn: DbConnection,
-        decider: Decider[CommandT, StateT],
-        items: Sequence[BatchItem[CommandT]],
-        pending: list[int],
-        before_append: BeforeAppend | None,
-    ) -> dict[int, Handled | Exception]:
-        loaded = await self.load_many({items[index].stream_id for index in pending}, decider, conn)
-        settled: dict[int, Handled | Exception] = {}
-        decided: dict[int, Sequence[Decided]] = {}
-        for index in pending:
-            item = items[index]
-            try:
-                events = decider.decide(item.command, loaded[item.stream_id].state)
-            except RefusedError as refused:
-                settled[index] = refused
-                continue
-            if events:
-                decided[index] = events
-            else:
-                settled[index] = Handled(None)
-        if before_append is not None and decided:
-            refusals = await before_append(conn, list(decided))
-            settled |= refusals
-            decided = {i: events for i, events in decided.items() if i not in refusals}
-        order = list(decided)
-        appends = [
-            command_append(
-                items[index].stream_id,
-                loaded[items[index].stream_id].version,
-                decided[index],
-                items[index].context,
-                items[index].worker_id,
-                items[index].respond,
-            )
-            for index in order
-        ]
-        appended = dict(zip(order, await self._append(conn, appends), strict=True))
-        _redo_unless_all_appended(appended)
-        for index, outcome in appended.items():
-            assert isinstance(outcome, AppendResult)
-            settled[index] = Handled(outcome, outcome.response)
-        return settled
 
     async def load_many(
         self, stream_ids: set[str], decider: Decider[CommandT, StateT], conn: DbConnection
@@ -356,7 +263,7 @@ class CommandHandler:
             loaded[stream_id] = Loaded(state, version)
         return loaded
 
-    async def _append(
+    async def append(
         self, conn: DbConnection, appends: Sequence[CommandAppend]
     ) -> list[AppendOutcome]:
         """The batch's appends, then the inline projections of every event appended, applied
@@ -380,3 +287,91 @@ class CommandHandler:
             return
         async with self.pool.acquire() as own, own.transaction():
             yield own
+
+
+@dataclass
+class _BatchRun(Generic[CommandT, StateT]):
+    """One ``handle_many``: its items, inside its transaction, and their answers so far."""
+
+    handler: CommandHandler
+    conn: DbConnection
+    decider: Decider[CommandT, StateT]
+    items: Sequence[BatchItem[CommandT]]
+    before_append: BeforeAppend | None
+    outcomes: dict[int, Handled | Exception]
+
+    async def settle(self, pending: list[int], attempts: int) -> None:
+        """Rounds of the pending items, each in a savepoint, until each is answered. A round
+        that meets items handled meanwhile, or refused by the store, is rolled back and run
+        again without them; items overtaken on their stream (by another transaction, or by an
+        earlier item of the batch) wait until the others are appended, then are decided again
+        on the new state, a bounded number of times. A round whose writes fail is split in
+        halves until the failing item is alone, and refused with its error."""
+        while pending:
+            try:
+                async with self.conn.transaction():
+                    self.outcomes |= await self._round(pending)
+                return
+            except _RedoError as redo:
+                self.outcomes |= redo.settled
+                pending = [index for index in pending if index not in self.outcomes]
+                if redo.overtaken:
+                    rest = [index for index in pending if index not in redo.overtaken]
+                    await self.settle(rest, attempts)
+                    attempts -= 1
+                    if attempts == 0:
+                        self.outcomes |= redo.overtaken
+                    pending = [index for index in pending if index not in self.outcomes]
+            except asyncpg.DeadlockDetectedError:
+                attempts -= 1
+                if attempts == 0:
+                    raise
+            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
+                if len(pending) == 1:
+                    self.outcomes[pending[0]] = error
+                    return
+                half = len(pending) // 2
+                for part in (pending[:half], pending[half:]):
+                    await self.settle(part, attempts)
+                return
+
+    async def _round(self, pending: list[int]) -> dict[int, Handled | Exception]:
+        conn, decider, items = self.conn, self.decider, self.items
+        loaded = await self.handler.load_many(
+            {items[index].stream_id for index in pending}, decider, conn
+        )
+        settled: dict[int, Handled | Exception] = {}
+        decided: dict[int, Sequence[Decided]] = {}
+        for index in pending:
+            item = items[index]
+            try:
+                events = decider.decide(item.command, loaded[item.stream_id].state)
+            except RefusedError as refused:
+                settled[index] = refused
+                continue
+            if events:
+                decided[index] = events
+            else:
+                settled[index] = Handled(None)
+        if self.before_append is not None and decided:
+            refusals = await self.before_append(conn, list(decided))
+            settled |= refusals
+            decided = {i: events for i, events in decided.items() if i not in refusals}
+        order = list(decided)
+        appends = [
+            command_append(
+                items[index].stream_id,
+                loaded[items[index].stream_id].version,
+                decided[index],
+                items[index].context,
+                items[index].worker_id,
+                items[index].respond,
+            )
+            for index in order
+        ]
+        appended = dict(zip(order, await self.handler.append(conn, appends), strict=True))
+        _redo_unless_all_appended(appended)
+        for index, outcome in appended.items():
+            assert isinstance(outcome, AppendResult)
+            settled[index] = Handled(outcome, outcome.response)
+        return settled

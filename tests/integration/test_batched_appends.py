@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -21,7 +20,6 @@ from services.enrolment.imports import COLUMNS, batch_id_of, import_csv
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.decisions import RefusedError
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.hashing import compute_hash
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent
 from shared.eventstore.handler import BatchItem, CommandHandler
 from shared.eventstore.migrations import migrate
@@ -31,6 +29,7 @@ from shared.policy import policy_book
 from shared.scope import AreaScope
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration.sandbox import ServiceSandbox, eventually, make_sandbox
+from tests.integration.test_eventstore import assert_chained
 
 pytestmark = pytest.mark.integration
 
@@ -174,11 +173,7 @@ async def test_a_stream_overtaken_inside_a_batch_is_decided_again_on_its_new_sta
     assert [h.result.last_version for h in handled] == [1, 2, 3]  # type: ignore[union-attr]
     events = [e.envelope for e in await store.read_stream("budget-2025")]
     assert [e["data"]["amount"] for e in events] == [100, 200, 300]
-    assert events[0]["prev_hash"] == "0" * 64
-    for previous, current in itertools.pairwise(events):
-        assert current["prev_hash"] == previous["hash"]
-    for event in events:
-        assert event["hash"] == compute_hash({k: v for k, v in event.items() if k != "hash"})
+    assert_chained(events)
 
 
 async def test_a_stale_expected_version_refuses_its_command_alone(sandbox: ServiceSandbox) -> None:

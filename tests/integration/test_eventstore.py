@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -55,6 +56,11 @@ async def test_appends_are_hash_chained_per_stream(sandbox: ServiceSandbox) -> N
 
     events = [e.envelope for e in await store.read_stream("budget-2024")]
     assert [e["stream_version"] for e in events] == [1, 2, 3]
+    assert_chained(events)
+
+
+def assert_chained(events: list[dict[str, Any]]) -> None:
+    """Each event of the stream sealed after the one before it, the first after the genesis."""
     assert events[0]["prev_hash"] == "0" * 64
     for previous, current in itertools.pairwise(events):
         assert current["prev_hash"] == previous["hash"]
