@@ -255,8 +255,10 @@ class EventStore:
 
         Each command gets its own outcome: its result (``duplicate`` when its key was handled
         before), or the error that refuses it alone (a stream not at its expected version, a
-        key reused, an event too large), in which case nothing of it is written. Commands of
-        one batch writing one stream are chained in the batch's order."""
+        key reused, an event too large), in which case nothing of its events is written, but
+        its key stays claimed in this transaction: a caller that commits the others rolls the
+        batch back first (the handler runs it in a savepoint, then again without the refused).
+        Commands of one batch writing one stream are chained in the batch's order."""
         keys = [c.context.idempotency_key for c in commands if c.context.idempotency_key]
         if len(set(keys)) < len(keys):
             raise ValueError("an idempotency key appears twice in one batch")

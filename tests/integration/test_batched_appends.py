@@ -183,17 +183,20 @@ async def test_a_stale_expected_version_refuses_its_command_alone(sandbox: Servi
     def command(stream: str, expected: int, key: str) -> CommandAppend:
         return CommandAppend((StreamEvents(stream, expected, [budget(2)]),), keyed(key))
 
-    async with sandbox.pool.acquire() as conn, conn.transaction():
+    async with sandbox.pool.acquire() as conn:
+        batch = conn.transaction()
+        await batch.start()
         stale, fresh = await store.append_batch(
             conn, [command("budget-2024", 0, "stale"), command("budget-2025", 0, "fresh")]
         )
+        written = {s: len(await store.read_stream(s, conn)) for s in ("budget-2024", "budget-2025")}
+        await batch.rollback()  # the refused command's key is claimed: not to be committed
 
     assert isinstance(stale, ConcurrencyError)
     assert stale.actual == 1
     assert not isinstance(fresh, Exception)
     assert fresh.last_version == 1
-    assert len(await store.read_stream("budget-2024")) == 1
-    assert len(await store.read_stream("budget-2025")) == 1
+    assert written == {"budget-2024": 1, "budget-2025": 1}
 
 
 def budget(amount: int) -> NewEvent:
