@@ -17,7 +17,7 @@ import csv
 import hashlib
 import io
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -257,22 +257,25 @@ async def import_csv(
     result = ImportResult(batch_id, uuid.uuid4())
     correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
     first_row_of_nik: dict[str, int] = {}
-    window: list[Awaitable[RowResult]] = []
+    outcomes: dict[int, RowResult] = {}
+    chunk: list[CsvRow] = []
     for row in read_rows(decode(content)):
         nik = row.cells.get("nik", "")
         if row.problems:
-            window.append(_refused(row.number, *row.problems))
+            outcomes[row.number] = RowResult(row.number, "refused", reasons=row.problems)
         elif nik in first_row_of_nik:
-            window.append(_refused(row.number, f"nik: the same NIK as row {first_row_of_nik[nik]}"))
+            outcomes[row.number] = RowResult(
+                row.number,
+                "refused",
+                reasons=(f"nik: the same NIK as row {first_row_of_nik[nik]}",),
+            )
         else:
             first_row_of_nik[nik] = row.number
-            window.append(
-                _import_row(service, row.cells, row.number, batch_id, actor_id, correlation, scope)
-            )
-        if len(window) == CONCURRENT_ROWS:
-            result.rows += await _gathered(window, progress)
-            window = []
-    result.rows += await _gathered(window, progress)
+            chunk.append(row)
+    for registered in await register_rows(service, chunk, batch_id, actor_id, correlation, scope):
+        outcomes[registered.row] = registered
+    result.rows = [outcomes[number] for number in sorted(outcomes)]
+    progress(len(result.rows))
     area = scope.row_codes()
     await service.pool.executemany(
         f"INSERT INTO {service.schema}.import_rows (import_id, batch_id, row, outcome, "
@@ -286,16 +289,26 @@ async def import_csv(
     return result
 
 
-async def _gathered(
-    window: list[Awaitable[RowResult]], progress: Callable[[int], None]
+async def register_rows(
+    service: EnrolmentService,
+    rows: Sequence[CsvRow],
+    batch_id: str,
+    actor_id: str,
+    correlation: uuid.UUID,
+    scope: AreaScope,
 ) -> list[RowResult]:
-    rows = list(await asyncio.gather(*window))
-    progress(len(rows))
-    return rows
-
-
-async def _refused(number: int, *reasons: str) -> RowResult:
-    return RowResult(number, "refused", reasons=reasons)
+    """Register one chunk's rows (each well formed, no NIK twice), each under its key
+    ``import:<batch_id>:<row>``: a result per row, in their order."""
+    results: list[RowResult] = []
+    for start in range(0, len(rows), CONCURRENT_ROWS):
+        window = rows[start : start + CONCURRENT_ROWS]
+        results += await asyncio.gather(
+            *(
+                _import_row(service, row.cells, row.number, batch_id, actor_id, correlation, scope)
+                for row in window
+            )
+        )
+    return results
 
 
 async def _import_row(
