@@ -5,6 +5,7 @@ to ``services.enrolment.queries``.
 """
 
 import uuid
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -121,19 +122,8 @@ class ImportJob(BaseModel):
 
 def import_job(job: Job, now: datetime) -> ImportJob:
     return ImportJob(
-        import_id=job.import_id,
-        batch_id=job.batch_id,
-        state=job.state,
-        rows_total=job.rows_total,
-        rows_done=job.rows_done,
-        registered=job.registered,
-        already_registered=job.already_registered,
-        refused=job.refused,
+        **asdict(job),
         rows_per_second=job.rows_per_second(now),
-        accepted_at=job.accepted_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        failure=job.failure,
         report=f"/imports/{job.import_id}/report.csv",
     )
 
