@@ -412,8 +412,9 @@ class ImportJobs:
         while not stop.is_set():
             try:
                 ran = await self.run_next(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                # The database went away under a chunk: it was rolled back; try again shortly.
+            except Exception:
+                # The database went away under a chunk (it was rolled back), or anything else:
+                # the job goes on from its last chunk in the next round; the service keeps serving.
                 log.exception("an import job was interrupted; it goes on shortly")
                 ran = False
             if not ran:
