@@ -261,7 +261,7 @@ class _StoredFile:
         self.schema = schema
         self.import_id = import_id
         self.digest = digest
-        self.reader = CsvReader()
+        self.reader = CsvReader(keep_rows=False)
         self.size = 0
         self.pieces = 0
         self._pending = bytearray()

@@ -127,7 +127,9 @@ class CsvReader:
     complete rows as soon as they are complete, the file refused whole at the first thing that
     makes it unreadable."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_rows: bool = True) -> None:
+        # Without ``keep_rows`` the file is only checked and its rows counted (as it arrives).
+        self._keep_rows = keep_rows
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._bytes = 0
         self._carry = ""  # text after the last line end (a line end may follow a '\r')
@@ -212,7 +214,8 @@ class CsvReader:
                             f"the file has over {MAX_ROWS:,} rows; at most {MAX_ROWS:,} are "
                             "imported at once: split it; nothing was imported"
                         )
-                    rows.append(_row(self._number, self.header, record))
+                    if self._keep_rows:
+                        rows.append(_row(self._number, self.header, record))
         except csv.Error as error:
             line = getattr(self._reader, "line_num", 0)
             raise ImportFileError(
@@ -272,7 +275,7 @@ def _row(number: int, header: list[str], record: list[str]) -> CsvRow:
     problems = []
     if len(record) > len(header):
         problems.append(f"row: {len(record)} cells, but the header names {len(header)} columns")
-    if sum(len(cell) for cell in record) > MAX_ROW_CHARS:
+    if sum(map(len, record)) > MAX_ROW_CHARS:
         problems.append(f"row: over {MAX_ROW_CHARS:,} characters")
     cells = {}
     for name, cell in zip(header, record, strict=False):
