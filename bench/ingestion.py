@@ -149,7 +149,8 @@ async def _topic_size(kafka: KafkaSettings, service: str) -> int:
 async def bulk_import(
     kafka: KafkaSettings, enrolment: str, pid: int, first: int, rows: int
 ) -> dict[str, Any]:
-    """One CSV file through POST /imports; timed until the last registration is on the topic.
+    """One CSV file through POST /imports, its job followed until it is done; timed until the
+    last registration is on the topic.
     The memory of the service (process ``pid``) before it and at its peak after it."""
     content = import_file(first, rows)
     before_import = memory_mb(pid)["rss_mb"]
@@ -159,8 +160,13 @@ async def bulk_import(
         response = await api.post(
             "/imports", content=content, headers={**as_officer(), "Content-Type": "text/csv"}
         )
-    response.raise_for_status()
-    registered = int(response.json()["registered"])
+        response.raise_for_status()
+        while True:  # the import is a job: until it is done
+            job = (await api.get(response.headers["location"], headers=as_officer())).json()
+            if job["state"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.2)
+    registered = int(job["registered"])
     while True:  # until the relay has published the last registration
         if await _topic_size(kafka, "enrolment") >= before + registered:
             break

@@ -53,6 +53,26 @@ def headers(role: Role, area: str | None = None) -> Mapping[str, str]:
     return IDENTITY.caller(role, area)
 
 
+async def imported_list(
+    enrolment: httpx.AsyncClient, officer: Mapping[str, str], content: bytes
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A list imported as its officer: the job once it is done, and its report's rows."""
+    response = await enrolment.post(
+        "/imports", content=content, headers={**officer, "content-type": "text/csv", **retry_key()}
+    )
+    response.raise_for_status()
+    while True:
+        job = (await enrolment.get(response.headers["location"], headers=officer)).json()
+        if job["state"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.2)
+    if job["state"] == "failed":
+        raise RuntimeError(f"the import of a kelurahan list failed: {job['failure']}")
+    report = await enrolment.get(job["report"], headers=officer)
+    report.raise_for_status()
+    return job, list(csv.DictReader(io.StringIO(report.text)))
+
+
 def kelurahan_list(code: str, index: int, rows: int) -> bytes:
     """A kelurahan's CSV list, as it arrives: mostly good rows, one with a bad NIK."""
     occupations = list(policy_book().in_force(START).occupations)
@@ -128,17 +148,13 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
         workers: list[tuple[str, str, str]] = []
         for index, (code, place) in enumerate(sorted(book.kelurahan.items())):
             officer = headers("kelurahan_officer", code)
-            response = await enrolment.post(
-                "/imports",
-                content=kelurahan_list(code, index, size.per_kelurahan),
-                headers={**officer, "content-type": "text/csv"},
+            result, rows = await imported_list(
+                enrolment, officer, kelurahan_list(code, index, size.per_kelurahan)
             )
-            response.raise_for_status()
-            result = response.json()
             imported.update({k: result[k] for k in ("registered", "already_registered", "refused")})
             workers += [
-                (str(r["worker_id"]), code, place.kecamatan_code)
-                for r in result["rows"]
+                (r["worker_id"], code, place.kecamatan_code)
+                for r in rows
                 if r["worker_id"] and r["outcome"] != "refused"
             ]
         console.print(f"imported 27 kelurahan lists: {dict(imported)}")

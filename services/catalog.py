@@ -10,7 +10,7 @@ from services.billing.projections import PROJECTIONS as BILLING
 from services.billing.write_side import WRITE_MODEL as BILLING_WRITE_MODEL
 from services.claims.projections import PROJECTIONS as CLAIMS
 from services.claims.write_side import WRITE_MODEL as CLAIMS_WRITE_MODEL
-from services.enrolment.imports import IMPORT_TABLES
+from services.enrolment.import_jobs import IMPORT_TABLES
 from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.write_side import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION

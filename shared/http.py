@@ -152,12 +152,18 @@ def install_request_limits(app: FastAPI) -> None:
         return refusal(422, detail, problems=problems, errors=len(errors))
 
 
-async def body_within(request: Request, limit: int, advice: str) -> bytes:
-    """The request's body, refused with 413 (and ``advice``) once it exceeds ``limit`` bytes
-    instead of the app's usual limit, without reading more of it (BodyLimitMiddleware)."""
+def body_limit(request: Request, limit: int, advice: str) -> None:
+    """Refuse the request's body with 413 (and ``advice``) once it exceeds ``limit`` bytes
+    instead of the app's usual limit, without reading more of it (BodyLimitMiddleware): for a
+    route that reads its body itself, as a stream."""
     if _LIMIT_KEY not in request.scope:
-        raise RuntimeError("body_within needs the app's BodyLimitMiddleware (service_app)")
+        raise RuntimeError("body_limit needs the app's BodyLimitMiddleware (service_app)")
     request.scope[_LIMIT_KEY] = (limit, advice)
+
+
+async def body_within(request: Request, limit: int, advice: str) -> bytes:
+    """The request's body, read whole within ``body_limit``."""
+    body_limit(request, limit, advice)
     return await request.body()
 
 
@@ -194,9 +200,11 @@ async def request_fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
-def idempotent(operation: str, *, required: bool) -> IdempotencyDependency:
+def idempotent(operation: str, *, required: bool, streamed: bool = False) -> IdempotencyDependency:
     """The ``Idempotency-Key`` header of an operation, documented in OpenAPI: required for
-    operations that move money, optional for the others (a retry without one may apply twice)."""
+    operations that move money, optional for the others (a retry without one may apply twice).
+    A ``streamed`` body is not read here (it may be larger than memory): the route fingerprints
+    it as it reads it, and the key's fingerprint is left empty."""
 
     async def optional_key(
         request: Request,
@@ -211,7 +219,7 @@ def idempotent(operation: str, *, required: bool) -> IdempotencyDependency:
         if idempotency_key is None:
             return None
         scoped = f"{operation}:{principal.subject}:{idempotency_key}"
-        return Idempotency(scoped, await request_fingerprint(request))
+        return Idempotency(scoped, "" if streamed else await request_fingerprint(request))
 
     async def required_key(
         request: Request,

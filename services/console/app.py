@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 import jwt
-from fastapi import Cookie, FastAPI, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi import Cookie, FastAPI, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -531,62 +531,93 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     ) -> HTMLResponse:
         session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
-        return render("import.html.j2", session, session.language, result=None, errors=[])
+        return render(
+            "import.html.j2",
+            session,
+            session.language,
+            job=None,
+            errors=[],
+            form_key=str(uuid.uuid4()),
+        )
 
     @app.post("/imports", response_class=HTMLResponse)
     async def upload_import(
         list_file: UploadFile,
         csrf: Annotated[str, Form(max_length=128)],
+        form_key: Annotated[str, Form(max_length=64)],
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-    ) -> HTMLResponse:
+    ) -> Response:
         session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         checked(session, csrf)
         language = translations(session.language)
-        raw = await list_file.read(imports.MAX_UPLOAD_BYTES + 1)
-        try:
-            content = imports.as_service_csv(list_file.filename or "", raw)
-        except imports.UnreadableListError as error:
-            message = language.gettext(error.message) % error.values
+
+        def refused(status: int, errors: list[str]) -> HTMLResponse:
             return render(
-                "import.html.j2", session, session.language, 422, result=None, errors=[message]
+                "import.html.j2",
+                session,
+                session.language,
+                status,
+                job=None,
+                errors=errors,
+                form_key=str(uuid.uuid4()),
             )
-        # The same file sent twice registers nobody twice: the service keys rows by the file.
+
+        try:
+            first = await imports.first_piece(list_file)
+        except imports.UnreadableListError as error:
+            return refused(422, [language.gettext(error.message) % error.values])
+        # The same form sent twice answers the same job; the same file sent again registers
+        # nobody twice: the service keys rows by the file.
         answer = await services.call(
             "enrolment",
             "POST",
             "/imports",
             session.token,
-            content=content,
-            headers={"Content-Type": "text/csv"},
+            idempotency_key=form_key,
+            content=imports.pieces(list_file, first),
+            headers={"Content-Type": imports.media_type(list_file)},
         )
         if not answer.ok:
             _, general = by_field(answer.problems, answer.detail, language, {})
-            return render(
-                "import.html.j2",
-                session,
-                session.language,
-                answer.status,
-                result=None,
-                errors=general,
-            )
-        return render("import.html.j2", session, session.language, result=answer.body, errors=[])
+            return refused(answer.status, general)
+        return RedirectResponse(f"/imports/{answer.body['import_id']}", status_code=303)
 
-    @app.get("/imports/{batch_id}/report.csv")
+    @app.get("/imports/{import_id}", response_class=HTMLResponse)
+    async def import_progress(
+        import_id: uuid.UUID,
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> HTMLResponse:
+        session = signed_in(session_id)
+        answer = await services.call("enrolment", "GET", f"/imports/{import_id}", session.token)
+        if not answer.ok:
+            raise HTTPException(answer.status, answer.detail)
+        job = answer.body
+        return render(
+            "import.html.j2",
+            session,
+            session.language,
+            job=job,
+            errors=[],
+            form_key=str(uuid.uuid4()),
+            refresh=imports.REFRESH_SECONDS if job["state"] in ("queued", "running") else None,
+        )
+
+    @app.get("/imports/{import_id}/report.csv")
     async def import_report(
-        batch_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")],
+        import_id: uuid.UUID,
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
         session = signed_in(session_id)
         answer = await services.call(
-            "enrolment", "GET", f"/imports/{batch_id}/report.csv", session.token
+            "enrolment", "GET", f"/imports/{import_id}/report.csv", session.token
         )
         if not answer.ok:
             raise HTTPException(answer.status, answer.detail)
         return Response(
             answer.content,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="laporan-{batch_id}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="laporan-{import_id}.csv"'},
         )
 
     # -- verification worklists (kelurahan and kecamatan officers) ---------------------------

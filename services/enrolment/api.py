@@ -5,22 +5,18 @@ to ``services.enrolment.queries``.
 """
 
 import uuid
-from datetime import date
+from dataclasses import asdict
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.enrolment import queries
 from services.enrolment.domain import EndCoverage
-from services.enrolment.imports import (
-    MAX_BYTES,
-    MAX_ROWS,
-    ImportFileError,
-    import_csv,
-    report_csv,
-)
+from services.enrolment.import_jobs import Importer, Job, job_in_scope, receive, report_csv
+from services.enrolment.imports import MAX_BYTES, MAX_ROWS, ImportFileError
 from services.enrolment.queries import CoverageView, Summary, WorkerView
 from services.enrolment.service import (
     Correction,
@@ -30,7 +26,7 @@ from services.enrolment.service import (
     Registration,
     UnknownWorkerError,
 )
-from shared.auth import AuthSettings, Principal, require_role
+from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.events.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.types import KelurahanCode
@@ -38,7 +34,7 @@ from shared.eventstore.handler import Handled
 from shared.http import (
     PROBLEM_RESPONSES,
     Idempotency,
-    body_within,
+    body_limit,
     caller,
     command_context,
     idempotent,
@@ -104,21 +100,36 @@ class Registered(BaseModel):
     already_registered: bool
 
 
-class ImportedRow(BaseModel):
-    row: int
-    outcome: str
-    worker_id: uuid.UUID | None
-    reasons: list[str]
-
-
-class Imported(BaseModel):
-    batch_id: str
+class ImportJob(BaseModel):
     import_id: uuid.UUID
+    batch_id: str = Field(description="The file's digest: the same for every import of it.")
+    state: Literal["queued", "running", "done", "failed"]
+    rows_total: int = Field(description="The file's rows (blank lines are no rows).")
+    rows_done: int = Field(description="Rows whose outcome is committed to the report.")
     registered: int
-    already_registered: int
+    already_registered: int = Field(
+        description="Registered before under the row's key: by an earlier import of the same "
+        "file, or by this one before a restart interrupted its chunk."
+    )
     refused: int
-    report: str
-    rows: list[ImportedRow]
+    rows_per_second: float | None = Field(description="Rows done per second since it started.")
+    accepted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    failure: str | None
+    report: str = Field(description="The per-row report (CSV), complete once the job is done.")
+
+
+def import_job(job: Job, now: datetime) -> ImportJob:
+    return ImportJob(
+        **asdict(job),
+        rows_per_second=job.rows_per_second(now),
+        report=f"/imports/{job.import_id}/report.csv",
+    )
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+IMPORT_READERS: list[Role] = ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"]
 
 
 def enrolment(request: Request) -> EnrolmentService:
@@ -167,59 +178,86 @@ async def register(
 
 @router.post(
     "/imports",
+    status_code=202,
     responses={
+        200: {
+            "description": "The Idempotency-Key's first job (the same file sent again).",
+            "model": ImportJob,
+        },
         413: PROBLEM_RESPONSES[422] | {"description": f"Over {MAX_BYTES:,} bytes: split the file."},
         422: PROBLEM_RESPONSES[422]
-        | {"description": "Not UTF-8, not CSV, columns missing, or too many rows."},
+        | {
+            "description": "Not UTF-8, not CSV or XLSX, columns missing, too many rows, or an "
+            "Idempotency-Key first sent with another file: nothing stored."
+        },
     },
     openapi_extra={
         "requestBody": {
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            },
             "required": True,
         }
     },
 )
-async def import_file(request: Request, principal: Caller, service: Enrolment) -> Imported:
-    """Import a CSV list (UTF-8; columns nik, full_name, birth_date, sex, occupation_code,
-    kelurahan_code, address, phone, heir_name, heir_relationship; at most 100,000 rows): a
-    result per row. Safe to send again: each row is keyed by the file's digest and its number,
-    so a file sent twice registers nobody twice (its rows answer ``already_registered``)."""
+async def import_file(
+    request: Request,
+    principal: Caller,
+    service: Enrolment,
+    response: Response,
+    key: Annotated[
+        Idempotency | None, Depends(idempotent("import", required=False, streamed=True))
+    ],
+) -> ImportJob:
+    """Import a kelurahan's list: CSV (comma or semicolon separated, UTF-8 with or without a
+    byte order mark) or XLSX (its first sheet); columns nik, full_name, birth_date, sex,
+    occupation_code, kelurahan_code, address, phone, heir_name, heir_relationship; at most
+    1,000,000 rows. The file is stored as it arrives and refused whole (nothing stored) when it
+    is unreadable; an accepted file is a job, answered at once (202, ``Location``) and run in
+    the background: follow it at ``GET /imports/{import_id}``. Safe to send again: each row is
+    keyed by the file's digest and its number, so a file sent twice registers nobody twice (its
+    rows answer ``already_registered``); under the same Idempotency-Key, the same file answers
+    the first job."""
     require_role(principal, ["kelurahan_officer"])
-    content = await body_within(
-        request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)"
-    )
+    body_limit(request, MAX_BYTES, f"split the file (at most {MAX_ROWS:,} rows at once)")
+    importer = Importer(principal.subject, principal.role, AreaScope.of(principal).area)
     try:
-        result = await import_csv(service, content, principal.subject, AreaScope.of(principal))
+        job, new = await receive(service, request.stream(), importer, key.key if key else None)
     except ImportFileError as error:
         raise HTTPException(422, str(error)) from None
-    return Imported(
-        batch_id=result.batch_id,
-        import_id=result.import_id,
-        registered=result.count("registered"),
-        already_registered=result.count("already_registered"),
-        refused=result.count("refused"),
-        report=f"/imports/{result.import_id}/report.csv",
-        rows=[
-            ImportedRow(
-                row=r.row, outcome=r.outcome, worker_id=r.worker_id, reasons=list(r.reasons)
-            )
-            for r in result.rows
-        ],
-    )
+    response.headers["Location"] = f"/imports/{job.import_id}"
+    if not new:
+        response.status_code = 200
+    return import_job(job, service.clock())
 
 
-@router.get("/imports/{import_id}/report.csv", response_class=PlainTextResponse)
+@router.get("/imports/{import_id}")
+async def import_progress(import_id: uuid.UUID, principal: Caller, service: Enrolment) -> ImportJob:
+    """An import's progress: its state, the rows done and their outcomes so far, the rate."""
+    require_role(principal, IMPORT_READERS)
+    job = await job_in_scope(service, import_id, AreaScope.of(principal))
+    if job is None:  # or another area's: the same answer, so nothing is learnt
+        raise HTTPException(404, f"no import {import_id}")
+    return import_job(job, service.clock())
+
+
+@router.get(
+    "/imports/{import_id}/report.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def import_report(
     import_id: uuid.UUID,
     principal: Caller,
     service: Enrolment,
-) -> str:
-    """The per-row outcome of one import, as CSV (each import of a file has its own)."""
-    require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
-    report = await report_csv(service, import_id, AreaScope.of(principal))
-    if report is None:
+) -> StreamingResponse:
+    """The per-row outcome of one import, as CSV (each import of a file has its own): the rows
+    done so far while it runs, every row once it is done."""
+    require_role(principal, IMPORT_READERS)
+    if await job_in_scope(service, import_id, AreaScope.of(principal)) is None:
         raise HTTPException(404, f"no import {import_id}")
-    return report
+    return StreamingResponse(report_csv(service, import_id), media_type="text/csv")
 
 
 @router.post(

@@ -1,25 +1,34 @@
-"""Bulk registration from a kelurahan's CSV list, row by row (several rows at a time).
+"""Reading a kelurahan's list and registering its rows.
 
-Each row is registered on its own under the idempotency key ``import:<file digest>:<row>``, so
-one bad row never blocks or half-writes the others, and importing the same file again registers
-nothing twice (each row returns its first result). Every import keeps its own report, under
-its own import id: importing a file again adds a report and never rewrites the first one.
+A list arrives as CSV (comma or semicolon separated, UTF-8 with or without a byte order mark)
+or as an XLSX workbook (its first sheet, turned into CSV once, when it is received). ``CsvReader``
+reads it piece by piece as it arrives or as it is read back from storage, holding no more than a
+piece and one record in memory; the file as a whole is refused (``ImportFileError``) when it is
+not UTF-8, not CSV, lacks a column, names one twice, or holds more rows than an import takes.
 
 Rows are numbered as a spreadsheet shows them (the header is row 1); a blank line is no row: it
 keeps its number but is neither imported nor counted. A row with more cells than the header, a
-cell or a row beyond its bound is refused before any of it is read into a registration.
+cell or a row beyond its bound is refused before any of it is read into a registration. Each row
+is registered on its own under the idempotency key ``import:<file digest>:<row>``
+(``register_rows``), so one bad row never blocks or half-writes the others, and importing the
+same file again registers nothing twice (each row returns its first result).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
+import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import IO
 
+from openpyxl import load_workbook
 from pydantic import ValidationError
 
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
@@ -27,7 +36,6 @@ from shared.decisions import RefusedError
 from shared.events.bounds import ADDRESS_CHARS
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.handler import Handled
-from shared.eventstore.migrations import Migration
 from shared.eventstore.store import CommandContext
 from shared.scope import AreaScope
 
@@ -45,56 +53,23 @@ COLUMNS = (
 )
 REQUIRED = COLUMNS[:7]
 
-IMPORT_TABLES = (
-    Migration(
-        "import_rows",
-        """
-    CREATE TABLE {schema}.import_rows (
-        batch_id  text NOT NULL,
-        row       integer NOT NULL,
-        outcome   text NOT NULL,      -- registered, already_registered, refused
-        worker_id uuid,
-        reasons   text NOT NULL DEFAULT '',
-        PRIMARY KEY (batch_id, row)
-    );
-    """,
-    ),
-    Migration(
-        "import_rows_area",
-        """
-        -- The area of the officer who imported the file: its report is read within that area.
-        ALTER TABLE {schema}.import_rows ADD COLUMN kelurahan_code text,
-            ADD COLUMN kecamatan_code text;
-        """,
-    ),
-    # One report per import: the rows' outcomes keyed by the import, so a second import of the
-    # same file (every row "already_registered") sits beside the first instead of overwriting.
-    Migration(
-        "import_reports",
-        """
-        ALTER TABLE {schema}.import_rows ADD COLUMN import_id uuid;
-        UPDATE {schema}.import_rows SET import_id = md5(batch_id)::uuid;
-        ALTER TABLE {schema}.import_rows ALTER COLUMN import_id SET NOT NULL;
-        ALTER TABLE {schema}.import_rows DROP CONSTRAINT import_rows_pkey;
-        ALTER TABLE {schema}.import_rows ADD PRIMARY KEY (import_id, row);
-        CREATE INDEX ON {schema}.import_rows (batch_id);
-        """,
-    ),
-)
-
-
-# An import's memory grows with its file (the text, a result per row, the answer): these bounds
-# keep the largest within the service's memory limit (measured by ./berlian bench).
-MAX_ROWS = 100_000
-MAX_BYTES = 16 * 2**20
+# An import is stored as it arrives and run in chunks, so its size is bounded by the storage it
+# takes (a million rows of about 160 bytes), not by the service's memory.
+MAX_ROWS = 1_000_000
+MAX_BYTES = 160 * 2**20
 # Twice the longest column's own bound (the address): any longer cell is refused as it is, and
 # a row holds the ten columns near their bounds, no more.
 MAX_CELL_CHARS = 2 * ADDRESS_CHARS
 MAX_ROW_CHARS = 4 * MAX_CELL_CHARS
+# A record (a line, or the lines of a quoted cell) longer than this is no list's row: the file is
+# refused rather than held in memory until the record ends.
+MAX_RECORD_CHARS = 2**21
+# The largest cell a record may hold while its row is still read (to be refused by its bound).
+csv.field_size_limit(MAX_RECORD_CHARS)
 
 
 class ImportFileError(ValueError):
-    """The file as a whole cannot be read (encoding, header): nothing was registered."""
+    """The file as a whole cannot be read (encoding, header, size): nothing was registered."""
 
 
 @dataclass(frozen=True)
@@ -107,63 +82,177 @@ class CsvRow:
 @dataclass(frozen=True)
 class RowResult:
     row: int
-    outcome: str
+    outcome: str  # registered, already_registered, refused
     worker_id: uuid.UUID | None = None
     reasons: tuple[str, ...] = ()
 
 
-@dataclass
-class ImportResult:
-    batch_id: str  # the file's digest: the same for every import of one file
-    import_id: uuid.UUID  # this import: its report
-    rows: list[RowResult] = field(default_factory=list)
+class BatchDigest:
+    """The digest a file's batch id is taken from, fed the file as it arrives: one batch per
+    file and area, so the same file imported in another kelurahan is another batch."""
 
-    def count(self, outcome: str) -> int:
-        return sum(1 for r in self.rows if r.outcome == outcome)
+    def __init__(self, area: str) -> None:
+        self._hash = hashlib.sha256(area.encode() + b"\n")
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    @property
+    def batch_id(self) -> str:
+        return self._hash.hexdigest()[:16]
 
 
-def batch_id_of(content: bytes, area: str) -> str:
-    """One batch per file and area: the same file imported in another kelurahan is another
-    batch, with its own report."""
-    return hashlib.sha256(area.encode() + b"\n" + content).hexdigest()[:16]
+# The rest of a quoted cell up to its closing quote (a doubled quote is a quote in the cell).
+_QUOTED_REST = re.compile(r'(?:[^"]|"")*"(?!")')
 
 
-def decode(content: bytes) -> str:
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ImportFileError(
-            f"the file is not UTF-8 (at byte {error.start}); save it as CSV UTF-8 and import again"
-        ) from None
+class _Lines:
+    """The lines handed to the csv reader, refilled between reads: the reader never reaches the
+    end of what it was given inside a record, so it reads on across pieces."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if not self.pending:
+            raise StopIteration
+        return self.pending.pop()
+
+
+class CsvReader:
+    """The rows of a CSV list, fed piece by piece (``feed``, then ``close``): each piece's
+    complete rows as soon as they are complete, the file refused whole at the first thing that
+    makes it unreadable."""
+
+    def __init__(self, keep_rows: bool = True) -> None:
+        # Without ``keep_rows`` the file is only checked and its rows counted (as it arrives).
+        self._keep_rows = keep_rows
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self._bytes = 0
+        self._carry = ""  # text after the last line end (a line end may follow a '\r')
+        self._record: list[str] = []  # the lines of a record whose quoted cell is still open
+        self._record_chars = 0
+        self._in_quotes = False
+        self._lines = _Lines()
+        self._reader: Iterator[list[str]] | None = None
+        self._delimiter = ","
+        self.header: list[str] | None = None
+        self._number = 1  # the number of the last record read: the header is row 1
+        self.rows = 0  # rows that are not blank
+
+    def feed(self, data: bytes) -> list[CsvRow]:
+        text = self._decoded(data, final=False)
+        self._bytes += len(data)
+        return self._read(text, final=False)
+
+    def close(self) -> list[CsvRow]:
+        """The last rows; the file refused when it ends inside a character or has no header."""
+        rows = self._read(self._decoded(b"", final=True), final=True)
+        if self.header is None:
+            _check_header([])
+        return rows
+
+    def _decoded(self, data: bytes, final: bool) -> str:
+        try:
+            return self._decoder.decode(data, final)
+        except UnicodeDecodeError as error:
+            raise ImportFileError(
+                f"the file is not UTF-8 (at byte {self._bytes + error.start}); save it as "
+                "CSV UTF-8 and import again"
+            ) from None
+
+    def _read(self, text: str, final: bool) -> list[CsvRow]:
+        lines = list(io.StringIO(self._carry + text, newline=""))
+        self._carry = ""
+        if lines and not final and not lines[-1].endswith("\n"):
+            self._carry = lines.pop()
+        if len(self._carry) > MAX_RECORD_CHARS:
+            raise self._too_long()
+        if self._reader is None and lines:
+            first = lines[0]
+            self._delimiter = ";" if first.count(";") > first.count(",") else ","
+            self._reader = csv.reader(self._lines, delimiter=self._delimiter, strict=True)
+        complete: list[str] = []
+        for line in lines:
+            if not self._in_quotes and '"' not in line:
+                if not self._record:
+                    complete.append(line)
+                    continue
+                self._record.append(line)
+            else:
+                self._in_quotes = _open_after(line, self._delimiter, self._in_quotes)
+                self._record.append(line)
+                self._record_chars += len(line)
+                if self._record_chars > MAX_RECORD_CHARS:
+                    raise self._too_long()
+            if not self._in_quotes:
+                complete += self._record
+                self._record, self._record_chars = [], 0
+        if final:
+            complete += self._record
+        return self._parsed(complete)
+
+    def _parsed(self, lines: list[str]) -> list[CsvRow]:
+        rows: list[CsvRow] = []
+        if self._reader is None:
+            return rows
+        self._lines.pending = lines[::-1]
+        try:
+            for record in self._reader:
+                if self.header is None:
+                    self.header = [name.strip().lower() for name in record]
+                    _check_header(self.header)
+                    continue
+                self._number += 1
+                if not _blank(record):
+                    self.rows += 1
+                    if self.rows > MAX_ROWS:
+                        raise ImportFileError(
+                            f"the file has over {MAX_ROWS:,} rows; at most {MAX_ROWS:,} are "
+                            "imported at once: split it; nothing was imported"
+                        )
+                    if self._keep_rows:
+                        rows.append(_row(self._number, self.header, record))
+        except csv.Error as error:
+            line = getattr(self._reader, "line_num", 0)
+            raise ImportFileError(
+                f"line {line} is not valid CSV ({error}); nothing was imported"
+            ) from None
+        return rows
+
+    def _too_long(self) -> ImportFileError:
+        line = getattr(self._reader, "line_num", 0) + 1
+        return ImportFileError(
+            f"the record from line {line} runs over {MAX_RECORD_CHARS:,} characters (a quote "
+            "never closed?); nothing was imported"
+        )
+
+
+def _open_after(line: str, delimiter: str, in_quotes: bool) -> bool:
+    """Whether a quoted cell is still open at the end of ``line``, as the csv reader reads it:
+    a quote opens a cell only at its start."""
+    position = 0
+    while position < len(line):
+        if in_quotes:
+            closing = _QUOTED_REST.match(line, position)
+            if closing is None:
+                return True
+            in_quotes, position = False, closing.end()
+        elif line.startswith('"', position):
+            in_quotes, position = True, position + 1
+            continue
+        following = line.find(delimiter, position)
+        if following < 0:
+            return False
+        position = following + 1
+    return in_quotes
 
 
 def _blank(record: list[str]) -> bool:
     return not any(cell.strip() for cell in record)
-
-
-def read_rows(text: str) -> Iterator[CsvRow]:
-    """The rows of a well-formed file; a malformed one (an unclosed quote, a stray NUL), one
-    with too many rows or a header naming a column twice is refused whole, before any row is
-    registered."""
-    lines = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = [name.strip().lower() for name in next(lines, [])]
-        records = sum(1 for record in lines if not _blank(record))
-    except csv.Error as error:
-        raise ImportFileError(
-            f"line {lines.line_num} is not valid CSV ({error}); nothing was imported"
-        ) from None
-    _check_header(header)
-    if records > MAX_ROWS:
-        raise ImportFileError(
-            f"the file has {records:,} rows; at most {MAX_ROWS:,} are imported at once: "
-            "split it; nothing was imported"
-        )
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    next(reader)
-    for number, record in enumerate(reader, start=2):  # row 1 is the header
-        if not _blank(record):
-            yield _row(number, header, record)
 
 
 def _check_header(header: list[str]) -> None:
@@ -186,7 +275,7 @@ def _row(number: int, header: list[str], record: list[str]) -> CsvRow:
     problems = []
     if len(record) > len(header):
         problems.append(f"row: {len(record)} cells, but the header names {len(header)} columns")
-    if sum(len(cell) for cell in record) > MAX_ROW_CHARS:
+    if sum(map(len, record)) > MAX_ROW_CHARS:
         problems.append(f"row: over {MAX_ROW_CHARS:,} characters")
     cells = {}
     for name, cell in zip(header, record, strict=False):
@@ -199,6 +288,50 @@ def _row(number: int, header: list[str], record: list[str]) -> CsvRow:
     if problems:
         return CsvRow(number, {}, tuple(problems))
     return CsvRow(number, {name: cells.get(name, "") for name in header if name})
+
+
+XLSX_MAGIC = b"PK\x03\x04"  # a workbook is a zip archive
+
+
+def xlsx_as_csv(workbook: IO[bytes], out: IO[str], max_chars: int) -> None:
+    """The first sheet of a workbook as comma-separated CSV, numbers and dates as text (blank
+    rows kept, so rows keep the numbers the sheet shows); refused when it is no workbook, or
+    when its text is over ``max_chars`` (a small archive can unpack to a great deal)."""
+    try:
+        book = load_workbook(workbook, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise ImportFileError(
+            "the file is not a readable XLSX workbook; nothing was imported"
+        ) from None
+    try:
+        line = io.StringIO()
+        writer = csv.writer(line, lineterminator="\n")
+        written = 0
+        for values in book.worksheets[0].iter_rows(values_only=True):
+            writer.writerow([_cell(value) for value in values])
+            written += line.tell()
+            if written > max_chars:
+                raise ImportFileError(
+                    f"the workbook's first sheet holds over {max_chars:,} characters: split it; "
+                    "nothing was imported"
+                )
+            out.write(line.getvalue())
+            line.seek(0)
+            line.truncate()
+    finally:
+        book.close()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def registration_from(row: dict[str, str], batch_id: str, number: int) -> Registration:
@@ -239,52 +372,6 @@ def registration_from(row: dict[str, str], batch_id: str, number: int) -> Regist
         kelurahan_code=row["kelurahan_code"],
         source=RegistrationSource(channel="import", batch_id=batch_id, row=number),
     )
-
-
-# Rows registered in one transaction: one batch of statements for the chunk instead of a dozen
-# round trips per row (measured in docs/benchmarks.md), small enough that a chunk's rows and
-# its answer stay well within the service's memory.
-CHUNK_ROWS = 1000
-
-
-async def import_csv(
-    service: EnrolmentService,
-    content: bytes,
-    actor_id: str,
-    scope: AreaScope,
-    progress: Callable[[int], None] = lambda _: None,
-) -> ImportResult:
-    batch_id = batch_id_of(content, scope.area)
-    result = ImportResult(batch_id, uuid.uuid4())
-    correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
-    first_row_of_nik: dict[str, int] = {}
-    chunk: list[CsvRow] = []
-    for row in read_rows(decode(content)):
-        nik = row.cells.get("nik", "")
-        if not row.problems and nik in first_row_of_nik:
-            row = CsvRow(row.number, {}, (f"nik: the same NIK as row {first_row_of_nik[nik]}",))
-        elif not row.problems:
-            first_row_of_nik[nik] = row.number
-        chunk.append(row)
-        if len(chunk) == CHUNK_ROWS:
-            result.rows += await register_rows(
-                service, chunk, batch_id, actor_id, correlation, scope
-            )
-            progress(len(chunk))
-            chunk = []
-    result.rows += await register_rows(service, chunk, batch_id, actor_id, correlation, scope)
-    progress(len(chunk))
-    area = scope.row_codes()
-    await service.pool.executemany(
-        f"INSERT INTO {service.schema}.import_rows (import_id, batch_id, row, outcome, "
-        "worker_id, reasons, kelurahan_code, kecamatan_code) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [
-            (result.import_id, batch_id, r.row, r.outcome, r.worker_id, "; ".join(r.reasons), *area)
-            for r in result.rows
-        ],
-    )
-    return result
 
 
 async def register_rows(
@@ -344,24 +431,3 @@ def _row_result(
         return RowResult(number, "refused", reasons=_reasons(outcome))
     worker_id, handled = outcome
     return RowResult(number, "already_registered" if handled.replayed else "registered", worker_id)
-
-
-async def report_csv(
-    service: EnrolmentService, import_id: uuid.UUID, scope: AreaScope
-) -> str | None:
-    """The report of one import made within the caller's area, or None."""
-    within = scope.sql_filter(2, "kelurahan_code", "kecamatan_code")
-    rows = await service.pool.fetch(
-        f"SELECT row, outcome, worker_id, reasons FROM {service.schema}.import_rows "
-        f"WHERE import_id = $1 AND {within.condition} ORDER BY row",
-        import_id,
-        *within.args,
-    )
-    if not rows:
-        return None
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["row", "outcome", "worker_id", "reasons"])
-    for r in rows:
-        writer.writerow([r["row"], r["outcome"], r["worker_id"] or "", r["reasons"]])
-    return out.getvalue()

@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
+from services.enrolment.import_jobs import ImportJobs
 from services.enrolment.projections import WorkersProjection
 from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
@@ -66,5 +67,6 @@ async def build(
         coverage_reactions(service),
     ]
     app = create_app(service, auth)
-    process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry])
+    imports = ImportJobs(service).job()
+    process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry, imports])
     return process, service

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
@@ -56,12 +57,19 @@ async def make_sandbox(
     return sandbox
 
 
+BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
 @asynccontextmanager
-async def running(process: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
-    """A built service's relay and consumers running, and a client for its API (no port)."""
+async def running(
+    process: ServiceProcess, jobs: Sequence[BackgroundJob] = ()
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A built service's relay and consumers running (and the background ``jobs`` a test
+    names, such as its import jobs), and a client for its API (no port)."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(process.relay.run(stop, process.notify_channel))]
     tasks += [asyncio.create_task(r.run(stop)) for r in process.runners]
+    tasks += [asyncio.create_task(job(stop)) for job in jobs]
     transport = httpx.ASGITransport(app=process.app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{process.name}") as api:

@@ -15,8 +15,7 @@ import pytest
 
 from services.billing.budget import AllocateBudget, BudgetRules
 from services.catalog import WRITE_MODELS
-from services.enrolment import imports
-from services.enrolment.imports import COLUMNS, batch_id_of, import_csv
+from services.enrolment.imports import COLUMNS, BatchDigest, CsvReader, RowResult, register_rows
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.decisions import RefusedError
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
@@ -207,6 +206,27 @@ def budget(amount: int) -> NewEvent:
     )
 
 
+def batch_id_of(content: bytes, area: str) -> str:
+    digest = BatchDigest(area)
+    digest.update(content)
+    return digest.batch_id
+
+
+async def import_in_chunks(
+    service: EnrolmentService, content: bytes, actor_id: str, scope: AreaScope, chunk_rows: int
+) -> list[RowResult]:
+    """The file's rows registered a chunk at a time, as an import job registers them."""
+    reader = CsvReader()
+    rows = reader.feed(content) + reader.close()
+    batch_id = batch_id_of(content, scope.area)
+    correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"berlian:import:{batch_id}")
+    results: list[RowResult] = []
+    for start in range(0, len(rows), chunk_rows):
+        chunk = rows[start : start + chunk_rows]
+        results += await register_rows(service, chunk, batch_id, actor_id, correlation, scope)
+    return results
+
+
 def csv_of(rows: list[dict[str, str]]) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS)
@@ -218,10 +238,8 @@ def csv_of(rows: list[dict[str, str]]) -> bytes:
 async def test_an_import_whose_connection_died_mid_chunk_registers_each_row_once_on_its_rerun(
     enrolment: tuple[EnrolmentService, ServiceSandbox],
     migrated: DatabaseSettings,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     service, box = enrolment
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
     content = csv_of([person(n) for n in range(1, 9)])  # rows 2-9: chunks 2-4, 5-7, 8-9
     scope = AreaScope.of(Officer())
     blocker = await asyncpg.connect(migrated.database_url)
@@ -234,7 +252,7 @@ async def test_an_import_whose_connection_died_mid_chunk_registers_each_row_once
         "first_version, last_version, recorded_at) VALUES ($1, 'held', '{}', 0, 0, now())",
         f"import:{batch_id_of(content, scope.area)}:6",
     )
-    first_import = asyncio.create_task(import_csv(service, content, "officer-1", scope))
+    first_import = asyncio.create_task(import_in_chunks(service, content, "officer-1", scope, 3))
     waiting: list[int] = []
 
     async def chunk_waits() -> bool:
@@ -261,9 +279,9 @@ async def test_an_import_whose_connection_died_mid_chunk_registers_each_row_once
         await blocker.close()
     assert await count(box, "events") == 3  # the first chunk; nothing of the second
 
-    rerun = await import_csv(service, content, "officer-1", scope)
+    rerun = await import_in_chunks(service, content, "officer-1", scope, 3)
 
-    assert [r.outcome for r in rerun.rows] == ["already_registered"] * 3 + ["registered"] * 5
+    assert [r.outcome for r in rerun] == ["already_registered"] * 3 + ["registered"] * 5
     assert await count(box, "events") == 8
     assert await count(box, "nik_index") == 8
     assert (

@@ -120,6 +120,8 @@ def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
     # the second row's NIK has the serial 0000. The file is chosen as a file dialog would.
     browser.find_element(By.ID, "list_file").send_keys(str(import_list(nik)))
     activate(browser, browser.find_element(By.CSS_SELECTOR, "form[action='/imports'] button"))
+    # The import's page shows its progress and refreshes itself until the job is done.
+    WebDriverWait(browser, 120).until(lambda seen: seen.find_elements(By.ID, "import-result"))
     result = browser.find_element(By.ID, "import-result").text
     assert "1 terdaftar, 0 sudah terdaftar sebelumnya, 1 ditolak" in result, result
     assert browser.find_element(By.ID, "report").get_attribute("href").endswith("/report.csv")

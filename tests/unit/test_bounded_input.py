@@ -21,8 +21,9 @@ from services.claims.domain import Approved, Claim, Death, Facts, decide_claim
 from services.enrolment.imports import (
     COLUMNS,
     MAX_CELL_CHARS,
+    CsvReader,
+    CsvRow,
     ImportFileError,
-    read_rows,
     registration_from,
 )
 from services.specs import documents
@@ -273,6 +274,12 @@ def test_the_largest_registration_and_claim_fit_in_a_record_of_the_topic() -> No
 
 def _csv(*lines: str) -> str:
     return "\n".join(lines) + "\n"
+
+
+def read_rows(text: str) -> list[CsvRow]:
+    """The rows of a file read in one piece."""
+    reader = CsvReader()
+    return reader.feed(text.encode()) + reader.close()
 
 
 HEADER = ",".join(COLUMNS)

@@ -4,13 +4,10 @@ formats Indonesian spreadsheets save."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 
-from services.console import imports
 from services.console.catalogue import messages, untranslated
 from services.console.i18n import (
     catalogue_path,
@@ -58,40 +55,3 @@ def test_a_service_refusal_is_said_again_in_indonesian_with_its_numbers() -> Non
     assert said.startswith("Jenis kelamin yang diisi M, tetapi NIK menunjukkan F")
     unknown = translated("something new", indonesian)
     assert unknown == "Layanan menolak: something new"
-
-
-HEADER = "nik,full_name,birth_date\n"
-ROW = "3375014507800003,Siti Aminah,1980-07-05\n"
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        (HEADER + ROW).encode(),
-        b"\xef\xbb\xbf" + (HEADER + ROW).encode(),
-        (HEADER + ROW).replace(",", ";").encode(),
-        b"\xef\xbb\xbf" + (HEADER + ROW).replace(",", ";").encode(),
-    ],
-    ids=["comma", "comma-bom", "semicolon", "semicolon-bom"],
-)
-def test_csv_lists_reach_the_service_as_comma_separated_utf8(raw: bytes) -> None:
-    assert imports.as_service_csv("list.csv", raw) == (HEADER + ROW).encode()
-
-
-def test_an_xlsx_list_reaches_the_service_as_csv_with_its_numbers_and_dates_as_text() -> None:
-    from datetime import datetime
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(["nik", "full_name", "birth_date"])
-    sheet.append([3375014507800003, "Siti Aminah", datetime(1980, 7, 5)])
-    out = io.BytesIO()
-    book.save(out)
-    assert imports.as_service_csv("list.xlsx", out.getvalue()) == (HEADER + ROW).encode()
-
-
-def test_a_list_that_is_not_utf8_is_refused_saying_how_to_save_it() -> None:
-    with pytest.raises(imports.UnreadableListError) as refused:
-        imports.as_service_csv("list.csv", "nik;nama\n1;Sité\n".encode("latin-1"))
-    assert "UTF-8" in str(refused.value)
