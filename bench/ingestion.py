@@ -26,6 +26,7 @@ from bench.measure import percentile
 from bench.people import KRAPYAK, import_chunks, person
 from deploy.local.keycloak import LocalProvider
 from deploy.local.paths import REPO_ROOT
+from shared.projection.freshness import wait_until_caught_up
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 
@@ -164,10 +165,6 @@ async def _topic_size_at_least(kafka: KafkaSettings, service: str, size: int) ->
     return await _topic_size(kafka, service) >= size
 
 
-async def _count_at_least(conn: asyncpg.Connection, table: str, rows: int) -> bool:
-    return bool(await conn.fetchval(f"SELECT count(*) >= $1 FROM {table}", rows))
-
-
 async def _stream(chunks: Iterator[bytes], sent: list[int]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         sent[0] += len(chunk)
@@ -280,11 +277,15 @@ async def http_load(
 async def billing_run(
     kafka: KafkaSettings, database: DatabaseSettings, billing: str, workers: int, period: str
 ) -> dict[str, Any]:
-    """Once billing's coverages hold the ``workers`` covered workers, POST /billing-runs for
-    ``period``: timed until its answer, and until every event it recorded is on the topic."""
-    conn = await asyncpg.connect(database.database_url)
+    """Once billing's coverages have caught up with the ``workers`` covered workers (as the run
+    itself waits for them), POST /billing-runs for ``period``: timed until its answer, and
+    until every event it recorded is on the topic."""
+    pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=1)
     try:
-        await _until(lambda: _count_at_least(conn, "billing.coverages", workers), 0.2)
+        await wait_until_caught_up(pool, "billing", "coverages", kafka, ["enrolment"], 3600)
+        covered = await pool.fetchval("SELECT count(*) FROM billing.coverages")
+        if covered != workers:
+            raise RuntimeError(f"billing holds {covered} coverages, not {workers}")
         started = time.perf_counter()
         async with httpx.AsyncClient(base_url=billing, timeout=3600) as api:
             answer = await api.post(
@@ -297,11 +298,11 @@ async def billing_run(
             )
         answered = time.perf_counter() - started
         answer.raise_for_status()
-        recorded = await conn.fetchval("SELECT count(*) FROM billing.events")
+        recorded = await pool.fetchval("SELECT count(*) FROM billing.events")
         await _until(lambda: _topic_size_at_least(kafka, "billing", recorded))
         published = time.perf_counter() - started
     finally:
-        await conn.close()
+        await pool.close()
     return {
         "workers": workers,
         "lines": int(answer.json()["lines"]),
