@@ -60,6 +60,10 @@ def _gb(value: float) -> str:
     return f"{value / 1e9:,.1f} GB"
 
 
+def _replicas(n: int) -> str:
+    return f"{n} replica" if n == 1 else f"{n} replicas"
+
+
 def markdown(figures: dict[str, Any]) -> str:
     """The computed part of the page (between its markers)."""
     rebuild_rate = figures["replay"]["log_events_per_s"]
@@ -117,15 +121,15 @@ def markdown(figures: dict[str, Any]) -> str:
             f"- **Live load**: the busiest moment is the monthly billing run, {workers:,} "
             f"invoices within {BILLING_RUN_HOURS} h = {peak:,.0f} events/s at least, then as "
             f"many payments; the projections take in {rebuild_rate:,.0f} log events/s together "
-            f"when rebuilding, so {math.ceil(peak / rebuild_rate)} replica per projection keeps "
-            "up; more replicas serve availability, not throughput.",
+            f"when rebuilding, so {_replicas(math.ceil(peak / rebuild_rate))} per projection "
+            "keep up; more replicas serve availability, not throughput.",
             f"- **Billing run**: {workers:,} x {billing_per_worker * 1000:,.3f} ms = "
             f"{run_hours * 3600:,.0f} s ({run_hours:,.2f} h) in one process, as measured; "
             + (
                 f"within its {BILLING_RUN_HOURS} h window."
                 if run_hours <= BILLING_RUN_HOURS
                 else f"over its {BILLING_RUN_HOURS} h window: split by kecamatan across "
-                f"{math.ceil(run_hours / BILLING_RUN_HOURS)} replicas at least."
+                f"{_replicas(math.ceil(run_hours / BILLING_RUN_HOURS))} at least."
             ),
             f"- **Enrolment**: a first load of all {workers:,} workers by bulk import takes "
             f"{workers / import_rate / 3600:,.1f} h at {import_rate:,.0f} rows/s.",
