@@ -173,14 +173,13 @@ async def _stream(chunks: Iterator[bytes], sent: list[int]) -> AsyncIterator[byt
 
 async def _until_done(api: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:
     """The import's outcome: the answer itself when synchronous (201), else its job resource
-    (202: ``Location``, or ``/imports/{import_id}``) polled until the job has stopped."""
+    (202: ``Location``, or ``/imports/{import_id}``) polled until its ``state`` is done or
+    failed."""
     body: dict[str, Any] = answer.json()
     if answer.status_code != 202:
         return body
     job = answer.headers.get("Location") or f"/imports/{body.get('import_id') or body['id']}"
-    while str(body.get("state")) not in JOB_DONE:
-        if str(body.get("state")) in JOB_FAILED:
-            raise RuntimeError(f"the import job failed: {json.dumps(body)[:500]}")
+    while str(body.get("state")) not in JOB_DONE | JOB_FAILED:
         await asyncio.sleep(0.5)
         polled = await api.get(job, headers=as_officer())
         polled.raise_for_status()
@@ -218,11 +217,16 @@ async def bulk_import(
                     headers={**as_officer(), "Content-Type": "text/csv"},
                 )
             except (httpx.WriteError, httpx.RemoteProtocolError) as error:
-                return _not_measured(rows, sent[0], f"the upload broke off: {error!r}")
+                return _not_measured(rows, f"the upload broke off after {_mb(sent)}: {error!r}")
             if answer.status_code in (413, 422):
-                return _not_measured(rows, sent[0], str(answer.json().get("detail")))
+                detail = answer.json().get("detail")
+                return _not_measured(
+                    rows, f"the service refused the file after {_mb(sent)}: {detail}"
+                )
             answer.raise_for_status()
             outcome = await _until_done(api, answer)
+        if str(outcome.get("state")) in JOB_FAILED:
+            return _not_measured(rows, f"the import job failed: {json.dumps(outcome)[:300]}")
         registered = int(outcome["registered"])
         # Until the relay has published the last registration.
         await _until(lambda: _topic_size_at_least(kafka, "enrolment", before + registered))
@@ -248,12 +252,12 @@ async def bulk_import(
     }
 
 
-def _not_measured(rows: int, sent: int, reason: str) -> dict[str, Any]:
-    return {
-        "rows": rows,
-        "measured": False,
-        "reason": f"the service refused the file after {sent / 2**20:.1f} MB: {reason}",
-    }
+def _mb(sent: list[int]) -> str:
+    return f"{sent[0] / 2**20:.1f} MB"
+
+
+def _not_measured(rows: int, reason: str) -> dict[str, Any]:
+    return {"rows": rows, "measured": False, "reason": reason}
 
 
 async def http_load(
