@@ -299,7 +299,7 @@ async def _measure(
     _say(f"billing run over {size.billing_workers} covered workers")
     figures["billing"] = await _billing(base, database, run_id, size.billing_workers)
     # The rebuilt tables are those of the last log rebuilt: the last growth log's.
-    rebuilt = (*[size.log_workers], *size.growth_workers)[-1]
+    rebuilt = size.growth_workers[-1] if size.growth_workers else size.log_workers
     figures["storage"] = await storage(database.database_url, rebuilt)
     figures["started"] = started.isoformat(timespec="seconds")
     figures["seconds"] = (datetime.now(UTC) - started).total_seconds()
