@@ -32,6 +32,8 @@ from deploy.local import stack
 from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import PROJECTIONS, migrate_all
 from shared.audit.verify import verify_topics
+from shared.db import CONNECTION_LOST
+from shared.retries import retry_forever
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 from shared.topics import delete_topics_with_prefix, ensure_topics
@@ -85,7 +87,9 @@ async def _own_database(admin_url: str, name: str) -> AsyncIterator[DatabaseSett
         await migrate_all(database)
         yield database
     finally:
-        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # Dropped even across a PostgreSQL restart (other runs on the shared stack test them).
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        await retry_forever(lambda: _admin(admin_url, drop), CONNECTION_LOST, f"dropping {name}")
 
 
 async def _log(
