@@ -1,20 +1,21 @@
 """Ingestion and freshness, through the services running as real processes: a bulk import, the
-HTTP API under concurrent clients, and how soon a command's effect shows in another service."""
+HTTP API under concurrent clients (beside a bare endpoint), the monthly billing run, and how
+soon a command's effect shows in another service."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,51 +23,22 @@ import asyncpg
 import httpx
 
 from bench.measure import percentile
+from bench.people import KRAPYAK, import_chunks, person
 from deploy.local.keycloak import LocalProvider
 from deploy.local.paths import REPO_ROOT
-from services.enrolment.imports import COLUMNS
+from shared.projection.freshness import wait_until_caught_up
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 
-KRAPYAK = "33.75.03.1002"
 SENDERS = 64  # concurrent connections of the freshness load
 IDENTITY = LocalProvider(prefix="bench")
+# An import job's states once it has stopped (``GET /imports/{id}``).
+JOB_DONE, JOB_FAILED = frozenset({"done", "completed", "finished"}), frozenset({"failed"})
 
 
 def as_officer() -> dict[str, str]:
     """A kelurahan officer of Krapyak, with a token from the local provider."""
     return IDENTITY.headers("kelurahan_officer", KRAPYAK)
-
-
-BIRTH_DATES = [
-    date(1970 + y, 1 + m, 1 + d) for y in range(30) for m in range(12) for d in range(28)
-]
-
-
-def person(number: int) -> dict[str, str]:
-    """A valid, distinct person for every ``number`` below 100 million."""
-    birth = BIRTH_DATES[number % len(BIRTH_DATES)]
-    serial = number // len(BIRTH_DATES) + 1
-    return {
-        "nik": f"337503{birth.day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}",
-        "full_name": f"Pekerja {number}",
-        "birth_date": birth.isoformat(),
-        "sex": "M",
-        "occupation_code": "tukang_becak",
-        "kelurahan_code": KRAPYAK,
-        "address": f"Gang Bench {number}",
-    }
-
-
-def import_file(first: int, rows: int) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS)
-    writer.writeheader()
-    for number in range(first, first + rows):
-        writer.writerow(
-            {**person(number), "heir_name": "Ahli Waris", "heir_relationship": "spouse"}
-        )
-    return out.getvalue().encode()
 
 
 def _log_file(logs: Path, name: str) -> BinaryIO:
@@ -78,6 +50,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def pin(pid: int, cores: Collection[int]) -> None:
+    """Every thread of process ``pid`` kept to ``cores`` (Linux affinity is per thread)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cores)
+
+
+def core_budgets() -> tuple[set[int], set[int]]:
+    """The cores of the measured server and of its load generator: the last core for the
+    clients, the others for the server (all of them for both on a single core)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return (set(cores[:-1]) or set(cores)), {cores[-1]}
 
 
 @dataclass(frozen=True)
@@ -97,25 +82,28 @@ def memory_mb(pid: int) -> dict[str, float]:
     }
 
 
+def reset_peak_memory(pid: int) -> bool:
+    """Start the process's VmHWM afresh (``clear_refs`` 5); False where the kernel refuses."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 @asynccontextmanager
-async def services_running(
-    kafka: KafkaSettings, database: DatabaseSettings, names: tuple[str, ...], logs: Path
+async def processes_running(
+    commands: dict[str, Sequence[str]], env: dict[str, str], logs: Path
 ) -> AsyncIterator[Running]:
-    """The named services as ``berlian run`` processes on free ports, ready; SIGTERM after."""
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
-        "TOPIC_PREFIX": kafka.topic_prefix,
-        "DATABASE_URL": database.database_url,
-    }
+    """Each named command (given ``{port}``) as a process on a free port, ready; SIGTERM after."""
     urls, processes = {}, []
-    for name in names:
+    for name, argv in commands.items():
         port = free_port()
         urls[name] = f"http://127.0.0.1:{port}"
         with _log_file(logs, name) as log:
             processes.append(
                 await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "deploy.cli", "run", name, "--port", str(port)),
+                    *(a.format(port=port) for a in argv),
                     cwd=REPO_ROOT,
                     env=env,
                     stdout=log,
@@ -127,14 +115,14 @@ async def services_running(
             for url, process in zip(urls.values(), processes, strict=True):
                 for _ in range(240):
                     if process.returncode is not None:
-                        raise RuntimeError(f"a service exited during start-up; see {logs}")
+                        raise RuntimeError(f"a process exited during start-up; see {logs}")
                     try:
                         if (await client.get(f"{url}/health/ready")).status_code == 200:
                             break
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.25)
-        yield Running(urls, {n: p.pid for n, p in zip(names, processes, strict=True)})
+        yield Running(urls, {n: p.pid for n, p in zip(commands, processes, strict=True)})
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -142,75 +130,189 @@ async def services_running(
             await asyncio.wait_for(process.wait(), timeout=60)
 
 
+def services_running(
+    kafka: KafkaSettings, database: DatabaseSettings, names: tuple[str, ...], logs: Path
+) -> AbstractAsyncContextManager[Running]:
+    """The named services as ``berlian run`` processes on free ports."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
+        "TOPIC_PREFIX": kafka.topic_prefix,
+        "DATABASE_URL": database.database_url,
+    }
+    run = (sys.executable, "-m", "deploy.cli", "run")
+    return processes_running({n: (*run, n, "--port", "{port}") for n in names}, env, logs)
+
+
+def bare_api_running(logs: Path) -> AbstractAsyncContextManager[Running]:
+    """The bare FastAPI endpoint (bench/bare_api.py) as a process of its own."""
+    argv = (sys.executable, "-m", "bench.bare_api", "{port}")
+    return processes_running({"bare": argv}, dict(os.environ), logs)
+
+
 async def _topic_size(kafka: KafkaSettings, service: str) -> int:
     return sum((await end_offsets(kafka, [kafka.events_topic(service)])).values())
+
+
+async def _until(check: Callable[[], Awaitable[bool]], interval: float = 0.05) -> None:
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+
+
+async def _topic_size_at_least(kafka: KafkaSettings, service: str, size: int) -> bool:
+    return await _topic_size(kafka, service) >= size
+
+
+async def _stream(chunks: Iterator[bytes], sent: list[int]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        sent[0] += len(chunk)
+        yield chunk
+
+
+async def _until_done(api: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:
+    """The import's outcome: the answer itself when synchronous (201), else its job resource
+    (202: ``Location``, or ``/imports/{import_id}``) polled until its ``state`` is done or
+    failed."""
+    body: dict[str, Any] = answer.json()
+    if answer.status_code != 202:
+        return body
+    job = answer.headers.get("Location") or f"/imports/{body.get('import_id') or body['id']}"
+    while str(body.get("state")) not in JOB_DONE | JOB_FAILED:
+        await asyncio.sleep(0.5)
+        polled = await api.get(job, headers=as_officer())
+        polled.raise_for_status()
+        body = polled.json()
+    return body
 
 
 async def bulk_import(
     kafka: KafkaSettings, enrolment: str, pid: int, first: int, rows: int
 ) -> dict[str, Any]:
-    """One CSV file through POST /imports, its job followed until it is done; timed until the
-    last registration is on the topic.
-    The memory of the service (process ``pid``) before it and at its peak after it."""
-    content = import_file(first, rows)
+    """One CSV file of ``rows`` through POST /imports, made as it is sent (never whole in
+    memory), timed until the job is done and its last registration is on the topic; the
+    enrolment service's (process ``pid``) memory sampled throughout. A file the service
+    refuses is reported as not measured, with its answer."""
     before_import = memory_mb(pid)["rss_mb"]
+    reset = reset_peak_memory(pid)
+    sampled = [before_import]
+    sampling = True
+
+    async def sample() -> None:
+        while sampling:
+            sampled.append(memory_mb(pid)["rss_mb"])
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.create_task(sample())
     before = await _topic_size(kafka, "enrolment")
+    sent = [0]
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=enrolment, timeout=3600) as api:
-        response = await api.post(
-            "/imports", content=content, headers={**as_officer(), "Content-Type": "text/csv"}
-        )
-        response.raise_for_status()
-        while True:  # the import is a job: until it is done
-            job = (await api.get(response.headers["location"], headers=as_officer())).json()
-            if job["state"] in ("done", "failed"):
-                break
-            await asyncio.sleep(0.2)
-    registered = int(job["registered"])
-    while True:  # until the relay has published the last registration
-        if await _topic_size(kafka, "enrolment") >= before + registered:
-            break
-        await asyncio.sleep(0.05)
-    seconds = time.perf_counter() - started
+    try:
+        async with httpx.AsyncClient(base_url=enrolment, timeout=3600) as api:
+            try:
+                answer = await api.post(
+                    "/imports",
+                    content=_stream(import_chunks(first, rows), sent),
+                    headers={**as_officer(), "Content-Type": "text/csv"},
+                )
+            except (httpx.WriteError, httpx.RemoteProtocolError) as error:
+                return _not_measured(rows, f"the upload broke off after {_mb(sent)}: {error!r}")
+            if answer.status_code in (413, 422):
+                detail = answer.json().get("detail")
+                return _not_measured(
+                    rows, f"the service refused the file after {_mb(sent)}: {detail}"
+                )
+            answer.raise_for_status()
+            outcome = await _until_done(api, answer)
+        if str(outcome.get("state")) in JOB_FAILED:
+            return _not_measured(rows, f"the import job failed: {json.dumps(outcome)[:300]}")
+        registered = int(outcome["registered"])
+        # Until the relay has published the last registration.
+        await _until(lambda: _topic_size_at_least(kafka, "enrolment", before + registered))
+        seconds = time.perf_counter() - started
+    finally:
+        sampling = False
+        await sampler
+    peak = max(sampled)
+    if reset:
+        peak = max(peak, memory_mb(pid)["peak_mb"])
     return {
         "rows": rows,
+        "measured": True,
         "registered": registered,
         "seconds": seconds,
-        "events_per_s": registered / seconds,
-        "file_mb": len(content) / 2**20,
+        "rows_per_s": registered / seconds,
+        "file_mb": sent[0] / 2**20,
         "service_rss_before_mb": before_import,
-        "service_peak_mb": memory_mb(pid)["peak_mb"],
+        "service_peak_mb": peak,
+        "peak_from": "VmHWM reset before the import, and VmRSS every 0.1 s"
+        if reset
+        else "VmRSS every 0.1 s",
     }
 
 
-async def http_registrations(
-    enrolment: str, first: int, commands: int, clients: int
+def _mb(sent: list[int]) -> str:
+    return f"{sent[0] / 2**20:.1f} MB"
+
+
+def _not_measured(rows: int, reason: str) -> dict[str, Any]:
+    return {"rows": rows, "measured": False, "reason": reason}
+
+
+async def http_load(
+    url: str, headers: dict[str, str], first: int, commands: int, clients: int, core: set[int]
 ) -> dict[str, Any]:
-    """``clients`` concurrent clients registering workers, one command after another each."""
-    latencies: list[float] = []
-    failures: list[str] = []
-    numbers: Iterator[int] = iter(range(first, first + commands))
+    """``bench.load`` against ``url`` as a process of its own, kept to ``core``."""
+    load = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.load", url, str(first), str(commands), str(clients)),
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: os.sched_setaffinity(0, core),
+    )
+    out, _ = await load.communicate(json.dumps(headers).encode())
+    if load.returncode != 0:
+        raise RuntimeError(f"the load generator failed with exit code {load.returncode}")
+    figures: dict[str, Any] = json.loads(out)
+    return figures
 
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=enrolment, timeout=60) as api:
-            for number in numbers:
-                began = time.perf_counter()
-                response = await api.post("/workers", json=person(number), headers=as_officer())
-                latencies.append(time.perf_counter() - began)
-                if response.status_code != 201:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    seconds = time.perf_counter() - started
+async def billing_run(
+    kafka: KafkaSettings, database: DatabaseSettings, billing: str, workers: int, period: str
+) -> dict[str, Any]:
+    """Once billing's coverages have caught up with the ``workers`` covered workers (as the run
+    itself waits for them), POST /billing-runs for ``period``: timed until its answer, and
+    until every event it recorded is on the topic."""
+    pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=1)
+    try:
+        await wait_until_caught_up(pool, "billing", "coverages", kafka, ["enrolment"], 3600)
+        covered = await pool.fetchval("SELECT count(*) FROM billing.coverages")
+        if covered != workers:
+            raise RuntimeError(f"billing holds {covered} coverages, not {workers}")
+        started = time.perf_counter()
+        async with httpx.AsyncClient(base_url=billing, timeout=3600) as api:
+            answer = await api.post(
+                "/billing-runs",
+                json={"period": period},
+                headers={
+                    **IDENTITY.headers("billing_officer"),
+                    "Idempotency-Key": str(uuid.uuid4()),
+                },
+            )
+        answered = time.perf_counter() - started
+        answer.raise_for_status()
+        recorded = await pool.fetchval("SELECT count(*) FROM billing.events")
+        await _until(lambda: _topic_size_at_least(kafka, "billing", recorded))
+        published = time.perf_counter() - started
+    finally:
+        await pool.close()
     return {
-        "commands": commands,
-        "clients": clients,
-        "failed": len(failures),
-        "first_failure": failures[0] if failures else None,
-        "commands_per_s": commands / seconds,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
+        "workers": workers,
+        "lines": int(answer.json()["lines"]),
+        "events": recorded,
+        "answer_seconds": answered,
+        "seconds": published,
     }
 
 

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +26,14 @@ from bench import ingestion
 from bench.capacity import storage
 from bench.ceiling import raw_consume, raw_produce
 from bench.machine import describe
-from bench.report import write_results
-from bench.synthetic import EVENTS_PER_WORKER, sample_records, write_log
+from bench.report import goals, write_results
+from bench.synthetic import ENROLMENT_PHASES, EVENTS_PER_WORKER, sample_records, write_log
 from deploy.local import stack
 from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import PROJECTIONS, migrate_all
 from shared.audit.verify import verify_topics
+from shared.db import CONNECTION_LOST
+from shared.retries import retry_forever
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 from shared.topics import delete_topics_with_prefix, ensure_topics
@@ -41,45 +44,60 @@ LOG_SOURCES = ("enrolment", "verification", "billing")
 @dataclass(frozen=True)
 class Size:
     name: str
-    import_rows: int
+    import_rows: tuple[int, ...]  # one file of each size, the first always accepted
     http_commands: int
     http_clients: int
     log_workers: int  # ten events each
-    growth_workers: tuple[int, ...]  # smaller logs, besides the main one
+    growth_workers: tuple[int, ...]  # other logs, smaller and larger than the main one
+    billing_workers: int
     freshness_rate: int
     freshness_seconds: float
 
 
 SIZES = {
-    "full": Size("full", 100_000, 10_000, 32, 100_000, (10_000, 30_000), 500, 20.0),
-    "smoke": Size("smoke", 100, 100, 8, 200, (50,), 20, 1.0),
+    "full": Size(
+        "full", (100_000, 1_000_000), 10_000, 32, 100_000, (10_000, 300_000), 100_000, 500, 20.0
+    ),
+    "medium": Size("medium", (10_000, 100_000), 3_000, 32, 10_000, (1_000,), 10_000, 200, 5.0),
+    "smoke": Size("smoke", (100, 300), 100, 8, 200, (50,), 200, 20, 1.0),
 }
+BILLING_PERIOD = "2025-02"  # the synthetic coverages run February 2025 to January 2026
 
 
 def _say(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-async def _fresh_database(admin_url: str, name: str) -> DatabaseSettings:
+async def _admin(admin_url: str, *statements: str) -> None:
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        for statement in statements:
+            await admin.execute(statement)
     finally:
         await admin.close()
-    base = admin_url.rsplit("/", 1)[0]
-    database = DatabaseSettings(database_url=f"{base}/{name}")
-    await migrate_all(database)
-    return database
 
 
-async def _log(kafka: KafkaSettings, workers: int) -> dict[str, Any]:
+@asynccontextmanager
+async def _own_database(admin_url: str, name: str) -> AsyncIterator[DatabaseSettings]:
+    """A database of the run's own (runs side by side on a shared stack never meet), migrated;
+    dropped after."""
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        database = DatabaseSettings(database_url=f"{admin_url.rsplit('/', 1)[0]}/{name}")
+        await migrate_all(database)
+        yield database
+    finally:
+        # Dropped even across a PostgreSQL restart (other runs on the shared stack test them).
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        await retry_forever(lambda: _admin(admin_url, drop), CONNECTION_LOST, f"dropping {name}")
+
+
+async def _log(
+    kafka: KafkaSettings, workers: int, phases: Sequence[int] = range(EVENTS_PER_WORKER)
+) -> dict[str, Any]:
     await ensure_topics(kafka)
     started = time.perf_counter()
-    events = await write_log(kafka, workers)
+    events = await write_log(kafka, workers, phases=phases)
     seconds = time.perf_counter() - started
     return {
         "workers": workers,
@@ -100,9 +118,11 @@ async def _records_read(kafka: KafkaSettings, name: str) -> int:
 
 
 async def _replay(
-    kafka: KafkaSettings, database: DatabaseSettings, groups: Sequence[Sequence[str]]
+    kafka: KafkaSettings, database: DatabaseSettings, events: int, groups: Sequence[Sequence[str]]
 ) -> dict[str, Any]:
-    """Each group of projections rebuilt by a process of its own, the processes side by side."""
+    """Each group of projections rebuilt by a process of its own (``bench.replay_worker``), the
+    processes side by side: the wall time until every projection is rebuilt from a log of
+    ``events`` events, and the records each projection read (several read the same topics)."""
     env = {
         **os.environ,
         "DATABASE_URL": database.database_url,
@@ -134,8 +154,10 @@ async def _replay(
         raise RuntimeError(f"{dead} records were dead-lettered during the replay")
     return {
         "processes": len(groups),
-        "records": records,
+        "events": events,
         "seconds": seconds,
+        "log_events_per_s": events / seconds,
+        "records": records,
         "records_per_s": records / seconds,
         "peak_rss_mb": max(w["peak_rss_mb"] for w in workers),
         "projections": {k: v for w in workers for k, v in w["projections"].items()},
@@ -163,69 +185,126 @@ async def _audit(kafka: KafkaSettings) -> dict[str, Any]:
     return {"events": report.events, "seconds": seconds, "events_per_s": report.events / seconds}
 
 
+async def _growth(
+    base: KafkaSettings, database: DatabaseSettings, run_id: str, size: Size, main: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The rebuild over each other log size, beside the main log's, smallest first."""
+    growth = [main]
+    for workers in size.growth_workers:
+        log = base.model_copy(update={"topic_prefix": f"bench-{run_id}-{workers}."})
+        _say(f"growth: a log of {workers * EVENTS_PER_WORKER} events")
+        events = (await _log(log, workers))["events"]
+        growth.append(await _replay(log, database, events, [_projection_names()]))
+        await delete_topics_with_prefix(base, log.topic_prefix)
+    return sorted(growth, key=lambda g: int(g["events"]))
+
+
+async def _live(
+    base: KafkaSettings, database: DatabaseSettings, run_id: str, size: Size
+) -> dict[str, Any]:
+    """What the services do as processes: the HTTP API beside a bare endpoint (the load from a
+    process of its own, on its own core), freshness, then the bulk imports."""
+    live = base.model_copy(update={"topic_prefix": f"bench-{run_id}-live."})
+    await ensure_topics(live)
+    logs = run_dir() / "bench" / run_id
+    figures: dict[str, Any] = {}
+    server_cores, client_core = ingestion.core_budgets()
+    figures["cores"] = {"server": sorted(server_cores), "load_generator": sorted(client_core)}
+    headers = ingestion.as_officer()
+    load = (size.http_commands, size.http_clients, client_core)
+    async with ingestion.bare_api_running(logs) as bare:
+        ingestion.pin(bare.pids["bare"], server_cores)
+        _say(f"HTTP, bare endpoint: {size.http_commands} requests from {size.http_clients} clients")
+        figures["http_bare"] = await ingestion.http_load(bare.urls["bare"], headers, 0, *load)
+    async with ingestion.services_running(
+        live, database, ("enrolment", "verification"), logs
+    ) as running:
+        enrolment, pid = running.urls["enrolment"], running.pids["enrolment"]
+        _say(f"HTTP: {size.http_commands} registrations from {size.http_clients} clients")
+        ingestion.pin(pid, server_cores)
+        figures["http"] = await ingestion.http_load(enrolment, headers, 10_000_000, *load)
+        ingestion.pin(pid, server_cores | client_core)
+        _say(f"freshness at {size.freshness_rate} commands/s")
+        figures["freshness"] = await ingestion.freshness(
+            database, enrolment, 20_000_000, size.freshness_rate, size.freshness_seconds
+        )
+        imports = []
+        for k, rows in enumerate(size.import_rows):
+            _say(f"bulk import of {rows} rows")
+            imports.append(
+                await ingestion.bulk_import(live, enrolment, pid, 30_000_000 * (k + 1), rows)
+            )
+        if not imports[0]["measured"]:
+            raise RuntimeError(f"the first import was refused: {imports[0]['reason']}")
+        figures["imports"] = imports
+    return figures
+
+
+async def _billing(
+    base: KafkaSettings, database: DatabaseSettings, run_id: str, workers: int
+) -> dict[str, Any]:
+    """The monthly billing run over ``workers`` covered workers, whose registrations and
+    coverages are written straight onto the topics for the billing service to consume."""
+    billing = base.model_copy(update={"topic_prefix": f"bench-{run_id}-billing."})
+    await _log(billing, workers, ENROLMENT_PHASES)
+    logs = run_dir() / "bench" / run_id
+    async with ingestion.services_running(billing, database, ("billing",), logs) as running:
+        return await ingestion.billing_run(
+            billing, database, running.urls["billing"], workers, BILLING_PERIOD
+        )
+
+
 async def run(size: Size, results: Path, document: Path | None) -> dict[str, Any]:
     endpoints = await asyncio.to_thread(stack.up)
     run_id = uuid.uuid4().hex[:6]
     base = KafkaSettings(kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers)
-    database = await _fresh_database(endpoints.database_url, f"berlian_bench_{size.name}")
+    name = f"berlian_bench_{size.name}_{run_id}"
+    try:
+        async with _own_database(endpoints.database_url, name) as database:
+            figures = await _measure(size, endpoints.database_url, database, base, run_id)
+    finally:
+        # The run's logs (millions of events at full size) are not kept on the local broker.
+        await delete_topics_with_prefix(base, f"bench-{run_id}")
+    figures["goals"] = goals(figures)
+    write_results(figures, results, document)
+    return figures
+
+
+async def _measure(
+    size: Size, admin_url: str, database: DatabaseSettings, base: KafkaSettings, run_id: str
+) -> dict[str, Any]:
     main = base.model_copy(update={"topic_prefix": f"bench-{run_id}."})
     figures: dict[str, Any] = {
         "size": asdict(size),
-        "machine": await describe(endpoints.database_url),
+        "machine": await describe(admin_url),
     }
     started = datetime.now(UTC)
 
     _say(f"writing a log of {size.log_workers * EVENTS_PER_WORKER} events")
     figures["log"] = await _log(main, size.log_workers)
+    events = figures["log"]["events"]
     _say("raw Kafka ceiling")
     sample = sample_records(1000)
-    figures["ceiling_produce"] = await raw_produce(main, figures["log"]["events"], sample)
+    figures["ceiling_produce"] = await raw_produce(main, events, sample)
     figures["ceiling_consume"] = await raw_consume(
         main, [main.events_topic(s) for s in LOG_SOURCES]
     )
-    _say("replay, one process")
-    figures["replay"] = await _replay(main, database, [_projection_names()])
-    _say("replay, two processes")
-    figures["replay_two_processes"] = await _replay(main, database, await _balanced(main, 2))
-    growth = []
-    for workers in size.growth_workers:
-        smaller = base.model_copy(update={"topic_prefix": f"bench-{run_id}-{workers}."})
-        _say(f"growth: a log of {workers * EVENTS_PER_WORKER} events")
-        await _log(smaller, workers)
-        growth.append(
-            {
-                "events": workers * EVENTS_PER_WORKER,
-                **await _replay(smaller, database, [_projection_names()]),
-            }
-        )
-    growth.append({"events": figures["log"]["events"], **figures["replay"]})
-    figures["growth"] = growth
+    _say("rebuild, one process")
+    figures["replay"] = await _replay(main, database, events, [_projection_names()])
+    _say("rebuild, two processes")
+    figures["replay_two_processes"] = await _replay(
+        main, database, events, await _balanced(main, 2)
+    )
     _say("audit verify")
     figures["audit"] = await _audit(main)
-
-    live = base.model_copy(update={"topic_prefix": f"bench-{run_id}-live."})
-    await ensure_topics(live)
-    logs = run_dir() / "bench" / run_id
-    async with ingestion.services_running(
-        live, database, ("enrolment", "verification"), logs
-    ) as running:
-        urls = running.urls
-        _say(f"bulk import of {size.import_rows} rows")
-        figures["import"] = await ingestion.bulk_import(
-            live, urls["enrolment"], running.pids["enrolment"], 0, size.import_rows
-        )
-        _say(f"HTTP: {size.http_commands} registrations from {size.http_clients} clients")
-        figures["http"] = await ingestion.http_registrations(
-            urls["enrolment"], 10_000_000, size.http_commands, size.http_clients
-        )
-        _say(f"freshness at {size.freshness_rate} commands/s")
-        figures["freshness"] = await ingestion.freshness(
-            database, urls["enrolment"], 20_000_000, size.freshness_rate, size.freshness_seconds
-        )
-    figures["storage"] = await storage(database.database_url, size.log_workers)
-    # The run's logs (a million events at full size) are not kept on the local broker.
-    await delete_topics_with_prefix(base, f"bench-{run_id}")
+    await delete_topics_with_prefix(base, f"bench-{run_id}.ceiling")
+    figures["growth"] = await _growth(base, database, run_id, size, figures["replay"])
+    figures.update(await _live(base, database, run_id, size))
+    _say(f"billing run over {size.billing_workers} covered workers")
+    figures["billing"] = await _billing(base, database, run_id, size.billing_workers)
+    # The rebuilt tables are those of the last log rebuilt: the last growth log's.
+    rebuilt = size.growth_workers[-1] if size.growth_workers else size.log_workers
+    figures["storage"] = await storage(database.database_url, rebuilt)
     figures["started"] = started.isoformat(timespec="seconds")
     figures["seconds"] = (datetime.now(UTC) - started).total_seconds()
-    write_results(figures, results, document)
     return figures

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -174,25 +174,35 @@ class WorkerHistory:
         )
 
 
-def programme_log(workers: int) -> Iterator[tuple[str, dict[str, Any]]]:
+ENROLMENT_PHASES = (0, 4)  # registered, covered: what billing's coverages are made of
+
+
+def programme_log(
+    workers: int, phases: Sequence[int] = range(EVENTS_PER_WORKER)
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every worker's events, phase after phase, as a programme's history unfolds: all
-    registrations, then the verifications, the coverages, the invoices, the payments."""
+    registrations, then the verifications, the coverages, the invoices, the payments (or only
+    the ``phases`` named, each stream still chained)."""
     histories = [WorkerHistory(n) for n in range(workers)]
-    for phase in range(EVENTS_PER_WORKER):
+    for phase in phases:
         for history in histories:
             yield history.event(phase)
 
 
 async def write_log(
-    kafka: KafkaSettings, workers: int, progress: Callable[[int], None] = lambda _: None
+    kafka: KafkaSettings,
+    workers: int,
+    progress: Callable[[int], None] = lambda _: None,
+    phases: Sequence[int] = range(EVENTS_PER_WORKER),
 ) -> int:
-    """Publish ``workers`` workers' events onto the prefix's topics; returns the event count."""
+    """Publish ``workers`` workers' events (of ``phases``) onto the prefix's topics; returns the
+    event count."""
     producer = AIOKafkaProducer(**producer_options(kafka), linger_ms=20)
     await producer.start()
     sent = 0
     try:
         pending: list[asyncio.Future[Any]] = []
-        for owner, envelope in programme_log(workers):
+        for owner, envelope in programme_log(workers, phases):
             pending.append(
                 await producer.send(
                     kafka.events_topic(owner),

@@ -316,9 +316,10 @@ def reliability(
 
 @app.command("bench")
 def bench(
-    size: Annotated[str, typer.Option(help="full (the sizes of docs/benchmarks.md) or smoke.")] = (
-        "full"
-    ),
+    size: Annotated[
+        str,
+        typer.Option(help="full (the sizes of docs/benchmarks.md), medium (a tenth) or smoke."),
+    ] = "full",
     results: Annotated[Path, typer.Option(help="Where the JSON results go.")] = (
         REPO_ROOT / "bench" / "results"
     ),
