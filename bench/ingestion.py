@@ -33,7 +33,7 @@ from shared.topic_reader import end_offsets
 SENDERS = 64  # concurrent connections of the freshness load
 IDENTITY = LocalProvider(prefix="bench")
 # An import job's states once it has stopped (``GET /imports/{id}``).
-JOB_DONE, JOB_FAILED = frozenset({"done", "completed", "finished"}), frozenset({"failed"})
+JOB_ENDED = frozenset({"done", "failed"})
 
 
 def as_officer() -> dict[str, str]:
@@ -172,16 +172,11 @@ async def _stream(chunks: Iterator[bytes], sent: list[int]) -> AsyncIterator[byt
 
 
 async def _until_done(api: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:
-    """The import's outcome: the answer itself when synchronous (201), else its job resource
-    (202: ``Location``, or ``/imports/{import_id}``) polled until its ``state`` is done or
-    failed."""
+    """The import's job (the 202's ``Location``) polled until its ``state`` is done or failed."""
     body: dict[str, Any] = answer.json()
-    if answer.status_code != 202:
-        return body
-    job = answer.headers.get("Location") or f"/imports/{body.get('import_id') or body['id']}"
-    while str(body.get("state")) not in JOB_DONE | JOB_FAILED:
+    while str(body.get("state")) not in JOB_ENDED:
         await asyncio.sleep(0.5)
-        polled = await api.get(job, headers=as_officer())
+        polled = await api.get(answer.headers["Location"], headers=as_officer())
         polled.raise_for_status()
         body = polled.json()
     return body
@@ -225,7 +220,7 @@ async def bulk_import(
                 )
             answer.raise_for_status()
             outcome = await _until_done(api, answer)
-        if str(outcome.get("state")) in JOB_FAILED:
+        if outcome.get("state") == "failed":
             return _not_measured(rows, f"the import job failed: {json.dumps(outcome)[:300]}")
         registered = int(outcome["registered"])
         # Until the relay has published the last registration.
