@@ -14,7 +14,6 @@ random id, in a Secure, HttpOnly, SameSite=Strict cookie. No page is cached.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import re
@@ -44,11 +43,17 @@ from shared.auth import (
     AuthSettings,
     Principal,
     ProviderUnavailableError,
-    discovery,
     verifier_for,
 )
 from shared.http import install_request_limits
+from shared.oidc_login import (
+    PendingSignIns,
+    ProviderEndpoints,
+    TooManySignInsError,
+    new_verifier,
+)
 from shared.policy.calendar import business_day
+from shared.privileges import AUDIT_WEB_LABEL
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -58,8 +63,6 @@ SIGN_IN_COOKIE = "berlian_audit_sign_in"
 ALLOWED_ROLES = ("auditor", "city_admin")
 # Sessions live in this process; past this many the oldest are ended first.
 MAX_SESSIONS = 1000
-# A sign-in sent to the provider must come back within this.
-PENDING_SECONDS = 600
 SECURITY_HEADERS = {
     # Every page may show personal data or figures as of now: never kept by a browser or proxy.
     "Cache-Control": "no-store",
@@ -84,7 +87,6 @@ class PendingSignIn:
 
     sign_in_id: str  # the browser's sign-in cookie: the answer must come back to it
     verifier: str  # PKCE: only this page can redeem the code
-    started: float
 
 
 class Sessions:
@@ -147,7 +149,9 @@ def create_app(
     states: dict[date, State] = {}
     rebuilding = asyncio.Lock()
     tokens = verifier_for(auth, AUDIT_AUDIENCE)
+    endpoints_of_provider = ProviderEndpoints(auth)
     sessions = Sessions()
+    pending: PendingSignIns[PendingSignIn] = PendingSignIns()
     # Binds a sign-in form to the browser that asked for it (no login CSRF); new per process.
     form_key = secrets.token_bytes(32)
 
@@ -210,22 +214,19 @@ def create_app(
         _delete_cookie(response, SIGN_IN_COOKIE)
         return response
 
-    pending: dict[str, PendingSignIn] = {}
-
     @app.get("/sign-in/provider")
     async def sign_in_at_provider(
+        request: Request,
         sign_in_id: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
     ) -> RedirectResponse:
-        endpoints = await asyncio.to_thread(discovery, auth)
+        endpoints = await asyncio.to_thread(endpoints_of_provider)
         sign_in_id = sign_in_id or secrets.token_urlsafe(32)
-        now = time.time()
-        for stale in [k for k, v in pending.items() if v.started < now - PENDING_SECONDS]:
-            del pending[stale]
-        while len(pending) >= MAX_SESSIONS:
-            del pending[next(iter(pending))]
-        state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-        pending[state] = PendingSignIn(sign_in_id, verifier, now)
-        challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
+        verifier, challenge = new_verifier()
+        client = request.client.host if request.client else ""
+        try:
+            state = pending.start(client, PendingSignIn(sign_in_id, verifier))
+        except TooManySignInsError as error:
+            raise HTTPException(503, str(error), headers={"Retry-After": "30"}) from None
         query = urlencode(
             {
                 "response_type": "code",
@@ -248,17 +249,13 @@ def create_app(
         error: Annotated[str, Query(max_length=200)] = "",
         sign_in_id: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
     ) -> Response:
-        started = pending.pop(state, None)
-        if (
-            started is None
-            or started.started < time.time() - PENDING_SECONDS
-            or not hmac.compare_digest(sign_in_id or "", started.sign_in_id)
-        ):
+        started = pending.answered(state)
+        if started is None or not hmac.compare_digest(sign_in_id or "", started.sign_in_id):
             # Not the answer to a sign-in this browser started here: someone else's code.
             raise HTTPException(403, "this sign-in was not started from this browser")
         if error or not code:
             return RedirectResponse(f"/sign-in?{urlencode({'error': error or 'no code'})}", 303)
-        endpoints = await asyncio.to_thread(discovery, auth)
+        endpoints = await asyncio.to_thread(endpoints_of_provider)
         async with httpx.AsyncClient(timeout=auth.provider_timeout_seconds) as provider:
             answer = await provider.post(
                 endpoints["token_endpoint"],
@@ -315,7 +312,7 @@ def create_app(
             sessions.end(session_id)
             if session.id_token:
                 # Signed in at the provider: end that session too, then come back here.
-                endpoints = await asyncio.to_thread(discovery, auth)
+                endpoints = await asyncio.to_thread(endpoints_of_provider)
                 query = urlencode(
                     {
                         "id_token_hint": session.id_token,
@@ -370,7 +367,7 @@ def create_app(
         day = on or business_day(datetime.now(UTC))
         async with rebuilding:  # one rebuild at a time: they share their scratch schemas
             if day not in states:
-                states[day] = await rebuild(pool, kafka, "web", Moment(true_on=day))
+                states[day] = await rebuild(pool, kafka, AUDIT_WEB_LABEL, Moment(true_on=day))
             state = states[day]
         return page("dashboard.html.j2", session, day=day, state=state)
 
@@ -416,10 +413,6 @@ def _set_cookie(
 
 def _delete_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, secure=True, httponly=True, samesite="strict", path="/")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unverified_expiry(token: str) -> int:
