@@ -130,12 +130,38 @@ async def _owned_by(conn: asyncpg.Connection[asyncpg.Record], schema: str, owner
         await conn.execute(f"ALTER {row['kind']} {name} OWNER TO {owner}")
 
 
+async def provision_login(
+    admin_dsn: str, role: str, password: str, scratch_schemas: tuple[str, ...]
+) -> None:
+    """A login role that owns nothing but its scratch schemas (the audit page's), with
+    ``password``; what it may read is granted by ``shared.privileges``. Idempotent."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        verb = "ALTER" if exists else "CREATE"
+        await _on_roles(
+            conn,
+            f"{verb} ROLE {role} LOGIN NOCREATEDB NOCREATEROLE NOINHERIT "
+            f"PASSWORD {_literal(password)}",
+        )
+        await _on_roles(conn, f"GRANT {role} TO CURRENT_USER")
+        for schema in scratch_schemas:
+            await _owned_by(conn, schema, role)
+    finally:
+        await conn.close()
+
+
 def service_dsn(admin_dsn: str, service: str, password: str) -> str:
     """The admin DSN with the service's own role as the user."""
+    return login_dsn(admin_dsn, service_role(service), password)
+
+
+def login_dsn(admin_dsn: str, role: str, password: str) -> str:
+    """The admin DSN's server and database with another login."""
     parts = urlsplit(admin_dsn)
     host = parts.hostname or "127.0.0.1"
     port = f":{parts.port}" if parts.port else ""
-    netloc = f"{service_role(service)}:{password}@{host}{port}"
+    netloc = f"{role}:{password}@{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

@@ -8,10 +8,12 @@ import uuid
 import asyncpg
 import pytest
 
+from services.audit.asof import Moment, rebuild
 from services.catalog import migrate_all
 from shared.db import MIGRATOR_ROLE, service_dsn
 from shared.keystore import ERASED_SQLSTATE
-from shared.settings import SERVICES, DatabaseSettings
+from shared.privileges import AUDIT_WEB_LABEL, AuditWebLogin
+from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +159,66 @@ async def test_claims_cannot_give_an_erased_worker_a_new_key_without_seeing_the_
         )
     finally:
         await claims.close()
+
+
+# The audit page's login, on each service's schema ("{s}"): it reads positions and the reasons
+# of waiting letters, nothing else, and writes nowhere but its scratch schemas.
+AUDIT_WEB_REFUSALS = (
+    "SELECT * FROM {s}.events",
+    "SELECT * FROM {s}.streams",
+    "SELECT value FROM {s}.dead_letters",
+    "INSERT INTO {s}.events (stream_id) VALUES ('x')",
+    "UPDATE {s}.projection_positions SET next_offset = next_offset",
+    "DELETE FROM {s}.projection_positions",
+    "DELETE FROM {s}.dead_letters",
+    "UPDATE {s}.dead_letters SET reason = reason",
+    "TRUNCATE {s}.projection_positions",
+    "CREATE TABLE {s}.planted (x int)",
+    "DROP TABLE {s}.projection_positions",
+    "CREATE TABLE {s}_scratch.planted (x int)",
+)
+AUDIT_WEB_ELSEWHERE = (
+    "SELECT * FROM enrolment.workers",
+    "SELECT * FROM enrolment.nik_index",
+    "SELECT * FROM keystore.data_keys",
+    "SELECT * FROM checkpoints.checkpoints",
+    "INSERT INTO checkpoints.checkpoints (sequence) VALUES (1)",
+    "CREATE SCHEMA planted",
+)
+
+
+async def test_the_audit_page_login_reads_what_it_shows_and_writes_only_its_scratch(
+    migrated_apart: DatabaseSettings, topics: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated_apart.database_url)
+    pool = await asyncpg.create_pool(AuditWebLogin().dsn(), min_size=1, max_size=2)
+    try:
+        allowed = []
+        async with pool.acquire() as conn:
+            statements = [
+                *(st.format(s=service) for service in SERVICES for st in AUDIT_WEB_REFUSALS),
+                *AUDIT_WEB_ELSEWHERE,
+            ]
+            for statement in statements:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(statement)
+                    allowed.append(statement)
+                except asyncpg.InsufficientPrivilegeError:
+                    pass
+            assert allowed == []
+            for service in SERVICES:  # what its operations page reads
+                await conn.fetch(f"SELECT * FROM {service}.projection_positions")
+                await conn.fetch(
+                    f"SELECT consumer, left(reason, 60), count(*) FROM {service}.dead_letters "
+                    "WHERE resolved_at IS NULL GROUP BY 1, 2"
+                )
+        # Its dashboard: the auditors' projections rebuilt from the topics, then asked.
+        state = await rebuild(pool, topics, AUDIT_WEB_LABEL, Moment())
+        assert set(state.figures) == {
+            "workers by status and cohort",
+            "premiums due and paid",
+            "claims open and decided",
+        }
+    finally:
+        await pool.close()
