@@ -15,7 +15,7 @@ from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.write_side import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION
 from services.verification.write_side import WRITE_MODEL as VERIFICATION_WRITE_MODEL
-from shared import keystore
+from shared import keystore, revocation
 from shared.audit import checkpoints
 from shared.db import as_migrator, provision_login, provision_service_schemas
 from shared.eventstore.migrations import PLATFORM, Migration, migrate
@@ -90,6 +90,10 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
             conn, checkpoints.SCHEMA, checkpoints.MIGRATIONS
         )
         await grant_checkpoint_age(conn, checkpoints.SCHEMA, SERVICES)
+        applied[revocation.SCHEMA] = await migrate(conn, revocation.SCHEMA, revocation.MIGRATIONS)
+        await revocation.grant_revocation_reading(
+            conn, (*revocation.service_roles(SERVICES), AUDIT_WEB_ROLE)
+        )
     finally:
         await conn.close()
     return applied

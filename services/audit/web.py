@@ -54,6 +54,7 @@ from shared.oidc_login import (
 )
 from shared.policy.calendar import business_day
 from shared.privileges import AUDIT_WEB_LABEL
+from shared.revocation import RevocationList
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -150,6 +151,7 @@ def create_app(
     rebuilding = asyncio.Lock()
     tokens = verifier_for(auth, AUDIT_AUDIENCE)
     endpoints_of_provider = ProviderEndpoints(auth)
+    revocations = RevocationList(pool)
     sessions = Sessions()
     pending: PendingSignIns[PendingSignIn] = PendingSignIns()
     # Binds a sign-in form to the browser that asked for it (no login CSRF); new per process.
@@ -295,6 +297,7 @@ def create_app(
         """Who signs in with this token, or why they may not."""
         try:
             principal = await asyncio.to_thread(tokens.principal, token)
+            await revocations.check(principal.subject, principal.token_id, principal.issued_at)
         except (PermissionError, ProviderUnavailableError) as refused:
             return str(refused)
         if principal.role not in ALLOWED_ROLES:

@@ -16,6 +16,8 @@ import pytest
 from deploy.local import keycloak
 from services.audit.web import SESSION_COOKIE, SIGN_IN_COOKIE, WebSettings, create_app
 from shared.auth import AuthSettings
+from shared.db import login_dsn
+from shared.privileges import AUDIT_WEB_ROLE, AuditWebLogin
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.tokens import sign_in_details, token_for
 
@@ -24,9 +26,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def audit_web(
-    database_settings: DatabaseSettings, kafka_settings: KafkaSettings
+    migrated: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    pool = await asyncpg.create_pool(database_settings.database_url, min_size=1, max_size=2)
+    # The page's own login, as `berlian audit web` connects.
+    dsn = login_dsn(migrated.database_url, AUDIT_WEB_ROLE, AuditWebLogin().password())
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     app = create_app(pool, kafka_settings, AuthSettings(), WebSettings())
     # HTTPS as seen by the browser: a Secure cookie is sent back only over it.
     transport = httpx.ASGITransport(app=app)
