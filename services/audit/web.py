@@ -54,7 +54,7 @@ from shared.oidc_login import (
 )
 from shared.policy.calendar import business_day
 from shared.privileges import AUDIT_WEB_LABEL
-from shared.revocation import RevocationList
+from shared.revocation import RevocationList, RevokedTokenError
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -174,10 +174,17 @@ def create_app(
         )
         return HTMLResponse(html)
 
-    def signed_in(session_id: str | None) -> Session:
+    async def signed_in(session_id: str | None) -> Session:
         session = sessions.get(session_id)
         if session is None:
             raise _SignInRequiredError
+        caller = session.principal
+        try:
+            # A token revoked after sign-in ends its session at the next page.
+            await revocations.check(caller.subject, caller.token_id, caller.issued_at)
+        except RevokedTokenError:
+            sessions.end(session_id)
+            raise _SignInRequiredError from None
         return session
 
     def form_token(sign_in_id: str) -> str:
@@ -331,14 +338,14 @@ def create_app(
     async def home(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        return page("home.html.j2", signed_in(session_id))
+        return page("home.html.j2", await signed_in(session_id))
 
     @app.get("/workers", response_class=HTMLResponse)
     async def timeline(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         q: Annotated[str, Query(max_length=64)] = "",
     ) -> HTMLResponse:
-        session = signed_in(session_id)
+        session = await signed_in(session_id)
         query = q.strip()
         if not query:
             return page("timeline.html.j2", session, query="", worker=None, entries=None)
@@ -366,7 +373,7 @@ def create_app(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         on: date | None = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
+        session = await signed_in(session_id)
         day = on or business_day(datetime.now(UTC))
         async with rebuilding:  # one rebuild at a time: they share their scratch schemas
             if day not in states:
@@ -378,7 +385,7 @@ def create_app(
     async def operations(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
+        session = await signed_in(session_id)
         ends = await end_offsets(kafka, [kafka.events_topic(s) for s in SERVICES])
         topics = sorted((tp.topic, tp.partition, end) for tp, end in ends.items())
         by_partition = {(tp.topic, tp.partition): end for tp, end in ends.items()}
