@@ -25,6 +25,7 @@ from services.audit.history import worker_history
 from services.audit.report import build_report
 from services.audit.web import WebSettings, create_app
 from shared.auth import AuthSettings
+from shared.privileges import AuditWebLogin
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 
@@ -242,7 +243,8 @@ def web(
     """Serve the read-only audit web page (sign in with an auditor's token)."""
 
     async def serve() -> None:
-        pool = await asyncpg.create_pool(DatabaseSettings().database_url, min_size=1, max_size=4)
+        # Its own login: reads positions and letters, writes only its scratch schemas.
+        pool = await asyncpg.create_pool(AuditWebLogin().dsn(), min_size=1, max_size=4)
         try:
             app = create_app(pool, KafkaSettings(), AuthSettings(), WebSettings())
             config = uvicorn.Config(app, host=host, port=port, log_level="warning")

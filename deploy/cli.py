@@ -23,6 +23,7 @@ from deploy.local.errors import StackError
 from deploy.local.paths import REPO_ROOT
 from deploy.local.processes import pid_alive
 from deploy.platform_cli import audit_app, dead_letters_app, replay_app, restore_command
+from deploy.tokens_cli import tokens_app
 from shared.settings import MissingSettingError
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ app.command("erase")(erase_command)
 app.command("restore")(restore_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(checkpoint_app, name="checkpoint")
+app.add_typer(tokens_app, name="tokens")
 console = Console(stderr=True)
 
 ClusterOption = Annotated[
@@ -215,15 +217,15 @@ def token(
 ) -> None:
     """An access token from the local stack's identity provider, for a local user with this
     role and area (made on first use; Keycloak is started if it is not running)."""
-    from shared.auth import AREA_EXAMPLES, AREA_SHAPES, ROLES
+    from shared.auth import ROLES
+    from shared.scope import AreaClaimError, AreaScope, Claimed
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
-    shape = AREA_SHAPES.get(role)
-    if shape is None and area:
-        raise typer.BadParameter(f"a {role} acts city-wide: give no --area")
-    if shape is not None and not shape.fullmatch(area or ""):
-        raise typer.BadParameter(f"a {role} needs --area like {AREA_EXAMPLES[role]}")
+    try:
+        AreaScope.of(Claimed(role, area))
+    except AreaClaimError as error:
+        raise typer.BadParameter(f"--area: {error}") from None
     try:
         print(keycloak.LocalProvider(prefix="developer").token(role, area, subject))
     except StackError as error:

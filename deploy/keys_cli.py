@@ -11,13 +11,14 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import asyncpg
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
-from services.enrolment.wiring import enrolment_service
+from services.enrolment.wiring import EnrolmentSettings, enrolment_service
 from shared import keystore
 from shared.audit.checkpoints import (
     CheckpointSettings,
@@ -28,11 +29,36 @@ from shared.audit.checkpoints import (
 from shared.db import as_migrator
 from shared.eventstore.inline import replay_inline
 from shared.kms import KeyEncryptionSettings, LocalKeyring, add_kek
-from shared.settings import SERVICES, DatabaseSettings
+from shared.settings import SERVICES, DatabaseSettings, local_development
 
 keys_app = typer.Typer(help="Key-encryption keys: add one, rewrap every data key under it.")
 checkpoint_app = typer.Typer(help="Signed checkpoints of every stream head.")
 out = Console()
+# Hosts of this machine's own database, the only one a generated local secret may be used on.
+LOCAL_DATABASE_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def secrets_fit_database(database: DatabaseSettings, configured: dict[str, bool]) -> None:
+    """Refuse a secret the local development mode generated (its variable unset) against a
+    database of another machine: it would wrap, digest or sign that database's data with a key
+    only this machine holds, which nobody else can then unwrap, find or verify.
+
+    ``configured`` says, by variable, whether the secret was given rather than generated.
+    """
+    host = urlsplit(database.database_url).hostname
+    if not local_development() or host is None or host in LOCAL_DATABASE_HOSTS:
+        return
+    generated = sorted(variable for variable, given in configured.items() if not given)
+    if generated:
+        out.print(
+            f"refused: {', '.join(generated)} not set, and this machine's generated local "
+            f"secret is not for the database at {host}: set the deployment's secret"
+        )
+        raise typer.Exit(code=2)
+
+
+def _keyring_given() -> dict[str, bool]:
+    return {"KEY_ENCRYPTION_KEYRING": KeyEncryptionSettings().key_encryption_keyring is not None}
 
 
 @keys_app.command("new-kek")
@@ -45,6 +71,7 @@ def new_kek() -> None:
 @keys_app.command("rotate")
 def rotate() -> None:
     """Rewrap every data key not under the current KEK; then the old KEKs may leave the keyring."""
+    secrets_fit_database(DatabaseSettings(), _keyring_given())
     kms = LocalKeyring.from_file(KeyEncryptionSettings().keyring_path())
 
     async def run() -> tuple[int, dict[str, int]]:
@@ -77,6 +104,8 @@ def rotate_nik_digest(
         out.print("stop enrolment first (it must not digest with the old key), then add --yes")
         raise typer.Exit(code=1)
     database = DatabaseSettings()
+    nik_secret_given = bool(EnrolmentSettings().nik_secret.get_secret_value())
+    secrets_fit_database(database, {**_keyring_given(), "ENROLMENT_NIK_SECRET": nik_secret_given})
 
     async def run() -> int:
         pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=2)
@@ -104,7 +133,11 @@ def checkpoint(
     """Sign the head of every stream of every service (the checkpoint signer's job)."""
     if ctx.invoked_subcommand is not None:
         return
-    signing_key = CheckpointSettings().signing_key()
+    settings = CheckpointSettings()
+    secrets_fit_database(
+        DatabaseSettings(), {"CHECKPOINT_SIGNING_KEY": settings.checkpoint_signing_key is not None}
+    )
+    signing_key = settings.signing_key()
 
     async def run() -> None:
         while True:

@@ -15,12 +15,17 @@ from services.enrolment.projections import PROJECTIONS as ENROLMENT
 from services.enrolment.write_side import WRITE_MODEL as ENROLMENT_WRITE_MODEL
 from services.verification.projections import PROJECTIONS as VERIFICATION
 from services.verification.write_side import WRITE_MODEL as VERIFICATION_WRITE_MODEL
-from shared import keystore
+from shared import keystore, revocation
 from shared.audit import checkpoints
-from shared.db import as_migrator, provision_service_schemas
+from shared.db import as_migrator, provision_login, provision_service_schemas
 from shared.eventstore.migrations import PLATFORM, Migration, migrate
 from shared.kms import key_encryption_from_environment
 from shared.privileges import (
+    AUDIT_WEB_LABEL,
+    AUDIT_WEB_ROLE,
+    AuditWebLogin,
+    audit_scratch_schema,
+    grant_audit_web_privileges,
     grant_checkpoint_age,
     grant_keystore_privileges,
     grant_service_privileges,
@@ -55,6 +60,15 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
     """Schemas and roles, then every table created under the migration role and each service's
     login granted what it needs of them; idempotent."""
     await provision_service_schemas(database.database_url, database.service_role_password)
+    # The audit page rebuilds projections into schemas of its own, one per projection.
+    scratch = tuple(
+        audit_scratch_schema(AUDIT_WEB_LABEL, service, projection.name)
+        for service, projections in PROJECTIONS.items()
+        for projection in projections
+    )
+    await provision_login(
+        database.database_url, AUDIT_WEB_ROLE, AuditWebLogin().password(), scratch
+    )
     applied = {}
     conn = await asyncpg.connect(database.database_url)
     try:
@@ -67,6 +81,7 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
             ]
             applied[service] = await migrate(conn, service, steps)
             await grant_service_privileges(conn, service, service)
+        await grant_audit_web_privileges(conn, SERVICES)
         applied[keystore.SCHEMA] = await keystore.migrate_keystore(
             conn, key_encryption_from_environment
         )
@@ -75,6 +90,10 @@ async def migrate_all(database: DatabaseSettings) -> dict[str, list[str]]:
             conn, checkpoints.SCHEMA, checkpoints.MIGRATIONS
         )
         await grant_checkpoint_age(conn, checkpoints.SCHEMA, SERVICES)
+        applied[revocation.SCHEMA] = await migrate(conn, revocation.SCHEMA, revocation.MIGRATIONS)
+        await revocation.grant_revocation_reading(
+            conn, (*revocation.service_roles(SERVICES), AUDIT_WEB_ROLE)
+        )
     finally:
         await conn.close()
     return applied

@@ -10,7 +10,6 @@ from the programme brief.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from shared.events.bounds import REFERENCE_CHARS, Reference
+from shared.scope import CITY_ROLES, AreaClaimError, AreaScope, Claimed
 from shared.settings import GuardedSettings, LocalDefault
 
 Role = Literal[
@@ -49,13 +49,6 @@ LOCAL_ISSUER = "http://127.0.0.1:8180/realms/berlian"
 # in through a client of its own (authorization code with PKCE).
 AUDIT_AUDIENCE = "berlian-audit"
 AUDIT_WEB_CLIENT = "berlian-audit-web"
-# The area an officer's token must carry: a kelurahan code for a kelurahan officer, a kecamatan
-# code for a kecamatan officer; the other roles act city-wide and carry none.
-AREA_SHAPES: Mapping[str, re.Pattern[str]] = {
-    "kelurahan_officer": re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}"),
-    "kecamatan_officer": re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}"),
-}
-AREA_EXAMPLES = {"kelurahan_officer": "33.75.01.1004", "kecamatan_officer": "33.75.01"}
 # A token with an unknown key id makes the service fetch the provider's keys again (a rotated
 # key), but not more often than this: random key ids must not turn into requests to the provider.
 KEY_REFRESH_INTERVAL_SECONDS = 30.0
@@ -85,6 +78,19 @@ class AuthSettings(GuardedSettings):
         default=30, ge=0, le=300, description="Clock difference tolerated with the provider."
     )
     provider_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    keys_cache_seconds: float = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="How long the provider's published keys are kept before they are fetched "
+        "again: a key the provider withdrew is refused at most this long after.",
+    )
+    key_refresh_interval_seconds: float = Field(
+        default=KEY_REFRESH_INTERVAL_SECONDS,
+        ge=1,
+        le=600,
+        description="Least time between two fetches of the keys caused by unknown key ids.",
+    )
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ class Principal:
     # kelurahan code for kelurahan officers, kecamatan code for kecamatan officers; what it
     # reaches is decided by shared.scope.AreaScope
     area: str | None
+    # The token's id and issue time, for the revocation list (shared.revocation).
+    token_id: str = ""
+    issued_at: float = 0.0
 
 
 class ProviderUnavailableError(RuntimeError):
@@ -130,9 +139,9 @@ class ProviderKeys:
                 self._client = jwt.PyJWKClient(
                     self._discovered_jwks_uri(),
                     cache_jwk_set=True,
-                    lifespan=300,
+                    lifespan=self._settings.keys_cache_seconds,
                     timeout=self._settings.provider_timeout_seconds,
-                    cooldown_duration=KEY_REFRESH_INTERVAL_SECONDS,
+                    cooldown_duration=self._settings.key_refresh_interval_seconds,
                 )
             return self._client
 
@@ -232,20 +241,23 @@ def principal_from_claims(claims: Mapping[str, Any], max_lifetime_seconds: int) 
             f"{', '.join(roles) or 'none'}"
         )
     role = roles[0]
-    return Principal(subject=subject, role=role, area=_area(role, claims.get("area")))
-
-
-def _area(role: Role, area: object) -> str | None:
-    shape = AREA_SHAPES.get(role)
-    if shape is None:
-        if area is not None and area != "":
-            raise PermissionError(f"a {role} acts city-wide: its token carries no area")
-        return None
-    if not isinstance(area, str) or shape.fullmatch(area) is None:
-        raise PermissionError(
-            f"a {role}'s token must carry its area as one code like {AREA_EXAMPLES[role]}"
-        )
-    return area
+    area = claims.get("area")
+    # What the area may be for the role is decided in one place, the scope; an empty claim is
+    # the provider's way of giving a city-wide role none.
+    if area == "" and role in CITY_ROLES:
+        area = None
+    try:
+        scope = AreaScope.of(Claimed(role, area))
+    except AreaClaimError as error:
+        raise PermissionError(str(error)) from None
+    token_id = claims.get("jti")
+    return Principal(
+        subject=subject,
+        role=role,
+        area=None if scope.level == "city" else scope.area,
+        token_id=token_id if isinstance(token_id, str) else "",
+        issued_at=float(issued),
+    )
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -60,15 +60,7 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
         await _on_roles(conn, f"GRANT {MIGRATOR_ROLE} TO CURRENT_USER")
         for service in SERVICES:
             role = service_role(service)
-            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            verb = "ALTER" if exists else "CREATE"
-            # Identifiers come from the fixed SERVICES tuple; the password is a literal.
-            await _on_roles(
-                conn,
-                f"{verb} ROLE {role} LOGIN NOCREATEDB NOCREATEROLE NOINHERIT "
-                f"PASSWORD {_literal(password)}",
-            )
-            await _on_roles(conn, f"GRANT {role} TO CURRENT_USER")
+            await _login_role(conn, role, password)
             await _owned_by(conn, service, MIGRATOR_ROLE)
             await conn.execute(f"GRANT USAGE ON SCHEMA {service} TO {role}")
             await _owned_by(conn, f"{service}_scratch", role)
@@ -77,6 +69,19 @@ async def provision_service_schemas(admin_dsn: str, password: str) -> None:
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     finally:
         await conn.close()
+
+
+async def _login_role(conn: asyncpg.Connection[asyncpg.Record], role: str, password: str) -> None:
+    """``role`` made (or kept) a login that can create nothing, with ``password``; the
+    administrative login may act as it (to hand it its scratch schemas)."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    verb = "ALTER" if exists else "CREATE"
+    # Identifiers come from fixed names in the code; the password is a literal.
+    await _on_roles(
+        conn,
+        f"{verb} ROLE {role} LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD {_literal(password)}",
+    )
+    await _on_roles(conn, f"GRANT {role} TO CURRENT_USER")
 
 
 async def _on_roles(conn: asyncpg.Connection[asyncpg.Record], statement: str) -> None:
@@ -99,9 +104,10 @@ async def _on_roles(conn: asyncpg.Connection[asyncpg.Record], statement: str) ->
             await conn.execute(statement)
 
 
-# Schemas of no service: the key store (shared.keystore) and the signed checkpoints
-# (shared.audit.checkpoints), which build their tables; named here for provisioning.
-PLATFORM_SCHEMAS = ("keystore", "checkpoints")
+# Schemas of no service: the key store (shared.keystore), the signed checkpoints
+# (shared.audit.checkpoints) and the revoked tokens (shared.revocation), which build their
+# tables; named here for provisioning.
+PLATFORM_SCHEMAS = ("keystore", "checkpoints", "revocations")
 
 
 async def _owned_by(conn: asyncpg.Connection[asyncpg.Record], schema: str, owner: str) -> None:
@@ -130,12 +136,31 @@ async def _owned_by(conn: asyncpg.Connection[asyncpg.Record], schema: str, owner
         await conn.execute(f"ALTER {row['kind']} {name} OWNER TO {owner}")
 
 
+async def provision_login(
+    admin_dsn: str, role: str, password: str, scratch_schemas: tuple[str, ...]
+) -> None:
+    """A login role that owns nothing but its scratch schemas (the audit page's), with
+    ``password``; what it may read is granted by ``shared.privileges``. Idempotent."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await _login_role(conn, role, password)
+        for schema in scratch_schemas:
+            await _owned_by(conn, schema, role)
+    finally:
+        await conn.close()
+
+
 def service_dsn(admin_dsn: str, service: str, password: str) -> str:
     """The admin DSN with the service's own role as the user."""
+    return login_dsn(admin_dsn, service_role(service), password)
+
+
+def login_dsn(admin_dsn: str, role: str, password: str) -> str:
+    """The admin DSN's server and database with another login."""
     parts = urlsplit(admin_dsn)
     host = parts.hostname or "127.0.0.1"
     port = f":{parts.port}" if parts.port else ""
-    netloc = f"{service_role(service)}:{password}@{host}{port}"
+    netloc = f"{role}:{password}@{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

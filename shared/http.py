@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
+import asyncpg
 import orjson
 from annotated_types import Interval
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response, status
@@ -24,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv.attributes.url_attributes import URL_QUERY
 from opentelemetry.semconv.trace import SpanAttributes
 from opentelemetry.trace import Span
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +42,7 @@ from shared.eventstore.store import (
 from shared.logs import CORRELATION_HEADER, correlated, correlation_id, parse_correlation
 from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
+from shared.revocation import RevocationList, RevokedTokenError
 from shared.scope import AreaClaimError, AreaScope, OutsideAreaError
 
 log = logging.getLogger(__name__)
@@ -340,22 +343,33 @@ def install_tracing(app: FastAPI) -> None:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def caller(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The authenticated caller, by the app's authentication settings; refused with 401 when
     their token's area does not fit their role (an empty, partial or malformed code, a number,
-    a list): every endpoint then works on a valid scope."""
+    a list), or when the token was revoked: every endpoint then works on a valid scope."""
     authenticate: Callable[..., Principal] = request.app.state.authenticate
-    principal = authenticate(credentials)
+    # In a worker thread: fetching the provider's keys must not block the event loop.
+    principal = await run_in_threadpool(authenticate, credentials)
     try:
         AreaScope.of(principal)
-    except AreaClaimError as error:
+        revocations: RevocationList | None = request.app.state.revocations
+        if revocations is not None:
+            await revocations.check(principal.subject, principal.token_id, principal.issued_at)
+    except (AreaClaimError, RevokedTokenError) as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, str(error), headers={"WWW-Authenticate": "Bearer"}
         ) from None
     return principal
+
+
+@runtime_checkable
+class UsesDatabase(Protocol):
+    """A domain service working on a pool: its revocation list is read through it."""
+
+    pool: asyncpg.Pool
 
 
 def service_router() -> APIRouter:
@@ -374,6 +388,9 @@ def service_app(
     app.include_router(contract_router())  # the event contract, served by every service
     install_tracing(app)
     app.state.authenticate = authenticated(verifier_for(auth, service_audience(title)))
+    app.state.revocations = (
+        RevocationList(service.pool) if isinstance(service, UsesDatabase) else None
+    )
     app.state.service = service
     app.include_router(router)
     return app

@@ -9,9 +9,23 @@ alter, drop or truncate: the migration role owns it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Annotated, Self
+from urllib.parse import urlsplit
 
-from shared.db import DbConnection, service_role
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.db import DbConnection, login_dsn, service_role
+from shared.settings import (
+    DEVELOPMENT_PASSWORD,
+    DatabaseSettings,
+    GuardedSettings,
+    LocalDefault,
+    MissingSettingError,
+    local_development,
+)
 
 # Platform tables in every service schema, and the privileges of the service's own login.
 PLATFORM_GRANTS: Mapping[str, str] = {
@@ -85,3 +99,72 @@ async def grant_checkpoint_age(conn: DbConnection, schema: str, services: tuple[
         await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
         await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
         await conn.execute(f"GRANT SELECT (taken_at) ON {schema}.checkpoints TO {role}")
+
+
+# The audit web page's login: it reads the projections' positions and waiting dead letters of
+# every service (its operations page) and rebuilds the auditors' projections from the topics
+# into scratch schemas it owns; it writes nothing else, and reads no event, key or personal row.
+AUDIT_WEB_ROLE = "berlian_audit_web"
+AUDIT_WEB_LABEL = "web"
+AUDIT_WEB_READS: Mapping[str, str] = {
+    "projection_positions": "SELECT",
+    "dead_letters": "SELECT (consumer, reason, resolved_at)",
+}
+
+
+def audit_scratch_schema(label: str, service: str, projection: str) -> str:
+    """Where an auditor's rebuild under ``label`` puts one projection."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", label):
+        raise ValueError(f"label {label!r}: lower-case letters, digits and _ only, at most 31")
+    return f"audit_{label}_{service}_{projection}"
+
+
+class AuditWebLogin(GuardedSettings):
+    """The audit page's database login (``AUDIT_WEB_DATABASE_URL``, its own role and password,
+    never the administrative login); the migration job sets the role's password from it."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    audit_web_database_url: Annotated[
+        str,
+        LocalDefault(""),
+        Field(
+            description=f"The audit page's login, as {AUDIT_WEB_ROLE}; in local development "
+            "unset means DATABASE_URL's server and database with the local password."
+        ),
+    ] = ""
+
+    @model_validator(mode="after")
+    def _own_login(self) -> Self:
+        if not self.audit_web_database_url:
+            return self
+        parts = urlsplit(self.audit_web_database_url)
+        if parts.username != AUDIT_WEB_ROLE:
+            raise MissingSettingError(
+                f"AUDIT_WEB_DATABASE_URL must log in as {AUDIT_WEB_ROLE}, not {parts.username!r}"
+            )
+        if not parts.password or (
+            parts.password == DEVELOPMENT_PASSWORD and not local_development()
+        ):
+            raise MissingSettingError(
+                "AUDIT_WEB_DATABASE_URL needs a password of its own (the local stack's "
+                "documented one is refused outside local development)"
+            )
+        return self
+
+    def dsn(self) -> str:
+        if self.audit_web_database_url:
+            return self.audit_web_database_url
+        return login_dsn(DatabaseSettings().database_url, AUDIT_WEB_ROLE, DEVELOPMENT_PASSWORD)
+
+    def password(self) -> str:
+        return urlsplit(self.dsn()).password or ""
+
+
+async def grant_audit_web_privileges(conn: DbConnection, services: tuple[str, ...]) -> None:
+    """What the audit page reads of each service: positions and waiting letters' reasons."""
+    for service in services:
+        await conn.execute(f"GRANT USAGE ON SCHEMA {service} TO {AUDIT_WEB_ROLE}")
+        await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {service} FROM {AUDIT_WEB_ROLE}")
+        for table, privileges in AUDIT_WEB_READS.items():
+            await conn.execute(f"GRANT {privileges} ON TABLE {service}.{table} TO {AUDIT_WEB_ROLE}")

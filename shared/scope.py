@@ -29,6 +29,12 @@ OFFICER_LEVELS: dict[str, Level] = {
     "kelurahan_officer": "kelurahan",
     "kecamatan_officer": "kecamatan",
 }
+# The shape of each officer's area claim, as a pattern the identity provider checks when an
+# administrator sets it (the same codes ``AreaScope.of`` parses).
+AREA_PATTERNS: dict[str, str] = {
+    "kelurahan_officer": _KELURAHAN.pattern.replace("(", "").replace(")", ""),
+    "kecamatan_officer": _KECAMATAN.pattern.replace("(", "").replace(")", ""),
+}
 CITY_ROLES = frozenset({"city_admin", "billing_officer", "claims_officer", "auditor"})
 # The profile fields withheld from roles that do not act on the person: the occupation can be
 # specific data (disability, extreme poverty), and withholding only those codes would tell them.
@@ -50,6 +56,19 @@ class Caller(Protocol):
 
 class AreaClaimError(PermissionError):
     """The token's area does not fit its role: the token is refused as a whole."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A role and an area as a token or an operator claims them, not yet checked."""
+
+    role: str
+    area: object
+
+
+def is_area_code(text: str) -> bool:
+    """Whether ``text`` is a kelurahan or a kecamatan code."""
+    return KelurahanCode.parse(text) is not None or KecamatanCode.parse(text) is not None
 
 
 class OutsideAreaError(PermissionError):
@@ -165,6 +184,13 @@ class AreaScope:
             raise OutsideAreaError(
                 f"{self.role} may not {what}: {kelurahan_code} is outside {self.area}"
             )
+
+    def hide_outside(self, kelurahan_code: str | None, missing: Exception) -> None:
+        """Raise ``missing`` (what the caller gets for something that does not exist) unless
+        the kelurahan is within reach: a write to a worker or case of another area answers as
+        a read of it does, so ids cannot be tested for existing or for where they live."""
+        if not self.allows(kelurahan_code):
+            raise missing
 
     def sql_filter(self, first_arg: int, kelurahan_column: str, kecamatan_column: str) -> SqlFilter:
         """The condition keeping a query's rows within reach: equality with the kelurahan or

@@ -33,12 +33,12 @@ from deploy.local.errors import StackError
 from deploy.local.paths import berlian_home, run_dir
 from deploy.local.processes import pid_alive, port_open, start_detached, stop
 from shared.auth import (
-    AREA_SHAPES,
     AUDIT_AUDIENCE,
     AUDIT_WEB_CLIENT,
     ROLES,
     service_audience,
 )
+from shared.scope import AREA_PATTERNS, is_area_code
 from shared.settings import SERVICES
 
 KEYCLOAK_VERSION = "26.7.3"
@@ -290,22 +290,17 @@ def _ensure_test_signing_key(admin: Admin) -> None:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
-    realm_id = admin.request("GET", f"/{REALM}").json()["id"]
-    admin.request(
-        "POST",
-        f"/{REALM}/components",
-        json={
-            "name": "tests-passive",
-            "providerId": "rsa",
-            "providerType": "org.keycloak.keys.KeyProvider",
-            "parentId": realm_id,
-            "config": {
-                "priority": ["0"],
-                "enabled": ["true"],
-                "active": ["false"],
-                "algorithm": ["RS256"],
-                "privateKey": [pem],
-            },
+    add_key_provider(
+        admin,
+        REALM,
+        "tests-passive",
+        "rsa",
+        {
+            "priority": ["0"],
+            "enabled": ["true"],
+            "active": ["false"],
+            "algorithm": ["RS256"],
+            "privateKey": [pem],
         },
     )
     modulus = jwt.utils.to_base64url_uint(key.public_key().public_numbers().n).decode()
@@ -313,6 +308,25 @@ def _ensure_test_signing_key(admin: Admin) -> None:
     key_id = next(k["kid"] for k in published if k.get("n") == modulus)
     _test_key_file().touch(mode=0o600)
     _test_key_file().write_text(json.dumps({"pem": pem, "kid": key_id}))
+
+
+def add_key_provider(
+    admin: Admin, realm: str, name: str, provider_id: str, config: dict[str, list[str]]
+) -> None:
+    """A signing key of ``realm`` (``rsa`` with a given key, ``rsa-generated`` for a new one),
+    as an administrator adds one in a rotation."""
+    realm_id = admin.request("GET", f"/{realm}").json()["id"]
+    admin.request(
+        "POST",
+        f"/{realm}/components",
+        json={
+            "name": name,
+            "providerId": provider_id,
+            "providerType": "org.keycloak.keys.KeyProvider",
+            "parentId": realm_id,
+            "config": config,
+        },
+    )
 
 
 def test_signing_key() -> tuple[rsa.RSAPrivateKey, str]:
@@ -326,10 +340,7 @@ def test_signing_key() -> tuple[rsa.RSAPrivateKey, str]:
 
 def provider_issues(area: object) -> bool:
     """Whether the provider can give a user this area (its user profile checks the shape)."""
-    return area is None or (
-        isinstance(area, str)
-        and (area == "" or any(shape.fullmatch(area) for shape in AREA_SHAPES.values()))
-    )
+    return area is None or (isinstance(area, str) and (area == "" or is_area_code(area)))
 
 
 def token_signed_by_test_key(role: str, area: object, subject: str, **claims: Any) -> str:
@@ -353,14 +364,14 @@ def token_signed_by_test_key(role: str, area: object, subject: str, **claims: An
 
 
 # Only administrators set an officer's area; the officer sees it. The shapes are those the
-# services accept (shared/auth.py AREA_SHAPES).
+# services accept (shared/scope.py AREA_PATTERNS).
 AREA_ATTRIBUTE: dict[str, Any] = {
     "name": "area",
     "displayName": "Kelurahan or kecamatan code",
     "permissions": {"view": ["admin", "user"], "edit": ["admin"]},
     "validations": {
         "pattern": {
-            "pattern": "^(" + "|".join(p.pattern for p in AREA_SHAPES.values()) + ")$",
+            "pattern": "^(" + "|".join(AREA_PATTERNS.values()) + ")$",
             "error-message": "a kelurahan code (33.75.01.1004) or a kecamatan code (33.75.01)",
         },
         "length": {"max": 13},

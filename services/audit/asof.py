@@ -8,7 +8,6 @@ that another auditor can reproduce it from the topics alone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +18,7 @@ import asyncpg
 
 from services.catalog import projection_named
 from shared.policy.calendar import business_day
+from shared.privileges import audit_scratch_schema
 from shared.projection.replay import History, rebuild_into
 from shared.settings import KafkaSettings
 from shared.topic_reader import end_offsets
@@ -82,12 +82,6 @@ class State:
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
-def schema_name(label: str, service: str, projection: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", label):
-        raise ValueError(f"label {label!r}: lower-case letters, digits and _ only, at most 31")
-    return f"audit_{label}_{service}_{projection}"
-
-
 async def rebuild(
     pool: asyncpg.Pool,
     kafka: KafkaSettings,
@@ -100,7 +94,7 @@ async def rebuild(
     state = State(
         label,
         moment,
-        {f"{s}_{p}": schema_name(label, s, p) for s, p in SOURCES},
+        {f"{s}_{p}": audit_scratch_schema(label, s, p) for s, p in SOURCES},
         {f"{tp.topic}/{tp.partition}": end for tp, end in sorted(ends.items())},
     )
     history = History(known_at=moment.known_at, true_on=moment.true_on)

@@ -14,7 +14,6 @@ random id, in a Secure, HttpOnly, SameSite=Strict cookie. No page is cached.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import re
@@ -44,11 +43,18 @@ from shared.auth import (
     AuthSettings,
     Principal,
     ProviderUnavailableError,
-    discovery,
     verifier_for,
 )
 from shared.http import install_request_limits
+from shared.oidc_login import (
+    PendingSignIns,
+    ProviderEndpoints,
+    TooManySignInsError,
+    new_verifier,
+)
 from shared.policy.calendar import business_day
+from shared.privileges import AUDIT_WEB_LABEL
+from shared.revocation import RevocationList, RevokedTokenError
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -58,8 +64,6 @@ SIGN_IN_COOKIE = "berlian_audit_sign_in"
 ALLOWED_ROLES = ("auditor", "city_admin")
 # Sessions live in this process; past this many the oldest are ended first.
 MAX_SESSIONS = 1000
-# A sign-in sent to the provider must come back within this.
-PENDING_SECONDS = 600
 SECURITY_HEADERS = {
     # Every page may show personal data or figures as of now: never kept by a browser or proxy.
     "Cache-Control": "no-store",
@@ -84,7 +88,6 @@ class PendingSignIn:
 
     sign_in_id: str  # the browser's sign-in cookie: the answer must come back to it
     verifier: str  # PKCE: only this page can redeem the code
-    started: float
 
 
 class Sessions:
@@ -147,7 +150,10 @@ def create_app(
     states: dict[date, State] = {}
     rebuilding = asyncio.Lock()
     tokens = verifier_for(auth, AUDIT_AUDIENCE)
+    endpoints_of_provider = ProviderEndpoints(auth)
+    revocations = RevocationList(pool)
     sessions = Sessions()
+    pending: PendingSignIns[PendingSignIn] = PendingSignIns()
     # Binds a sign-in form to the browser that asked for it (no login CSRF); new per process.
     form_key = secrets.token_bytes(32)
 
@@ -168,10 +174,17 @@ def create_app(
         )
         return HTMLResponse(html)
 
-    def signed_in(session_id: str | None) -> Session:
+    async def signed_in(session_id: str | None) -> Session:
         session = sessions.get(session_id)
         if session is None:
             raise _SignInRequiredError
+        caller = session.principal
+        try:
+            # A token revoked after sign-in ends its session at the next page.
+            await revocations.check(caller.subject, caller.token_id, caller.issued_at)
+        except RevokedTokenError:
+            sessions.end(session_id)
+            raise _SignInRequiredError from None
         return session
 
     def form_token(sign_in_id: str) -> str:
@@ -210,22 +223,19 @@ def create_app(
         _delete_cookie(response, SIGN_IN_COOKIE)
         return response
 
-    pending: dict[str, PendingSignIn] = {}
-
     @app.get("/sign-in/provider")
     async def sign_in_at_provider(
+        request: Request,
         sign_in_id: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
     ) -> RedirectResponse:
-        endpoints = await asyncio.to_thread(discovery, auth)
+        endpoints = await asyncio.to_thread(endpoints_of_provider)
         sign_in_id = sign_in_id or secrets.token_urlsafe(32)
-        now = time.time()
-        for stale in [k for k, v in pending.items() if v.started < now - PENDING_SECONDS]:
-            del pending[stale]
-        while len(pending) >= MAX_SESSIONS:
-            del pending[next(iter(pending))]
-        state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-        pending[state] = PendingSignIn(sign_in_id, verifier, now)
-        challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
+        verifier, challenge = new_verifier()
+        client = request.client.host if request.client else ""
+        try:
+            state = pending.start(client, PendingSignIn(sign_in_id, verifier))
+        except TooManySignInsError as error:
+            raise HTTPException(503, str(error), headers={"Retry-After": "30"}) from None
         query = urlencode(
             {
                 "response_type": "code",
@@ -248,17 +258,13 @@ def create_app(
         error: Annotated[str, Query(max_length=200)] = "",
         sign_in_id: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
     ) -> Response:
-        started = pending.pop(state, None)
-        if (
-            started is None
-            or started.started < time.time() - PENDING_SECONDS
-            or not hmac.compare_digest(sign_in_id or "", started.sign_in_id)
-        ):
+        started = pending.answered(state)
+        if started is None or not hmac.compare_digest(sign_in_id or "", started.sign_in_id):
             # Not the answer to a sign-in this browser started here: someone else's code.
             raise HTTPException(403, "this sign-in was not started from this browser")
         if error or not code:
             return RedirectResponse(f"/sign-in?{urlencode({'error': error or 'no code'})}", 303)
-        endpoints = await asyncio.to_thread(discovery, auth)
+        endpoints = await asyncio.to_thread(endpoints_of_provider)
         async with httpx.AsyncClient(timeout=auth.provider_timeout_seconds) as provider:
             answer = await provider.post(
                 endpoints["token_endpoint"],
@@ -298,6 +304,7 @@ def create_app(
         """Who signs in with this token, or why they may not."""
         try:
             principal = await asyncio.to_thread(tokens.principal, token)
+            await revocations.check(principal.subject, principal.token_id, principal.issued_at)
         except (PermissionError, ProviderUnavailableError) as refused:
             return str(refused)
         if principal.role not in ALLOWED_ROLES:
@@ -315,7 +322,7 @@ def create_app(
             sessions.end(session_id)
             if session.id_token:
                 # Signed in at the provider: end that session too, then come back here.
-                endpoints = await asyncio.to_thread(discovery, auth)
+                endpoints = await asyncio.to_thread(endpoints_of_provider)
                 query = urlencode(
                     {
                         "id_token_hint": session.id_token,
@@ -331,14 +338,14 @@ def create_app(
     async def home(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        return page("home.html.j2", signed_in(session_id))
+        return page("home.html.j2", await signed_in(session_id))
 
     @app.get("/workers", response_class=HTMLResponse)
     async def timeline(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         q: Annotated[str, Query(max_length=64)] = "",
     ) -> HTMLResponse:
-        session = signed_in(session_id)
+        session = await signed_in(session_id)
         query = q.strip()
         if not query:
             return page("timeline.html.j2", session, query="", worker=None, entries=None)
@@ -366,11 +373,11 @@ def create_app(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         on: date | None = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
+        session = await signed_in(session_id)
         day = on or business_day(datetime.now(UTC))
         async with rebuilding:  # one rebuild at a time: they share their scratch schemas
             if day not in states:
-                states[day] = await rebuild(pool, kafka, "web", Moment(true_on=day))
+                states[day] = await rebuild(pool, kafka, AUDIT_WEB_LABEL, Moment(true_on=day))
             state = states[day]
         return page("dashboard.html.j2", session, day=day, state=state)
 
@@ -378,7 +385,7 @@ def create_app(
     async def operations(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
+        session = await signed_in(session_id)
         ends = await end_offsets(kafka, [kafka.events_topic(s) for s in SERVICES])
         topics = sorted((tp.topic, tp.partition, end) for tp, end in ends.items())
         by_partition = {(tp.topic, tp.partition): end for tp, end in ends.items()}
@@ -416,10 +423,6 @@ def _set_cookie(
 
 def _delete_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, secure=True, httponly=True, samesite="strict", path="/")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unverified_expiry(token: str) -> int:

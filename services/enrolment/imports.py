@@ -278,11 +278,12 @@ def _row(number: int, header: list[str], record: list[str]) -> CsvRow:
     if sum(map(len, record)) > MAX_ROW_CHARS:
         problems.append(f"row: over {MAX_ROW_CHARS:,} characters")
     cells = {}
-    for name, cell in zip(header, record, strict=False):
+    for position, (name, cell) in enumerate(zip(header, record, strict=False), start=1):
         if len(cell) > MAX_CELL_CHARS:
-            problems.append(
-                f"{name or 'a column without a name'}: over {MAX_CELL_CHARS:,} characters"
-            )
+            # A column of the file's own naming is named by its place: its header is the file's
+            # text, as unchecked as a cell.
+            column = name if name in COLUMNS else f"column {position}"
+            problems.append(f"{column}: over {MAX_CELL_CHARS:,} characters")
         elif name:
             cells[name] = cell.strip()
     if problems:
@@ -340,10 +341,11 @@ def registration_from(row: dict[str, str], batch_id: str, number: int) -> Regist
     try:
         birth_date = date.fromisoformat(row["birth_date"])
     except ValueError:
-        problems.append(f"birth_date: {row['birth_date']!r} is not a date (YYYY-MM-DD)")
+        # The reason names the column and the problem, never the cell: it may hold a NIK.
+        problems.append("birth_date: is not a date (YYYY-MM-DD)")
     sex = row["sex"].upper()[:1]
     if sex not in ("M", "F", "L", "P"):
-        problems.append(f"sex: {row['sex']!r} is not M/F (or L/P)")
+        problems.append("sex: is not M/F (or L/P)")
     heirs = []
     if row.get("heir_name"):
         try:

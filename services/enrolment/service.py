@@ -253,7 +253,7 @@ class EnrolmentService:
             worker, _ = await self.load(worker_id, conn)
             if not worker.registered or worker.personal is None:
                 raise UnknownWorkerError(worker_id)
-            scope.require(worker.kelurahan_code, "correct a worker")
+            scope.hide_outside(worker.kelurahan_code, UnknownWorkerError(worker_id))
             if correction.kelurahan_code is not None:
                 scope.require(correction.kelurahan_code, "move a worker there")
             key = await self.keys.get(worker.personal.key_id, conn)

@@ -81,7 +81,9 @@ async def level_and_area(
 ) -> Level:
     require_role(principal, list(LEVEL_OF_ROLE))
     facts = await service.facts(worker_id)
-    AreaScope.of(principal).require(facts.kelurahan_code, "decide a case")
+    AreaScope.of(principal).hide_outside(
+        facts.kelurahan_code, UnknownWorkerError.no_case(worker_id)
+    )
     return LEVEL_OF_ROLE[principal.role]
 
 

@@ -43,7 +43,10 @@ STAGE_SQL = """
 
 
 class UnknownWorkerError(LookupError):
-    pass
+    @classmethod
+    def no_case(cls, worker_id: uuid.UUID) -> UnknownWorkerError:
+        """What a caller gets for a worker without a case, or with one out of their reach."""
+        return cls(f"no case for worker {worker_id}: not registered (yet)")
 
 
 def stream_of(worker_id: uuid.UUID) -> str:
@@ -76,7 +79,7 @@ class VerificationService:
             worker_id,
         )
         if row is None:
-            raise UnknownWorkerError(f"no case for worker {worker_id}: not registered (yet)")
+            raise UnknownWorkerError.no_case(worker_id)
         return Facts(
             worker_id,
             row["kelurahan_code"],

@@ -230,6 +230,7 @@ class ProjectionWriter:
                 tp.partition,
                 next_offset,
             )
+        self._count(outcome)
         return next_offset
 
     async def _lock_position(self, conn: DbConnection, tp: TopicPartition) -> int:
@@ -257,6 +258,7 @@ class ProjectionWriter:
         letter whose effects were committed is reported "applied".
         """
         steps: list[RedriveStep] = []
+        applied: list[_Outcome] = []
         async with self._pool.acquire() as conn, conn.transaction():
             # The partition's position row, locked as every batch of the runner locks it: the
             # runner neither parks behind a sequence being emptied nor reads it half-done.
@@ -266,13 +268,17 @@ class ProjectionWriter:
                 current = await self._letter_state(conn, letter.id)
                 return [RedriveStep(letter.id, "not_waiting", current)]
             for waiting in sequence:
-                step = await self._redrive_one(conn, waiting)
+                step = await self._redrive_one(conn, waiting, applied)
                 steps.append(step)
                 if step.outcome == "fails":
                     break
+        for outcome in applied:
+            self._count(outcome)
         return steps
 
-    async def _redrive_one(self, conn: DbConnection, letter: DeadLetter) -> RedriveStep:
+    async def _redrive_one(
+        self, conn: DbConnection, letter: DeadLetter, applied: list[_Outcome]
+    ) -> RedriveStep:
         if letter.stream_id is not None and letter.stream_version is not None:
             known = (await self._applied_versions(conn, {letter.stream_id})).get(letter.stream_id)
             if known is not None and letter.stream_version <= known:
@@ -294,6 +300,7 @@ class ProjectionWriter:
             return RedriveStep(letter.id, "fails", f"still fails: {reason}")
         if outcome.applied:
             await self._record(conn, outcome)
+            applied.append(outcome)
             await self._resolve(conn, letter.id, "applied", None, None)
             detail = "applied"
             if letter.stream_id is not None:
@@ -520,6 +527,8 @@ class ProjectionWriter:
         )
 
     async def _record(self, conn: DbConnection, outcome: _Outcome) -> None:
+        """The outcome's stream versions and dead letters, in the batch's transaction; counted
+        by ``_count`` only once that transaction has committed."""
         if outcome.versions:
             await self._record_versions(conn, outcome.versions)
         if outcome.dead:
@@ -554,20 +563,23 @@ class ProjectionWriter:
                     for failure in outcome.dead
                 ],
             )
-            for failure in outcome.dead:
-                log.warning(
-                    "projection %s dead-lettered %s[%d]@%d: %s",
-                    self.consumer_name,
-                    failure.record.topic,
-                    failure.record.partition,
-                    failure.record.offset,
-                    failure.reason,
-                )
+
+    def _count(self, outcome: _Outcome) -> None:
+        """Count (and log) a committed outcome: a batch whose commit failed is written again,
+        and counting it before the commit counted it once per attempt."""
         self.applied += outcome.applied
         self.dead_lettered += len(outcome.dead)
         EVENTS_CONSUMED.labels(self.consumer_name).inc(outcome.applied)
         for failure in outcome.dead:
             DEAD_LETTERS.labels(self.consumer_name, reason_category(failure.reason)).inc()
+            log.warning(
+                "projection %s dead-lettered %s[%d]@%d: %s",
+                self.consumer_name,
+                failure.record.topic,
+                failure.record.partition,
+                failure.record.offset,
+                failure.reason,
+            )
 
 
 def _stream_of(item: ConsumedEvent | _Failure) -> str | None:

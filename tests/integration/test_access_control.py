@@ -148,21 +148,21 @@ async def test_tokens_roles_areas_and_personal_data(
         ),
         "area a number": (
             with_token(signed(claims(area=3375031002))),
-            "must carry its area as one code",
+            "kelurahan_officer's area must be",
         ),
         "area a list": (
             with_token(signed(claims(area=[KRAPYAK, PODOSUGIH]))),
-            "must carry its area as one code",
+            "kelurahan_officer's area must be",
         ),
-        "area empty": (with_token(signed(claims(area=""))), "must carry its area as one code"),
+        "area empty": (with_token(signed(claims(area=""))), "kelurahan_officer's area must be"),
         "area a prefix": (
             with_token(signed(claims(area="33.75"))),
-            "must carry its area as one code",
+            "kelurahan_officer's area must be",
         ),
         # Issued by the provider itself: a kelurahan officer given a kecamatan's code.
         "area a kecamatan code": (
             bearer("kelurahan_officer", "33.75.03"),
-            "must carry its area as one code",
+            "kelurahan_officer's area must be",
         ),
         "no role": (
             with_token(signed(claims(realm_access={"roles": []}))),

@@ -244,15 +244,17 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
                 f"/workers/{w.worker}/corrections",
                 json={"reason": "address checked", "address": f"Gang {next(w.serials)}"},
             ),
-            statuses(("kelurahan_officer",), 201),
+            # A worker of another area answers as if there were none, as reading it does.
+            statuses(("kelurahan_officer",), 201, other=404),
         ),
-        # A move to another kelurahan of the same kecamatan: out of every officer's reach.
+        # A move to another kelurahan of the same kecamatan: out of every officer's reach (the
+        # place the caller names is refused as such; a worker out of reach is not found).
         Probe(
             lambda w: Call(
                 f"/workers/{w.worker}/corrections",
                 json={"reason": "moved house", "kelurahan_code": MEDONO},
             ),
-            statuses(("kelurahan_officer",), 403),
+            statuses(("kelurahan_officer",), 403, other=404),
         ),
     ),
     ("enrolment", "POST", "/workers/{worker_id}/withdrawal"): (
@@ -293,6 +295,7 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             lambda w: Call(f"/cases/{w.to_verify}/verify", json={}),
             statuses(
                 ("kelurahan_officer", "kecamatan_officer", "city_admin"),
+                other=404,  # a case out of reach answers as if there were none
                 overrides={"city_admin": 409},  # the city's level is a designation
             ),
         ),
@@ -302,6 +305,7 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             lambda w: Call(f"/cases/{w.to_reject}/reject", json={"reasons": ["not_resident"]}),
             statuses(
                 ("kelurahan_officer", "kecamatan_officer", "city_admin"),
+                other=404,
                 # rejected at the kelurahan by then: no later level decides it
                 overrides={"kecamatan own": 409, "city_admin": 409},
             ),

@@ -4,18 +4,24 @@ signing out; no page is cached. Tokens come from the real identity provider."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from urllib.parse import unquote_plus
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 
 from deploy.local import keycloak
 from services.audit.web import SESSION_COOKIE, SIGN_IN_COOKIE, WebSettings, create_app
 from shared.auth import AuthSettings
+from shared.db import login_dsn
+from shared.privileges import AUDIT_WEB_ROLE, AuditWebLogin
+from shared.revocation import REFRESH_SECONDS, revoke_subject
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.tokens import sign_in_details, token_for
 
@@ -24,9 +30,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def audit_web(
-    database_settings: DatabaseSettings, kafka_settings: KafkaSettings
+    migrated: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    pool = await asyncpg.create_pool(database_settings.database_url, min_size=1, max_size=2)
+    # The page's own login, as `berlian audit web` connects.
+    dsn = login_dsn(migrated.database_url, AUDIT_WEB_ROLE, AuditWebLogin().password())
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     app = create_app(pool, kafka_settings, AuthSettings(), WebSettings())
     # HTTPS as seen by the browser: a Secure cookie is sent back only over it.
     transport = httpx.ASGITransport(app=app)
@@ -178,3 +186,25 @@ async def test_the_provider_signs_in_only_auditors_and_the_city(
     assert refused.status_code == 303
     assert "may not use the audit workbench" in unquote_plus(refused.headers["location"])
     assert SESSION_COOKIE not in audit_web.cookies
+
+
+async def test_a_token_revoked_after_sign_in_ends_its_session(
+    audit_web: httpx.AsyncClient, migrated: DatabaseSettings
+) -> None:
+    token = keycloak.token("auditor", None, "audit-revoked")["access_token"]
+    assert (await sign_in(audit_web, token)).status_code == 303
+    assert (await audit_web.get("/")).status_code == 200
+    admin = await asyncpg.connect(migrated.database_url)
+    try:
+        subject = jwt.decode(token, options={"verify_signature": False})["sub"]
+        await revoke_subject(admin, subject, timedelta(hours=1), "security officer", "test")
+    finally:
+        await admin.close()
+    for _ in range(int(REFRESH_SECONDS * 10) + 100):
+        page = await audit_web.get("/")
+        if page.status_code == 303:
+            break
+        await asyncio.sleep(0.1)
+    assert page.headers["location"] == "/sign-in"
+    assert (await audit_web.get("/")).status_code == 303  # the session is gone
+    assert (await sign_in(audit_web, token)).headers["location"].startswith("/sign-in?error=")

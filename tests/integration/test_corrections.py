@@ -5,6 +5,7 @@ correction that changes nothing, and a move out of the officer's area."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -218,3 +219,25 @@ async def test_a_correction_cannot_move_a_worker_out_of_the_officers_area(
         headers=bearer("kelurahan_officer", SAPURO),
     )
     assert stays.json() == {"stream_version": 1, "changed": False}
+
+
+async def test_a_correction_of_a_worker_out_of_reach_answers_as_for_no_worker(
+    services: Services,
+) -> None:
+    api = services.enrolment
+    worker = await register(api, person(61))
+    outside = await api.post(
+        f"/workers/{worker}/corrections",
+        json={"reason": "checked", "address": "Gang Baru"},
+        headers=bearer("kelurahan_officer", KRAPYAK),
+    )
+    unknown = uuid.uuid4()
+    nobody = await api.post(
+        f"/workers/{unknown}/corrections",
+        json={"reason": "checked", "address": "Gang Baru"},
+        headers=bearer("kelurahan_officer", KRAPYAK),
+    )
+    assert (outside.status_code, nobody.status_code) == (404, 404)
+    assert outside.json()["detail"] == nobody.json()["detail"].replace(str(unknown), str(worker))
+    assert SAPURO not in outside.text
+    assert await events_of(api, worker) == 1

@@ -8,10 +8,12 @@ import uuid
 import asyncpg
 import pytest
 
+from services.audit.asof import Moment, rebuild
 from services.catalog import migrate_all
 from shared.db import MIGRATOR_ROLE, service_dsn
 from shared.keystore import ERASED_SQLSTATE
-from shared.settings import SERVICES, DatabaseSettings
+from shared.privileges import AUDIT_WEB_LABEL, AuditWebLogin
+from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -80,20 +82,25 @@ async def test_every_service_login_is_refused_every_rewrite_of_history(
         await refused_as(migrated_apart, service)
 
 
+async def allowed_of(conn: asyncpg.Connection[asyncpg.Record], statements: list[str]) -> list[str]:
+    """The statements the login may run (each undone)."""
+    allowed = []
+    for statement in statements:
+        try:
+            async with conn.transaction():
+                await conn.execute(statement)
+            allowed.append(statement)
+        except asyncpg.InsufficientPrivilegeError:
+            pass
+    return allowed
+
+
 async def refused_as(database: DatabaseSettings, service: str) -> None:
     conn = await asyncpg.connect(
         service_dsn(database.database_url, service, database.service_role_password)
     )
     try:
-        allowed = []
-        for statement in refusals(service):
-            try:
-                async with conn.transaction():
-                    await conn.execute(statement)
-                allowed.append(statement)
-            except asyncpg.InsufficientPrivilegeError:
-                pass
-        assert (service, allowed) == (service, [])
+        assert (service, await allowed_of(conn, refusals(service))) == (service, [])
         # What it must do still works: append an event's row, move the head forward, never back.
         async with conn.transaction():
             await conn.execute(f"INSERT INTO {service}.streams VALUES ('s-1', 0, repeat('0', 64))")
@@ -157,3 +164,58 @@ async def test_claims_cannot_give_an_erased_worker_a_new_key_without_seeing_the_
         )
     finally:
         await claims.close()
+
+
+# The audit page's login, on each service's schema ("{s}"): it reads positions and the reasons
+# of waiting letters, nothing else, and writes nowhere but its scratch schemas.
+AUDIT_WEB_REFUSALS = (
+    "SELECT * FROM {s}.events",
+    "SELECT * FROM {s}.streams",
+    "SELECT value FROM {s}.dead_letters",
+    "INSERT INTO {s}.events (stream_id) VALUES ('x')",
+    "UPDATE {s}.projection_positions SET next_offset = next_offset",
+    "DELETE FROM {s}.projection_positions",
+    "DELETE FROM {s}.dead_letters",
+    "UPDATE {s}.dead_letters SET reason = reason",
+    "TRUNCATE {s}.projection_positions",
+    "CREATE TABLE {s}.planted (x int)",
+    "DROP TABLE {s}.projection_positions",
+    "CREATE TABLE {s}_scratch.planted (x int)",
+)
+AUDIT_WEB_ELSEWHERE = (
+    "SELECT * FROM enrolment.workers",
+    "SELECT * FROM enrolment.nik_index",
+    "SELECT * FROM keystore.data_keys",
+    "SELECT * FROM checkpoints.checkpoints",
+    "INSERT INTO checkpoints.checkpoints (sequence) VALUES (1)",
+    "CREATE SCHEMA planted",
+)
+
+
+async def test_the_audit_page_login_reads_what_it_shows_and_writes_only_its_scratch(
+    migrated_apart: DatabaseSettings, topics: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated_apart.database_url)
+    pool = await asyncpg.create_pool(AuditWebLogin().dsn(), min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            statements = [
+                *(st.format(s=service) for service in SERVICES for st in AUDIT_WEB_REFUSALS),
+                *AUDIT_WEB_ELSEWHERE,
+            ]
+            assert await allowed_of(conn, statements) == []
+            for service in SERVICES:  # what its operations page reads
+                await conn.fetch(f"SELECT * FROM {service}.projection_positions")
+                await conn.fetch(
+                    f"SELECT consumer, left(reason, 60), count(*) FROM {service}.dead_letters "
+                    "WHERE resolved_at IS NULL GROUP BY 1, 2"
+                )
+        # Its dashboard: the auditors' projections rebuilt from the topics, then asked.
+        state = await rebuild(pool, topics, AUDIT_WEB_LABEL, Moment())
+        assert set(state.figures) == {
+            "workers by status and cohort",
+            "premiums due and paid",
+            "claims open and decided",
+        }
+    finally:
+        await pool.close()

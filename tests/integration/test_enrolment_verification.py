@@ -384,7 +384,9 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     wrong_area = await p.verification.post(
         f"/cases/{first}/verify", json={}, headers=bearer("kelurahan_officer", "33.75.02.1004")
     )
-    assert wrong_area.status_code == 403
+    # A case out of reach answers as one that does not exist, naming no place.
+    assert wrong_area.status_code == 404
+    assert "33.75" not in wrong_area.json()["detail"]
     rejected = await p.verification.post(
         f"/cases/{fifth}/reject", json={"reasons": ["documents_incomplete"]}, headers=as_kelurahan()
     )

@@ -37,4 +37,4 @@ def test_the_token_command_gets_a_token_the_services_accept() -> None:
 
     refused = berlian_token("--role", "kelurahan_officer", "--area", "33.75")
     assert refused.returncode != 0
-    assert "needs --area like 33.75.01.1004" in refused.stderr
+    assert "must be a kelurahan code" in refused.stderr

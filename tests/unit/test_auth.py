@@ -81,11 +81,14 @@ def refusal(token: str) -> str:
 
 
 def test_a_valid_token_names_the_caller_role_and_area() -> None:
-    assert VERIFIER.principal(signed(claims())) == Principal(
-        "4f1c0d7e-officer", "kelurahan_officer", "33.75.01.1004"
+    officer = claims(jti="token-1")
+    assert VERIFIER.principal(signed(officer)) == Principal(
+        "4f1c0d7e-officer", "kelurahan_officer", "33.75.01.1004", "token-1", officer["iat"]
     )
     city = claims(realm_access={"roles": ["city_admin", "offline_access"]}, area=None)
-    assert VERIFIER.principal(signed(city)) == Principal("4f1c0d7e-officer", "city_admin", None)
+    assert VERIFIER.principal(signed(city)) == Principal(
+        "4f1c0d7e-officer", "city_admin", None, "", city["iat"]
+    )
 
 
 def test_a_key_the_provider_does_not_publish_is_refused() -> None:

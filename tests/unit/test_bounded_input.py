@@ -348,3 +348,33 @@ def test_the_longest_decision_the_rules_write_fits_its_bound() -> None:
     decision = decide_claim(claim, Facts("ACTIVE", 40, (), Death("JKK", date(2025, 7, 20))), BOOK)
     assert isinstance(decision, Approved)
     assert len(decision.note) <= DECISION_CHARS / 2
+
+
+def test_a_refused_row_names_its_columns_and_problems_never_its_cells() -> None:
+    nik_like = "3375014507800011"
+    junk_header = f"{HEADER},{nik_like}{'x' * 40}"
+    junk = ",".join(
+        [
+            "33750145078000119",
+            "Siti\u202e" + nik_like,
+            "A" * 300,
+            nik_like,
+            nik_like,
+            "x" * 10,
+            nik_like,
+            nik_like,
+            nik_like + "\u200b",
+            "spouse",
+            nik_like * 70,
+        ]
+    )
+    (row,) = read_rows(_csv(junk_header, junk))
+    assert row.problems == (f"column 11: over {MAX_CELL_CHARS:,} characters",)
+    (row,) = read_rows(_csv(HEADER, junk.rsplit(",", 1)[0]))
+    with pytest.raises(ValueError, match="birth_date: is not a date") as refused:
+        registration_from(row.cells, "0" * 16, row.number)
+    reasons = str(refused.value)
+    for column in ("birth_date", "sex", "nik", "full_name", "heir_name"):
+        assert f"{column}: " in reasons
+    for cell in (nik_like, "AAAA", "xxxx"):
+        assert cell not in reasons

@@ -86,6 +86,15 @@ def test_acting_outside_the_area_names_both_places() -> None:
     assert SAPURO in str(refused.value)
 
 
+def test_acting_on_something_out_of_reach_answers_as_if_it_did_not_exist() -> None:
+    missing = LookupError("no worker 42")
+    with pytest.raises(LookupError) as refused:
+        scope("kelurahan_officer", SAPURO).hide_outside(KRAPYAK, missing)
+    assert refused.value is missing
+    scope("kecamatan_officer", BARAT).hide_outside(SAPURO, missing)
+    scope("city_admin", None).hide_outside(KRAPYAK, missing)
+
+
 def test_the_sql_filter_compares_whole_codes_in_bind_arguments() -> None:
     kelurahan = scope("kelurahan_officer", SAPURO).sql_filter(3, "kelurahan_code", "c.kecamatan")
     assert (kelurahan.condition, kelurahan.args) == ("kelurahan_code = $3", (SAPURO,))
