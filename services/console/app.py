@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 import jwt
-from fastapi import Cookie, FastAPI, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi import Cookie, Depends, FastAPI, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -127,6 +127,28 @@ class SignInRequiredError(Exception):
     pass
 
 
+def form_session(
+    request: Request,
+    csrf: Annotated[str, Form(max_length=128)],
+    session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+) -> Session:
+    """The session a form was sent from, once the form shows it was drawn by that session's
+    pages (its CSRF token). Every form's route takes its session from here, so no form can
+    leave the check out; it runs before the rest of the form is read."""
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.get(session_id)
+    if session is None:
+        raise SignInRequiredError
+    if not hmac.compare_digest(csrf, session.csrf):
+        raise HTTPException(
+            403, N_("This form did not come from this session's pages: open the page again.")
+        )
+    return session
+
+
+FormSession = Annotated[Session, Depends(form_session)]
+
+
 def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     app = FastAPI(title="Berlian console", docs_url=None, redoc_url=None, openapi_url=None)
     install_request_limits(app)
@@ -136,6 +158,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         extensions=["jinja2.ext.i18n"],
     )
     sessions = Sessions(settings.idle_timeout_seconds)
+    app.state.sessions = sessions
     services = Services(settings)
     # Any of the services' audiences proves the token is one the provider issued for them.
     tokens = verifier_for(auth, service_audience("enrolment"))
@@ -189,12 +212,6 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     def allowed(session: Session, *roles: str) -> None:
         if session.principal.role not in roles:
             raise HTTPException(403, N_("Your role may not use this page."))
-
-    def checked(session: Session, csrf: str) -> None:
-        if not hmac.compare_digest(csrf, session.csrf):
-            raise HTTPException(
-                403, N_("This form did not come from this session's pages: open the page again.")
-            )
 
     @app.exception_handler(SignInRequiredError)
     async def to_sign_in(_: Request, __: Exception) -> RedirectResponse:
@@ -367,13 +384,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/language")
     async def choose_language(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         language: Annotated[Language, Form()],
         back: Annotated[str, Form(max_length=300, pattern=r"^/[^/\\]")] = "/",
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> RedirectResponse:
-        session = signed_in(session_id)
-        checked(session, csrf)
         sessions.speak(session_id or "", language)
         response = RedirectResponse(back, status_code=303)
         set_cookie(response, LANGUAGE_COOKIE, language, max_age=365 * 86400, same_site="lax")
@@ -422,14 +437,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/workers", response_class=HTMLResponse)
     async def register(
+        session: FormSession,
         request: Request,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
-        checked(session, csrf)
         form = await request.form()
         fields = ("nik", "full_name", "birth_date", "sex", "occupation_code", "address", "phone")
         values = {name: str(form.get(name, ""))[:500].strip() for name in fields}
@@ -535,13 +547,10 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/imports", response_class=HTMLResponse)
     async def upload_import(
+        session: FormSession,
         list_file: UploadFile,
-        csrf: Annotated[str, Form(max_length=128)],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
-        checked(session, csrf)
         language = translations(session.language)
         raw = await list_file.read(imports.MAX_UPLOAD_BYTES + 1)
         try:
@@ -666,17 +675,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/cases/{worker_id}/decision", response_class=Response)
     async def decide(
+        session: FormSession,
         worker_id: uuid.UUID,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
         outcome: Annotated[Literal["verify", "reject"], Form()],
         reasons: Annotated[list[RejectionReason] | None, Form(max_length=7)] = None,
         note: Annotated[str, Form(max_length=1000)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         level_of(session)
-        checked(session, csrf)
         body: dict[str, Any] = {"note": note.strip() or None}
         if outcome == "reject":
             body["reasons"] = reasons or []
@@ -800,14 +806,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/billing-runs", response_class=Response)
     async def run_billing(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         form_key: Annotated[str, Form(max_length=64)],
         period: Annotated[str, Form(max_length=7)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer")
-        checked(session, csrf)
         answer = await services.call(
             "billing",
             "POST",
@@ -837,17 +840,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/invoices/{invoice_id}/payments", response_class=Response)
     async def pay_invoice(
+        session: FormSession,
         invoice_id: uuid.UUID,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
         payment_ref: Annotated[str, Form(max_length=100)] = "",
         paid_on: Annotated[str, Form(max_length=10)] = "",
         amount: Annotated[str, Form(max_length=20)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer")
-        checked(session, csrf)
         typed = {
             "invoice": str(invoice_id),
             "payment_ref": payment_ref,
@@ -950,14 +950,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/claims", response_class=Response)
     async def file_claim(
+        session: FormSession,
         request: Request,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "claims_officer")
-        checked(session, csrf)
         form = await request.form()
         names = (
             "worker_id",
@@ -1002,17 +999,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/claims/{claim_id}/payments", response_class=Response)
     async def pay_claim(
+        session: FormSession,
         claim_id: uuid.UUID,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
         payment_ref: Annotated[str, Form(max_length=100)] = "",
         paid_on: Annotated[str, Form(max_length=10)] = "",
         amount: Annotated[str, Form(max_length=20)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "claims_officer")
-        checked(session, csrf)
         digits = re.sub(r"[^0-9]", "", amount)
         body = {
             "payment_ref": payment_ref.strip(),
@@ -1093,17 +1087,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/budgets", response_class=Response)
     async def allocate(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         source: Annotated[Literal["APBD", "APBD-P"], Form()],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
         amount: Annotated[str, Form(max_length=24)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "city_admin")
-        checked(session, csrf)
         digits = re.sub(r"[^0-9]", "", amount)
         rupiahs = int(digits) if digits else 0
         body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": rupiahs}
@@ -1131,7 +1122,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/designations", response_class=Response)
     async def designate(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
@@ -1139,11 +1130,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         cover_months: Annotated[str, Form(max_length=2)] = "",
         coverage_start: Annotated[str, Form(max_length=10)] = "",
         decree_ref: Annotated[str, Form(max_length=200)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "city_admin")
-        checked(session, csrf)
         typed = {
             "worker_id": worker_id,
             "cover_months": cover_months,
