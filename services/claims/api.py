@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.claims import queries
 from services.claims.benefits import Child
 from services.claims.domain import Claim
-from services.claims.queries import ClaimView
+from services.claims.queries import AwardView, ClaimView
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
@@ -130,6 +130,16 @@ async def get_claim(claim_id: uuid.UUID, principal: Caller, service: Claims) -> 
     found = await queries.claim(service, claim_id)
     if found is None:
         raise HTTPException(404, f"no claim {claim_id}")
+    return found
+
+
+@router.get("/claims/{claim_id}/award")
+async def get_award(claim_id: uuid.UUID, principal: Caller, service: Claims) -> AwardView:
+    """An approved claim's award: what it pays, and a scholarship's school years to come."""
+    require_role(principal, ["claims_officer", "city_admin", "auditor"])
+    found = await queries.award(service, claim_id)
+    if found is None:
+        raise HTTPException(404, f"no approved claim {claim_id}")
     return found
 
 

@@ -10,11 +10,11 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.console import exports, imports
+from services.console.claim_form import CHILD_ROWS, FIELD_OF, claim_request, typed_values
 from services.console.client import Answer, ServiceDownError, Services
 from services.console.i18n import (
     DEFAULT_LANGUAGE,
@@ -45,6 +46,7 @@ from services.console.i18n import (
 from services.console.refusals import N_, by_field, translated
 from services.console.sessions import Session, Sessions
 from services.console.settings import ConsoleSettings
+from services.console.typed import iso_date, rupiahs
 from shared.auth import (
     AuthSettings,
     Principal,
@@ -99,6 +101,23 @@ BENEFIT_ITEMS = {
     "STMB_REDUCED": N_("Wages while unable to work, at a reduced share"),
     "DISABILITY_TOTAL": N_("Total permanent disability"),
     "MEDICAL": N_("Medical care, as needed"),
+    "SCHOLARSHIP_TK": N_("Scholarship, kindergarten (TK)"),
+    "SCHOLARSHIP_SD": N_("Scholarship, primary school (SD)"),
+    "SCHOLARSHIP_SMP": N_("Scholarship, junior high school (SMP)"),
+    "SCHOLARSHIP_SMA": N_("Scholarship, senior high school (SMA)"),
+    "SCHOLARSHIP_UNIVERSITY": N_("Scholarship, university"),
+}
+ACCIDENT_BENEFITS = {
+    "medical": N_("Medical care"),
+    "temporary_incapacity": N_("Temporarily unable to work (STMB)"),
+    "total_permanent_disability": N_("Total permanent disability"),
+}
+SCHOOL_LEVELS = {
+    "TK": N_("Kindergarten (TK)"),
+    "SD": N_("Primary school (SD)"),
+    "SMP": N_("Junior high school (SMP)"),
+    "SMA": N_("Senior high school (SMA)"),
+    "university": N_("University"),
 }
 CLAIM_DOCUMENTS = {
     "akta kematian": N_("Death certificate (akta kematian)"),
@@ -113,6 +132,13 @@ CLAIM_STATUS = {
     "pending": N_("waiting: premiums in arrears"),
     "paid": N_("paid"),
 }
+# A worker's standing on a day (shared.policy.membership), in words.
+STANDINGS = {
+    "ACTIVE": N_("active: the month is paid"),
+    "GRACE": N_("in the grace months"),
+    "INACTIVE": N_("inactive: unpaid past the grace months"),
+    "NOT_COVERED": N_("not covered on that day"),
+}
 COHORT_NAMES = {"regular": N_("regular"), "incidental": N_("incidental")}
 STATUS_NAMES = {
     "registered": N_("registered"),
@@ -121,6 +147,28 @@ STATUS_NAMES = {
     "verified": N_("verified"),
     "rejected": N_("rejected"),
 }
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A service's paged listing: where it is, the most it answers at once (its bound), the
+    field holding the items, and how many there are in all."""
+
+    service: str
+    path: str
+    most: int
+    items: str
+    total: Callable[[Any], int]
+
+
+WORKER_SEARCH = Listing("enrolment", "/workers/search", 100, "workers", lambda b: int(b["total"]))
+ARREARS = Listing("billing", "/arrears", 500, "workers", lambda b: int(b["total"]))
+
+
+def invoice_lines(invoice_id: uuid.UUID) -> Listing:
+    return Listing(
+        "billing", f"/invoices/{invoice_id}", 500, "lines", lambda b: int(b["invoice"]["lines"])
+    )
 
 
 class SignInRequiredError(Exception):
@@ -199,6 +247,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             kecamatan=kecamatan_name,
             status_name=lambda s: catalogue.gettext(STATUS_NAMES.get(str(s), str(s))) if s else "–",
             reason_name=lambda r: catalogue.gettext(REJECTION_REASONS.get(str(r), str(r))),
+            standing_name=lambda s: catalogue.gettext(STANDINGS.get(str(s), str(s))),
             **values,
         )
         return HTMLResponse(html, status)
@@ -401,7 +450,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
         session = signed_in(session_id)
-        return render("home.html.j2", session, session.language)
+        audit_sign_in = f"{settings.audit_url}/sign-in/provider"
+        return render("home.html.j2", session, session.language, audit_sign_in=audit_sign_in)
 
     # -- kelurahan officer: registration, workers, imports -----------------------------------
 
@@ -477,10 +527,41 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         answer = await services.call("enrolment", "GET", "/workers", session.token, params=params)
         return list(answer.body or []) if answer.ok else []
 
+    async def fetched(
+        session: Session,
+        listing: Listing,
+        params: Mapping[str, Any],
+        page: int,
+        export: bool,
+    ) -> tuple[Any, list[dict[str, Any]], int]:
+        """A page of a service's paged listing as the user may see it (or, to download,
+        everything up to MAX_LISTED, in the service's own pages): the last answer, the items
+        and how many there are in all."""
+        wanted = MAX_LISTED if export else PAGE_SIZE
+        offset = 0 if export else (page - 1) * PAGE_SIZE
+        found: list[dict[str, Any]] = []
+        body: Any = None
+        total = 0
+        while len(found) < wanted:
+            asked = {**params, "offset": offset + len(found)}
+            asked["limit"] = min(listing.most, wanted - len(found))
+            answer = await services.call(
+                listing.service, "GET", listing.path, session.token, params=asked
+            )
+            if not answer.ok:
+                raise HTTPException(answer.status, answer.detail)
+            body = answer.body
+            items = list(body[listing.items])
+            found += items
+            total = listing.total(body)
+            if not items or offset + len(found) >= total:
+                break
+        return body, found, total
+
     @app.get("/workers", response_class=Response)
     async def workers(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        q: Annotated[str, Query(max_length=200)] = "",
+        q: Annotated[str, Query(max_length=100)] = "",
         status: Annotated[Literal["", "registered", "covered", "ended"], Query()] = "",
         page: Annotated[int, Query(ge=1, le=1000)] = 1,
         export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
@@ -488,21 +569,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         query = q.strip()
-        if query.isdigit() and len(query) == 16:
-            # The NIK goes to the service, which finds it through its keyed index.
-            answer = await services.call(
-                "enrolment", "GET", "/workers", session.token, params={"nik": query}
-            )
-            found = list(answer.body or []) if answer.ok else []
+        if query:
+            # The service matches the name, or finds the NIK through its keyed index.
+            search = {"q": query, "kelurahan": session.principal.area}
+            _, found, total = await fetched(session, WORKER_SEARCH, search, page, bool(export))
         else:
             found = await workers_in_area(session, status)
-            if query:
-                needle = query.casefold()
-                found = [
-                    w
-                    for w in found
-                    if needle in str((w.get("personal") or {}).get("full_name", "")).casefold()
-                ]
+            total = len(found)
         language = translations(session.language)
         if export:
             header = [
@@ -523,7 +596,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 for w in found
             ]
             return exports.download(header, rows, export, "pekerja")
-        shown, pages = paged(found, page)
+        shown, pages = (found, max(1, -(-total // PAGE_SIZE))) if query else paged(found, page)
         return render(
             "workers.html.j2",
             session,
@@ -533,7 +606,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             chosen_status=status or "",
             page=page,
             pages=pages,
-            total=len(found),
+            total=total,
             export_query=urlencode({"q": query, "status": status or ""}),
         )
 
@@ -804,6 +877,95 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                     errors["worker"] = general
         return await billing_page(session, page, export, errors=errors, standing=standing)
 
+    @app.get("/invoices/{invoice_id}", response_class=Response)
+    async def invoice(
+        invoice_id: uuid.UUID,
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer", "auditor")
+        body, lines, total = await fetched(
+            session, invoice_lines(invoice_id), {}, page, export is not None
+        )
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Worker"),
+                language.gettext("Month"),
+                language.gettext("Cohort"),
+                language.gettext("Amount"),
+                language.gettext("Paid on"),
+                language.gettext("Cancelled"),
+            ]
+            rows = [
+                [
+                    str(line["worker_id"]),
+                    line["period"],
+                    language.gettext(COHORT_NAMES.get(line["cohort"], line["cohort"])),
+                    rupiah(line["amount"], session.language),
+                    long_date(line.get("paid_on"), session.language),
+                    language.gettext("yes") if line["cancelled"] else language.gettext("no"),
+                ]
+                for line in lines
+            ]
+            return exports.download(header, rows, export, f"tagihan-{body['invoice']['period']}")
+        return render(
+            "invoice.html.j2",
+            session,
+            session.language,
+            invoice=body["invoice"],
+            lines=lines,
+            page=page,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            total=total,
+            cohort_name=lambda c: language.gettext(COHORT_NAMES.get(str(c), str(c))),
+        )
+
+    @app.get("/arrears", response_class=Response)
+    async def arrears(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        on: Annotated[str, Query(max_length=10)] = "",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer", "auditor")
+        day = iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
+        body, listed, total = await fetched(session, ARREARS, {"on": day}, page, export is not None)
+        language = translations(session.language)
+        if export is not None:
+            header = [
+                language.gettext("Worker"),
+                language.gettext("Standing"),
+                language.gettext("Months unpaid"),
+                language.gettext("Owed"),
+                language.gettext("Last month paid"),
+            ]
+            rows = [
+                [
+                    str(w["standing"]["worker_id"]),
+                    language.gettext(STANDINGS[w["standing"]["status"]]),
+                    ", ".join(w["standing"]["arrears"]),
+                    rupiah(w["owed"], session.language),
+                    w["standing"]["last_paid"] or "",
+                ]
+                for w in listed
+            ]
+            return exports.download(header, rows, export, f"tunggakan-{day}")
+        return render(
+            "arrears.html.j2",
+            session,
+            session.language,
+            on=body["on"],
+            typed_on=on,
+            workers=listed,
+            page=page,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            total=total,
+        )
+
     @app.post("/billing-runs", response_class=Response)
     async def run_billing(
         session: FormSession,
@@ -854,12 +1016,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             "paid_on": paid_on,
             "amount": amount,
         }
-        digits = re.sub(r"[^0-9]", "", amount)  # "Rp33.600" as typed is 33600 rupiah
-        body = {
-            "payment_ref": payment_ref.strip(),
-            "paid_on": iso_date(paid_on.strip()),
-            "amount": int(digits) if digits else 0,
-        }
+        body = payment(payment_ref, paid_on, amount)
         answer = await services.call(
             "billing",
             "POST",
@@ -935,6 +1092,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             errors=errors or {},
             general=general or [],
             documents=CLAIM_DOCUMENTS,
+            accident_benefits=ACCIDENT_BENEFITS,
+            school_levels=SCHOOL_LEVELS,
+            child_rows=range(1, CHILD_ROWS + 1),
             item_name=lambda code: language.gettext(BENEFIT_ITEMS.get(str(code), str(code))),
             claim_status=lambda s: language.gettext(CLAIM_STATUS.get(str(s), str(s))),
             form_key=str(uuid.uuid4()),
@@ -955,44 +1115,19 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         form_key: Annotated[str, Form(max_length=64)],
     ) -> Response:
         allowed(session, "claims_officer")
-        form = await request.form()
-        names = (
-            "worker_id",
-            "benefit",
-            "kind",
-            "incident_date",
-            "claimant_name",
-            "relationship",
-            "bank_account",
-        )
-        values: dict[str, Any] = {n: str(form.get(n, ""))[:200].strip() for n in names}
-        values["documents"] = [
-            str(d) for d in form.getlist("documents")[:20] if str(d) in CLAIM_DOCUMENTS
-        ]
-        body = {
-            "worker_id": values["worker_id"],
-            "benefit": values["benefit"],
-            "kind": values["kind"],
-            "incident_date": iso_date(values["incident_date"]),
-            "claimant": {
-                "name": values["claimant_name"],
-                "relationship": values["relationship"],
-                "bank_account": values["bank_account"] or None,
-            },
-            "documents": values["documents"],
-        }
+        values = typed_values(await request.form(), CLAIM_DOCUMENTS)
         answer = await services.call(
-            "claims", "POST", "/claims", session.token, idempotency_key=form_key, json=body
+            "claims",
+            "POST",
+            "/claims",
+            session.token,
+            idempotency_key=form_key,
+            json=claim_request(values),
         )
         language = translations(session.language)
         if answer.ok:
             return await claims_page(session, decision=answer.body)
-        fields = {n: n for n in names} | {
-            "claimant.name": "claimant_name",
-            "claimant.relationship": "relationship",
-            "claimant.bank_account": "bank_account",
-        }
-        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        errors, general = by_field(answer.problems, answer.detail, language, FIELD_OF)
         return await claims_page(
             session, values=values, errors=errors, general=general, status=answer.status
         )
@@ -1007,12 +1142,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         amount: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
         allowed(session, "claims_officer")
-        digits = re.sub(r"[^0-9]", "", amount)
-        body = {
-            "payment_ref": payment_ref.strip(),
-            "paid_on": iso_date(paid_on.strip()),
-            "amount": int(digits) if digits else 0,
-        }
+        body = payment(payment_ref, paid_on, amount)
         answer = await services.call(
             "claims",
             "POST",
@@ -1030,6 +1160,82 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         _, general = by_field(answer.problems, answer.detail, language, {})
         return await claims_page(session, general=general, status=answer.status)
 
+    async def claim_page(
+        session: Session,
+        claim_id: uuid.UUID,
+        notice: str = "",
+        errors: Mapping[str, list[str]] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "claims_officer")
+        found = await services.call("claims", "GET", f"/claims/{claim_id}", session.token)
+        if not found.ok:
+            raise HTTPException(found.status, found.detail)
+        award = None
+        if found.body["status"] in ("approved", "paid"):
+            answer = await services.call(
+                "claims", "GET", f"/claims/{claim_id}/award", session.token
+            )
+            award = answer.body if answer.ok else None
+        language = translations(session.language)
+        return render(
+            "claim.html.j2",
+            session,
+            session.language,
+            status,
+            claim=found.body,
+            award=award,
+            notice=notice,
+            errors=errors or {},
+            item_name=lambda code: language.gettext(BENEFIT_ITEMS.get(str(code), str(code))),
+            claim_status=lambda s: language.gettext(CLAIM_STATUS.get(str(s), str(s))),
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/claims/{claim_id}", response_class=Response)
+    async def claim(
+        claim_id: uuid.UUID,
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        return await claim_page(signed_in(session_id), claim_id)
+
+    @app.post("/claims/{claim_id}/instalments", response_class=Response)
+    async def approve_instalment(
+        session: FormSession,
+        claim_id: uuid.UUID,
+        form_key: Annotated[str, Form(max_length=64)],
+        child: Annotated[str, Form(max_length=16)] = "",
+        school_year: Annotated[str, Form(max_length=9)] = "",
+        married: Annotated[Literal["", "yes"], Form()] = "",
+        working: Annotated[Literal["", "yes"], Form()] = "",
+    ) -> Response:
+        allowed(session, "claims_officer")
+        body = {
+            "child": child,
+            "school_year": school_year,
+            "married": married == "yes",
+            "working": working == "yes",
+        }
+        answer = await services.call(
+            "claims",
+            "POST",
+            f"/claims/{claim_id}/instalments",
+            session.token,
+            idempotency_key=form_key,
+            json=body,
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("School year %(year)s approved for %(child)s.") % {
+                "year": school_year,
+                "child": child,
+            }
+            return await claim_page(session, claim_id, notice=notice)
+        _, general = by_field(answer.problems, answer.detail, language, {})
+        return await claim_page(
+            session, claim_id, errors={f"{child}-{school_year}": general}, status=answer.status
+        )
+
     # -- city administrator: budgets, counters, designation, the decree annex ---------------
 
     async def city_page(
@@ -1042,26 +1248,25 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         status: int = 200,
     ) -> Response:
         allowed(session, "city_admin")
-        budget = await services.call("billing", "GET", f"/budgets/{year}", session.token)
-        cohorts = (
-            {c["cohort"]: c for c in (budget.body or {}).get("cohorts", [])} if budget.ok else {}
+        # Designated and committed as the verification service counts them for the next
+        # designation (every one made, by anyone, is in them as soon as it is recorded); the
+        # allocation as the billing service reports it, which has read every allocation made.
+        counted, budget = await asyncio.gather(
+            services.call("verification", "GET", f"/designations/{year}/counters", session.token),
+            services.call("billing", "GET", f"/budgets/{year}", session.token),
         )
-        policy = policy_book().governing(date(year, 12, 31))
+        for answer in (counted, budget):
+            if not answer.ok:
+                raise HTTPException(answer.status, answer.detail)
+        allocated = {c["cohort"]: c["allocated"] for c in budget.body["cohorts"]}
         counters = []
-        for cohort, rule in policy.cohorts.items():
-            listed = await services.call(
-                "verification",
-                "GET",
-                "/designations",
-                session.token,
-                params={"fiscal_year": year, "cohort": cohort},
-            )
+        for counter in counted.body["cohorts"]:
+            cohort_allocated = max(counter["allocated"], allocated.get(counter["cohort"], 0))
             counters.append(
-                {
-                    "cohort": cohort,
-                    "quota": rule.default_quota,
-                    "designated": (listed.body or {}).get("count", 0) if listed.ok else 0,
-                    "budget": cohorts.get(cohort),
+                counter
+                | {
+                    "allocated": cohort_allocated,
+                    "budget_left": cohort_allocated - counter["committed"],
                 }
             )
         return render(
@@ -1095,16 +1300,15 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         amount: Annotated[str, Form(max_length=24)] = "",
     ) -> Response:
         allowed(session, "city_admin")
-        digits = re.sub(r"[^0-9]", "", amount)
-        rupiahs = int(digits) if digits else 0
-        body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": rupiahs}
+        allocated = rupiahs(amount)
+        body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": allocated}
         answer = await services.call(
             "billing", "POST", "/budgets", session.token, idempotency_key=form_key, json=body
         )
         language = translations(session.language)
         if answer.ok:
             notice = language.gettext("Allocated %(amount)s to the %(cohort)s cohort.") % {
-                "amount": rupiah(rupiahs, session.language),
+                "amount": rupiah(allocated, session.language),
                 "cohort": language.gettext(COHORT_NAMES[cohort]),
             }
             return await city_page(session, fiscal_year, notice=notice)
@@ -1240,14 +1444,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     return app
 
 
-def iso_date(typed: str) -> str:
-    """A date as Indonesians write it (18-11-1985, 18/11/1985) in the ISO form the services
-    read; anything else is passed on for the service to name what is wrong with it."""
-    found = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", typed)
-    if found:
-        day, month, year = found.groups()
-        return f"{year}-{int(month):02d}-{int(day):02d}"
-    return typed
+def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:
+    """A payment's request (an invoice's or a claim's) from its form."""
+    return {
+        "payment_ref": payment_ref.strip(),
+        "paid_on": iso_date(paid_on.strip()),
+        "amount": rupiahs(amount),
+    }
 
 
 def paged(items: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], int]:

@@ -58,6 +58,10 @@ def designate(browser: WebDriver, worker: str) -> None:
     activate(browser, browser.find_element(By.ID, "designate"))
 
 
+def counter(browser: WebDriver, column: str) -> str:
+    return str(browser.find_element(By.CSS_SELECTOR, f"#counter-regular .{column}").text)
+
+
 def walk(browser: WebDriver, base: str, first: str, second: str) -> str:
     sign_in(browser, base, ROLE)
     follow(browser, "/city")
@@ -66,8 +70,14 @@ def walk(browser: WebDriver, base: str, first: str, second: str) -> str:
     assert browser.find_element(By.ID, "notice").text == (
         "Rp201.600 dialokasikan untuk kelompok reguler."
     )
+    # The counters are the live ones: the allocation just made, and one place fewer once a
+    # worker is chosen, with the budget their cover commits gone from what is left.
+    assert counter(browser, "budget-left") == "Rp201.600"
+    places = int(counter(browser, "quota-left").replace(".", ""))
     designate(browser, first)
     assert browser.find_element(By.ID, "notice").text == f"Pekerja {first[:8]} ditetapkan."
+    assert int(counter(browser, "quota-left").replace(".", "")) == places - 1
+    assert counter(browser, "budget-left") == "Rp0"
     regular = browser.find_element(By.XPATH, "//table[@id='counters']//tr[th='reguler']").text
     assert "Rp201.600" in regular, regular
     shot(browser, ROLE, "designated")
