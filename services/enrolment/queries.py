@@ -18,6 +18,11 @@ from shared.events.types import SealedPersonal
 from shared.scope import PROFILE_FIELDS, AreaScope
 
 
+# Names are sealed with each worker's key, so a name is matched in the opened records of the
+# area: at most this many are opened for one search (a kelurahan holds fewer).
+MAX_NAME_SEARCHED = 5000
+
+
 class WorkerView(BaseModel):
     worker_id: uuid.UUID
     status: str
@@ -65,9 +70,6 @@ class CoverageView(BaseModel):
     coverage_end: date | None = None
 
 
-# Names are sealed with each worker's key, so a name is matched in the opened records of the
-# area: at most this many are opened for one search (a kelurahan holds fewer).
-MAX_NAME_SEARCHED = 5000
 # What a role that does not act on the person never sees: who they are, and their profile.
 PERSONAL_VIEW = frozenset({"personal", *PROFILE_FIELDS})
 
