@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.console import exports, imports
 from services.console.claim_form import CHILD_ROWS, FIELD_OF, claim_request, typed_values
-from services.console.client import Answer, ServiceDownError, Services
+from services.console.client import Answer, Service, ServiceDownError, Services
 from services.console.i18n import (
     DEFAULT_LANGUAGE,
     JAKARTA,
@@ -154,7 +154,7 @@ class Listing:
     """A service's paged listing: where it is, the most it answers at once (its bound), the
     field holding the items, and how many there are in all."""
 
-    service: str
+    service: Service
     path: str
     most: int
     items: str

@@ -17,7 +17,6 @@ from shared.events.personal import open_sealed
 from shared.events.types import SealedPersonal
 from shared.scope import PROFILE_FIELDS, AreaScope
 
-
 # Names are sealed with each worker's key, so a name is matched in the opened records of the
 # area: at most this many are opened for one search (a kelurahan holds fewer).
 MAX_NAME_SEARCHED = 5000

@@ -26,6 +26,7 @@ from tests.integration.console_browsing import (
     console,
     follow,
     phone_shot,
+    registered,
     shot,
     sign_in,
     tab_to,
@@ -66,6 +67,13 @@ def import_list(registered_nik: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\xef\xbb\xbf" + "\n".join(rows).encode())
     return path
+
+
+def search_for(browser: WebDriver, text: str) -> None:
+    type_into(browser, "q", text)
+    field = browser.find_element(By.ID, "q")
+    press(browser, Keys.ENTER)
+    WebDriverWait(browser, 30).until(replaced(field))
 
 
 def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
@@ -127,13 +135,20 @@ def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
     accessible(browser, "imported")
 
     follow(browser, "/workers")
-    type_into(browser, "q", nik)
-    field = browser.find_element(By.ID, "q")
-    press(browser, Keys.ENTER)
-    WebDriverWait(browser, 30).until(replaced(field))
+    search_for(browser, nik)
     listed = browser.find_element(By.ID, "workers").text
     for shown in ("Siti Aminah", "Pedagang keliling", "terdaftar"):
         assert shown in listed
+    # Any part of a name, whatever its case, searched by the enrolment service.
+    search_for(browser, "aMINAH")
+    assert "Siti Aminah" in browser.find_element(By.ID, "workers").text
+    # More alike than a page holds: the second page has the rest.
+    search_for(browser, "warga halaman")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) == 25
+    assert "Semuanya 26; halaman 1 dari 2." in browser.find_element(By.CLASS_NAME, "pager").text
+    activate(browser, browser.find_element(By.CSS_SELECTOR, ".pager a[rel=next]"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) == 1
+    assert "halaman 2 dari 2" in browser.find_element(By.CLASS_NAME, "pager").text
     shot(browser, ROLE, "workers")
     accessible(browser, "workers")
     phone_shot(browser, ROLE, "workers")
@@ -144,6 +159,9 @@ async def test_a_kelurahan_officer_registers_verifies_and_finds_a_worker(
     world: World, console: str, browser: WebDriver
 ) -> None:
     nik = f"3375015811850{random.randint(100, 999)}"
+    async with httpx.AsyncClient() as api:
+        for serial in range(5000, 5026):
+            await registered(api, serial, "Warga Halaman")
     worker_id, sent = await asyncio.to_thread(
         walked, browser, ROLE, lambda: walk(browser, console, nik)
     )
