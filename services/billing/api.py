@@ -79,6 +79,9 @@ def billing(request: Request) -> BillingService:
 
 
 Caller = Annotated[Principal, Depends(caller)]
+# A listing's page: where it starts, and how many it holds at most.
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=500)]
 Billing = Annotated[BillingService, Depends(billing)]
 router = service_router()
 
@@ -130,8 +133,8 @@ async def invoice(
     invoice_id: uuid.UUID,
     principal: Caller,
     service: Billing,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Offset = 0,
+    limit: PageSize = 50,
 ) -> InvoiceLines:
     """An invoice with a page of its lines: each worker-month, paid or cancelled."""
     require_role(principal, ["billing_officer", "city_admin", "auditor"])
@@ -146,8 +149,8 @@ async def arrears(
     on: date,
     principal: Caller,
     service: Billing,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Offset = 0,
+    limit: PageSize = 50,
 ) -> ArrearsList:
     """The workers with months invoiced up to a day and unpaid, each with their standing."""
     require_role(principal, ["billing_officer", "city_admin", "auditor"])

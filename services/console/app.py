@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gettext
 import hashlib
 import hmac
 import secrets
@@ -131,6 +132,52 @@ CLAIM_STATUS = {
     "rejected": N_("rejected"),
     "pending": N_("waiting: premiums in arrears"),
     "paid": N_("paid"),
+}
+# The columns of each download, in the order its rows give them (NIK is NIK in both languages).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "workers": (N_("Name"), "NIK", N_("Occupation"), N_("Status"), N_("Coverage from")),
+    "worklist": (N_("Worker"), N_("Kelurahan"), N_("Registered")),
+    "invoices": (
+        N_("Month"),
+        N_("Supplementary"),
+        N_("Worker-months"),
+        N_("Total"),
+        N_("Issued"),
+        N_("Paid on"),
+        N_("SP2D reference"),
+    ),
+    "invoice-lines": (
+        N_("Worker"),
+        N_("Month"),
+        N_("Cohort"),
+        N_("Amount"),
+        N_("Paid on"),
+        N_("Cancelled"),
+    ),
+    "arrears": (
+        N_("Worker"),
+        N_("Standing"),
+        N_("Months unpaid"),
+        N_("Owed"),
+        N_("Last month paid"),
+    ),
+    "claims": (
+        N_("Claim"),
+        N_("Worker"),
+        N_("Benefit"),
+        N_("Incident date"),
+        N_("Status"),
+        N_("Total"),
+    ),
+    "decree-annex": (
+        N_("No."),
+        N_("Name"),
+        "NIK",
+        N_("Kelurahan"),
+        N_("Kecamatan"),
+        N_("Months"),
+        N_("Coverage from"),
+    ),
 }
 # A worker's standing on a day (shared.policy.membership), in words.
 STANDINGS = {
@@ -261,6 +308,15 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     def allowed(session: Session, *roles: str) -> None:
         if session.principal.role not in roles:
             raise HTTPException(403, N_("Your role may not use this page."))
+
+    async def recorded(
+        session: Session, service: Service, path: str, form_key: str, body: Any
+    ) -> Answer:
+        """A form's command sent as the user, under the key made when the form was drawn: the
+        same form sent twice is answered with the first answer."""
+        return await services.call(
+            service, "POST", path, session.token, idempotency_key=form_key, json=body
+        )
 
     @app.exception_handler(SignInRequiredError)
     async def to_sign_in(_: Request, __: Exception) -> RedirectResponse:
@@ -504,9 +560,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         values["heir_relationship"] = str(form.get("heir_relationship", ""))[:50].strip()
         if heir:
             body["heirs"] = [{"name": heir, "relationship": values["heir_relationship"] or "other"}]
-        answer = await services.call(
-            "enrolment", "POST", "/workers", session.token, idempotency_key=form_key, json=body
-        )
+        answer = await recorded(session, "enrolment", "/workers", form_key, body)
         language = translations(session.language)
         if answer.ok:
             return registration_form(
@@ -578,13 +632,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             total = len(found)
         language = translations(session.language)
         if export:
-            header = [
-                language.gettext("Name"),
-                "NIK",
-                language.gettext("Occupation"),
-                language.gettext("Status"),
-                language.gettext("Coverage from"),
-            ]
+            header = columns(language, "workers")
             rows = [
                 [
                     str((w.get("personal") or {}).get("full_name", "")),
@@ -706,11 +754,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 case["decision"] = found.body if found.ok else None
         language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Worker"),
-                language.gettext("Kelurahan"),
-                language.gettext("Registered"),
-            ]
+            header = columns(language, "worklist")
             rows = [
                 [
                     str(c["worker_id"]),
@@ -759,13 +803,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         body: dict[str, Any] = {"note": note.strip() or None}
         if outcome == "reject":
             body["reasons"] = reasons or []
-        answer = await services.call(
-            "verification",
-            "POST",
-            f"/cases/{worker_id}/{outcome}",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        answer = await recorded(
+            session, "verification", f"/cases/{worker_id}/{outcome}", form_key, body
         )
         language = translations(session.language)
         if answer.ok:
@@ -800,15 +839,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         invoices = list(answer.body or []) if answer.ok else []
         language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Month"),
-                language.gettext("Supplementary"),
-                language.gettext("Worker-months"),
-                language.gettext("Total"),
-                language.gettext("Issued"),
-                language.gettext("Paid on"),
-                language.gettext("SP2D reference"),
-            ]
+            header = columns(language, "invoices")
             rows = [
                 [
                     i["period"],
@@ -891,14 +922,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         )
         language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Worker"),
-                language.gettext("Month"),
-                language.gettext("Cohort"),
-                language.gettext("Amount"),
-                language.gettext("Paid on"),
-                language.gettext("Cancelled"),
-            ]
+            header = columns(language, "invoice-lines")
             rows = [
                 [
                     str(line["worker_id"]),
@@ -936,13 +960,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         body, listed, total = await fetched(session, ARREARS, {"on": day}, page, export is not None)
         language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Worker"),
-                language.gettext("Standing"),
-                language.gettext("Months unpaid"),
-                language.gettext("Owed"),
-                language.gettext("Last month paid"),
-            ]
+            header = columns(language, "arrears")
             rows = [
                 [
                     str(w["standing"]["worker_id"]),
@@ -973,13 +991,12 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         period: Annotated[str, Form(max_length=7)] = "",
     ) -> Response:
         allowed(session, "billing_officer")
-        answer = await services.call(
+        answer = await recorded(
+            session,
             "billing",
-            "POST",
             "/billing-runs",
-            session.token,
-            idempotency_key=form_key,
-            json={"period": period.strip()},
+            form_key,
+            {"period": period.strip()},
         )
         language = translations(session.language)
         if answer.ok:
@@ -1017,13 +1034,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             "amount": amount,
         }
         body = payment(payment_ref, paid_on, amount)
-        answer = await services.call(
-            "billing",
-            "POST",
-            f"/invoices/{invoice_id}/payments",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        answer = await recorded(
+            session, "billing", f"/invoices/{invoice_id}/payments", form_key, body
         )
         language = translations(session.language)
         if answer.ok:
@@ -1055,14 +1067,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         claims = list(answer.body or []) if answer.ok else []
         language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Claim"),
-                language.gettext("Worker"),
-                language.gettext("Benefit"),
-                language.gettext("Incident date"),
-                language.gettext("Status"),
-                language.gettext("Total"),
-            ]
+            header = columns(language, "claims")
             rows = [
                 [
                     str(c["claim_id"]),
@@ -1116,13 +1121,12 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     ) -> Response:
         allowed(session, "claims_officer")
         values = typed_values(await request.form(), CLAIM_DOCUMENTS)
-        answer = await services.call(
+        answer = await recorded(
+            session,
             "claims",
-            "POST",
             "/claims",
-            session.token,
-            idempotency_key=form_key,
-            json=claim_request(values),
+            form_key,
+            claim_request(values),
         )
         language = translations(session.language)
         if answer.ok:
@@ -1143,14 +1147,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     ) -> Response:
         allowed(session, "claims_officer")
         body = payment(payment_ref, paid_on, amount)
-        answer = await services.call(
-            "claims",
-            "POST",
-            f"/claims/{claim_id}/payments",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
-        )
+        answer = await recorded(session, "claims", f"/claims/{claim_id}/payments", form_key, body)
         language = translations(session.language)
         if answer.ok:
             notice = language.gettext("Payment of claim %(claim)s recorded.") % {
@@ -1216,13 +1213,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             "married": married == "yes",
             "working": working == "yes",
         }
-        answer = await services.call(
-            "claims",
-            "POST",
-            f"/claims/{claim_id}/instalments",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        answer = await recorded(
+            session, "claims", f"/claims/{claim_id}/instalments", form_key, body
         )
         language = translations(session.language)
         if answer.ok:
@@ -1302,9 +1294,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         allowed(session, "city_admin")
         allocated = rupiahs(amount)
         body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": allocated}
-        answer = await services.call(
-            "billing", "POST", "/budgets", session.token, idempotency_key=form_key, json=body
-        )
+        answer = await recorded(session, "billing", "/budgets", form_key, body)
         language = translations(session.language)
         if answer.ok:
             notice = language.gettext("Allocated %(amount)s to the %(cohort)s cohort.") % {
@@ -1355,13 +1345,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             "fiscal_year": fiscal_year,
             "decree_ref": decree_ref.strip(),
         }
-        answer = await services.call(
-            "verification",
-            "POST",
-            f"/cases/{worker}/designate",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        answer = await recorded(
+            session, "verification", f"/cases/{worker}/designate", form_key, body
         )
         if answer.ok:
             notice = language.gettext("Worker %(worker)s designated.") % {"worker": str(worker)[:8]}
@@ -1404,15 +1389,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             )
         )
         language = translations(session.language)
-        header = [
-            language.gettext("No."),
-            language.gettext("Name"),
-            "NIK",
-            language.gettext("Kelurahan"),
-            language.gettext("Kecamatan"),
-            language.gettext("Months"),
-            language.gettext("Coverage from"),
-        ]
+        header = columns(language, "decree-annex")
         rows = []
         for number_, (w, found) in enumerate(zip(workers, seen, strict=True), start=1):
             personal = (found.body or {}).get("personal") or {} if found.ok else {}
@@ -1442,6 +1419,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         return exports.download(header, rows, kind, name)
 
     return app
+
+
+def columns(language: gettext.NullTranslations, download: str) -> list[str]:
+    """A download's column names in the user's language."""
+    return [language.gettext(name) for name in COLUMNS[download]]
 
 
 def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:
