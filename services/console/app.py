@@ -644,7 +644,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 for w in found
             ]
             return exports.download(header, rows, export, "pekerja")
-        shown, pages = (found, max(1, -(-total // PAGE_SIZE))) if query else paged(found, page)
+        shown, pages = (found, pager(page, total)["pages"]) if query else paged(found, page)
         return render(
             "workers.html.j2",
             session,
@@ -941,9 +941,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             session.language,
             invoice=body["invoice"],
             lines=lines,
-            page=page,
-            pages=max(1, -(-total // PAGE_SIZE)),
-            total=total,
+            **pager(page, total),
             cohort_name=lambda c: language.gettext(COHORT_NAMES.get(str(c), str(c))),
         )
 
@@ -979,9 +977,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             on=body["on"],
             typed_on=on,
             workers=listed,
-            page=page,
-            pages=max(1, -(-total // PAGE_SIZE)),
-            total=total,
+            **pager(page, total),
         )
 
     @app.post("/billing-runs", response_class=Response)
@@ -1435,8 +1431,13 @@ def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:
     }
 
 
+def pager(page: int, total: int) -> dict[str, int]:
+    """What a page's pager shows: the page, how many pages, how many items in all."""
+    return {"page": page, "pages": max(1, -(-total // PAGE_SIZE)), "total": total}
+
+
 def paged(items: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], int]:
-    pages = max(1, -(-len(items) // PAGE_SIZE))
+    pages = pager(page, len(items))["pages"]
     start = (min(page, pages) - 1) * PAGE_SIZE
     return items[start : start + PAGE_SIZE], pages
 
