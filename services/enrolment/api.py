@@ -291,9 +291,12 @@ async def search_workers(
     scope = AreaScope.of(principal)
     if not scope.acts_on_people:
         raise HTTPException(403, f"role {principal.role} may not search workers by name or NIK")
+    text = q.strip()
+    if len(text) < 2:
+        raise HTTPException(422, "q: a search needs two characters at least, besides spaces")
     if kelurahan is not None:
         scope.require(kelurahan, "search the workers")
-    return await queries.search(service, scope, q.strip(), kelurahan, offset, limit)
+    return await queries.search(service, scope, text, kelurahan, offset, limit)
 
 
 @router.get("/workers/{worker_id}")

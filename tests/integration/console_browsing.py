@@ -111,6 +111,14 @@ def type_into(browser: WebDriver, element_id: str, text: str) -> None:
     press(browser, text)
 
 
+def type_and_send(browser: WebDriver, element_id: str, text: str) -> None:
+    """Type into a field and send its form with the Enter key; wait for the answer."""
+    type_into(browser, element_id, text)
+    field = browser.find_element(By.ID, element_id)
+    press(browser, Keys.ENTER)
+    WebDriverWait(browser, 30).until(replaced(field))
+
+
 def follow(browser: WebDriver, href: str) -> None:
     """Reach a menu entry by the keyboard and follow it."""
     activate(browser, browser.find_element(By.CSS_SELECTOR, f"nav a[href='{href}']"))

@@ -23,6 +23,7 @@ from tests.integration.console_browsing import (
     phone_shot,
     shot,
     sign_in,
+    type_and_send,
     type_into,
     walked,
 )
@@ -44,6 +45,18 @@ def walk(browser: WebDriver, base: str) -> None:
     shot(browser, ROLE, "invoice")
     accessible(browser, "billing")
     phone_shot(browser, ROLE, "billing")
+
+    # The invoice's lines, then the arrears list with the worker's standing on a December day.
+    activate(browser, browser.find_element(By.CSS_SELECTOR, "section[id^=invoice-] h3 a"))
+    lines = browser.find_element(By.ID, "lines").text
+    assert "2024-11" in lines, lines
+    assert "Rp16.800" in lines, lines
+    shot(browser, ROLE, "invoice-lines")
+    accessible(browser, "invoice-lines")
+    assert in_arrears(browser, "15-12-2024") == "dalam masa tenggang"
+    shot(browser, ROLE, "arrears")
+    accessible(browser, "arrears")
+    follow(browser, "/billing")
 
     [invoice] = browser.find_elements(By.CSS_SELECTOR, "section[id^=invoice-]")
     key = invoice.get_attribute("id").removeprefix("invoice-")
@@ -70,6 +83,19 @@ def walk(browser: WebDriver, base: str) -> None:
         "Pembayaran tercatat: 1 pekerja-bulan dibayar."
     )
     shot(browser, ROLE, "paid")
+    assert in_arrears(browser, "15-12-2024") == ""  # paid: nobody owes
+
+
+def in_arrears(browser: WebDriver, day: str) -> str:
+    """The standing of the one worker listed in arrears on ``day``, or "" when none is."""
+    follow(browser, "/arrears")
+    type_and_send(browser, "on", day)
+    if browser.find_elements(By.ID, "no-arrears"):
+        return ""
+    [row] = browser.find_elements(By.CSS_SELECTOR, "#arrears tbody tr")
+    cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[2:4] == ["2024-11, 2024-12", "Rp16.800"], cells
+    return cells[1]
 
 
 async def test_a_billing_officer_bills_a_month_and_records_its_payment(

@@ -63,6 +63,16 @@ def pay(browser: WebDriver, claim: str) -> str:
     return str(browser.find_element(By.ID, "notice").text)
 
 
+def award(browser: WebDriver, claim: str) -> str:
+    """The claim's own page: what its approval pays, and no school year to come."""
+    listed = browser.find_element(By.ID, f"claim-{claim}")
+    activate(browser, listed.find_element(By.CSS_SELECTOR, f"a[href='/claims/{claim}']"))
+    shot(browser, ROLE, "award")
+    accessible(browser, "award")
+    approved = browser.find_element(By.ID, "approved").text
+    return f"{approved}\n{browser.find_element(By.ID, 'none-to-come').text}"
+
+
 async def test_a_claims_officer_files_a_death_claim_and_records_its_payment(
     world: World, console: str, browser: WebDriver
 ) -> None:
@@ -89,3 +99,8 @@ async def test_a_claims_officer_files_a_death_claim_and_records_its_payment(
                 await api.get(f"{URLS['claims']}/claims/{claim['claim_id']}", headers=bearer(ROLE))
             ).json()
             assert (paid["status"], paid["payment_ref"]) == ("paid", "BPJS 2024/11/001")
+            shown_award = await asyncio.to_thread(
+                walked, browser, ROLE, lambda: award(browser, claim["claim_id"])
+            )
+            assert "Santunan kematian, dibayar sekaligus" in shown_award, shown_award
+            assert "Tidak ada lagi tahun ajaran yang perlu disetujui." in shown_award

@@ -15,10 +15,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.wait import WebDriverWait
 
 from services.enrolment.imports import COLUMNS
-from tests.integration.browsing import browser, press, replaced
+from tests.integration.browsing import browser, press
 from tests.integration.console_browsing import (
     ARTIFACTS,
     accessible,
@@ -30,6 +29,7 @@ from tests.integration.console_browsing import (
     shot,
     sign_in,
     tab_to,
+    type_and_send,
     type_into,
     walked,
 )
@@ -69,16 +69,9 @@ def import_list(registered_nik: str) -> Path:
     return path
 
 
-def search_for(browser: WebDriver, text: str) -> None:
-    type_into(browser, "q", text)
-    field = browser.find_element(By.ID, "q")
-    press(browser, Keys.ENTER)
-    WebDriverWait(browser, 30).until(replaced(field))
-
-
 def second_page(browser: WebDriver) -> str:
     """More workers alike than a page holds: the second page has the rest."""
-    search_for(browser, "warga halaman")
+    type_and_send(browser, "q", "warga halaman")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) == 25
     assert "Semuanya 26; halaman 1 dari 2." in browser.find_element(By.CLASS_NAME, "pager").text
     activate(browser, browser.find_element(By.CSS_SELECTOR, ".pager a[rel=next]"))
@@ -145,12 +138,12 @@ def walk(browser: WebDriver, base: str, nik: str) -> tuple[str, dict[str, str]]:
     accessible(browser, "imported")
 
     follow(browser, "/workers")
-    search_for(browser, nik)
+    type_and_send(browser, "q", nik)
     listed = browser.find_element(By.ID, "workers").text
     for shown in ("Siti Aminah", "Pedagang keliling", "terdaftar"):
         assert shown in listed
     # Any part of a name, whatever its case, searched by the enrolment service.
-    search_for(browser, "aMINAH")
+    type_and_send(browser, "q", "aMINAH")
     assert "Siti Aminah" in browser.find_element(By.ID, "workers").text
     shot(browser, ROLE, "workers")
     accessible(browser, "workers")
