@@ -623,14 +623,21 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         query = q.strip()
-        if query:
+        language = translations(session.language)
+        errors: dict[str, list[str]] = {}
+        found: list[dict[str, Any]] = []
+        total = 0
+        if len(query) == 1:
+            errors["q"] = [language.gettext("Type two letters at least, or a 16-digit NIK.")]
+        elif query:
             # The service matches the name, or finds the NIK through its keyed index.
-            search = {"q": query, "kelurahan": session.principal.area}
+            search = {"q": query, "kelurahan": session.principal.area} | (
+                {"status": status} if status else {}
+            )
             _, found, total = await fetched(session, WORKER_SEARCH, search, page, bool(export))
         else:
             found = await workers_in_area(session, status)
             total = len(found)
-        language = translations(session.language)
         if export:
             header = columns(language, "workers")
             rows = [
@@ -656,6 +663,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             pages=pages,
             total=total,
             export_query=urlencode({"q": query, "status": status or ""}),
+            errors=errors,
         )
 
     @app.get("/imports/new", response_class=HTMLResponse)

@@ -283,6 +283,7 @@ async def search_workers(
     service: Enrolment,
     q: Annotated[str, Query(min_length=2, max_length=100, description="A name, or a NIK")],
     kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")] = None,
+    status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> WorkerPage:
@@ -296,7 +297,7 @@ async def search_workers(
         raise HTTPException(422, "q: a search needs two characters at least, besides spaces")
     if kelurahan is not None:
         scope.require(kelurahan, "search the workers")
-    return await queries.search(service, scope, text, kelurahan, offset, limit)
+    return await queries.search(service, scope, text, kelurahan, status, offset, limit)
 
 
 @router.get("/workers/{worker_id}")

@@ -131,27 +131,31 @@ async def search(
     scope: AreaScope,
     text: str,
     kelurahan: str | None,
+    status: str | None,
     offset: int,
     limit: int,
 ) -> WorkerPage:
-    """Workers of the caller's area (and of ``kelurahan`` if given) whose NIK is ``text`` (16
-    digits, found through the keyed index) or whose name contains it, whatever the case, in
-    the order they registered; a page of ``limit`` from ``offset``."""
+    """Workers of the caller's area (and of ``kelurahan``, of ``status``, if given) whose NIK
+    is ``text`` (16 digits, found through the keyed index) or whose name contains it, whatever
+    the case, in the order they registered; a page of ``limit`` from ``offset``."""
     if re.fullmatch(r"[0-9]{16}", text):
         found = await workers(service, scope, text, None, None, 1)
-        matching = [w for w in found if kelurahan is None or w.kelurahan_code == kelurahan]
+        matching = [
+            w for w in found if kelurahan in (None, w.kelurahan_code) and status in (None, w.status)
+        ]
         return WorkerPage(
             workers=matching[offset : offset + limit],
             total=len(matching),
             offset=offset,
             searched_all=True,
         )
-    within = scope.sql_filter(3, "kelurahan_code", "kecamatan_code")
+    within = scope.sql_filter(4, "kelurahan_code", "kecamatan_code")
     rows = await service.pool.fetch(
         f"SELECT * FROM {service.schema}.workers "
-        f"WHERE ($1::text IS NULL OR kelurahan_code = $1) AND {within.condition} "
-        "ORDER BY registered_at, worker_id LIMIT $2",
+        "WHERE ($1::text IS NULL OR kelurahan_code = $1) AND ($2::text IS NULL OR status = $2) "
+        f"AND {within.condition} ORDER BY registered_at, worker_id LIMIT $3",
         kelurahan,
+        status,
         MAX_NAME_SEARCHED + 1,
         *within.args,
     )
