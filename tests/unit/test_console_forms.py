@@ -46,6 +46,7 @@ def console() -> Iterator[TestClient]:
         verification_url=nowhere,
         billing_url=nowhere,
         claims_url=nowhere,
+        audit_url="https://audit.test",
     )
     app = create_app(settings, AuthSettings(issuer=f"{nowhere}/realms/berlian"))
     with TestClient(app, base_url="https://console.test") as client:
@@ -138,3 +139,14 @@ def test_the_pages_speak_the_language_chosen(console: TestClient) -> None:
     assert 'lang="en"' in home.text
     assert "Sign out" in home.text
     assert "Keluar" not in home.text
+
+
+def test_the_auditor_lands_on_a_way_to_the_audit_pages(console: TestClient) -> None:
+    sessions: Sessions = console.app.state.sessions  # type: ignore[attr-defined]
+    session_id = sessions.start(
+        Principal("audit-1", "auditor", None), "t", time.time() + 600, "", "id"
+    )
+    home = console.get("/", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
+    assert 'href="https://audit.test/sign-in/provider"' in home.text
+    assert "Halaman auditor" in home.text
+    assert 'href="/arrears"' in home.text
