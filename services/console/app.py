@@ -639,18 +639,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             found = await workers_in_area(session, status)
             total = len(found)
         if export:
-            header = columns(language, "workers")
-            rows = [
-                [
-                    str((w.get("personal") or {}).get("full_name", "")),
-                    str((w.get("personal") or {}).get("nik", "")),
-                    occupation_name(w.get("occupation_code"), session.language),
-                    language.gettext(STATUS_NAMES.get(w["status"], w["status"])),
-                    long_date(w.get("coverage_start"), session.language),
-                ]
-                for w in found
-            ]
-            return exports.download(header, rows, export, "pekerja")
+            return downloaded(session.language, "workers", found, export, "pekerja")
         shown, pages = (found, pager(page, total)["pages"]) if query else paged(found, page)
         return render(
             "workers.html.j2",
@@ -760,18 +749,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             )
             for case, found in zip(paged(cases, page)[0], decided, strict=True):
                 case["decision"] = found.body if found.ok else None
-        language = translations(session.language)
         if export is not None:
-            header = columns(language, "worklist")
-            rows = [
-                [
-                    str(c["worker_id"]),
-                    kelurahan_name(c.get("kelurahan_code")),
-                    instant(c.get("registered_at"), session.language),
-                ]
-                for c in cases
-            ]
-            return exports.download(header, rows, export, "daftar-kerja")
+            return downloaded(session.language, "worklist", cases, export, "daftar-kerja")
         shown, pages = paged(cases, page)
         return render(
             "worklist.html.j2",
@@ -845,22 +824,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         allowed(session, "billing_officer")
         answer = await services.call("billing", "GET", "/invoices", session.token)
         invoices = list(answer.body or []) if answer.ok else []
-        language = translations(session.language)
         if export is not None:
-            header = columns(language, "invoices")
-            rows = [
-                [
-                    i["period"],
-                    language.gettext("yes") if i["supplementary"] else language.gettext("no"),
-                    number(i["lines"], session.language),
-                    rupiah(i["total"], session.language),
-                    instant(i["issued_at"], session.language),
-                    long_date(i.get("paid_on"), session.language),
-                    i.get("payment_ref") or "",
-                ]
-                for i in invoices
-            ]
-            return exports.download(header, rows, export, "tagihan")
+            return downloaded(session.language, "invoices", invoices, export, "tagihan")
         shown, pages = paged(invoices, page)
         return render(
             "billing.html.j2",
@@ -930,19 +895,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         )
         language = translations(session.language)
         if export is not None:
-            header = columns(language, "invoice-lines")
-            rows = [
-                [
-                    str(line["worker_id"]),
-                    line["period"],
-                    language.gettext(COHORT_NAMES.get(line["cohort"], line["cohort"])),
-                    rupiah(line["amount"], session.language),
-                    long_date(line.get("paid_on"), session.language),
-                    language.gettext("yes") if line["cancelled"] else language.gettext("no"),
-                ]
-                for line in lines
-            ]
-            return exports.download(header, rows, export, f"tagihan-{body['invoice']['period']}")
+            return downloaded(
+                session.language,
+                "invoice-lines",
+                lines,
+                export,
+                f"tagihan-{body['invoice']['period']}",
+            )
         return render(
             "invoice.html.j2",
             session,
@@ -964,20 +923,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         allowed(session, "billing_officer", "auditor")
         day = iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
         body, listed, total = await fetched(session, ARREARS, {"on": day}, page, export is not None)
-        language = translations(session.language)
         if export is not None:
-            header = columns(language, "arrears")
-            rows = [
-                [
-                    str(w["standing"]["worker_id"]),
-                    language.gettext(STANDINGS[w["standing"]["status"]]),
-                    ", ".join(w["standing"]["arrears"]),
-                    rupiah(w["owed"], session.language),
-                    w["standing"]["last_paid"] or "",
-                ]
-                for w in listed
-            ]
-            return exports.download(header, rows, export, f"tunggakan-{day}")
+            return downloaded(session.language, "arrears", listed, export, f"tunggakan-{day}")
         return render(
             "arrears.html.j2",
             session,
@@ -1071,19 +1018,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         claims = list(answer.body or []) if answer.ok else []
         language = translations(session.language)
         if export is not None:
-            header = columns(language, "claims")
-            rows = [
-                [
-                    str(c["claim_id"]),
-                    str(c["worker_id"]),
-                    c["benefit"],
-                    long_date(c["incident_date"], session.language),
-                    language.gettext(CLAIM_STATUS.get(c["status"], c["status"])),
-                    rupiah(c.get("total"), session.language),
-                ]
-                for c in claims
-            ]
-            return exports.download(header, rows, export, "klaim")
+            return downloaded(session.language, "claims", claims, export, "klaim")
         shown, pages = paged(claims, page)
         return render(
             "claims.html.j2",
@@ -1423,6 +1358,98 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         return exports.download(header, rows, kind, name)
 
     return app
+
+
+# A row of each download, as the page shows it: ``language`` translates the words, ``lang``
+# writes the amounts and dates.
+def worker_row(w: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str((w.get("personal") or {}).get("full_name", "")),
+        str((w.get("personal") or {}).get("nik", "")),
+        occupation_name(w.get("occupation_code"), lang),
+        language.gettext(STATUS_NAMES.get(w["status"], w["status"])),
+        long_date(w.get("coverage_start"), lang),
+    ]
+
+
+def case_row(c: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str(c["worker_id"]),
+        kelurahan_name(c.get("kelurahan_code")),
+        instant(c.get("registered_at"), lang),
+    ]
+
+
+def invoice_row(i: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        i["period"],
+        language.gettext("yes") if i["supplementary"] else language.gettext("no"),
+        number(i["lines"], lang),
+        rupiah(i["total"], lang),
+        instant(i["issued_at"], lang),
+        long_date(i.get("paid_on"), lang),
+        i.get("payment_ref") or "",
+    ]
+
+
+def invoice_line_row(
+    line: dict[str, Any], language: gettext.NullTranslations, lang: Language
+) -> list[str]:
+    return [
+        str(line["worker_id"]),
+        line["period"],
+        language.gettext(COHORT_NAMES.get(line["cohort"], line["cohort"])),
+        rupiah(line["amount"], lang),
+        long_date(line.get("paid_on"), lang),
+        language.gettext("yes") if line["cancelled"] else language.gettext("no"),
+    ]
+
+
+def arrears_row(w: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str(w["standing"]["worker_id"]),
+        language.gettext(STANDINGS[w["standing"]["status"]]),
+        ", ".join(w["standing"]["arrears"]),
+        rupiah(w["owed"], lang),
+        w["standing"]["last_paid"] or "",
+    ]
+
+
+def claim_row(c: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str(c["claim_id"]),
+        str(c["worker_id"]),
+        c["benefit"],
+        long_date(c["incident_date"], lang),
+        language.gettext(CLAIM_STATUS.get(c["status"], c["status"])),
+        rupiah(c.get("total"), lang),
+    ]
+
+
+# How each download writes a row of what is listed.
+ROWS: dict[str, Callable[[dict[str, Any], gettext.NullTranslations, Language], list[str]]] = {
+    "workers": worker_row,
+    "worklist": case_row,
+    "invoices": invoice_row,
+    "invoice-lines": invoice_line_row,
+    "arrears": arrears_row,
+    "claims": claim_row,
+}
+
+
+def downloaded(
+    lang: Language,
+    download: str,
+    items: list[dict[str, Any]],
+    kind: Literal["csv", "xlsx"],
+    name: str,
+) -> Response:
+    """What a listing shows, as a CSV or XLSX file in the user's language."""
+    language = translations(lang)
+    row = ROWS[download]
+    return exports.download(
+        columns(language, download), [row(i, language, lang) for i in items], kind, name
+    )
 
 
 def columns(language: gettext.NullTranslations, download: str) -> list[str]:

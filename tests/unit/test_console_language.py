@@ -11,6 +11,7 @@ import pytest
 from openpyxl import Workbook
 
 from services.console import imports
+from services.console.app import downloaded
 from services.console.catalogue import messages, untranslated
 from services.console.i18n import (
     catalogue_path,
@@ -95,3 +96,24 @@ def test_a_list_that_is_not_utf8_is_refused_saying_how_to_save_it() -> None:
     with pytest.raises(imports.UnreadableListError) as refused:
         imports.as_service_csv("list.csv", "nik;nama\n1;Sité\n".encode("latin-1"))
     assert "UTF-8" in str(refused.value)
+
+
+def test_a_download_writes_what_the_page_lists_in_the_users_language() -> None:
+    invoice = {
+        "period": "2024-11",
+        "supplementary": False,
+        "lines": 1200,
+        "total": 20_160_000,
+        "issued_at": "2024-12-01T02:00:00Z",
+        "paid_on": "2024-12-10",
+        "payment_ref": "SP2D 00123/2024",
+    }
+    sheet = downloaded("id", "invoices", [invoice], "csv", "tagihan")
+    assert sheet.headers["content-disposition"].endswith('filename="tagihan.csv"')
+    text = bytes(sheet.body).decode("utf-8-sig")
+    header, row = text.splitlines()[:2]
+    assert header.startswith("Bulan")
+    assert "tidak" in row
+    assert "1.200" in row
+    assert "Rp20.160.000" in row
+    assert "10 Desember 2024" in row
