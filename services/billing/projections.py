@@ -49,14 +49,6 @@ PREMIUMS_CANCELLED = Migration(
     """,
 )
 
-PREMIUMS_BY_INVOICE = Migration(
-    "premiums_by_invoice",
-    """
-    -- An invoice's lines are read a page at a time.
-    CREATE INDEX ON {schema}.premiums (invoice_id, worker_id, period);
-    """,
-)
-
 
 @dataclass(frozen=True)
 class PremiumsProjection:
@@ -65,7 +57,7 @@ class PremiumsProjection:
     name: str = "premiums"
     sources: Sequence[str] = ("billing",)
     event_types: frozenset[str] = frozenset({"PremiumInvoiced", "PremiumPaid", "PremiumCancelled"})
-    migrations: Sequence[Migration] = (PREMIUMS_TABLE, PREMIUMS_CANCELLED, PREMIUMS_BY_INVOICE)
+    migrations: Sequence[Migration] = (PREMIUMS_TABLE, PREMIUMS_CANCELLED)
     tables: Sequence[str] = ("premiums",)
 
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:

@@ -111,10 +111,13 @@ async def invoice_lines(
     )
     if found is None:
         return None
+    # The lines as the invoice was issued (the write side: no projection to wait for); a line
+    # cancelled once the invoice was paid is owed back.
     rows = await service.pool.fetch(
-        f"SELECT worker_id, period, cohort, amount, paid_on, cancelled, refund_due "
-        f"FROM {service.schema}.premiums WHERE invoice_id = $1 "
-        "ORDER BY worker_id, period OFFSET $2 LIMIT $3",
+        f"SELECT l.worker_id, l.period, l.cohort, l.total AS amount, i.paid_on, l.cancelled, "
+        "l.cancelled AND i.paid_on IS NOT NULL AS refund_due "
+        f"FROM {service.schema}.invoice_lines l JOIN {service.schema}.invoices i USING "
+        "(invoice_id) WHERE invoice_id = $1 ORDER BY l.worker_id, l.period OFFSET $2 LIMIT $3",
         invoice_id,
         offset,
         limit,
@@ -129,23 +132,24 @@ async def invoice_lines(
 async def arrears(service: BillingService, on: date, offset: int, limit: int) -> ArrearsList:
     """The workers with months invoiced up to ``on`` and not paid (nor cancelled), by worker,
     each with their standing on that day; a page of ``limit`` from ``offset``."""
+    unpaid = (
+        f"FROM {service.schema}.invoice_lines l JOIN {service.schema}.invoices i "
+        "USING (invoice_id) WHERE i.paid_on IS NULL AND NOT l.cancelled AND l.period <= $1"
+    )
     rows = await service.pool.fetch(
-        f"SELECT worker_id, count(*) AS unpaid_months, sum(amount)::bigint AS owed, "
-        f"count(*) OVER () AS total FROM {service.schema}.premiums "
-        "WHERE paid_on IS NULL AND NOT cancelled AND period <= $1 "
-        "GROUP BY worker_id ORDER BY worker_id OFFSET $2 LIMIT $3",
+        f"SELECT l.worker_id, count(*) AS unpaid_months, sum(l.total)::bigint AS owed, "
+        f"count(*) OVER () AS total {unpaid} GROUP BY l.worker_id ORDER BY l.worker_id "
+        "OFFSET $2 LIMIT $3",
         period_of(on),
         offset,
         limit,
     )
-    if not rows and offset > 0:
-        total = await service.pool.fetchval(
-            f"SELECT count(DISTINCT worker_id) FROM {service.schema}.premiums "
-            "WHERE paid_on IS NULL AND NOT cancelled AND period <= $1",
-            period_of(on),
-        )
-    else:
+    if rows or offset == 0:
         total = rows[0]["total"] if rows else 0
+    else:  # a page past the last: how many there are, still
+        total = await service.pool.fetchval(
+            f"SELECT count(DISTINCT l.worker_id) {unpaid}", period_of(on)
+        )
     listed = [
         ArrearsView(
             standing=await standing(service, r["worker_id"], on),
