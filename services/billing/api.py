@@ -8,12 +8,19 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.billing import queries
 from services.billing.budget import AllocateBudget
-from services.billing.queries import BudgetReport, InvoiceView, PremiumView, StandingView
+from services.billing.queries import (
+    ArrearsList,
+    BudgetReport,
+    InvoiceLines,
+    InvoiceView,
+    PremiumView,
+    StandingView,
+)
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.billing import InvoiceIssued
@@ -72,6 +79,9 @@ def billing(request: Request) -> BillingService:
 
 
 Caller = Annotated[Principal, Depends(caller)]
+# A listing's page: where it starts, and how many it holds at most.
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=500)]
 Billing = Annotated[BillingService, Depends(billing)]
 router = service_router()
 
@@ -116,6 +126,35 @@ async def invoices(
     """Invoices, newest first, optionally of one month."""
     require_role(principal, ["billing_officer", "city_admin", "auditor"])
     return await queries.invoices(service, period)
+
+
+@router.get("/invoices/{invoice_id}")
+async def invoice(
+    invoice_id: uuid.UUID,
+    principal: Caller,
+    service: Billing,
+    offset: Offset = 0,
+    limit: PageSize = 50,
+) -> InvoiceLines:
+    """An invoice with a page of its lines: each worker-month, paid or cancelled."""
+    require_role(principal, ["billing_officer", "city_admin", "auditor"])
+    found = await queries.invoice_lines(service, invoice_id, offset, limit)
+    if found is None:
+        raise HTTPException(404, f"no invoice {invoice_id}")
+    return found
+
+
+@router.get("/arrears")
+async def arrears(
+    on: date,
+    principal: Caller,
+    service: Billing,
+    offset: Offset = 0,
+    limit: PageSize = 50,
+) -> ArrearsList:
+    """The workers with months invoiced up to a day and unpaid, each with their standing."""
+    require_role(principal, ["billing_officer", "city_admin", "auditor"])
+    return await queries.arrears(service, on, offset, limit)
 
 
 @router.post("/invoices/{invoice_id}/payments", status_code=201)

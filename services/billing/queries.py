@@ -1,14 +1,15 @@
-"""Billing's reads: invoices, a worker's standing on a date, the budget report."""
+"""Billing's reads: invoices and their lines, a worker's standing on a date, the workers in
+arrears, the budget report."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.billing.service import BillingService
-from shared.policy.membership import Status, standing_on
+from shared.policy.membership import Status, period_of, standing_on
 from shared.projection.freshness import wait_until_caught_up
 
 
@@ -23,6 +24,43 @@ class InvoiceView(BaseModel):
     payment_ref: str | None
 
 
+class StandingView(BaseModel):
+    worker_id: uuid.UUID
+    on: date
+    status: Status
+    arrears: list[str]
+    last_paid: str | None
+
+
+class InvoiceLine(BaseModel):
+    worker_id: uuid.UUID
+    period: str
+    cohort: str
+    amount: int
+    paid_on: date | None
+    cancelled: bool  # the coverage ended before the month: not owed
+    refund_due: bool  # cancelled after it was paid: the city is owed it back
+
+
+class InvoiceLines(BaseModel):
+    invoice: InvoiceView
+    lines: list[InvoiceLine]
+    offset: int
+
+
+class ArrearsView(BaseModel):
+    standing: StandingView
+    unpaid_months: int = Field(description="Months invoiced up to the day and not paid.")
+    owed: int = Field(description="Their premiums, in rupiah.")
+
+
+class ArrearsList(BaseModel):
+    on: date
+    workers: list[ArrearsView]
+    total: int = Field(description="Workers in arrears in all (the page is a slice of them).")
+    offset: int
+
+
 class PremiumView(BaseModel):
     period: str
     amount: int
@@ -30,14 +68,6 @@ class PremiumView(BaseModel):
     paid_on: date | None
     cancelled: bool  # a month the coverage no longer includes (it ended earlier)
     refund_due: bool  # cancelled after it was paid: the city is owed it back
-
-
-class StandingView(BaseModel):
-    worker_id: uuid.UUID
-    on: date
-    status: Status
-    arrears: list[str]
-    last_paid: str | None
 
 
 class CohortBudget(BaseModel):
@@ -55,16 +85,80 @@ class BudgetReport(BaseModel):
     cohorts: list[CohortBudget]
 
 
+def _invoices_sql(schema: str, where: str) -> str:
+    # The total still owed: less the lines cancelled before it was paid.
+    return (
+        "SELECT invoice_id, period, supplementary, i.total - coalesce(c.cancelled, 0) AS total, "
+        f"lines, issued_at, paid_on, payment_ref FROM {schema}.invoices i "
+        f"LEFT JOIN {schema}.invoice_cancellations c USING (invoice_id) WHERE {where} "
+        "ORDER BY issued_at DESC"
+    )
+
+
 async def invoices(service: BillingService, period: str | None) -> list[InvoiceView]:
     rows = await service.pool.fetch(
-        # The total still owed: less the lines cancelled before it was paid.
-        "SELECT invoice_id, period, supplementary, i.total - coalesce(c.cancelled, 0) AS total, "
-        f"lines, issued_at, paid_on, payment_ref FROM {service.schema}.invoices i "
-        f"LEFT JOIN {service.schema}.invoice_cancellations c USING (invoice_id) "
-        "WHERE ($1::text IS NULL OR period = $1) ORDER BY issued_at DESC",
-        period,
+        _invoices_sql(service.schema, "($1::text IS NULL OR period = $1)"), period
     )
     return [InvoiceView.model_validate(dict(r)) for r in rows]
+
+
+async def invoice_lines(
+    service: BillingService, invoice_id: uuid.UUID, offset: int, limit: int
+) -> InvoiceLines | None:
+    """An invoice with a page of its lines (worker-months, by worker); None: no such invoice."""
+    found = await service.pool.fetchrow(
+        _invoices_sql(service.schema, "invoice_id = $1"), invoice_id
+    )
+    if found is None:
+        return None
+    # The lines as the invoice was issued (the write side: no projection to wait for); a line
+    # cancelled once the invoice was paid is owed back.
+    rows = await service.pool.fetch(
+        f"SELECT l.worker_id, l.period, l.cohort, l.total AS amount, i.paid_on, l.cancelled, "
+        "l.cancelled AND i.paid_on IS NOT NULL AS refund_due "
+        f"FROM {service.schema}.invoice_lines l JOIN {service.schema}.invoices i USING "
+        "(invoice_id) WHERE invoice_id = $1 ORDER BY l.worker_id, l.period OFFSET $2 LIMIT $3",
+        invoice_id,
+        offset,
+        limit,
+    )
+    return InvoiceLines(
+        invoice=InvoiceView.model_validate(dict(found)),
+        lines=[InvoiceLine.model_validate(dict(r)) for r in rows],
+        offset=offset,
+    )
+
+
+async def arrears(service: BillingService, on: date, offset: int, limit: int) -> ArrearsList:
+    """The workers with months invoiced up to ``on`` and not paid (nor cancelled), by worker,
+    each with their standing on that day; a page of ``limit`` from ``offset``."""
+    unpaid = (
+        f"FROM {service.schema}.invoice_lines l JOIN {service.schema}.invoices i "
+        "USING (invoice_id) WHERE i.paid_on IS NULL AND NOT l.cancelled AND l.period <= $1"
+    )
+    rows = await service.pool.fetch(
+        f"SELECT l.worker_id, count(*) AS unpaid_months, sum(l.total)::bigint AS owed, "
+        f"count(*) OVER () AS total {unpaid} GROUP BY l.worker_id ORDER BY l.worker_id "
+        "OFFSET $2 LIMIT $3",
+        period_of(on),
+        offset,
+        limit,
+    )
+    if rows or offset == 0:
+        total = rows[0]["total"] if rows else 0
+    else:  # a page past the last: how many there are, still
+        total = await service.pool.fetchval(
+            f"SELECT count(DISTINCT l.worker_id) {unpaid}", period_of(on)
+        )
+    listed = [
+        ArrearsView(
+            standing=await standing(service, r["worker_id"], on),
+            unpaid_months=r["unpaid_months"],
+            owed=r["owed"],
+        )
+        for r in rows
+    ]
+    return ArrearsList(on=on, workers=listed, total=total, offset=offset)
 
 
 async def premiums(service: BillingService, worker_id: uuid.UUID) -> list[PremiumView]:

@@ -6,7 +6,7 @@ to ``services.claims.queries``.
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.claims import queries
 from services.claims.benefits import Child
 from services.claims.domain import Claim
-from services.claims.queries import ClaimView
+from services.claims.queries import AwardView, ClaimView
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.events.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
@@ -29,6 +29,8 @@ from shared.http import (
     service_router,
 )
 from shared.policy.calendar import business_day
+
+Found = TypeVar("Found")
 
 
 class ChildRequest(BaseModel):
@@ -92,6 +94,13 @@ Claims = Annotated[ClaimsService, Depends(claims_service)]
 router = service_router()
 
 
+def found(read: Found | None, missing: str) -> Found:
+    """What a read found, or 404 saying what was not there."""
+    if read is None:
+        raise HTTPException(404, missing)
+    return read
+
+
 @router.post("/claims", status_code=201)
 async def file(
     body: ClaimRequest,
@@ -127,10 +136,14 @@ async def file(
 async def get_claim(claim_id: uuid.UUID, principal: Caller, service: Claims) -> ClaimView:
     """A claim, its status and the decision in plain words."""
     require_role(principal, ["claims_officer", "city_admin", "auditor"])
-    found = await queries.claim(service, claim_id)
-    if found is None:
-        raise HTTPException(404, f"no claim {claim_id}")
-    return found
+    return found(await queries.claim(service, claim_id), f"no claim {claim_id}")
+
+
+@router.get("/claims/{claim_id}/award")
+async def get_award(claim_id: uuid.UUID, principal: Caller, service: Claims) -> AwardView:
+    """An approved claim's award: what it pays, and a scholarship's school years to come."""
+    require_role(principal, ["claims_officer", "city_admin", "auditor"])
+    return found(await queries.award(service, claim_id), f"no approved claim {claim_id}")
 
 
 @router.get("/claims")

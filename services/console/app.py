@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gettext
 import hashlib
 import hmac
-import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 import jwt
-from fastapi import Cookie, FastAPI, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Cookie, Depends, FastAPI, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +29,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.console import exports, imports
-from services.console.client import Answer, ServiceDownError, Services
+from services.console.claim_form import CHILD_ROWS, FIELD_OF, claim_request, typed_values
+from services.console.client import Answer, Service, ServiceDownError, Services
 from services.console.i18n import (
     DEFAULT_LANGUAGE,
     JAKARTA,
@@ -45,6 +47,7 @@ from services.console.i18n import (
 from services.console.refusals import N_, by_field, translated
 from services.console.sessions import Session, Sessions
 from services.console.settings import ConsoleSettings
+from services.console.typed import iso_date, rupiahs
 from shared.auth import (
     AuthSettings,
     Principal,
@@ -99,6 +102,23 @@ BENEFIT_ITEMS = {
     "STMB_REDUCED": N_("Wages while unable to work, at a reduced share"),
     "DISABILITY_TOTAL": N_("Total permanent disability"),
     "MEDICAL": N_("Medical care, as needed"),
+    "SCHOLARSHIP_TK": N_("Scholarship, kindergarten (TK)"),
+    "SCHOLARSHIP_SD": N_("Scholarship, primary school (SD)"),
+    "SCHOLARSHIP_SMP": N_("Scholarship, junior high school (SMP)"),
+    "SCHOLARSHIP_SMA": N_("Scholarship, senior high school (SMA)"),
+    "SCHOLARSHIP_UNIVERSITY": N_("Scholarship, university"),
+}
+ACCIDENT_BENEFITS = {
+    "medical": N_("Medical care"),
+    "temporary_incapacity": N_("Temporarily unable to work (STMB)"),
+    "total_permanent_disability": N_("Total permanent disability"),
+}
+SCHOOL_LEVELS = {
+    "TK": N_("Kindergarten (TK)"),
+    "SD": N_("Primary school (SD)"),
+    "SMP": N_("Junior high school (SMP)"),
+    "SMA": N_("Senior high school (SMA)"),
+    "university": N_("University"),
 }
 CLAIM_DOCUMENTS = {
     "akta kematian": N_("Death certificate (akta kematian)"),
@@ -113,6 +133,59 @@ CLAIM_STATUS = {
     "pending": N_("waiting: premiums in arrears"),
     "paid": N_("paid"),
 }
+# The columns of each download, in the order its rows give them (NIK is NIK in both languages).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "workers": (N_("Name"), "NIK", N_("Occupation"), N_("Status"), N_("Coverage from")),
+    "worklist": (N_("Worker"), N_("Kelurahan"), N_("Registered")),
+    "invoices": (
+        N_("Month"),
+        N_("Supplementary"),
+        N_("Worker-months"),
+        N_("Total"),
+        N_("Issued"),
+        N_("Paid on"),
+        N_("SP2D reference"),
+    ),
+    "invoice-lines": (
+        N_("Worker"),
+        N_("Month"),
+        N_("Cohort"),
+        N_("Amount"),
+        N_("Paid on"),
+        N_("Cancelled"),
+    ),
+    "arrears": (
+        N_("Worker"),
+        N_("Standing"),
+        N_("Months unpaid"),
+        N_("Owed"),
+        N_("Last month paid"),
+    ),
+    "claims": (
+        N_("Claim"),
+        N_("Worker"),
+        N_("Benefit"),
+        N_("Incident date"),
+        N_("Status"),
+        N_("Total"),
+    ),
+    "decree-annex": (
+        N_("No."),
+        N_("Name"),
+        "NIK",
+        N_("Kelurahan"),
+        N_("Kecamatan"),
+        N_("Months"),
+        N_("Coverage from"),
+    ),
+}
+# A worker's standing on a day (shared.policy.membership), in words.
+STANDINGS = {
+    "ACTIVE": N_("active: the month is paid"),
+    "GRACE": N_("in the grace months"),
+    "INACTIVE": N_("inactive: unpaid past the grace months"),
+    "NOT_COVERED": N_("not covered on that day"),
+}
 COHORT_NAMES = {"regular": N_("regular"), "incidental": N_("incidental")}
 STATUS_NAMES = {
     "registered": N_("registered"),
@@ -123,8 +196,52 @@ STATUS_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A service's paged listing: where it is, the most it answers at once (its bound), the
+    field holding the items, and how many there are in all."""
+
+    service: Service
+    path: str
+    most: int
+    items: str
+    total: Callable[[Any], int]
+
+
+WORKER_SEARCH = Listing("enrolment", "/workers/search", 100, "workers", lambda b: int(b["total"]))
+ARREARS = Listing("billing", "/arrears", 500, "workers", lambda b: int(b["total"]))
+
+
+def invoice_lines(invoice_id: uuid.UUID) -> Listing:
+    return Listing(
+        "billing", f"/invoices/{invoice_id}", 500, "lines", lambda b: int(b["invoice"]["lines"])
+    )
+
+
 class SignInRequiredError(Exception):
     pass
+
+
+def form_session(
+    request: Request,
+    csrf: Annotated[str, Form(max_length=128)],
+    session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+) -> Session:
+    """The session a form was sent from, once the form shows it was drawn by that session's
+    pages (its CSRF token). Every form's route takes its session from here, so no form can
+    leave the check out; it runs before the rest of the form is read."""
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.get(session_id)
+    if session is None:
+        raise SignInRequiredError
+    if not hmac.compare_digest(csrf, session.csrf):
+        raise HTTPException(
+            403, N_("This form did not come from this session's pages: open the page again.")
+        )
+    return session
+
+
+FormSession = Annotated[Session, Depends(form_session)]
 
 
 def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
@@ -136,6 +253,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         extensions=["jinja2.ext.i18n"],
     )
     sessions = Sessions(settings.idle_timeout_seconds)
+    app.state.sessions = sessions
     services = Services(settings)
     # Any of the services' audiences proves the token is one the provider issued for them.
     tokens = verifier_for(auth, service_audience("enrolment"))
@@ -176,6 +294,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             kecamatan=kecamatan_name,
             status_name=lambda s: catalogue.gettext(STATUS_NAMES.get(str(s), str(s))) if s else "–",
             reason_name=lambda r: catalogue.gettext(REJECTION_REASONS.get(str(r), str(r))),
+            standing_name=lambda s: catalogue.gettext(STANDINGS.get(str(s), str(s))),
             **values,
         )
         return HTMLResponse(html, status)
@@ -190,11 +309,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         if session.principal.role not in roles:
             raise HTTPException(403, N_("Your role may not use this page."))
 
-    def checked(session: Session, csrf: str) -> None:
-        if not hmac.compare_digest(csrf, session.csrf):
-            raise HTTPException(
-                403, N_("This form did not come from this session's pages: open the page again.")
-            )
+    async def recorded(
+        session: Session, service: Service, path: str, form_key: str, body: Any
+    ) -> Answer:
+        """A form's command sent as the user, under the key made when the form was drawn: the
+        same form sent twice is answered with the first answer."""
+        return await services.call(
+            service, "POST", path, session.token, idempotency_key=form_key, json=body
+        )
 
     @app.exception_handler(SignInRequiredError)
     async def to_sign_in(_: Request, __: Exception) -> RedirectResponse:
@@ -367,13 +489,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/language")
     async def choose_language(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         language: Annotated[Language, Form()],
         back: Annotated[str, Form(max_length=300, pattern=r"^/[^/\\]")] = "/",
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> RedirectResponse:
-        session = signed_in(session_id)
-        checked(session, csrf)
         sessions.speak(session_id or "", language)
         response = RedirectResponse(back, status_code=303)
         set_cookie(response, LANGUAGE_COOKIE, language, max_age=365 * 86400, same_site="lax")
@@ -386,7 +506,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
         session = signed_in(session_id)
-        return render("home.html.j2", session, session.language)
+        audit_sign_in = f"{settings.audit_url}/sign-in/provider"
+        return render("home.html.j2", session, session.language, audit_sign_in=audit_sign_in)
 
     # -- kelurahan officer: registration, workers, imports -----------------------------------
 
@@ -422,14 +543,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/workers", response_class=HTMLResponse)
     async def register(
+        session: FormSession,
         request: Request,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
-        checked(session, csrf)
         form = await request.form()
         fields = ("nik", "full_name", "birth_date", "sex", "occupation_code", "address", "phone")
         values = {name: str(form.get(name, ""))[:500].strip() for name in fields}
@@ -442,9 +560,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         values["heir_relationship"] = str(form.get("heir_relationship", ""))[:50].strip()
         if heir:
             body["heirs"] = [{"name": heir, "relationship": values["heir_relationship"] or "other"}]
-        answer = await services.call(
-            "enrolment", "POST", "/workers", session.token, idempotency_key=form_key, json=body
-        )
+        answer = await recorded(session, "enrolment", "/workers", form_key, body)
         language = translations(session.language)
         if answer.ok:
             return registration_form(
@@ -465,10 +581,41 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         answer = await services.call("enrolment", "GET", "/workers", session.token, params=params)
         return list(answer.body or []) if answer.ok else []
 
+    async def fetched(
+        session: Session,
+        listing: Listing,
+        params: Mapping[str, Any],
+        page: int,
+        export: bool,
+    ) -> tuple[Any, list[dict[str, Any]], int]:
+        """A page of a service's paged listing as the user may see it (or, to download,
+        everything up to MAX_LISTED, in the service's own pages): the last answer, the items
+        and how many there are in all."""
+        wanted = MAX_LISTED if export else PAGE_SIZE
+        offset = 0 if export else (page - 1) * PAGE_SIZE
+        found: list[dict[str, Any]] = []
+        body: Any = None
+        total = 0
+        while len(found) < wanted:
+            asked = {**params, "offset": offset + len(found)}
+            asked["limit"] = min(listing.most, wanted - len(found))
+            answer = await services.call(
+                listing.service, "GET", listing.path, session.token, params=asked
+            )
+            if not answer.ok:
+                raise HTTPException(answer.status, answer.detail)
+            body = answer.body
+            items = list(body[listing.items])
+            found += items
+            total = listing.total(body)
+            if not items or offset + len(found) >= total:
+                break
+        return body, found, total
+
     @app.get("/workers", response_class=Response)
     async def workers(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        q: Annotated[str, Query(max_length=200)] = "",
+        q: Annotated[str, Query(max_length=100)] = "",
         status: Annotated[Literal["", "registered", "covered", "ended"], Query()] = "",
         page: Annotated[int, Query(ge=1, le=1000)] = 1,
         export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
@@ -476,42 +623,24 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         query = q.strip()
-        if query.isdigit() and len(query) == 16:
-            # The NIK goes to the service, which finds it through its keyed index.
-            answer = await services.call(
-                "enrolment", "GET", "/workers", session.token, params={"nik": query}
+        language = translations(session.language)
+        errors: dict[str, list[str]] = {}
+        found: list[dict[str, Any]] = []
+        total = 0
+        if len(query) == 1:
+            errors["q"] = [language.gettext("Type two letters at least, or a 16-digit NIK.")]
+        elif query:
+            # The service matches the name, or finds the NIK through its keyed index.
+            search = {"q": query, "kelurahan": session.principal.area} | (
+                {"status": status} if status else {}
             )
-            found = list(answer.body or []) if answer.ok else []
+            _, found, total = await fetched(session, WORKER_SEARCH, search, page, bool(export))
         else:
             found = await workers_in_area(session, status)
-            if query:
-                needle = query.casefold()
-                found = [
-                    w
-                    for w in found
-                    if needle in str((w.get("personal") or {}).get("full_name", "")).casefold()
-                ]
-        language = translations(session.language)
+            total = len(found)
         if export:
-            header = [
-                language.gettext("Name"),
-                "NIK",
-                language.gettext("Occupation"),
-                language.gettext("Status"),
-                language.gettext("Coverage from"),
-            ]
-            rows = [
-                [
-                    str((w.get("personal") or {}).get("full_name", "")),
-                    str((w.get("personal") or {}).get("nik", "")),
-                    occupation_name(w.get("occupation_code"), session.language),
-                    language.gettext(STATUS_NAMES.get(w["status"], w["status"])),
-                    long_date(w.get("coverage_start"), session.language),
-                ]
-                for w in found
-            ]
-            return exports.download(header, rows, export, "pekerja")
-        shown, pages = paged(found, page)
+            return downloaded(session.language, "workers", found, export, "pekerja")
+        shown, pages = (found, pager(page, total)["pages"]) if query else paged(found, page)
         return render(
             "workers.html.j2",
             session,
@@ -521,8 +650,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             chosen_status=status or "",
             page=page,
             pages=pages,
-            total=len(found),
+            total=total,
             export_query=urlencode({"q": query, "status": status or ""}),
+            errors=errors,
         )
 
     @app.get("/imports/new", response_class=HTMLResponse)
@@ -542,14 +672,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/imports", response_class=HTMLResponse)
     async def upload_import(
+        session: FormSession,
         list_file: UploadFile,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
-        checked(session, csrf)
         language = translations(session.language)
 
         def refused(status: int, errors: list[str]) -> HTMLResponse:
@@ -653,22 +780,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             )
             for case, found in zip(paged(cases, page)[0], decided, strict=True):
                 case["decision"] = found.body if found.ok else None
-        language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Worker"),
-                language.gettext("Kelurahan"),
-                language.gettext("Registered"),
-            ]
-            rows = [
-                [
-                    str(c["worker_id"]),
-                    kelurahan_name(c.get("kelurahan_code")),
-                    instant(c.get("registered_at"), session.language),
-                ]
-                for c in cases
-            ]
-            return exports.download(header, rows, export, "daftar-kerja")
+            return downloaded(session.language, "worklist", cases, export, "daftar-kerja")
         shown, pages = paged(cases, page)
         return render(
             "worklist.html.j2",
@@ -697,27 +810,19 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/cases/{worker_id}/decision", response_class=Response)
     async def decide(
+        session: FormSession,
         worker_id: uuid.UUID,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
         outcome: Annotated[Literal["verify", "reject"], Form()],
         reasons: Annotated[list[RejectionReason] | None, Form(max_length=7)] = None,
         note: Annotated[str, Form(max_length=1000)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         level_of(session)
-        checked(session, csrf)
         body: dict[str, Any] = {"note": note.strip() or None}
         if outcome == "reject":
             body["reasons"] = reasons or []
-        answer = await services.call(
-            "verification",
-            "POST",
-            f"/cases/{worker_id}/{outcome}",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        answer = await recorded(
+            session, "verification", f"/cases/{worker_id}/{outcome}", form_key, body
         )
         language = translations(session.language)
         if answer.ok:
@@ -750,30 +855,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         allowed(session, "billing_officer")
         answer = await services.call("billing", "GET", "/invoices", session.token)
         invoices = list(answer.body or []) if answer.ok else []
-        language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Month"),
-                language.gettext("Supplementary"),
-                language.gettext("Worker-months"),
-                language.gettext("Total"),
-                language.gettext("Issued"),
-                language.gettext("Paid on"),
-                language.gettext("SP2D reference"),
-            ]
-            rows = [
-                [
-                    i["period"],
-                    language.gettext("yes") if i["supplementary"] else language.gettext("no"),
-                    number(i["lines"], session.language),
-                    rupiah(i["total"], session.language),
-                    instant(i["issued_at"], session.language),
-                    long_date(i.get("paid_on"), session.language),
-                    i.get("payment_ref") or "",
-                ]
-                for i in invoices
-            ]
-            return exports.download(header, rows, export, "tagihan")
+            return downloaded(session.language, "invoices", invoices, export, "tagihan")
         shown, pages = paged(invoices, page)
         return render(
             "billing.html.j2",
@@ -829,23 +912,73 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                     errors["worker"] = general
         return await billing_page(session, page, export, errors=errors, standing=standing)
 
-    @app.post("/billing-runs", response_class=Response)
-    async def run_billing(
-        csrf: Annotated[str, Form(max_length=128)],
-        form_key: Annotated[str, Form(max_length=64)],
-        period: Annotated[str, Form(max_length=7)] = "",
+    @app.get("/invoices/{invoice_id}", response_class=Response)
+    async def invoice(
+        invoice_id: uuid.UUID,
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
         session = signed_in(session_id)
+        allowed(session, "billing_officer", "auditor")
+        body, lines, total = await fetched(
+            session, invoice_lines(invoice_id), {}, page, export is not None
+        )
+        language = translations(session.language)
+        if export is not None:
+            return downloaded(
+                session.language,
+                "invoice-lines",
+                lines,
+                export,
+                f"tagihan-{body['invoice']['period']}",
+            )
+        return render(
+            "invoice.html.j2",
+            session,
+            session.language,
+            invoice=body["invoice"],
+            lines=lines,
+            **pager(page, total),
+            cohort_name=lambda c: language.gettext(COHORT_NAMES.get(str(c), str(c))),
+        )
+
+    @app.get("/arrears", response_class=Response)
+    async def arrears(
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        on: Annotated[str, Query(max_length=10)] = "",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+    ) -> Response:
+        session = signed_in(session_id)
+        allowed(session, "billing_officer", "auditor")
+        day = iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
+        body, listed, total = await fetched(session, ARREARS, {"on": day}, page, export is not None)
+        if export is not None:
+            return downloaded(session.language, "arrears", listed, export, f"tunggakan-{day}")
+        return render(
+            "arrears.html.j2",
+            session,
+            session.language,
+            on=body["on"],
+            typed_on=on,
+            workers=listed,
+            **pager(page, total),
+        )
+
+    @app.post("/billing-runs", response_class=Response)
+    async def run_billing(
+        session: FormSession,
+        form_key: Annotated[str, Form(max_length=64)],
+        period: Annotated[str, Form(max_length=7)] = "",
+    ) -> Response:
         allowed(session, "billing_officer")
-        checked(session, csrf)
-        answer = await services.call(
+        answer = await recorded(
+            session,
             "billing",
-            "POST",
             "/billing-runs",
-            session.token,
-            idempotency_key=form_key,
-            json={"period": period.strip()},
+            form_key,
+            {"period": period.strip()},
         )
         language = translations(session.language)
         if answer.ok:
@@ -868,36 +1001,23 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/invoices/{invoice_id}/payments", response_class=Response)
     async def pay_invoice(
+        session: FormSession,
         invoice_id: uuid.UUID,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
         payment_ref: Annotated[str, Form(max_length=100)] = "",
         paid_on: Annotated[str, Form(max_length=10)] = "",
         amount: Annotated[str, Form(max_length=20)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer")
-        checked(session, csrf)
         typed = {
             "invoice": str(invoice_id),
             "payment_ref": payment_ref,
             "paid_on": paid_on,
             "amount": amount,
         }
-        digits = re.sub(r"[^0-9]", "", amount)  # "Rp33.600" as typed is 33600 rupiah
-        body = {
-            "payment_ref": payment_ref.strip(),
-            "paid_on": iso_date(paid_on.strip()),
-            "amount": int(digits) if digits else 0,
-        }
-        answer = await services.call(
-            "billing",
-            "POST",
-            f"/invoices/{invoice_id}/payments",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        body = payment(payment_ref, paid_on, amount)
+        answer = await recorded(
+            session, "billing", f"/invoices/{invoice_id}/payments", form_key, body
         )
         language = translations(session.language)
         if answer.ok:
@@ -929,26 +1049,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         claims = list(answer.body or []) if answer.ok else []
         language = translations(session.language)
         if export is not None:
-            header = [
-                language.gettext("Claim"),
-                language.gettext("Worker"),
-                language.gettext("Benefit"),
-                language.gettext("Incident date"),
-                language.gettext("Status"),
-                language.gettext("Total"),
-            ]
-            rows = [
-                [
-                    str(c["claim_id"]),
-                    str(c["worker_id"]),
-                    c["benefit"],
-                    long_date(c["incident_date"], session.language),
-                    language.gettext(CLAIM_STATUS.get(c["status"], c["status"])),
-                    rupiah(c.get("total"), session.language),
-                ]
-                for c in claims
-            ]
-            return exports.download(header, rows, export, "klaim")
+            return downloaded(session.language, "claims", claims, export, "klaim")
         shown, pages = paged(claims, page)
         return render(
             "claims.html.j2",
@@ -966,6 +1067,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             errors=errors or {},
             general=general or [],
             documents=CLAIM_DOCUMENTS,
+            accident_benefits=ACCIDENT_BENEFITS,
+            school_levels=SCHOOL_LEVELS,
+            child_rows=range(1, CHILD_ROWS + 1),
             item_name=lambda code: language.gettext(BENEFIT_ITEMS.get(str(code), str(code))),
             claim_status=lambda s: language.gettext(CLAIM_STATUS.get(str(s), str(s))),
             form_key=str(uuid.uuid4()),
@@ -981,83 +1085,39 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/claims", response_class=Response)
     async def file_claim(
+        session: FormSession,
         request: Request,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "claims_officer")
-        checked(session, csrf)
-        form = await request.form()
-        names = (
-            "worker_id",
-            "benefit",
-            "kind",
-            "incident_date",
-            "claimant_name",
-            "relationship",
-            "bank_account",
-        )
-        values: dict[str, Any] = {n: str(form.get(n, ""))[:200].strip() for n in names}
-        values["documents"] = [
-            str(d) for d in form.getlist("documents")[:20] if str(d) in CLAIM_DOCUMENTS
-        ]
-        body = {
-            "worker_id": values["worker_id"],
-            "benefit": values["benefit"],
-            "kind": values["kind"],
-            "incident_date": iso_date(values["incident_date"]),
-            "claimant": {
-                "name": values["claimant_name"],
-                "relationship": values["relationship"],
-                "bank_account": values["bank_account"] or None,
-            },
-            "documents": values["documents"],
-        }
-        answer = await services.call(
-            "claims", "POST", "/claims", session.token, idempotency_key=form_key, json=body
+        values = typed_values(await request.form(), CLAIM_DOCUMENTS)
+        answer = await recorded(
+            session,
+            "claims",
+            "/claims",
+            form_key,
+            claim_request(values),
         )
         language = translations(session.language)
         if answer.ok:
             return await claims_page(session, decision=answer.body)
-        fields = {n: n for n in names} | {
-            "claimant.name": "claimant_name",
-            "claimant.relationship": "relationship",
-            "claimant.bank_account": "bank_account",
-        }
-        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        errors, general = by_field(answer.problems, answer.detail, language, FIELD_OF)
         return await claims_page(
             session, values=values, errors=errors, general=general, status=answer.status
         )
 
     @app.post("/claims/{claim_id}/payments", response_class=Response)
     async def pay_claim(
+        session: FormSession,
         claim_id: uuid.UUID,
-        csrf: Annotated[str, Form(max_length=128)],
         form_key: Annotated[str, Form(max_length=64)],
         payment_ref: Annotated[str, Form(max_length=100)] = "",
         paid_on: Annotated[str, Form(max_length=10)] = "",
         amount: Annotated[str, Form(max_length=20)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "claims_officer")
-        checked(session, csrf)
-        digits = re.sub(r"[^0-9]", "", amount)
-        body = {
-            "payment_ref": payment_ref.strip(),
-            "paid_on": iso_date(paid_on.strip()),
-            "amount": int(digits) if digits else 0,
-        }
-        answer = await services.call(
-            "claims",
-            "POST",
-            f"/claims/{claim_id}/payments",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
-        )
+        body = payment(payment_ref, paid_on, amount)
+        answer = await recorded(session, "claims", f"/claims/{claim_id}/payments", form_key, body)
         language = translations(session.language)
         if answer.ok:
             notice = language.gettext("Payment of claim %(claim)s recorded.") % {
@@ -1066,6 +1126,77 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             return await claims_page(session, notice=notice)
         _, general = by_field(answer.problems, answer.detail, language, {})
         return await claims_page(session, general=general, status=answer.status)
+
+    async def claim_page(
+        session: Session,
+        claim_id: uuid.UUID,
+        notice: str = "",
+        errors: Mapping[str, list[str]] | None = None,
+        status: int = 200,
+    ) -> Response:
+        allowed(session, "claims_officer")
+        found = await services.call("claims", "GET", f"/claims/{claim_id}", session.token)
+        if not found.ok:
+            raise HTTPException(found.status, found.detail)
+        award = None
+        if found.body["status"] in ("approved", "paid"):
+            answer = await services.call(
+                "claims", "GET", f"/claims/{claim_id}/award", session.token
+            )
+            award = answer.body if answer.ok else None
+        language = translations(session.language)
+        return render(
+            "claim.html.j2",
+            session,
+            session.language,
+            status,
+            claim=found.body,
+            award=award,
+            notice=notice,
+            errors=errors or {},
+            item_name=lambda code: language.gettext(BENEFIT_ITEMS.get(str(code), str(code))),
+            claim_status=lambda s: language.gettext(CLAIM_STATUS.get(str(s), str(s))),
+            form_key=str(uuid.uuid4()),
+        )
+
+    @app.get("/claims/{claim_id}", response_class=Response)
+    async def claim(
+        claim_id: uuid.UUID,
+        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+    ) -> Response:
+        return await claim_page(signed_in(session_id), claim_id)
+
+    @app.post("/claims/{claim_id}/instalments", response_class=Response)
+    async def approve_instalment(
+        session: FormSession,
+        claim_id: uuid.UUID,
+        form_key: Annotated[str, Form(max_length=64)],
+        child: Annotated[str, Form(max_length=16)] = "",
+        school_year: Annotated[str, Form(max_length=9)] = "",
+        married: Annotated[Literal["", "yes"], Form()] = "",
+        working: Annotated[Literal["", "yes"], Form()] = "",
+    ) -> Response:
+        allowed(session, "claims_officer")
+        body = {
+            "child": child,
+            "school_year": school_year,
+            "married": married == "yes",
+            "working": working == "yes",
+        }
+        answer = await recorded(
+            session, "claims", f"/claims/{claim_id}/instalments", form_key, body
+        )
+        language = translations(session.language)
+        if answer.ok:
+            notice = language.gettext("School year %(year)s approved for %(child)s.") % {
+                "year": school_year,
+                "child": child,
+            }
+            return await claim_page(session, claim_id, notice=notice)
+        _, general = by_field(answer.problems, answer.detail, language, {})
+        return await claim_page(
+            session, claim_id, errors={f"{child}-{school_year}": general}, status=answer.status
+        )
 
     # -- city administrator: budgets, counters, designation, the decree annex ---------------
 
@@ -1079,26 +1210,25 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         status: int = 200,
     ) -> Response:
         allowed(session, "city_admin")
-        budget = await services.call("billing", "GET", f"/budgets/{year}", session.token)
-        cohorts = (
-            {c["cohort"]: c for c in (budget.body or {}).get("cohorts", [])} if budget.ok else {}
+        # Designated and committed as the verification service counts them for the next
+        # designation (every one made, by anyone, is in them as soon as it is recorded); the
+        # allocation as the billing service reports it, which has read every allocation made.
+        counted, budget = await asyncio.gather(
+            services.call("verification", "GET", f"/designations/{year}/counters", session.token),
+            services.call("billing", "GET", f"/budgets/{year}", session.token),
         )
-        policy = policy_book().governing(date(year, 12, 31))
+        for answer in (counted, budget):
+            if not answer.ok:
+                raise HTTPException(answer.status, answer.detail)
+        allocated = {c["cohort"]: c["allocated"] for c in budget.body["cohorts"]}
         counters = []
-        for cohort, rule in policy.cohorts.items():
-            listed = await services.call(
-                "verification",
-                "GET",
-                "/designations",
-                session.token,
-                params={"fiscal_year": year, "cohort": cohort},
-            )
+        for counter in counted.body["cohorts"]:
+            cohort_allocated = max(counter["allocated"], allocated.get(counter["cohort"], 0))
             counters.append(
-                {
-                    "cohort": cohort,
-                    "quota": rule.default_quota,
-                    "designated": (listed.body or {}).get("count", 0) if listed.ok else 0,
-                    "budget": cohorts.get(cohort),
+                counter
+                | {
+                    "allocated": cohort_allocated,
+                    "budget_left": cohort_allocated - counter["committed"],
                 }
             )
         return render(
@@ -1124,27 +1254,21 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/budgets", response_class=Response)
     async def allocate(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         source: Annotated[Literal["APBD", "APBD-P"], Form()],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
         amount: Annotated[str, Form(max_length=24)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "city_admin")
-        checked(session, csrf)
-        digits = re.sub(r"[^0-9]", "", amount)
-        rupiahs = int(digits) if digits else 0
-        body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": rupiahs}
-        answer = await services.call(
-            "billing", "POST", "/budgets", session.token, idempotency_key=form_key, json=body
-        )
+        allocated = rupiahs(amount)
+        body = {"fiscal_year": fiscal_year, "source": source, "cohort": cohort, "amount": allocated}
+        answer = await recorded(session, "billing", "/budgets", form_key, body)
         language = translations(session.language)
         if answer.ok:
             notice = language.gettext("Allocated %(amount)s to the %(cohort)s cohort.") % {
-                "amount": rupiah(rupiahs, session.language),
+                "amount": rupiah(allocated, session.language),
                 "cohort": language.gettext(COHORT_NAMES[cohort]),
             }
             return await city_page(session, fiscal_year, notice=notice)
@@ -1162,7 +1286,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.post("/designations", response_class=Response)
     async def designate(
-        csrf: Annotated[str, Form(max_length=128)],
+        session: FormSession,
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
@@ -1170,11 +1294,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         cover_months: Annotated[str, Form(max_length=2)] = "",
         coverage_start: Annotated[str, Form(max_length=10)] = "",
         decree_ref: Annotated[str, Form(max_length=200)] = "",
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "city_admin")
-        checked(session, csrf)
         typed = {
             "worker_id": worker_id,
             "cover_months": cover_months,
@@ -1194,13 +1315,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             "fiscal_year": fiscal_year,
             "decree_ref": decree_ref.strip(),
         }
-        answer = await services.call(
-            "verification",
-            "POST",
-            f"/cases/{worker}/designate",
-            session.token,
-            idempotency_key=form_key,
-            json=body,
+        answer = await recorded(
+            session, "verification", f"/cases/{worker}/designate", form_key, body
         )
         if answer.ok:
             notice = language.gettext("Worker %(worker)s designated.") % {"worker": str(worker)[:8]}
@@ -1243,15 +1359,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             )
         )
         language = translations(session.language)
-        header = [
-            language.gettext("No."),
-            language.gettext("Name"),
-            "NIK",
-            language.gettext("Kelurahan"),
-            language.gettext("Kecamatan"),
-            language.gettext("Months"),
-            language.gettext("Coverage from"),
-        ]
+        header = columns(language, "decree-annex")
         rows = []
         for number_, (w, found) in enumerate(zip(workers, seen, strict=True), start=1):
             personal = (found.body or {}).get("personal") or {} if found.ok else {}
@@ -1283,18 +1391,119 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     return app
 
 
-def iso_date(typed: str) -> str:
-    """A date as Indonesians write it (18-11-1985, 18/11/1985) in the ISO form the services
-    read; anything else is passed on for the service to name what is wrong with it."""
-    found = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", typed)
-    if found:
-        day, month, year = found.groups()
-        return f"{year}-{int(month):02d}-{int(day):02d}"
-    return typed
+# A row of each download, as the page shows it: ``language`` translates the words, ``lang``
+# writes the amounts and dates.
+def worker_row(w: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str((w.get("personal") or {}).get("full_name", "")),
+        str((w.get("personal") or {}).get("nik", "")),
+        occupation_name(w.get("occupation_code"), lang),
+        language.gettext(STATUS_NAMES.get(w["status"], w["status"])),
+        long_date(w.get("coverage_start"), lang),
+    ]
+
+
+def case_row(c: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str(c["worker_id"]),
+        kelurahan_name(c.get("kelurahan_code")),
+        instant(c.get("registered_at"), lang),
+    ]
+
+
+def invoice_row(i: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        i["period"],
+        language.gettext("yes") if i["supplementary"] else language.gettext("no"),
+        number(i["lines"], lang),
+        rupiah(i["total"], lang),
+        instant(i["issued_at"], lang),
+        long_date(i.get("paid_on"), lang),
+        i.get("payment_ref") or "",
+    ]
+
+
+def invoice_line_row(
+    line: dict[str, Any], language: gettext.NullTranslations, lang: Language
+) -> list[str]:
+    return [
+        str(line["worker_id"]),
+        line["period"],
+        language.gettext(COHORT_NAMES.get(line["cohort"], line["cohort"])),
+        rupiah(line["amount"], lang),
+        long_date(line.get("paid_on"), lang),
+        language.gettext("yes") if line["cancelled"] else language.gettext("no"),
+    ]
+
+
+def arrears_row(w: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str(w["standing"]["worker_id"]),
+        language.gettext(STANDINGS[w["standing"]["status"]]),
+        ", ".join(w["standing"]["arrears"]),
+        rupiah(w["owed"], lang),
+        w["standing"]["last_paid"] or "",
+    ]
+
+
+def claim_row(c: dict[str, Any], language: gettext.NullTranslations, lang: Language) -> list[str]:
+    return [
+        str(c["claim_id"]),
+        str(c["worker_id"]),
+        c["benefit"],
+        long_date(c["incident_date"], lang),
+        language.gettext(CLAIM_STATUS.get(c["status"], c["status"])),
+        rupiah(c.get("total"), lang),
+    ]
+
+
+# How each download writes a row of what is listed.
+ROWS: dict[str, Callable[[dict[str, Any], gettext.NullTranslations, Language], list[str]]] = {
+    "workers": worker_row,
+    "worklist": case_row,
+    "invoices": invoice_row,
+    "invoice-lines": invoice_line_row,
+    "arrears": arrears_row,
+    "claims": claim_row,
+}
+
+
+def downloaded(
+    lang: Language,
+    download: str,
+    items: list[dict[str, Any]],
+    kind: Literal["csv", "xlsx"],
+    name: str,
+) -> Response:
+    """What a listing shows, as a CSV or XLSX file in the user's language."""
+    language = translations(lang)
+    row = ROWS[download]
+    return exports.download(
+        columns(language, download), [row(i, language, lang) for i in items], kind, name
+    )
+
+
+def columns(language: gettext.NullTranslations, download: str) -> list[str]:
+    """A download's column names in the user's language."""
+    return [language.gettext(name) for name in COLUMNS[download]]
+
+
+def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:
+    """A payment's request (an invoice's or a claim's) from its form."""
+    return {
+        "payment_ref": payment_ref.strip(),
+        "paid_on": iso_date(paid_on.strip()),
+        "amount": rupiahs(amount),
+    }
+
+
+def pager(page: int, total: int) -> dict[str, int]:
+    """What a page's pager shows: the page, how many pages, how many items in all."""
+    return {"page": page, "pages": max(1, -(-total // PAGE_SIZE)), "total": total}
 
 
 def paged(items: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], int]:
-    pages = max(1, -(-len(items) // PAGE_SIZE))
+    pages = pager(page, len(items))["pages"]
     start = (min(page, pages) - 1) * PAGE_SIZE
     return items[start : start + PAGE_SIZE], pages
 

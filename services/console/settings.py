@@ -23,6 +23,12 @@ class ConsoleSettings(BaseSettings):
     verification_url: str = Field(default="http://127.0.0.1:8002", max_length=300)
     billing_url: str = Field(default="http://127.0.0.1:8003", max_length=300)
     claims_url: str = Field(default="http://127.0.0.1:8004", max_length=300)
+    audit_url: str = Field(
+        default="http://127.0.0.1:8010",
+        max_length=300,
+        description="Where browsers reach the auditor's pages (`berlian audit web`); the "
+        "auditor's home links to its sign-in through the same provider.",
+    )
     idle_timeout_seconds: int = Field(
         default=900, gt=0, le=28800, description="A session unused this long ends."
     )

@@ -17,7 +17,7 @@ from services.enrolment import queries
 from services.enrolment.domain import EndCoverage
 from services.enrolment.import_jobs import Importer, Job, job_in_scope, receive, report_csv
 from services.enrolment.imports import MAX_BYTES, MAX_ROWS, ImportFileError
-from services.enrolment.queries import CoverageView, Summary, WorkerView
+from services.enrolment.queries import CoverageView, Summary, WorkerPage, WorkerView
 from services.enrolment.service import (
     Correction,
     DuplicateNikError,
@@ -313,6 +313,29 @@ async def withdraw(
 async def summary(principal: Caller, service: Enrolment) -> Summary:
     """Workers by status and cohort, in the caller's area."""
     return await queries.summary(service, AreaScope.of(principal))
+
+
+@router.get("/workers/search")
+async def search_workers(
+    principal: Caller,
+    service: Enrolment,
+    q: Annotated[str, Query(min_length=2, max_length=100, description="A name, or a NIK")],
+    kelurahan: Annotated[str | None, Query(pattern=r"^33\.75\.0[1-4]\.[0-9]{4}$")] = None,
+    status: Annotated[Literal["registered", "covered", "ended"] | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> WorkerPage:
+    """Workers of the caller's area by name (any part, any case) or by NIK (through the keyed
+    index), a page at a time; roles acting on the person only."""
+    scope = AreaScope.of(principal)
+    if not scope.acts_on_people:
+        raise HTTPException(403, f"role {principal.role} may not search workers by name or NIK")
+    text = q.strip()
+    if len(text) < 2:
+        raise HTTPException(422, "q: a search needs two characters at least, besides spaces")
+    if kelurahan is not None:
+        scope.require(kelurahan, "search the workers")
+    return await queries.search(service, scope, text, kelurahan, status, offset, limit)
 
 
 @router.get("/workers/{worker_id}")

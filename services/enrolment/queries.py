@@ -1,8 +1,10 @@
 """Enrolment's reads: workers (personal data only for the roles that may see it, opened with
-the worker's key), the summary by status and cohort, coverage on a date."""
+the worker's key), a search by name or NIK, the summary by status and cohort, coverage on a
+date."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Any
@@ -14,6 +16,10 @@ from shared.events.enrolment import WorkerPersonal
 from shared.events.personal import open_sealed
 from shared.events.types import SealedPersonal
 from shared.scope import PROFILE_FIELDS, AreaScope
+
+# Names are sealed with each worker's key, so a name is matched in the opened records of the
+# area: at most this many are opened for one search (a kelurahan holds fewer).
+MAX_NAME_SEARCHED = 5000
 
 
 class WorkerView(BaseModel):
@@ -32,6 +38,16 @@ class WorkerView(BaseModel):
     coverage_end: date | None
     personal: WorkerPersonal | None = Field(
         default=None, description="Only for roles allowed to see personal data; null if erased."
+    )
+
+
+class WorkerPage(BaseModel):
+    workers: list[WorkerView]
+    total: int = Field(description="Workers matching in all (the page is a slice of them).")
+    offset: int
+    searched_all: bool = Field(
+        description="False: the area holds more workers than one name search reads "
+        f"({MAX_NAME_SEARCHED}); name a kelurahan to search all of it."
     )
 
 
@@ -108,6 +124,53 @@ async def workers(
             *within.args,
         )
     return [await view(service, row, scope) for row in rows]
+
+
+async def search(
+    service: EnrolmentService,
+    scope: AreaScope,
+    text: str,
+    kelurahan: str | None,
+    status: str | None,
+    offset: int,
+    limit: int,
+) -> WorkerPage:
+    """Workers of the caller's area (and of ``kelurahan``, of ``status``, if given) whose NIK
+    is ``text`` (16 digits, found through the keyed index) or whose name contains it, whatever
+    the case, in the order they registered; a page of ``limit`` from ``offset``."""
+    if re.fullmatch(r"[0-9]{16}", text):
+        found = await workers(service, scope, text, None, None, 1)
+        matching = [
+            w for w in found if kelurahan in (None, w.kelurahan_code) and status in (None, w.status)
+        ]
+        return WorkerPage(
+            workers=matching[offset : offset + limit],
+            total=len(matching),
+            offset=offset,
+            searched_all=True,
+        )
+    within = scope.sql_filter(4, "kelurahan_code", "kecamatan_code")
+    rows = await service.pool.fetch(
+        f"SELECT * FROM {service.schema}.workers "
+        "WHERE ($1::text IS NULL OR kelurahan_code = $1) AND ($2::text IS NULL OR status = $2) "
+        f"AND {within.condition} ORDER BY registered_at, worker_id LIMIT $3",
+        kelurahan,
+        status,
+        MAX_NAME_SEARCHED + 1,
+        *within.args,
+    )
+    needle = text.casefold()
+    matching = []
+    for row in rows[:MAX_NAME_SEARCHED]:
+        seen = await view(service, row, scope)
+        if seen.personal is not None and needle in seen.personal.full_name.casefold():
+            matching.append(seen)
+    return WorkerPage(
+        workers=matching[offset : offset + limit],
+        total=len(matching),
+        offset=offset,
+        searched_all=len(rows) <= MAX_NAME_SEARCHED,
+    )
 
 
 async def summary(service: EnrolmentService, scope: AreaScope) -> Summary:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.verification import queries
 from services.verification.domain import Designate, Reject, Verify
-from services.verification.queries import CaseView, Designations, Worklist
+from services.verification.queries import CaseView, DesignationCounters, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.events.bounds import Note, Reference
@@ -203,6 +203,16 @@ async def designations(
     if format == "json":
         return listed
     return PlainTextResponse(queries.decree_annex(listed), media_type="text/csv")
+
+
+@router.get("/designations/{fiscal_year}/counters")
+async def designation_counters(
+    fiscal_year: FiscalYear, principal: Caller, service: Verification
+) -> DesignationCounters:
+    """Per cohort: designated of the quota and budget committed of allocated, as the next
+    designation of the year is decided against them."""
+    require_role(principal, ["city_admin", "billing_officer", "auditor"])
+    return await queries.counters(service, fiscal_year)
 
 
 def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:

@@ -1,4 +1,5 @@
-"""Verification's reads: a case and its stage, the worklists, the decree annex."""
+"""Verification's reads: a case and its stage, the worklists, the decree annex, the quota and
+budget a designation is decided against."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import io
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.verification.service import STAGE_SQL, VerificationService
 from shared.scope import PROFILE_FIELDS, AreaScope, KecamatanCode
@@ -54,6 +55,21 @@ class Designated(BaseModel):
     coverage_start: date
     decree_ref: str
     designated_at: datetime
+
+
+class CohortCounter(BaseModel):
+    cohort: str
+    quota: int
+    designated: int
+    quota_left: int
+    allocated: int = Field(description="Budget allocated to the cohort, in rupiah.")
+    committed: int = Field(description="What its designations' cover costs, in rupiah.")
+    budget_left: int
+
+
+class DesignationCounters(BaseModel):
+    fiscal_year: int
+    cohorts: list[CohortCounter]
 
 
 class Designations(BaseModel):
@@ -146,3 +162,36 @@ def decree_annex(designations: Designations) -> str:
             ]
         )
     return out.getvalue()
+
+
+async def counters(service: VerificationService, fiscal_year: int) -> DesignationCounters:
+    """Per cohort, the counts the next designation of the year is decided against: designated
+    of the quota (the policy governing the year's end), budget committed of allocated."""
+    rows = await service.pool.fetch(
+        f"SELECT cohort, coalesce(d.designated, 0) AS designated, "
+        f"coalesce(d.committed, 0)::bigint AS committed, coalesce(b.allocated, 0)::bigint "
+        f"AS allocated FROM {service.schema}.designation_counts d "
+        f"FULL JOIN (SELECT * FROM {service.schema}.budgets WHERE fiscal_year = $1) b "
+        "USING (fiscal_year, cohort) WHERE fiscal_year = $1",
+        fiscal_year,
+    )
+    counted = {r["cohort"]: r for r in rows}
+    policy = service.book.governing(date(fiscal_year, 12, 31))
+    cohorts = []
+    for cohort, rule in policy.cohorts.items():
+        row = counted.get(cohort)
+        designated = row["designated"] if row else 0
+        allocated = row["allocated"] if row else 0
+        committed = row["committed"] if row else 0
+        cohorts.append(
+            CohortCounter(
+                cohort=cohort,
+                quota=rule.default_quota,
+                designated=designated,
+                quota_left=max(0, rule.default_quota - designated),
+                allocated=allocated,
+                committed=committed,
+                budget_left=allocated - committed,
+            )
+        )
+    return DesignationCounters(fiscal_year=fiscal_year, cohorts=cohorts)

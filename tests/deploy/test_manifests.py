@@ -347,6 +347,11 @@ def test_the_console_is_served_over_tls_and_reaches_only_the_services_and_the_pr
         for e in console["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["BERLIAN_CONSOLE_URL"] == f"https://{rule['host']}"
+    # Its sessions live in its process: one replica, never two side by side in a rollout.
+    assert console["spec"]["replicas"] == 1
+    assert console["spec"]["strategy"] == {"type": "Recreate"}
+    [audit] = [i for i in of_kind(objects, "Ingress") if i["metadata"]["name"] == "audit-web"]
+    assert env["BERLIAN_CONSOLE_AUDIT_URL"] == f"https://{audit['spec']['rules'][0]['host']}"
     [policy] = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "console"]
     reached = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert reached == {8000, 53, 443}  # no Kafka, no database

@@ -111,6 +111,14 @@ def type_into(browser: WebDriver, element_id: str, text: str) -> None:
     press(browser, text)
 
 
+def type_and_send(browser: WebDriver, element_id: str, text: str) -> None:
+    """Type into a field and send its form with the Enter key; wait for the answer."""
+    type_into(browser, element_id, text)
+    field = browser.find_element(By.ID, element_id)
+    press(browser, Keys.ENTER)
+    WebDriverWait(browser, 30).until(replaced(field))
+
+
 def follow(browser: WebDriver, href: str) -> None:
     """Reach a menu entry by the keyboard and follow it."""
     activate(browser, browser.find_element(By.CSS_SELECTOR, f"nav a[href='{href}']"))
@@ -177,21 +185,27 @@ def accessible(browser: WebDriver, page: str) -> None:
     assert serious == [], f"{page}: {serious}"
 
 
-async def verified_at_kelurahan(api: httpx.AsyncClient, serial: int) -> str:
-    """A worker registered and verified by the kelurahan, through the APIs."""
+async def registered(api: httpx.AsyncClient, serial: int, name: str = "Warga") -> str:
+    """A worker of Sapuro Kebulen registered through the API, named ``name`` and the serial."""
     officer = bearer("kelurahan_officer", SAPURO_KEBULEN)
     body = {
         "nik": f"337501450780{serial:04d}",  # a woman born on 5 July 1980
-        "full_name": f"Warga {serial}",
+        "full_name": f"{name} {serial}",
         "birth_date": "1980-07-05",
         "sex": "F",
         "occupation_code": "buruh_batik",
         "kelurahan_code": SAPURO_KEBULEN,
         "address": "Sapuro",
     }
-    registered = await api.post(f"{URLS['enrolment']}/workers", json=body, headers=officer)
-    assert registered.status_code == 201, registered.text
-    worker = str(registered.json()["worker_id"])
+    answer = await api.post(f"{URLS['enrolment']}/workers", json=body, headers=officer)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["worker_id"])
+
+
+async def verified_at_kelurahan(api: httpx.AsyncClient, serial: int) -> str:
+    """A worker registered and verified by the kelurahan, through the APIs."""
+    officer = bearer("kelurahan_officer", SAPURO_KEBULEN)
+    worker = await registered(api, serial)
     for _ in range(120):  # the case opens once verification has read the registration
         verified = await api.post(
             f"{URLS['verification']}/cases/{worker}/verify", json={}, headers=officer

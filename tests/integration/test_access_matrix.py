@@ -193,6 +193,28 @@ def found_by_nik(caller: Caller, world: World, answer: httpx.Response) -> None:
     assert found == ([world.worker] if SAPURO in caller.kelurahan_seen else []), caller
 
 
+def searched_within(caller: Caller, world: World, answer: httpx.Response) -> None:
+    page = answer.json()
+    shown = {w["kelurahan_code"] for w in page["workers"]}
+    assert shown == caller.kelurahan_seen, (caller, shown)
+    assert page["total"] == len(page["workers"]), (caller, page)
+    assert page["searched_all"], (caller, page)
+    profile_shown(caller, page["workers"])
+
+
+def second_of_many(caller: Caller, world: World, answer: httpx.Response) -> None:
+    page = answer.json()
+    # Sapuro holds four seeded workers, all named alike: the second page of one holds one.
+    assert page["total"] >= 4, (caller, page)
+    assert page["offset"] == 1, (caller, page)
+    assert [w["kelurahan_code"] for w in page["workers"]] == [SAPURO], (caller, page)
+
+
+def searched_by_nik(caller: Caller, world: World, answer: httpx.Response) -> None:
+    found = [w["worker_id"] for w in answer.json()["workers"]]
+    assert found == ([world.worker] if SAPURO in caller.kelurahan_seen else []), caller
+
+
 def summary_within(caller: Caller, world: World, answer: httpx.Response) -> None:
     counted = sum(row["workers"] for row in answer.json()["workers"])
     least = sum(world.seeded[k] for k in caller.kelurahan_seen)
@@ -283,6 +305,27 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             found_by_nik,
         ),
     ),
+    ("enrolment", "GET", "/workers/search"): (
+        # Any part of the name, whatever its case; within the caller's area only.
+        Probe(
+            lambda w: Call("/workers/search", params={"q": "sri WAHYUNI"}),
+            statuses(ACTING, other=200),
+            searched_within,
+        ),
+        Probe(
+            lambda w: Call(
+                "/workers/search",
+                params={"q": "Wahyuni", "kelurahan": SAPURO, "offset": "1", "limit": "1"},
+            ),
+            statuses(ACTING),
+            second_of_many,
+        ),
+        Probe(
+            lambda w: Call("/workers/search", params={"q": w.worker_nik}),
+            statuses(ACTING, other=200),
+            searched_by_nik,
+        ),
+    ),
     ("enrolment", "GET", "/workers/{worker_id}/coverage"): (
         Probe(
             lambda w: Call(f"/workers/{w.worker}/coverage", params={"on": "2025-01-01"}),
@@ -347,6 +390,12 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             statuses(("city_admin", "billing_officer", "auditor")),
         ),
     ),
+    ("verification", "GET", "/designations/{fiscal_year}/counters"): (
+        Probe(
+            lambda w: Call("/designations/2025/counters"),
+            statuses(("city_admin", "billing_officer", "auditor")),
+        ),
+    ),
     # billing
     ("billing", "POST", "/budgets"): (
         Probe(
@@ -366,6 +415,18 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
     ),
     ("billing", "GET", "/invoices"): (
         Probe(lambda w: Call("/invoices"), statuses(("billing_officer", "city_admin", "auditor"))),
+    ),
+    ("billing", "GET", "/invoices/{invoice_id}"): (
+        Probe(
+            lambda w: Call(f"/invoices/{uuid.uuid4()}"),
+            statuses(("billing_officer", "city_admin", "auditor"), 404),  # no such invoice
+        ),
+    ),
+    ("billing", "GET", "/arrears"): (
+        Probe(
+            lambda w: Call("/arrears", params={"on": "2025-03-01"}),
+            statuses(("billing_officer", "city_admin", "auditor")),
+        ),
     ),
     ("billing", "POST", "/invoices/{invoice_id}/payments"): (
         Probe(
@@ -401,6 +462,13 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
         Probe(
             lambda w: Call(f"/claims/{w.claim_id}"),
             statuses(("claims_officer", "city_admin", "auditor")),
+        ),
+    ),
+    ("claims", "GET", "/claims/{claim_id}/award"): (
+        Probe(
+            lambda w: Call(f"/claims/{w.claim_id}/award"),
+            # The claim was rejected (no coverage): nothing was awarded.
+            statuses(("claims_officer", "city_admin", "auditor"), 404),
         ),
     ),
     ("claims", "GET", "/claims"): (

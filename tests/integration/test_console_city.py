@@ -14,21 +14,9 @@ from openpyxl import load_workbook
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.integration import console_browsing as ui
 from tests.integration.browsing import browser
-from tests.integration.console_browsing import (
-    PEKALONGAN_BARAT,
-    PREMIUM,
-    accessible,
-    activate,
-    console,
-    follow,
-    phone_shot,
-    shot,
-    sign_in,
-    type_into,
-    verified_at_kelurahan,
-    walked,
-)
+from tests.integration.console_browsing import console
 from tests.integration.programme_world import URLS, World, world
 from tests.tokens import bearer
 
@@ -38,8 +26,8 @@ ROLE = "city_admin"
 
 
 async def validated(api: httpx.AsyncClient, serial: int) -> str:
-    worker = await verified_at_kelurahan(api, serial)
-    officer = bearer("kecamatan_officer", PEKALONGAN_BARAT)
+    worker = await ui.verified_at_kelurahan(api, serial)
+    officer = bearer("kecamatan_officer", ui.PEKALONGAN_BARAT)
     for _ in range(120):
         passed = await api.post(
             f"{URLS['verification']}/cases/{worker}/verify", json={}, headers=officer
@@ -51,31 +39,40 @@ async def validated(api: httpx.AsyncClient, serial: int) -> str:
 
 
 def designate(browser: WebDriver, worker: str) -> None:
-    type_into(browser, "worker_id", worker)
-    type_into(browser, "cover_months", "12")
-    type_into(browser, "coverage_start", "01-11-2024")
-    type_into(browser, "decree_ref", "Keputusan Wali Kota Pekalongan 400/regular/2024")
-    activate(browser, browser.find_element(By.ID, "designate"))
+    ui.type_into(browser, "worker_id", worker)
+    ui.type_into(browser, "cover_months", "12")
+    ui.type_into(browser, "coverage_start", "01-11-2024")
+    ui.type_into(browser, "decree_ref", "Keputusan Wali Kota Pekalongan 400/regular/2024")
+    ui.activate(browser, browser.find_element(By.ID, "designate"))
+
+
+def counter(browser: WebDriver, column: str) -> str:
+    return str(browser.find_element(By.CSS_SELECTOR, f"#counter-regular .{column}").text)
 
 
 def walk(browser: WebDriver, base: str, first: str, second: str) -> str:
-    sign_in(browser, base, ROLE)
-    follow(browser, "/city")
-    type_into(browser, "budget-amount", f"Rp{12 * PREMIUM:,}".replace(",", "."))
-    activate(browser, browser.find_element(By.ID, "allocate"))
+    ui.sign_in(browser, base, ROLE)
+    ui.follow(browser, "/city")
+    ui.type_into(browser, "budget-amount", f"Rp{12 * ui.PREMIUM:,}".replace(",", "."))
+    ui.activate(browser, browser.find_element(By.ID, "allocate"))
     assert browser.find_element(By.ID, "notice").text == (
         "Rp201.600 dialokasikan untuk kelompok reguler."
     )
+    # The counters are the live ones: one place fewer once a worker is chosen, and the budget
+    # their cover commits gone from what is left.
+    places = int(counter(browser, "quota-left").replace(".", ""))
     designate(browser, first)
     assert browser.find_element(By.ID, "notice").text == f"Pekerja {first[:8]} ditetapkan."
+    assert int(counter(browser, "quota-left").replace(".", "")) == places - 1
+    assert counter(browser, "budget-left") == "Rp0"
     regular = browser.find_element(By.XPATH, "//table[@id='counters']//tr[th='reguler']").text
     assert "Rp201.600" in regular, regular
-    shot(browser, ROLE, "designated")
-    accessible(browser, "city")
-    phone_shot(browser, ROLE, "city")
+    ui.shot(browser, ROLE, "designated")
+    ui.accessible(browser, "city")
+    ui.phone_shot(browser, ROLE, "city")
     designate(browser, second)
     refusal = browser.find_element(By.ID, "form-errors").text
-    shot(browser, ROLE, "refused")
+    ui.shot(browser, ROLE, "refused")
     assert browser.find_element(By.ID, "worker_id").get_attribute("value") == second
     return refusal
 
@@ -88,7 +85,7 @@ async def test_a_city_administrator_designates_within_the_budget(
         first = await validated(api, serial)
         second = await validated(api, serial + 1)
         refusal = await asyncio.to_thread(
-            walked, browser, ROLE, lambda: walk(browser, console, first, second)
+            ui.walked, browser, ROLE, lambda: walk(browser, console, first, second)
         )
         assert "Biaya kepesertaan Rp201.600 (12 bulan x Rp16.800)" in refusal, refusal
         assert "tinggal Rp0" in refusal, refusal

@@ -13,20 +13,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.integration import console_browsing as ui
 from tests.integration.browsing import browser, press
-from tests.integration.console_browsing import (
-    PEKALONGAN_BARAT,
-    accessible,
-    activate,
-    console,
-    follow,
-    phone_shot,
-    shot,
-    sign_in,
-    tab_to,
-    verified_at_kelurahan,
-    walked,
-)
+from tests.integration.console_browsing import console
 from tests.integration.programme_world import URLS, World, world
 from tests.tokens import bearer
 
@@ -36,17 +25,17 @@ ROLE = "kecamatan_officer"
 
 
 def walk(browser: WebDriver, base: str, approved: str, rejected: str) -> str:
-    sign_in(browser, base, ROLE, PEKALONGAN_BARAT)
+    ui.sign_in(browser, base, ROLE, ui.PEKALONGAN_BARAT)
     assert "Kecamatan Pekalongan Barat" in browser.find_element(By.ID, "who").text
-    shot(browser, ROLE, "home")
-    follow(browser, "/worklist")
+    ui.shot(browser, ROLE, "home")
+    ui.follow(browser, "/worklist")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Daftar validasi"
     case = browser.find_element(By.ID, f"case-{approved}")
     assert "Keputusan kelurahan: terverifikasi" in case.text
-    shot(browser, ROLE, "worklist")
-    accessible(browser, "worklist")
-    phone_shot(browser, ROLE, "worklist")
-    activate(browser, case.find_element(By.CSS_SELECTOR, "button[value=verify]"))
+    ui.shot(browser, ROLE, "worklist")
+    ui.accessible(browser, "worklist")
+    ui.phone_shot(browser, ROLE, "worklist")
+    ui.activate(browser, case.find_element(By.CSS_SELECTOR, "button[value=verify]"))
     assert browser.find_element(By.ID, "notice").text == f"Berkas {approved[:8]} diverifikasi."
 
     case = browser.find_element(By.ID, f"case-{rejected}")
@@ -54,11 +43,11 @@ def walk(browser: WebDriver, base: str, approved: str, rejected: str) -> str:
     assert case.find_element(
         By.CSS_SELECTOR, f"label[for='{reason.get_attribute('id')}']"
     ).text == ("Bukan penduduk kelurahan ini")
-    tab_to(browser, reason)
+    ui.tab_to(browser, reason)
     press(browser, Keys.SPACE)
-    activate(browser, case.find_element(By.CSS_SELECTOR, "button[value=reject]"))
+    ui.activate(browser, case.find_element(By.CSS_SELECTOR, "button[value=reject]"))
     notice = browser.find_element(By.ID, "notice").text
-    shot(browser, ROLE, "rejected")
+    ui.shot(browser, ROLE, "rejected")
     return notice
 
 
@@ -67,13 +56,13 @@ async def test_a_kecamatan_officer_approves_one_case_and_rejects_another(
 ) -> None:
     first = random.randint(1000, 4000)
     async with httpx.AsyncClient() as api:
-        approved = await verified_at_kelurahan(api, first)
-        rejected = await verified_at_kelurahan(api, first + 1)
+        approved = await ui.verified_at_kelurahan(api, first)
+        rejected = await ui.verified_at_kelurahan(api, first + 1)
         notice = await asyncio.to_thread(
-            walked, browser, ROLE, lambda: walk(browser, console, approved, rejected)
+            ui.walked, browser, ROLE, lambda: walk(browser, console, approved, rejected)
         )
         assert notice == f"Berkas {rejected[:8]} ditolak."
-        officer = bearer(ROLE, PEKALONGAN_BARAT)
+        officer = bearer(ROLE, ui.PEKALONGAN_BARAT)
         for worker, outcome in ((approved, "verified"), (rejected, "rejected")):
             case = (await api.get(f"{URLS['verification']}/cases/{worker}", headers=officer)).json()
             assert (case["last_level"], case["last_outcome"]) == ("kecamatan", outcome)

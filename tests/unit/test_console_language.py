@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.console.app import downloaded
 from services.console.catalogue import messages, untranslated
 from services.console.i18n import (
     catalogue_path,
@@ -55,3 +56,24 @@ def test_a_service_refusal_is_said_again_in_indonesian_with_its_numbers() -> Non
     assert said.startswith("Jenis kelamin yang diisi M, tetapi NIK menunjukkan F")
     unknown = translated("something new", indonesian)
     assert unknown == "Layanan menolak: something new"
+
+
+def test_a_download_writes_what_the_page_lists_in_the_users_language() -> None:
+    invoice = {
+        "period": "2024-11",
+        "supplementary": False,
+        "lines": 1200,
+        "total": 20_160_000,
+        "issued_at": "2024-12-01T02:00:00Z",
+        "paid_on": "2024-12-10",
+        "payment_ref": "SP2D 00123/2024",
+    }
+    sheet = downloaded("id", "invoices", [invoice], "csv", "tagihan")
+    assert sheet.headers["content-disposition"].endswith('filename="tagihan.csv"')
+    text = bytes(sheet.body).decode("utf-8-sig")
+    header, row = text.splitlines()[:2]
+    assert header.startswith("Bulan")
+    assert "tidak" in row
+    assert "1.200" in row
+    assert "Rp20.160.000" in row
+    assert "10 Desember 2024" in row

@@ -1,0 +1,152 @@
+"""Every form of the console is refused without its session's CSRF token, forged or missing,
+before anything reaches a service: the routes are read from the application, so a form added
+later is checked too. The language a user chooses is the one the pages then speak."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from services.console.app import SESSION_COOKIE, create_app
+from services.console.sessions import Sessions
+from services.console.settings import ConsoleSettings
+from shared.auth import AuthSettings, Principal
+
+pytestmark = pytest.mark.unit
+ROLES = {
+    "kelurahan_officer": "33.75.01.1004",
+    "kecamatan_officer": "33.75.01",
+    "city_admin": None,
+    "billing_officer": None,
+    "claims_officer": None,
+}
+REFUSED_ID = "Formulir ini tidak berasal dari halaman sesi ini"
+
+
+def closed_port() -> str:
+    """A local address nothing answers on: a request that got through would say so (503)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def console() -> Iterator[TestClient]:
+    nowhere = closed_port()
+    settings = ConsoleSettings(
+        url="https://console.test",
+        enrolment_url=nowhere,
+        verification_url=nowhere,
+        billing_url=nowhere,
+        claims_url=nowhere,
+        audit_url="https://audit.test",
+    )
+    app = create_app(settings, AuthSettings(issuer=f"{nowhere}/realms/berlian"))
+    with TestClient(app, base_url="https://console.test") as client:
+        yield client
+
+
+def signed_in(client: TestClient, role: str) -> tuple[str, str]:
+    """A session of ``role`` as the sign-in would start it: its id and its CSRF token."""
+    sessions: Sessions = client.app.state.sessions  # type: ignore[attr-defined]
+    principal = Principal(f"{role}-1", role, ROLES[role])  # type: ignore[arg-type]
+    session_id = sessions.start(principal, "token", time.time() + 600, "", "id")
+    session = sessions.get(session_id)
+    assert session is not None
+    return session_id, session.csrf
+
+
+def form_routes(client: TestClient) -> list[str]:
+    """Every POST route but sign-out (which ends nothing without the token: tested below),
+    with its path's ids filled in."""
+    paths = [
+        route.path
+        for route in client.app.routes  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute) and "POST" in route.methods and route.path != "/sign-out"
+    ]
+    return [re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path) for path in paths]
+
+
+def test_the_console_has_its_forms() -> None:
+    # The iteration below is only as good as the routes it finds.
+    app = create_app(ConsoleSettings(), AuthSettings(issuer="http://127.0.0.1:1/realms/berlian"))
+    posted = {r.path for r in app.routes if isinstance(r, APIRoute) and "POST" in r.methods}
+    assert {"/workers", "/claims", "/designations", "/billing-runs", "/language"} <= posted
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_a_forged_csrf_token_is_refused_on_every_form(console: TestClient, role: str) -> None:
+    session_id, _ = signed_in(console, role)
+    for path in form_routes(console):
+        answer = console.post(
+            path,
+            data={"csrf": "forged-" + "x" * 40, "form_key": str(uuid.uuid4())},
+            files={"list_file": ("list.csv", b"nik\n", "text/csv")},
+            headers={"Cookie": f"{SESSION_COOKIE}={session_id}"},
+        )
+        assert answer.status_code == 403, path
+        assert REFUSED_ID in answer.text, path
+
+
+def test_a_missing_csrf_token_is_refused_on_every_form(console: TestClient) -> None:
+    session_id, _ = signed_in(console, "kelurahan_officer")
+    for path in form_routes(console):
+        answer = console.post(
+            path,
+            data={"form_key": str(uuid.uuid4())},
+            headers={"Cookie": f"{SESSION_COOKIE}={session_id}"},
+        )
+        assert answer.status_code == 422, path
+        assert "csrf" in answer.text, path
+
+
+def test_a_form_without_a_session_goes_to_the_sign_in(console: TestClient) -> None:
+    for path in form_routes(console):
+        answer = console.post(path, data={"csrf": "x"}, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/sign-in", path
+
+
+def test_sign_out_with_a_forged_token_leaves_the_session(console: TestClient) -> None:
+    session_id, _ = signed_in(console, "billing_officer")
+    cookie = {"Cookie": f"{SESSION_COOKIE}={session_id}"}
+    console.post("/sign-out", data={"csrf": "forged"}, headers=cookie, follow_redirects=False)
+    assert console.get("/", headers=cookie, follow_redirects=False).status_code == 200
+
+
+def test_the_pages_speak_the_language_chosen(console: TestClient) -> None:
+    session_id, csrf = signed_in(console, "billing_officer")
+    cookie = {"Cookie": f"{SESSION_COOKIE}={session_id}"}
+    home = console.get("/", headers=cookie)
+    assert 'lang="id"' in home.text
+    assert "Keluar" in home.text
+    chosen = console.post(
+        "/language",
+        data={"csrf": csrf, "language": "en", "back": "/billing"},
+        headers=cookie,
+        follow_redirects=False,
+    )
+    assert chosen.status_code == 303
+    assert "berlian_console_language=en" in chosen.headers["set-cookie"]
+    home = console.get("/", headers=cookie)
+    assert 'lang="en"' in home.text
+    assert "Sign out" in home.text
+    assert "Keluar" not in home.text
+
+
+def test_the_auditor_lands_on_a_way_to_the_audit_pages(console: TestClient) -> None:
+    sessions: Sessions = console.app.state.sessions  # type: ignore[attr-defined]
+    session_id = sessions.start(
+        Principal("audit-1", "auditor", None), "t", time.time() + 600, "", "id"
+    )
+    home = console.get("/", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
+    assert 'href="https://audit.test/sign-in/provider"' in home.text
+    assert "Halaman auditor" in home.text
+    assert 'href="/arrears"' in home.text
