@@ -25,7 +25,7 @@ from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
 from tests.integration.programme_world import running_services
 from tests.reliability.figures import Figures
-from tests.reliability.load import Load
+from tests.reliability.load import SUSTAINED, Load
 
 pytestmark = [
     pytest.mark.integration,
@@ -117,7 +117,7 @@ async def under_broker_faults(
     """Load with the faults one after another, then the checker; returns the faults injected."""
     load = Load(first_person=2_000_000)
     faults: list[str] = []
-    async with load.running():
+    async with load.running(at_least=SUSTAINED):
         await until_fully_replicated(kafka)
         for _ in range(LEADER_KILLS):
             await asyncio.sleep(2)
