@@ -28,7 +28,7 @@ SUSTAINED = float(os.environ.get("RELIABILITY_LOAD_SECONDS", "20"))
 # Commands under way at once, each on a connection of its own; a command due past it is shed.
 # Bounded so that an overloaded service queues no command for minutes (nor the client's
 # connection pool, whose waiters cost more the more there are).
-IN_FLIGHT = 200
+IN_FLIGHT = 64
 IMPORT_ROWS = 10
 # Of every 20 commands: 11 registrations, 8 verifications (a registration when no worker
 # awaits one), 1 import of IMPORT_ROWS rows.
