@@ -21,7 +21,7 @@ from tests.tokens import bearer
 
 UNANSWERED_AFTER = 120  # seconds a command is sent again before the client gives up on it
 RETRYABLE = (404, 429)  # not there yet (a projection catching up), or asked to slow down
-JOB_ENDED = {"done", "completed", "complete", "finished", "succeeded", "failed", "stopped"}
+JOB_ENDED = {"done", "completed", "finished", "succeeded"}
 
 
 class UnansweredError(Exception):
@@ -92,17 +92,19 @@ async def verify(api: httpx.AsyncClient, worker: str) -> None:
 
 
 async def import_rows(api: httpx.AsyncClient, first: int, rows: int) -> ImportedRows:
-    """Persons ``first`` to ``first + rows - 1`` imported as one CSV file."""
+    """Persons ``first`` to ``first + rows - 1`` imported as one CSV file: its rows in the
+    answer, or a job (202; 200 for the key's first job, the file sent again) followed to its
+    end."""
     content = import_file(first, rows)
     answer = await answered(
         lambda: api.post(
             f"{URLS['enrolment']}/imports",
             content=content,
-            headers={**officer(), "Content-Type": "text/csv"},
+            headers={**officer(), "Content-Type": "text/csv", "Idempotency-Key": f"import-{first}"},
         ),
         {200, 201, 202},
     )
-    if answer.status_code == 202:
+    if "rows" not in answer.json():
         return await job_rows(api, answer)
     return rows_of(
         [(r["outcome"], r["worker_id"], "; ".join(r["reasons"])) for r in answer.json()["rows"]]
@@ -118,10 +120,13 @@ async def job_rows(api: httpx.AsyncClient, accepted: httpx.Response) -> Imported
     deadline = time.monotonic() + UNANSWERED_AFTER
     while True:
         state = (await answered(lambda: api.get(url, headers=officer()), {200})).json()
-        if str(state.get("status") or state.get("state")) in JOB_ENDED:
+        ended = str(state.get("state") or state.get("status"))
+        if ended == "failed":
+            raise RefusedError(f"import job failed: {str(state.get('failure'))[:120]}")
+        if ended in JOB_ENDED:
             break
         if time.monotonic() > deadline:
-            raise UnansweredError(f"import job {job} still {state.get('status')}")
+            raise UnansweredError(f"import job still {ended}")
         await asyncio.sleep(0.5)
     report = httpx.URL(URLS["enrolment"]).join(state.get("report") or f"{url.path}/report.csv")
     text = (await answered(lambda: api.get(report, headers=officer()), {200})).text
