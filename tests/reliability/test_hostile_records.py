@@ -90,6 +90,17 @@ def hostile_records(genuine: dict[str, Any]) -> Planted:
     ]
 
 
+async def first_registration(kafka: KafkaSettings) -> dict[str, Any]:
+    """A registration on enrolment's topic, waited for (an overloaded service may not have
+    published one yet)."""
+    for _ in range(120):
+        for envelope in await readable(kafka, "enrolment"):
+            if envelope["event_type"] == "WorkerRegistered":
+                return envelope
+        await asyncio.sleep(1)
+    raise AssertionError("no registration reached enrolment's topic in two minutes")
+
+
 async def plant(kafka: KafkaSettings, records: Planted) -> frozenset[tuple[str, int, int]]:
     """Written straight onto enrolment's topic; returns where they landed."""
     producer = AIOKafkaProducer(**producer_options(kafka))
@@ -131,10 +142,7 @@ async def test_hostile_records_are_dead_lettered_and_the_commands_after_them_go_
     load = Load(first_person=2_000_000)
     async with load.running(at_least=SUSTAINED):
         await asyncio.sleep(SUSTAINED / 2)
-        genuine = next(
-            e for e in await readable(kafka, "enrolment") if e["event_type"] == "WorkerRegistered"
-        )
-        planted = await plant(kafka, hostile_records(genuine))
+        planted = await plant(kafka, hostile_records(await first_registration(kafka)))
 
     faults = f"{len(planted)} records written onto the enrolment topic"
     await figures.checked(kafka, database, load, faults, planted)
