@@ -102,6 +102,9 @@ def kill(node_id: int) -> None:
         time.sleep(0.05)
 
 
+# Each fault waits for every replica back in sync, which under the full load on a shared
+# two-core machine took 290 s for the short run's three faults: past the suite's 300 s.
+@pytest.mark.timeout(1800 if os.environ.get("RELIABILITY_LONG") == "1" else 900)
 @pytest.mark.scenario("broker loss")
 async def test_services_ride_out_broker_loss(
     cluster: KafkaSettings, separate_database: DatabaseSettings, figures: Figures
