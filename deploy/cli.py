@@ -282,9 +282,13 @@ def reliability(
     leader_kills: Annotated[
         int, typer.Option(help="SIGKILLs of the busiest partition's leader on the cluster.")
     ] = 5,
+    load_seconds: Annotated[
+        float, typer.Option(help="Seconds each scenario offers its load, at the least.")
+    ] = 60,
+    rate: Annotated[float, typer.Option(help="Commands the load starts per second.")] = 100,
 ) -> None:
-    """Run the fault scenarios at their long size and write their figures to
-    docs/reliability.md."""
+    """Run the fault scenarios at their long size, under an open-loop load of registrations,
+    verifications and imports, and write their figures to docs/reliability.md."""
     from deploy.reliability_report import keep_long_runs, write
 
     figures = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
@@ -295,6 +299,8 @@ def reliability(
         "RELIABILITY_CRASHES": str(crashes),
         "RELIABILITY_DATABASE_RESTARTS": str(database_restarts),
         "RELIABILITY_LEADER_KILLS": str(leader_kills),
+        "RELIABILITY_LOAD_SECONDS": str(load_seconds),
+        "RELIABILITY_RATE": str(rate),
     }
     argv = [
         sys.executable,

@@ -27,7 +27,8 @@ def keep_long_runs(figures: Path, history: Path) -> None:
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    """Per scenario: how many long runs and how many passed, and the last run's figures."""
+    """Per scenario: how many long runs and how many passed, and the last run's figures (lines
+    from before the open-loop load carry no load figures: shown as a dash)."""
     total = Counter(r["scenario"] for r in runs)
     passed = Counter(r["scenario"] for r in runs if r.get("passed", True))
     last = {r["scenario"]: r for r in runs}
@@ -36,7 +37,10 @@ def table(runs: list[dict[str, Any]]) -> str:
         "long runs (passed)",
         "last run at",
         "faults injected in it",
-        "commands acknowledged",
+        "load offered (s at cmd/s)",
+        "commands acknowledged (imports: rows)",
+        "shed; refused or unanswered",
+        "p50 / p99 ms",
         "events checked",
         "lost",
         "duplicated",
@@ -47,10 +51,36 @@ def table(runs: list[dict[str, Any]]) -> str:
         findings = "; ".join(r["problems"]) or "none"
         lines.append(
             f"| {scenario} | {total[scenario]} ({passed[scenario]}) | {r['at']} | {r['faults']} "
-            f"| {r['acknowledged']:,} | {r['events_checked']:,} | {r['lost']} "
-            f"| {r['duplicated']} | {findings} |"
+            f"| {offered(r)} | {acknowledged(r)} | {not_acknowledged(r)} | {latency(r)} "
+            f"| {r['events_checked']:,} | {r['lost']} | {r['duplicated']} | {findings} |"
         )
     return "\n".join(lines)
+
+
+def offered(run: dict[str, Any]) -> str:
+    if "offered_rate" not in run:
+        return "—"
+    return f"{run['load_seconds']:,} s at {run['offered_rate']:,}"
+
+
+def acknowledged(run: dict[str, Any]) -> str:
+    kinds = run.get("acknowledged_by_kind")
+    if kinds is None:
+        return f"{run['acknowledged']:,}"
+    return f"{run['acknowledged']:,} ({kinds.get('import', 0):,}: {run['imported_rows']:,})"
+
+
+def not_acknowledged(run: dict[str, Any]) -> str:
+    if "shed" not in run:
+        return "—"
+    reasons = "".join(f"; {n} {reason}" for reason, n in run["refused"].items())
+    return f"{run['shed']:,}; {run['refused_total']:,}{reasons}"
+
+
+def latency(run: dict[str, Any]) -> str:
+    if run.get("p99_ms") is None:
+        return "—"
+    return f"{run['p50_ms']:,.0f} / {run['p99_ms']:,.0f}"
 
 
 def write(document: Path, history: Path) -> None:

@@ -27,10 +27,11 @@ class Figures:
     scenario: str
     found: dict[str, Any] = field(default_factory=dict)
 
-    def record(self, faults: str, acknowledged: int, verdict: Verdict) -> None:
+    def record(self, faults: str, load: Load, verdict: Verdict) -> None:
         self.found = {
             "faults": faults,
-            "acknowledged": acknowledged,
+            "acknowledged": load.acknowledged,
+            **load.figures(),
             "events_checked": verdict.events_checked,
             "lost": len(verdict.lost),
             "duplicated": len(verdict.duplicated),
@@ -45,11 +46,13 @@ class Figures:
         faults: str,
         planted: frozenset[tuple[str, int, int]] = frozenset(),
     ) -> Verdict:
-        """The checker's verdict on the run, recorded with ``faults``; the run fails unless
-        nothing was lost, doubled or out of place."""
+        """The checker's verdict on the run, recorded with ``faults`` and the load's figures; the
+        run fails unless nothing was lost, doubled or out of place, and every command the load
+        sent was acknowledged (each is valid, and sent again until answered)."""
         verdict = await check(kafka, database, load.registered, load.verified, planted)
-        self.record(faults, load.acknowledged, verdict)
+        self.record(faults, load, verdict)
         assert verdict.ok, verdict
+        assert not load.refused, load.refused
         return verdict
 
     def write(self, failure: str | None) -> None:

@@ -12,7 +12,7 @@ import pytest
 from deploy.local import postgres
 from tests.integration.programme_world import World, world
 from tests.reliability.figures import Figures
-from tests.reliability.load import Load
+from tests.reliability.load import SUSTAINED, Load
 
 __all__ = ["world"]  # the fixture, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
@@ -24,9 +24,10 @@ async def test_services_resume_after_postgresql_restarts(world: World, figures: 
     kafka, database, _ = world
     load = Load(first_person=1_000_000)
 
-    async with load.running():
+    async with load.running(at_least=SUSTAINED):
         for _ in range(RESTARTS):
-            await asyncio.sleep(2)
+            # Spread over the window, each restart meeting the load in full flow.
+            await asyncio.sleep(max(2.0, SUSTAINED / (RESTARTS + 1)))
             await asyncio.to_thread(postgres.restart)
         await asyncio.sleep(3)
 

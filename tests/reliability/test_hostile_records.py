@@ -38,7 +38,7 @@ from tests.integration.programme_world import (
 )
 from tests.reliability.checker import readable
 from tests.reliability.figures import Figures
-from tests.reliability.load import Load
+from tests.reliability.load import SUSTAINED, Load
 
 __all__ = ["world"]  # the fixture, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
@@ -90,16 +90,30 @@ def hostile_records(genuine: dict[str, Any]) -> Planted:
     ]
 
 
+async def first_registration(kafka: KafkaSettings) -> dict[str, Any]:
+    """A registration on enrolment's topic, waited for (an overloaded service may not have
+    published one yet)."""
+    for _ in range(120):
+        for envelope in await readable(kafka, "enrolment"):
+            if envelope["event_type"] == "WorkerRegistered":
+                return envelope
+        await asyncio.sleep(1)
+    raise AssertionError("no registration reached enrolment's topic in two minutes")
+
+
 async def plant(kafka: KafkaSettings, records: Planted) -> frozenset[tuple[str, int, int]]:
     """Written straight onto enrolment's topic; returns where they landed."""
     producer = AIOKafkaProducer(**producer_options(kafka))
     await producer.start()
     try:
         topic = kafka.events_topic("enrolment")
-        sent = []
-        for key, value, headers in records:
-            delivery = await producer.send(topic, value, key=key, headers=headers)
-            sent.append(await delivery)
+        # All sent before any is awaited (thousands in the redelivery scenario); the idempotent
+        # producer keeps each partition's records in the order sent.
+        deliveries = [
+            await producer.send(topic, value, key=key, headers=headers)
+            for key, value, headers in records
+        ]
+        sent = [await delivery for delivery in deliveries]
     finally:
         await producer.stop()
     return frozenset((m.topic, m.partition, m.offset) for m in sent)
@@ -126,14 +140,9 @@ async def test_hostile_records_are_dead_lettered_and_the_commands_after_them_go_
 ) -> None:
     kafka, database, _ = world
     load = Load(first_person=2_000_000)
-    async with load.running():
-        await asyncio.sleep(2)
-    genuine = next(
-        e for e in await readable(kafka, "enrolment") if e["event_type"] == "WorkerRegistered"
-    )
-    planted = await plant(kafka, hostile_records(genuine))
-    async with load.running():
-        await asyncio.sleep(3)
+    async with load.running(at_least=SUSTAINED):
+        await asyncio.sleep(SUSTAINED / 2)
+        planted = await plant(kafka, hostile_records(await first_registration(kafka)))
 
     faults = f"{len(planted)} records written onto the enrolment topic"
     await figures.checked(kafka, database, load, faults, planted)
@@ -165,8 +174,9 @@ async def digests(database: DatabaseSettings) -> dict[str, str]:
 async def test_every_record_delivered_twice_changes_nothing(world: World, figures: Figures) -> None:
     kafka, database, processes = world
     load = Load(first_person=3_000_000)
-    async with load.running():
-        await asyncio.sleep(3)
+    # The load comes before the fault: the tables are compared as they were before it.
+    async with load.running(at_least=SUSTAINED):
+        pass
     await wait_caught_up(kafka, database)
     stop(processes.values())
     before = await digests(database)

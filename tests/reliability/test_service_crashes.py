@@ -23,7 +23,7 @@ from tests.integration.programme_world import (
     world,
 )
 from tests.reliability.figures import Figures
-from tests.reliability.load import Load
+from tests.reliability.load import SUSTAINED, Load
 
 __all__ = ["world"]  # the fixture, used by name
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
@@ -48,7 +48,7 @@ async def test_sigkill_of_random_services_loses_and_doubles_nothing(
             kills.append(service)
             processes[service] = start_service(service, env)
 
-    async with load.running():
+    async with load.running(at_least=SUSTAINED):
         await chaos()
         await asyncio.sleep(2)
 

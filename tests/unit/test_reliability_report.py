@@ -36,9 +36,29 @@ def test_runs_are_counted_and_the_last_one_shown() -> None:
             run("crashes", "t1", passed=True),
         ]
     ).splitlines()
-    assert rows[2].startswith("| broker loss | 2 (1) | t2 | faults at t2 | 1,200 |")
+    assert rows[2].startswith("| broker loss | 2 (1) | t2 | faults at t2 | — | 1,200 | — | — |")
     assert rows[2].endswith("| failed: AssertionError: a client gave up |")
     assert rows[3].startswith("| crashes | 1 (1) | t1 |")
+
+
+def test_a_run_under_the_open_loop_load_shows_what_it_offered_and_what_became_of_it() -> None:
+    loaded = run("crashes", "t1", passed=True) | {
+        "load_seconds": 20.4,
+        "offered": 2040,
+        "offered_rate": 100.0,
+        "shed": 12,
+        "acknowledged_by_kind": {"register": 500, "verify": 600, "import": 100},
+        "imported_rows": 1000,
+        "refused": {"register: unanswered, last answer: ConnectError": 3},
+        "refused_total": 3,
+        "p50_ms": 41.2,
+        "p99_ms": 1520.7,
+    }
+    [row] = table([loaded]).splitlines()[2:]
+    assert (
+        "| 20.4 s at 100.0 | 1,200 (100: 1,000) "
+        "| 12; 3; 3 register: unanswered, last answer: ConnectError | 41 / 1,521 |"
+    ) in row
 
 
 def test_only_long_runs_are_kept_and_the_document_rewritten(tmp_path: Path) -> None:
