@@ -32,8 +32,7 @@ FindingKind = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):  # a tuple: made for every record, and sent between processes
     topic: str
     partition: int
     offset: int
@@ -55,8 +54,7 @@ class Finding:
         return f"{self.kind} at {self.location} ({where}): {self.detail}"
 
 
-@dataclass(frozen=True)
-class _Seen:
+class _Seen(NamedTuple):
     hash: str
     prev_hash: str
     location: Location
@@ -74,7 +72,7 @@ class Run(NamedTuple):
     last_hash: str
 
 
-@dataclass
+@dataclass(repr=False)  # its repr would hold every event
 class ChainChecker:
     """Feed envelopes in log order with :meth:`check`, then call :meth:`finish`."""
 

@@ -26,7 +26,9 @@ class Copy:
     hash: str
 
 
-@dataclass
+# Not repr'd: asyncio formats a finished task's result with repr(), which for every record's
+# entry would cost as much as checking them.
+@dataclass(repr=False)
 class Checked:
     """What reading some partitions found: the checker fed with every record, the records and
     harmless duplicates per topic, and (when asked for) every record's copy per topic."""
@@ -37,7 +39,7 @@ class Checked:
     copies: dict[str, dict[EventKey, Copy]] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GroupResult:
     """A group's :class:`Checked`, summed up for the parent: what each record showed, and every
     stream as runs, whose links the parent checks together with the other groups' runs."""

@@ -64,7 +64,7 @@ def _holds_float(written: bytes) -> bool:
     return (
         b"." in outside
         or b"E" in outside
-        or b"e" in outside.replace(b"true", b"").replace(b"false", b"")
+        or (b"e" in outside and b"e" in outside.replace(b"true", b"").replace(b"false", b""))
     )
 
 
