@@ -354,13 +354,7 @@ async def test_verification_decisions_retried_under_a_key(
     ) as verification:
         workers = [uuid.uuid4(), uuid.uuid4()]
         for worker in workers:
-            await publishing.publish_as(
-                "enrolment",
-                verification.kafka,
-                verification.database,
-                f"worker-{worker}",
-                [("WorkerRegistered", registered(worker), worker)],
-            )
+            await register(verification, worker)
         officer = bearer("kelurahan_officer", KRAPYAK)
         for worker, action, body, other in (
             (workers[0], "verify", {"note": "checked"}, {"note": "checked twice"}),
@@ -386,6 +380,17 @@ async def test_verification_decisions_retried_under_a_key(
             assert await verification.events() == decided
 
 
+async def register(verification: Served, worker: uuid.UUID) -> None:
+    """The worker's registration on enrolment's topic, which opens a case in verification."""
+    await publishing.publish_as(
+        "enrolment",
+        verification.kafka,
+        verification.database,
+        f"worker-{worker}",
+        [("WorkerRegistered", registered(worker), worker)],
+    )
+
+
 def registered(worker: uuid.UUID) -> WorkerRegisteredV1:
     """A registration as enrolment's first schema version wrote it (what the helper publishes)."""
     return WorkerRegisteredV1(
@@ -408,13 +413,7 @@ async def test_a_designation_retried_after_a_lost_answer_designates_once(
         "verification", verification_wiring.build, kafka_settings, separate_database
     ) as verification:
         worker = uuid.uuid4()
-        await publishing.publish_as(
-            "enrolment",
-            verification.kafka,
-            verification.database,
-            f"worker-{worker}",
-            [("WorkerRegistered", registered(worker), worker)],
-        )
+        await register(verification, worker)
         allocated = BudgetAllocated(
             fiscal_year=2025, source="APBD", amount=1_000_000, cohort="regular"
         )
