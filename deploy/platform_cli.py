@@ -78,7 +78,7 @@ def audit_verify(
             "--workers",
             min=1,
             help="Processes reading the topics, each a group of partitions (default: one per "
-            "core; 1: this process alone).",
+            "core, one alone below 50,000 records; 1: this process alone).",
         ),
     ] = None,
 ) -> None:

@@ -52,6 +52,11 @@ class VerifyReport:
         return sum(t.events for t in self.topics)
 
 
+# Below this many records, starting the processes (each imports the platform, a third of a
+# second) costs more than they save.
+SPAWN_WORTH = 50_000
+
+
 def _in_log_order(finding: Finding) -> tuple[str, int, int, str, str, int]:
     where = finding.location
     stream = (finding.stream_id or "", finding.stream_version or 0)
@@ -66,14 +71,17 @@ async def verify_topics(
     workers: int | None = None,
 ) -> VerifyReport:
     """Read every record of ``topics`` up to their current end and check every chain, in
-    ``workers`` processes by groups of partitions (None: one per core; 1: in this process).
-    Either way the same findings, in log order.
+    ``workers`` processes by groups of partitions (1: in this process; None: one per core, or
+    this process alone for a log too small to be worth starting processes). Either way the
+    same findings, in log order.
 
     ``seen``, when given, collects per topic every record's bytes digest and chain hash by
     stream and version, for comparing the topics with the stores and the checkpoints.
     """
-    wanted = default_workers() if workers is None else workers
-    groups = partition_groups(await end_offsets(kafka, topics), wanted) if wanted > 1 else []
+    ends = await end_offsets(kafka, topics)
+    if workers is None:
+        workers = default_workers() if sum(ends.values()) >= SPAWN_WORTH else 1
+    groups = partition_groups(ends, workers) if workers > 1 else []
     merged = None
     if len(groups) > 1:
         results = await check_groups(kafka, topics, groups, progress, seen is not None)
