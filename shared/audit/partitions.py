@@ -14,15 +14,13 @@ caller verifies the log again in one process (:func:`merge_runs` answers None).
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-import queue
-import traceback
+import pickle
+import struct
+import sys
+from asyncio.subprocess import Process
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
-from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
-from typing import Any
 
 from aiokafka import TopicPartition
 
@@ -74,78 +72,80 @@ async def check_groups(
     progress: Callable[[int], None],
     keep_copies: bool,
 ) -> list[GroupResult]:
-    """Each group of partitions read and checked by a process of its own (spawned: a fork
-    would inherit this process's event loop and Kafka clients)."""
-    context = multiprocessing.get_context("spawn")
-    messages: Queue[tuple[str, int, Any]] = context.Queue()
+    """Each group of partitions read and checked by a process of its own: a fresh interpreter
+    running this module, which imports only what checking needs (multiprocessing's spawn would
+    import the caller's main module again in every process, the whole command line), and does
+    not inherit this process's event loop and Kafka clients as a fork would."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     processes = [
-        context.Process(
-            target=_check_group,
-            args=(kafka, list(topics), list(group), keep_copies, messages, index),
-            name=f"audit-verify-{index}",
-            daemon=True,
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            __name__,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=environment,
         )
-        for index, group in enumerate(groups)
+        for _ in groups
     ]
-    for process in processes:
-        process.start()
-    loop = asyncio.get_running_loop()
-
-    def advance(records: int) -> None:
-        loop.call_soon_threadsafe(progress, records)
-
     try:
-        return await asyncio.to_thread(_collect, messages, processes, advance)
+        for process, group in zip(processes, groups, strict=True):
+            assert process.stdin is not None
+            process.stdin.write(pickle.dumps((kafka, list(topics), list(group), keep_copies)))
+            process.stdin.close()
+        return list(await asyncio.gather(*(_result(p, progress) for p in processes)))
     finally:
         for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
 
-def _collect(
-    messages: Queue[tuple[str, int, Any]],
-    processes: Sequence[BaseProcess],
-    progress: Callable[[int], None],
-) -> list[GroupResult]:
-    results: dict[int, GroupResult] = {}
-    while len(results) < len(processes):
-        try:
-            kind, index, content = messages.get(timeout=1)
-        except queue.Empty:
-            ended = [
-                p.name for i, p in enumerate(processes) if i not in results and not p.is_alive()
-            ]
-            if ended:
-                raise RuntimeError(f"{', '.join(ended)} ended without a result") from None
-            continue
-        if kind == "progress":
-            progress(content)
-        elif kind == "done":
-            results[index] = content
-        else:
-            raise RuntimeError(f"{processes[index].name} failed:\n{content}")
-    return [results[index] for index in range(len(processes))]
-
-
-def _check_group(
-    kafka: KafkaSettings,
-    topics: list[str],
-    partitions: list[TopicPartition],
-    keep_copies: bool,
-    messages: Queue[tuple[str, int, Any]],
-    index: int,
-) -> None:
+async def _result(process: Process, progress: Callable[[int], None]) -> GroupResult:
+    """The group's messages, each its length then its pickle: records done, then the result."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    errors = asyncio.ensure_future(process.stderr.read())
     try:
-        checked = asyncio.run(
-            check_records(
-                kafka,
-                topics,
-                lambda n: messages.put(("progress", index, n)),
-                keep_copies,
-                only=set(partitions),
-            )
-        )
-        messages.put(("done", index, GroupResult.of(checked)))
-    except Exception:  # the parent raises it: a verify must not end as if it had passed
-        messages.put(("failed", index, traceback.format_exc()))
+        while True:
+            header = await process.stdout.readexactly(_LENGTH.size)
+            payload = await process.stdout.readexactly(*_LENGTH.unpack(header))
+            message = pickle.loads(payload)  # noqa: S301 (written by the child this started)
+            if isinstance(message, GroupResult):
+                await process.wait()
+                return message
+            progress(message)
+    except asyncio.IncompleteReadError:
+        await process.wait()
+        raise RuntimeError(
+            f"a verifying process ended with {process.returncode} and no result:\n"
+            + (await errors).decode(errors="replace")
+        ) from None
+    finally:
+        errors.cancel()
+
+
+_LENGTH = struct.Struct(">Q")
+
+
+def _check_group() -> None:
+    """One group: the job pickled on stdin, the messages on stdout, both written by the parent
+    that started this process and reads it (nothing else writes to them: print and warnings go
+    to stderr)."""
+    job = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (written by the parent)
+    kafka, topics, partitions, keep_copies = job
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+
+    def send(message: int | GroupResult) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_LENGTH.pack(len(payload)) + payload)
+        out.flush()
+
+    checked = asyncio.run(check_records(kafka, topics, send, keep_copies, only=set(partitions)))
+    send(GroupResult.of(checked))
+
+
+if __name__ == "__main__":
+    _check_group()
