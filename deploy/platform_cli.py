@@ -72,6 +72,15 @@ def audit_verify(
             "the stores nor the signed checkpoints are checked.",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes reading the topics, each a group of partitions (default: one per "
+            "core, one alone below 50,000 records; 1: this process alone).",
+        ),
+    ] = None,
 ) -> None:
     """Recompute the hash chains of the four event topics, compare each store with its topic,
     and check the signed checkpoints of the stream heads; exit 1 on any finding."""
@@ -84,14 +93,16 @@ def audit_verify(
         if signers is None:
             with _progress("verifying") as bar:
                 task = bar.add_task("verify", total=total)
-                return await verify_topics(kafka, topics, lambda n: bar.advance(task, n))
+                return await verify_topics(
+                    kafka, topics, lambda n: bar.advance(task, n), workers=workers
+                )
         conn = await asyncpg.connect(DatabaseSettings().database_url)
         try:
             with _progress("verifying") as bar:
                 task = bar.add_task("verify", total=total)
                 schemas = {service: service for service in SERVICES}
                 return await verify_log(
-                    kafka, conn, schemas, signers, lambda n: bar.advance(task, n)
+                    kafka, conn, schemas, signers, lambda n: bar.advance(task, n), workers=workers
                 )
         finally:
             await conn.close()

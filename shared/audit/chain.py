@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from shared.events.envelope import GENESIS_HASH
 from shared.events.hashing import compute_hash
@@ -32,8 +32,7 @@ FindingKind = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):  # a tuple: made for every record, and sent between processes
     topic: str
     partition: int
     offset: int
@@ -55,14 +54,25 @@ class Finding:
         return f"{self.kind} at {self.location} ({where}): {self.detail}"
 
 
-@dataclass(frozen=True)
-class _Seen:
+class _Seen(NamedTuple):
     hash: str
     prev_hash: str
     location: Location
 
 
-@dataclass
+class Run(NamedTuple):
+    """Consecutive versions of one stream, each linked to the one before it. A checker sums a
+    stream up as its runs; the links between runs are what is left to check, also when the
+    runs come from checkers that read different partitions."""
+
+    first_version: int
+    first_prev_hash: str
+    first_location: Location
+    last_version: int
+    last_hash: str
+
+
+@dataclass(repr=False)  # its repr would hold every event
 class ChainChecker:
     """Feed envelopes in log order with :meth:`check`, then call :meth:`finish`."""
 
@@ -77,9 +87,10 @@ class ChainChecker:
         try:
             stream_id = str(envelope["stream_id"])
             version = int(envelope["stream_version"])
-            claimed = str(envelope["hash"])
+            unsealed = dict(envelope)
+            claimed = str(unsealed.pop("hash"))
             prev_hash = str(envelope["prev_hash"])
-            recomputed = compute_hash({k: v for k, v in envelope.items() if k != "hash"})
+            recomputed = compute_hash(unsealed)
         except (KeyError, TypeError, ValueError) as error:
             self._report("unreadable", location, None, None, f"not a sealed envelope: {error!r}")
             return
@@ -119,31 +130,23 @@ class ChainChecker:
 
     def finish(self) -> list[Finding]:
         """Check links and completeness of every stream; return all findings."""
+        self.findings += link_runs(self.runs())
+        return self.findings
+
+    def runs(self) -> dict[str, list[Run]]:
+        """Every stream's versions as runs, in version order."""
+        streams = {}
         for stream_id, seen in self._streams.items():
-            previous_hash = GENESIS_HASH
-            previous_version = 0
+            runs: list[Run] = []
             for version in sorted(seen):
                 event = seen[version]
-                if version != previous_version + 1:
-                    missing = (
-                        f"version {previous_version + 1}"
-                        if version == previous_version + 2
-                        else f"versions {previous_version + 1} to {version - 1}"
-                    )
-                    self._report(
-                        "gap", event.location, stream_id, version, f"{missing} missing before it"
-                    )
-                elif event.prev_hash != previous_hash:
-                    self._report(
-                        "broken_link",
-                        event.location,
-                        stream_id,
-                        version,
-                        f"prev_hash {event.prev_hash} is not the hash {previous_hash} "
-                        f"of version {previous_version}",
-                    )
-                previous_hash, previous_version = event.hash, version
-        return self.findings
+                last = runs[-1] if runs else None
+                if last and version == last.last_version + 1 and event.prev_hash == last.last_hash:
+                    runs[-1] = Run(*last[:3], version, event.hash)
+                else:
+                    runs.append(Run(version, event.prev_hash, event.location, version, event.hash))
+            streams[stream_id] = runs
+        return streams
 
     def _report(
         self,
@@ -154,6 +157,39 @@ class ChainChecker:
         detail: str,
     ) -> None:
         self.findings.append(Finding(kind, location, stream_id, version, detail))
+
+
+def link_runs(streams: Mapping[str, list[Run]]) -> list[Finding]:
+    """A gap or a broken link wherever a stream's run does not follow the run before it (the
+    first from the genesis hash); ``streams``' runs in version order, none overlapping."""
+    findings = []
+    for stream_id, runs in streams.items():
+        previous_hash = GENESIS_HASH
+        previous_version = 0
+        for run in runs:
+            version, where = run.first_version, run.first_location
+            if version != previous_version + 1:
+                missing = (
+                    f"version {previous_version + 1}"
+                    if version == previous_version + 2
+                    else f"versions {previous_version + 1} to {version - 1}"
+                )
+                findings.append(
+                    Finding("gap", where, stream_id, version, f"{missing} missing before it")
+                )
+            elif run.first_prev_hash != previous_hash:
+                findings.append(
+                    Finding(
+                        "broken_link",
+                        where,
+                        stream_id,
+                        version,
+                        f"prev_hash {run.first_prev_hash} is not the hash {previous_hash} "
+                        f"of version {previous_version}",
+                    )
+                )
+            previous_hash, previous_version = run.last_hash, run.last_version
+    return findings
 
 
 def check_chains(events: Iterable[tuple[Mapping[str, Any], Location]]) -> list[Finding]:

@@ -13,9 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from shared.audit.chain import ChainChecker, Finding, Location
+from shared.audit.chain import Finding, Location, link_runs
 from shared.audit.checkpoints import SCHEMA as CHECKPOINT_SCHEMA
 from shared.audit.checkpoints import (
     SignedCheckpoint,
@@ -23,19 +21,13 @@ from shared.audit.checkpoints import (
     load_checkpoints,
     signature_problems,
 )
+from shared.audit.partitions import check_groups, default_workers, merge_runs, partition_groups
+from shared.audit.records import Copy, EventKey, check_records
 from shared.db import DbConnection
 from shared.settings import KafkaSettings
-from shared.topic_reader import read_topics
+from shared.topic_reader import end_offsets
 
-EventKey = tuple[str, int]  # stream id, stream version
-
-
-@dataclass(frozen=True)
-class Copy:
-    """One copy of an event: the SHA-256 of its bytes and its chain hash."""
-
-    digest: bytes
-    hash: str
+__all__ = ["Copy", "EventKey", "TopicSummary", "VerifyReport", "verify_log", "verify_topics"]
 
 
 @dataclass
@@ -60,49 +52,57 @@ class VerifyReport:
         return sum(t.events for t in self.topics)
 
 
+# Below this many records, starting the processes (each imports the platform, a third of a
+# second) costs more than they save.
+SPAWN_WORTH = 50_000
+
+
+def _in_log_order(finding: Finding) -> tuple[str, int, int, str, str, int]:
+    where = finding.location
+    stream = (finding.stream_id or "", finding.stream_version or 0)
+    return (where.topic, where.partition, where.offset, finding.kind, *stream)
+
+
 async def verify_topics(
     kafka: KafkaSettings,
     topics: Sequence[str],
     progress: Callable[[int], None] = lambda _: None,
     seen: dict[str, dict[EventKey, Copy]] | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """Read every record of ``topics`` up to their current end and check every chain.
+    """Read every record of ``topics`` up to their current end and check every chain, in
+    ``workers`` processes by groups of partitions (1: in this process; None: one per core, or
+    this process alone for a log too small to be worth starting processes). Either way the
+    same findings, in log order.
 
     ``seen``, when given, collects per topic every record's bytes digest and chain hash by
     stream and version, for comparing the topics with the stores and the checkpoints.
     """
-    checker = ChainChecker()
-    summaries = {topic: TopicSummary(topic) for topic in topics}
-    async for batch in read_topics(kafka, topics):
-        summary = summaries[batch[0].topic]
-        before_duplicates = checker.duplicates
-        for record in batch:
-            location = Location(record.topic, record.partition, record.offset)
-            try:
-                envelope = orjson.loads(record.value or b"")
-            except orjson.JSONDecodeError as error:
-                checker.findings.append(
-                    Finding("unreadable", location, None, None, f"not JSON: {error}")
-                )
-                continue
-            if not isinstance(envelope, dict):
-                checker.findings.append(
-                    Finding("unreadable", location, None, None, "not a JSON object")
-                )
-                continue
-            checker.check(envelope, location)
-            if seen is not None and "stream_id" in envelope and "stream_version" in envelope:
-                key = (str(envelope["stream_id"]), int(envelope["stream_version"]))
-                seen.setdefault(record.topic, {})[key] = Copy(
-                    hashlib.sha256(record.value or b"").digest(), str(envelope.get("hash"))
-                )
-        summary.events += len(batch)
-        summary.duplicates += checker.duplicates - before_duplicates
-        progress(len(batch))
-    findings = checker.finish()
+    ends = await end_offsets(kafka, topics)
+    if workers is None:
+        workers = default_workers() if sum(ends.values()) >= SPAWN_WORTH else 1
+    groups = partition_groups(ends, workers) if workers > 1 else []
+    merged = None
+    if len(groups) > 1:
+        results = await check_groups(kafka, topics, groups, progress, seen is not None)
+        merged = merge_runs([result.runs for result in results])
+    if merged is None:  # one process asked for, one group, or a stream in several groups
+        checked = await check_records(kafka, topics, progress, seen is not None)
+        findings = checked.checker.finish()
+        events, duplicates, copies = checked.events, checked.duplicates, [checked.copies]
+    else:
+        findings = [f for result in results for f in result.findings] + link_runs(merged)
+        events = sum((result.events for result in results), Counter[str]())
+        duplicates = sum((result.duplicates for result in results), Counter[str]())
+        copies = [result.copies for result in results]
+    if seen is not None:
+        for group_copies in copies:
+            for topic, by_key in (group_copies or {}).items():
+                seen.setdefault(topic, {}).update(by_key)
+    summaries = {topic: TopicSummary(topic, events[topic], duplicates[topic]) for topic in topics}
     for finding in findings:
         summaries[finding.location.topic].findings[finding.kind] += 1
-    return VerifyReport(list(summaries.values()), findings)
+    return VerifyReport(list(summaries.values()), sorted(findings, key=_in_log_order))
 
 
 async def store_copies(
@@ -207,12 +207,14 @@ async def verify_log(
     signers: TrustedSigners,
     progress: Callable[[int], None] = lambda _: None,
     checkpoint_schema: str = CHECKPOINT_SCHEMA,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """Everything ``audit verify`` checks, for ``schemas`` (service -> store schema)."""
+    """Everything ``audit verify`` checks, for ``schemas`` (service -> store schema); the
+    topics in ``workers`` processes (see :func:`verify_topics`)."""
     topics = {service: kafka.events_topic(service) for service in schemas}
     published = {service: await store_copies(conn, s, True) for service, s in schemas.items()}
     seen: dict[str, dict[EventKey, Copy]] = {}
-    report = await verify_topics(kafka, list(topics.values()), progress, seen)
+    report = await verify_topics(kafka, list(topics.values()), progress, seen, workers)
     on_topics = {service: seen.get(topic, {}) for service, topic in topics.items()}
     in_stores = {service: await store_copies(conn, s, False) for service, s in schemas.items()}
     findings = list(report.findings)

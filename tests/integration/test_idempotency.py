@@ -25,6 +25,7 @@ from services.enrolment import wiring as enrolment_wiring
 from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
 from shared.db import service_dsn
+from shared.events.billing import BudgetAllocated
 from shared.events.enrolment import WorkerRegisteredV1
 from shared.events.types import SealedPersonal
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -353,13 +354,7 @@ async def test_verification_decisions_retried_under_a_key(
     ) as verification:
         workers = [uuid.uuid4(), uuid.uuid4()]
         for worker in workers:
-            await publishing.publish_as(
-                "enrolment",
-                verification.kafka,
-                verification.database,
-                f"worker-{worker}",
-                [("WorkerRegistered", registered(worker), worker)],
-            )
+            await register(verification, worker)
         officer = bearer("kelurahan_officer", KRAPYAK)
         for worker, action, body, other in (
             (workers[0], "verify", {"note": "checked"}, {"note": "checked twice"}),
@@ -385,6 +380,17 @@ async def test_verification_decisions_retried_under_a_key(
             assert await verification.events() == decided
 
 
+async def register(verification: Served, worker: uuid.UUID) -> None:
+    """The worker's registration on enrolment's topic, which opens a case in verification."""
+    await publishing.publish_as(
+        "enrolment",
+        verification.kafka,
+        verification.database,
+        f"worker-{worker}",
+        [("WorkerRegistered", registered(worker), worker)],
+    )
+
+
 def registered(worker: uuid.UUID) -> WorkerRegisteredV1:
     """A registration as enrolment's first schema version wrote it (what the helper publishes)."""
     return WorkerRegisteredV1(
@@ -398,3 +404,66 @@ def registered(worker: uuid.UUID) -> WorkerRegisteredV1:
         insured_income=1_000_000,
         source="api",
     )
+
+
+async def test_a_designation_retried_after_a_lost_answer_designates_once(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> None:
+    async with served(
+        "verification", verification_wiring.build, kafka_settings, separate_database
+    ) as verification:
+        worker = uuid.uuid4()
+        await register(verification, worker)
+        allocated = BudgetAllocated(
+            fiscal_year=2025, source="APBD", amount=1_000_000, cohort="regular"
+        )
+        await publishing.publish_as(
+            "billing",
+            verification.kafka,
+            verification.database,
+            f"budget-2025-regular-{uuid.uuid4()}",
+            [("BudgetAllocated", allocated, None)],
+        )
+        path = f"/cases/{worker}/verify"
+        kelurahan = await answered(
+            lambda: verification.api.post(
+                path, json={}, headers=bearer("kelurahan_officer", KRAPYAK)
+            )
+        )
+        assert kelurahan.status_code == 200, kelurahan.text
+        kecamatan = await verification.api.post(
+            path, json={}, headers=bearer("kecamatan_officer", "33.75.01")
+        )
+        assert kecamatan.status_code == 200, kecamatan.text
+        for _ in range(600):  # designation checks the budget on verification's read model
+            if await verification.pool.fetchval(
+                "SELECT allocated FROM verification.budgets WHERE fiscal_year = 2025"
+            ):
+                break
+            await asyncio.sleep(0.1)
+
+        designation = {
+            "cohort": "regular",
+            "cover_months": 12,
+            "coverage_start": "2025-01-01",
+            "fiscal_year": 2025,
+            "decree_ref": "SK 400/1/2025",
+        }
+        designate = f"/cases/{worker}/designate"
+        key = keyed("city_admin", str(uuid.uuid4()))
+        before = await verification.events()
+        with pytest.raises(AnswerLostError):
+            await verification.lossy.post(designate, json=designation, headers=key)
+        designated = await verification.events()
+        assert designated == before + 1, "the first attempt designated"
+
+        retry = await verification.api.post(designate, json=designation, headers=key)
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["stream_version"] == 3  # kelurahan, kecamatan, then the city
+        again = await verification.api.post(designate, json=designation, headers=key)
+        assert again.json() == retry.json()
+        other = designation | {"decree_ref": "SK 400/2/2025"}
+        refused = await verification.api.post(designate, json=other, headers=key)
+        assert refused.status_code == 422, refused.text
+        assert "already used with a different request" in refused.text
+        assert await verification.events() == designated, "the retries designated nothing more"
