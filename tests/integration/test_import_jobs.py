@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from openpyxl import Workbook
@@ -25,7 +26,7 @@ from services.enrolment.service import EnrolmentService
 from shared.auth import AuthSettings
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.integration.sandbox import isolated, running
+from tests.integration.sandbox import eventually, isolated, running
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -247,17 +248,26 @@ async def test_progress_commits_chunk_by_chunk_and_a_stopped_job_goes_on_where_i
         assert stopped["rows_per_second"] is not None
         partial = report_rows((await api.get(f"{location}/report.csv", headers=OFFICER)).text)
         assert [int(r["row"]) for r in partial] == list(range(2, 302))
-        # The process stops in the middle of the next chunk (some of its rows registered,
-        # none committed to the job).
+        # The process stops in the middle of the next chunk: its rows registered, none committed
+        # to the job. Holding the report's table keeps the job's commit waiting, so the stop
+        # falls between the two on every run.
+        holder = await asyncpg.connect(database.database_url)
+        held = holder.transaction()
+        await held.start()
+        await holder.execute(f"LOCK TABLE {service.schema}.import_rows IN SHARE MODE")
         runner = asyncio.create_task(ImportJobs(service, chunk_rows=300).run(asyncio.Event()))
-        for _ in range(20000):
-            job = (await api.get(location, headers=OFFICER)).json()
-            if await registered_events(process) > job["registered"] + job["already_registered"]:
-                break
-            await asyncio.sleep(0.005)
-        runner.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await runner
+        try:
+
+            async def chunk_registered() -> bool:
+                return await registered_events(process) > stopped["registered"]
+
+            await eventually(chunk_registered)
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+        finally:
+            await held.rollback()
+            await holder.close()
         interrupted = (await api.get(location, headers=OFFICER)).json()
         assert interrupted["state"] == "running"
         assert interrupted["rows_done"] < 900
