@@ -7,7 +7,7 @@ not waited for), without a consumer group, committing nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -74,14 +74,18 @@ async def read_topics(
     topics: Sequence[str],
     batch: int = 5000,
     start_at: Mapping[TopicPartition, int] | None = None,
+    only: Collection[TopicPartition] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
     """Every record of ``topics`` up to their current end, in batches per partition.
 
-    ``start_at`` resumes partitions from given offsets instead of their beginning.
+    ``start_at`` resumes partitions from given offsets instead of their beginning; ``only``
+    reads just these partitions of the topics.
     """
     start = dict(start_at or {})
     ends = {
-        tp: end for tp, end in (await end_offsets(kafka, topics)).items() if end > start.get(tp, 0)
+        tp: end
+        for tp, end in (await end_offsets(kafka, topics)).items()
+        if end > start.get(tp, 0) and (only is None or tp in only)
     }
     if not ends:
         return
