@@ -31,7 +31,9 @@ async def replay(
     rebuilds = []
     for name in names:
         service, projection = name.split(".")
-        rebuilds.append(Rebuild(projection_named(service, projection), f"bench_{service}_{projection}"))
+        rebuilds.append(
+            Rebuild(projection_named(service, projection), f"bench_{service}_{projection}")
+        )
     pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=4)
     started = time.perf_counter()
     try:

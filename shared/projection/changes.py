@@ -161,14 +161,17 @@ def _key_order(change: RowChange) -> tuple[str, ...]:
 def _composed(before: RowChange, after: RowChange) -> RowChange | None:
     """One change doing what ``before`` then ``after`` do to a row, whether the row exists or
     not; None when no single change does (the two are then written in two rounds). A delete
-    after anything is the delete: :func:`collapsed` takes it before asking."""
+    after anything is the delete."""
+    if isinstance(after, Delete):
+        return after
     if isinstance(before, Delete):
         return before if isinstance(after, Update) else None  # no row left to update
     if isinstance(before, Upsert):
         if isinstance(after, Upsert | Update):
             return Upsert(after.table, after.key, {**before.values, **after.values})
         if set(after.amounts) <= set(before.values) and all(
-            before.values[c] is not None for c in after.amounts  # NULL plus n stays NULL
+            before.values[c] is not None
+            for c in after.amounts  # NULL plus n stays NULL
         ):
             added = {c: before.values[c] + a for c, a in after.amounts.items()}
             return Upsert(after.table, after.key, {**before.values, **added})

@@ -370,6 +370,7 @@ async def _load_in_processes(
     # Spawned, not forked: a fork would copy this process's event loop and connections.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(groups), mp_context=context) as executor:
+
         async def run(group: list[TopicPartition]) -> list[_Loaded]:
             figures = await loop.run_in_executor(
                 executor, _load_group, rebuilds, kafka, history, group, processes.database_url
@@ -382,9 +383,7 @@ async def _load_in_processes(
     return loaded
 
 
-def partition_groups(
-    sizes: Mapping[TopicPartition, int], count: int
-) -> list[list[TopicPartition]]:
+def partition_groups(sizes: Mapping[TopicPartition, int], count: int) -> list[list[TopicPartition]]:
     """The partitions holding records, in up to ``count`` groups of about equal records."""
     groups: list[list[TopicPartition]] = [[] for _ in range(count)]
     loads = [0] * count
