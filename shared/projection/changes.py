@@ -127,14 +127,15 @@ async def execute_changes(conn: DbConnection, schema: str, changes: Sequence[Row
 
 def collapsed(changes: Sequence[RowChange]) -> list[RowChange]:
     """The changes, each row's composed into as few as exactly express them, in rounds: a
-    round touches a row at most once, and holds its changes grouped by shape and sorted by key
-    (one statement per shape; concurrent rebuilds lock shared rows in the same order).
+    round touches a row at most once, and holds its changes grouped by shape (one statement
+    each). Counters, the rows that events of many partitions change, are sorted by key, so
+    concurrent rebuilds lock them in the same order.
 
     Applied in the returned order, they leave every row as the changes one by one would.
     """
-    by_row: dict[tuple[str, tuple[tuple[str, Any], ...]], list[RowChange]] = {}
+    by_row: dict[tuple[str, tuple[Any, ...]], list[RowChange]] = {}
     for change in changes:
-        composed = by_row.setdefault((change.table, tuple(change.key.items())), [])
+        composed = by_row.setdefault((change.table, tuple(change.key.values())), [])
         if isinstance(change, Delete):
             composed[:] = [change]  # whatever came before, the row is gone
             continue
@@ -150,7 +151,8 @@ def collapsed(changes: Sequence[RowChange]) -> list[RowChange]:
             if len(composed) > depth:
                 shapes.setdefault(_shape(composed[depth]), []).append(composed[depth])
         for shape in sorted(shapes, key=repr):
-            ordered.extend(sorted(shapes[shape], key=_key_order))
+            run = shapes[shape]
+            ordered.extend(sorted(run, key=_key_order) if shape[0] is Increment else run)
     return ordered
 
 

@@ -11,10 +11,9 @@ each one transaction of the writer, whose changes are collapsed to one write per
 statement per shape (:func:`shared.projection.changes.collapsed`); the tables' secondary
 indexes are dropped after the migrations made them and made again once the rows are in. With
 ``Processes`` the topics' partitions are split into groups of about equal records, one process
-each: a partition's position and its streams' versions belong to one process only, and rows
-that events of several partitions change (counters) are locked in key order, so two processes
-wait on each other rather than deadlock (and a deadlock would be retried as any transient
-failure is).
+each: a partition number goes whole to one process, over every topic, so a worker's events
+(keyed by worker) meet in one process; the rows events of many partitions change (counters) are
+written in key order, and a deadlock, were one to happen, is retried as any transient failure.
 
 ``rebuild_and_switch`` rebuilds next to the live tables while they keep serving, catches up,
 and copies the new rows in within one short transaction that locks the live positions, so the
@@ -40,12 +39,13 @@ from datetime import date, datetime
 import asyncpg
 from aiokafka import TopicPartition
 
-from shared.db import DbConnection
+from shared.db import CONNECTION_LOST, DbConnection
 from shared.deadletters import parked_figures
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.policy.calendar import business_day
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Decoded, Projection, ProjectionWriter, Record
+from shared.retries import retry_forever
 from shared.settings import KafkaSettings
 from shared.telemetry import REPLAY_RECORDS
 from shared.topic_reader import end_offsets, read_topics
@@ -136,6 +136,9 @@ async def rebuild_all(
     """Build each projection into its schema (created afresh), reading every topic once for
     all the projections that read it. The tables' secondary indexes are built once, after the
     rows are in; ``processes`` spreads the partitions over processes of their own."""
+    schemas = [rebuild.schema for rebuild in rebuilds]
+    if len(set(schemas)) != len(schemas):
+        raise ValueError(f"each projection needs a schema of its own, not {schemas}")
     set_aside: list[str] = []
     async with pool.acquire() as conn:
         for rebuild in rebuilds:
@@ -384,13 +387,22 @@ async def _load_in_processes(
 
 
 def partition_groups(sizes: Mapping[TopicPartition, int], count: int) -> list[list[TopicPartition]]:
-    """The partitions holding records, in up to ``count`` groups of about equal records."""
+    """The partitions holding records, in up to ``count`` groups of about equal records.
+
+    A partition number goes whole to one group, over every topic: records are keyed by worker
+    and the topics have as many partitions, so a worker's events are all in one process, and
+    two processes never wait on the same worker's rows.
+    """
+    by_number: dict[int, list[TopicPartition]] = {}
+    for tp in sorted(tp for tp in sizes if sizes[tp]):
+        by_number.setdefault(tp.partition, []).append(tp)
+    load = {number: sum(sizes[tp] for tp in tps) for number, tps in by_number.items()}
     groups: list[list[TopicPartition]] = [[] for _ in range(count)]
     loads = [0] * count
-    for tp in sorted((tp for tp in sizes if sizes[tp]), key=lambda tp: (-sizes[tp], tp)):
+    for number in sorted(by_number, key=lambda n: (-load[n], n)):
         lightest = loads.index(min(loads))
-        groups[lightest].append(tp)
-        loads[lightest] += sizes[tp]
+        groups[lightest].extend(by_number[number])
+        loads[lightest] += load[number]
     return [group for group in groups if group]
 
 
@@ -404,7 +416,11 @@ def _load_group(
     """One process's part of a rebuild: its partitions, with a pool of its own."""
 
     async def load() -> list[_Loaded]:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+        pool = await retry_forever(
+            lambda: asyncpg.create_pool(database_url, min_size=1, max_size=4),
+            CONNECTION_LOST,
+            "rebuild process: database unreachable",
+        )
         try:
             writers = [_writer(pool, r.schema, r.projection, kafka, history) for r in rebuilds]
             return await _load(writers, kafka, lambda _: None, only=set(partitions))
