@@ -79,7 +79,7 @@ async def read_topics(
     """Every record of ``topics`` up to their current end, in batches per partition.
 
     ``start_at`` resumes partitions from given offsets instead of their beginning; ``only``
-    reads just these partitions of the topics.
+    reads those of the topics' partitions alone.
     """
     start = dict(start_at or {})
     ends = {
