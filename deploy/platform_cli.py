@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -19,7 +20,7 @@ from shared.audit.checkpoints import CheckpointSettings
 from shared.audit.verify import verify_log, verify_topics
 from shared.db import service_dsn
 from shared.deadletters import DeadLetter, get_dead_letter, list_dead_letters
-from shared.projection.replay import History, rebuild_and_switch, rebuild_into
+from shared.projection.replay import History, Processes, rebuild_and_switch, rebuild_into
 from shared.projection.writer import ProjectionWriter, RedriveStep, SkipRefusedError
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 from shared.topic_reader import end_offsets
@@ -167,6 +168,15 @@ def replay(
     as_true_on: Annotated[
         datetime | None, typer.Option(help="Only events that occurred by this date (with --into).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes rebuilding side by side, each a group of the topics' partitions "
+            "(default: one per core).",
+        ),
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Rebuild a projection: in place without downtime, or into a scratch schema."""
     kafka = KafkaSettings()
@@ -174,6 +184,9 @@ def replay(
     if (as_known_at or as_true_on) and not into:
         raise typer.BadParameter("history (--as-known-at, --as-true-on) needs --into SCHEMA")
     history = History(known_at=as_known_at, true_on=as_true_on.date() if as_true_on else None)
+    database = DatabaseSettings()
+    dsn = service_dsn(database.database_url, service, database.service_role_password)
+    processes = Processes(workers, dsn) if workers > 1 else None
 
     async def run(pool: asyncpg.Pool) -> Any:
         topics = [kafka.events_topic(source) for source in chosen.sources]
@@ -182,10 +195,10 @@ def replay(
             task = bar.add_task("replay", total=total)
             advance = lambda n: bar.advance(task, n)  # noqa: E731 - one-line callback
             if into:
-                return await rebuild_into(pool, into, chosen, kafka, history, advance)
-            return await rebuild_and_switch(pool, service, chosen, kafka, advance)
+                return await rebuild_into(pool, into, chosen, kafka, history, advance, processes)
+            return await rebuild_and_switch(pool, service, chosen, kafka, advance, processes)
 
-    result = _with_pool(service, run)
+    result = with_pool_at(dsn, run)
     out.print(
         f"rebuilt {service}.{projection} into schema {result.schema}: {result.records} records "
         f"read, {result.applied} events applied, {result.dead_lettered} dead-lettered, "

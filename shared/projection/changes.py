@@ -4,6 +4,15 @@ A projection is a pure function from an event to row changes; the runner execute
 transaction that also records the consumed position. Consecutive changes of the same shape go
 to the database as one batched statement, in order, so a row touched twice ends as the last
 change says.
+
+A projection's batch goes through :func:`collapsed` first: each row's changes are composed into
+its final change where the composition is exact (two upserts, an upsert then updates, counters
+added up, anything then a delete), so the many events of one worker become one row write, and
+the changes are sorted into rounds of one statement per shape. That reorders changes between
+rows, which is sound because a projection's rows constrain nothing but their own keys (no
+foreign key or other unique column: ``tests/unit/test_collapsed_changes.py`` holds every
+projection to that). The write side's inline tables do reference each other, so their changes
+keep their order.
 """
 
 from __future__ import annotations
@@ -112,13 +121,83 @@ async def execute_changes(conn: DbConnection, schema: str, changes: Sequence[Row
         columns = [*batch[0].key, *_columns(batch[0])]
         await conn.execute(
             _bulk_statement(schema, batch[0], [types[c] for c in columns]),
-            *([_arguments(c)[i] for c in batch] for i in range(len(columns))),
+            *(list(column) for column in zip(*map(_arguments, batch), strict=True)),
         )
+
+
+def collapsed(changes: Sequence[RowChange]) -> list[RowChange]:
+    """The changes, each row's composed into as few as exactly express them, in rounds: a
+    round touches a row at most once, and holds its changes grouped by shape (one statement
+    each). Counters, the rows that events of many partitions change, are sorted by key, so
+    concurrent rebuilds lock them in the same order.
+
+    Applied in the returned order, they leave every row as the changes one by one would.
+    """
+    by_row: dict[tuple[str, tuple[Any, ...]], list[RowChange]] = {}
+    for change in changes:
+        composed = by_row.setdefault((change.table, tuple(change.key.values())), [])
+        if isinstance(change, Delete):
+            composed[:] = [change]  # whatever came before, the row is gone
+            continue
+        merged = _composed(composed[-1], change) if composed else None
+        if merged is None:
+            composed.append(change)
+        else:
+            composed[-1] = merged
+    ordered: list[RowChange] = []
+    for depth in range(max((len(c) for c in by_row.values()), default=0)):
+        shapes: dict[tuple[Any, ...], list[RowChange]] = {}
+        for composed in by_row.values():
+            if len(composed) > depth:
+                shapes.setdefault(_shape(composed[depth]), []).append(composed[depth])
+        for shape in sorted(shapes, key=repr):
+            run = shapes[shape]
+            ordered.extend(sorted(run, key=_key_order) if shape[0] is Increment else run)
+    return ordered
+
+
+def _key_order(change: RowChange) -> tuple[str, ...]:
+    return tuple(map(str, change.key.values()))
+
+
+def _composed(before: RowChange, after: RowChange) -> RowChange | None:
+    """One change doing what ``before`` then ``after`` do to a row, whether the row exists or
+    not; None when no single change does (the two are then written in two rounds). A delete
+    after anything is the delete."""
+    if isinstance(after, Delete):
+        return after
+    if isinstance(before, Delete):
+        return before if isinstance(after, Update) else None  # no row left to update
+    if isinstance(before, Upsert):
+        if isinstance(after, Upsert | Update):
+            return Upsert(after.table, after.key, {**before.values, **after.values})
+        if set(after.amounts) <= set(before.values) and all(
+            before.values[c] is not None
+            for c in after.amounts  # NULL plus n stays NULL
+        ):
+            added = {c: before.values[c] + a for c, a in after.amounts.items()}
+            return Upsert(after.table, after.key, {**before.values, **added})
+        return None
+    if isinstance(before, Update):
+        if isinstance(after, Update):
+            return Update(after.table, after.key, {**before.values, **after.values})
+        if isinstance(after, Upsert) and set(before.values) <= set(after.values):
+            return after  # every column the update set is set again, row or no row
+        return None
+    if isinstance(after, Increment) and set(after.amounts) <= set(before.amounts):
+        amounts = {c: a + after.amounts.get(c, 0) for c, a in before.amounts.items()}
+        return Increment(after.table, after.key, amounts)
+    if isinstance(after, Upsert) and set(before.amounts) <= set(after.values):
+        return after  # every counter is overwritten, row or no row
+    return None
 
 
 def merged_by_row(batch: list[RowChange]) -> list[RowChange]:
     """One change per row, as the run in order would leave it: the last upsert or update of a
     row wins, increments of a row add up. A statement may touch each row only once."""
+    keys = [tuple(change.key.values()) for change in batch]
+    if len(set(keys)) == len(keys):
+        return batch  # each row once already (a collapsed batch)
     merged: dict[tuple[Any, ...], RowChange] = {}
     for change in batch:
         key = tuple(change.key.values())

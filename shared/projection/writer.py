@@ -43,7 +43,7 @@ from shared.events.registry import EVENT_TYPES
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import ConcurrencyError
 from shared.logs import correlated
-from shared.projection.changes import RowChange, execute_changes
+from shared.projection.changes import RowChange, collapsed, execute_changes
 from shared.projection.decode import (
     ConsumedEvent,
     StreamPosition,
@@ -66,6 +66,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 EventFilter = Callable[[ConsumedEvent], bool]
+# A partition batch's records as decoded, by offset: shared by the projections of one rebuild
+# that read the same topic, so each record is parsed and its hash checked once.
+Decoded: TypeAlias = "dict[int, ConsumedEvent | _Failure]"
 
 
 @runtime_checkable
@@ -188,29 +191,40 @@ class ProjectionWriter:
         return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
     async def write(
-        self, tp: TopicPartition, records: list[Record], strict: bool = True
+        self,
+        tp: TopicPartition,
+        records: list[Record],
+        strict: bool = True,
+        decoded: Decoded | None = None,
     ) -> int | Reread:
         """Apply one partition batch; return the stored next offset.
 
         ``strict``: a batch starting after the stored position is not applied (``Reread``);
         when it comes again from that very position, the gap is real (control records).
+        ``decoded``: the batch's records already decoded, filled in as they are.
         """
+        memo: Decoded = {} if decoded is None else decoded
         return await retry_forever(
-            lambda: self._write_batch(tp, records, strict),
+            lambda: self._write_batch(tp, records, strict, memo),
             TRANSIENT_ERRORS,
             f"projection {self.consumer_name}: transient failure on {tp}",
         )
 
     async def _write_batch(
-        self, tp: TopicPartition, records: list[Record], strict: bool
+        self, tp: TopicPartition, records: list[Record], strict: bool, decoded: Decoded
     ) -> int | Reread:
         try:
-            return await self._write_once(tp, records, strict, isolate=False)
+            return await self._write_once(tp, records, strict, decoded, isolate=False)
         except _BatchRefusedError:
-            return await self._write_once(tp, records, strict, isolate=True)
+            return await self._write_once(tp, records, strict, decoded, isolate=True)
 
     async def _write_once(
-        self, tp: TopicPartition, records: list[Record], strict: bool, isolate: bool
+        self,
+        tp: TopicPartition,
+        records: list[Record],
+        strict: bool,
+        decoded: Decoded,
+        isolate: bool,
     ) -> int | Reread:
         async with self._pool.acquire() as conn, conn.transaction():
             stored = await self._lock_position(conn, tp)
@@ -219,7 +233,7 @@ class ProjectionWriter:
             fresh = [r for r in records if r.offset >= stored]
             if not fresh:
                 return stored
-            outcome = await self._apply(conn, fresh, isolate, parked=set())
+            outcome = await self._apply(conn, fresh, isolate, parked=set(), decoded=decoded)
             await self._record(conn, outcome)
             next_offset = int(fresh[-1].offset) + 1
             await conn.execute(
@@ -381,22 +395,14 @@ class ProjectionWriter:
         records: list[Record],
         isolate: bool,
         parked: set[str] | None,
+        decoded: Decoded | None = None,
     ) -> _Outcome:
         """The batch's effects, in record order. ``parked``: the streams held back, found in
         the dead letters and grown by this batch's failures; None when re-driving a letter."""
         outcome = _Outcome()
-        decoded: list[tuple[Record, ConsumedEvent | _Failure]] = []
-        for record in records:
-            if self._not_read(record):
-                continue
-            try:
-                owner = self._owners[record.topic]
-                event = decode(record.value, record.topic, record.partition, record.offset, owner)
-            except UnprocessableRecordError as rejected:
-                decoded.append((record, _Failure(record, str(rejected), rejected.stream)))
-            else:
-                decoded.append((record, event))
-        streams = {stream for _, item in decoded if (stream := _stream_of(item)) is not None}
+        memo: Decoded = {} if decoded is None else decoded
+        read = [(r, self._decoded(r, memo)) for r in records if not self._not_read(r)]
+        streams = {stream for _, item in read if (stream := _stream_of(item)) is not None}
         known = await self._applied_versions(conn, streams)
         if parked is not None:
             parked |= await self._parked_streams(conn, streams)
@@ -404,7 +410,7 @@ class ProjectionWriter:
         def applied_before(stream: str) -> int:
             return outcome.versions.get(stream, known.get(stream, 0))
 
-        for record, item in decoded:
+        for record, item in read:
             if isinstance(item, _Failure):
                 if item.stream is not None and item.stream.stream_version <= applied_before(
                     item.stream.stream_id
@@ -438,12 +444,23 @@ class ProjectionWriter:
         if not isolate:
             try:
                 async with conn.transaction():
-                    await execute_changes(conn, self._schema, outcome.changes)
+                    await execute_changes(conn, self._schema, collapsed(outcome.changes))
             except TRANSIENT_ERRORS:
                 raise
             except asyncpg.PostgresError as error:
                 raise _BatchRefusedError from error
         return outcome
+
+    def _decoded(self, record: Record, memo: Decoded) -> ConsumedEvent | _Failure:
+        item = memo.get(record.offset)
+        if item is None:
+            try:
+                owner = self._owners[record.topic]
+                item = decode(record.value, record.topic, record.partition, record.offset, owner)
+            except UnprocessableRecordError as rejected:
+                item = _Failure(record, str(rejected), rejected.stream)
+            memo[record.offset] = item
+        return item
 
     async def _apply_event(
         self, conn: DbConnection, event: ConsumedEvent, outcome: _Outcome, isolate: bool
