@@ -150,6 +150,12 @@ OFFICERS_AND_CITY = ("kelurahan_officer", "kecamatan_officer", "city_admin", "au
 ACTING = ("kelurahan_officer", "kecamatan_officer", "city_admin", "claims_officer")
 
 
+def bulk_designation_refused(answer: httpx.Response) -> None:
+    """The worker already designated is refused alone, inside the answer, as alone."""
+    [outcome] = answer.json()["outcomes"]
+    assert (outcome["designated"], outcome["status"]) == (False, 409), outcome
+
+
 def workers_within(caller: Caller, world: World, answer: httpx.Response) -> None:
     shown = {w["kelurahan_code"] for w in answer.json()}
     assert shown == caller.kelurahan_seen, (caller, shown)
@@ -317,6 +323,23 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
                 },
             ),
             statuses(("city_admin",), 409),
+        ),
+    ),
+    ("verification", "POST", "/cases/designate"): (
+        Probe(
+            lambda w: Call(
+                "/cases/designate",
+                json={
+                    "cohort": "regular",
+                    "cover_months": 12,
+                    "coverage_start": "2025-01-01",
+                    "fiscal_year": 2025,
+                    "decree_ref": "SK 1/2025",
+                    "worker_ids": [w.worker],
+                },
+            ),
+            statuses(("city_admin",)),
+            lambda caller, world, answer: bulk_designation_refused(answer),
         ),
     ),
     ("verification", "GET", "/cases/{worker_id}"): (
