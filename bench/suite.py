@@ -60,7 +60,7 @@ def _say(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-async def _fresh_database(admin_url: str, name: str) -> DatabaseSettings:
+async def fresh_database(admin_url: str, name: str) -> DatabaseSettings:
     admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(
@@ -167,7 +167,7 @@ async def run(size: Size, results: Path, document: Path | None) -> dict[str, Any
     endpoints = await asyncio.to_thread(stack.up)
     run_id = uuid.uuid4().hex[:6]
     base = KafkaSettings(kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers)
-    database = await _fresh_database(endpoints.database_url, f"berlian_bench_{size.name}")
+    database = await fresh_database(endpoints.database_url, f"berlian_bench_{size.name}")
     main = base.model_copy(update={"topic_prefix": f"bench-{run_id}."})
     figures: dict[str, Any] = {
         "size": asdict(size),

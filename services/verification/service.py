@@ -50,6 +50,10 @@ class UnknownWorkerError(LookupError):
     pass
 
 
+def unknown_worker(worker_id: uuid.UUID) -> UnknownWorkerError:
+    return UnknownWorkerError(f"no case for worker {worker_id}: not registered (yet)")
+
+
 def stream_of(worker_id: uuid.UUID) -> str:
     return f"case-{worker_id}"
 
@@ -74,21 +78,10 @@ class VerificationService:
         self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, worker_id: uuid.UUID) -> Facts:
-        row = await self.pool.fetchrow(
-            f"SELECT * FROM {self.schema}.cases "
-            "WHERE worker_id = $1 AND kelurahan_code IS NOT NULL",
-            worker_id,
-        )
-        if row is None:
-            raise UnknownWorkerError(f"no case for worker {worker_id}: not registered (yet)")
-        return Facts(
-            worker_id,
-            row["kelurahan_code"],
-            row["kecamatan_code"],
-            row["birth_date"],
-            row["corrected_at"],
-            row["died_on"],
-        )
+        found = (await self.facts_of([worker_id])).get(worker_id)
+        if found is None:
+            raise unknown_worker(worker_id)
+        return found
 
     async def wait_for_facts(self, sources: Sequence[str]) -> None:
         """Decide only on projections that have caught up with their sources' events."""
@@ -154,9 +147,7 @@ class VerificationService:
         for position, (command, context) in enumerate(designations):
             found = facts.get(command.worker_id)
             if found is None:
-                answers[position] = UnknownWorkerError(
-                    f"no case for worker {command.worker_id}: not registered (yet)"
-                )
+                answers[position] = unknown_worker(command.worker_id)
                 continue
             try:
                 scope.require(found.kelurahan_code, "designate this worker")

@@ -128,6 +128,15 @@ class Probe:
     check: Check | None = None  # on the answers that succeeded
 
 
+DECREE = {
+    "cohort": "regular",
+    "cover_months": 12,
+    "coverage_start": "2025-01-01",
+    "fiscal_year": 2025,
+    "decree_ref": "SK 1/2025",
+}
+
+
 def statuses(
     allowed: tuple[str, ...],
     ok: int = 200,
@@ -312,16 +321,7 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
     ),
     ("verification", "POST", "/cases/{worker_id}/designate"): (
         Probe(
-            lambda w: Call(
-                f"/cases/{w.worker}/designate",
-                json={
-                    "cohort": "regular",
-                    "cover_months": 12,
-                    "coverage_start": "2025-01-01",
-                    "fiscal_year": 2025,
-                    "decree_ref": "SK 1/2025",
-                },
-            ),
+            lambda w: Call(f"/cases/{w.worker}/designate", json=DECREE),
             statuses(("city_admin",), 409),
         ),
     ),
@@ -329,14 +329,7 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
         Probe(
             lambda w: Call(
                 "/cases/designate",
-                json={
-                    "cohort": "regular",
-                    "cover_months": 12,
-                    "coverage_start": "2025-01-01",
-                    "fiscal_year": 2025,
-                    "decree_ref": "SK 1/2025",
-                    "worker_ids": [w.worker],
-                },
+                json=DECREE | {"worker_ids": [w.worker]},
             ),
             statuses(("city_admin",)),
             lambda caller, world, answer: bulk_designation_refused(answer),
