@@ -224,7 +224,8 @@ async def designate_many(
     the list's order, each within the quota and budget those before it left: a worker
     refused (unknown, outside the caller's area, not at the city step, not eligible, beyond
     the quota or the budget) is refused alone, with its reasons, and the others are
-    designated. A retry under the same key answers the same and designates nothing again."""
+    designated. A retry under the same key answers the same and designates nothing again
+    (those refused are decided again); the key with another list is refused (422)."""
     require_role(principal, ["city_admin"])
     commands = designations_of(body.worker_ids, body, service)
     outcomes = await service.designate(
