@@ -78,7 +78,7 @@ async def _admin(admin_url: str, *statements: str) -> None:
 
 
 @asynccontextmanager
-async def _own_database(admin_url: str, name: str) -> AsyncIterator[DatabaseSettings]:
+async def own_database(admin_url: str, name: str) -> AsyncIterator[DatabaseSettings]:
     """A database of the run's own (runs side by side on a shared stack never meet), migrated;
     dropped after."""
     await _admin(admin_url, f'CREATE DATABASE "{name}"')
@@ -260,7 +260,7 @@ async def run(size: Size, results: Path, document: Path | None) -> dict[str, Any
     base = KafkaSettings(kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers)
     name = f"berlian_bench_{size.name}_{run_id}"
     try:
-        async with _own_database(endpoints.database_url, name) as database:
+        async with own_database(endpoints.database_url, name) as database:
             figures = await _measure(size, endpoints.database_url, database, base, run_id)
     finally:
         # The run's logs (millions of events at full size) are not kept on the local broker.

@@ -40,6 +40,9 @@ class DemoSize:
     incidental: int = 1700
 
 
+MAX_DESIGNATIONS = 5000  # the most workers one bulk designation names
+
+
 def retry_key() -> dict[str, str]:
     """A fresh Idempotency-Key: a request sent again under it changes nothing."""
     return {"Idempotency-Key": str(uuid.uuid4())}
@@ -222,21 +225,31 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             ("incidental", 1 + i % 3) for i in range(size.incidental)
         ]
 
-        async def designate(worker: str, cohort: str, months: int) -> None:
+        async def designate(cohort: str, months: int, worker_ids: list[str]) -> None:
+            """The city's decree for a cohort and cover: its workers in one bulk designation."""
             body = {
                 "cohort": cohort,
                 "cover_months": months,
                 "coverage_start": START.isoformat(),
                 "fiscal_year": FISCAL_YEAR,
                 "decree_ref": f"Keputusan Wali Kota Pekalongan 400/{cohort}/{FISCAL_YEAR}",
+                "worker_ids": worker_ids,
             }
-            await post(
-                verification, f"/cases/{worker}/designate", body, city, f"designate {cohort}"
+            response = await verification.post(
+                "/cases/designate", json=body, headers={**city, **retry_key()}
+            )
+            response.raise_for_status()
+            outcomes.update(
+                f"designate {cohort} {outcome['status'] or 200}"
+                for outcome in response.json()["outcomes"]
             )
 
-        await asyncio.gather(
-            *(designate(w[0], c, m) for w, (c, m) in zip(ready, designations, strict=False))
-        )
+        by_decree: dict[tuple[str, int], list[str]] = {}
+        for (worker_id, *_), decree in zip(ready, designations, strict=False):
+            by_decree.setdefault(decree, []).append(worker_id)
+        for (cohort, months), worker_ids in by_decree.items():
+            for start in range(0, len(worker_ids), MAX_DESIGNATIONS):
+                await designate(cohort, months, worker_ids[start : start + MAX_DESIGNATIONS])
         if len(ready) < len(designations) + VETERANS:
             raise ValueError(
                 f"{len(ready)} workers passed verification, fewer than the "

@@ -17,8 +17,10 @@ from services.verification.domain import Designate, Reject, Verify
 from services.verification.queries import CaseView, DesignationCounters, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
+from shared.decisions import RefusedError
 from shared.events.bounds import Note, Reference
 from shared.events.verification import Level, RejectionReason
+from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
 from shared.http import (
     FiscalYear,
@@ -31,7 +33,10 @@ from shared.http import (
 )
 from shared.logs import correlation_id
 from shared.policy.freetext import CLEAR_TEXT
-from shared.scope import AreaScope
+from shared.scope import AreaScope, OutsideAreaError
+
+# A bulk designation's list, bounded so that its one transaction stays short.
+MAX_DESIGNATIONS = 5000
 
 LEVEL_OF_ROLE: dict[Role, Level] = {
     "kelurahan_officer": "kelurahan",
@@ -60,10 +65,39 @@ class DesignateRequest(BaseModel):
     decree_ref: Reference
 
 
+class DesignateManyRequest(DesignateRequest):
+    worker_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_DESIGNATIONS)
+
+
 class Decision(BaseModel):
     worker_id: uuid.UUID
     stream_version: int
     already_decided: bool
+
+
+class Problem(BaseModel):
+    field: str
+    message: str
+
+
+class DesignationOutcome(BaseModel):
+    """One worker of a bulk designation: designated (its case's version, and whether an
+    earlier request under the same key did it) or refused (the status and reasons a single
+    designation of that worker would have been answered with)."""
+
+    worker_id: uuid.UUID
+    designated: bool
+    stream_version: int | None = None
+    already_decided: bool = False
+    status: int | None = None
+    detail: str | None = None
+    problems: list[Problem] = []
+
+
+class DesignationOutcomes(BaseModel):
+    designated: int
+    refused: int
+    outcomes: list[DesignationOutcome]
 
 
 def verification(request: Request) -> VerificationService:
@@ -87,23 +121,33 @@ async def level_and_area(
     return LEVEL_OF_ROLE[principal.role]
 
 
-async def run(
-    service: VerificationService,
-    command: Verify | Reject | Designate,
-    principal: Principal,
-    key: Idempotency | None,
-) -> Decision:
-    context = CommandContext(
+def command_context(
+    principal: Principal, key: Idempotency | None, item: str = ""
+) -> CommandContext:
+    """The context of a command under the request's key; ``item`` names one command of a
+    bulk request, under a key of its own derived from the request's."""
+    return CommandContext(
         principal.subject,
         principal.role,
         correlation_id(),
-        idempotency_key=key.key if key else None,
+        idempotency_key=f"{key.key}{item}" if key else None,
         fingerprint=key.fingerprint if key else None,
     )
-    handled = await service.execute(command, context)
+
+
+def decision(handled: Handled) -> Decision:
     return Decision.model_validate(handled.response).model_copy(
         update={"already_decided": handled.replayed}
     )
+
+
+async def run(
+    service: VerificationService,
+    command: Verify | Reject,
+    principal: Principal,
+    key: Idempotency | None,
+) -> Decision:
+    return decision(await service.execute(command, command_context(principal, key)))
 
 
 @router.post("/cases/{worker_id}/verify")
@@ -135,6 +179,24 @@ async def reject(
     return await run(service, command, principal, key)
 
 
+def designations_of(
+    worker_ids: list[uuid.UUID], body: DesignateRequest, service: VerificationService
+) -> list[Designate]:
+    at = service.clock()
+    return [
+        Designate(
+            worker_id,
+            body.cohort,
+            body.cover_months,
+            body.coverage_start,
+            body.fiscal_year,
+            body.decree_ref,
+            at,
+        )
+        for worker_id in worker_ids
+    ]
+
+
 @router.post("/cases/{worker_id}/designate")
 async def designate(
     worker_id: uuid.UUID,
@@ -145,16 +207,65 @@ async def designate(
 ) -> Decision:
     """Designate the worker into a cohort (city administrator), within quota and budget."""
     require_role(principal, ["city_admin"])
-    command = Designate(
-        worker_id,
-        body.cohort,
-        body.cover_months,
-        body.coverage_start,
-        body.fiscal_year,
-        body.decree_ref,
-        service.clock(),
+    (command,) = designations_of([worker_id], body, service)
+    context = command_context(principal, key)
+    (outcome,) = await service.designate([(command, context)], AreaScope.of(principal))
+    if isinstance(outcome, Exception):
+        raise outcome
+    return decision(outcome)
+
+
+@router.post("/cases/designate")
+async def designate_many(
+    body: DesignateManyRequest,
+    principal: Caller,
+    service: Verification,
+    key: Annotated[Idempotency | None, Depends(idempotent("designate-many", required=False))],
+) -> DesignationOutcomes:
+    """Designate a list of workers into a cohort (city administrator) in one transaction, in
+    the list's order, each within the quota and budget those before it left: a worker
+    refused (unknown, outside the caller's area, not at the city step, not eligible, beyond
+    the quota or the budget) is refused alone, with its reasons, and the others are
+    designated. A retry under the same key answers the same and designates nothing again
+    (those refused are decided again); the key with another list is refused (422)."""
+    require_role(principal, ["city_admin"])
+    commands = designations_of(body.worker_ids, body, service)
+    outcomes = await service.designate(
+        [
+            (command, command_context(principal, key, f":{index}"))
+            for index, command in enumerate(commands)
+        ],
+        AreaScope.of(principal),
     )
-    return await run(service, command, principal, key)
+    listed = [
+        outcome_of(command.worker_id, outcome)
+        for command, outcome in zip(commands, outcomes, strict=True)
+    ]
+    designated = sum(outcome.designated for outcome in listed)
+    return DesignationOutcomes(
+        designated=designated, refused=len(listed) - designated, outcomes=listed
+    )
+
+
+def outcome_of(worker_id: uuid.UUID, outcome: Handled | Exception) -> DesignationOutcome:
+    if not isinstance(outcome, Exception):
+        found = decision(outcome)
+        return DesignationOutcome(
+            worker_id=worker_id,
+            designated=True,
+            stream_version=found.stream_version,
+            already_decided=found.already_decided,
+        )
+    refused = DesignationOutcome(worker_id=worker_id, designated=False, detail=str(outcome))
+    if isinstance(outcome, RefusedError):
+        return refused.model_copy(
+            update={
+                "status": 409 if outcome.conflict else 422,
+                "problems": [Problem(field=p.field, message=p.message) for p in outcome.problems],
+            }
+        )
+    status = {UnknownWorkerError: 404, OutsideAreaError: 403}.get(type(outcome), 422)
+    return refused.model_copy(update={"status": status})
 
 
 @router.get("/cases/{worker_id}")

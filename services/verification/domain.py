@@ -1,5 +1,6 @@
 """Verification's decisions: three steps in order, rejections with reasons, designation within
-quota and budget. ``decide(command, case, facts, book) -> events``; ``evolve(case, event)``.
+quota and budget. ``decide(command, case, facts, book) -> events``; ``evolve(case, event)``;
+``allot(designations, standing, book)`` the quota and budget across designations in order.
 
 Pure: the caller passes the worker's facts (from enrolment's events), the cohort's standing
 (designations and budget so far) and the time of the command.
@@ -7,6 +8,7 @@ Pure: the caller passes the worker's facts (from enrolment's events), the cohort
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
@@ -70,7 +72,6 @@ class Designate:
     fiscal_year: int
     decree_ref: str
     at: datetime
-    standing: CohortStanding | None = None  # read, under a lock, when it is decided
 
 
 Command = Verify | Reject | Designate
@@ -97,13 +98,9 @@ class Case:
         return LEVELS[len(self.passed)]
 
 
-def decide(
-    command: Command,
-    case: Case,
-    facts: Facts,
-    book: PolicyBook,
-    standing: CohortStanding | None = None,
-) -> list[Decided]:
+def decide(command: Command, case: Case, facts: Facts, book: PolicyBook) -> list[Decided]:
+    """The case's own rules; a designation they pass is then allotted within its cohort's
+    quota and budget (``allot``)."""
     stage = case.stage(facts)
     level: Level = "city" if isinstance(command, Designate) else command.level
     if isinstance(command, Designate) and stage == "designated":
@@ -147,18 +144,10 @@ def decide(
             worker_id=command.worker_id, case_id=case_id, level=command.level, note=command.note
         )
         return [Decided("Verified", verified, command.at, policy.version)]
-    return _designate(command, case_id, facts, book, standing)
+    return _designate(command, case_id, facts, book)
 
 
-def _designate(
-    command: Designate,
-    case_id: UUID,
-    facts: Facts,
-    book: PolicyBook,
-    standing: CohortStanding | None,
-) -> list[Decided]:
-    if standing is None:
-        raise ValueError("a designation is decided against its cohort's standing")
+def _designate(command: Designate, case_id: UUID, facts: Facts, book: PolicyBook) -> list[Decided]:
     policy = book.in_force(command.coverage_start)
     rule = policy.cohorts[command.cohort]
     if facts.died_on is not None:
@@ -174,7 +163,45 @@ def _designate(
             )
         )
     problems += check_age(facts.birth_date, command.coverage_start, policy, field="coverage_start")
-    cost = command.cover_months * policy.monthly_premium.total
+    if problems:
+        raise RefusedError(problems)
+    event = Verified(
+        worker_id=command.worker_id,
+        case_id=case_id,
+        level="city",
+        cohort=command.cohort,
+        cover_months=command.cover_months,
+        coverage_start=command.coverage_start,
+        fiscal_year=command.fiscal_year,
+        decree_ref=command.decree_ref,
+    )
+    return [Decided("Verified", event, command.at, policy.version)]
+
+
+def allot(
+    designations: Sequence[Designate], standing: CohortStanding, book: PolicyBook
+) -> list[RefusedError | None]:
+    """Designations of one cohort and fiscal year, in order, against the standing those
+    before them leave: each one that would exceed the quota or the budget is refused with the
+    numbers it met (None: allotted), and the others go on counting."""
+    refusals: list[RefusedError | None] = []
+    for command in designations:
+        problems = _beyond_standing(command, standing, book)
+        refusals.append(RefusedError(problems) if problems else None)
+        if not problems:
+            cost = designation_cost(command.cover_months, book, command.coverage_start)
+            standing = replace(
+                standing, designated=standing.designated + 1, committed=standing.committed + cost
+            )
+    return refusals
+
+
+def _beyond_standing(
+    command: Designate, standing: CohortStanding, book: PolicyBook
+) -> list[Problem]:
+    premium = book.in_force(command.coverage_start).monthly_premium.total
+    cost = command.cover_months * premium
+    problems = []
     if standing.designated >= standing.quota:
         problems.append(
             Problem(
@@ -189,24 +216,12 @@ def _designate(
             Problem(
                 "cohort",
                 f"cover costs Rp{cost:,} ({command.cover_months} months x "
-                f"Rp{policy.monthly_premium.total:,}) but the {command.cohort} budget for "
+                f"Rp{premium:,}) but the {command.cohort} budget for "
                 f"{command.fiscal_year} has Rp{remaining:,} left (allocated "
                 f"Rp{standing.allocated:,}, committed Rp{standing.committed:,})",
             )
         )
-    if problems:
-        raise RefusedError(problems)
-    event = Verified(
-        worker_id=command.worker_id,
-        case_id=case_id,
-        level="city",
-        cohort=command.cohort,
-        cover_months=command.cover_months,
-        coverage_start=command.coverage_start,
-        fiscal_year=command.fiscal_year,
-        decree_ref=command.decree_ref,
-    )
-    return [Decided("Verified", event, command.at, policy.version)]
+    return problems
 
 
 def designation_cost(cover_months: int, book: PolicyBook, start: date) -> int:
@@ -242,17 +257,39 @@ def evolve(case: Case, event: Recorded) -> Case:
 
 
 @dataclass(frozen=True)
+class Designation:
+    """A designation with the facts of its worker: one item of a batch of designations."""
+
+    command: Designate
+    facts: Facts
+
+
+@dataclass(frozen=True)
+class DesignationRules:
+    """Designations as a Decider over workers' cases, each with its worker's facts; the
+    cohort's quota and budget are ``allot``'s, across the batch."""
+
+    book: PolicyBook
+    initial: Case = Case()
+
+    def decide(self, designation: Designation, case: Case) -> list[Decided]:
+        return decide(designation.command, case, designation.facts, self.book)
+
+    def evolve(self, case: Case, event: Recorded) -> Case:
+        return evolve(case, event)
+
+
+@dataclass(frozen=True)
 class CaseRules:
     """A worker's verification case as a Decider: the rules, with the facts the decision reads
-    from enrolment's events (a designation carries its cohort's standing)."""
+    from enrolment's events."""
 
     book: PolicyBook
     facts: Facts
     initial: Case = Case()
 
     def decide(self, command: Command, case: Case) -> list[Decided]:
-        standing = command.standing if isinstance(command, Designate) else None
-        return decide(command, case, self.facts, self.book, standing)
+        return decide(command, case, self.facts, self.book)
 
     def evolve(self, case: Case, event: Recorded) -> Case:
         return evolve(case, event)

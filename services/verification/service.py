@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,17 +13,22 @@ import asyncpg
 from services.verification.domain import (
     CaseRules,
     CohortStanding,
-    Command,
     Designate,
+    Designation,
+    DesignationRules,
     Facts,
+    Reject,
+    Verify,
+    allot,
 )
 from services.verification.write_side import DesignationCounts
 from shared.db import DbConnection
 from shared.eventstore import EventStore
-from shared.eventstore.handler import CommandHandler, Handled
-from shared.eventstore.store import CommandContext
+from shared.eventstore.handler import BatchItem, CommandHandler, Handled, Respond
+from shared.eventstore.store import CommandContext, IdempotencyKeyReusedError
 from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
+from shared.scope import AreaScope, OutsideAreaError
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
@@ -73,21 +77,10 @@ class VerificationService:
         self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, worker_id: uuid.UUID) -> Facts:
-        row = await self.pool.fetchrow(
-            f"SELECT * FROM {self.schema}.cases "
-            "WHERE worker_id = $1 AND kelurahan_code IS NOT NULL",
-            worker_id,
-        )
-        if row is None:
+        found = (await self.facts_of([worker_id])).get(worker_id)
+        if found is None:
             raise UnknownWorkerError.no_case(worker_id)
-        return Facts(
-            worker_id,
-            row["kelurahan_code"],
-            row["kecamatan_code"],
-            row["birth_date"],
-            row["corrected_at"],
-            row["died_on"],
-        )
+        return found
 
     async def wait_for_facts(self, sources: Sequence[str]) -> None:
         """Decide only on projections that have caught up with their sources' events."""
@@ -97,29 +90,102 @@ class VerificationService:
                     self.pool, self.schema, projection, self.kafka, topics, watcher=self.offsets
                 )
 
-    async def execute(self, command: Command, context: CommandContext) -> Handled:
-        await self.wait_for_facts(
-            ("enrolment", "billing") if isinstance(command, Designate) else ("enrolment",)
+    async def facts_of(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Facts]:
+        """``facts`` of many workers in one read: those with a case."""
+        rows = await self.pool.fetch(
+            f"SELECT * FROM {self.schema}.cases "
+            "WHERE worker_id = any($1::uuid[]) AND kelurahan_code IS NOT NULL",
+            list(worker_ids),
         )
+        return {
+            row["worker_id"]: Facts(
+                row["worker_id"],
+                row["kelurahan_code"],
+                row["kecamatan_code"],
+                row["birth_date"],
+                row["corrected_at"],
+                row["died_on"],
+            )
+            for row in rows
+        }
+
+    async def execute(self, command: Verify | Reject, context: CommandContext) -> Handled:
+        await self.wait_for_facts(("enrolment",))
         rules = CaseRules(self.book, await self.facts(command.worker_id))
-
-        async def with_standing(conn: DbConnection) -> Command:
-            if isinstance(command, Designate):
-                return replace(command, standing=await self._standing(conn, command))
-            return command
-
         return await self.handler.handle(
             stream_of(command.worker_id),
             rules,
-            with_standing,
+            command,
             context,
             worker_id=command.worker_id,
-            respond=lambda result: {
-                "worker_id": str(command.worker_id),
-                "stream_version": result.last_version,
-                "already_decided": False,
-            },
+            respond=_decided(command.worker_id),
         )
+
+    async def designate(
+        self, designations: Sequence[tuple[Designate, CommandContext]], scope: AreaScope
+    ) -> list[Handled | Exception]:
+        """Designate workers in one transaction, in order, each on its own case: the quota and
+        budget each one is decided against are what those before it left. Each answer is what
+        was done (the first answer for a key handled before) or the error that refused that
+        worker alone: unknown (UnknownWorkerError), outside ``scope`` (OutsideAreaError), not
+        at the city step or not eligible, beyond the quota or the budget (RefusedError). A key
+        already used for another request refuses the whole list (IdempotencyKeyReusedError)."""
+        keys = {
+            context.idempotency_key: context.fingerprint
+            for _, context in designations
+            if context.idempotency_key is not None
+        }
+        for first in (await self.store.find_commands(keys) if keys else {}).values():
+            if isinstance(first, IdempotencyKeyReusedError):
+                raise first
+        await self.wait_for_facts(("enrolment", "billing"))
+        facts = await self.facts_of([command.worker_id for command, _ in designations])
+        answers: dict[int, Handled | Exception] = {}
+        items: list[BatchItem[Designation]] = []
+        positions: list[int] = []
+        for position, (command, context) in enumerate(designations):
+            found = facts.get(command.worker_id)
+            if found is None:
+                answers[position] = UnknownWorkerError.no_case(command.worker_id)
+                continue
+            try:
+                scope.require(found.kelurahan_code, "designate this worker")
+            except OutsideAreaError as outside:
+                answers[position] = outside
+                continue
+            positions.append(position)
+            items.append(
+                BatchItem(
+                    stream_of(command.worker_id),
+                    Designation(command, found),
+                    context,
+                    command.worker_id,
+                    respond=_decided(command.worker_id),
+                )
+            )
+
+        async def within_standing(conn: DbConnection, indices: list[int]) -> dict[int, Exception]:
+            by_cohort: dict[tuple[int, str], list[int]] = {}
+            for index in indices:
+                command = items[index].command.command
+                by_cohort.setdefault((command.fiscal_year, command.cohort), []).append(index)
+            refused: dict[int, Exception] = {}
+            for cohort in sorted(by_cohort):  # one lock order: no deadlock between batches
+                members = by_cohort[cohort]
+                commands = [items[index].command.command for index in members]
+                standing = await self._standing(conn, commands[0])
+                for index, refusal in zip(
+                    members, allot(commands, standing, self.book), strict=True
+                ):
+                    if refusal is not None:
+                        refused[index] = refusal
+            return refused
+
+        handled = await self.handler.handle_many(
+            DesignationRules(self.book), items, within_standing
+        )
+        answers |= dict(zip(positions, handled, strict=True))
+        return [answers[position] for position in range(len(designations))]
 
     async def _standing(self, conn: DbConnection, command: Designate) -> CohortStanding:
         await conn.execute(
@@ -139,6 +205,7 @@ class VerificationService:
             command.fiscal_year,
             command.cohort,
         )
+        # The batch's designations of a cohort share its coverage start, hence its quota.
         quota = self.book.in_force(command.coverage_start).cohorts[command.cohort].default_quota
         assert counts is not None
         return CohortStanding(
@@ -147,3 +214,11 @@ class VerificationService:
             allocated=int(allocated or 0),
             quota=quota,
         )
+
+
+def _decided(worker_id: uuid.UUID) -> Respond:
+    return lambda result: {
+        "worker_id": str(worker_id),
+        "stream_version": result.last_version,
+        "already_decided": False,
+    }

@@ -129,6 +129,15 @@ class Probe:
     check: Check | None = None  # on the answers that succeeded
 
 
+DECREE = {
+    "cohort": "regular",
+    "cover_months": 12,
+    "coverage_start": "2025-01-01",
+    "fiscal_year": 2025,
+    "decree_ref": "SK 1/2025",
+}
+
+
 def statuses(
     allowed: tuple[str, ...],
     ok: int = 200,
@@ -149,6 +158,12 @@ def statuses(
 ALL: tuple[str, ...] = ("kelurahan_officer", "kecamatan_officer", *CITY_ROLES)
 OFFICERS_AND_CITY = ("kelurahan_officer", "kecamatan_officer", "city_admin", "auditor")
 ACTING = ("kelurahan_officer", "kecamatan_officer", "city_admin", "claims_officer")
+
+
+def bulk_designation_refused(answer: httpx.Response) -> None:
+    """The worker already designated is refused alone, inside the answer, as alone."""
+    [outcome] = answer.json()["outcomes"]
+    assert (outcome["designated"], outcome["status"]) == (False, 409), outcome
 
 
 def workers_within(caller: Caller, world: World, answer: httpx.Response) -> None:
@@ -356,17 +371,18 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
     ),
     ("verification", "POST", "/cases/{worker_id}/designate"): (
         Probe(
-            lambda w: Call(
-                f"/cases/{w.worker}/designate",
-                json={
-                    "cohort": "regular",
-                    "cover_months": 12,
-                    "coverage_start": "2025-01-01",
-                    "fiscal_year": 2025,
-                    "decree_ref": "SK 1/2025",
-                },
-            ),
+            lambda w: Call(f"/cases/{w.worker}/designate", json=DECREE),
             statuses(("city_admin",), 409),
+        ),
+    ),
+    ("verification", "POST", "/cases/designate"): (
+        Probe(
+            lambda w: Call(
+                "/cases/designate",
+                json=DECREE | {"worker_ids": [w.worker]},
+            ),
+            statuses(("city_admin",)),
+            lambda caller, world, answer: bulk_designation_refused(answer),
         ),
     ),
     ("verification", "GET", "/cases/{worker_id}"): (

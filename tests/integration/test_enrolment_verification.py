@@ -1,5 +1,6 @@
 """Enrolment and verification on the real stack: registration, a 3,000-row import with bad
-rows, three verification levels, designation within and beyond quota and budget, coverage on
+rows, three verification levels, designation within and beyond quota and budget (one by one and
+in one bulk request), coverage on
 the topic and in both services' projections, and replays equal to the live projections."""
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ class Programme:
 
 
 async def allocate_budget(
-    kafka: KafkaSettings, database: DatabaseSettings, amount: int, cohort: str
+    kafka: KafkaSettings,
+    database: DatabaseSettings,
+    amount: int,
+    cohort: str,
+    fiscal_year: int = 2024,
 ) -> None:
     """BudgetAllocated on billing's topic, the way billing records it."""
     pool = await asyncpg.create_pool(
@@ -130,11 +135,11 @@ async def allocate_budget(
         store = EventStore(pool, "billing", "billing")
         event = NewEvent(
             "BudgetAllocated",
-            {"fiscal_year": 2024, "source": "APBD", "amount": amount, "cohort": cohort},
+            {"fiscal_year": fiscal_year, "source": "APBD", "amount": amount, "cohort": cohort},
             occurred_at=datetime(2024, 1, 5, tzinfo=UTC),
         )
         await store.append(
-            f"budget-2024-{cohort}-{uuid.uuid4()}",
+            f"budget-{fiscal_year}-{cohort}-{uuid.uuid4()}",
             0,
             [event],
             CommandContext("admin", "city_admin", uuid.uuid4()),
@@ -600,3 +605,79 @@ async def test_a_death_is_a_fact_whatever_ran_first(programme: Programme) -> Non
         worker_id,
         date(2025, 1, 14),
     )
+
+
+async def test_a_bulk_designation_refuses_alone_each_worker_it_cannot_designate(
+    programme: Programme,
+) -> None:
+    p = programme
+    # Fiscal year 2026, whose regular quota (3) no other test uses.
+    await allocate_budget(p.kafka, p.database, 10 * 12 * 20_000, "regular", fiscal_year=2026)
+    ready = [await register(p, n) for n in range(601, 605)]
+    for worker in ready:
+        await verify_twice(p, worker)
+    not_validated = await register(p, 605)
+    await eventually(lambda: case_open(p, not_validated))
+    assert (
+        await p.verification.post(f"/cases/{not_validated}/verify", json={}, headers=as_kelurahan())
+    ).status_code == 200
+    unknown = str(uuid.uuid4())
+    listed = [ready[0], unknown, ready[1], not_validated, ready[2], ready[3]]
+    body = designation() | {
+        "fiscal_year": 2026,
+        "coverage_start": "2026-01-01",
+        "worker_ids": listed,
+    }
+
+    async def designated_in_2026() -> int:
+        count = await p.verification_pool.fetchval(
+            "SELECT designated FROM verification.designation_counts "
+            "WHERE fiscal_year = 2026 AND cohort = 'regular'"
+        )
+        return int(count)
+
+    await eventually(
+        lambda: p.verification_pool.fetchval(
+            "SELECT allocated FROM verification.budgets WHERE fiscal_year = 2026"
+        )
+    )
+    key = {**as_city(), "Idempotency-Key": "decree 400/9/2026"}
+    first = await p.verification.post("/cases/designate", json=body, headers=key)
+
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    outcomes = {o["worker_id"]: o for o in answer["outcomes"]}
+    assert [o["worker_id"] for o in answer["outcomes"]] == listed
+    assert (answer["designated"], answer["refused"]) == (3, 3)
+    assert [outcomes[w]["designated"] for w in ready] == [True, True, True, False]
+    assert outcomes[ready[3]]["status"] == 422
+    assert "quota for 2026 is full: 3 of 3 designated" in outcomes[ready[3]]["detail"]
+    assert outcomes[unknown]["status"] == 404
+    assert "no case for worker" in outcomes[unknown]["detail"]
+    assert outcomes[not_validated]["status"] == 409
+    assert "at the kecamatan step, not city" in outcomes[not_validated]["detail"]
+    assert await designated_in_2026() == 3
+
+    replayed = await p.verification.post("/cases/designate", json=body, headers=key)
+    assert replayed.status_code == 200, replayed.text
+    again = replayed.json()
+    assert [o["designated"] for o in again["outcomes"]] == [
+        o["designated"] for o in answer["outcomes"]
+    ]
+    assert all(o["already_decided"] for o in again["outcomes"] if o["designated"])
+    assert [o["stream_version"] for o in again["outcomes"]] == [
+        o["stream_version"] for o in answer["outcomes"]
+    ]
+    assert await designated_in_2026() == 3
+
+    other_list = body | {"worker_ids": [ready[3]]}
+    reused = await p.verification.post("/cases/designate", json=other_list, headers=key)
+    assert reused.status_code == 422, reused.text
+    assert await designated_in_2026() == 3
+
+    too_many = body | {"worker_ids": [unknown] * 5001}
+    assert (
+        await p.verification.post("/cases/designate", json=too_many, headers=as_city())
+    ).status_code == 422
+    by_kecamatan = await p.verification.post("/cases/designate", json=body, headers=as_kecamatan())
+    assert by_kecamatan.status_code == 403

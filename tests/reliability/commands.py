@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.ingestion import KRAPYAK, import_file, person
+from bench.people import KRAPYAK, import_chunks, person
 from tests.integration.programme_world import URLS
 from tests.tokens import bearer
 
 UNANSWERED_AFTER = 120  # seconds a command is sent again before the client gives up on it
 RETRYABLE = (404, 429)  # not there yet (a projection catching up), or asked to slow down
-JOB_ENDED = {"done", "completed", "finished", "succeeded"}
 
 
 class UnansweredError(Exception):
@@ -92,43 +91,36 @@ async def verify(api: httpx.AsyncClient, worker: str) -> None:
 
 
 async def import_rows(api: httpx.AsyncClient, first: int, rows: int) -> ImportedRows:
-    """Persons ``first`` to ``first + rows - 1`` imported as one CSV file: its rows in the
-    answer, or a job (202; 200 for the key's first job, the file sent again) followed to its
-    end."""
-    content = import_file(first, rows)
+    """Persons ``first`` to ``first + rows - 1`` imported as one CSV file: its job (202; 200
+    for the key's first job, the file sent again) followed to its end."""
+    content = b"".join(import_chunks(first, rows))
     answer = await answered(
         lambda: api.post(
             f"{URLS['enrolment']}/imports",
             content=content,
             headers={**officer(), "Content-Type": "text/csv", "Idempotency-Key": f"import-{first}"},
         ),
-        {200, 201, 202},
+        {200, 202},
     )
-    if "rows" not in answer.json():
-        return await job_rows(api, answer)
-    return rows_of(
-        [(r["outcome"], r["worker_id"], "; ".join(r["reasons"])) for r in answer.json()["rows"]]
-    )
+    return await job_rows(api, answer)
 
 
 async def job_rows(api: httpx.AsyncClient, accepted: httpx.Response) -> ImportedRows:
     """The rows of an import job, once it has ended (followed through restarts: a job resumes
     where it stopped)."""
-    body = accepted.json()
-    job = accepted.headers.get("Location") or f"/imports/{body.get('import_id') or body['id']}"
-    url = httpx.URL(URLS["enrolment"]).join(job)
+    url = httpx.URL(URLS["enrolment"]).join(accepted.headers["Location"])
     deadline = time.monotonic() + UNANSWERED_AFTER
     while True:
         state = (await answered(lambda: api.get(url, headers=officer()), {200})).json()
-        ended = str(state.get("state") or state.get("status"))
+        ended = state["state"]
         if ended == "failed":
             raise RefusedError(f"import job failed: {str(state.get('failure'))[:120]}")
-        if ended in JOB_ENDED:
+        if ended == "done":
             break
         if time.monotonic() > deadline:
             raise UnansweredError(f"import job still {ended}")
         await asyncio.sleep(0.5)
-    report = httpx.URL(URLS["enrolment"]).join(state.get("report") or f"{url.path}/report.csv")
+    report = httpx.URL(URLS["enrolment"]).join(state["report"])
     text = (await answered(lambda: api.get(report, headers=officer()), {200})).text
     return rows_of(
         [(r["outcome"], r["worker_id"], r["reasons"]) for r in csv.DictReader(io.StringIO(text))]
