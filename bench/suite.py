@@ -35,9 +35,10 @@ from shared.audit.verify import verify_topics
 from shared.db import CONNECTION_LOST
 from shared.retries import retry_forever
 from shared.settings import DatabaseSettings, KafkaSettings
-from shared.topic_reader import end_offsets
 from shared.topics import delete_topics_with_prefix, ensure_topics
 
+# As the rebuild command runs by default: one process per core.
+REBUILD_WORKERS = os.cpu_count() or 1
 LOG_SOURCES = ("enrolment", "verification", "billing")
 
 
@@ -111,69 +112,49 @@ def _projection_names() -> list[str]:
     return [f"{service}.{p.name}" for service, ps in PROJECTIONS.items() for p in ps]
 
 
-async def _records_read(kafka: KafkaSettings, name: str) -> int:
-    service, projection = name.split(".")
-    sources = next(p.sources for p in PROJECTIONS[service] if p.name == projection)
-    return sum((await end_offsets(kafka, [kafka.events_topic(s) for s in sources])).values())
-
-
 async def _replay(
-    kafka: KafkaSettings, database: DatabaseSettings, events: int, groups: Sequence[Sequence[str]]
+    kafka: KafkaSettings, database: DatabaseSettings, events: int, workers: int
 ) -> dict[str, Any]:
-    """Each group of projections rebuilt by a process of its own (``bench.replay_worker``), the
-    processes side by side: the wall time until every projection is rebuilt from a log of
-    ``events`` events, and the records each projection read (several read the same topics)."""
+    """Every projection rebuilt by ``bench.replay_worker`` with ``workers`` processes (the
+    rebuild's partitions spread over them): the wall time until every projection is rebuilt
+    from a log of ``events`` events, and the records each projection read (several read the
+    same topics)."""
     env = {
         **os.environ,
         "DATABASE_URL": database.database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
     }
     started = time.perf_counter()
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.replay_worker",
-            kafka.topic_prefix,
-            ",".join(group),
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-        )
-        for group in groups
-    ]
-    outputs = [await p.communicate() for p in processes]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.replay_worker",
+        kafka.topic_prefix,
+        ",".join(_projection_names()),
+        "--workers",
+        str(workers),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
     seconds = time.perf_counter() - started
-    for process in processes:
-        if process.returncode != 0:
-            raise RuntimeError(f"a replay process failed with exit code {process.returncode}")
-    workers = [json.loads(out) for out, _ in outputs]
-    records = sum(w["records"] for w in workers)
-    dead = sum(p["dead_lettered"] for w in workers for p in w["projections"].values())
+    if process.returncode != 0:
+        raise RuntimeError(f"the replay failed with exit code {process.returncode}")
+    rebuilt = json.loads(out)
+    dead = sum(p["dead_lettered"] for p in rebuilt["projections"].values())
     if dead:
         raise RuntimeError(f"{dead} records were dead-lettered during the replay")
     return {
-        "processes": len(groups),
+        "processes": workers,
         "events": events,
         "seconds": seconds,
         "log_events_per_s": events / seconds,
-        "records": records,
-        "records_per_s": records / seconds,
-        "peak_rss_mb": max(w["peak_rss_mb"] for w in workers),
-        "projections": {k: v for w in workers for k, v in w["projections"].items()},
+        "records": rebuilt["records"],
+        "records_per_s": rebuilt["records"] / seconds,
+        "peak_rss_mb": rebuilt["peak_rss_mb"],
+        "projections": rebuilt["projections"],
     }
-
-
-async def _balanced(kafka: KafkaSettings, parts: int) -> list[list[str]]:
-    """The projections split in ``parts`` groups of about equal records to read."""
-    sizes = {name: await _records_read(kafka, name) for name in _projection_names()}
-    groups: list[list[str]] = [[] for _ in range(parts)]
-    loads = [0] * parts
-    for name in sorted(sizes, key=sizes.__getitem__, reverse=True):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(name)
-        loads[lightest] += sizes[name]
-    return groups
 
 
 async def _audit(kafka: KafkaSettings) -> dict[str, Any]:
@@ -194,7 +175,7 @@ async def _growth(
         log = base.model_copy(update={"topic_prefix": f"bench-{run_id}-{workers}."})
         _say(f"growth: a log of {workers * EVENTS_PER_WORKER} events")
         events = (await _log(log, workers))["events"]
-        growth.append(await _replay(log, database, events, [_projection_names()]))
+        growth.append(await _replay(log, database, events, REBUILD_WORKERS))
         await delete_topics_with_prefix(base, log.topic_prefix)
     return sorted(growth, key=lambda g: int(g["events"]))
 
@@ -289,12 +270,10 @@ async def _measure(
     figures["ceiling_consume"] = await raw_consume(
         main, [main.events_topic(s) for s in LOG_SOURCES]
     )
+    _say(f"rebuild, {REBUILD_WORKERS} processes (the rebuild's default)")
+    figures["replay"] = await _replay(main, database, events, REBUILD_WORKERS)
     _say("rebuild, one process")
-    figures["replay"] = await _replay(main, database, events, [_projection_names()])
-    _say("rebuild, two processes")
-    figures["replay_two_processes"] = await _replay(
-        main, database, events, await _balanced(main, 2)
-    )
+    figures["replay_one_process"] = await _replay(main, database, events, 1)
     _say("audit verify")
     figures["audit"] = await _audit(main)
     await delete_topics_with_prefix(base, f"bench-{run_id}.ceiling")

@@ -26,8 +26,8 @@ async def test_the_suite_runs_every_measurement_and_records_it(tmp_path: Path) -
     events = size.log_workers * 10
     assert figures["log"]["events"] == events
     assert figures["ceiling_consume"]["records"] == events
-    assert figures["replay"]["events"] == figures["replay_two_processes"]["events"] == events
-    assert figures["replay"]["records"] == figures["replay_two_processes"]["records"] > events
+    assert figures["replay"]["events"] == figures["replay_one_process"]["events"] == events
+    assert figures["replay"]["records"] == figures["replay_one_process"]["records"] > events
     assert [g["events"] for g in figures["growth"]] == sorted(
         [events, *(w * 10 for w in size.growth_workers)]
     )
