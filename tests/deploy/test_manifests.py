@@ -355,3 +355,21 @@ def test_the_console_is_served_over_tls_and_reaches_only_the_services_and_the_pr
     [policy] = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "console"]
     reached = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert reached == {8000, 53, 443}  # no Kafka, no database
+
+
+def test_no_serving_container_holds_the_administrative_database_login(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The migrations (init containers and jobs) need the administrative login; a container
+    that serves requests logs in as its own role and is given only the database server."""
+    _, objects = overlay
+    for deployment in of_kind(objects, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            secrets = {
+                (ref["name"], ref["key"])
+                for variable in container.get("env", [])
+                if (ref := variable.get("valueFrom", {}).get("secretKeyRef"))
+            }
+            name = f"{deployment['metadata']['name']}/{container['name']}"
+            assert ("berlian-database", "admin-url") not in secrets, name
+    assert "@" not in config_of(objects)["DATABASE_SERVER_URL"]  # no credentials in a config map
