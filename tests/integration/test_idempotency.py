@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -119,41 +119,56 @@ async def retried_safely(
     return dict(retry.json())
 
 
-async def test_money_operations_survive_a_lost_answer_and_refuse_a_reused_key(
-    billing: Billing,
+# A money operation sent once with its answer lost, retried, and sent with another body: the
+# retried answer.
+Retried = Callable[[str, dict[str, Any], dict[str, Any], str], Awaitable[dict[str, Any]]]
+
+
+async def money_operations_walk(
+    api: httpx.AsyncClient, kafka: KafkaSettings, database: DatabaseSettings, retried: Retried
 ) -> None:
-    allocated = await retried_safely(
-        billing, "/budgets", budget(1_000_000), budget(2_000_000), "city_admin"
-    )
+    """A budget, a billing run and its payment, each through ``retried``: one effect each."""
+    allocated = await retried("/budgets", budget(1_000_000), budget(2_000_000), "city_admin")
     assert allocated["stream_version"] == 1
 
     worker = uuid.uuid4()
     await publishing.start_coverage(
-        billing.kafka, billing.database, worker, "regular", date(2025, 1, 1), date(2025, 12, 31)
+        kafka, database, worker, "regular", date(2025, 1, 1), date(2025, 12, 31)
     )
-    run = {"period": "2025-01"}
-    for _ in range(100):  # 503 until billing's coverages caught up with the published coverage
-        first = await billing.api.post(
-            "/billing-runs", json={"period": "2025-02"}, headers=keyed("billing_officer", "feb")
+    for _ in range(200):  # 503 until billing's coverages caught up with the published coverage
+        first = await api.post(
+            "/billing-runs",
+            json={"period": "2025-02"},
+            headers=keyed("billing_officer", str(uuid.uuid4())),
         )
         if first.status_code != 503:
             break
         await asyncio.sleep(0.1)
     assert first.status_code == 201, first.text
-    invoice = await retried_safely(
-        billing, "/billing-runs", run, {"period": "2025-03"}, "billing_officer"
+    invoice = await retried(
+        "/billing-runs", {"period": "2025-01"}, {"period": "2025-03"}, "billing_officer"
     )
     assert invoice["lines"] == 1
 
     paid = {"payment_ref": "SP2D 1", "paid_on": "2025-02-10", "amount": invoice["total"]}
-    payment = await retried_safely(
-        billing,
+    payment = await retried(
         f"/invoices/{invoice['invoice_id']}/payments",
         paid,
         paid | {"payment_ref": "SP2D 2"},
         "billing_officer",
     )
     assert payment["worker_months_paid"] == 1
+
+
+async def test_money_operations_survive_a_lost_answer_and_refuse_a_reused_key(
+    billing: Billing,
+) -> None:
+    async def retried(
+        path: str, body: dict[str, Any], other: dict[str, Any], role: str
+    ) -> dict[str, Any]:
+        return await retried_safely(billing, path, body, other, role)
+
+    await money_operations_walk(billing.api, billing.kafka, billing.database, retried)
 
     missing = await billing.api.post("/budgets", json=budget(5), headers=bearer("city_admin"))
     assert missing.status_code == 422

@@ -13,7 +13,6 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import asyncpg
@@ -23,9 +22,8 @@ import pytest
 from services.catalog import migrate_all
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
-from tests.integration import publishing
 from tests.integration.programme_world import PORTS, environment, log_of, start_service, stop
-from tests.tokens import bearer
+from tests.integration.test_idempotency import keyed, money_operations_walk
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,10 +119,6 @@ async def billing(
         await pool.close()
 
 
-def keyed(role: str, key: str) -> dict[str, str]:
-    return bearer(role) | {"Idempotency-Key": key}  # type: ignore[arg-type]
-
-
 async def killed_then_retried(
     billing: Billing, path: str, body: dict[str, Any], other: dict[str, Any], role: str
 ) -> dict[str, Any]:
@@ -153,38 +147,10 @@ async def killed_then_retried(
 async def test_money_operations_retried_after_the_process_was_killed_before_its_answer(
     billing: Billing,
 ) -> None:
-    budget = {"fiscal_year": 2025, "source": "APBD", "cohort": "regular", "amount": 1_000_000}
-    allocated = await killed_then_retried(
-        billing, "/budgets", budget, budget | {"amount": 2_000_000}, "city_admin"
-    )
-    assert allocated["stream_version"] == 1
+    async def retried(
+        path: str, body: dict[str, Any], other: dict[str, Any], role: str
+    ) -> dict[str, Any]:
+        return await killed_then_retried(billing, path, body, other, role)
 
-    worker = uuid.uuid4()
-    await publishing.start_coverage(
-        billing.kafka, billing.database, worker, "regular", date(2025, 1, 1), date(2025, 12, 31)
-    )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORTS['billing']}") as api:
-        for _ in range(200):  # 503 until billing's coverages caught up with the coverage
-            caught_up = await api.post(
-                "/billing-runs",
-                json={"period": "2025-02"},
-                headers=keyed("billing_officer", str(uuid.uuid4())),
-            )
-            if caught_up.status_code != 503:
-                break
-            await asyncio.sleep(0.1)
-        assert caught_up.status_code == 201, caught_up.text
-    invoice = await killed_then_retried(
-        billing, "/billing-runs", {"period": "2025-01"}, {"period": "2025-03"}, "billing_officer"
-    )
-    assert invoice["lines"] == 1
-
-    paid = {"payment_ref": "SP2D 1", "paid_on": "2025-02-10", "amount": invoice["total"]}
-    payment = await killed_then_retried(
-        billing,
-        f"/invoices/{invoice['invoice_id']}/payments",
-        paid,
-        paid | {"payment_ref": "SP2D 2"},
-        "billing_officer",
-    )
-    assert payment["worker_months_paid"] == 1
+        await money_operations_walk(api, billing.kafka, billing.database, retried)
