@@ -58,6 +58,7 @@ from shared.auth import (
 )
 from shared.events.verification import RejectionReason
 from shared.http import install_request_limits
+from shared.oidc_login import ProviderEndpoints
 from shared.policy import policy_book
 from shared.telemetry import COMMANDS
 
@@ -253,6 +254,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         extensions=["jinja2.ext.i18n"],
     )
     sessions = Sessions(settings.idle_timeout_seconds)
+    # Discovered once an hour, not on every sign-in: a flood of sign-ins never reaches the
+    # provider's discovery document.
+    endpoints_of_provider = ProviderEndpoints(auth)
     app.state.sessions = sessions
     services = Services(settings)
     # Any of the services' audiences proves the token is one the provider issued for them.
@@ -399,7 +403,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
         chosen: Annotated[str | None, Cookie(alias=LANGUAGE_COOKIE, max_length=4)] = None,
     ) -> RedirectResponse:
-        endpoints = await asyncio.to_thread(discovery, auth)
+        endpoints = await asyncio.to_thread(endpoints_of_provider)
         browser = browser or secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)
         language: Language = "en" if chosen == "en" else "id"
@@ -433,7 +437,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             raise HTTPException(403, N_("This sign-in was not started from this browser."))
         if error or not code:
             return RedirectResponse(f"/sign-in?{urlencode({'error': error or 'no code'})}", 303)
-        endpoints = await asyncio.to_thread(discovery, auth)
+        endpoints = await asyncio.to_thread(endpoints_of_provider)
         async with httpx.AsyncClient(timeout=auth.provider_timeout_seconds) as provider:
             answer = await provider.post(
                 endpoints["token_endpoint"],
@@ -475,7 +479,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         if session is not None and hmac.compare_digest(csrf, session.csrf):
             sessions.end(session_id)
             if session.id_token:
-                endpoints = await asyncio.to_thread(discovery, auth)
+                endpoints = await asyncio.to_thread(endpoints_of_provider)
                 query = urlencode(
                     {
                         "id_token_hint": session.id_token,
