@@ -189,6 +189,17 @@ class CommandHandler:
             except ConcurrencyError:
                 if attempt == self.attempts:
                     raise
+            except RefusedError:
+                # A first attempt under this key may have committed after the check above:
+                # its answer stands, not a refusal decided on the state that attempt left.
+                first = (
+                    None
+                    if key is None
+                    else await self.store.find_command(key, context.fingerprint, conn)
+                )
+                if first is None:
+                    raise
+                return Handled(first, first.response)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _attempt(
