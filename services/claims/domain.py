@@ -98,6 +98,22 @@ class Pending:
 Decision = Approved | Rejected | Pending
 
 
+def claim_filed(filed: ClaimFiled, filed_on: date, children: tuple[Child, ...]) -> Claim:
+    """The claim as the rules decide it, from its filing (the children's details opened)."""
+    return Claim(
+        claim_id=filed.claim_id,
+        worker_id=filed.worker_id,
+        benefit=filed.benefit,
+        kind=filed.kind,
+        incident_date=filed.incident_date,
+        filed_on=filed_on,
+        accident_benefit=filed.accident_benefit,
+        months_incapacitated=filed.months_incapacitated,
+        medical_costs=filed.medical_costs,
+        children=children,
+    )
+
+
 def malformed(claim: Claim) -> list[Problem]:
     """What makes a claim impossible to decide at all (refused at filing)."""
     problems = []
@@ -238,15 +254,15 @@ REVISABLE: frozenset[ClaimRejectionReason] = frozenset(
 
 @dataclass(frozen=True)
 class Reconsider:
-    """A claim decided again on the worker's facts now: a waiting claim after a payment, or
-    (``revising``) a rejection on another service's facts once facts that service had recorded
-    before the rejection have arrived. A revision only ever approves: a rejection that still
-    holds is not recorded twice."""
+    """A claim decided again on the worker's facts now, as a fact another service recorded at
+    ``fact_recorded_at`` is consumed: a waiting claim, or a rejection on another service's
+    facts decided after that fact was recorded (it was decided without it). A revision only
+    ever approves: a rejection that still holds is not recorded twice."""
 
     claim: Claim
     facts: Facts
     at: datetime
-    revising: bool = False
+    fact_recorded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -284,6 +300,18 @@ class ClaimState:
     total: int | None = None  # what the next payment pays: the approval, or an instalment
     open_instalments: tuple[BenefitItem, ...] = ()  # a scholarship award's years not yet paid
     ended_for: frozenset[str] = frozenset()  # children no longer eligible (married, working)
+    rejected_for: frozenset[ClaimRejectionReason] = frozenset()
+    rejected_at: datetime | None = None  # when the store recorded the rejection
+
+    def rejected_without(self, fact_recorded_at: datetime) -> bool:
+        """Rejected on another service's facts, and decided after that service recorded a fact
+        now consumed: decided without it, so decided again."""
+        return (
+            self.status == "rejected"
+            and bool(self.rejected_for & REVISABLE)
+            and self.rejected_at is not None
+            and self.rejected_at >= fact_recorded_at
+        )
 
 
 @dataclass(frozen=True)
@@ -304,7 +332,7 @@ class ClaimRules:
             if state.status == "pending":
                 decision = decide_claim(command.claim, command.facts, self.book)
                 return decision_events(command.claim, decision, command.at)
-            if state.status == "rejected" and command.revising:
+            if state.rejected_without(command.fact_recorded_at):
                 decision = decide_claim(command.claim, command.facts, self.book)
                 if isinstance(decision, Approved):
                     return decision_events(command.claim, decision, command.at)
@@ -341,7 +369,12 @@ class ClaimRules:
                 state, status="approved", total=data.item.amount, open_instalments=still_open
             )
         if isinstance(data, ClaimRejected):
-            return replace(state, status="rejected")
+            return replace(
+                state,
+                status="rejected",
+                rejected_for=frozenset(data.reasons),
+                rejected_at=event.recorded_at,
+            )
         if isinstance(data, ClaimReopened):
             return replace(state, status="pending")
         if isinstance(data, ClaimPaid):

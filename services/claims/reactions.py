@@ -19,7 +19,6 @@ from datetime import datetime
 from services.claims.domain import REVISABLE, Reconsider
 from services.claims.projections import PaidMonthsProjection
 from services.claims.service import ClaimsService, stream_of
-from services.claims.write_side import claim_from_json
 from shared.db import DbConnection
 from shared.events.billing import PremiumPaid
 from shared.events.enrolment import CoverageEnded, CoverageStarted
@@ -35,8 +34,9 @@ async def claims_to_reconsider(
     the producer recorded the fact now consumed (``recorded_at``)."""
     # One decision at a time per worker: the duplicate-death rule then holds.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(worker_id))
+    # Which claims to decide again, found in the registry; each is decided on its own stream.
     rows = await conn.fetch(
-        f"SELECT claim, status FROM {service.schema}.worker_claims WHERE worker_id = $1 "
+        f"SELECT claim_id FROM {service.schema}.worker_claims WHERE worker_id = $1 "
         "AND (status = 'pending' OR (status = 'rejected' AND decided_at >= $2 "
         "AND string_to_array(reasons, ',') && $3::text[]))",
         worker_id,
@@ -45,10 +45,9 @@ async def claims_to_reconsider(
     )
     reacted = []
     for row in rows:
-        claim = claim_from_json(row["claim"])
+        claim = await service.claim_as_filed(conn, row["claim_id"])
         facts = await service.facts(conn, claim)
-        revising = row["status"] == "rejected"
-        command = Reconsider(claim, facts, service.clock(), revising)
+        command = Reconsider(claim, facts, service.clock(), recorded_at)
         stream = stream_of(claim.claim_id)
         # Several claims may follow one fact: exactly once by the consumed position.
         reacted.append(Reacted(stream, service.rules, command, worker_id, caused=False))

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
     ApproveInstalment,
@@ -26,6 +27,7 @@ from services.claims.domain import (
     Rejected,
     WorkerClaims,
     benefit_item,
+    claim_filed,
     decide_claim,
     evolve_worker_claims,
     malformed,
@@ -40,7 +42,7 @@ from shared.events.claims import (
     ClaimDocuments,
     ClaimFiled,
 )
-from shared.events.personal import KeyStore, seal
+from shared.events.personal import KeyStore, open_sealed, seal
 from shared.events.registry import parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
@@ -72,7 +74,7 @@ class ClaimsService:
         self.clock = clock
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self.inline = (ClaimRegistry(keys),)
+        self.inline = (ClaimRegistry(),)
         self.handler = CommandHandler(self.store, pool, self.inline)
         self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
@@ -111,6 +113,23 @@ class ClaimsService:
             arrears=standing.arrears,
             death=worker_claims.death_other_than(claim.claim_id),
         )
+
+    async def claim_as_filed(self, conn: DbConnection, claim_id: uuid.UUID) -> Claim:
+        """The claim as its stream's filing tells it, with the children's details opened (none
+        once the worker is erased), to be decided again."""
+        first, *_ = await self.store.read_stream(stream_of(claim_id), conn)
+        envelope, filed = parse(first.envelope)
+        assert isinstance(filed, ClaimFiled)  # every claim's stream begins with its filing
+        children: tuple[Child, ...] = ()
+        if filed.children is not None:
+            key = await self.keys.get(filed.children.key_id, conn)
+            opened = open_sealed(filed.children, key, ChildrenPersonal)
+            if isinstance(opened, ChildrenPersonal):
+                children = tuple(
+                    Child(f"child-{n}", c.birth_date, c.school_level)
+                    for n, c in enumerate(opened.children, start=1)
+                )
+        return claim_filed(filed, business_day(envelope.occurred_at), children)
 
     async def file(
         self,

@@ -1,32 +1,23 @@
-"""Claims' write side: the claim registry, every claim with what deciding it again needs (no
-personal data) and its outcome, kept from its own events. The duplicate-death rule and the
-claims waiting on arrears read it."""
+"""Claims' write side: the claim registry, each claim's worker and outcome, kept from its own
+events. It only tells a reaction which of a worker's claims to decide again (waiting ones, and
+rejections on other services' facts decided after a fact): each is then decided on its own
+stream, folded by ``ClaimRules.evolve``."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import date
-from typing import Any
+from dataclasses import dataclass
 
-import orjson
-
-from services.claims.benefits import Child
-from services.claims.domain import Claim
 from shared.db import DbConnection
 from shared.events.claims import (
-    ChildrenPersonal,
     ClaimApproved,
     ClaimFiled,
     ClaimPaid,
     ClaimRejected,
     ClaimReopened,
 )
-from shared.events.personal import KeyStore, open_sealed
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
-from shared.policy.calendar import business_day
 from shared.projection.changes import RowChange, Update, Upsert
 
 WRITE_MODEL = (
@@ -55,65 +46,25 @@ WRITE_MODEL = (
         ALTER TABLE {schema}.worker_claims ADD COLUMN decided_at timestamptz;
         """,
     ),
+    Migration(
+        "worker_claims_lookup",
+        """
+        -- Claims are decided on their streams: the registry keeps only what finds them.
+        ALTER TABLE {schema}.worker_claims DROP COLUMN claim, DROP COLUMN total,
+            DROP COLUMN death_date, DROP COLUMN benefit;
+        """,
+    ),
 )
 
 
-def claim_to_json(claim: Claim) -> str:
-    return orjson.dumps(asdict(claim), default=str).decode()
-
-
-def claim_from_json(raw: str) -> Claim:
-    data: dict[str, Any] = orjson.loads(raw)
-    children = tuple(
-        Child(c["ref"], date.fromisoformat(c["birth_date"]), c["school_level"])
-        for c in data.pop("children")
-    )
-    return Claim(
-        **{
-            **data,
-            "claim_id": uuid.UUID(data["claim_id"]),
-            "worker_id": uuid.UUID(data["worker_id"]),
-            "incident_date": date.fromisoformat(data["incident_date"]),
-            "filed_on": date.fromisoformat(data["filed_on"]),
-            "children": children,
-        }
-    )
-
-
-def claim_filed(filed: ClaimFiled, filed_on: date, children: tuple[Child, ...]) -> Claim:
-    """The claim as the rules decide it, from its filing (children's details opened)."""
-    return Claim(
-        claim_id=filed.claim_id,
-        worker_id=filed.worker_id,
-        benefit=filed.benefit,
-        kind=filed.kind,
-        incident_date=filed.incident_date,
-        filed_on=filed_on,
-        accident_benefit=filed.accident_benefit,
-        months_incapacitated=filed.months_incapacitated,
-        medical_costs=filed.medical_costs,
-        children=children,
-    )
-
-
-def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
-    """The registry's row for a filing (``claim`` as filed), moved on by its decision and
-    payment."""
+def registry_changes(event: Appended) -> list[RowChange]:
+    """The registry's row for a filing, moved on by its decision and payment."""
     data = event.data
     if isinstance(data, ClaimFiled):
-        assert claim is not None
-        row = {
-            "worker_id": data.worker_id,
-            "claim": claim_to_json(claim),
-            "status": "pending",
-            "total": None,
-            "death_date": None,
-            "benefit": data.benefit,
-        }
-        return [Upsert("worker_claims", {"claim_id": data.claim_id}, row)]
+        filed = {"worker_id": data.worker_id, "status": "pending"}
+        return [Upsert("worker_claims", {"claim_id": data.claim_id}, filed)]
     if isinstance(data, ClaimApproved):
-        approved = {"status": "approved", "total": data.total, "death_date": data.death_date}
-        return [Update("worker_claims", {"claim_id": data.claim_id}, approved)]
+        return [Update("worker_claims", {"claim_id": data.claim_id}, {"status": "approved"})]
     if isinstance(data, ClaimRejected):
         rejected = {
             "status": "rejected",
@@ -129,29 +80,12 @@ def registry_changes(event: Appended, claim: Claim | None) -> list[RowChange]:
 
 @dataclass(frozen=True)
 class ClaimRegistry:
-    keys: KeyStore
     event_types: frozenset[str] = frozenset(
         {"ClaimFiled", "ClaimApproved", "ClaimRejected", "ClaimReopened", "ClaimPaid"}
     )
 
     async def changes(self, conn: DbConnection, events: Sequence[Appended]) -> Sequence[RowChange]:
-        return [change for event in events for change in await self._changes(conn, event)]
-
-    async def _changes(self, conn: DbConnection, event: Appended) -> Sequence[RowChange]:
-        data = event.data
-        if not isinstance(data, ClaimFiled):
-            return registry_changes(event, None)
-        children: tuple[Child, ...] = ()
-        if data.children is not None:
-            key = await self.keys.get(data.children.key_id, conn)
-            opened = open_sealed(data.children, key, ChildrenPersonal)
-            if isinstance(opened, ChildrenPersonal):  # none once the worker is erased
-                children = tuple(
-                    Child(f"child-{n}", c.birth_date, c.school_level)
-                    for n, c in enumerate(opened.children, start=1)
-                )
-        claim = claim_filed(data, business_day(event.envelope.occurred_at), children)
-        return registry_changes(event, claim)
+        return [change for event in events for change in registry_changes(event)]
 
     async def restored(self, conn: DbConnection) -> None:
         return None

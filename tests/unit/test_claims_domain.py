@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ from services.claims.domain import (
     malformed,
 )
 from shared.decisions import Recorded, RefusedError
-from shared.events.claims import ClaimApproved, ClaimFiled
+from shared.events.claims import ClaimApproved, ClaimFiled, ClaimRejected, ClaimRejectionReason
 from shared.events.types import SealedPersonal
 from shared.policy import policy_book
 from shared.policy.membership import standing_on
@@ -56,6 +56,12 @@ def facts_on(
 ) -> Facts:
     standing = standing_on(day, cover, paid)
     return Facts(standing.status, len(paid), standing.arrears, death)
+
+
+def rejection(rejected: Claim, reason: ClaimRejectionReason) -> ClaimRejected:
+    return ClaimRejected(
+        claim_id=rejected.claim_id, worker_id=rejected.worker_id, reasons=[reason], policy_note="-"
+    )
 
 
 def test_an_active_member_s_death_is_approved_at_42_million() -> None:
@@ -177,34 +183,53 @@ def test_a_rejection_on_stale_paid_months_is_revised_when_the_missing_month_arri
         children=CHILD,
     )
     at = datetime(2025, 8, 1, 3, 0, tzinfo=UTC)
-    rejected = ClaimState(worker_id=WORKER, status="rejected")
+    rejected = rules.evolve(
+        ClaimState(worker_id=WORKER, status="pending"),
+        Recorded(rejection(scholarship, "insufficient_contributions"), at),
+    )
     stale = Facts("ACTIVE", 35, (), death)
     caught_up = Facts("ACTIVE", 36, (), death)
+    before, after = at - timedelta(minutes=5), at + timedelta(minutes=5)
 
     # The 36th month billing had recorded before the rejection: the claim is approved.
-    [approved] = rules.decide(Reconsider(scholarship, caught_up, at, revising=True), rejected)
+    [approved] = rules.decide(Reconsider(scholarship, caught_up, at, before), rejected)
     assert approved.event_type == "ClaimApproved"
     # A revision that still finds too few months records nothing more; a rejection is only
-    # revised by facts older than it (never by a plain reconsideration after a payment).
-    assert rules.decide(Reconsider(scholarship, stale, at, revising=True), rejected) == []
-    assert rules.decide(Reconsider(scholarship, caught_up, at), rejected) == []
+    # revised by facts older than it (never by a payment recorded after it).
+    assert rules.decide(Reconsider(scholarship, stale, at, before), rejected) == []
+    assert rules.decide(Reconsider(scholarship, caught_up, at, after), rejected) == []
+
+
+def test_a_rejection_on_the_claims_own_facts_is_never_revised() -> None:
+    rules = ClaimRules(BOOK)
+    death = claim(incident_date=date(2025, 2, 10))
+    at = datetime(2025, 3, 1, 3, 0, tzinfo=UTC)
+    rejected = rules.evolve(
+        ClaimState(worker_id=WORKER, status="pending"),
+        Recorded(rejection(death, "duplicate_death_claim"), at),
+    )
+    paid = Facts("ACTIVE", 4, (), None)
+    assert rules.decide(Reconsider(death, paid, at, at - timedelta(minutes=5)), rejected) == []
 
 
 def test_a_rejection_that_by_the_missing_facts_should_have_waited_is_reopened() -> None:
     rules = ClaimRules(BOOK)
     death = claim(incident_date=date(2025, 2, 10))
     at = datetime(2025, 3, 1, 3, 0, tzinfo=UTC)
-    rejected = ClaimState(worker_id=WORKER, status="rejected")
+    rejected = rules.evolve(
+        ClaimState(worker_id=WORKER, status="pending"), Recorded(rejection(death, "inactive"), at)
+    )
     # Claims had seen no payment (inactive); billing had recorded November to January.
     in_grace = Facts("GRACE", 3, ("2025-02",), None)
+    earlier = at - timedelta(minutes=5)
 
-    [reopened] = rules.decide(Reconsider(death, in_grace, at, revising=True), rejected)
+    [reopened] = rules.decide(Reconsider(death, in_grace, at, earlier), rejected)
 
     assert reopened.event_type == "ClaimReopened"
     waiting = rules.evolve(rejected, Recorded(reopened.data, at))
     assert waiting.status == "pending"
     paid = Facts("ACTIVE", 4, (), None)
-    [approved] = rules.decide(Reconsider(death, paid, at), waiting)
+    [approved] = rules.decide(Reconsider(death, paid, at, at + timedelta(days=1)), waiting)
     assert approved.event_type == "ClaimApproved"
 
 

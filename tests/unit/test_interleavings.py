@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,7 +36,6 @@ from services.billing.invoicing import (
     month_bounds,
 )
 from services.claims.domain import (
-    REVISABLE,
     Claim,
     ClaimRules,
     ClaimState,
@@ -53,7 +52,7 @@ from services.enrolment.domain import (
 )
 from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.billing import PremiumInvoiced, PremiumPaid
-from shared.events.claims import ClaimApproved, ClaimFiled, ClaimRejected
+from shared.events.claims import ClaimApproved, ClaimFiled
 from shared.events.enrolment import CoverageEnded, CoverageStarted, RegistrationSource
 from shared.events.types import Premium, SealedPersonal
 from shared.policy import policy_book
@@ -64,6 +63,7 @@ BOOK = policy_book()
 WORKER = uuid.UUID(int=1)
 SEALED = SealedPersonal(key_id="worker-1", alg="AES-256-GCM", ciphertext="c2VhbGVk")
 AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+
 TODAY = date(2026, 12, 1)  # after both periods: the expiry job ends whatever is still open
 FIRST, RENEWAL = date(2024, 11, 1), date(2025, 11, 1)
 MONTHS = periods_between(FIRST, date(2026, 10, 31))
@@ -71,6 +71,11 @@ CONSUMERS = ("enrolment<-claims", "billing<-enrolment", "claims<-enrolment", "cl
 ENROLMENT = WorkerRules(BOOK)
 INVOICES = InvoiceRules()
 CLAIMS = ClaimRules(BOOK)
+
+
+def at_tick(tick: int) -> datetime:
+    """The instant the producers' shared clock (one tick per event recorded) shows."""
+    return AT + timedelta(seconds=tick)
 
 
 @dataclass
@@ -98,8 +103,6 @@ class World:
     claims_cover: dict[uuid.UUID, tuple[date, date]] = field(default_factory=dict)
     claims_paid: set[str] = field(default_factory=set)
     claim: ClaimState = field(default_factory=ClaimState)
-    decided_at: int = -1
-    rejected_for: frozenset[str] = frozenset()
     total: int | None = None
 
     def record(self, service: str, decided: list[Decided]) -> None:
@@ -223,10 +226,9 @@ class World:
 
     def claims_decide(self, decided: list[Decided]) -> None:
         for event in decided:
-            self.claim = CLAIMS.evolve(self.claim, Recorded(event.data, AT))
-            if isinstance(event.data, ClaimRejected):
-                self.decided_at = self.clock + 1
-                self.rejected_for = frozenset(event.data.reasons)
+            # A decision's events are recorded together, as the producers' clock moves on.
+            recorded = Recorded(event.data, at_tick(self.clock + 1))
+            self.claim = CLAIMS.evolve(self.claim, recorded)
             if isinstance(event.data, ClaimApproved):
                 self.total = event.data.total
         self.record("claims", decided)
@@ -253,13 +255,8 @@ class World:
             self.claims_paid.add(data.period)
         else:
             return
-        revising = (
-            self.claim.status == "rejected"
-            and bool(self.rejected_for & REVISABLE)
-            and self.decided_at >= at
-        )
-        if self.claim.status == "pending" or revising:
-            command = Reconsider(death_claim(self.death), self.facts(), AT, revising)
+        if self.claim.status in ("pending", "rejected"):
+            command = Reconsider(death_claim(self.death), self.facts(), AT, at_tick(at))
             self.claims_decide(CLAIMS.decide(command, self.claim))
 
     # delivery ---------------------------------------------------------------------------
