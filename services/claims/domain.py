@@ -100,18 +100,23 @@ Decision = Approved | Rejected | Pending
 
 def claim_filed(filed: ClaimFiled, filed_on: date, children: tuple[Child, ...]) -> Claim:
     """The claim as the rules decide it, from its filing (the children's details opened)."""
-    return Claim(
-        claim_id=filed.claim_id,
-        worker_id=filed.worker_id,
-        benefit=filed.benefit,
-        kind=filed.kind,
-        incident_date=filed.incident_date,
-        filed_on=filed_on,
-        accident_benefit=filed.accident_benefit,
-        months_incapacitated=filed.months_incapacitated,
-        medical_costs=filed.medical_costs,
-        children=children,
-    )
+    as_filed = filed.model_dump(include=set(CLAIM_AS_FILED))
+    return Claim(**as_filed, filed_on=filed_on, children=children)
+
+
+# What a filing records of the claim as the rules decide it (beside sealed personal details).
+CLAIM_AS_FILED = frozenset(
+    {
+        "claim_id",
+        "worker_id",
+        "benefit",
+        "kind",
+        "incident_date",
+        "accident_benefit",
+        "months_incapacitated",
+        "medical_costs",
+    }
+)
 
 
 def malformed(claim: Claim) -> list[Problem]:

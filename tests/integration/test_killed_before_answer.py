@@ -1,8 +1,9 @@
 """Money operations retried after the service process was killed between the commit and the
-answer, on the real stack: billing runs as a process of its own behind a relay of bytes that,
-on the first byte of the answer (written only after the commit), kills the process with SIGKILL
-and closes the caller's connection unanswered. A new process answers the retry under the same
-key with the committed result and records nothing more; another body under the key is refused."""
+answer, on the real stack: the service runs as a process of its own behind a relay of bytes
+that, on the first byte of the answer (written only after the commit), kills the process with
+SIGKILL and closes the caller's connection unanswered. A new process answers the retry under the
+same key with the committed result and records nothing more; another body under the key is
+refused. Billing's budgets, runs and payments, and claims' filings, instalments and payments."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +25,22 @@ from services.catalog import migrate_all
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
 from tests.integration.programme_world import PORTS, environment, log_of, start_service, stop
-from tests.integration.test_idempotency import keyed, money_operations_walk
+from tests.integration.retried_operations import OPERATIONS, Seeded, Sent, post, walk
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @dataclass
 class KilledOnAnswer:
-    """A relay of bytes to the service that kills ``process`` as its answer begins."""
+    """A relay of bytes to the service on ``port`` that kills ``process`` as its answer
+    begins."""
 
+    port: int
     process: subprocess.Popen[bytes] | None = None
     kills: int = 0
 
     async def serve(self, client: asyncio.StreamReader, answer: asyncio.StreamWriter) -> None:
-        upstream, request = await asyncio.open_connection("127.0.0.1", PORTS["billing"])
+        upstream, request = await asyncio.open_connection("127.0.0.1", self.port)
 
         async def forward_request() -> None:
             while data := await client.read(65536):
@@ -58,99 +62,97 @@ class KilledOnAnswer:
 
 
 @dataclass
-class Billing:
+class Killable:
+    """The service as a process, reached directly (``world.api``) or through the relay that
+    kills it (``relay_url``)."""
+
+    world: Seeded
     relay_url: str
     relay: KilledOnAnswer
     env: dict[str, str]
-    pool: asyncpg.Pool
-    kafka: KafkaSettings
-    database: DatabaseSettings
+
+    @property
+    def name(self) -> str:
+        return self.world.name
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{PORTS[self.name]}"
 
     def start(self) -> None:
-        self.relay.process = start_service("billing", self.env)
+        self.relay.process = start_service(self.name, self.env)
 
     async def ready(self) -> None:
         assert self.relay.process is not None
         async with httpx.AsyncClient() as client:
             for _ in range(240):
-                assert self.relay.process.poll() is None, log_of("billing").read_text()[-3000:]
+                assert self.relay.process.poll() is None, log_of(self.name).read_text()[-3000:]
                 try:
-                    url = f"http://127.0.0.1:{PORTS['billing']}/health/ready"
-                    if (await client.get(url)).status_code == 200:
+                    if (await client.get(f"{self.url}/health/ready")).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.5)
-        raise AssertionError("billing never became ready")
-
-    async def events(self) -> int:
-        return int(await self.pool.fetchval("SELECT count(*) FROM billing.events"))
+        raise AssertionError(f"{self.name} never became ready")
 
 
-@pytest.fixture
-async def billing(
-    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
-) -> AsyncIterator[Billing]:
+@asynccontextmanager
+async def killable(
+    name: str, kafka_settings: KafkaSettings, database: DatabaseSettings
+) -> AsyncIterator[Killable]:
     kafka = kafka_settings.model_copy(
         update={"topic_prefix": f"{kafka_settings.topic_prefix}killed-{uuid.uuid4().hex[:6]}."}
     )
     await ensure_topics(kafka)
-    await migrate_all(separate_database)
-    relay = KilledOnAnswer()
+    await migrate_all(database)
+    relay = KilledOnAnswer(PORTS[name])
     server = await asyncio.start_server(relay.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pool = await asyncpg.create_pool(separate_database.database_url, min_size=1, max_size=2)
-    world = Billing(
-        f"http://127.0.0.1:{port}",
-        relay,
-        environment(kafka, separate_database),
-        pool,
-        kafka,
-        separate_database,
-    )
-    world.start()
+    pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=2)
+    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORTS[name]}", timeout=60)
+    world = Seeded(name, api, pool, kafka, database)
+    service = Killable(world, f"http://127.0.0.1:{port}", relay, environment(kafka, database))
+    service.start()
     try:
-        await world.ready()
-        yield world
+        await service.ready()
+        yield service
     finally:
         server.close()
         if relay.process is not None:
             stop([relay.process])
+        await api.aclose()
         await pool.close()
 
 
-async def killed_then_retried(
-    billing: Billing, path: str, body: dict[str, Any], other: dict[str, Any], role: str
-) -> dict[str, Any]:
+async def killed_then_retried(service: Killable, sent: Sent) -> dict[str, Any]:
     """Sent once through the relay (the process killed as it answers), retried on a new
     process, then sent with another body: one effect, one answer."""
-    headers = keyed(role, str(uuid.uuid4()))
-    before = await billing.events()
-    async with httpx.AsyncClient(base_url=billing.relay_url, timeout=60) as relayed:
+    world = service.world
+    before = await world.count(sent.effect)
+    async with httpx.AsyncClient(base_url=service.relay_url, timeout=60) as relayed:
         with pytest.raises(httpx.TransportError):
-            await relayed.post(path, json=body, headers=headers)
-    assert billing.relay.kills == 1, "the process was killed as it answered"
-    billing.relay.kills = 0
-    committed = await billing.events()
+            await post(relayed, sent.path, sent.body, sent.headers)
+    assert service.relay.kills == 1, "the process was killed as it answered"
+    service.relay.kills = 0
+    committed = await world.count(sent.effect)
     assert committed > before, "the killed attempt had committed"
-    billing.start()
-    await billing.ready()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORTS['billing']}") as api:
-        retry = await api.post(path, json=body, headers=headers)
-        assert retry.status_code == 201, retry.text
-        refused = await api.post(path, json=other, headers=headers)
-        assert refused.status_code == 422, refused.text
-    assert await billing.events() == committed, "the retries recorded nothing more"
+    service.start()
+    await service.ready()
+    retry = await post(world.api, sent.path, sent.body, sent.headers)
+    assert retry.status_code == sent.answered, retry.text
+    refused = await post(world.api, sent.path, sent.other, sent.headers)
+    assert refused.status_code == 422, refused.text
+    assert await world.count(sent.effect) == committed, "the retries recorded nothing more"
     return dict(retry.json())
 
 
+@pytest.mark.parametrize("name", ["billing", "claims"])
 async def test_money_operations_retried_after_the_process_was_killed_before_its_answer(
-    billing: Billing,
+    name: str, kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> None:
-    async def retried(
-        path: str, body: dict[str, Any], other: dict[str, Any], role: str
-    ) -> dict[str, Any]:
-        return await killed_then_retried(billing, path, body, other, role)
+    async with killable(name, kafka_settings, separate_database) as service:
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORTS['billing']}") as api:
-        await money_operations_walk(api, billing.kafka, billing.database, retried)
+        async def retried(sent: Sent) -> dict[str, Any]:
+            return await killed_then_retried(service, sent)
+
+        await walk(service.world, OPERATIONS[name], retried)

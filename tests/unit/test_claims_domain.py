@@ -21,6 +21,7 @@ from services.claims.domain import (
     Reconsider,
     Rejected,
     WorkerClaims,
+    claim_filed,
     decide_claim,
     decision_events,
     evolve_worker_claims,
@@ -295,3 +296,27 @@ def test_each_later_school_year_is_paid_once_when_begun_and_the_child_still_elig
     with pytest.raises(RefusedError, match="not open on the award"):
         rules.decide(ask("2026/2027", date(2026, 8, 1)), state)  # each school year once
     assert len(state.open_instalments) == len(decision.open_instalments) - 1  # type: ignore[union-attr]
+
+
+def test_a_claim_is_decided_again_as_its_filing_recorded_it() -> None:
+    filed = ClaimFiled(
+        claim_id=uuid.uuid4(),
+        worker_id=WORKER,
+        benefit="JKK",
+        kind="accident",
+        incident_date=date(2025, 1, 10),
+        claimant=SealedPersonal(key_id="k", alg="AES-256-GCM", ciphertext="eA=="),
+        accident_benefit="temporary_incapacity",
+        months_incapacitated=3,
+    )
+    assert claim_filed(filed, date(2025, 2, 1), CHILD) == Claim(
+        claim_id=filed.claim_id,
+        worker_id=WORKER,
+        benefit="JKK",
+        kind="accident",
+        incident_date=date(2025, 1, 10),
+        filed_on=date(2025, 2, 1),
+        accident_benefit="temporary_incapacity",
+        months_incapacitated=3,
+        children=CHILD,
+    )
