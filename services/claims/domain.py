@@ -304,7 +304,6 @@ class ClaimState:
     status: Literal["none", "pending", "approved", "rejected", "paid"] = "none"
     total: int | None = None  # what the next payment pays: the approval, or an instalment
     open_instalments: tuple[BenefitItem, ...] = ()  # a scholarship award's years not yet paid
-    ended_for: frozenset[str] = frozenset()  # children no longer eligible (married, working)
     rejected_for: frozenset[ClaimRejectionReason] = frozenset()
     rejected_at: datetime | None = None  # when the store recorded the rejection
 
