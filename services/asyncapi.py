@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from services.catalog import PROJECTIONS
-from shared.events.envelope import Envelope
+from shared.envelope import Envelope
 from shared.events.registry import EVENT_TYPES, EventType
 from shared.events.schemas import reader_schema
 from shared.settings import SERVICES

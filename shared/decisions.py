@@ -11,7 +11,16 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.policy.eligibility import Problem
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one field of a command, in words its sender can act on."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 class RefusedError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.catalog import projection_named
-from shared.policy.calendar import business_day
+from shared.business_calendar import business_day
 from shared.privileges import audit_scratch_schema
 from shared.projection.replay import History, rebuild_into
 from shared.settings import KafkaSettings

@@ -23,8 +23,8 @@ from services.billing.queries import (
 )
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
+from shared.bounds import PersonName, Reference
 from shared.events.billing import InvoiceIssued
-from shared.events.bounds import PersonName, Reference
 from shared.http import (
     MAX_RUPIAH,
     FiscalYear,

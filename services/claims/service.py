@@ -31,6 +31,7 @@ from services.claims.domain import (
     malformed,
 )
 from services.claims.write_side import ClaimRegistry
+from shared.business_calendar import business_day
 from shared.db import DbConnection
 from shared.decisions import Recorded, RefusedError
 from shared.events.claims import (
@@ -40,15 +41,15 @@ from shared.events.claims import (
     ClaimDocuments,
     ClaimFiled,
 )
-from shared.events.personal import KeyStore, seal
 from shared.events.registry import parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
+from shared.keystore import KeyStore
 from shared.policy import PolicyBook
-from shared.policy.calendar import business_day
 from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
+from shared.sealing import seal
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 

@@ -14,6 +14,7 @@ import orjson
 
 from services.claims.benefits import Child
 from services.claims.domain import Claim
+from shared.business_calendar import business_day
 from shared.db import DbConnection
 from shared.events.claims import (
     ChildrenPersonal,
@@ -23,11 +24,11 @@ from shared.events.claims import (
     ClaimRejected,
     ClaimReopened,
 )
-from shared.events.personal import KeyStore, open_sealed
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
-from shared.policy.calendar import business_day
+from shared.keystore import KeyStore
 from shared.projection.changes import RowChange, Update, Upsert
+from shared.sealing import open_sealed
 
 WRITE_MODEL = (
     Migration(

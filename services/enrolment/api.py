@@ -27,7 +27,7 @@ from services.enrolment.service import (
     UnknownWorkerError,
 )
 from shared.auth import AuthSettings, Principal, Role, require_role
-from shared.events.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
+from shared.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.types import KelurahanCode
 from shared.eventstore.handler import Handled

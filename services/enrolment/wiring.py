@@ -13,10 +13,10 @@ from services.enrolment.projections import WorkersProjection
 from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
+from shared.business_calendar import business_day
 from shared.keystore import PostgresKeyStore
 from shared.kms import nik_digest_key
 from shared.policy import policy_book
-from shared.policy.calendar import business_day
 from shared.projection.writer import Projection
 from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect

@@ -17,8 +17,8 @@ from services.verification.domain import Designate, Reject, Verify
 from services.verification.queries import CaseView, DesignationCounters, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
+from shared.bounds import Note, Reference
 from shared.decisions import RefusedError
-from shared.events.bounds import Note, Reference
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from shared.envelope import Envelope
 from shared.events import billing, claims, enrolment, verification
-from shared.events.envelope import Envelope
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 

@@ -18,7 +18,7 @@ import orjson
 from pydantic import BaseModel
 
 from shared.db import DbConnection
-from shared.events.envelope import Envelope
+from shared.envelope import Envelope
 from shared.events.registry import parse
 from shared.projection.changes import RowChange, execute_changes
 

@@ -18,9 +18,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from shared.events.bounds import MAX_ENVELOPE_BYTES
-from shared.events.envelope import Envelope
-from shared.events.hashing import compute_hash
+from shared.bounds import MAX_ENVELOPE_BYTES
+from shared.envelope import Envelope
 from shared.events.registry import (
     InvalidEventError,
     UnknownEventError,
@@ -28,6 +27,7 @@ from shared.events.registry import (
     parse_data,
     parse_envelope,
 )
+from shared.hashing import compute_hash
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ from datetime import date, datetime
 import asyncpg
 from aiokafka import TopicPartition
 
+from shared.business_calendar import business_day
 from shared.db import CONNECTION_LOST, DbConnection
 from shared.deadletters import parked_figures
 from shared.eventstore.migrations import PLATFORM, migrate
-from shared.policy.calendar import business_day
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Decoded, Projection, ProjectionWriter, Record
 from shared.retries import retry_forever

@@ -18,7 +18,6 @@ from services.enrolment.projections import WorkersProjection
 from services.enrolment.service import EnrolmentService, Registration
 from shared.db import service_dsn
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import seal
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.kafka_clients import producer_options
@@ -27,6 +26,7 @@ from shared.kms import LocalKeyring, new_keyring_json
 from shared.policy import policy_book
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
+from shared.sealing import seal
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
 

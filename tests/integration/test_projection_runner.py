@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.deadletters import list_dead_letters, publish_dead_letters
-from shared.events.hashing import compute_hash
+from shared.hashing import compute_hash
 from shared.projection import runner as runner_module
 from shared.projection import writer as writer_module
 from shared.projection.changes import RowChange

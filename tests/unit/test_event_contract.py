@@ -13,7 +13,6 @@ import pytest
 from pydantic import BaseModel, ValidationError, create_model
 
 from shared.events.enrolment import CoverageStarted, WorkerRegistered
-from shared.events.hashing import compute_hash
 from shared.events.registry import InvalidEventError, UnknownEventError, parse, upcast
 from shared.events.schemas import (
     breaking_changes,
@@ -23,6 +22,7 @@ from shared.events.schemas import (
     render,
 )
 from shared.events.types import Contract
+from shared.hashing import compute_hash
 from shared.projection.decode import StreamPosition, UnprocessableRecordError, decode
 from tests.unit.chains import sealed_chain
 
