@@ -33,6 +33,11 @@ class RefusedError(Exception):
         self.conflict = conflict
 
 
+class UnjudgeableError(Exception):
+    """A command no rules can judge at all, whatever its fields say (HTTP 422 with the
+    sentence): for example, one dated before the first rules came into force."""
+
+
 @dataclass(frozen=True)
 class Decided:
     """An event decided by the domain: its type, data, business time and rules version."""

@@ -19,6 +19,7 @@ from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
 from shared.business_calendar import business_day
+from shared.contract_api import contract_router
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.http import (
     MAX_RUPIAH,
@@ -216,4 +217,5 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
         auth,
         router,
         service,
+        published=[contract_router()],
     )

@@ -18,6 +18,7 @@ from services.verification.queries import CaseView, DesignationCounters, Designa
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.bounds import Note, Reference
+from shared.contract_api import contract_router
 from shared.decisions import RefusedError
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.handler import Handled
@@ -333,6 +334,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
         auth,
         router,
         service,
+        published=[contract_router()],
     )
 
     @app.exception_handler(UnknownWorkerError)
