@@ -41,7 +41,7 @@ from shared.events.claims import (
     ClaimDocuments,
     ClaimFiled,
 )
-from shared.events.registry import parse
+from shared.events.registry import CATALOGUE, parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
@@ -74,7 +74,7 @@ class ClaimsService:
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
         self.inline = (ClaimRegistry(keys),)
-        self.handler = CommandHandler(self.store, pool, self.inline)
+        self.handler = CommandHandler(self.store, pool, CATALOGUE, self.inline)
         self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
 

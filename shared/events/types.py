@@ -22,7 +22,7 @@ class Contract(BaseModel):
     """Base of every event's data: immutable; building one with an unknown field is an error.
 
     Producers are strict through these models; consumers read tolerantly (they ignore fields
-    they do not know, see ``shared.events.registry.parse_data``)."""
+    they do not know, see ``shared.catalogue.EventCatalogue.parse_data``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
