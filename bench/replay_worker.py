@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from services.catalog import projection_named
+from shared.events.registry import CATALOGUE
 from shared.projection.replay import Processes, Rebuild, rebuild_all
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -38,7 +39,7 @@ async def replay(
     started = time.perf_counter()
     try:
         processes = Processes(workers, database.database_url) if workers > 1 else None
-        results = await rebuild_all(pool, rebuilds, kafka, processes=processes)
+        results = await rebuild_all(pool, rebuilds, CATALOGUE, kafka, processes=processes)
     finally:
         await pool.close()
     seconds = time.perf_counter() - started

@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from shared.events.envelope import GENESIS_HASH
-from shared.events.hashing import compute_hash
+from shared.envelope import GENESIS_HASH
 from shared.eventstore.store import rfc3339
+from shared.hashing import compute_hash
 from shared.kafka_clients import producer_options
 from shared.relay.outbox import record_headers, record_key
 from shared.settings import KafkaSettings

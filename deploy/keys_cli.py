@@ -115,7 +115,7 @@ def rotate_nik_digest(
                 await conn.execute(f"LOCK TABLE {service.schema}.nik_index IN EXCLUSIVE MODE")
                 await conn.execute(f"DELETE FROM {service.schema}.nik_index")
                 # The index exactly as a restore builds it, from each worker's latest details.
-                await replay_inline(conn, service.schema, service.inline)
+                await replay_inline(conn, service.schema, service.inline, service.handler.catalogue)
                 return int(await conn.fetchval(f"SELECT count(*) FROM {service.schema}.nik_index"))
         finally:
             await pool.close()

@@ -20,6 +20,7 @@ from shared.audit.checkpoints import CheckpointSettings
 from shared.audit.verify import verify_log, verify_topics
 from shared.db import service_dsn
 from shared.deadletters import DeadLetter, get_dead_letter, list_dead_letters
+from shared.events.registry import CATALOGUE
 from shared.projection.replay import History, Processes, rebuild_and_switch, rebuild_into
 from shared.projection.writer import ProjectionWriter, RedriveStep, SkipRefusedError
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
@@ -195,8 +196,12 @@ def replay(
             task = bar.add_task("replay", total=total)
             advance = lambda n: bar.advance(task, n)  # noqa: E731 - one-line callback
             if into:
-                return await rebuild_into(pool, into, chosen, kafka, history, advance, processes)
-            return await rebuild_and_switch(pool, service, chosen, kafka, advance, processes)
+                return await rebuild_into(
+                    pool, into, chosen, CATALOGUE, kafka, history, advance, processes
+                )
+            return await rebuild_and_switch(
+                pool, service, chosen, CATALOGUE, kafka, advance, processes
+            )
 
     result = with_pool_at(dsn, run)
     out.print(
@@ -267,7 +272,9 @@ def _letter_writer(
             raise typer.BadParameter(f"{service} has no dead letter {letter_id}")
         projection = projection_named(service, letter.consumer.rsplit(".", 1)[-1])
         owners = {kafka.events_topic(source): source for source in projection.sources}
-        return letter, ProjectionWriter(pool, service, projection, owners, letter.consumer)
+        return letter, ProjectionWriter(
+            pool, service, projection, CATALOGUE, owners, letter.consumer
+        )
 
     return find()
 

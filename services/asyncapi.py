@@ -19,8 +19,9 @@ import yaml
 from pydantic import BaseModel
 
 from services.catalog import PROJECTIONS
-from shared.events.envelope import Envelope
-from shared.events.registry import EVENT_TYPES, EventType
+from shared.catalogue import EventType
+from shared.envelope import Envelope
+from shared.events.registry import EVENT_TYPES
 from shared.events.schemas import reader_schema
 from shared.settings import SERVICES
 from shared.topics import EVENT_TOPIC_CONFIG

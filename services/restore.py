@@ -44,7 +44,9 @@ async def restore_service(
     try:
         async with process.pool.acquire() as conn, conn.transaction():
             store = await restore_store(conn, service, topic, kafka, progress)
-            replayed = await replay_inline(conn, service, domain_service.handler.inline)
+            replayed = await replay_inline(
+                conn, service, domain_service.handler.inline, domain_service.handler.catalogue
+            )
     finally:
         await process.close()
     return ServiceRestored(service, store, replayed)

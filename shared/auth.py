@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_settings import SettingsConfigDict
 
-from shared.events.bounds import REFERENCE_CHARS, Reference
+from shared.bounds import REFERENCE_CHARS, Reference
 from shared.scope import CITY_ROLES, AreaClaimError, AreaScope, Claimed
 from shared.settings import GuardedSettings, LocalDefault
 

@@ -11,7 +11,16 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.policy.eligibility import Problem
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one field of a command, in words its sender can act on."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 class RefusedError(Exception):
@@ -22,6 +31,11 @@ class RefusedError(Exception):
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
         self.conflict = conflict
+
+
+class UnjudgeableError(Exception):
+    """A command no rules can judge at all, whatever its fields say (HTTP 422 with the
+    sentence): for example, one dated before the first rules came into force."""
 
 
 @dataclass(frozen=True)

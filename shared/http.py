@@ -8,7 +8,7 @@ up, with the field problems named but never what was sent), never a stack trace.
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Protocol, runtime_checkable
@@ -30,9 +30,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthSettings, Principal, authenticated, service_audience, verifier_for
-from shared.contract_api import contract_router
 from shared.db import CONNECTION_LOST
-from shared.decisions import RefusedError
+from shared.decisions import RefusedError, UnjudgeableError
 from shared.eventstore.store import (
     CommandContext,
     ConcurrencyError,
@@ -40,7 +39,6 @@ from shared.eventstore.store import (
     IdempotencyKeyReusedError,
 )
 from shared.logs import CORRELATION_HEADER, correlated, correlation_id, parse_correlation
-from shared.policy import NoPolicyInForceError
 from shared.projection.freshness import ProjectionBehindError
 from shared.revocation import RevocationList, RevokedTokenError
 from shared.scope import AreaClaimError, AreaScope, OutsideAreaError
@@ -268,8 +266,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # nothing was applied; read and retry.
         return refusal(409, f"{error}; nothing was applied: read it again and retry")
 
-    @app.exception_handler(NoPolicyInForceError)
-    async def before_the_programme(_: Request, error: NoPolicyInForceError) -> JSONResponse:
+    @app.exception_handler(UnjudgeableError)
+    async def unjudgeable(_: Request, error: UnjudgeableError) -> JSONResponse:
         return refusal(422, str(error))
 
     @app.exception_handler(ProjectionBehindError)
@@ -378,14 +376,21 @@ def service_router() -> APIRouter:
 
 
 def service_app(
-    title: str, description: str, auth: AuthSettings, router: APIRouter, service: object
+    title: str,
+    description: str,
+    auth: AuthSettings,
+    router: APIRouter,
+    service: object,
+    published: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """A service's FastAPI app: its routes, the shared error responses, tracing and
     correlation, the domain service its routes depend on (``app.state.service``) and how
-    callers are authenticated."""
+    callers are authenticated; ``published`` are the documents it serves to anyone (the event
+    contract), which the platform does not know."""
     app = FastAPI(title=f"Berlian {title}", version="1", description=description)
     install_error_handlers(app)
-    app.include_router(contract_router())  # the event contract, served by every service
+    for documents in published:
+        app.include_router(documents)
     install_tracing(app)
     app.state.authenticate = authenticated(verifier_for(auth, service_audience(title)))
     app.state.revocations = (

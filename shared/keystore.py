@@ -10,14 +10,15 @@ so a service needs no access to those records to respect them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 from uuid import UUID
 
 import asyncpg
 
 from shared.db import DbConnection
-from shared.events.personal import key_id_for, new_data_key
 from shared.eventstore.migrations import Migration, migrate
 from shared.kms import KeyEncryption, WrappedKey, key_encryption_from_environment
+from shared.sealing import key_id_for, new_data_key
 
 SCHEMA = "keystore"
 # Raised by the trigger below; any SQLSTATE of a class PostgreSQL does not use.
@@ -138,6 +139,25 @@ async def keks_in_use(conn: DbConnection, schema: str = SCHEMA) -> dict[str, int
         f"SELECT kek_id, count(*) AS keys FROM {schema}.data_keys GROUP BY kek_id ORDER BY kek_id"
     )
     return {row["kek_id"]: row["keys"] for row in rows}
+
+
+class KeyStore(Protocol):
+    """Per-worker data keys, stored wrapped under key-encryption keys (``shared.kms``); what
+    sealing and opening personal data need (``shared.sealing``)."""
+
+    async def get_or_create(self, worker_id: UUID) -> tuple[str, bytes]: ...
+
+    async def create(self, worker_id: UUID, conn: DbConnection) -> tuple[str, bytes]: ...
+
+    async def get(self, key_id: str, conn: DbConnection | None = None) -> bytes | None: ...
+
+    async def add_many(self, keys: Mapping[UUID, bytes], conn: DbConnection) -> None: ...
+
+    async def get_many(
+        self, key_ids: Sequence[str], conn: DbConnection | None = None
+    ) -> dict[str, bytes]: ...
+
+    async def destroy(self, worker_id: UUID) -> bool: ...
 
 
 class PostgresKeyStore:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.audit.checkpoints import checkpoint_age_job
+from shared.catalogue import EventCatalogue
 from shared.db import service_dsn
 from shared.eventstore.migrations import PLATFORM
 from shared.eventstore.store import outbox_channel
@@ -222,6 +223,7 @@ def assemble(
     pool: asyncpg.Pool,
     producer: AIOKafkaProducer,
     kafka: KafkaSettings,
+    catalogue: EventCatalogue,
     projections: Sequence[Projection],
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
@@ -240,7 +242,7 @@ def assemble(
             new_producer=lambda: AIOKafkaProducer(**producer_options(kafka)),
         ),
         notify_channel=outbox_channel(service),
-        runners=[ProjectionRunner(pool, service, p, kafka) for p in projections],
+        runners=[ProjectionRunner(pool, service, p, catalogue, kafka) for p in projections],
         kafka=kafka,
         # Every service exports how old the newest signed checkpoint is, for the stale alert.
         background=[*background, checkpoint_age_job(pool)],

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.events.bounds import MAX_ENVELOPE_BYTES
+from shared.bounds import MAX_ENVELOPE_BYTES
 
 SERVICES: tuple[str, ...] = ("enrolment", "verification", "billing", "claims")
 # Kafka's default message.max.bytes (a broker setting) and so max.message.bytes of a topic.

@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 
 from services.catalog import projection_named
-from shared.policy.calendar import business_day
+from shared.business_calendar import business_day
+from shared.events.registry import CATALOGUE
 from shared.privileges import audit_scratch_schema
 from shared.projection.replay import History, rebuild_into
 from shared.settings import KafkaSettings
@@ -101,7 +102,13 @@ async def rebuild(
     for service, name in SOURCES:
         projection = projection_named(service, name)
         await rebuild_into(
-            pool, state.schemas[f"{service}_{name}"], projection, kafka, history, progress
+            pool,
+            state.schemas[f"{service}_{name}"],
+            projection,
+            CATALOGUE,
+            kafka,
+            history,
+            progress,
         )
     for question, query in QUESTIONS.items():
         state.figures[question] = await ask(pool, question, query.format(**state.schemas))

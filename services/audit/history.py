@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from shared.policy.calendar import business_day
+from shared.business_calendar import business_day
 from shared.policy.membership import Standing, standing_on
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import read_topics

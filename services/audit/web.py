@@ -45,6 +45,7 @@ from shared.auth import (
     ProviderUnavailableError,
     verifier_for,
 )
+from shared.business_calendar import business_day
 from shared.http import install_request_limits
 from shared.oidc_login import (
     PendingSignIns,
@@ -52,7 +53,6 @@ from shared.oidc_login import (
     TooManySignInsError,
     new_verifier,
 )
-from shared.policy.calendar import business_day
 from shared.privileges import AUDIT_WEB_LABEL
 from shared.revocation import RevocationList, RevokedTokenError
 from shared.scope import PROFILE_FIELDS, AreaScope

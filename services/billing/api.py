@@ -23,8 +23,9 @@ from services.billing.queries import (
 )
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
+from shared.bounds import PersonName, Reference
+from shared.contract_api import contract_router
 from shared.events.billing import InvoiceIssued
-from shared.events.bounds import PersonName, Reference
 from shared.http import (
     MAX_RUPIAH,
     FiscalYear,
@@ -210,4 +211,5 @@ def create_app(service: BillingService, auth: AuthSettings) -> FastAPI:
         auth,
         router,
         service,
+        published=[contract_router()],
     )

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from shared.decisions import Decided, Recorded, RefusedError
+from shared.business_calendar import business_day
+from shared.decisions import Decided, Problem, Recorded, RefusedError
 from shared.events.billing import BudgetAllocated
 from shared.policy import PolicyBook
-from shared.policy.calendar import business_day
-from shared.policy.eligibility import Problem
 
 
 @dataclass(frozen=True)

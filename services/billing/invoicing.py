@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from shared.decisions import Decided, Recorded, RefusedError
+from shared.decisions import Decided, Problem, Recorded, RefusedError
 from shared.events.billing import (
     CohortTotal,
     InvoiceIssued,
@@ -24,7 +24,6 @@ from shared.events.billing import (
     PremiumPaid,
 )
 from shared.events.types import Premium
-from shared.policy.eligibility import Problem
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from services.billing.invoicing import (
 )
 from services.billing.write_side import Invoices
 from shared.db import DbConnection
+from shared.events.registry import CATALOGUE
 from shared.events.types import Premium
 from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.handler import CommandHandler, Handled
@@ -51,7 +52,7 @@ class BillingService:
         self.book = book
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
-        self.handler = CommandHandler(self.store, pool, (Invoices(),))
+        self.handler = CommandHandler(self.store, pool, CATALOGUE, (Invoices(),))
         self.budgets = BudgetRules(book)
         self.invoices = InvoiceRules()
 

@@ -7,6 +7,7 @@ from services.billing.projections import AllocationsProjection, PremiumsProjecti
 from services.billing.reactions import coverage_end_reactions
 from services.billing.service import SERVICE, BillingService
 from shared.auth import AuthSettings
+from shared.events.registry import CATALOGUE
 from shared.policy import policy_book
 from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
@@ -25,6 +26,6 @@ async def build(
         PremiumsProjection(),
     ]
     process = assemble(
-        SERVICE, app, pool, producer, kafka, projections, closers=[service.offsets.close]
+        SERVICE, app, pool, producer, kafka, CATALOGUE, projections, closers=[service.offsets.close]
     )
     return process, service

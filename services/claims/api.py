@@ -17,7 +17,9 @@ from services.claims.domain import Claim
 from services.claims.queries import AwardView, ClaimView
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
-from shared.events.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
+from shared.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
+from shared.business_calendar import business_day
+from shared.contract_api import contract_router
 from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.http import (
     MAX_RUPIAH,
@@ -28,7 +30,6 @@ from shared.http import (
     service_app,
     service_router,
 )
-from shared.policy.calendar import business_day
 
 Found = TypeVar("Found")
 
@@ -216,4 +217,5 @@ def create_app(service: ClaimsService, auth: AuthSettings) -> FastAPI:
         auth,
         router,
         service,
+        published=[contract_router()],
     )

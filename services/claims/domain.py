@@ -24,7 +24,7 @@ from services.claims.benefits import (
     temporary_incapacity,
     total_permanent_disability,
 )
-from shared.decisions import Decided, Recorded, RefusedError
+from shared.decisions import Decided, Problem, Recorded, RefusedError
 from shared.events.claims import (
     BenefitItem,
     ClaimApproved,
@@ -36,7 +36,6 @@ from shared.events.claims import (
     ScholarshipInstalmentApproved,
 )
 from shared.policy import PolicyBook
-from shared.policy.eligibility import Problem
 from shared.policy.membership import Status
 
 AccidentBenefit = Literal["medical", "temporary_incapacity", "total_permanent_disability"]

@@ -33,6 +33,7 @@ from services.claims.domain import (
     malformed,
 )
 from services.claims.write_side import ClaimRegistry
+from shared.business_calendar import business_day
 from shared.db import DbConnection
 from shared.decisions import Recorded, RefusedError
 from shared.events.claims import (
@@ -42,15 +43,15 @@ from shared.events.claims import (
     ClaimDocuments,
     ClaimFiled,
 )
-from shared.events.personal import KeyStore, open_sealed, seal
-from shared.events.registry import parse
+from shared.events.registry import CATALOGUE, parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
+from shared.keystore import KeyStore
 from shared.policy import PolicyBook
-from shared.policy.calendar import business_day
 from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
+from shared.sealing import open_sealed, seal
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
@@ -75,7 +76,7 @@ class ClaimsService:
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
         self.inline = (ClaimRegistry(),)
-        self.handler = CommandHandler(self.store, pool, self.inline)
+        self.handler = CommandHandler(self.store, pool, CATALOGUE, self.inline)
         self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
 

@@ -7,6 +7,7 @@ from services.claims.projections import ClaimsProjection
 from services.claims.reactions import coverage_reactions, payment_reactions
 from services.claims.service import SERVICE, ClaimsService
 from shared.auth import AuthSettings
+from shared.events.registry import CATALOGUE
 from shared.keystore import PostgresKeyStore
 from shared.policy import policy_book
 from shared.projection.writer import Projection
@@ -26,6 +27,6 @@ async def build(
     ]
     app = create_app(service, auth)
     process = assemble(
-        SERVICE, app, pool, producer, kafka, projections, closers=[service.offsets.close]
+        SERVICE, app, pool, producer, kafka, CATALOGUE, projections, closers=[service.offsets.close]
     )
     return process, service

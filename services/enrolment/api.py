@@ -27,7 +27,8 @@ from services.enrolment.service import (
     UnknownWorkerError,
 )
 from shared.auth import AuthSettings, Principal, Role, require_role
-from shared.events.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
+from shared.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
+from shared.contract_api import contract_router
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.events.types import KelurahanCode
 from shared.eventstore.handler import Handled
@@ -386,6 +387,7 @@ def create_app(service: EnrolmentService, auth: AuthSettings) -> FastAPI:
         auth,
         router,
         service,
+        published=[contract_router()],
     )
 
     @app.exception_handler(DuplicateNikError)

@@ -15,7 +15,8 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from services.enrolment.rules import check_kelurahan, check_nik, check_occupation
-from shared.decisions import Decided, Recorded, RefusedError
+from shared.business_calendar import business_day
+from shared.decisions import Decided, Problem, Recorded, RefusedError
 from shared.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
@@ -23,10 +24,10 @@ from shared.events.enrolment import (
     WorkerDetailsCorrected,
     WorkerRegistered,
 )
-from shared.events.types import Premium, SealedPersonal
+from shared.events.types import Premium
 from shared.policy import PolicyBook
-from shared.policy.calendar import business_day
-from shared.policy.eligibility import Problem, check_age, coverage_age_limit_end
+from shared.policy.eligibility import check_age, coverage_age_limit_end
+from shared.sealing import SealedPersonal
 
 T = TypeVar("T")
 

@@ -32,8 +32,8 @@ from openpyxl import load_workbook
 from pydantic import ValidationError
 
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
+from shared.bounds import ADDRESS_CHARS
 from shared.decisions import RefusedError
-from shared.events.bounds import ADDRESS_CHARS
 from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext

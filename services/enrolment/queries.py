@@ -13,9 +13,8 @@ from pydantic import BaseModel, Field
 
 from services.enrolment.service import EnrolmentService
 from shared.events.enrolment import WorkerPersonal
-from shared.events.personal import open_sealed
-from shared.events.types import SealedPersonal
 from shared.scope import PROFILE_FIELDS, AreaScope
+from shared.sealing import SealedPersonal, open_sealed
 
 # Names are sealed with each worker's key, so a name is matched in the opened records of the
 # area: at most this many are opened for one search (a kelurahan holds fewer).

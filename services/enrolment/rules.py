@@ -10,8 +10,8 @@ import calendar
 from dataclasses import dataclass
 from datetime import date
 
+from shared.decisions import Problem
 from shared.policy import Policy, PolicyBook
-from shared.policy.eligibility import Problem
 
 NIK_LENGTH = 16
 WOMEN_DAY_OFFSET = 40

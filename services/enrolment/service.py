@@ -20,12 +20,14 @@ from services.enrolment.rules import membership_number
 from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import KeyStore, key_id_for, new_data_key, open_sealed, seal
+from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore
 from shared.eventstore.handler import BatchItem, CommandHandler, Handled
 from shared.eventstore.store import AppendResult, CommandContext
+from shared.keystore import KeyStore
 from shared.policy import PolicyBook
 from shared.scope import AreaScope
+from shared.sealing import key_id_for, new_data_key, open_sealed, seal
 
 SERVICE = "enrolment"
 
@@ -105,7 +107,7 @@ class EnrolmentService:
         self.schema = schema
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
         self.inline = (NikIndex(keys, nik_secret, schema),)
-        self.handler = CommandHandler(self.store, pool, self.inline)
+        self.handler = CommandHandler(self.store, pool, CATALOGUE, self.inline)
         self.rules = WorkerRules(book)
         self.keys = keys
         self.book = book

@@ -13,10 +13,11 @@ from services.enrolment.projections import WorkersProjection
 from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
+from shared.business_calendar import business_day
+from shared.events.registry import CATALOGUE
 from shared.keystore import PostgresKeyStore
 from shared.kms import nik_digest_key
 from shared.policy import policy_book
-from shared.policy.calendar import business_day
 from shared.projection.writer import Projection
 from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect
@@ -68,5 +69,7 @@ async def build(
     ]
     app = create_app(service, auth)
     imports = ImportJobs(service).job()
-    process = assemble(SERVICE, app, pool, producer, kafka, projections, [expiry, imports])
+    process = assemble(
+        SERVICE, app, pool, producer, kafka, CATALOGUE, projections, [expiry, imports]
+    )
     return process, service

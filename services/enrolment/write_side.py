@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from shared.db import DbConnection
 from shared.events.enrolment import WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
-from shared.events.personal import KeyStore, open_sealed
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
+from shared.keystore import KeyStore
 from shared.projection.changes import RowChange, Upsert
+from shared.sealing import open_sealed
 
 WRITE_MODEL = (
     Migration(

@@ -17,8 +17,9 @@ from services.verification.domain import Designate, Reject, Verify
 from services.verification.queries import CaseView, DesignationCounters, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
+from shared.bounds import Note, Reference
+from shared.contract_api import contract_router
 from shared.decisions import RefusedError
-from shared.events.bounds import Note, Reference
 from shared.events.verification import Level, RejectionReason
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
@@ -333,6 +334,7 @@ def create_app(service: VerificationService, auth: AuthSettings) -> FastAPI:
         auth,
         router,
         service,
+        published=[contract_router()],
     )
 
     @app.exception_handler(UnknownWorkerError)

@@ -23,6 +23,7 @@ from services.verification.domain import (
 )
 from services.verification.write_side import DesignationCounts
 from shared.db import DbConnection
+from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore
 from shared.eventstore.handler import BatchItem, CommandHandler, Handled, Respond
 from shared.eventstore.store import CommandContext, IdempotencyKeyReusedError
@@ -73,7 +74,7 @@ class VerificationService:
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
         self.inline = (DesignationCounts(book),)
-        self.handler = CommandHandler(self.store, pool, self.inline)
+        self.handler = CommandHandler(self.store, pool, CATALOGUE, self.inline)
         self.offsets = OffsetWatcher(kafka)
 
     async def facts(self, worker_id: uuid.UUID) -> Facts:

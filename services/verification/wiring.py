@@ -6,6 +6,7 @@ from services.verification.api import create_app
 from services.verification.projections import PROJECTIONS
 from services.verification.service import SERVICE, VerificationService
 from shared.auth import AuthSettings
+from shared.events.registry import CATALOGUE
 from shared.policy import policy_book
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -18,6 +19,6 @@ async def build(
     service = VerificationService(pool, kafka, policy_book())
     app = create_app(service, auth)
     process = assemble(
-        SERVICE, app, pool, producer, kafka, PROJECTIONS, closers=[service.offsets.close]
+        SERVICE, app, pool, producer, kafka, CATALOGUE, PROJECTIONS, closers=[service.offsets.close]
     )
     return process, service

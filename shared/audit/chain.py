@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from shared.events.envelope import GENESIS_HASH
-from shared.events.hashing import compute_hash
+from shared.envelope import GENESIS_HASH
+from shared.hashing import compute_hash
 
 FindingKind = Literal[
     "hash_mismatch",  # the content does not hash to the recorded hash: altered

@@ -31,8 +31,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db import CONNECTION_LOST, DbConnection
-from shared.events.hashing import canonical_json
 from shared.eventstore.migrations import Migration
+from shared.hashing import canonical_json
 from shared.secrets import (
     MissingSecretError,
     local_secret_file,

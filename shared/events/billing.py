@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.events.bounds import PersonName, Reference
+from shared.bounds import PersonName, Reference
 from shared.events.types import Cohort, Contract, FiscalYear, Period, Premium, Rupiah
 
 

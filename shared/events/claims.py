@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from shared.events.bounds import (
+from shared.bounds import (
     MAX_BENEFIT_ITEMS,
     MAX_CHILDREN,
     MAX_DOCUMENTS,
@@ -20,7 +20,8 @@ from shared.events.bounds import (
     Reference,
     Text,
 )
-from shared.events.types import Contract, Rupiah, SealedPersonal
+from shared.events.types import Contract, Rupiah
+from shared.sealing import SealedPersonal
 
 ClaimRejectionReason = Literal[
     "not_covered",

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from shared.events.bounds import (
+from shared.bounds import (
     MAX_HEIRS,
     Address,
     Code,
@@ -28,9 +28,9 @@ from shared.events.types import (
     Premium,
     Programme,
     Rupiah,
-    SealedPersonal,
     Sex,
 )
+from shared.sealing import SealedPersonal
 
 
 class Heir(Contract):
@@ -42,7 +42,7 @@ class Heir(Contract):
 
 
 class WorkerPersonal(Contract):
-    """The personal part of a registration: travels only sealed (see shared.events.personal)."""
+    """The personal part of a registration: travels only sealed (see shared.sealing)."""
 
     nik: Nik
     full_name: PersonName

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
-from shared.events.envelope import Envelope
+from shared.envelope import Envelope
 from shared.events.registry import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

@@ -1,12 +1,11 @@
-"""Field types shared by the events: codes, money, periods, and sealed personal data."""
+"""Field types shared by the events: codes, money, periods and premiums (sealed personal data is
+the platform's, ``shared.sealing.SealedPersonal``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from shared.events.bounds import Base64, Reference
 
 Rupiah = Annotated[int, Field(ge=0, description="Whole rupiah; money is never a float.")]
 Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
@@ -23,17 +22,9 @@ class Contract(BaseModel):
     """Base of every event's data: immutable; building one with an unknown field is an error.
 
     Producers are strict through these models; consumers read tolerantly (they ignore fields
-    they do not know, see ``shared.events.registry.parse_data``)."""
+    they do not know, see ``shared.catalogue.EventCatalogue.parse_data``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SealedPersonal(Contract):
-    """Personal data encrypted under the worker's own key; erasing the key erases the person."""
-
-    key_id: Reference
-    alg: Literal["AES-256-GCM"]
-    ciphertext: Base64 = Field(description="base64 of nonce + ciphertext + tag")
 
 
 class Premium(Contract):

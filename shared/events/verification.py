@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from shared.events.bounds import Note, Reference
+from shared.bounds import Note, Reference
 from shared.events.types import Cohort, Contract, FiscalYear
 
 Level = Literal["kelurahan", "kecamatan", "city"]

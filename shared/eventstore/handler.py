@@ -19,9 +19,9 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from shared.catalogue import EventCatalogue
 from shared.db import DbConnection
 from shared.decisions import Decided, Decider, Recorded, RefusedError
-from shared.events.registry import parse
 from shared.eventstore.inline import Appended, InlineProjection, apply_inline
 from shared.eventstore.store import (
     AppendOutcome,
@@ -138,11 +138,13 @@ class CommandHandler:
         self,
         store: EventStore,
         pool: asyncpg.Pool,
+        catalogue: EventCatalogue,
         inline: Sequence[InlineProjection] = (),
         attempts: int = ATTEMPTS,
     ) -> None:
         self.store = store
         self.pool = pool
+        self.catalogue = catalogue
         self.inline = inline
         self.attempts = attempts
 
@@ -154,7 +156,7 @@ class CommandHandler:
     ) -> Loaded[StateT]:
         state, version = decider.initial, 0
         for stored in await self.store.read_stream(stream_id, conn):
-            envelope, data = parse(stored.envelope)
+            envelope, data = self.catalogue.parse(stored.envelope)
             state, version = (
                 decider.evolve(state, Recorded(data, envelope.recorded_at)),
                 version + 1,
@@ -268,7 +270,7 @@ class CommandHandler:
         for stream_id in stream_ids:
             state, version = decider.initial, 0
             for stored in events.get(stream_id, ()):
-                envelope, data = parse(stored.envelope)
+                envelope, data = self.catalogue.parse(stored.envelope)
                 state = decider.evolve(state, Recorded(data, envelope.recorded_at))
                 version += 1
             loaded[stream_id] = Loaded(state, version)
@@ -282,7 +284,7 @@ class CommandHandler:
         outcomes = await self.store.append_batch(conn, appends) if appends else []
         if all(isinstance(o, AppendResult) and not o.duplicate for o in outcomes):
             appended = [
-                Appended.of(envelope)
+                Appended.of(envelope, self.catalogue)
                 for outcome in outcomes
                 if isinstance(outcome, AppendResult)
                 for envelope in outcome.envelopes

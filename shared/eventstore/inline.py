@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
+from shared.catalogue import EventCatalogue
 from shared.db import DbConnection
-from shared.events.envelope import Envelope
-from shared.events.registry import parse
+from shared.envelope import Envelope
 from shared.projection.changes import RowChange, execute_changes
 
 
@@ -31,8 +31,8 @@ class Appended:
     data: BaseModel
 
     @classmethod
-    def of(cls, raw: Mapping[str, Any]) -> Appended:
-        envelope, data = parse(raw)
+    def of(cls, raw: Mapping[str, Any], catalogue: EventCatalogue) -> Appended:
+        envelope, data = catalogue.parse(raw)
         return cls(envelope, data)
 
 
@@ -66,7 +66,11 @@ async def apply_inline(
 
 
 async def replay_inline(
-    conn: DbConnection, schema: str, projections: Sequence[InlineProjection], batch: int = 2000
+    conn: DbConnection,
+    schema: str,
+    projections: Sequence[InlineProjection],
+    catalogue: EventCatalogue,
+    batch: int = 2000,
 ) -> int:
     """Rebuild the inline projections from every event in the store, inside the caller's
     transaction. Returns the number of events read.
@@ -77,7 +81,7 @@ async def replay_inline(
     read, events = 0, []
     query = f"SELECT body FROM {schema}.events ORDER BY recorded_at, stream_id, stream_version"
     async for row in conn.cursor(query, prefetch=batch):
-        events.append(Appended.of(orjson.loads(row["body"])))
+        events.append(Appended.of(orjson.loads(row["body"]), catalogue))
         if len(events) == batch:
             await apply_inline(conn, schema, projections, events)
             read, events = read + len(events), []

@@ -18,8 +18,8 @@ import orjson
 
 from shared.db import DbConnection
 from shared.decisions import Decided
-from shared.events.envelope import GENESIS_HASH
-from shared.events.hashing import compute_hash
+from shared.envelope import GENESIS_HASH
+from shared.hashing import compute_hash
 from shared.settings import KafkaSettings
 from shared.telemetry import EVENTS_APPENDED
 from shared.tracing import current_traceparent

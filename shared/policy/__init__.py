@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from shared.decisions import UnjudgeableError
+
 DATA = Path(__file__).resolve().parent / "programme.json"
 
 
@@ -101,7 +103,7 @@ class Kelurahan(BaseModel):
     kecamatan_name: str
 
 
-class NoPolicyInForceError(LookupError):
+class NoPolicyInForceError(UnjudgeableError, LookupError):
     """A date before the programme's first policy: nothing can be judged or priced on it."""
 
 

@@ -4,19 +4,10 @@ limit of coverage. Problems are field-level, so every reason reaches the user at
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
 from datetime import date
 
+from shared.decisions import Problem
 from shared.policy import Policy
-
-
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
 
 
 def age_on(birth_date: date, day: date) -> int:

@@ -18,16 +18,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from shared.events.bounds import MAX_ENVELOPE_BYTES
-from shared.events.envelope import Envelope
-from shared.events.hashing import compute_hash
-from shared.events.registry import (
-    InvalidEventError,
-    UnknownEventError,
-    event_type,
-    parse_data,
-    parse_envelope,
-)
+from shared.bounds import MAX_ENVELOPE_BYTES
+from shared.catalogue import EventCatalogue, InvalidEventError, UnknownEventError, parse_envelope
+from shared.envelope import Envelope
+from shared.hashing import compute_hash
 
 
 @dataclass(frozen=True)
@@ -58,7 +52,12 @@ class UnprocessableRecordError(Exception):
 
 
 def decode(
-    value: bytes | None, topic: str, partition: int, offset: int, owner: str
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    owner: str,
+    catalogue: EventCatalogue,
 ) -> ConsumedEvent:
     if value is None:
         raise UnprocessableRecordError("empty record: no value")
@@ -91,7 +90,7 @@ def decode(
             f"event claims producer {raw.get('producer')!r} on {topic}, which only {owner} writes"
         )
     try:
-        kind = event_type(str(raw.get("event_type")))
+        kind = catalogue.event_type(str(raw.get("event_type")))
         if kind.owner != owner:
             raise UnprocessableRecordError(
                 f"event type {kind.name} belongs to {kind.owner}, yet it is on {topic}"
@@ -100,7 +99,7 @@ def decode(
     except (UnknownEventError, InvalidEventError) as error:
         raise UnprocessableRecordError(str(error)) from None
     try:
-        data = parse_data(envelope)
+        data = catalogue.parse_data(envelope)
     except (UnknownEventError, InvalidEventError) as error:
         position = StreamPosition(envelope.stream_id, envelope.stream_version)
         raise UnprocessableRecordError(str(error), position) from None

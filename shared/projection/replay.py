@@ -39,10 +39,11 @@ from datetime import date, datetime
 import asyncpg
 from aiokafka import TopicPartition
 
+from shared.business_calendar import business_day
+from shared.catalogue import EventCatalogue
 from shared.db import CONNECTION_LOST, DbConnection
 from shared.deadletters import parked_figures
 from shared.eventstore.migrations import PLATFORM, migrate
-from shared.policy.calendar import business_day
 from shared.projection.decode import ConsumedEvent
 from shared.projection.writer import Decoded, Projection, ProjectionWriter, Record
 from shared.retries import retry_forever
@@ -114,6 +115,7 @@ async def rebuild_into(
     pool: asyncpg.Pool,
     target_schema: str,
     projection: Projection,
+    catalogue: EventCatalogue,
     kafka: KafkaSettings,
     history: History | None = None,
     progress: Callable[[int], None] = lambda _: None,
@@ -121,13 +123,14 @@ async def rebuild_into(
 ) -> RebuildResult:
     """Build ``projection`` from the topics into ``target_schema`` (created afresh)."""
     rebuild = Rebuild(projection, target_schema)
-    [result] = await rebuild_all(pool, [rebuild], kafka, history, progress, processes)
+    [result] = await rebuild_all(pool, [rebuild], catalogue, kafka, history, progress, processes)
     return result
 
 
 async def rebuild_all(
     pool: asyncpg.Pool,
     rebuilds: Sequence[Rebuild],
+    catalogue: EventCatalogue,
     kafka: KafkaSettings,
     history: History | None = None,
     progress: Callable[[int], None] = lambda _: None,
@@ -148,10 +151,12 @@ async def rebuild_all(
                 conn, rebuild.schema, rebuild.projection.tables
             )
     if processes is None or processes.count <= 1:
-        writers = [_writer(pool, r.schema, r.projection, kafka, history) for r in rebuilds]
+        writers = [
+            _writer(pool, r.schema, r.projection, catalogue, kafka, history) for r in rebuilds
+        ]
         loaded = await _load(writers, kafka, progress)
     else:
-        loaded = await _load_in_processes(rebuilds, kafka, history, progress, processes)
+        loaded = await _load_in_processes(rebuilds, catalogue, kafka, history, progress, processes)
     async with pool.acquire() as conn:
         for definition in set_aside:
             await conn.execute(definition)
@@ -178,14 +183,17 @@ async def rebuild_and_switch(
     pool: asyncpg.Pool,
     schema: str,
     projection: Projection,
+    catalogue: EventCatalogue,
     kafka: KafkaSettings,
     progress: Callable[[int], None] = lambda _: None,
     processes: Processes | None = None,
 ) -> RebuildResult:
     """Rebuild beside the live tables, then swap them in without downtime."""
     shadow = scratch_schema(schema)
-    result = await rebuild_into(pool, shadow, projection, kafka, None, progress, processes)
-    writer = _writer(pool, shadow, projection, kafka, None)
+    result = await rebuild_into(
+        pool, shadow, projection, catalogue, kafka, None, progress, processes
+    )
+    writer = _writer(pool, shadow, projection, catalogue, kafka, None)
     async with pool.acquire() as conn, conn.transaction():
         # Every batch of a live runner starts by writing its position row: locking the table
         # against writers pauses the runners between two batches, for all partitions at once.
@@ -294,6 +302,7 @@ def _writer(
     pool: asyncpg.Pool,
     schema: str,
     projection: Projection,
+    catalogue: EventCatalogue,
     kafka: KafkaSettings,
     history: History | None,
 ) -> ProjectionWriter:
@@ -302,6 +311,7 @@ def _writer(
         pool,
         schema,
         projection,
+        catalogue,
         owners,
         consumer_name=_consumer_name(schema, projection),
         include=history.includes if history else None,
@@ -360,6 +370,7 @@ async def _load(
 
 async def _load_in_processes(
     rebuilds: Sequence[Rebuild],
+    catalogue: EventCatalogue,
     kafka: KafkaSettings,
     history: History | None,
     progress: Callable[[int], None],
@@ -376,7 +387,14 @@ async def _load_in_processes(
 
         async def run(group: list[TopicPartition]) -> list[_Loaded]:
             figures = await loop.run_in_executor(
-                executor, _load_group, rebuilds, kafka, history, group, processes.database_url
+                executor,
+                _load_group,
+                rebuilds,
+                catalogue,
+                kafka,
+                history,
+                group,
+                processes.database_url,
             )
             progress(sum(sizes[tp] for tp in group))
             return figures
@@ -408,6 +426,7 @@ def partition_groups(sizes: Mapping[TopicPartition, int], count: int) -> list[li
 
 def _load_group(
     rebuilds: Sequence[Rebuild],
+    catalogue: EventCatalogue,
     kafka: KafkaSettings,
     history: History | None,
     partitions: list[TopicPartition],
@@ -422,7 +441,9 @@ def _load_group(
             "rebuild process: database unreachable",
         )
         try:
-            writers = [_writer(pool, r.schema, r.projection, kafka, history) for r in rebuilds]
+            writers = [
+                _writer(pool, r.schema, r.projection, catalogue, kafka, history) for r in rebuilds
+            ]
             return await _load(writers, kafka, lambda _: None, only=set(partitions))
         finally:
             await pool.close()

@@ -16,6 +16,7 @@ import time
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from shared.catalogue import EventCatalogue
 from shared.deadletters import parked_figures
 from shared.kafka_clients import consumer_options
 from shared.projection.writer import (
@@ -45,6 +46,7 @@ class ProjectionRunner:
         pool: asyncpg.Pool,
         schema: str,
         projection: Projection,
+        catalogue: EventCatalogue,
         kafka: KafkaSettings,
         max_batch: int = 2000,
     ) -> None:
@@ -58,7 +60,9 @@ class ProjectionRunner:
         self.topics = sorted(owners)
         self.consumer_name = f"{schema}.{projection.name}"
         self.group_id = f"{kafka.topic_prefix}{self.consumer_name}"
-        self.writer = ProjectionWriter(pool, schema, projection, owners, self.consumer_name)
+        self.writer = ProjectionWriter(
+            pool, schema, projection, catalogue, owners, self.consumer_name
+        )
         self.lag: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
         self.assigned: set[TopicPartition] = set()

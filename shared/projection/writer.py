@@ -31,6 +31,7 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
+from shared.catalogue import EventCatalogue
 from shared.db import CONNECTION_LOST, DbConnection
 from shared.deadletters import (
     MAX_NOTE_CHARS,
@@ -39,7 +40,6 @@ from shared.deadletters import (
     Resolution,
     waiting_sequence,
 )
-from shared.events.registry import EVENT_TYPES
 from shared.eventstore.migrations import Migration
 from shared.eventstore.store import ConcurrencyError
 from shared.logs import correlated
@@ -160,6 +160,7 @@ class ProjectionWriter:
         pool: asyncpg.Pool,
         schema: str,
         projection: Projection,
+        catalogue: EventCatalogue,
         topic_owners: Mapping[str, str],
         consumer_name: str,
         include: EventFilter | None = None,
@@ -173,8 +174,9 @@ class ProjectionWriter:
         # Known types it does not read, as the relay's event_type header carries them. Records
         # without the header, or of unknown types, are decoded (and dead-lettered) as usual.
         self._passed_over = {
-            name.encode() for name in EVENT_TYPES if name not in projection.event_types
+            name.encode() for name in catalogue.types if name not in projection.event_types
         }
+        self._catalogue = catalogue
         self._owners = dict(topic_owners)
         self.consumer_name = consumer_name
         self._include = include
@@ -456,7 +458,14 @@ class ProjectionWriter:
         if item is None:
             try:
                 owner = self._owners[record.topic]
-                item = decode(record.value, record.topic, record.partition, record.offset, owner)
+                item = decode(
+                    record.value,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    owner,
+                    self._catalogue,
+                )
             except UnprocessableRecordError as rejected:
                 item = _Failure(record, str(rejected), rejected.stream)
             memo[record.offset] = item

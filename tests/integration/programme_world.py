@@ -26,6 +26,7 @@ from deploy.demo import DemoSize
 from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import PROJECTIONS, migrate_all
 from shared.db import service_dsn
+from shared.events.registry import CATALOGUE
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import rebuild_into, rows_differing
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -165,7 +166,9 @@ async def projections_differing(
                 await wait_until_caught_up(
                     pool, service, projection.name, kafka, projection.sources, max_wait=120
                 )
-                rebuilt = await rebuild_into(pool, f"{service}_scratch", projection, kafka)
+                rebuilt = await rebuild_into(
+                    pool, f"{service}_scratch", projection, CATALOGUE, kafka
+                )
                 for table in projection.tables:
                     differing = await rows_differing(pool, table, service, rebuilt.schema)
                     if differing:

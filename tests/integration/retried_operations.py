@@ -27,9 +27,9 @@ from shared.auth import AuthSettings, Role
 from shared.db import service_dsn
 from shared.events.billing import BudgetAllocated
 from shared.events.enrolment import WorkerRegisteredV1
-from shared.events.types import SealedPersonal
 from shared.keystore import PostgresKeyStore
 from shared.policy import policy_book
+from shared.sealing import SealedPersonal
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
 from tests.integration.sandbox import eventually

@@ -19,6 +19,7 @@ from services.enrolment.imports import COLUMNS, BatchDigest, CsvReader, RowResul
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.decisions import RefusedError
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
+from shared.events.registry import CATALOGUE
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent
 from shared.eventstore.handler import BatchItem, CommandHandler
 from shared.eventstore.migrations import migrate
@@ -161,7 +162,7 @@ async def test_a_stream_overtaken_inside_a_batch_is_decided_again_on_its_new_sta
     sandbox: ServiceSandbox,
 ) -> None:
     store = EventStore(sandbox.pool, sandbox.schema, sandbox.service, clock=lambda: NOW)
-    handler = CommandHandler(store, sandbox.pool)
+    handler = CommandHandler(store, sandbox.pool, CATALOGUE)
     items = [
         BatchItem("budget-2025", allocation(amount), keyed(f"allocation-{amount}"))
         for amount in (100, 200, 300)

@@ -16,6 +16,7 @@ from services.billing import wiring as billing_wiring
 from services.billing.projections import PremiumsProjection
 from shared.auth import AuthSettings
 from shared.db import service_dsn
+from shared.events.registry import CATALOGUE
 from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
@@ -240,7 +241,9 @@ async def test_a_death_recorded_after_months_were_invoiced_cancels_them(world: W
         service_dsn(world.database.database_url, "billing", world.database.service_role_password)
     )
     try:
-        rebuilt = await rebuild_into(pool, "billing_scratch", PremiumsProjection(), world.kafka)
+        rebuilt = await rebuild_into(
+            pool, "billing_scratch", PremiumsProjection(), CATALOGUE, world.kafka
+        )
         live = await pool.fetch("SELECT * FROM billing.premiums ORDER BY worker_id, period")
         again = await pool.fetch(
             f"SELECT * FROM {rebuilt.schema}.premiums ORDER BY worker_id, period"

@@ -29,7 +29,7 @@ from services.enrolment import wiring as enrolment_wiring
 from services.enrolment.import_jobs import ImportJobs
 from services.enrolment.imports import COLUMNS, MAX_CELL_CHARS
 from shared.auth import AuthSettings
-from shared.events.bounds import NAME_CHARS
+from shared.bounds import NAME_CHARS
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.runtime import ServiceProcess

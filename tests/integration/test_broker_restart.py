@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.local import kafka_broker
 from deploy.local.stack import Endpoints
+from shared.events.registry import CATALOGUE
 from shared.eventstore.store import EventStore
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
@@ -26,7 +27,7 @@ async def test_relay_and_runner_resume_after_the_broker_restarts(
     projection = await prepare(sandbox)
     store = EventStore(sandbox.pool, sandbox.schema, sandbox.service)
     relay = OutboxRelay(sandbox.pool, sandbox.schema, sandbox.topic, producer, poll_interval=0.2)
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(relay.run(stop, store.notify_channel)),

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
-from shared.events.hashing import compute_hash
+from shared.hashing import compute_hash
 from shared.topic_reader import read_topics
 from tests.integration.sandbox import ServiceSandbox
 from tests.integration.toy_projection import append_budgets, publish

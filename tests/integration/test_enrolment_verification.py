@@ -31,6 +31,7 @@ from services.verification.service import VerificationService
 from shared.auth import AuthSettings
 from shared.db import service_dsn
 from shared.events.claims import BenefitItem, ClaimApproved
+from shared.events.registry import CATALOGUE
 from shared.events.verification import Verified
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
@@ -196,7 +197,7 @@ async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncI
         ),
         notify_channel=verification_service.store.notify_channel,
         runners=[
-            ProjectionRunner(verification_pool, "verification", p, kafka)
+            ProjectionRunner(verification_pool, "verification", p, CATALOGUE, kafka)
             for p in VERIFICATION_PROJECTIONS
         ],
         kafka=kafka,
@@ -509,7 +510,7 @@ async def test_the_programme_from_registration_to_coverage(programme: Programme)
     ):
         for projection in projections:
             await wait_until_caught_up(pool, schema, projection.name, p.kafka, projection.sources)
-            rebuilt = await rebuild_into(pool, f"{schema}_scratch", projection, p.kafka)
+            rebuilt = await rebuild_into(pool, f"{schema}_scratch", projection, CATALOGUE, p.kafka)
             for table in projection.tables:
                 assert await rows_differing(pool, table, schema, rebuilt.schema) == 0, table
 

@@ -11,13 +11,12 @@ from aiokafka import AIOKafkaProducer
 
 from shared.audit.verify import verify_topics
 from shared.events.enrolment import Heir, WorkerPersonal
-from shared.events.personal import ERASED, open_sealed, seal
-from shared.events.types import SealedPersonal
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.keystore import PostgresKeyStore, migrate_keystore
 from shared.kms import key_encryption_from_environment
 from shared.relay import OutboxRelay
+from shared.sealing import ERASED, SealedPersonal, open_sealed, seal
 from shared.topic_reader import read_topics
 from tests.integration.sandbox import ServiceSandbox
 from tests.unit.chains import sealed_chain

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events.hashing import compute_hash
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent
 from shared.eventstore.store import CommandContext
+from shared.hashing import compute_hash
 from shared.relay import OutboxRelay
 from shared.topic_reader import read_topics
 from tests.integration.sandbox import ServiceSandbox

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaProducer
 
 from examples.coverage_register import Tally, consume, open_register
 from shared.events.enrolment import CoverageStarted, WorkerPersonal, WorkerRegistered
-from shared.events.personal import seal
 from shared.events.types import Premium
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
+from shared.sealing import seal
 from tests.integration.sandbox import ServiceSandbox
 from tests.integration.toy_projection import publish
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.events.registry import CATALOGUE
 from shared.projection.freshness import ProjectionBehindError, wait_until_caught_up
 from shared.projection.runner import ProjectionRunner
 from tests.integration.sandbox import ServiceSandbox
@@ -22,7 +23,9 @@ async def test_a_decision_waits_for_a_delayed_consumer_and_then_sees_every_event
     await append_budgets(sandbox, range(1, 31))
     await publish(sandbox, producer)
     stop = asyncio.Event()
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka, max_batch=5)
+    runner = ProjectionRunner(
+        sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka, max_batch=5
+    )
 
     async def delayed_consumer() -> None:
         await asyncio.sleep(1.5)  # deliberately behind when the decision is asked for

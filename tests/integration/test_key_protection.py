@@ -14,7 +14,6 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.events.enrolment import Heir, WorkerPersonal
-from shared.events.personal import ERASED, key_id_for, new_data_key, open_sealed, seal
 from shared.eventstore.migrations import migrate
 from shared.keystore import (
     MIGRATIONS,
@@ -24,6 +23,7 @@ from shared.keystore import (
     rewrap_all,
 )
 from shared.kms import KeyUnwrapError, LocalKeyring
+from shared.sealing import ERASED, key_id_for, new_data_key, open_sealed, seal
 from shared.settings import DatabaseSettings
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.events.registry import CATALOGUE
 from shared.projection.replay import Processes, rebuild_into, table_digest
 from shared.settings import DatabaseSettings
 from shared.topic_reader import partitions_of
@@ -26,12 +27,15 @@ async def test_a_rebuild_in_three_processes_equals_one_in_one_process(
     await publish(sandbox, producer)
     assert len(await partitions_of(sandbox.kafka, [sandbox.topic])) == 3
 
-    alone = await rebuild_into(sandbox.pool, f"{sandbox.schema}_p1", projection, sandbox.kafka)
+    alone = await rebuild_into(
+        sandbox.pool, f"{sandbox.schema}_p1", projection, CATALOGUE, sandbox.kafka
+    )
     seen: list[int] = []
     spread = await rebuild_into(
         sandbox.pool,
         f"{sandbox.schema}_p3",
         projection,
+        CATALOGUE,
         sandbox.kafka,
         progress=seen.append,
         processes=Processes(3, database_settings.database_url),

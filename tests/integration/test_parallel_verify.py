@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.audit.verify import VerifyReport, verify_topics
-from shared.events.hashing import compute_hash
+from shared.hashing import compute_hash
 from shared.kafka_clients import producer_options
 from shared.settings import KafkaSettings
 from shared.topics import ensure_topics

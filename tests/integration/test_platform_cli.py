@@ -18,7 +18,7 @@ from services.enrolment.projections import WorkersProjection
 from services.enrolment.service import EnrolmentService, Registration
 from shared.db import service_dsn
 from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.personal import seal
+from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.kafka_clients import producer_options
@@ -27,6 +27,7 @@ from shared.kms import LocalKeyring, new_keyring_json
 from shared.policy import policy_book
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
+from shared.sealing import seal
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
 
@@ -72,7 +73,7 @@ async def record_and_publish(
             pool, "enrolment", kafka.events_topic("enrolment"), producer
         ).publish_pending()
         await producer.send_and_wait(kafka.events_topic("enrolment"), poison, key=b"poison")
-        runner = ProjectionRunner(pool, "enrolment", WorkersProjection(), kafka)
+        runner = ProjectionRunner(pool, "enrolment", WorkersProjection(), CATALOGUE, kafka)
         stop = asyncio.Event()
         task = asyncio.create_task(runner.run(stop))
         for _ in range(200):

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from services.billing.projections import AllocationsProjection
+from shared.events.registry import CATALOGUE
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.replay import empty_schema
 from shared.projection.writer import ProjectionWriter
@@ -80,7 +81,7 @@ async def test_a_batch_retried_after_a_failed_commit_is_counted_once(
             await conn.execute(f"DROP FUNCTION IF EXISTS {SCHEMA}.fail_first_commit CASCADE")
             await migrate(conn, SCHEMA, [*PLATFORM, *PROJECTION.migrations])
             await conn.execute(FAIL_FIRST_COMMIT)
-        writer = ProjectionWriter(pool, SCHEMA, PROJECTION, {TOPIC: "billing"}, CONSUMER)
+        writer = ProjectionWriter(pool, SCHEMA, PROJECTION, CATALOGUE, {TOPIC: "billing"}, CONSUMER)
         assert await writer.write(TopicPartition(TOPIC, 0), batch) == 2
         assert await pool.fetchval(f"SELECT last_value FROM {SCHEMA}.commits") == 2
         letters = await pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.dead_letters")

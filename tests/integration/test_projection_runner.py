@@ -11,7 +11,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.deadletters import list_dead_letters, publish_dead_letters
-from shared.events.hashing import compute_hash
+from shared.events.registry import CATALOGUE
+from shared.hashing import compute_hash
 from shared.projection import runner as runner_module
 from shared.projection import writer as writer_module
 from shared.projection.changes import RowChange
@@ -38,11 +39,11 @@ async def test_applies_every_event_once_and_resumes_from_the_stored_position(
     await append_budgets(sandbox, range(1, 11))
     await publish(sandbox, producer)
 
-    first = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    first = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(first, until_applied=10)
     await append_budgets(sandbox, range(11, 16))
     await publish(sandbox, producer)
-    second = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    second = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(second, until_applied=5)
 
     assert await totals(sandbox) == (15, sum(range(1, 16)))
@@ -61,7 +62,7 @@ async def test_republished_duplicates_change_nothing(
     )
     await publish(sandbox, producer)
 
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=2)
     await asyncio.sleep(0.5)
 
@@ -79,13 +80,13 @@ async def test_killed_between_database_commit_and_kafka_commit_applies_nothing_t
         raise asyncio.CancelledError  # the process dies right after the database commit
 
     monkeypatch.setattr(runner_module, "_commit_quietly", killed)
-    crashed = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    crashed = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     with pytest.raises(asyncio.CancelledError):
         await crashed.run(asyncio.Event())
     monkeypatch.undo()
     assert await totals(sandbox) != (0, 0)
 
-    restarted = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    restarted = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(restarted, until_applied=3 - crashed.applied)
     await asyncio.sleep(0.5)
 
@@ -126,7 +127,7 @@ async def test_poison_records_are_dead_lettered_and_later_events_go_through(
     await append_budgets(sandbox, [2, 3])
     await publish(sandbox, producer)
 
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=3 + len(poison))
 
     assert await totals(sandbox) == (3, 6)
@@ -182,7 +183,7 @@ async def test_database_faults_mid_run_are_retried_not_dead_lettered(
         await original(conn, schema, changes)  # type: ignore[arg-type]
 
     monkeypatch.setattr(writer_module, "execute_changes", fault_once)
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=20)
 
     assert faults == 1
@@ -195,8 +196,12 @@ async def test_two_consumers_rebalancing_in_one_group_apply_each_event_once(
 ) -> None:
     projection = await prepare(sandbox)
     stop = asyncio.Event()
-    one = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka, max_batch=7)
-    two = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka, max_batch=7)
+    one = ProjectionRunner(
+        sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka, max_batch=7
+    )
+    two = ProjectionRunner(
+        sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka, max_batch=7
+    )
     first = asyncio.create_task(one.run(stop))
     await append_budgets(sandbox, range(1, 61))
     await publish(sandbox, producer)
@@ -220,7 +225,7 @@ async def test_dead_letters_reach_the_dlq_topic_and_a_fixed_rule_redrives_them(
     projection = await prepare(sandbox)
     await append_budgets(sandbox, [1, UNPROCESSABLE_AMOUNT, 2])
     await publish(sandbox, producer)
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=3)
     dlq = sandbox.kafka.dead_letter_topic(sandbox.service)
 
@@ -237,7 +242,7 @@ async def test_dead_letters_reach_the_dlq_topic_and_a_fixed_rule_redrives_them(
     assert refused.outcome == "fails"
     assert "rules refuse" in refused.detail
     fixed = ProjectionRunner(
-        sandbox.pool, sandbox.schema, AcceptingAllocations(projection), sandbox.kafka
+        sandbox.pool, sandbox.schema, AcceptingAllocations(projection), CATALOGUE, sandbox.kafka
     )
     [redriven_step] = await fixed.writer.redrive(letter)
     assert redriven_step.outcome == "applied"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.events.registry import CATALOGUE
 from shared.projection.replay import History, rebuild_and_switch, rebuild_into, table_digest
 from shared.projection.runner import ProjectionRunner
 from tests.integration.sandbox import ServiceSandbox
@@ -29,14 +30,22 @@ async def test_a_rebuilt_projection_equals_the_live_one_and_twice_gives_the_same
     await append_budgets(sandbox, range(1, 41))
     await publish(sandbox, producer)
     await run_until(
-        ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka), until_applied=40
+        ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka),
+        until_applied=40,
     )
     seen: list[int] = []
 
     first = await rebuild_into(
-        sandbox.pool, f"{sandbox.schema}_r1", projection, sandbox.kafka, progress=seen.append
+        sandbox.pool,
+        f"{sandbox.schema}_r1",
+        projection,
+        CATALOGUE,
+        sandbox.kafka,
+        progress=seen.append,
     )
-    second = await rebuild_into(sandbox.pool, f"{sandbox.schema}_r2", projection, sandbox.kafka)
+    second = await rebuild_into(
+        sandbox.pool, f"{sandbox.schema}_r2", projection, CATALOGUE, sandbox.kafka
+    )
 
     assert first.applied == second.applied == 40
     assert sum(seen) == 40
@@ -61,7 +70,7 @@ async def test_history_as_known_at_a_time_and_as_true_on_a_date(
 
     async def total(history: History, name: str) -> int:
         result = await rebuild_into(
-            sandbox.pool, f"{sandbox.schema}_{name}", projection, sandbox.kafka, history
+            sandbox.pool, f"{sandbox.schema}_{name}", projection, CATALOGUE, sandbox.kafka, history
         )
         value = await sandbox.pool.fetchval(
             f"SELECT coalesce(sum(amount), 0) FROM {result.schema}.totals"
@@ -78,7 +87,9 @@ async def test_rebuild_and_switch_under_load_loses_nothing_and_applies_nothing_t
 ) -> None:
     projection = await prepare(sandbox)
     stop = asyncio.Event()
-    live = ProjectionRunner(sandbox.pool, sandbox.schema, projection, sandbox.kafka, max_batch=10)
+    live = ProjectionRunner(
+        sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka, max_batch=10
+    )
     running = asyncio.create_task(live.run(stop))
     await append_budgets(sandbox, range(1, 51))
     await publish(sandbox, producer)
@@ -91,7 +102,7 @@ async def test_rebuild_and_switch_under_load_loses_nothing_and_applies_nothing_t
 
     writing = asyncio.create_task(keep_writing())
     await asyncio.sleep(0.1)
-    await rebuild_and_switch(sandbox.pool, sandbox.schema, projection, sandbox.kafka)
+    await rebuild_and_switch(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     await writing
     for _ in range(400):
         if (await totals(sandbox))[0] >= 150:
@@ -101,5 +112,7 @@ async def test_rebuild_and_switch_under_load_loses_nothing_and_applies_nothing_t
     await running
 
     assert await totals(sandbox) == (150, sum(range(1, 151)))
-    rebuilt = await rebuild_into(sandbox.pool, f"{sandbox.schema}_check", projection, sandbox.kafka)
+    rebuilt = await rebuild_into(
+        sandbox.pool, f"{sandbox.schema}_check", projection, CATALOGUE, sandbox.kafka
+    )
     assert await digests(sandbox, rebuilt.schema) == await digests(sandbox, sandbox.schema)

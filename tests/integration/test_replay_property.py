@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.billing.projections import AllocationsProjection
+from shared.events.registry import CATALOGUE
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.replay import empty_schema, rows_differing
 from shared.projection.writer import ProjectionWriter
@@ -74,7 +75,7 @@ async def build(pool: asyncpg.Pool, schema: str, records: list[Any], sizes: list
     async with pool.acquire() as conn:
         await empty_schema(conn, schema)
         await migrate(conn, schema, [*PLATFORM, *PROJECTION.migrations])
-    writer = ProjectionWriter(pool, schema, PROJECTION, {TOPIC: "billing"}, "property")
+    writer = ProjectionWriter(pool, schema, PROJECTION, CATALOGUE, {TOPIC: "billing"}, "property")
     start = 0
     for size in sizes:
         await writer.write(PARTITION, records[start : start + size])

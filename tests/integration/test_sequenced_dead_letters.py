@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from shared.deadletters import DeadLetter, list_dead_letters, parked_figures
+from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.migrations import Migration, migrate
 from shared.eventstore.store import CommandContext
@@ -121,7 +122,7 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
         await append(sandbox, worker, stream, amount)
     await publish(sandbox, producer)
 
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, broken, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, broken, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=7)
 
     # The other streams of the partition went on; stream a is held at event 2.
@@ -142,7 +143,7 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
     await append(sandbox, worker, "budget-a", 50)
     await append(sandbox, worker, "budget-b", 4)
     await publish(sandbox, producer)
-    later = ProjectionRunner(sandbox.pool, sandbox.schema, broken, sandbox.kafka)
+    later = ProjectionRunner(sandbox.pool, sandbox.schema, broken, CATALOGUE, sandbox.kafka)
     await run_until(later, until_applied=2)
     assert await applied_versions(sandbox, "budget-b") == [1, 2, 3]
     assert [d.stream_version for d in await waiting(sandbox)] == [2, 3, 4, 5]
@@ -162,7 +163,11 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
         await runner.writer.skip(letters[1], "siti", "not needed")
 
     fixed = ProjectionRunner(
-        sandbox.pool, sandbox.schema, StreamLog((sandbox.service,), refuses=None), sandbox.kafka
+        sandbox.pool,
+        sandbox.schema,
+        StreamLog((sandbox.service,), refuses=None),
+        CATALOGUE,
+        sandbox.kafka,
     )
     steps = await fixed.writer.redrive(letters[1])  # any letter of the sequence re-drives it
     assert [step.outcome for step in steps] == ["applied"] * 4
@@ -178,7 +183,9 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
     # The stream is no longer parked: its next event is applied as it comes.
     await append(sandbox, worker, "budget-a", 60)
     await publish(sandbox, producer)
-    resumed = ProjectionRunner(sandbox.pool, sandbox.schema, fixed.writer.projection, sandbox.kafka)
+    resumed = ProjectionRunner(
+        sandbox.pool, sandbox.schema, fixed.writer.projection, CATALOGUE, sandbox.kafka
+    )
     await run_until(resumed, until_applied=1)
     assert await applied_versions(sandbox, "budget-a") == [1, 2, 3, 4, 5, 6]
 
@@ -199,7 +206,7 @@ async def test_a_failed_event_parks_its_stream_and_a_redrive_applies_the_sequenc
     # The projection equals a fresh replay of the topic by the fixed rules.
     scratch = f"{sandbox.schema}_fresh"
     rebuilt = await rebuild_into(
-        sandbox.pool, scratch, StreamLog((sandbox.service,), refuses=None), sandbox.kafka
+        sandbox.pool, scratch, StreamLog((sandbox.service,), refuses=None), CATALOGUE, sandbox.kafka
     )
     assert (rebuilt.dead_lettered, rebuilt.parked_streams) == (0, 0)
     for table, columns in (("stream_log", LOG_COLUMNS), ("stream_heads", "*")):
@@ -222,7 +229,7 @@ async def test_a_redrive_whose_stream_moved_on_says_so_and_applies_nothing(
     await append(sandbox, worker, "budget-d", UNPROCESSABLE_AMOUNT)
     await append(sandbox, worker, "budget-d", 20)
     await publish(sandbox, producer)
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, broken, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, broken, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=2)
     await sandbox.pool.execute(
         f"UPDATE {sandbox.schema}.dead_letters SET stream_id = NULL, stream_version = NULL, "
@@ -233,7 +240,7 @@ async def test_a_redrive_whose_stream_moved_on_says_so_and_applies_nothing(
     assert applied.outcome == "applied"
 
     fixed = StreamLog((sandbox.service,), refuses=None)
-    writer = ProjectionRunner(sandbox.pool, sandbox.schema, fixed, sandbox.kafka).writer
+    writer = ProjectionRunner(sandbox.pool, sandbox.schema, fixed, CATALOGUE, sandbox.kafka).writer
     [moved_on] = await writer.redrive(first)
 
     assert moved_on.outcome == "moved_on"
@@ -255,12 +262,14 @@ async def test_a_skip_is_recorded_with_who_and_why_and_a_rebuild_parks_as_the_ru
     for amount in (5, UNPROCESSABLE_AMOUNT, 7):
         await append(sandbox, worker, "budget-e", amount)
     await publish(sandbox, producer)
-    runner = ProjectionRunner(sandbox.pool, sandbox.schema, broken, sandbox.kafka)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, broken, CATALOGUE, sandbox.kafka)
     await run_until(runner, until_applied=3)
 
     # A rebuild with the same rules parks the stream exactly as the live runner did, and the
     # switch carries its waiting letters over in place of the live ones.
-    rebuilt = await rebuild_and_switch(sandbox.pool, sandbox.schema, broken, sandbox.kafka)
+    rebuilt = await rebuild_and_switch(
+        sandbox.pool, sandbox.schema, broken, CATALOGUE, sandbox.kafka
+    )
     assert (rebuilt.dead_lettered, rebuilt.parked_streams) == (2, 1)
     head, behind = await waiting(sandbox)
     assert (head.stream_version, head.parked, behind.stream_version, behind.parked) == (

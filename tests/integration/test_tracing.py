@@ -22,6 +22,7 @@ from services.billing import wiring as billing_wiring
 from services.enrolment import wiring as enrolment_wiring
 from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
+from shared.events.registry import CATALOGUE
 from shared.logs import CORRELATION_HEADER
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import rebuild_into
@@ -140,7 +141,7 @@ async def test_one_trace_links_the_request_the_publish_and_another_services_cons
     pool = await asyncpg.create_pool(database_settings.database_url, min_size=1, max_size=2)
     scratch = f"trace_replay_{uuid.uuid4().hex[:8]}"
     try:
-        rebuilt = await rebuild_into(pool, scratch, cases, kafka)
+        rebuilt = await rebuild_into(pool, scratch, cases, CATALOGUE, kafka)
         await pool.execute(f"DROP SCHEMA {scratch} CASCADE")
     finally:
         await pool.close()

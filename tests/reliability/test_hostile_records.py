@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.catalog import PROJECTIONS
-from shared.events.hashing import compute_hash
+from shared.hashing import compute_hash
 from shared.kafka_clients import producer_options
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import table_digest

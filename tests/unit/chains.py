@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from shared.audit.chain import Location
-from shared.events.envelope import GENESIS_HASH
-from shared.events.hashing import compute_hash
+from shared.envelope import GENESIS_HASH
+from shared.hashing import compute_hash
 
 
 def sealed_chain(stream_id: str, count: int, amount: int = 100) -> list[dict[str, Any]]:

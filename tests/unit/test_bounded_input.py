@@ -28,7 +28,7 @@ from services.enrolment.imports import (
 )
 from services.specs import documents
 from shared.auth import AuthSettings
-from shared.events.bounds import (
+from shared.bounds import (
     ADDRESS_CHARS,
     DECISION_CHARS,
     MAX_CHILDREN,
@@ -41,11 +41,11 @@ from shared.events.bounds import (
 )
 from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
 from shared.events.enrolment import Heir, WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
-from shared.events.personal import seal
 from shared.events.schemas import generated_schemas
 from shared.eventstore.store import EnvelopeTooLargeError
 from shared.http import service_app
 from shared.policy import policy_book
+from shared.sealing import seal
 from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit

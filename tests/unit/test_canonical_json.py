@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.events.hashing import canonical_json, orjson_canonical
+from shared.hashing import canonical_json, orjson_canonical
 
 pytestmark = pytest.mark.unit
 

@@ -29,9 +29,9 @@ from services.claims.domain import (
 )
 from shared.decisions import Recorded, RefusedError
 from shared.events.claims import ClaimApproved, ClaimFiled, ClaimRejected, ClaimRejectionReason
-from shared.events.types import SealedPersonal
 from shared.policy import policy_book
 from shared.policy.membership import standing_on
+from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit
 BOOK = policy_book()

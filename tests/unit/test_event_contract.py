@@ -12,9 +12,9 @@ import orjson
 import pytest
 from pydantic import BaseModel, ValidationError, create_model
 
+from shared.catalogue import InvalidEventError, UnknownEventError
 from shared.events.enrolment import CoverageStarted, WorkerRegistered
-from shared.events.hashing import compute_hash
-from shared.events.registry import InvalidEventError, UnknownEventError, parse, upcast
+from shared.events.registry import CATALOGUE, parse
 from shared.events.schemas import (
     breaking_changes,
     committed_schemas,
@@ -23,6 +23,7 @@ from shared.events.schemas import (
     render,
 )
 from shared.events.types import Contract
+from shared.hashing import compute_hash
 from shared.projection.decode import StreamPosition, UnprocessableRecordError, decode
 from tests.unit.chains import sealed_chain
 
@@ -80,7 +81,7 @@ def test_a_stored_v1_worker_registration_reads_through_the_v2_model() -> None:
 
 def test_upcasting_an_unknown_version_names_it() -> None:
     with pytest.raises(UnknownEventError, match="WorkerRegistered has no schema version 7"):
-        upcast("WorkerRegistered", 7, {})
+        CATALOGUE.upcast("WorkerRegistered", 7, {})
 
 
 def test_an_unknown_event_type_is_named() -> None:
@@ -148,7 +149,7 @@ def test_a_consumer_reads_an_event_from_a_newer_producer_with_an_added_optional_
     data = written.model_dump(mode="json")
     data["monthly_premium"]["currency"] = "IDR"  # a new field in a nested object too
 
-    consumed = decode(coverage_envelope(data), "t", 0, 0, "enrolment")
+    consumed = decode(coverage_envelope(data), "t", 0, 0, "enrolment", CATALOGUE)
 
     assert breaking_changes(reader_schema(CoverageStarted), reader_schema(newer)) == []
     assert isinstance(consumed.data, CoverageStarted)
@@ -179,7 +180,7 @@ def test_removing_or_retyping_a_field_without_a_new_version_is_refused_as_breaki
     kept = {name: value for name, value in COVERAGE.items() if name != "decree_ref"}
     written = retyped.model_validate({**kept, "fiscal_year": "FY2024"}).model_dump(mode="json")
     with pytest.raises(UnprocessableRecordError, match="decree_ref") as refused:
-        decode(coverage_envelope(written), "t", 0, 0, "enrolment")
+        decode(coverage_envelope(written), "t", 0, 0, "enrolment", CATALOGUE)
     assert "fiscal_year" in str(refused.value)
     assert refused.value.stream == StreamPosition("coverage-1", 1)
 

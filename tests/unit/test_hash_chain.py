@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.audit.chain import Location, check_chains
-from shared.events.hashing import canonical_json, compute_hash
+from shared.hashing import canonical_json, compute_hash
 from tests.unit.chains import in_partition, sealed_chain
 
 pytestmark = pytest.mark.unit

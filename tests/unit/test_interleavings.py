@@ -54,9 +54,10 @@ from shared.decisions import Decided, Recorded, RefusedError
 from shared.events.billing import PremiumInvoiced, PremiumPaid
 from shared.events.claims import ClaimApproved, ClaimFiled
 from shared.events.enrolment import CoverageEnded, CoverageStarted, RegistrationSource
-from shared.events.types import Premium, SealedPersonal
+from shared.events.types import Premium
 from shared.policy import policy_book
 from shared.policy.membership import period_of, periods_between, standing_on
+from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit
 BOOK = policy_book()

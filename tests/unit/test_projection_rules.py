@@ -17,6 +17,7 @@ from services.enrolment.projections import WorkersProjection
 from services.enrolment.write_side import nik_entry
 from services.verification.projections import BudgetsProjection, CasesProjection
 from services.verification.write_side import DesignationCounts
+from shared.envelope import Envelope
 from shared.events.billing import (
     BudgetAllocated,
     CohortTotal,
@@ -32,14 +33,14 @@ from shared.events.enrolment import (
     WorkerDetailsCorrected,
     WorkerRegistered,
 )
-from shared.events.envelope import Envelope
-from shared.events.types import Premium, SealedPersonal
+from shared.events.types import Premium
 from shared.events.verification import VerificationRejected, Verified
 from shared.eventstore.inline import Appended
 from shared.policy import policy_book
 from shared.projection.changes import Increment, Update, Upsert
 from shared.projection.decode import ConsumedEvent
 from shared.readmodels.coverage import CoveragesProjection
+from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit
 WORKER, CLAIM, INVOICE = uuid.UUID(int=7), uuid.UUID(int=8), uuid.UUID(int=9)

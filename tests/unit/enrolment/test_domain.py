@@ -25,8 +25,8 @@ from shared.events.enrolment import (
     RegistrationSource,
     WorkerRegistered,
 )
-from shared.events.types import SealedPersonal
 from shared.policy import policy_book
+from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit
 BOOK = policy_book()

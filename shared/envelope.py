@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events.bounds import Code, Reference
+from shared.bounds import Code, Reference
 
 GENESIS_HASH = "0" * 64
 

@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.db import DbConnection
-from shared.events.types import SealedPersonal
+from shared.bounds import Base64, Reference
 
 ALGORITHM = "AES-256-GCM"
 NONCE_BYTES = 12
 
 Personal = TypeVar("Personal", bound=BaseModel)
+
+
+class SealedPersonal(BaseModel):
+    """Personal data encrypted under the worker's own key; erasing the key erases the person."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key_id: Reference
+    alg: Literal["AES-256-GCM"]
+    ciphertext: Base64 = Field(description="base64 of nonce + ciphertext + tag")
 
 
 class Erased(BaseModel):
@@ -38,24 +46,6 @@ class Erased(BaseModel):
 
 
 ERASED = Erased()
-
-
-class KeyStore(Protocol):
-    """Per-worker data keys, stored wrapped under key-encryption keys (``shared.kms``)."""
-
-    async def get_or_create(self, worker_id: UUID) -> tuple[str, bytes]: ...
-
-    async def create(self, worker_id: UUID, conn: DbConnection) -> tuple[str, bytes]: ...
-
-    async def get(self, key_id: str, conn: DbConnection | None = None) -> bytes | None: ...
-
-    async def add_many(self, keys: Mapping[UUID, bytes], conn: DbConnection) -> None: ...
-
-    async def get_many(
-        self, key_ids: Sequence[str], conn: DbConnection | None = None
-    ) -> dict[str, bytes]: ...
-
-    async def destroy(self, worker_id: UUID) -> bool: ...
 
 
 def key_id_for(worker_id: UUID) -> str:
