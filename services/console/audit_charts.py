@@ -55,14 +55,14 @@ class Chart:
     base: float = HEIGHT - BOTTOM
 
 
-def nice_top(largest: float) -> int:
-    """The axis' top: the largest value rounded up to 1, 2 or 5 times a power of ten."""
-    if largest <= 0:
-        return 1
+def nice_step(largest: float) -> int:
+    """The axis' step: a quarter of the largest value, rounded up to 1, 2 or 5 times a power
+    of ten, so that every tick is a round number."""
+    wanted = largest / TICKS
     step = 1
     while True:
         for multiple in (1, 2, 5):
-            if step * multiple >= largest:
+            if step * multiple >= wanted:
                 return step * multiple
         step *= 10
 
@@ -78,7 +78,7 @@ def bar_chart(
 ) -> Chart:
     """``values[g][s]``: the number of series ``s`` in group ``g``; ``written`` writes a number
     as the page does (rupiah, or a count)."""
-    top = nice_top(max((v for row in values for v in row), default=0))
+    top = TICKS * nice_step(max((v for row in values for v in row), default=0))
     plot_width = WIDTH - LEFT - 8
     plot_height = HEIGHT - BOTTOM - TOP
     slot = plot_width / max(1, len(groups))
