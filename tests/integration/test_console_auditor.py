@@ -111,6 +111,7 @@ def history(browser: WebDriver, worker: str) -> tuple[int, str]:
     assert first.startswith("Pekerja didaftarkan"), first[:200]
     labels = {dt.text for dt in browser.find_elements(By.CSS_SELECTOR, "#history dt")}
     assert {"Oleh", "Keadaan sesudahnya", "Bulan", "Kelompok"} <= labels, labels
+    browser.execute_script("document.getElementById('worker').scrollIntoView()")
     ui.shot(browser, ROLE, "history")
     ui.accessible(browser, "audit history")
     ui.phone_shot(browser, ROLE, "history")
