@@ -55,15 +55,7 @@ async def audit_api(world: World, tmp_path: Path) -> AsyncIterator[str]:
     log = tmp_path / "audit.log"
     process = await asyncio.to_thread(start_audit, world, port, log)
     try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(240):
-                assert process.poll() is None, f"the audit application exited; see {log}"
-                try:
-                    if (await client.get(f"{base}/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.25)
+        await ui.until_ready(process, base, log)
         yield base
     finally:
         process.terminate()
