@@ -50,6 +50,9 @@ ALLOWED_ROLES: tuple[Role, ...] = ("auditor", "city_admin")
 # A report or a check of the chains asked for again within this is answered from the last one
 # (each reads every topic); the answer says when it was made.
 FRESH_SECONDS = 300.0
+# The days whose rebuilt state is kept (each a few figures), the one made longest ago dropped
+# first; a late event can still change a past day, so none is kept longer than FRESH_SECONDS.
+MAX_DAYS_KEPT = 31
 # The most findings one answer lists (their number is given in full).
 MAX_FINDINGS = 1000
 Cell = str | int | float | None
@@ -167,7 +170,7 @@ class Reader:
 
     pool: asyncpg.Pool
     kafka: KafkaSettings
-    states: dict[date, State] = field(default_factory=dict)
+    states: dict[date, tuple[float, State]] = field(default_factory=dict)
     reports: dict[int, tuple[float, ProgrammeReport]] = field(default_factory=dict)
     checked: tuple[float, ChainCheck] | None = None
     rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -233,14 +236,17 @@ async def programme(
     on: Annotated[date | None, Query(description="As true on this day (today in Jakarta).")] = None,
 ) -> ProgrammeState:
     """Workers by status and cohort, premiums due and paid, claims open and decided, rebuilt
-    from the topics as true on a day."""
+    from the topics as true on a day (or at most five minutes ago, as the same day was asked)."""
     day = on or business_day(datetime.now(UTC))
     async with read.rebuilding:
-        if day not in read.states:
-            read.states[day] = await rebuild(
-                read.pool, read.kafka, AUDIT_WEB_LABEL, Moment(true_on=day)
-            )
-        state = read.states[day]
+        made = read.states.get(day)
+        if made is None or time.monotonic() - made[0] > FRESH_SECONDS:
+            state = await rebuild(read.pool, read.kafka, AUDIT_WEB_LABEL, Moment(true_on=day))
+            read.states.pop(day, None)
+            while len(read.states) >= MAX_DAYS_KEPT:
+                del read.states[next(iter(read.states))]  # the one made longest ago
+            made = read.states[day] = (time.monotonic(), state)
+        state = made[1]
     return ProgrammeState(
         true_on=day, offsets=_offsets(state), figures=_figures(state.figures.values())
     )

@@ -311,9 +311,10 @@ def router(
         session, words = auditor(request)
         report = await asked(session, f"/reports/{year}")
         figures = {f["question"]: f for f in report["figures"]}
-        tables, charts = [], []
+        tables, charts, queries = [], [], []
         for question, (key, title, naming, money, drawn) in REPORT_FIGURES.items():
             caption = words.language.gettext(title)
+            queries.append((caption, figures[question]["query"]))
             tables.append(figure_table(key, caption, figures[question], money, words))
             chart = report_chart(key, caption, figures[question], naming, drawn, words)
             if chart is not None:
@@ -333,6 +334,7 @@ def router(
             year=year,
             report=report,
             charts={c.key: c for c in charts},
+            reproduced=queries,
             loss_ratio=None if ratio is None else words.ratio(ratio),
         )
 
