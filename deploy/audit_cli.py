@@ -1,4 +1,5 @@
-"""The auditor's commands beside ``audit verify``: history, as-of, diff, report, web."""
+"""The auditor's commands beside ``audit verify``: history, as-of, diff, report, and the web
+API the console's auditor pages call."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from deploy.platform_cli import with_pool_at
 from services.audit.asof import Moment, State, differences, explaining_events, rebuild
 from services.audit.history import worker_history
 from services.audit.report import build_report
-from services.audit.web import WebSettings, create_app
+from services.audit.web import create_app
 from shared.auth import AuthSettings
 from shared.privileges import AuditWebLogin
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
@@ -240,13 +241,13 @@ def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8010,
 ) -> None:
-    """Serve the read-only audit web page (sign in with an auditor's token)."""
+    """Serve the auditor's JSON API (the console's auditor pages call it with the user's token)."""
 
     async def serve() -> None:
         # Its own login: reads positions and letters, writes only its scratch schemas.
         pool = await asyncpg.create_pool(AuditWebLogin().dsn(), min_size=1, max_size=4)
         try:
-            app = create_app(pool, KafkaSettings(), AuthSettings(), WebSettings())
+            app = create_app(pool, KafkaSettings(), AuthSettings())
             config = uvicorn.Config(app, host=host, port=port, log_level="warning")
             await uvicorn.Server(config).serve()
         finally:

@@ -1,7 +1,7 @@
 """The published interface documents, generated from the code and committed under docs/api/:
-an OpenAPI document per service's HTTP API, and one AsyncAPI document for the event topics
-(``services.asyncapi``; docs/api/asyncapi.json links to the copy the services serve, packaged
-as ``shared/events/asyncapi.json``).
+an OpenAPI document per service's HTTP API and one for the audit application's, and one
+AsyncAPI document for the event topics (``services.asyncapi``; docs/api/asyncapi.json links to
+the copy the services serve, packaged as ``shared/events/asyncapi.json``).
 
 ``python -m services.specs`` rewrites them; a test fails when the committed ones differ.
 """
@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
+
 from services.asyncapi import asyncapi_document
+from services.audit.web import create_app as audit_app
 from services.billing.api import create_app as billing_app
 from services.billing.service import BillingService
 from services.claims.api import create_app as claims_app
@@ -22,6 +25,7 @@ from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
 from services.verification.service import VerificationService
 from shared.auth import AuthSettings
+from shared.settings import KafkaSettings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api"
 
@@ -34,6 +38,7 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
         "verification": verification_app(cast(VerificationService, object()), auth),
         "billing": billing_app(cast(BillingService, object()), auth),
         "claims": claims_app(cast(ClaimsService, object()), auth),
+        "audit": audit_app(cast(asyncpg.Pool, object()), KafkaSettings(), auth),
     }
     return {f"{name}.openapi.json": app.openapi() for name, app in apps.items()}
 

@@ -45,10 +45,8 @@ ROLES: tuple[Role, ...] = (
 ALGORITHM = "RS256"
 # The local stack's provider (deploy/local/keycloak.py); elsewhere BERLIAN_OIDC_ISSUER says.
 LOCAL_ISSUER = "http://127.0.0.1:8180/realms/berlian"
-# Each service is an audience of its own; the audit workbench is one too, and signs its users
-# in through a client of its own (authorization code with PKCE).
+# Each service is an audience of its own; the audit application is one too.
 AUDIT_AUDIENCE = "berlian-audit"
-AUDIT_WEB_CLIENT = "berlian-audit-web"
 # A token with an unknown key id makes the service fetch the provider's keys again (a rotated
 # key), but not more often than this: random key ids must not turn into requests to the provider.
 KEY_REFRESH_INTERVAL_SECONDS = 30.0

@@ -1,4 +1,4 @@
-"""Debian's Chromium and its WebDriver, for the audit web page's browser test."""
+"""Debian's Chromium and its WebDriver, for the console's browser tests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 def ensure_chromium() -> tuple[Path, Path]:
     """Chromium and chromedriver, installed with apt-get when missing."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        apt_install(["chromium", "chromium-driver"], "The browser test of the audit web page")
+        apt_install(["chromium", "chromium-driver"], "The console's browser tests")
     return Path(shutil.which("chromium") or CHROMIUM), Path(
         shutil.which("chromedriver") or CHROMEDRIVER
     )

@@ -34,7 +34,6 @@ from deploy.local.paths import berlian_home, run_dir
 from deploy.local.processes import pid_alive, port_open, start_detached, stop
 from shared.auth import (
     AUDIT_AUDIENCE,
-    AUDIT_WEB_CLIENT,
     ROLES,
     service_audience,
 )
@@ -51,7 +50,6 @@ BASE_URL = f"http://{HOST}:{PORT}"
 ISSUER = f"{BASE_URL}/realms/{REALM}"
 TEST_CLIENT = "berlian-tests"
 CONSOLE_CLIENT = "berlian-console"
-AUDIT_WEB_URL = f"http://{HOST}:8010"
 AUDIENCES = (*(service_audience(s) for s in SERVICES), AUDIT_AUDIENCE)
 # Options fixed when the server is built; changing them rebuilds it.
 BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true")
@@ -426,20 +424,6 @@ def realm_representation() -> dict[str, Any]:
         "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": "+"},
         "protocolMappers": caller_mappers,
     }
-    audit_web = {
-        "clientId": AUDIT_WEB_CLIENT,
-        "name": "Berlian audit workbench",
-        "publicClient": True,
-        "standardFlowEnabled": True,
-        "directAccessGrantsEnabled": False,
-        "implicitFlowEnabled": False,
-        "redirectUris": [f"{AUDIT_WEB_URL}/sign-in/callback"],
-        "attributes": {
-            "pkce.code.challenge.method": "S256",
-            "post.logout.redirect.uris": f"{AUDIT_WEB_URL}/sign-in",
-        },
-        "protocolMappers": caller_mappers,
-    }
     tests = {
         "clientId": TEST_CLIENT,
         "name": "Local stack and tests only: tokens by password for users made on demand",
@@ -463,7 +447,7 @@ def realm_representation() -> dict[str, Any]:
         "ssoSessionMaxLifespan": 36000,
         "revokeRefreshToken": True,
         "roles": {"realm": [{"name": role, "description": f"Berlian {role}"} for role in ROLES]},
-        "clients": [*resource_servers, console, audit_web, tests],
+        "clients": [*resource_servers, console, tests],
     }
 
 

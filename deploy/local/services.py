@@ -1,5 +1,6 @@
-"""The services as background processes on loopback, each ``berlian run <service>``, and the
-officers' console in front of them (``berlian console``)."""
+"""The services as background processes on loopback, each ``berlian run <service>``, the audit
+application (``berlian audit web``) and the officers' console in front of them
+(``berlian console``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ HOST = "127.0.0.1"
 # The port the local identity provider's console client sends signed-in browsers back to.
 CONSOLE_PORT = 8020
 CONSOLE_URL = f"http://{HOST}:{CONSOLE_PORT}"
+# Where the console's auditor pages find the audit application (its default audit URL).
+AUDIT_PORT = 8010
+# Beside the services: each one's port and the command line that serves it.
+FRONTS = {"audit": (AUDIT_PORT, ["audit", "web"]), "console": (CONSOLE_PORT, ["console"])}
 
 
 def _dir(service: str) -> Path:
@@ -28,23 +33,27 @@ def url(service: str) -> str:
     return f"http://{HOST}:{PORTS[service]}"
 
 
+def _port(process: str) -> int:
+    return FRONTS[process][0] if process in FRONTS else PORTS[process]
+
+
 def _command(process: str) -> list[str]:
-    if process == "console":
-        return [sys.executable, "-m", "deploy.cli", "console", "--port", str(CONSOLE_PORT)]
-    return [sys.executable, "-m", "deploy.cli", "run", process, "--port", str(PORTS[process])]
+    served = FRONTS[process][1] if process in FRONTS else ["run", process]
+    return [sys.executable, "-m", "deploy.cli", *served, "--port", str(_port(process))]
 
 
 def _url(process: str) -> str:
-    return CONSOLE_URL if process == "console" else url(process)
+    return f"http://{HOST}:{_port(process)}"
 
 
-PROCESSES = (*PORTS, "console")
+PROCESSES = (*PORTS, *FRONTS)
 
 
 def up(timeout: float = 60.0) -> dict[str, str]:
-    """Start every service (and the console) not yet running and wait until each is ready."""
+    """Start every service (and the audit application and the console) not yet running and
+    wait until each is ready."""
     for service in PROCESSES:
-        port = CONSOLE_PORT if service == "console" else PORTS[service]
+        port = _port(service)
         pid_file = _dir(service) / "service.pid"
         if pid_alive(pid_file):
             continue

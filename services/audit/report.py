@@ -85,6 +85,25 @@ class Report:
     html: str
 
 
+async def report_figures(
+    pool: asyncpg.Pool,
+    kafka: KafkaSettings,
+    fiscal_year: int,
+    label: str,
+    known_at: datetime,
+    progress: Callable[[int], None] = lambda _: None,
+) -> tuple[State, dict[str, Figure], float | None]:
+    """The fiscal year's figures as known at ``known_at``, rebuilt under ``label``; and the
+    loss ratio (None while no premium is paid)."""
+    state = await rebuild(pool, kafka, label, Moment(known_at=known_at), progress)
+    figures = {}
+    for title, query in REPORT_QUERIES.items():
+        sql = query.format(year=fiscal_year, due_day=DUE_DAY, **state.schemas)
+        figures[title] = await ask(pool, title, sql)
+    claims_paid, premiums_paid = figures["loss ratio"].rows[0]
+    return state, figures, claims_paid / premiums_paid if premiums_paid else None
+
+
 async def build_report(
     pool: asyncpg.Pool,
     kafka: KafkaSettings,
@@ -93,14 +112,10 @@ async def build_report(
     progress: Callable[[int], None] = lambda _: None,
 ) -> Report:
     """The fiscal year as known at ``known_at`` (default: now, which the report then names)."""
-    moment = Moment(known_at=known_at or datetime.now(UTC))
-    state = await rebuild(pool, kafka, f"report_{fiscal_year}", moment, progress)
-    figures = {}
-    for title, query in REPORT_QUERIES.items():
-        sql = query.format(year=fiscal_year, due_day=DUE_DAY, **state.schemas)
-        figures[title] = await ask(pool, title, sql)
-    claims_paid, premiums_paid = figures["loss ratio"].rows[0]
-    ratio = claims_paid / premiums_paid if premiums_paid else None
+    moment = known_at or datetime.now(UTC)
+    state, figures, ratio = await report_figures(
+        pool, kafka, fiscal_year, f"report_{fiscal_year}", moment, progress
+    )
     charts = {
         "covered workers per month by cohort": _coverage_chart(
             figures["covered workers per month by cohort"]

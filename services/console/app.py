@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.console import exports, imports
+from services.console import audit_pages, exports, imports
 from services.console.claim_form import CHILD_ROWS, FIELD_OF, claim_request, typed_values
 from services.console.client import Answer, Service, ServiceDownError, Services
 from services.console.i18n import (
@@ -44,6 +44,7 @@ from services.console.i18n import (
     rupiah,
     translations,
 )
+from services.console.names import REJECTION_REASONS, ROLE_NAMES, STANDINGS
 from services.console.refusals import N_, by_field, translated
 from services.console.sessions import Session, Sessions
 from services.console.settings import ConsoleSettings
@@ -74,23 +75,6 @@ SECURITY_HEADERS = {
     "http: https:",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-}
-REJECTION_REASONS: dict[str, str] = {
-    "not_eligible_age": N_("Age outside the programme's limits"),
-    "occupation_not_in_catalogue": N_("Occupation not in the catalogue"),
-    "not_resident": N_("Not resident in the kelurahan"),
-    "duplicate_person": N_("Already registered as another worker"),
-    "already_covered": N_("Already covered by BPJS Ketenagakerjaan"),
-    "documents_incomplete": N_("Documents incomplete"),
-    "other": N_("Other (see the note)"),
-}
-ROLE_NAMES = {
-    "kelurahan_officer": N_("Kelurahan officer"),
-    "kecamatan_officer": N_("Kecamatan officer"),
-    "city_admin": N_("City administrator"),
-    "billing_officer": N_("Billing officer"),
-    "claims_officer": N_("Claims officer"),
-    "auditor": N_("Auditor"),
 }
 # What each benefit item is, in plain words (the amount is shown beside it).
 BENEFIT_ITEMS = {
@@ -179,13 +163,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         N_("Months"),
         N_("Coverage from"),
     ),
-}
-# A worker's standing on a day (shared.policy.membership), in words.
-STANDINGS = {
-    "ACTIVE": N_("active: the month is paid"),
-    "GRACE": N_("in the grace months"),
-    "INACTIVE": N_("inactive: unpaid past the grace months"),
-    "NOT_COVERED": N_("not covered on that day"),
 }
 COHORT_NAMES = {"regular": N_("regular"), "incidental": N_("incidental")}
 STATUS_NAMES = {
@@ -510,8 +487,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
         session = signed_in(session_id)
-        audit_sign_in = f"{settings.audit_url}/sign-in/provider"
-        return render("home.html.j2", session, session.language, audit_sign_in=audit_sign_in)
+        return render("home.html.j2", session, session.language)
+
+    app.include_router(audit_pages.router(render, signed_in, services, SESSION_COOKIE))
 
     # -- kelurahan officer: registration, workers, imports -----------------------------------
 

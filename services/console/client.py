@@ -11,7 +11,7 @@ import httpx
 
 from services.console.settings import ConsoleSettings
 
-Service = Literal["enrolment", "verification", "billing", "claims"]
+Service = Literal["enrolment", "verification", "billing", "claims", "audit"]
 # Bounds what the console reads from a service: a listing is paged well below this.
 MAX_ANSWER_BYTES = 8 * 2**20
 
@@ -67,6 +67,7 @@ class Services:
             "verification": settings.verification_url,
             "billing": settings.billing_url,
             "claims": settings.claims_url,
+            "audit": settings.audit_url,
         }
         self._http = httpx.AsyncClient(timeout=settings.service_timeout_seconds)
 

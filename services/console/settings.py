@@ -26,8 +26,8 @@ class ConsoleSettings(BaseSettings):
     audit_url: str = Field(
         default="http://127.0.0.1:8010",
         max_length=300,
-        description="Where browsers reach the auditor's pages (`berlian audit web`); the "
-        "auditor's home links to its sign-in through the same provider.",
+        description="Where the auditor's API answers (`berlian audit web`): the auditor's "
+        "pages are drawn from its answers.",
     )
     idle_timeout_seconds: int = Field(
         default=900, gt=0, le=28800, description="A session unused this long ends."

@@ -1,6 +1,6 @@
 """The Kubernetes manifests render, validate against their schemas, and follow the rules: the
 overlays describe everything the services need (the Kafka cluster, the database with its
-backups, scraping and alerting, the audit web page behind TLS), an operator applies them as
+backups, scraping and alerting, the console behind TLS), an operator applies them as
 they are."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.unit
 SERVICES = ("enrolment", "verification", "billing", "claims")
-# The services, the audit page and the officers' console (HTTP only).
+# The services, the audit application and the officers' console (HTTP only).
 DEPLOYMENTS = (*SERVICES, "audit-web", "console")
 FIXTURES = Path(__file__).parent / "fixtures"
 KINDS = {
@@ -222,22 +222,22 @@ def test_every_service_is_scraped_and_the_alert_rules_are_loaded(
     assert sum(len(g["rules"]) for g in rules["spec"]["groups"]) > 0
 
 
-def test_the_audit_web_page_is_served_over_tls_from_a_secret(
+def test_the_audit_application_is_reached_only_by_the_console_inside_the_cluster(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, objects = overlay
-    [ingress] = [i for i in of_kind(objects, "Ingress") if i["metadata"]["name"] == "audit-web"]
-    [tls] = ingress["spec"]["tls"]
-    assert tls["secretName"] == "berlian-audit-tls"
-    [rule] = ingress["spec"]["rules"]
-    assert rule["host"] in tls["hosts"]
-    [path] = rule["http"]["paths"]
-    backend = path["backend"]["service"]
-    [service] = [s for s in of_kind(objects, "Service") if s["metadata"]["name"] == backend["name"]]
-    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert "audit-web" not in {i["metadata"]["name"] for i in of_kind(objects, "Ingress")}
     [web] = [d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == "audit-web"]
     assert pod_spec(web)["containers"][0]["args"][:2] == ["audit", "web"]
+    [service] = [s for s in of_kind(objects, "Service") if s["metadata"]["name"] == "audit-web"]
     assert service["spec"]["selector"] == web["spec"]["selector"]["matchLabels"]
+    [policy] = [
+        p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "audit-web"
+    ]
+    [admitted] = policy["spec"]["ingress"]
+    assert admitted["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "console"}}}
+    ]
 
 
 def test_autoscaling_never_exceeds_the_partitions(
@@ -350,8 +350,7 @@ def test_the_console_is_served_over_tls_and_reaches_only_the_services_and_the_pr
     # Its sessions live in its process: one replica, never two side by side in a rollout.
     assert console["spec"]["replicas"] == 1
     assert console["spec"]["strategy"] == {"type": "Recreate"}
-    [audit] = [i for i in of_kind(objects, "Ingress") if i["metadata"]["name"] == "audit-web"]
-    assert env["BERLIAN_CONSOLE_AUDIT_URL"] == f"https://{audit['spec']['rules'][0]['host']}"
+    assert env["BERLIAN_CONSOLE_AUDIT_URL"] == "http://audit-web"  # the audit API, in-cluster
     [policy] = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "console"]
     reached = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert reached == {8000, 53, 443}  # no Kafka, no database

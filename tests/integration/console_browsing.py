@@ -52,19 +52,24 @@ async def serving(urls: dict[str, str], log: Path) -> AsyncIterator[str]:
     }
     process = await asyncio.to_thread(start_console, port, env, log)
     try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(120):
-                assert process.poll() is None, f"the console exited during start-up; see {log}"
-                try:
-                    if (await client.get(f"{base}/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.25)
+        await until_ready(process, base, log)
         yield base
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+async def until_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    """Until the process started at ``base`` answers ready (it must not exit meanwhile)."""
+    async with httpx.AsyncClient() as client:
+        for _ in range(240):
+            assert process.poll() is None, f"{process.args} exited during start-up; see {log}"
+            try:
+                if (await client.get(f"{base}/health/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.25)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def console() -> Iterator[TestClient]:
         verification_url=nowhere,
         billing_url=nowhere,
         claims_url=nowhere,
-        audit_url="https://audit.test",
+        audit_url=nowhere,
     )
     app = create_app(settings, AuthSettings(issuer=f"{nowhere}/realms/berlian"))
     with TestClient(app, base_url="https://console.test") as client:
@@ -141,12 +141,33 @@ def test_the_pages_speak_the_language_chosen(console: TestClient) -> None:
     assert "Keluar" not in home.text
 
 
-def test_the_auditor_lands_on_a_way_to_the_audit_pages(console: TestClient) -> None:
+def test_the_auditor_lands_on_the_audit_pages(console: TestClient) -> None:
     sessions: Sessions = console.app.state.sessions  # type: ignore[attr-defined]
     session_id = sessions.start(
         Principal("audit-1", "auditor", None), "t", time.time() + 600, "", "id"
     )
     home = console.get("/", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
-    assert 'href="https://audit.test/sign-in/provider"' in home.text
-    assert "Halaman auditor" in home.text
+    for page in ("/audit", "/audit/programme", "/audit/workers", "/audit/verification"):
+        assert f'href="{page}"' in home.text, page
+    assert "Program dalam angka" in home.text
     assert 'href="/arrears"' in home.text
+
+
+def test_the_audit_pages_are_the_auditors_and_say_when_the_audit_application_is_down(
+    console: TestClient,
+) -> None:
+    pages = ["/audit", "/audit/programme", "/audit/workers", "/audit/verification"]
+    pages.append("/audit/operations")
+    for role in ("kelurahan_officer", "billing_officer", "claims_officer"):
+        session_id, _ = signed_in(console, role)
+        for page in pages:
+            refused = console.get(page, headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
+            assert refused.status_code == 403, (role, page)
+            assert "Peran Anda tidak boleh memakai halaman ini" in refused.text
+    sessions: Sessions = console.app.state.sessions  # type: ignore[attr-defined]
+    session_id = sessions.start(
+        Principal("audit-1", "auditor", None), "t", time.time() + 600, "", "id"
+    )
+    down = console.get("/audit", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
+    assert down.status_code == 503
+    assert 'id="unavailable"' in down.text
