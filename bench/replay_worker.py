@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from contract.events.registry import CATALOGUE
 from services.catalog import projection_named
-from shared.events.registry import CATALOGUE
 from shared.projection.replay import Processes, Rebuild, rebuild_all
 from shared.settings import DatabaseSettings, KafkaSettings
 

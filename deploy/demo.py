@@ -17,6 +17,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from contract.policy import policy_book
 from deploy.keys_cli import sign_stream_heads
 from deploy.local import services
 from deploy.local.keycloak import LocalProvider
@@ -24,7 +25,6 @@ from services.catalog import migrate_all
 from services.enrolment.imports import COLUMNS
 from shared.audit.checkpoints import CheckpointSettings
 from shared.auth import Role
-from shared.policy import policy_book
 from shared.settings import DatabaseSettings
 
 # Wide enough for exact rupiah amounts side by side, also when the output is not a terminal.

@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from contract.events.registry import CATALOGUE
 from services.catalog import projection_named
 from shared.audit.checkpoints import CheckpointSettings
 from shared.audit.verify import verify_log, verify_topics
 from shared.db import service_dsn
 from shared.deadletters import DeadLetter, get_dead_letter, list_dead_letters
-from shared.events.registry import CATALOGUE
 from shared.projection.replay import History, Processes, rebuild_and_switch, rebuild_into
 from shared.projection.writer import ProjectionWriter, RedriveStep, SkipRefusedError
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings

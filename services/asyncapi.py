@@ -1,7 +1,7 @@
 """The AsyncAPI 3.0 document of Berlian's topics, generated from the code.
 
 What it describes comes from where it is decided: the event types, versions and owners from the
-registry (``shared.events.registry``), their schemas from the models (as a tolerant reader sees
+registry (``contract.events.registry``), their schemas from the models (as a tolerant reader sees
 them), the record headers from the relay (``shared.relay.outbox.record_headers``), who reads what
 from each service's projections (``services.catalog``), and the topics' partitions, replicas and
 settings from the Kubernetes configuration and ``shared.topics``. Every ``$ref`` points inside the
@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from contract.events.registry import EVENT_TYPES
+from contract.events.schemas import reader_schema
 from services.catalog import PROJECTIONS
 from shared.catalogue import EventType
 from shared.envelope import Envelope
-from shared.events.registry import EVENT_TYPES
-from shared.events.schemas import reader_schema
 from shared.settings import SERVICES
 from shared.topics import EVENT_TOPIC_CONFIG
 

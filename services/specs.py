@@ -1,7 +1,7 @@
 """The published interface documents, generated from the code and committed under docs/api/:
 an OpenAPI document per service's HTTP API and one for the audit application's, and one
 AsyncAPI document for the event topics (``services.asyncapi``; docs/api/asyncapi.json links to
-the copy the services serve, packaged as ``shared/events/asyncapi.json``).
+the copy the services serve, packaged as ``contract/events/asyncapi.json``).
 
 ``python -m services.specs`` rewrites them; a test fails when the committed ones differ.
 """

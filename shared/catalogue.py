@@ -2,7 +2,7 @@
 up to date on read.
 
 The platform reads events through a catalogue it is given (the contract builds its own, see
-``shared.events.registry``) and knows no event itself. Consumers always see the current version:
+``contract.events.registry``) and knows no event itself. Consumers always see the current version:
 older data is upcast step by step (v1 -> v2 -> ...) before validation.
 """
 

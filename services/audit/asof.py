@@ -16,9 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from contract.events.registry import CATALOGUE
 from services.catalog import projection_named
 from shared.business_calendar import business_day
-from shared.events.registry import CATALOGUE
 from shared.privileges import audit_scratch_schema
 from shared.projection.replay import History, rebuild_into
 from shared.settings import KafkaSettings

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
+from contract.policy.membership import Standing, standing_on
 from shared.business_calendar import business_day
-from shared.policy.membership import Standing, standing_on
 from shared.settings import SERVICES, KafkaSettings
 from shared.topic_reader import read_topics
 

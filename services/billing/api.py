@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.api import contract_router
+from contract.events.billing import InvoiceIssued
 from services.billing import queries
 from services.billing.budget import AllocateBudget
 from services.billing.queries import (
@@ -24,8 +26,6 @@ from services.billing.queries import (
 from services.billing.service import BillingService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.bounds import PersonName, Reference
-from shared.contract_api import contract_router
-from shared.events.billing import InvoiceIssued
 from shared.http import (
     MAX_RUPIAH,
     FiscalYear,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from contract.events.billing import BudgetAllocated
+from contract.policy import PolicyBook
 from shared.business_calendar import business_day
 from shared.decisions import Decided, Problem, Recorded, RefusedError
-from shared.events.billing import BudgetAllocated
-from shared.policy import PolicyBook
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from shared.decisions import Decided, Problem, Recorded, RefusedError
-from shared.events.billing import (
+from contract.events.billing import (
     CohortTotal,
     InvoiceIssued,
     PremiumCancelled,
     PremiumInvoiced,
     PremiumPaid,
 )
-from shared.events.types import Premium
+from contract.events.types import Premium
+from shared.decisions import Decided, Problem, Recorded, RefusedError
 
 
 @dataclass(frozen=True)

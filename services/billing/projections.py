@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events.billing import BudgetAllocated, PremiumCancelled, PremiumInvoiced, PremiumPaid
+from contract.events.billing import BudgetAllocated, PremiumCancelled, PremiumInvoiced, PremiumPaid
+from contract.readmodels.coverage import CoveragesProjection
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
-from shared.readmodels.coverage import CoveragesProjection
 
 ALLOCATIONS_TABLE = Migration(
     "allocations_v1",

@@ -8,8 +8,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from contract.policy.membership import Status, period_of, standing_on
 from services.billing.service import BillingService
-from shared.policy.membership import Status, period_of, standing_on
 from shared.projection.freshness import wait_until_caught_up
 
 

@@ -18,15 +18,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contract.events.enrolment import CoverageEnded, CoverageStarted
+from contract.events.types import Premium
+from contract.policy.membership import period_of, periods_between
+from contract.readmodels.coverage import CoveragesProjection
 from services.billing.invoicing import CancelLines, CoverageLine, RunBilling, month_bounds
 from services.billing.service import BillingService
 from shared.db import DbConnection
-from shared.events.enrolment import CoverageEnded, CoverageStarted
-from shared.events.types import Premium
 from shared.eventstore.reactions import Reacted, Reacting
-from shared.policy.membership import period_of, periods_between
 from shared.projection.decode import ConsumedEvent
-from shared.readmodels.coverage import CoveragesProjection
 
 
 @dataclass(frozen=True)

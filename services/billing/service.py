@@ -9,6 +9,9 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
+from contract.events.registry import CATALOGUE
+from contract.events.types import Premium
+from contract.policy import PolicyBook
 from services.billing.budget import AllocateBudget, BudgetRules
 from services.billing.invoicing import (
     CoverageLine,
@@ -21,12 +24,9 @@ from services.billing.invoicing import (
 )
 from services.billing.write_side import Invoices
 from shared.db import DbConnection
-from shared.events.registry import CATALOGUE
-from shared.events.types import Premium
 from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
-from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher

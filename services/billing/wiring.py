@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from contract.events.registry import CATALOGUE
+from contract.policy import policy_book
 from services.billing.api import create_app
 from services.billing.projections import AllocationsProjection, PremiumsProjection
 from services.billing.reactions import coverage_end_reactions
 from services.billing.service import SERVICE, BillingService
 from shared.auth import AuthSettings
-from shared.events.registry import CATALOGUE
-from shared.policy import policy_book
 from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings

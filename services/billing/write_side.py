@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contract.events.billing import InvoiceIssued, PremiumCancelled, PremiumInvoiced, PremiumPaid
 from shared.db import DbConnection
-from shared.events.billing import InvoiceIssued, PremiumCancelled, PremiumInvoiced, PremiumPaid
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Update, Upsert

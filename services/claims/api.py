@@ -11,6 +11,8 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.api import contract_router
+from contract.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from services.claims import queries
 from services.claims.benefits import Child
 from services.claims.domain import Claim
@@ -19,8 +21,6 @@ from services.claims.service import ClaimsService
 from shared.auth import AuthSettings, Principal, require_role
 from shared.bounds import MAX_CHILDREN, MAX_DOCUMENTS, PersonName, Reference
 from shared.business_calendar import business_day
-from shared.contract_api import contract_router
-from shared.events.claims import BenefitItem, ChildPersonal, ClaimantPersonal
 from shared.http import (
     MAX_RUPIAH,
     Idempotency,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from shared.policy import Policy
-from shared.policy.eligibility import age_on
+from contract.policy import Policy
+from contract.policy.eligibility import age_on
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,18 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
+from contract.events.claims import (
+    BenefitItem,
+    ClaimApproved,
+    ClaimFiled,
+    ClaimPaid,
+    ClaimRejected,
+    ClaimRejectionReason,
+    ClaimReopened,
+    ScholarshipInstalmentApproved,
+)
+from contract.policy import PolicyBook
+from contract.policy.membership import Status
 from services.claims.benefits import (
     Child,
     Item,
@@ -25,18 +37,6 @@ from services.claims.benefits import (
     total_permanent_disability,
 )
 from shared.decisions import Decided, Problem, Recorded, RefusedError
-from shared.events.claims import (
-    BenefitItem,
-    ClaimApproved,
-    ClaimFiled,
-    ClaimPaid,
-    ClaimRejected,
-    ClaimRejectionReason,
-    ClaimReopened,
-    ScholarshipInstalmentApproved,
-)
-from shared.policy import PolicyBook
-from shared.policy.membership import Status
 
 AccidentBenefit = Literal["medical", "temporary_incapacity", "total_permanent_disability"]
 

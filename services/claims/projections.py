@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events.billing import PremiumPaid
-from shared.events.claims import (
+from contract.events.billing import PremiumPaid
+from contract.events.claims import (
     ClaimApproved,
     ClaimFiled,
     ClaimPaid,
@@ -15,10 +15,10 @@ from shared.events.claims import (
     ClaimReopened,
     ScholarshipInstalmentApproved,
 )
+from contract.readmodels.coverage import CoveragesProjection
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
-from shared.readmodels.coverage import CoveragesProjection
 
 PAID_MONTHS_TABLE = Migration(
     "paid_months_v1",

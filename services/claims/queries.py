@@ -8,9 +8,9 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from contract.events.claims import BenefitItem, ClaimApproved, ScholarshipInstalmentApproved
+from contract.events.registry import parse
 from services.claims.service import ClaimsService, stream_of
-from shared.events.claims import BenefitItem, ClaimApproved, ScholarshipInstalmentApproved
-from shared.events.registry import parse
 
 
 class ClaimView(BaseModel):

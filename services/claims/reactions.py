@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from contract.events.billing import PremiumPaid
+from contract.events.enrolment import CoverageEnded, CoverageStarted
+from contract.readmodels.coverage import CoveragesProjection
 from services.claims.domain import REVISABLE, Reconsider
 from services.claims.projections import PaidMonthsProjection
 from services.claims.service import ClaimsService, stream_of
 from shared.db import DbConnection
-from shared.events.billing import PremiumPaid
-from shared.events.enrolment import CoverageEnded, CoverageStarted
 from shared.eventstore.reactions import Reacted, Reacting
 from shared.projection.decode import ConsumedEvent
-from shared.readmodels.coverage import CoveragesProjection
 
 
 async def claims_to_reconsider(

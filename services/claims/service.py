@@ -14,6 +14,16 @@ from typing import Any
 
 import asyncpg
 
+from contract.events.claims import (
+    ChildPersonal,
+    ChildrenPersonal,
+    ClaimantPersonal,
+    ClaimDocuments,
+    ClaimFiled,
+)
+from contract.events.registry import CATALOGUE, parse
+from contract.policy import PolicyBook
+from contract.policy.membership import standing_on
 from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
@@ -36,20 +46,10 @@ from services.claims.write_side import ClaimRegistry
 from shared.business_calendar import business_day
 from shared.db import DbConnection
 from shared.decisions import Recorded, RefusedError
-from shared.events.claims import (
-    ChildPersonal,
-    ChildrenPersonal,
-    ClaimantPersonal,
-    ClaimDocuments,
-    ClaimFiled,
-)
-from shared.events.registry import CATALOGUE, parse
 from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.keystore import KeyStore
-from shared.policy import PolicyBook
-from shared.policy.membership import standing_on
 from shared.projection.freshness import wait_until_caught_up
 from shared.sealing import open_sealed, seal
 from shared.settings import KafkaSettings

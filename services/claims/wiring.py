@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from contract.events.registry import CATALOGUE
+from contract.policy import policy_book
 from services.claims.api import create_app
 from services.claims.projections import ClaimsProjection
 from services.claims.reactions import coverage_reactions, payment_reactions
 from services.claims.service import SERVICE, ClaimsService
 from shared.auth import AuthSettings
-from shared.events.registry import CATALOGUE
 from shared.keystore import PostgresKeyStore
-from shared.policy import policy_book
 from shared.projection.writer import Projection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings

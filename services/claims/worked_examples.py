@@ -10,9 +10,9 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from contract.policy import policy_book
 from services.claims.benefits import Child, rupiah
 from services.claims.domain import Approved, Claim, Death, Decision, Facts, decide_claim
-from shared.policy import policy_book
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "benefits.md"
 START, END = "<!-- worked-examples:start -->", "<!-- worked-examples:end -->"

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.db import DbConnection
-from shared.events.claims import (
+from contract.events.claims import (
     ClaimApproved,
     ClaimFiled,
     ClaimPaid,
     ClaimRejected,
     ClaimReopened,
 )
+from shared.db import DbConnection
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert

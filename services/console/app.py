@@ -28,6 +28,8 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contract.events.verification import RejectionReason
+from contract.policy import policy_book
 from services.console import audit_pages, exports, imports
 from services.console.claim_form import CHILD_ROWS, FIELD_OF, claim_request, typed_values
 from services.console.client import Answer, Service, ServiceDownError, Services
@@ -57,10 +59,8 @@ from shared.auth import (
     service_audience,
     verifier_for,
 )
-from shared.events.verification import RejectionReason
 from shared.http import install_request_limits
 from shared.oidc_login import ProviderEndpoints
-from shared.policy import policy_book
 from shared.telemetry import COMMANDS
 
 SESSION_COOKIE = "berlian_console_session"

@@ -22,7 +22,7 @@ ROLE_NAMES = {
     "claims_officer": N_("Claims officer"),
     "auditor": N_("Auditor"),
 }
-# A worker's standing on a day (shared.policy.membership), in words.
+# A worker's standing on a day (contract.policy.membership), in words.
 STANDINGS = {
     "ACTIVE": N_("active: the month is paid"),
     "GRACE": N_("in the grace months"),

@@ -13,6 +13,10 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.api import contract_router
+from contract.events.enrolment import Heir, RegistrationSource, WorkerPersonal
+from contract.events.types import KelurahanCode
+from contract.policy.freetext import CLEAR_TEXT
 from services.enrolment import queries
 from services.enrolment.domain import EndCoverage
 from services.enrolment.import_jobs import Importer, Job, job_in_scope, receive, report_csv
@@ -28,9 +32,6 @@ from services.enrolment.service import (
 )
 from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.bounds import MAX_HEIRS, Address, Code, Nik, Note, PersonName, Phone, Reason
-from shared.contract_api import contract_router
-from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
-from shared.events.types import KelurahanCode
 from shared.eventstore.handler import Handled
 from shared.http import (
     PROBLEM_RESPONSES,
@@ -43,7 +44,6 @@ from shared.http import (
     service_app,
     service_router,
 )
-from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope
 
 

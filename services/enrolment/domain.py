@@ -14,19 +14,19 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from services.enrolment.rules import check_kelurahan, check_nik, check_occupation
-from shared.business_calendar import business_day
-from shared.decisions import Decided, Problem, Recorded, RefusedError
-from shared.events.enrolment import (
+from contract.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
     RegistrationSource,
     WorkerDetailsCorrected,
     WorkerRegistered,
 )
-from shared.events.types import Premium
-from shared.policy import PolicyBook
-from shared.policy.eligibility import check_age, coverage_age_limit_end
+from contract.events.types import Premium
+from contract.policy import PolicyBook
+from contract.policy.eligibility import check_age, coverage_age_limit_end
+from services.enrolment.rules import check_kelurahan, check_nik, check_occupation
+from shared.business_calendar import business_day
+from shared.decisions import Decided, Problem, Recorded, RefusedError
 from shared.sealing import SealedPersonal
 
 T = TypeVar("T")

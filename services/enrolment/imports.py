@@ -31,10 +31,10 @@ from typing import IO
 from openpyxl import load_workbook
 from pydantic import ValidationError
 
+from contract.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.bounds import ADDRESS_CHARS
 from shared.decisions import RefusedError
-from shared.events.enrolment import Heir, RegistrationSource, WorkerPersonal
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
 from shared.scope import AreaScope

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events.enrolment import (
+from contract.events.enrolment import (
     CoverageEnded,
     CoverageStarted,
     WorkerDetailsCorrected,
     WorkerRegistered,
 )
+from contract.readmodels.coverage import CoveragesProjection
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import RowChange, Update, Upsert
 from shared.projection.decode import ConsumedEvent
-from shared.readmodels.coverage import CoveragesProjection
 
 WORKERS_TABLE = Migration(
     "workers_v1",

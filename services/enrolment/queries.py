@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from contract.events.enrolment import WorkerPersonal
 from services.enrolment.service import EnrolmentService
-from shared.events.enrolment import WorkerPersonal
 from shared.scope import PROFILE_FIELDS, AreaScope
 from shared.sealing import SealedPersonal, open_sealed
 

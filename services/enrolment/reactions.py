@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contract.events.claims import ClaimApproved
+from contract.events.verification import Verified
 from services.enrolment.domain import EndCoverage, StartCoverage
 from services.enrolment.service import EnrolmentService, stream_of
 from shared.db import DbConnection
-from shared.events.claims import ClaimApproved
-from shared.events.verification import Verified
 from shared.eventstore.reactions import Reacted, Reacting
 from shared.projection.decode import ConsumedEvent
 

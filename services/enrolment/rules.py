@@ -10,8 +10,8 @@ import calendar
 from dataclasses import dataclass
 from datetime import date
 
+from contract.policy import Policy, PolicyBook
 from shared.decisions import Problem
-from shared.policy import Policy, PolicyBook
 
 NIK_LENGTH = 16
 WOMEN_DAY_OFFSET = 40

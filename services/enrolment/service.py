@@ -15,17 +15,17 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
+from contract.events.enrolment import RegistrationSource, WorkerPersonal
+from contract.events.registry import CATALOGUE
+from contract.policy import PolicyBook
 from services.enrolment.domain import Command, CorrectDetails, RegisterWorker, Worker, WorkerRules
 from services.enrolment.rules import membership_number
 from services.enrolment.write_side import NikIndex, nik_digest
 from shared.db import DbConnection
-from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore
 from shared.eventstore.handler import BatchItem, CommandHandler, Handled
 from shared.eventstore.store import AppendResult, CommandContext
 from shared.keystore import KeyStore
-from shared.policy import PolicyBook
 from shared.scope import AreaScope
 from shared.sealing import key_id_for, new_data_key, open_sealed, seal
 

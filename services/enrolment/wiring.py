@@ -6,6 +6,9 @@ import asyncpg
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from contract.events.registry import CATALOGUE
+from contract.policy import policy_book
+from contract.readmodels.coverage import CoveragesProjection
 from services.enrolment.api import create_app
 from services.enrolment.expiry import expiry_job
 from services.enrolment.import_jobs import ImportJobs
@@ -14,12 +17,9 @@ from services.enrolment.reactions import coverage_reactions
 from services.enrolment.service import SERVICE, EnrolmentService
 from shared.auth import AuthSettings
 from shared.business_calendar import business_day
-from shared.events.registry import CATALOGUE
 from shared.keystore import PostgresKeyStore
 from shared.kms import nik_digest_key
-from shared.policy import policy_book
 from shared.projection.writer import Projection
-from shared.readmodels.coverage import CoveragesProjection
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, GuardedSettings, KafkaSettings
 

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contract.events.enrolment import WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
 from shared.db import DbConnection
-from shared.events.enrolment import WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
 from shared.keystore import KeyStore

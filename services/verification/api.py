@@ -12,15 +12,16 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.api import contract_router
+from contract.events.verification import Level, RejectionReason
+from contract.policy.freetext import CLEAR_TEXT
 from services.verification import queries
 from services.verification.domain import Designate, Reject, Verify
 from services.verification.queries import CaseView, DesignationCounters, Designations, Worklist
 from services.verification.service import UnknownWorkerError, VerificationService
 from shared.auth import AuthSettings, Principal, Role, require_role
 from shared.bounds import Note, Reference
-from shared.contract_api import contract_router
 from shared.decisions import RefusedError
-from shared.events.verification import Level, RejectionReason
 from shared.eventstore.handler import Handled
 from shared.eventstore.store import CommandContext
 from shared.http import (
@@ -33,7 +34,6 @@ from shared.http import (
     service_router,
 )
 from shared.logs import correlation_id
-from shared.policy.freetext import CLEAR_TEXT
 from shared.scope import AreaScope, OutsideAreaError
 
 # A bulk designation's list, bounded so that its one transaction stays short.

@@ -14,11 +14,11 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
+from contract.events.verification import Level, RejectionReason, VerificationRejected, Verified
+from contract.policy import PolicyBook
+from contract.policy.eligibility import check_age
 from shared.business_calendar import business_day
 from shared.decisions import Decided, Problem, Recorded, RefusedError
-from shared.events.verification import Level, RejectionReason, VerificationRejected, Verified
-from shared.policy import PolicyBook
-from shared.policy.eligibility import check_age
 
 LEVELS: tuple[Level, ...] = ("kelurahan", "kecamatan", "city")
 Stage = Literal["kelurahan", "kecamatan", "city", "designated", "rejected"]

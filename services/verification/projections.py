@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events.billing import BudgetAllocated
-from shared.events.enrolment import CoverageEnded, WorkerDetailsCorrected, WorkerRegistered
-from shared.events.verification import VerificationRejected, Verified
+from contract.events.billing import BudgetAllocated
+from contract.events.enrolment import CoverageEnded, WorkerDetailsCorrected, WorkerRegistered
+from contract.events.verification import VerificationRejected, Verified
 from shared.eventstore.migrations import Migration
 from shared.projection.changes import Increment, RowChange, Upsert
 from shared.projection.decode import ConsumedEvent

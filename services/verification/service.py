@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from contract.events.registry import CATALOGUE
+from contract.policy import PolicyBook
 from services.verification.domain import (
     CaseRules,
     CohortStanding,
@@ -23,11 +25,9 @@ from services.verification.domain import (
 )
 from services.verification.write_side import DesignationCounts
 from shared.db import DbConnection
-from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore
 from shared.eventstore.handler import BatchItem, CommandHandler, Handled, Respond
 from shared.eventstore.store import CommandContext, IdempotencyKeyReusedError
-from shared.policy import PolicyBook
 from shared.projection.freshness import wait_until_caught_up
 from shared.scope import AreaScope, OutsideAreaError
 from shared.settings import KafkaSettings

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from contract.events.registry import CATALOGUE
+from contract.policy import policy_book
 from services.verification.api import create_app
 from services.verification.projections import PROJECTIONS
 from services.verification.service import SERVICE, VerificationService
 from shared.auth import AuthSettings
-from shared.events.registry import CATALOGUE
-from shared.policy import policy_book
 from shared.runtime import ServiceProcess, assemble, connect
 from shared.settings import DatabaseSettings, KafkaSettings
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contract.events.verification import Verified
+from contract.policy import PolicyBook
 from services.verification.domain import designation_cost
 from shared.db import DbConnection
-from shared.events.verification import Verified
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
-from shared.policy import PolicyBook
 from shared.projection.changes import Increment, RowChange
 
 WRITE_MODEL = (

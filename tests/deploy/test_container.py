@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 DEV_LOCK = ROOT / "requirements.lock"
-FIRST_PARTY = {"shared", "services", "deploy"}
+FIRST_PARTY = {"shared", "contract", "services", "deploy"}
 # The checkout's own packages that commands run only from a checkout import (`berlian bench`).
 CHECKOUT_ONLY = {"bench", "tests"}
 # Used by the test suite only (offline validation of the manifests; the generator of the

@@ -21,12 +21,12 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from contract.events.registry import CATALOGUE
 from deploy import kafka_acls
 from deploy.demo import DemoSize
 from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import PROJECTIONS, migrate_all
 from shared.db import service_dsn
-from shared.events.registry import CATALOGUE
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import rebuild_into, rows_differing
 from shared.settings import DatabaseSettings, KafkaSettings

@@ -10,10 +10,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from contract.events.billing import PremiumPaid
+from contract.events.enrolment import CoverageEnded, CoverageStarted
+from contract.events.types import Premium
 from shared.db import service_dsn
-from shared.events.billing import PremiumPaid
-from shared.events.enrolment import CoverageEnded, CoverageStarted
-from shared.events.types import Premium
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.kafka_clients import producer_options

@@ -20,15 +20,15 @@ from typing import Any
 import asyncpg
 import httpx
 
+from contract.events.billing import BudgetAllocated
+from contract.events.enrolment import WorkerRegisteredV1
+from contract.policy import policy_book
 from services.claims import api as claims_api
 from services.claims.service import ClaimsService
 from services.enrolment.imports import COLUMNS
 from shared.auth import AuthSettings, Role
 from shared.db import service_dsn
-from shared.events.billing import BudgetAllocated
-from shared.events.enrolment import WorkerRegisteredV1
 from shared.keystore import PostgresKeyStore
-from shared.policy import policy_book
 from shared.sealing import SealedPersonal
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing

@@ -13,19 +13,19 @@ from datetime import UTC, date, datetime
 import asyncpg
 import pytest
 
+from contract.events.enrolment import RegistrationSource, WorkerPersonal
+from contract.events.registry import CATALOGUE
+from contract.policy import policy_book
 from services.billing.budget import AllocateBudget, BudgetRules
 from services.catalog import WRITE_MODELS
 from services.enrolment.imports import COLUMNS, BatchDigest, CsvReader, RowResult, register_rows
 from services.enrolment.service import DuplicateNikError, EnrolmentService, Registration
 from shared.decisions import RefusedError
-from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.registry import CATALOGUE
 from shared.eventstore import ConcurrencyError, EventStore, NewEvent
 from shared.eventstore.handler import BatchItem, CommandHandler
 from shared.eventstore.migrations import migrate
 from shared.eventstore.store import CommandAppend, CommandContext, StreamEvents
 from shared.keystore import PostgresKeyStore
-from shared.policy import policy_book
 from shared.scope import AreaScope
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration.sandbox import ServiceSandbox, eventually, make_sandbox

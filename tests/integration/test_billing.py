@@ -12,11 +12,11 @@ import asyncpg
 import httpx
 import pytest
 
+from contract.events.registry import CATALOGUE
 from services.billing import wiring as billing_wiring
 from services.billing.projections import PremiumsProjection
 from shared.auth import AuthSettings
 from shared.db import service_dsn
-from shared.events.registry import CATALOGUE
 from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from contract.events.registry import CATALOGUE
 from deploy.local import kafka_broker
 from deploy.local.stack import Endpoints
-from shared.events.registry import CATALOGUE
 from shared.eventstore.store import EventStore
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay

@@ -19,6 +19,10 @@ import httpx
 import orjson
 import pytest
 
+from contract.events.claims import BenefitItem, ClaimApproved
+from contract.events.registry import CATALOGUE
+from contract.events.verification import Verified
+from contract.policy import CohortRule, policy_book
 from services.enrolment import wiring as enrolment_wiring
 from services.enrolment.expiry import end_expired_coverages
 from services.enrolment.import_jobs import ImportJobs
@@ -30,12 +34,8 @@ from services.verification.projections import PROJECTIONS as VERIFICATION_PROJEC
 from services.verification.service import VerificationService
 from shared.auth import AuthSettings
 from shared.db import service_dsn
-from shared.events.claims import BenefitItem, ClaimApproved
-from shared.events.registry import CATALOGUE
-from shared.events.verification import Verified
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
-from shared.policy import CohortRule, policy_book
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import rebuild_into, rows_differing
 from shared.projection.runner import ProjectionRunner

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from contract.events.enrolment import Heir, WorkerPersonal
 from shared.audit.verify import verify_topics
-from shared.events.enrolment import Heir, WorkerPersonal
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.keystore import PostgresKeyStore, migrate_keystore

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from contract.events.enrolment import CoverageStarted, WorkerPersonal, WorkerRegistered
+from contract.events.types import Premium
 from examples.coverage_register import Tally, consume, open_register
-from shared.events.enrolment import CoverageStarted, WorkerPersonal, WorkerRegistered
-from shared.events.types import Premium
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.sealing import seal

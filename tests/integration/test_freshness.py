@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events.registry import CATALOGUE
+from contract.events.registry import CATALOGUE
 from shared.projection.freshness import ProjectionBehindError, wait_until_caught_up
 from shared.projection.runner import ProjectionRunner
 from tests.integration.sandbox import ServiceSandbox

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.events.enrolment import Heir, WorkerPersonal
+from contract.events.enrolment import Heir, WorkerPersonal
 from shared.eventstore.migrations import migrate
 from shared.keystore import (
     MIGRATIONS,

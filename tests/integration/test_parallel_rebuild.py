@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events.registry import CATALOGUE
+from contract.events.registry import CATALOGUE
 from shared.projection.replay import Processes, rebuild_into, table_digest
 from shared.settings import DatabaseSettings
 from shared.topic_reader import partitions_of

@@ -13,18 +13,18 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
+from contract.events.enrolment import RegistrationSource, WorkerPersonal
+from contract.events.registry import CATALOGUE
+from contract.policy import policy_book
 from deploy.cli import app
 from services.enrolment.projections import WorkersProjection
 from services.enrolment.service import EnrolmentService, Registration
 from shared.db import service_dsn
-from shared.events.enrolment import RegistrationSource, WorkerPersonal
-from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.kafka_clients import producer_options
 from shared.keystore import PostgresKeyStore
 from shared.kms import LocalKeyring, new_keyring_json
-from shared.policy import policy_book
 from shared.projection.runner import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.sealing import seal

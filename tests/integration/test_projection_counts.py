@@ -8,8 +8,8 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
+from contract.events.registry import CATALOGUE
 from services.billing.projections import AllocationsProjection
-from shared.events.registry import CATALOGUE
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.replay import empty_schema
 from shared.projection.writer import ProjectionWriter

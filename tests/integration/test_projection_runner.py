@@ -10,8 +10,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from contract.events.registry import CATALOGUE
 from shared.deadletters import list_dead_letters, publish_dead_letters
-from shared.events.registry import CATALOGUE
 from shared.hashing import compute_hash
 from shared.projection import runner as runner_module
 from shared.projection import writer as writer_module

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events.registry import CATALOGUE
+from contract.events.registry import CATALOGUE
 from shared.projection.replay import History, rebuild_and_switch, rebuild_into, table_digest
 from shared.projection.runner import ProjectionRunner
 from tests.integration.sandbox import ServiceSandbox

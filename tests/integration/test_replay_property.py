@@ -17,8 +17,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.events.registry import CATALOGUE
 from services.billing.projections import AllocationsProjection
-from shared.events.registry import CATALOGUE
 from shared.eventstore.migrations import PLATFORM, migrate
 from shared.projection.replay import empty_schema, rows_differing
 from shared.projection.writer import ProjectionWriter

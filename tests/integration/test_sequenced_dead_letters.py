@@ -17,8 +17,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
+from contract.events.registry import CATALOGUE
 from shared.deadletters import DeadLetter, list_dead_letters, parked_figures
-from shared.events.registry import CATALOGUE
 from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.migrations import Migration, migrate
 from shared.eventstore.store import CommandContext

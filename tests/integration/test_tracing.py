@@ -18,11 +18,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from contract.events.registry import CATALOGUE
 from services.billing import wiring as billing_wiring
 from services.enrolment import wiring as enrolment_wiring
 from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
-from shared.events.registry import CATALOGUE
 from shared.logs import CORRELATION_HEADER
 from shared.projection.freshness import wait_until_caught_up
 from shared.projection.replay import rebuild_into

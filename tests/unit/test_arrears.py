@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.policy.membership import periods_between, standing_on
+from contract.policy.membership import periods_between, standing_on
 
 pytestmark = pytest.mark.unit
 YEAR = [(date(2024, 1, 1), date(2024, 12, 31))]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
+from contract.events.registry import EVENT_TYPES
 from services.asyncapi import asyncapi_document, message_id
-from shared.events.registry import EVENT_TYPES
 from shared.relay.outbox import record_headers
 from shared.settings import SERVICES
 from tests.unit.chains import sealed_chain

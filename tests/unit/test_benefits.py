@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.policy import policy_book
 from services.claims.benefits import (
     Child,
     jkk_death,
@@ -17,7 +18,6 @@ from services.claims.benefits import (
     temporary_incapacity,
     total_permanent_disability,
 )
-from shared.policy import policy_book
 
 pytestmark = pytest.mark.unit
 POLICY = policy_book().in_force(date(2024, 6, 1))

@@ -7,6 +7,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from contract.events.billing import (
+    BudgetAllocated,
+    InvoiceIssued,
+    PremiumCancelled,
+    PremiumInvoiced,
+    PremiumPaid,
+)
+from contract.events.types import Premium
+from contract.policy import policy_book
 from services.billing.budget import AllocateBudget, BudgetRules
 from services.billing.invoicing import (
     CancelLines,
@@ -19,15 +28,6 @@ from services.billing.invoicing import (
     premiums_stream,
 )
 from shared.decisions import Recorded, RefusedError
-from shared.events.billing import (
-    BudgetAllocated,
-    InvoiceIssued,
-    PremiumCancelled,
-    PremiumInvoiced,
-    PremiumPaid,
-)
-from shared.events.types import Premium
-from shared.policy import policy_book
 
 pytestmark = pytest.mark.unit
 AT = datetime(2025, 2, 1, 3, 0, tzinfo=UTC)

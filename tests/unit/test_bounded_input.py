@@ -16,6 +16,10 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ValidationError
 
+from contract.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
+from contract.events.enrolment import Heir, WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
+from contract.events.schemas import generated_schemas
+from contract.policy import policy_book
 from services.claims.benefits import Child
 from services.claims.domain import Approved, Claim, Death, Facts, decide_claim
 from services.enrolment.imports import (
@@ -39,12 +43,8 @@ from shared.bounds import (
     REFERENCE_CHARS,
     SEALED_CHARS,
 )
-from shared.events.claims import ChildPersonal, ChildrenPersonal, ClaimantPersonal, ClaimFiled
-from shared.events.enrolment import Heir, WorkerDetailsCorrected, WorkerPersonal, WorkerRegistered
-from shared.events.schemas import generated_schemas
 from shared.eventstore.store import EnvelopeTooLargeError
 from shared.http import service_app
-from shared.policy import policy_book
 from shared.sealing import seal
 from shared.settings import KafkaSettings
 

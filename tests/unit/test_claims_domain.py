@@ -7,6 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contract.events.claims import ClaimApproved, ClaimFiled, ClaimRejected, ClaimRejectionReason
+from contract.policy import policy_book
+from contract.policy.membership import standing_on
 from services.claims.benefits import Child
 from services.claims.domain import (
     Approved,
@@ -28,9 +31,6 @@ from services.claims.domain import (
     malformed,
 )
 from shared.decisions import Recorded, RefusedError
-from shared.events.claims import ClaimApproved, ClaimFiled, ClaimRejected, ClaimRejectionReason
-from shared.policy import policy_book
-from shared.policy.membership import standing_on
 from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit

@@ -37,7 +37,7 @@ GUARDED = {
 
 
 def client_calls() -> Iterator[tuple[str, int, ast.Call, str]]:
-    for folder in ("shared", "services", "deploy", "bench"):
+    for folder in ("shared", "contract", "services", "deploy", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Call):

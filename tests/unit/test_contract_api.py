@@ -8,12 +8,12 @@ from typing import cast
 import httpx
 import pytest
 
+from contract.events.registry import EVENT_TYPES
+from contract.events.schemas import generated_schemas
 from services.asyncapi import asyncapi_document
 from services.claims.api import create_app
 from services.claims.service import ClaimsService
 from shared.auth import AuthSettings
-from shared.events.registry import EVENT_TYPES
-from shared.events.schemas import generated_schemas
 
 pytestmark = pytest.mark.unit
 

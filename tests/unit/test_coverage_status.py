@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.policy.membership import period_of
 from services.audit.history import CoverageTrail
-from shared.policy.membership import period_of
 
 pytestmark = pytest.mark.unit
 FIRST = date(2022, 8, 1)

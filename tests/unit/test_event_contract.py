@@ -12,17 +12,17 @@ import orjson
 import pytest
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared.catalogue import InvalidEventError, UnknownEventError
-from shared.events.enrolment import CoverageStarted, WorkerRegistered
-from shared.events.registry import CATALOGUE, parse
-from shared.events.schemas import (
+from contract.events.enrolment import CoverageStarted, WorkerRegistered
+from contract.events.registry import CATALOGUE, parse
+from contract.events.schemas import (
     breaking_changes,
     committed_schemas,
     generated_schemas,
     reader_schema,
     render,
 )
-from shared.events.types import Contract
+from contract.events.types import Contract
+from shared.catalogue import InvalidEventError, UnknownEventError
 from shared.hashing import compute_hash
 from shared.projection.decode import StreamPosition, UnprocessableRecordError, decode
 from tests.unit.chains import sealed_chain
@@ -35,10 +35,10 @@ def test_committed_schemas_are_what_the_code_generates() -> None:
     committed = committed_schemas()
     generated = generated_schemas()
 
-    assert set(committed) == set(generated), "run: python -m shared.events.schemas"
+    assert set(committed) == set(generated), "run: python -m contract.events.schemas"
     for name, schema in generated.items():
         assert render(committed[name]) == render(schema), (
-            f"{name} differs from the code: run python -m shared.events.schemas"
+            f"{name} differs from the code: run python -m contract.events.schemas"
         )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from contract.policy.freetext import without_personal_numbers
 from services.enrolment.api import CorrectionRequest, WithdrawalRequest
 from services.verification.api import RejectRequest
-from shared.policy.freetext import without_personal_numbers
 
 pytestmark = pytest.mark.unit
 

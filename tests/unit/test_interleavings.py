@@ -25,6 +25,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from contract.events.billing import PremiumInvoiced, PremiumPaid
+from contract.events.claims import ClaimApproved, ClaimFiled
+from contract.events.enrolment import CoverageEnded, CoverageStarted, RegistrationSource
+from contract.events.types import Premium
+from contract.policy import policy_book
+from contract.policy.membership import period_of, periods_between, standing_on
 from services.billing.invoicing import (
     CancelLines,
     CoverageLine,
@@ -51,12 +57,6 @@ from services.enrolment.domain import (
     WorkerRules,
 )
 from shared.decisions import Decided, Recorded, RefusedError
-from shared.events.billing import PremiumInvoiced, PremiumPaid
-from shared.events.claims import ClaimApproved, ClaimFiled
-from shared.events.enrolment import CoverageEnded, CoverageStarted, RegistrationSource
-from shared.events.types import Premium
-from shared.policy import policy_book
-from shared.policy.membership import period_of, periods_between, standing_on
 from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit

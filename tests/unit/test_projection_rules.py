@@ -9,6 +9,25 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import BaseModel
 
+from contract.events.billing import (
+    BudgetAllocated,
+    CohortTotal,
+    InvoiceIssued,
+    PremiumInvoiced,
+    PremiumPaid,
+)
+from contract.events.claims import ClaimApproved, ClaimFiled, ClaimPaid, ClaimRejected
+from contract.events.enrolment import (
+    CoverageEnded,
+    CoverageStarted,
+    RegistrationSource,
+    WorkerDetailsCorrected,
+    WorkerRegistered,
+)
+from contract.events.types import Premium
+from contract.events.verification import VerificationRejected, Verified
+from contract.policy import policy_book
+from contract.readmodels.coverage import CoveragesProjection
 from services.billing.projections import AllocationsProjection, PremiumsProjection
 from services.billing.write_side import Invoices
 from services.claims.projections import ClaimsProjection, PaidMonthsProjection
@@ -18,28 +37,9 @@ from services.enrolment.write_side import nik_entry
 from services.verification.projections import BudgetsProjection, CasesProjection
 from services.verification.write_side import DesignationCounts
 from shared.envelope import Envelope
-from shared.events.billing import (
-    BudgetAllocated,
-    CohortTotal,
-    InvoiceIssued,
-    PremiumInvoiced,
-    PremiumPaid,
-)
-from shared.events.claims import ClaimApproved, ClaimFiled, ClaimPaid, ClaimRejected
-from shared.events.enrolment import (
-    CoverageEnded,
-    CoverageStarted,
-    RegistrationSource,
-    WorkerDetailsCorrected,
-    WorkerRegistered,
-)
-from shared.events.types import Premium
-from shared.events.verification import VerificationRejected, Verified
 from shared.eventstore.inline import Appended
-from shared.policy import policy_book
 from shared.projection.changes import Increment, Update, Upsert
 from shared.projection.decode import ConsumedEvent
-from shared.readmodels.coverage import CoveragesProjection
 from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit

@@ -31,7 +31,7 @@ SECRET_NAMES = re.compile(r"(secret|password|_key|database_url|issuer)$")
 
 
 def _all_settings() -> list[type[BaseSettings]]:
-    for package in ("shared", "services", "deploy"):
+    for package in ("shared", "contract", "services", "deploy"):
         for module in pkgutil.walk_packages([str(REPO_ROOT / package)], f"{package}."):
             importlib.import_module(module.name)
     found, todo = [], list(BaseSettings.__subclasses__())
@@ -39,7 +39,11 @@ def _all_settings() -> list[type[BaseSettings]]:
         kind = todo.pop()
         found.append(kind)
         todo += kind.__subclasses__()
-    return [k for k in found if k.__module__.split(".")[0] in ("shared", "services", "deploy")]
+    return [
+        k
+        for k in found
+        if k.__module__.split(".")[0] in ("shared", "contract", "services", "deploy")
+    ]
 
 
 def test_no_settings_class_has_a_usable_secret_default() -> None:

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contract.events.verification import VerificationRejected, Verified
+from contract.policy import policy_book
 from services.verification.domain import (
     Case,
     CohortStanding,
@@ -19,8 +21,6 @@ from services.verification.domain import (
     evolve,
 )
 from shared.decisions import Recorded, RefusedError
-from shared.events.verification import VerificationRejected, Verified
-from shared.policy import policy_book
 
 pytestmark = pytest.mark.unit
 BOOK = policy_book()

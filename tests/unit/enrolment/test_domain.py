@@ -7,6 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from contract.events.enrolment import (
+    CoverageEnded,
+    CoverageStarted,
+    RegistrationSource,
+    WorkerRegistered,
+)
+from contract.policy import policy_book
 from services.enrolment.domain import (
     Command,
     CorrectDetails,
@@ -19,13 +26,6 @@ from services.enrolment.domain import (
     evolve,
 )
 from shared.decisions import RefusedError
-from shared.events.enrolment import (
-    CoverageEnded,
-    CoverageStarted,
-    RegistrationSource,
-    WorkerRegistered,
-)
-from shared.policy import policy_book
 from shared.sealing import SealedPersonal
 
 pytestmark = pytest.mark.unit

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.policy import policy_book
+from contract.policy.eligibility import age_on, check_age, coverage_age_limit_end
 from services.enrolment.rules import (
     check_kelurahan,
     check_nik,
     check_occupation,
     membership_number,
 )
-from shared.policy import policy_book
-from shared.policy.eligibility import age_on, check_age, coverage_age_limit_end
 
 pytestmark = pytest.mark.unit
 BOOK = policy_book()

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from pydantic import Field
 
+from contract.events.types import Cohort, Contract, FiscalYear, Period, Premium, Rupiah
 from shared.bounds import PersonName, Reference
-from shared.events.types import Cohort, Contract, FiscalYear, Period, Premium, Rupiah
 
 
 class BudgetAllocated(Contract):

@@ -4,7 +4,7 @@ A note or a reason is recorded in clear on a topic, where erasing a person (dest
 key) cannot reach it. Text that holds a NIK-like number (16 digits, possibly grouped by spaces,
 dots or dashes, in any script's digits) is refused, naming the field; text that is personal by
 nature (a claim's document titles, "Akta Kematian a.n. ...") is sealed under the worker's key
-instead (see ``shared.events.claims.ClaimDocuments``).
+instead (see ``contract.events.claims.ClaimDocuments``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 of the envelope and of each event type and version, and the AsyncAPI document of the topics.
 
 A consumer fetches what the running system publishes, not a copy it was once given. The files
-served are the committed ones packaged with the code (``shared/events/schemas/``,
-``shared/events/asyncapi.json``), which the unit tests keep equal to what the code generates.
+served are the committed ones packaged with the code (``contract/events/schemas/``,
+``contract/events/asyncapi.json``), which the unit tests keep equal to what the code generates.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from shared.events.registry import EVENT_TYPES
-from shared.events.schemas import SCHEMA_DIR, committed_schemas
+from contract.events.registry import EVENT_TYPES
+from contract.events.schemas import SCHEMA_DIR, committed_schemas
 
 ASYNCAPI_FILE = Path(__file__).resolve().parent / "events" / "asyncapi.json"
 SCHEMA_MEDIA_TYPE = "application/schema+json"

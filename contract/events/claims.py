@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from contract.events.types import Contract, Rupiah
 from shared.bounds import (
     MAX_BENEFIT_ITEMS,
     MAX_CHILDREN,
@@ -20,7 +21,6 @@ from shared.bounds import (
     Reference,
     Text,
 )
-from shared.events.types import Contract, Rupiah
 from shared.sealing import SealedPersonal
 
 ClaimRejectionReason = Literal[

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from contract.events.types import Cohort, Contract, FiscalYear
 from shared.bounds import Note, Reference
-from shared.events.types import Cohort, Contract, FiscalYear
 
 Level = Literal["kelurahan", "kecamatan", "city"]
 RejectionReason = Literal[

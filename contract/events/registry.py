@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contract.events import billing, claims, enrolment, verification
 from shared.catalogue import EventCatalogue, EventType
 from shared.envelope import Envelope
-from shared.events import billing, claims, enrolment, verification
 
 
 def _source_channel_to_object(data: dict[str, Any]) -> dict[str, Any]:

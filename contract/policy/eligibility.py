@@ -6,8 +6,8 @@ from __future__ import annotations
 import calendar
 from datetime import date
 
+from contract.policy import Policy
 from shared.decisions import Problem
-from shared.policy import Policy
 
 
 def age_on(birth_date: date, day: date) -> int:

@@ -1,6 +1,6 @@
 """JSON Schema of the envelope and of every event type and version, committed to the repo.
 
-``python -m shared.events.schemas`` writes them to ``shared/events/schemas/``. Tests fail when
+``python -m contract.events.schemas`` writes them to ``contract/events/schemas/``. Tests fail when
 the committed files differ from the code, and when a change would break an existing consumer
 (see :func:`breaking_changes`).
 
@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
+from contract.events.registry import EVENT_TYPES
 from shared.envelope import Envelope
-from shared.events.registry import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 

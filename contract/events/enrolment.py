@@ -8,17 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from shared.bounds import (
-    MAX_HEIRS,
-    Address,
-    Code,
-    Nik,
-    PersonName,
-    Phone,
-    Reason,
-    Reference,
-)
-from shared.events.types import (
+from contract.events.types import (
     Cohort,
     Contract,
     FiscalYear,
@@ -29,6 +19,16 @@ from shared.events.types import (
     Programme,
     Rupiah,
     Sex,
+)
+from shared.bounds import (
+    MAX_HEIRS,
+    Address,
+    Code,
+    Nik,
+    PersonName,
+    Phone,
+    Reason,
+    Reference,
 )
 from shared.sealing import SealedPersonal
 
