@@ -4,20 +4,25 @@ standing after each event. Read from the brokers alone; personal data stays seal
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from contract.policy.membership import Standing, standing_on
 from shared.business_calendar import business_day
 from shared.settings import SERVICES, KafkaSettings
-from shared.topic_reader import read_topics
+from shared.topic_reader import partitions_of, read_topics
 
 SEALED_FIELDS = ("personal", "claimant", "children")
+Record = tuple[str, int, int, dict[str, Any]]  # topic, partition, offset, envelope
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def business_date(event_type: str, data: dict[str, Any], occurred: datetime) -> 
     return business_day(occurred)
 
 
-def entries(records: Sequence[tuple[str, int, int, dict[str, Any]]]) -> list[HistoryEntry]:
+def entries(records: Sequence[Record]) -> list[HistoryEntry]:
     """(topic, partition, offset, envelope) of one worker, in any order, as a history: pure."""
     ordered = sorted(records, key=lambda r: (r[3]["recorded_at"], r[0], r[1], r[2]))
     trail = CoverageTrail()
@@ -117,13 +122,59 @@ def entries(records: Sequence[tuple[str, int, int, dict[str, Any]]]) -> list[His
     return history
 
 
+# Workers whose records the audit application keeps between pages: an auditor paging through a
+# history, or asking it again, reads only what was appended since (and one worker's records are
+# a few hundred at most).
+MAX_REMEMBERED_WORKERS = 256
+
+
+class WorkerRecords:
+    """Each worker's records, read once and then only from where the last read stopped.
+
+    Records about a worker are keyed by it (docs/adr/0001-partition-key-and-counts.md), so they
+    all sit in the one partition per topic that the producer's partitioner (Kafka's murmur2, the
+    same in every client) maps the key to: only those partitions are read, never whole topics.
+    Reads are one at a time, so a fast pager costs one read of the new records, not many."""
+
+    def __init__(self, kafka: KafkaSettings, capacity: int = MAX_REMEMBERED_WORKERS) -> None:
+        self._kafka = kafka
+        self._capacity = capacity
+        self._known: OrderedDict[uuid.UUID, tuple[dict[TopicPartition, int], list[Record]]] = (
+            OrderedDict()
+        )
+        self._partitions: dict[str, list[int]] = {}
+        self._reading = asyncio.Lock()
+
+    async def history(self, worker_id: uuid.UUID) -> list[HistoryEntry]:
+        async with self._reading:
+            topics = [self._kafka.events_topic(s) for s in SERVICES]
+            missing = [t for t in topics if t not in self._partitions]
+            for tp in await partitions_of(self._kafka, missing) if missing else []:
+                self._partitions.setdefault(tp.topic, []).append(tp.partition)
+            key = str(worker_id).encode()
+            holding = [
+                TopicPartition(topic, _PARTITIONER(key, sorted(self._partitions[topic]), None))
+                for topic in topics
+                if self._partitions.get(topic)
+            ]
+            read_up_to, records = self._known.pop(worker_id, ({}, []))
+            read_up_to, records = dict(read_up_to), list(records)
+            async for batch in read_topics(self._kafka, topics, start_at=read_up_to, only=holding):
+                for record in batch:
+                    tp = TopicPartition(record.topic, record.partition)
+                    read_up_to[tp] = record.offset + 1
+                    if record.key == key:
+                        envelope = orjson.loads(record.value or b"{}")
+                        records.append((record.topic, record.partition, record.offset, envelope))
+            self._known[worker_id] = (read_up_to, records)
+            while len(self._known) > self._capacity:
+                self._known.popitem(last=False)
+            return entries(records)
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
 async def worker_history(kafka: KafkaSettings, worker_id: uuid.UUID) -> list[HistoryEntry]:
     """The worker's events from every topic (records about a worker are keyed by it)."""
-    key = str(worker_id).encode()
-    found = []
-    async for batch in read_topics(kafka, [kafka.events_topic(s) for s in SERVICES]):
-        for record in batch:
-            if record.key == key:
-                envelope = orjson.loads(record.value or b"{}")
-                found.append((record.topic, record.partition, record.offset, envelope))
-    return entries(found)
+    return await WorkerRecords(kafka, capacity=1).history(worker_id)

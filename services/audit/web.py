@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.audit.asof import Figure, Moment, State, rebuild
-from services.audit.history import HistoryEntry, worker_history
+from services.audit.history import HistoryEntry, WorkerRecords
 from services.audit.report import report_figures
 from shared.audit.verify import VerifyReport, verify_topics
 from shared.auth import (
@@ -174,6 +174,10 @@ class Reader:
     reports: dict[int, tuple[float, ProgrammeReport]] = field(default_factory=dict)
     checked: tuple[float, ChainCheck] | None = None
     rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock)
+    workers: WorkerRecords = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workers = WorkerRecords(self.kafka)
 
 
 def auditor(principal: Annotated[Principal, Depends(caller)]) -> Principal:
@@ -201,7 +205,7 @@ async def history(
 ) -> WorkerHistory:
     """Every event about the worker across the four topics, in the order they were recorded,
     with the worker's standing after each (an empty list for a worker no event names)."""
-    entries = await worker_history(read.kafka, worker_id)
+    entries = await read.workers.history(worker_id)
     profile = AreaScope.of(principal).acts_on_people
     return WorkerHistory(
         worker_id=worker_id,
