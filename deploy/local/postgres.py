@@ -116,7 +116,13 @@ def up() -> str:
     cluster = found[0]
     changed = _configure(cluster)
     if not cluster.running:
-        _run(["pg_ctlcluster", cluster.version, cluster.name, "start"], "Starting PostgreSQL")
+        try:
+            _run(["pg_ctlcluster", cluster.version, cluster.name, "start"], "Starting PostgreSQL")
+        except StackError:
+            # Another process (a restart under test, a second `stack up`) may have started it
+            # between the look and the start: running is what was asked for.
+            if not any(c.running for c in clusters() if c.name == cluster.name):
+                raise
     elif changed:
         _run(["pg_ctlcluster", cluster.version, cluster.name, "restart"], "Restarting PostgreSQL")
     deadline = time.monotonic() + 60
