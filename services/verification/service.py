@@ -140,17 +140,17 @@ class VerificationService:
         retry gets it again, those refused included, and designates no one more. A key
         already used for another request refuses the whole list (IdempotencyKeyReusedError)."""
         if key is not None:
-            first = await self.store.find_answer(key, fingerprint)
-            if first is not None:
-                return first
+            answered = await self.store.find_answer(key, fingerprint)
+            if answered is not None:
+                return answered
         keys = {
             context.idempotency_key: context.fingerprint
             for _, context in designations
             if context.idempotency_key is not None
         }
-        for found_first in (await self.store.find_commands(keys) if keys else {}).values():
-            if isinstance(found_first, IdempotencyKeyReusedError):
-                raise found_first
+        for first in (await self.store.find_commands(keys) if keys else {}).values():
+            if isinstance(first, IdempotencyKeyReusedError):
+                raise first
         await self.wait_for_facts(("enrolment", "billing"))
         facts = await self.facts_of([command.worker_id for command, _ in designations])
         answers: dict[int, Handled | Exception] = {}

@@ -725,6 +725,18 @@ async def ready_to_designate(p: Programme, numbers: range) -> list[str]:
     return workers
 
 
+def decree(
+    fiscal_year: int, workers: list[str], number: str
+) -> tuple[dict[str, object], dict[str, str]]:
+    """A bulk designation of the workers for the year's regular cohort, and its key."""
+    body = designation() | {
+        "fiscal_year": fiscal_year,
+        "coverage_start": f"{fiscal_year}-01-01",
+        "worker_ids": workers,
+    }
+    return body, {**as_city(), "Idempotency-Key": f"decree {number}"}
+
+
 def designated_by_an_earlier_request(answer: dict[str, Any]) -> dict[str, Any]:
     """The first answer as a retry receives it: each worker designated, by that request."""
     return answer | {
@@ -740,12 +752,7 @@ async def test_a_bulk_designation_retried_after_the_budget_grew_designates_no_on
     cover = designation_cost(12, policy_book(), date(2027, 1, 1))
     await budget_of(p, 2027, cover)
     workers = await ready_to_designate(p, range(701, 704))
-    body = designation() | {
-        "fiscal_year": 2027,
-        "coverage_start": "2027-01-01",
-        "worker_ids": workers,
-    }
-    key = {**as_city(), "Idempotency-Key": "decree 400/1/2027"}
+    body, key = decree(2027, workers, "400/1/2027")
     first = await p.verification.post("/cases/designate", json=body, headers=key)
     assert first.status_code == 200, first.text
     answer = first.json()
@@ -760,8 +767,7 @@ async def test_a_bulk_designation_retried_after_the_budget_grew_designates_no_on
     assert await designated_in(p, 2027) == 1
 
     # Those refused are designated by a request of their own, on today's budget.
-    again = body | {"worker_ids": workers[1:]}
-    renewed = {**as_city(), "Idempotency-Key": "decree 400/2/2027"}
+    again, renewed = decree(2027, workers[1:], "400/2/2027")
     second = await p.verification.post("/cases/designate", json=again, headers=renewed)
     assert (second.status_code, second.json()["designated"]) == (200, 2), second.text
     assert await designated_in(p, 2027) == 3
@@ -774,12 +780,7 @@ async def test_concurrent_first_attempts_of_a_bulk_designation_have_one_answer(
     # Fiscal year 2028, which no other test uses: a budget for one worker's cover of two.
     await budget_of(p, 2028, designation_cost(12, policy_book(), date(2028, 1, 1)))
     workers = await ready_to_designate(p, range(801, 803))
-    body = designation() | {
-        "fiscal_year": 2028,
-        "coverage_start": "2028-01-01",
-        "worker_ids": workers,
-    }
-    key = {**as_city(), "Idempotency-Key": "decree 400/1/2028"}
+    body, key = decree(2028, workers, "400/1/2028")
     answers = await asyncio.gather(
         *(p.verification.post("/cases/designate", json=body, headers=key) for _ in range(4))
     )
