@@ -33,6 +33,8 @@ PLATFORM_GRANTS: Mapping[str, str] = {
     "streams": "SELECT, INSERT, UPDATE (version, last_hash)",
     # The row is claimed first, then filled in once with the events appended and the answer.
     "commands": "SELECT, INSERT, UPDATE (event_ids, first_version, last_version, response)",
+    # A batched request's whole answer, recorded once with what it appended.
+    "request_answers": "SELECT, INSERT",
     "outbox": "SELECT, INSERT, DELETE",
     # Events the broker refused for good: set aside with the reason, never taken back.
     "outbox_parked": "SELECT, INSERT",

@@ -53,6 +53,12 @@ PROJECTION_LAG_SECONDS = Gauge(
     "Seconds since the projection was last caught up with the partition (0 when it is).",
     ["projection", "topic", "partition"],
 )
+PROJECTION_COMMITS_FAILED = Counter(
+    "berlian_projection_offset_commit_failures_total",
+    "Informative Kafka offset commits of a projection that failed (its positions are in "
+    "PostgreSQL, committed with its effects).",
+    ["projection"],
+)
 REPLAY_RECORDS = Counter(
     "berlian_replay_records_total",
     "Records applied by a replay (rebuild of a projection from the topics).",

@@ -6,7 +6,7 @@ reads to ``services.verification.queries``.
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -210,7 +210,10 @@ async def designate(
     require_role(principal, ["city_admin"])
     (command,) = designations_of([worker_id], body, service)
     context = command_context(principal, key)
-    (outcome,) = await service.designate([(command, context)], AreaScope.of(principal))
+    answered = await service.designate(
+        [(command, context)], AreaScope.of(principal), lambda outcomes: outcomes[0]
+    )
+    outcome = answered.response
     if isinstance(outcome, Exception):
         raise outcome
     return decision(outcome)
@@ -227,24 +230,43 @@ async def designate_many(
     the list's order, each within the quota and budget those before it left: a worker
     refused (unknown, outside the caller's area, not at the city step, not eligible, beyond
     the quota or the budget) is refused alone, with its reasons, and the others are
-    designated. A retry under the same key answers the same and designates nothing again
-    (those refused are decided again); the key with another list is refused (422)."""
+    designated. A retry under the same key gets the first answer again, whatever changed
+    since, and designates no one more (those refused stay refused: send them again under a
+    new key); the key with another list is refused (422)."""
     require_role(principal, ["city_admin"])
     commands = designations_of(body.worker_ids, body, service)
-    outcomes = await service.designate(
+
+    def answer(outcomes: list[Handled | Exception]) -> dict[str, Any]:
+        listed = [
+            outcome_of(command.worker_id, outcome)
+            for command, outcome in zip(commands, outcomes, strict=True)
+        ]
+        designated = sum(outcome.designated for outcome in listed)
+        whole = DesignationOutcomes(
+            designated=designated, refused=len(listed) - designated, outcomes=listed
+        )
+        return whole.model_dump(mode="json")
+
+    answered = await service.designate(
         [
             (command, command_context(principal, key, f":{index}"))
             for index, command in enumerate(commands)
         ],
         AreaScope.of(principal),
+        answer,
+        key=key.key if key else None,
+        fingerprint=key.fingerprint if key else None,
     )
-    listed = [
-        outcome_of(command.worker_id, outcome)
-        for command, outcome in zip(commands, outcomes, strict=True)
-    ]
-    designated = sum(outcome.designated for outcome in listed)
-    return DesignationOutcomes(
-        designated=designated, refused=len(listed) - designated, outcomes=listed
+    recorded = DesignationOutcomes.model_validate(answered.response)
+    if not answered.replayed:
+        return recorded
+    # The first answer, each worker designated then marked as done by that earlier request.
+    return recorded.model_copy(
+        update={
+            "outcomes": [
+                o.model_copy(update={"already_decided": o.designated}) for o in recorded.outcomes
+            ]
+        }
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -26,8 +27,8 @@ from services.verification.domain import (
 from services.verification.write_side import DesignationCounts
 from shared.db import DbConnection
 from shared.eventstore import EventStore
-from shared.eventstore.handler import BatchItem, CommandHandler, Handled, Respond
-from shared.eventstore.store import CommandContext, IdempotencyKeyReusedError
+from shared.eventstore.handler import Answer, BatchItem, CommandHandler, Handled, Respond
+from shared.eventstore.store import Answered, CommandContext, IdempotencyKeyReusedError
 from shared.projection.freshness import wait_until_caught_up
 from shared.scope import AreaScope, OutsideAreaError
 from shared.settings import KafkaSettings
@@ -123,14 +124,25 @@ class VerificationService:
         )
 
     async def designate(
-        self, designations: Sequence[tuple[Designate, CommandContext]], scope: AreaScope
-    ) -> list[Handled | Exception]:
+        self,
+        designations: Sequence[tuple[Designate, CommandContext]],
+        scope: AreaScope,
+        answer: Answer,
+        key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> Answered:
         """Designate workers in one transaction, in order, each on its own case: the quota and
-        budget each one is decided against are what those before it left. Each answer is what
-        was done (the first answer for a key handled before) or the error that refused that
-        worker alone: unknown (UnknownWorkerError), outside ``scope`` (OutsideAreaError), not
-        at the city step or not eligible, beyond the quota or the budget (RefusedError). A key
+        budget each one is decided against are what those before it left. ``answer`` is given
+        each worker's outcome: what was done (the first answer for a key handled before) or
+        the error that refused that worker alone: unknown (UnknownWorkerError), outside
+        ``scope`` (OutsideAreaError), not at the city step or not eligible, beyond the quota or
+        the budget (RefusedError). Under the request's ``key`` the whole answer is recorded: a
+        retry gets it again, those refused included, and designates no one more. A key
         already used for another request refuses the whole list (IdempotencyKeyReusedError)."""
+        if key is not None:
+            answered = await self.store.find_answer(key, fingerprint)
+            if answered is not None:
+                return answered
         keys = {
             context.idempotency_key: context.fingerprint
             for _, context in designations
@@ -165,6 +177,10 @@ class VerificationService:
                 )
             )
 
+        def in_order(handled: list[Handled | Exception]) -> Any:
+            outcomes = answers | dict(zip(positions, handled, strict=True))
+            return answer([outcomes[position] for position in range(len(designations))])
+
         async def within_standing(conn: DbConnection, indices: list[int]) -> dict[int, Exception]:
             by_cohort: dict[tuple[int, str], list[int]] = {}
             for index in indices:
@@ -182,11 +198,9 @@ class VerificationService:
                         refused[index] = refusal
             return refused
 
-        handled = await self.handler.handle_many(
-            DesignationRules(self.book), items, within_standing
+        return await self.handler.handle_request(
+            key, fingerprint, DesignationRules(self.book), items, in_order, within_standing
         )
-        answers |= dict(zip(positions, handled, strict=True))
-        return [answers[position] for position in range(len(designations))]
 
     async def _standing(self, conn: DbConnection, command: Designate) -> CohortStanding:
         await conn.execute(

@@ -6,7 +6,10 @@ with the inline projections of what it appended (the write-side tables) and its 
 one transaction. A command another
 writer overtook (``ConcurrencyError``) is decided again on the new state, a bounded number of
 times; a command already handled under its idempotency key returns its first answer and
-decides nothing again.
+decides nothing again. ``handle_request`` handles a batch of commands as one request whose
+whole answer (each item done or refused, and why) is recorded under the request's key in the
+batch's transaction: a retry receives that answer and decides nothing again, not even the
+items the first attempt refused.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from shared.db import DbConnection
 from shared.decisions import Decided, Decider, Recorded, RefusedError
 from shared.eventstore.inline import Appended, InlineProjection, apply_inline
 from shared.eventstore.store import (
+    Answered,
     AppendOutcome,
     AppendResult,
     CommandAppend,
@@ -55,6 +59,10 @@ class Handled:
     @property
     def replayed(self) -> bool:
         return self.result is not None and self.result.duplicate
+
+
+# A batched request's whole answer (JSON) from its items' outcomes, built in its transaction.
+Answer = Callable[[list[Handled | Exception]], Any]
 
 
 @dataclass(frozen=True)
@@ -241,13 +249,49 @@ class CommandHandler:
         error alone and the rest commit; an item handled before under its key returns its
         first answer. ``before_append`` runs inside the transaction with the items about to
         be appended: it writes what they need and returns the refusals of those it refuses."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._handle_many(conn, decider, items, before_append)
+
+    async def handle_request(
+        self,
+        key: str | None,
+        fingerprint: str | None,
+        decider: Decider[CommandT, StateT],
+        items: Sequence[BatchItem[CommandT]],
+        answer: Answer,
+        before_append: BeforeAppend | None = None,
+    ) -> Answered:
+        """``handle_many`` as one request under ``key``: ``answer`` makes the request's whole
+        answer of its items' outcomes, recorded under the key in the transaction of what they
+        appended. A request answered before under the key gets that answer (``replayed``) and
+        nothing is decided again: an item refused the first time stays refused, whatever
+        changed since; the key recorded for another request (``fingerprint``) is refused
+        (IdempotencyKeyReusedError). A concurrent first attempt under the key waits for this
+        one, then gets its answer. Without a key, the answer is given and not recorded."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if key is not None:
+                first = await self.store.claim_answer(conn, key, fingerprint)
+                if first is not None:
+                    return first
+            response = answer(await self._handle_many(conn, decider, items, before_append))
+            if key is not None:
+                await self.store.record_answer(conn, key, fingerprint, response)
+        return Answered(response)
+
+    async def _handle_many(
+        self,
+        conn: DbConnection,
+        decider: Decider[CommandT, StateT],
+        items: Sequence[BatchItem[CommandT]],
+        before_append: BeforeAppend | None,
+    ) -> list[Handled | Exception]:
         outcomes: dict[int, Handled | Exception] = {}
         keys = {
             item.context.idempotency_key: item.context.fingerprint
             for item in items
             if item.context.idempotency_key is not None
         }
-        firsts = await self.store.find_commands(keys) if keys else {}
+        firsts = await self.store.find_commands(keys, conn) if keys else {}
         for index, item in enumerate(items):
             first = firsts.get(item.context.idempotency_key or "")
             if first is not None:
@@ -256,9 +300,8 @@ class CommandHandler:
                 )
         pending = [index for index in range(len(items)) if index not in outcomes]
         if pending:
-            async with self.pool.acquire() as conn, conn.transaction():
-                run = _BatchRun(self, conn, decider, items, before_append, outcomes)
-                await run.settle(pending, self.attempts)
+            run = _BatchRun(self, conn, decider, items, before_append, outcomes)
+            await run.settle(pending, self.attempts)
         return [outcomes[index] for index in range(len(items))]
 
     async def load_many(

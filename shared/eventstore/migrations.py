@@ -204,6 +204,20 @@ PLATFORM: tuple[Migration, ...] = (
         END $$;
         """,
     ),
+    Migration(
+        "0008_request_answers",
+        """
+        -- The whole answer of a batched request (every item: done, or refused and why), under
+        -- the request's key, committed with what its items appended: a retry receives it and
+        -- decides nothing again, not even the items the first attempt refused.
+        CREATE TABLE {schema}.request_answers (
+            idempotency_key text PRIMARY KEY,
+            fingerprint     text,
+            response        jsonb NOT NULL,
+            recorded_at     timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 )
 
 

@@ -120,6 +120,14 @@ class CommandAppend:
     respond: Callable[[AppendResult], Any] | None = None
 
 
+@dataclass(frozen=True)
+class Answered:
+    """A batched request's whole answer: the one recorded under its key when ``replayed``."""
+
+    response: Any
+    replayed: bool = False
+
+
 # A command's outcome in a batch: its result, or the error that refused it alone.
 AppendOutcome = AppendResult | ConcurrencyError | IdempotencyKeyReusedError | EnvelopeTooLargeError
 
@@ -219,6 +227,45 @@ class EventStore:
             row["idempotency_key"]: _first_or_refusal(row, keys[row["idempotency_key"]])
             for row in rows
         }
+
+    async def find_answer(
+        self, key: str, fingerprint: str | None, conn: DbConnection | None = None
+    ) -> Answered | None:
+        """The whole answer recorded for a batched request under this key, if any; a key
+        recorded for a request of another fingerprint is refused."""
+        row = await (conn or self._pool).fetchrow(
+            f"SELECT fingerprint, response FROM {self._schema}.request_answers "
+            "WHERE idempotency_key = $1",
+            key,
+        )
+        if row is None:
+            return None
+        if fingerprint is not None and row["fingerprint"] not in (None, fingerprint):
+            raise IdempotencyKeyReusedError()
+        return Answered(orjson.loads(row["response"]), replayed=True)
+
+    async def claim_answer(
+        self, conn: DbConnection, key: str, fingerprint: str | None
+    ) -> Answered | None:
+        """Inside the caller's transaction, hold the request's key until it commits (a
+        concurrent first attempt waits here), then ``find_answer``: the answer of an attempt
+        that committed meanwhile, else None and the key is the caller's to answer."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))", f"{self._schema}:request:{key}"
+        )
+        return await self.find_answer(key, fingerprint, conn)
+
+    async def record_answer(
+        self, conn: DbConnection, key: str, fingerprint: str | None, response: Any
+    ) -> None:
+        """The request's whole answer under its key, in the transaction of what it appended."""
+        await conn.execute(
+            f"INSERT INTO {self._schema}.request_answers "
+            "(idempotency_key, fingerprint, response) VALUES ($1, $2, $3::jsonb)",
+            key,
+            fingerprint,
+            orjson.dumps(response).decode(),
+        )
 
     async def append(
         self,

@@ -2,9 +2,11 @@
 
 On every partition assignment the consumer seeks to the position stored with the projection
 (the database is the truth); after each batch the Kafka commit that follows is informative only
-(for group tooling). What makes the effect exactly-once is in :mod:`shared.projection.writer`.
-Every few seconds it also exports its parked dead letters (waiting letters, streams held back,
-age of the oldest), which are the part of its lag that only an operator can clear.
+(for group tooling), and made in the background: a commit waiting for the group coordinator
+(20 to 47 s after a broker's leader was killed) never holds up applying. What makes the effect
+exactly-once is in :mod:`shared.projection.writer`. Every few seconds it also exports its
+parked dead letters (waiting letters, streams held back, age of the oldest), which are the part
+of its lag that only an operator can clear.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import suppress
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -31,6 +34,7 @@ from shared.telemetry import (
     DEAD_LETTER_AGE_SECONDS,
     DEAD_LETTERS_WAITING,
     PARKED_STREAMS,
+    PROJECTION_COMMITS_FAILED,
     PROJECTION_LAG,
     PROJECTION_LAG_SECONDS,
 )
@@ -38,6 +42,8 @@ from shared.telemetry import (
 log = logging.getLogger(__name__)
 
 PARKED_FIGURES_EVERY_SECONDS = 5.0
+# On stop, how long the commit in flight may still take before it is given up.
+COMMIT_GRACE_SECONDS = 1.0
 
 
 class ProjectionRunner:
@@ -83,6 +89,7 @@ class ProjectionRunner:
             **consumer_options(self._kafka, self.group_id), max_poll_records=self._max_batch
         )
         consumer.subscribe(self.topics, listener=_SeekToStored(self, consumer))
+        commits = _InformativeCommits(consumer, self.consumer_name)
         await consumer.start()
         try:
             while not stop.is_set():
@@ -91,14 +98,19 @@ class ProjectionRunner:
                 for tp, records in batches.items():
                     if tp not in consumer.assignment():
                         continue  # revoked while this batch was in flight
-                    await self._write(consumer, tp, records)
+                    await self._write(consumer, commits, tp, records)
                 self._update_lag(consumer)
                 await self._export_parked()
         finally:
+            await commits.stop()
             await consumer.stop()
 
     async def _write(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Record]
+        self,
+        consumer: AIOKafkaConsumer,
+        commits: _InformativeCommits,
+        tp: TopicPartition,
+        records: list[Record],
     ) -> None:
         strict = self._reread.get(tp) is None
         result = await self.writer.write(tp, records, strict=strict)
@@ -110,7 +122,7 @@ class ProjectionRunner:
             return
         self._reread.pop(tp, None)
         self.positions[tp] = result
-        await _commit_quietly(consumer, tp, result)
+        commits.offer(tp, result)
 
     async def _export_parked(self) -> None:
         """At once after a batch that dead-lettered, else every few seconds (a re-drive or a
@@ -170,8 +182,41 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner.assigned.update(assigned)
 
 
-async def _commit_quietly(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
-    try:
-        await consumer.commit({tp: offset})
-    except Exception as error:  # informative only; the database holds the truth
-        log.info("Kafka offset commit for %s skipped: %s", tp, error)
+class _InformativeCommits:
+    """The runner's positions committed to Kafka for group tooling, in the background: at most
+    one commit in flight, the next taking the latest position of each partition offered
+    meanwhile. A commit that fails is logged and counted, and nothing is retried: the next
+    batch commits a later position, and the positions that count are in PostgreSQL."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, consumer_name: str) -> None:
+        self._consumer = consumer
+        self._consumer_name = consumer_name
+        self._due: dict[TopicPartition, int] = {}
+        self._in_flight: asyncio.Task[None] | None = None
+
+    def offer(self, tp: TopicPartition, offset: int) -> None:
+        self._due[tp] = offset
+        if self._in_flight is None or self._in_flight.done():
+            self._in_flight = asyncio.create_task(self._commit_due())
+
+    async def _commit_due(self) -> None:
+        while self._due:
+            assigned = self._consumer.assignment()  # a revoked partition is another's now
+            offsets = {tp: offset for tp, offset in self._due.items() if tp in assigned}
+            self._due = {}
+            if not offsets:
+                continue
+            try:
+                await self._consumer.commit(offsets)
+            except Exception as error:  # informative only; the database holds the truth
+                PROJECTION_COMMITS_FAILED.labels(self._consumer_name).inc()
+                log.info("Kafka offset commit of %s skipped: %s", self._consumer_name, error)
+
+    async def stop(self) -> None:
+        """Let the commit in flight finish, for a little while, then give it up."""
+        if self._in_flight is None:
+            return
+        await asyncio.wait([self._in_flight], timeout=COMMIT_GRACE_SECONDS)
+        self._in_flight.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._in_flight

@@ -306,7 +306,9 @@ VERIFICATION: dict[tuple[str, str], Operation] = {
         lambda w: BATCH | {"worker_ids": [w.ids["designated_in_batch"]], "cover_months": 6},
         answered=200,
         ready=validated("designated_in_batch"),
-        check=lambda answer: answer["designated"] == 1,
+        # The first answer, recorded whole under the request's key, the worker marked as
+        # designated by that first attempt.
+        check=lambda answer: answer["designated"] == 1 and answer["outcomes"][0]["already_decided"],
     ),
 }
 

@@ -30,6 +30,7 @@ from services.enrolment.imports import COLUMNS
 from services.enrolment.projections import PROJECTIONS as ENROLMENT_PROJECTIONS
 from services.enrolment.service import EnrolmentService
 from services.verification.api import create_app as verification_app
+from services.verification.domain import designation_cost
 from services.verification.projections import PROJECTIONS as VERIFICATION_PROJECTIONS
 from services.verification.service import VerificationService
 from shared.auth import AuthSettings
@@ -682,3 +683,119 @@ async def test_a_bulk_designation_refuses_alone_each_worker_it_cannot_designate(
     ).status_code == 422
     by_kecamatan = await p.verification.post("/cases/designate", json=body, headers=as_kecamatan())
     assert by_kecamatan.status_code == 403
+
+
+async def designated_in(p: Programme, fiscal_year: int) -> int:
+    count = await p.verification_pool.fetchval(
+        "SELECT designated FROM verification.designation_counts "
+        "WHERE fiscal_year = $1 AND cohort = 'regular'",
+        fiscal_year,
+    )
+    return int(count or 0)
+
+
+async def budget_of(p: Programme, fiscal_year: int, amount: int) -> None:
+    """``amount`` more of the year's regular budget, once verification's read model has it."""
+    before = int(
+        await p.verification_pool.fetchval(
+            "SELECT coalesce(sum(allocated), 0) FROM verification.budgets "
+            "WHERE fiscal_year = $1 AND cohort = 'regular'",
+            fiscal_year,
+        )
+    )
+    await allocate_budget(p.kafka, p.database, amount, "regular", fiscal_year=fiscal_year)
+
+    async def allocated() -> bool:
+        return bool(
+            await p.verification_pool.fetchval(
+                "SELECT allocated = $2 FROM verification.budgets "
+                "WHERE fiscal_year = $1 AND cohort = 'regular'",
+                fiscal_year,
+                before + amount,
+            )
+        )
+
+    await eventually(allocated)
+
+
+async def ready_to_designate(p: Programme, numbers: range) -> list[str]:
+    workers = [await register(p, n) for n in numbers]
+    for worker in workers:
+        await verify_twice(p, worker)
+    return workers
+
+
+def decree(
+    fiscal_year: int, workers: list[str], number: str
+) -> tuple[dict[str, object], dict[str, str]]:
+    """A bulk designation of the workers for the year's regular cohort, and its key."""
+    body = designation() | {
+        "fiscal_year": fiscal_year,
+        "coverage_start": f"{fiscal_year}-01-01",
+        "worker_ids": workers,
+    }
+    return body, {**as_city(), "Idempotency-Key": f"decree {number}"}
+
+
+def designated_by_an_earlier_request(answer: dict[str, Any]) -> dict[str, Any]:
+    """The first answer as a retry receives it: each worker designated, by that request."""
+    return answer | {
+        "outcomes": [o | {"already_decided": o["designated"]} for o in answer["outcomes"]]
+    }
+
+
+async def test_a_bulk_designation_retried_after_the_budget_grew_designates_no_one_more(
+    programme: Programme,
+) -> None:
+    p = programme
+    # Fiscal year 2027, which no other test uses: a budget for one worker's cover of three.
+    cover = designation_cost(12, policy_book(), date(2027, 1, 1))
+    await budget_of(p, 2027, cover)
+    workers = await ready_to_designate(p, range(701, 704))
+    body, key = decree(2027, workers, "400/1/2027")
+    first = await p.verification.post("/cases/designate", json=body, headers=key)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert [o["designated"] for o in answer["outcomes"]] == [True, False, False]
+    assert all("budget for 2027 has Rp0 left" in o["detail"] for o in answer["outcomes"][1:])
+
+    # The budget grows: the retry under the same key is still the first answer, to the letter.
+    await budget_of(p, 2027, 2 * cover)
+    replayed = await p.verification.post("/cases/designate", json=body, headers=key)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json() == designated_by_an_earlier_request(answer)
+    assert await designated_in(p, 2027) == 1
+
+    # Those refused are designated by a request of their own, on today's budget.
+    again, renewed = decree(2027, workers[1:], "400/2/2027")
+    second = await p.verification.post("/cases/designate", json=again, headers=renewed)
+    assert (second.status_code, second.json()["designated"]) == (200, 2), second.text
+    assert await designated_in(p, 2027) == 3
+
+
+async def test_concurrent_first_attempts_of_a_bulk_designation_have_one_answer(
+    programme: Programme,
+) -> None:
+    p = programme
+    # Fiscal year 2028, which no other test uses: a budget for one worker's cover of two.
+    await budget_of(p, 2028, designation_cost(12, policy_book(), date(2028, 1, 1)))
+    workers = await ready_to_designate(p, range(801, 803))
+    body, key = decree(2028, workers, "400/1/2028")
+    answers = await asyncio.gather(
+        *(p.verification.post("/cases/designate", json=body, headers=key) for _ in range(4))
+    )
+
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    firsts = [
+        a.json() for a in answers if not any(o["already_decided"] for o in a.json()["outcomes"])
+    ]
+    assert len(firsts) == 1, [a.json() for a in answers]
+    (first,) = firsts
+    assert (first["designated"], first["refused"]) == (1, 1)
+    assert all(a.json() in (first, designated_by_an_earlier_request(first)) for a in answers)
+    assert await designated_in(p, 2028) == 1
+    recorded = await p.verification_pool.fetchval(
+        "SELECT count(*) FROM verification.request_answers WHERE idempotency_key LIKE $1",
+        "%:decree 400/1/2028",
+    )
+    assert recorded == 1

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contract.events.registry import CATALOGUE
 from shared.deadletters import list_dead_letters, publish_dead_letters
@@ -76,10 +76,10 @@ async def test_killed_between_database_commit_and_kafka_commit_applies_nothing_t
     await append_budgets(sandbox, [5, 6, 7])
     await publish(sandbox, producer)
 
-    async def killed(*_: object) -> None:
+    def killed(*_: object) -> None:
         raise asyncio.CancelledError  # the process dies right after the database commit
 
-    monkeypatch.setattr(runner_module, "_commit_quietly", killed)
+    monkeypatch.setattr(runner_module._InformativeCommits, "offer", killed)
     crashed = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
     with pytest.raises(asyncio.CancelledError):
         await crashed.run(asyncio.Event())
@@ -91,6 +91,46 @@ async def test_killed_between_database_commit_and_kafka_commit_applies_nothing_t
     await asyncio.sleep(0.5)
 
     assert await totals(sandbox) == (3, 18)
+
+
+async def test_a_kafka_commit_that_hangs_does_not_hold_up_the_next_batch(
+    sandbox: ServiceSandbox, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projection = await prepare(sandbox)
+    await append_budgets(sandbox, [1, 2])
+    await publish(sandbox, producer)
+    commits: list[dict[TopicPartition, int]] = []
+    coordinator_back = asyncio.Event()
+
+    async def waits_for_the_coordinator(_: object, offsets: dict[TopicPartition, int]) -> None:
+        commits.append(offsets)
+        await coordinator_back.wait()
+
+    monkeypatch.setattr(AIOKafkaConsumer, "commit", waits_for_the_coordinator)
+    runner = ProjectionRunner(sandbox.pool, sandbox.schema, projection, CATALOGUE, sandbox.kafka)
+    stop = asyncio.Event()
+    running = asyncio.create_task(runner.run(stop))
+    try:
+        await until(lambda: runner.applied == 2)
+        await append_budgets(sandbox, [3, 4])
+        await publish(sandbox, producer)
+        await until(lambda: runner.applied == 4)
+        assert await totals(sandbox) == (4, 10)
+        assert len(commits) == 1, "one commit in flight, the later positions waiting behind it"
+        positions = dict(runner.positions)
+
+        coordinator_back.set()
+        await until(lambda: {tp: at for made in commits for tp, at in made.items()} == positions)
+    finally:
+        stop.set()
+        await running
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
 
 
 def sealed(envelope: dict[str, object]) -> bytes:
