@@ -7,9 +7,7 @@ form was drawn, so a double click or a resubmitted form records once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gettext
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -59,7 +57,13 @@ from shared.auth import (
 )
 from shared.events.verification import RejectionReason
 from shared.http import install_request_limits
-from shared.oidc_login import ProviderEndpoints
+from shared.oidc_login import (
+    PendingSignIns,
+    ProviderEndpoints,
+    SignInsFullError,
+    code_challenge,
+    new_verifier,
+)
 from shared.policy import policy_book
 from shared.telemetry import COMMANDS
 
@@ -234,6 +238,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     # Discovered once an hour, not on every sign-in: a flood of sign-ins never reaches the
     # provider's discovery document.
     endpoints_of_provider = ProviderEndpoints(auth)
+    # Bounded per browser address and in all: a flood of sign-ins is refused, it never pushes
+    # out the sign-ins other people are in the middle of.
+    pending_sign_ins = PendingSignIns()
     app.state.sessions = sessions
     services = Services(settings)
     # Any of the services' audiences proves the token is one the provider issued for them.
@@ -377,14 +384,21 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/sign-in/provider")
     async def sign_in_at_provider(
+        request: Request,
         browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
         chosen: Annotated[str | None, Cookie(alias=LANGUAGE_COOKIE, max_length=4)] = None,
     ) -> RedirectResponse:
         endpoints = await asyncio.to_thread(endpoints_of_provider)
         browser = browser or secrets.token_urlsafe(32)
-        verifier = secrets.token_urlsafe(64)
+        verifier = new_verifier()
         language: Language = "en" if chosen == "en" else "id"
-        state = sessions.await_provider(browser, verifier, language)
+        client = request.client.host if request.client else ""
+        try:
+            state = pending_sign_ins.start(client, browser, verifier, language)
+        except SignInsFullError as full:
+            raise HTTPException(
+                503, N_("Too many sign-ins are waiting: try again in a few minutes.")
+            ) from full
         query = urlencode(
             {
                 "response_type": "code",
@@ -392,7 +406,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 "redirect_uri": callback,
                 "scope": "openid",
                 "state": state,
-                "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+                "code_challenge": code_challenge(verifier),
                 "code_challenge_method": "S256",
                 "ui_locales": language,
             }
@@ -408,7 +422,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         error: Annotated[str, Query(max_length=200)] = "",
         browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
     ) -> Response:
-        started = sessions.answered(state)
+        started = pending_sign_ins.answered(state)
         if started is None or not hmac.compare_digest(browser or "", started.browser):
             # Not the answer to a sign-in this browser started here: someone else's code.
             raise HTTPException(403, N_("This sign-in was not started from this browser."))
@@ -436,12 +450,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         except (PermissionError, ProviderUnavailableError) as refusal:
             return RedirectResponse(f"/sign-in?{urlencode({'error': str(refusal)})}", 303)
         expiry = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+        language: Language = "en" if started.language == "en" else "id"
         session_id = sessions.start(
-            principal, token, expiry, str(granted.get("id_token", "")), started.language
+            principal, token, expiry, str(granted.get("id_token", "")), language
         )
         # A page of this site moves on: the session cookie is SameSite=Strict, and a redirect
         # straight from the provider's answer would count as cross-site.
-        response = render("signed_in.html.j2", None, started.language)
+        response = render("signed_in.html.j2", None, language)
         set_cookie(response, SESSION_COOKIE, session_id)
         delete_cookie(response, SIGN_IN_COOKIE)
         return response
@@ -1506,7 +1521,3 @@ def set_cookie(
 
 def delete_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, secure=True, httponly=True, samesite="strict", path="/")
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
