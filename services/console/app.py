@@ -71,6 +71,8 @@ SESSION_COOKIE = "berlian_console_session"
 SIGN_IN_COOKIE = "berlian_console_sign_in"
 LANGUAGE_COOKIE = "berlian_console_language"
 PAGE_SIZE = 25
+# The whole city, as the verification service's worklists name it.
+CITY_AREA = "33.75"
 # What a listing asks a service for at most (the services' own bound).
 MAX_LISTED = 1000
 SECURITY_HEADERS = {
@@ -1197,24 +1199,42 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     # -- city administrator: budgets, counters, designation, the decree annex ---------------
 
+    async def people(session: Session, worker_ids: list[str]) -> list[dict[str, Any]]:
+        """Each worker's name and NIK as the enrolment service shows them to this user's role
+        (empty for one it does not show)."""
+        seen = await asyncio.gather(
+            *(services.call("enrolment", "GET", f"/workers/{w}", session.token) for w in worker_ids)
+        )
+        return [(found.body or {}).get("personal") or {} if found.ok else {} for found in seen]
+
     async def city_page(
         session: Session,
         year: int,
+        page: int = 1,
         notice: str = "",
         values: Mapping[str, str] | None = None,
         errors: Mapping[str, list[str]] | None = None,
         general: list[str] | None = None,
+        refused: list[dict[str, Any]] | None = None,
         status: int = 200,
     ) -> Response:
         allowed(session, "city_admin")
         # Designated and committed as the verification service counts them for the next
         # designation (every one made, by anyone, is in them as soon as it is recorded); the
         # allocation as the billing service reports it, which has read every allocation made.
-        counted, budget = await asyncio.gather(
+        # The cases ready for designation one page at a time, as the service pages them.
+        counted, budget, ready = await asyncio.gather(
             services.call("verification", "GET", f"/designations/{year}/counters", session.token),
             services.call("billing", "GET", f"/budgets/{year}", session.token),
+            services.call(
+                "verification",
+                "GET",
+                f"/worklists/city/{CITY_AREA}",
+                session.token,
+                params={"limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE},
+            ),
         )
-        for answer in (counted, budget):
+        for answer in (counted, budget, ready):
             if not answer.ok:
                 raise HTTPException(answer.status, answer.detail)
         allocated = {c["cohort"]: c["allocated"] for c in budget.body["cohorts"]}
@@ -1228,6 +1248,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                     "budget_left": cohort_allocated - counter["committed"],
                 }
             )
+        cases = list(ready.body["cases"])[:PAGE_SIZE]
+        for case, personal in zip(
+            cases, await people(session, [c["worker_id"] for c in cases]), strict=True
+        ):
+            case["full_name"] = personal.get("full_name", "")
         return render(
             "city.html.j2",
             session,
@@ -1235,10 +1260,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             status,
             year=year,
             counters=counters,
+            cases=cases,
+            **pager(page, int(ready.body["pending"])),
             notice=notice,
             values=values or {},
             errors=errors or {},
             general=general or [],
+            refused=refused or [],
             form_key=str(uuid.uuid4()),
         )
 
@@ -1246,8 +1274,25 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     async def city(
         session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
-        return await city_page(signed_in(session_id), year)
+        session = signed_in(session_id)
+        if export is None:
+            return await city_page(session, year, page)
+        allowed(session, "city_admin")
+        ready = await services.call(
+            "verification",
+            "GET",
+            f"/worklists/city/{CITY_AREA}",
+            session.token,
+            params={"limit": MAX_LISTED},
+        )
+        if not ready.ok:
+            raise HTTPException(ready.status, ready.detail)
+        return downloaded(
+            session.language, "worklist", ready.body["cases"], export, "siap-ditetapkan"
+        )
 
     @app.post("/budgets", response_class=Response)
     async def allocate(
@@ -1287,46 +1332,73 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
-        worker_id: Annotated[str, Form(max_length=36)] = "",
+        page: Annotated[int, Form(ge=1, le=1000)] = 1,
+        # The cases chosen on the page shown: a page holds no more.
+        worker_id: Annotated[list[uuid.UUID] | None, Form(max_length=PAGE_SIZE)] = None,
         cover_months: Annotated[str, Form(max_length=2)] = "",
         coverage_start: Annotated[str, Form(max_length=10)] = "",
         decree_ref: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
         allowed(session, "city_admin")
         typed = {
-            "worker_id": worker_id,
             "cover_months": cover_months,
             "coverage_start": coverage_start,
             "decree_ref": decree_ref,
         }
         language = translations(session.language)
-        try:
-            worker = uuid.UUID(worker_id.strip())
-        except ValueError:
-            errors = {"worker_id": [language.gettext("Not a worker id.")]}
-            return await city_page(session, fiscal_year, values=typed, errors=errors, status=422)
+        chosen = list(dict.fromkeys(worker_id or []))
+        if not chosen:
+            errors = {"chosen": [language.gettext("Choose at least one worker.")]}
+            return await city_page(
+                session, fiscal_year, page, values=typed, errors=errors, status=422
+            )
         body = {
+            "worker_ids": [str(w) for w in chosen],
             "cohort": cohort,
             "cover_months": int(cover_months) if cover_months.isdigit() else 0,
             "coverage_start": iso_date(coverage_start.strip()),
             "fiscal_year": fiscal_year,
             "decree_ref": decree_ref.strip(),
         }
-        answer = await recorded(
-            session, "verification", f"/cases/{worker}/designate", form_key, body
-        )
-        if answer.ok:
-            notice = language.gettext("Worker %(worker)s designated.") % {"worker": str(worker)[:8]}
-            return await city_page(session, fiscal_year, notice=notice)
-        fields = {n: n for n in ("cover_months", "coverage_start", "decree_ref")}
-        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        # In the order chosen (the page's order, oldest first): each within the quota and the
+        # budget those before it left. The form's key makes a resubmitted form record nothing
+        # again: the service answers its first answer.
+        answer = await recorded(session, "verification", "/cases/designate", form_key, body)
+        if not answer.ok:
+            fields = {n: n for n in ("cover_months", "coverage_start", "decree_ref")}
+            errors, general = by_field(answer.problems, answer.detail, language, fields)
+            return await city_page(
+                session,
+                fiscal_year,
+                page,
+                values=typed,
+                errors=errors,
+                general=general,
+                status=answer.status,
+            )
+        refused = [o for o in answer.body["outcomes"] if not o["designated"]]
+        for outcome, personal in zip(
+            refused, await people(session, [o["worker_id"] for o in refused]), strict=True
+        ):
+            outcome["full_name"] = personal.get("full_name", "")
+            outcome["reasons"] = [
+                translated(m, language)
+                for m in [p["message"] for p in outcome["problems"]] or [outcome["detail"]]
+            ]
+        notice = language.gettext(
+            "%(designated)s of %(chosen)s workers designated into the %(cohort)s cohort."
+        ) % {
+            "designated": number(answer.body["designated"], session.language),
+            "chosen": number(len(chosen), session.language),
+            "cohort": language.gettext(COHORT_NAMES[cohort]),
+        }
         return await city_page(
             session,
             fiscal_year,
-            values=typed,
-            errors=errors,
-            general=general,
-            status=answer.status,
+            page,
+            notice=notice,
+            values=typed if refused else {},
+            refused=refused,
         )
 
     @app.get("/decree-annex.{kind}")
@@ -1348,18 +1420,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         if not listed.ok:
             raise HTTPException(listed.status, listed.detail)
         workers = list((listed.body or {}).get("workers", []))[:MAX_LISTED]
-        # Names and NIK as the enrolment service shows them to this user's role.
-        seen = await asyncio.gather(
-            *(
-                services.call("enrolment", "GET", f"/workers/{w['worker_id']}", session.token)
-                for w in workers
-            )
-        )
+        seen = await people(session, [w["worker_id"] for w in workers])
         language = translations(session.language)
         header = columns(language, "decree-annex")
         rows = []
-        for number_, (w, found) in enumerate(zip(workers, seen, strict=True), start=1):
-            personal = (found.body or {}).get("personal") or {} if found.ok else {}
+        for number_, (w, personal) in enumerate(zip(workers, seen, strict=True), start=1):
             rows.append(
                 [
                     str(number_),
