@@ -42,11 +42,27 @@ from services.console.i18n import (
     rupiah,
     translations,
 )
+from services.console.listings import (
+    FIRST_PAGE,
+    MAX_PAGE,
+    PAGE_SIZE,
+    Asked,
+    Asking,
+    Table,
+    listing_page,
+    shown,
+)
 from services.console.names import REJECTION_REASONS, ROLE_NAMES, STANDINGS
 from services.console.refusals import N_, by_field, translated
-from services.console.sessions import Session, Sessions
+from services.console.sessions import (
+    SESSION_COOKIE,
+    PageSession,
+    Session,
+    Sessions,
+    SignInRequiredError,
+)
 from services.console.settings import ConsoleSettings
-from services.console.typed import iso_date, rupiahs
+from services.console.typed import day_or_today, iso_date, rupiahs
 from shared.auth import (
     AuthSettings,
     Principal,
@@ -67,10 +83,8 @@ from shared.oidc_login import (
 from shared.policy import policy_book
 from shared.telemetry import COMMANDS
 
-SESSION_COOKIE = "berlian_console_session"
 SIGN_IN_COOKIE = "berlian_console_sign_in"
 LANGUAGE_COOKIE = "berlian_console_language"
-PAGE_SIZE = 25
 # The whole city, as the verification service's worklists name it.
 CITY_AREA = "33.75"
 # What a listing asks a service for at most (the services' own bound).
@@ -194,6 +208,10 @@ class Listing:
 
 WORKER_SEARCH = Listing("enrolment", "/workers/search", 100, "workers", lambda b: int(b["total"]))
 ARREARS = Listing("billing", "/arrears", 500, "workers", lambda b: int(b["total"]))
+# The cases the kecamatan validated, ready for the city's designation: the whole city's.
+READY = Listing(
+    "verification", f"/worklists/city/{CITY_AREA}", 1000, "cases", lambda b: int(b["pending"])
+)
 
 
 def invoice_lines(invoice_id: uuid.UUID) -> Listing:
@@ -202,22 +220,10 @@ def invoice_lines(invoice_id: uuid.UUID) -> Listing:
     )
 
 
-class SignInRequiredError(Exception):
-    pass
-
-
-def form_session(
-    request: Request,
-    csrf: Annotated[str, Form(max_length=128)],
-    session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-) -> Session:
+def form_session(session: PageSession, csrf: Annotated[str, Form(max_length=128)]) -> Session:
     """The session a form was sent from, once the form shows it was drawn by that session's
     pages (its CSRF token). Every form's route takes its session from here, so no form can
     leave the check out; it runs before the rest of the form is read."""
-    sessions: Sessions = request.app.state.sessions
-    session = sessions.get(session_id)
-    if session is None:
-        raise SignInRequiredError
     if not hmac.compare_digest(csrf, session.csrf):
         raise HTTPException(
             403, N_("This form did not come from this session's pages: open the page again.")
@@ -288,12 +294,6 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             **values,
         )
         return HTMLResponse(html, status)
-
-    def signed_in(session_id: str | None) -> Session:
-        session = sessions.get(session_id)
-        if session is None:
-            raise SignInRequiredError
-        return session
 
     def allowed(session: Session, *roles: str) -> None:
         if session.principal.role not in roles:
@@ -501,12 +501,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def home(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         return render("home.html.j2", session, session.language)
 
-    app.include_router(audit_pages.router(render, signed_in, services, SESSION_COOKIE))
+    app.include_router(audit_pages.router(render, services))
 
     # -- kelurahan officer: registration, workers, imports -----------------------------------
 
@@ -534,9 +533,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/workers/new", response_class=HTMLResponse)
     async def new_worker(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         return registration_form(session, {"kelurahan_code": session.principal.area or ""})
 
@@ -584,22 +582,22 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session: Session,
         listing: Listing,
         params: Mapping[str, Any],
-        page: int,
-        export: bool,
+        asked: Asked,
     ) -> tuple[Any, list[dict[str, Any]], int]:
         """A page of a service's paged listing as the user may see it (or, to download,
         everything up to MAX_LISTED, in the service's own pages): the last answer, the items
         and how many there are in all."""
+        export = asked.export is not None
         wanted = MAX_LISTED if export else PAGE_SIZE
-        offset = 0 if export else (page - 1) * PAGE_SIZE
+        offset = 0 if export else (asked.page - 1) * PAGE_SIZE
         found: list[dict[str, Any]] = []
         body: Any = None
         total = 0
         while len(found) < wanted:
-            asked = {**params, "offset": offset + len(found)}
-            asked["limit"] = min(listing.most, wanted - len(found))
+            query = {**params, "offset": offset + len(found)}
+            query["limit"] = min(listing.most, wanted - len(found))
             answer = await services.call(
-                listing.service, "GET", listing.path, session.token, params=asked
+                listing.service, "GET", listing.path, session.token, params=query
             )
             if not answer.ok:
                 raise HTTPException(answer.status, answer.detail)
@@ -613,19 +611,17 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/workers", response_class=Response)
     async def workers(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
+        asked: Asking,
         q: Annotated[str, Query(max_length=100)] = "",
         status: Annotated[Literal["", "registered", "covered", "ended"], Query()] = "",
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         query = q.strip()
         language = translations(session.language)
         errors: dict[str, list[str]] = {}
         found: list[dict[str, Any]] = []
-        total = 0
+        total: int | None = None  # the search is paged by the service, the area's list here
         if len(query) == 1:
             errors["q"] = [language.gettext("Type two letters at least, or a 16-digit NIK.")]
         elif query:
@@ -633,32 +629,25 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             search = {"q": query, "kelurahan": session.principal.area} | (
                 {"status": status} if status else {}
             )
-            _, found, total = await fetched(session, WORKER_SEARCH, search, page, bool(export))
+            _, found, total = await fetched(session, WORKER_SEARCH, search, asked)
         else:
             found = await workers_in_area(session, status)
-            total = len(found)
-        if export:
-            return downloaded(session.language, "workers", found, export, "pekerja")
-        shown, pages = (found, pager(page, total)["pages"]) if query else paged(found, page)
-        return render(
-            "workers.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            workers=shown,
+            asked,
+            "workers.html.j2",
+            [listed(session.language, "workers", found, "pekerja", total)],
+            {"q": query, "status": status or ""},
             query=query,
             chosen_status=status or "",
-            page=page,
-            pages=pages,
-            total=total,
-            export_query=urlencode({"q": query, "status": status or ""}),
             errors=errors,
         )
 
     @app.get("/imports/new", response_class=HTMLResponse)
     async def new_import(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         return render(
             "import.html.j2",
@@ -711,10 +700,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/imports/{import_id}", response_class=HTMLResponse)
     async def import_progress(
+        session: PageSession,
         import_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         answer = await services.call("enrolment", "GET", f"/imports/{import_id}", session.token)
         if not answer.ok:
             raise HTTPException(answer.status, answer.detail)
@@ -731,10 +719,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/imports/{import_id}/report.csv")
     async def import_report(
+        session: PageSession,
         import_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         answer = await services.call(
             "enrolment", "GET", f"/imports/{import_id}/report.csv", session.token
         )
@@ -754,8 +741,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     async def worklist_page(
         session: Session,
-        page: int,
-        export: Literal["csv", "xlsx"] | None = None,
+        asked: Asked,
         notice: str = "",
         errors: Mapping[str, list[str]] | None = None,
         status: int = 200,
@@ -769,29 +755,26 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             params={"limit": MAX_LISTED},
         )
         cases = list((answer.body or {}).get("cases", [])) if answer.ok else []
-        if level == "kecamatan":
-            # What the kelurahan decided and why, beside each case.
+        table = listed(session.language, "worklist", cases, "daftar-kerja")
+        if level == "kecamatan" and asked.export is None:
+            # What the kelurahan decided and why, beside each case of the page.
+            page_of = shown(table, asked.table, asked.page, {}).rows
             decided = await asyncio.gather(
                 *(
                     services.call("verification", "GET", f"/cases/{c['worker_id']}", session.token)
-                    for c in paged(cases, page)[0]
+                    for c in page_of
                 )
             )
-            for case, found in zip(paged(cases, page)[0], decided, strict=True):
+            for case, found in zip(page_of, decided, strict=True):
                 case["decision"] = found.body if found.ok else None
-        if export is not None:
-            return downloaded(session.language, "worklist", cases, export, "daftar-kerja")
-        shown, pages = paged(cases, page)
-        return render(
-            "worklist.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            status,
+            asked,
+            "worklist.html.j2",
+            [table],
+            status=status,
             level=level,
-            cases=shown,
-            page=page,
-            pages=pages,
-            total=len(cases),
             reasons=list(REJECTION_REASONS),
             notice=notice,
             errors=errors or {},
@@ -799,13 +782,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         )
 
     @app.get("/worklist", response_class=Response)
-    async def worklist(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
-    ) -> Response:
-        session = signed_in(session_id)
-        return await worklist_page(session, page, export)
+    async def worklist(session: PageSession, asked: Asking) -> Response:
+        return await worklist_page(session, asked)
 
     @app.post("/cases/{worker_id}/decision", response_class=Response)
     async def decide(
@@ -831,18 +809,19 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 else N_("Case %(worker)s rejected.")
             )
             return await worklist_page(
-                session, 1, notice=language.gettext(notice) % {"worker": str(worker_id)[:8]}
+                session,
+                FIRST_PAGE,
+                notice=language.gettext(notice) % {"worker": str(worker_id)[:8]},
             )
         at, general = by_field(answer.problems, answer.detail, language, {"reasons": "reasons"})
         errors = {str(worker_id): [*at.get("reasons", []), *general]}
-        return await worklist_page(session, 1, errors=errors, status=answer.status)
+        return await worklist_page(session, FIRST_PAGE, errors=errors, status=answer.status)
 
     # -- billing officer: the monthly run, invoices, payments, a worker's standing -------------
 
     async def billing_page(
         session: Session,
-        page: int = 1,
-        export: Literal["csv", "xlsx"] | None = None,
+        asked: Asked = FIRST_PAGE,
         notice: str = "",
         run_values: Mapping[str, str] | None = None,
         pay_values: Mapping[str, str] | None = None,
@@ -854,18 +833,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         allowed(session, "billing_officer")
         answer = await services.call("billing", "GET", "/invoices", session.token)
         invoices = list(answer.body or []) if answer.ok else []
-        if export is not None:
-            return downloaded(session.language, "invoices", invoices, export, "tagihan")
-        shown, pages = paged(invoices, page)
-        return render(
-            "billing.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            status,
-            invoices=shown,
-            page=page,
-            pages=pages,
-            total=len(invoices),
+            asked,
+            "billing.html.j2",
+            [listed(session.language, "invoices", invoices, "tagihan")],
+            status=status,
             notice=notice,
             run_values=run_values or {},
             pay_values=pay_values or {},
@@ -877,13 +851,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/billing", response_class=Response)
     async def billing(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+        session: PageSession,
+        asked: Asking,
         worker: Annotated[str, Query(max_length=36)] = "",
         on: Annotated[str, Query(max_length=10)] = "",
     ) -> Response:
-        session = signed_in(session_id)
         standing = None
         errors: dict[str, list[str]] = {}
         if worker.strip():
@@ -892,9 +864,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             except ValueError:
                 errors["worker"] = [translations(session.language).gettext("Not a worker id.")]
             else:
-                day = (
-                    iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
-                )
+                day = day_or_today(on)
                 answer = await services.call(
                     "billing",
                     "GET",
@@ -909,60 +879,46 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                         answer.problems, answer.detail, translations(session.language), {}
                     )
                     errors["worker"] = general
-        return await billing_page(session, page, export, errors=errors, standing=standing)
+        return await billing_page(session, asked, errors=errors, standing=standing)
 
     @app.get("/invoices/{invoice_id}", response_class=Response)
     async def invoice(
+        session: PageSession,
         invoice_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+        asked: Asking,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer", "auditor")
-        body, lines, total = await fetched(
-            session, invoice_lines(invoice_id), {}, page, export is not None
-        )
+        body, lines, total = await fetched(session, invoice_lines(invoice_id), {}, asked)
         language = translations(session.language)
-        if export is not None:
-            return downloaded(
-                session.language,
-                "invoice-lines",
-                lines,
-                export,
-                f"tagihan-{body['invoice']['period']}",
-            )
-        return render(
-            "invoice.html.j2",
+        name = f"tagihan-{body['invoice']['period']}"
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "invoice.html.j2",
+            [listed(session.language, "invoice-lines", lines, name, total)],
             invoice=body["invoice"],
-            lines=lines,
-            **pager(page, total),
             cohort_name=lambda c: language.gettext(COHORT_NAMES.get(str(c), str(c))),
         )
 
     @app.get("/arrears", response_class=Response)
     async def arrears(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
+        asked: Asking,
         on: Annotated[str, Query(max_length=10)] = "",
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer", "auditor")
-        day = iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
-        body, listed, total = await fetched(session, ARREARS, {"on": day}, page, export is not None)
-        if export is not None:
-            return downloaded(session.language, "arrears", listed, export, f"tunggakan-{day}")
-        return render(
-            "arrears.html.j2",
+        day = day_or_today(on)
+        body, owing, total = await fetched(session, ARREARS, {"on": day}, asked)
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "arrears.html.j2",
+            [listed(session.language, "arrears", owing, f"tunggakan-{day}", total)],
+            {"on": on},
             on=body["on"],
             typed_on=on,
-            workers=listed,
-            **pager(page, total),
         )
 
     @app.post("/billing-runs", response_class=Response)
@@ -1034,8 +990,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     async def claims_page(
         session: Session,
-        page: int = 1,
-        export: Literal["csv", "xlsx"] | None = None,
+        asked: Asked = FIRST_PAGE,
         decision: Any = None,
         notice: str = "",
         values: Mapping[str, Any] | None = None,
@@ -1047,19 +1002,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         answer = await services.call("claims", "GET", "/claims", session.token)
         claims = list(answer.body or []) if answer.ok else []
         language = translations(session.language)
-        if export is not None:
-            return downloaded(session.language, "claims", claims, export, "klaim")
-        shown, pages = paged(claims, page)
-        return render(
-            "claims.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            status,
-            claims=shown,
+            asked,
+            "claims.html.j2",
+            [listed(session.language, "claims", claims, "klaim")],
+            status=status,
             waiting=[c for c in claims if c["status"] == "pending"],
-            page=page,
-            pages=pages,
-            total=len(claims),
             decision=decision,
             notice=notice,
             values=values or {},
@@ -1075,12 +1025,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         )
 
     @app.get("/claims", response_class=Response)
-    async def claims(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
-    ) -> Response:
-        return await claims_page(signed_in(session_id), page, export)
+    async def claims(session: PageSession, asked: Asking) -> Response:
+        return await claims_page(session, asked)
 
     @app.post("/claims", response_class=Response)
     async def file_claim(
@@ -1160,10 +1106,10 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/claims/{claim_id}", response_class=Response)
     async def claim(
+        session: PageSession,
         claim_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        return await claim_page(signed_in(session_id), claim_id)
+        return await claim_page(session, claim_id)
 
     @app.post("/claims/{claim_id}/instalments", response_class=Response)
     async def approve_instalment(
@@ -1210,7 +1156,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     async def city_page(
         session: Session,
         year: int,
-        page: int = 1,
+        asked: Asked = FIRST_PAGE,
         notice: str = "",
         values: Mapping[str, str] | None = None,
         errors: Mapping[str, list[str]] | None = None,
@@ -1223,18 +1169,12 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         # designation (every one made, by anyone, is in them as soon as it is recorded); the
         # allocation as the billing service reports it, which has read every allocation made.
         # The cases ready for designation one page at a time, as the service pages them.
-        counted, budget, ready = await asyncio.gather(
+        counted, budget, (_, cases, total) = await asyncio.gather(
             services.call("verification", "GET", f"/designations/{year}/counters", session.token),
             services.call("billing", "GET", f"/budgets/{year}", session.token),
-            services.call(
-                "verification",
-                "GET",
-                f"/worklists/city/{CITY_AREA}",
-                session.token,
-                params={"limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE},
-            ),
+            fetched(session, READY, {}, asked),
         )
-        for answer in (counted, budget, ready):
+        for answer in (counted, budget):
             if not answer.ok:
                 raise HTTPException(answer.status, answer.detail)
         allocated = {c["cohort"]: c["allocated"] for c in budget.body["cohorts"]}
@@ -1248,20 +1188,21 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                     "budget_left": cohort_allocated - counter["committed"],
                 }
             )
-        cases = list(ready.body["cases"])[:PAGE_SIZE]
-        for case, personal in zip(
-            cases, await people(session, [c["worker_id"] for c in cases]), strict=True
-        ):
-            case["full_name"] = personal.get("full_name", "")
-        return render(
-            "city.html.j2",
+        if asked.export is None:
+            for case, personal in zip(
+                cases, await people(session, [c["worker_id"] for c in cases]), strict=True
+            ):
+                case["full_name"] = personal.get("full_name", "")
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "city.html.j2",
+            [listed(session.language, "worklist", cases, "siap-ditetapkan", total)],
+            {"year": str(year)},
             status,
             year=year,
             counters=counters,
-            cases=cases,
-            **pager(page, int(ready.body["pending"])),
             notice=notice,
             values=values or {},
             errors=errors or {},
@@ -1272,27 +1213,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/city", response_class=Response)
     async def city(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
+        asked: Asking,
         year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
-        session = signed_in(session_id)
-        if export is None:
-            return await city_page(session, year, page)
-        allowed(session, "city_admin")
-        ready = await services.call(
-            "verification",
-            "GET",
-            f"/worklists/city/{CITY_AREA}",
-            session.token,
-            params={"limit": MAX_LISTED},
-        )
-        if not ready.ok:
-            raise HTTPException(ready.status, ready.detail)
-        return downloaded(
-            session.language, "worklist", ready.body["cases"], export, "siap-ditetapkan"
-        )
+        return await city_page(session, year, asked)
 
     @app.post("/budgets", response_class=Response)
     async def allocate(
@@ -1332,7 +1257,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
-        page: Annotated[int, Form(ge=1, le=1000)] = 1,
+        page: Annotated[int, Form(ge=1, le=MAX_PAGE)] = 1,
         # The cases chosen on the page shown: a page holds no more.
         worker_id: Annotated[list[uuid.UUID] | None, Form(max_length=PAGE_SIZE)] = None,
         cover_months: Annotated[str, Form(max_length=2)] = "",
@@ -1350,7 +1275,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         if not chosen:
             errors = {"chosen": [language.gettext("Choose at least one worker.")]}
             return await city_page(
-                session, fiscal_year, page, values=typed, errors=errors, status=422
+                session, fiscal_year, Asked(page), values=typed, errors=errors, status=422
             )
         body = {
             "worker_ids": [str(w) for w in chosen],
@@ -1370,7 +1295,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             return await city_page(
                 session,
                 fiscal_year,
-                page,
+                Asked(page),
                 values=typed,
                 errors=errors,
                 general=general,
@@ -1395,7 +1320,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         return await city_page(
             session,
             fiscal_year,
-            page,
+            Asked(page),
             notice=notice,
             values=typed if refused else {},
             refused=refused,
@@ -1403,12 +1328,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/decree-annex.{kind}")
     async def decree_annex(
+        session: PageSession,
         kind: Literal["pdf", "xlsx", "csv"],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
         cohort: Annotated[Literal["regular", "incidental"], Query()] = "regular",
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "city_admin")
         listed = await services.call(
             "verification",
@@ -1530,18 +1454,25 @@ ROWS: dict[str, Callable[[dict[str, Any], gettext.NullTranslations, Language], l
 }
 
 
-def downloaded(
+def listed(
     lang: Language,
     download: str,
     items: list[dict[str, Any]],
-    kind: Literal["csv", "xlsx"],
-    name: str,
-) -> Response:
-    """What a listing shows, as a CSV or XLSX file in the user's language."""
+    filename: str,
+    total: int | None = None,
+) -> Table:
+    """A listing of the services' items as its page draws them and its download writes them, in
+    the user's language (``total``: the service paged it, ``items`` are the page asked for)."""
     language = translations(lang)
     row = ROWS[download]
-    return exports.download(
-        columns(language, download), [row(i, language, lang) for i in items], kind, name
+    return Table(
+        download,
+        "",
+        columns(language, download),
+        items,
+        cells=lambda item: row(item, language, lang),
+        total=total,
+        filename=filename,
     )
 
 
@@ -1557,17 +1488,6 @@ def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:
         "paid_on": iso_date(paid_on.strip()),
         "amount": rupiahs(amount),
     }
-
-
-def pager(page: int, total: int) -> dict[str, int]:
-    """What a page's pager shows: the page, how many pages, how many items in all."""
-    return {"page": page, "pages": max(1, -(-total // PAGE_SIZE)), "total": total}
-
-
-def paged(items: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], int]:
-    pages = pager(page, len(items))["pages"]
-    start = (min(page, pages) - 1) * PAGE_SIZE
-    return items[start : start + PAGE_SIZE], pages
 
 
 def set_cookie(

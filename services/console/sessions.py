@@ -11,10 +11,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, replace
+from typing import Annotated
+
+from fastapi import Cookie, Depends, Request
 
 from services.console.i18n import Language
 from shared.auth import Principal
 
+SESSION_COOKIE = "berlian_console_session"
 # Sessions live in this process; past this many the oldest are ended first.
 MAX_SESSIONS = 2000
 
@@ -72,3 +76,22 @@ class Sessions:
 
     def end(self, session_id: str | None) -> None:
         self._by_id.pop(session_id or "", None)
+
+
+class SignInRequiredError(Exception):
+    """No session, or it has ended: the page asked for is answered with the sign-in."""
+
+
+def page_session(
+    request: Request,
+    session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+) -> Session:
+    """The session a page is asked for in (every page's route takes it from here)."""
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.get(session_id)
+    if session is None:
+        raise SignInRequiredError
+    return session
+
+
+PageSession = Annotated[Session, Depends(page_session)]
