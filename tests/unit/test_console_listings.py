@@ -10,7 +10,6 @@ import pytest
 from fastapi import HTTPException
 from fastapi.responses import HTMLResponse
 
-from services.console.i18n import Language
 from services.console.listings import Asked, Table, listing_page
 from services.console.sessions import Session
 from shared.auth import Principal
@@ -27,14 +26,9 @@ class Drawn:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
-    def __call__(
-        self,
-        name: str,
-        session: Session | None,
-        language: Language,
-        status: int = 200,
-        **values: Any,
-    ) -> HTMLResponse:
+    def __call__(self, name: str, *shown: Any, **values: Any) -> HTMLResponse:
+        # As the console's render is called: the session, its language and the status.
+        status = shown[2]
         self.values = {"template": name, "status": status, **values}
         return HTMLResponse(name, status)
 
