@@ -7,9 +7,7 @@ form was drawn, so a double click or a resubmitted form records once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gettext
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -46,11 +44,27 @@ from services.console.i18n import (
     rupiah,
     translations,
 )
+from services.console.listings import (
+    FIRST_PAGE,
+    MAX_PAGE,
+    PAGE_SIZE,
+    Asked,
+    Asking,
+    Table,
+    listing_page,
+    shown,
+)
 from services.console.names import REJECTION_REASONS, ROLE_NAMES, STANDINGS
 from services.console.refusals import N_, by_field, translated
-from services.console.sessions import Session, Sessions
+from services.console.sessions import (
+    SESSION_COOKIE,
+    PageSession,
+    Session,
+    Sessions,
+    SignInRequiredError,
+)
 from services.console.settings import ConsoleSettings
-from services.console.typed import iso_date, rupiahs
+from services.console.typed import day_or_today, iso_date, rupiahs
 from shared.auth import (
     AuthSettings,
     Principal,
@@ -60,13 +74,19 @@ from shared.auth import (
     verifier_for,
 )
 from shared.http import install_request_limits
-from shared.oidc_login import ProviderEndpoints
+from shared.oidc_login import (
+    PendingSignIns,
+    ProviderEndpoints,
+    SignInsFullError,
+    code_challenge,
+    new_verifier,
+)
 from shared.telemetry import COMMANDS
 
-SESSION_COOKIE = "berlian_console_session"
 SIGN_IN_COOKIE = "berlian_console_sign_in"
 LANGUAGE_COOKIE = "berlian_console_language"
-PAGE_SIZE = 25
+# The whole city, as the verification service's worklists name it.
+CITY_AREA = "33.75"
 # What a listing asks a service for at most (the services' own bound).
 MAX_LISTED = 1000
 SECURITY_HEADERS = {
@@ -188,6 +208,10 @@ class Listing:
 
 WORKER_SEARCH = Listing("enrolment", "/workers/search", 100, "workers", lambda b: int(b["total"]))
 ARREARS = Listing("billing", "/arrears", 500, "workers", lambda b: int(b["total"]))
+# The cases the kecamatan validated, ready for the city's designation: the whole city's.
+READY = Listing(
+    "verification", f"/worklists/city/{CITY_AREA}", 1000, "cases", lambda b: int(b["pending"])
+)
 
 
 def invoice_lines(invoice_id: uuid.UUID) -> Listing:
@@ -196,22 +220,10 @@ def invoice_lines(invoice_id: uuid.UUID) -> Listing:
     )
 
 
-class SignInRequiredError(Exception):
-    pass
-
-
-def form_session(
-    request: Request,
-    csrf: Annotated[str, Form(max_length=128)],
-    session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-) -> Session:
+def form_session(session: PageSession, csrf: Annotated[str, Form(max_length=128)]) -> Session:
     """The session a form was sent from, once the form shows it was drawn by that session's
     pages (its CSRF token). Every form's route takes its session from here, so no form can
     leave the check out; it runs before the rest of the form is read."""
-    sessions: Sessions = request.app.state.sessions
-    session = sessions.get(session_id)
-    if session is None:
-        raise SignInRequiredError
     if not hmac.compare_digest(csrf, session.csrf):
         raise HTTPException(
             403, N_("This form did not come from this session's pages: open the page again.")
@@ -234,6 +246,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
     # Discovered once an hour, not on every sign-in: a flood of sign-ins never reaches the
     # provider's discovery document.
     endpoints_of_provider = ProviderEndpoints(auth)
+    # Bounded per browser address and in all: a flood of sign-ins is refused, it never pushes
+    # out the sign-ins other people are in the middle of.
+    pending_sign_ins = PendingSignIns()
     app.state.sessions = sessions
     services = Services(settings)
     # Any of the services' audiences proves the token is one the provider issued for them.
@@ -279,12 +294,6 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             **values,
         )
         return HTMLResponse(html, status)
-
-    def signed_in(session_id: str | None) -> Session:
-        session = sessions.get(session_id)
-        if session is None:
-            raise SignInRequiredError
-        return session
 
     def allowed(session: Session, *roles: str) -> None:
         if session.principal.role not in roles:
@@ -377,14 +386,21 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/sign-in/provider")
     async def sign_in_at_provider(
+        request: Request,
         browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
         chosen: Annotated[str | None, Cookie(alias=LANGUAGE_COOKIE, max_length=4)] = None,
     ) -> RedirectResponse:
         endpoints = await asyncio.to_thread(endpoints_of_provider)
         browser = browser or secrets.token_urlsafe(32)
-        verifier = secrets.token_urlsafe(64)
+        verifier = new_verifier()
         language: Language = "en" if chosen == "en" else "id"
-        state = sessions.await_provider(browser, verifier, language)
+        client = request.client.host if request.client else ""
+        try:
+            state = pending_sign_ins.start(client, browser, verifier, language)
+        except SignInsFullError as full:
+            raise HTTPException(
+                503, N_("Too many sign-ins are waiting: try again in a few minutes.")
+            ) from full
         query = urlencode(
             {
                 "response_type": "code",
@@ -392,7 +408,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 "redirect_uri": callback,
                 "scope": "openid",
                 "state": state,
-                "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+                "code_challenge": code_challenge(verifier),
                 "code_challenge_method": "S256",
                 "ui_locales": language,
             }
@@ -408,7 +424,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         error: Annotated[str, Query(max_length=200)] = "",
         browser: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, max_length=64)] = None,
     ) -> Response:
-        started = sessions.answered(state)
+        started = pending_sign_ins.answered(state)
         if started is None or not hmac.compare_digest(browser or "", started.browser):
             # Not the answer to a sign-in this browser started here: someone else's code.
             raise HTTPException(403, N_("This sign-in was not started from this browser."))
@@ -436,12 +452,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         except (PermissionError, ProviderUnavailableError) as refusal:
             return RedirectResponse(f"/sign-in?{urlencode({'error': str(refusal)})}", 303)
         expiry = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+        language: Language = "en" if started.language == "en" else "id"
         session_id = sessions.start(
-            principal, token, expiry, str(granted.get("id_token", "")), started.language
+            principal, token, expiry, str(granted.get("id_token", "")), language
         )
         # A page of this site moves on: the session cookie is SameSite=Strict, and a redirect
         # straight from the provider's answer would count as cross-site.
-        response = render("signed_in.html.j2", None, started.language)
+        response = render("signed_in.html.j2", None, language)
         set_cookie(response, SESSION_COOKIE, session_id)
         delete_cookie(response, SIGN_IN_COOKIE)
         return response
@@ -484,12 +501,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def home(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         return render("home.html.j2", session, session.language)
 
-    app.include_router(audit_pages.router(render, signed_in, services, SESSION_COOKIE))
+    app.include_router(audit_pages.router(render, services))
 
     # -- kelurahan officer: registration, workers, imports -----------------------------------
 
@@ -517,9 +533,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/workers/new", response_class=HTMLResponse)
     async def new_worker(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         return registration_form(session, {"kelurahan_code": session.principal.area or ""})
 
@@ -567,22 +582,22 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         session: Session,
         listing: Listing,
         params: Mapping[str, Any],
-        page: int,
-        export: bool,
+        asked: Asked,
     ) -> tuple[Any, list[dict[str, Any]], int]:
         """A page of a service's paged listing as the user may see it (or, to download,
         everything up to MAX_LISTED, in the service's own pages): the last answer, the items
         and how many there are in all."""
+        export = asked.export is not None
         wanted = MAX_LISTED if export else PAGE_SIZE
-        offset = 0 if export else (page - 1) * PAGE_SIZE
+        offset = 0 if export else (asked.page - 1) * PAGE_SIZE
         found: list[dict[str, Any]] = []
         body: Any = None
         total = 0
         while len(found) < wanted:
-            asked = {**params, "offset": offset + len(found)}
-            asked["limit"] = min(listing.most, wanted - len(found))
+            query = {**params, "offset": offset + len(found)}
+            query["limit"] = min(listing.most, wanted - len(found))
             answer = await services.call(
-                listing.service, "GET", listing.path, session.token, params=asked
+                listing.service, "GET", listing.path, session.token, params=query
             )
             if not answer.ok:
                 raise HTTPException(answer.status, answer.detail)
@@ -596,19 +611,17 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/workers", response_class=Response)
     async def workers(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
+        asked: Asking,
         q: Annotated[str, Query(max_length=100)] = "",
         status: Annotated[Literal["", "registered", "covered", "ended"], Query()] = "",
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         query = q.strip()
         language = translations(session.language)
         errors: dict[str, list[str]] = {}
         found: list[dict[str, Any]] = []
-        total = 0
+        total: int | None = None  # the search is paged by the service, the area's list here
         if len(query) == 1:
             errors["q"] = [language.gettext("Type two letters at least, or a 16-digit NIK.")]
         elif query:
@@ -616,32 +629,25 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             search = {"q": query, "kelurahan": session.principal.area} | (
                 {"status": status} if status else {}
             )
-            _, found, total = await fetched(session, WORKER_SEARCH, search, page, bool(export))
+            _, found, total = await fetched(session, WORKER_SEARCH, search, asked)
         else:
             found = await workers_in_area(session, status)
-            total = len(found)
-        if export:
-            return downloaded(session.language, "workers", found, export, "pekerja")
-        shown, pages = (found, pager(page, total)["pages"]) if query else paged(found, page)
-        return render(
-            "workers.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            workers=shown,
+            asked,
+            "workers.html.j2",
+            [listed(session.language, "workers", found, "pekerja", total)],
+            {"q": query, "status": status or ""},
             query=query,
             chosen_status=status or "",
-            page=page,
-            pages=pages,
-            total=total,
-            export_query=urlencode({"q": query, "status": status or ""}),
             errors=errors,
         )
 
     @app.get("/imports/new", response_class=HTMLResponse)
     async def new_import(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         allowed(session, "kelurahan_officer")
         return render(
             "import.html.j2",
@@ -694,10 +700,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/imports/{import_id}", response_class=HTMLResponse)
     async def import_progress(
+        session: PageSession,
         import_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> HTMLResponse:
-        session = signed_in(session_id)
         answer = await services.call("enrolment", "GET", f"/imports/{import_id}", session.token)
         if not answer.ok:
             raise HTTPException(answer.status, answer.detail)
@@ -714,10 +719,9 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/imports/{import_id}/report.csv")
     async def import_report(
+        session: PageSession,
         import_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        session = signed_in(session_id)
         answer = await services.call(
             "enrolment", "GET", f"/imports/{import_id}/report.csv", session.token
         )
@@ -737,8 +741,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     async def worklist_page(
         session: Session,
-        page: int,
-        export: Literal["csv", "xlsx"] | None = None,
+        asked: Asked,
         notice: str = "",
         errors: Mapping[str, list[str]] | None = None,
         status: int = 200,
@@ -752,29 +755,26 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             params={"limit": MAX_LISTED},
         )
         cases = list((answer.body or {}).get("cases", [])) if answer.ok else []
-        if level == "kecamatan":
-            # What the kelurahan decided and why, beside each case.
+        table = listed(session.language, "worklist", cases, "daftar-kerja")
+        if level == "kecamatan" and asked.export is None:
+            # What the kelurahan decided and why, beside each case of the page.
+            page_of = shown(table, asked.table, asked.page, {}).rows
             decided = await asyncio.gather(
                 *(
                     services.call("verification", "GET", f"/cases/{c['worker_id']}", session.token)
-                    for c in paged(cases, page)[0]
+                    for c in page_of
                 )
             )
-            for case, found in zip(paged(cases, page)[0], decided, strict=True):
+            for case, found in zip(page_of, decided, strict=True):
                 case["decision"] = found.body if found.ok else None
-        if export is not None:
-            return downloaded(session.language, "worklist", cases, export, "daftar-kerja")
-        shown, pages = paged(cases, page)
-        return render(
-            "worklist.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            status,
+            asked,
+            "worklist.html.j2",
+            [table],
+            status=status,
             level=level,
-            cases=shown,
-            page=page,
-            pages=pages,
-            total=len(cases),
             reasons=list(REJECTION_REASONS),
             notice=notice,
             errors=errors or {},
@@ -782,13 +782,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         )
 
     @app.get("/worklist", response_class=Response)
-    async def worklist(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
-    ) -> Response:
-        session = signed_in(session_id)
-        return await worklist_page(session, page, export)
+    async def worklist(session: PageSession, asked: Asking) -> Response:
+        return await worklist_page(session, asked)
 
     @app.post("/cases/{worker_id}/decision", response_class=Response)
     async def decide(
@@ -814,18 +809,19 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                 else N_("Case %(worker)s rejected.")
             )
             return await worklist_page(
-                session, 1, notice=language.gettext(notice) % {"worker": str(worker_id)[:8]}
+                session,
+                FIRST_PAGE,
+                notice=language.gettext(notice) % {"worker": str(worker_id)[:8]},
             )
         at, general = by_field(answer.problems, answer.detail, language, {"reasons": "reasons"})
         errors = {str(worker_id): [*at.get("reasons", []), *general]}
-        return await worklist_page(session, 1, errors=errors, status=answer.status)
+        return await worklist_page(session, FIRST_PAGE, errors=errors, status=answer.status)
 
     # -- billing officer: the monthly run, invoices, payments, a worker's standing -------------
 
     async def billing_page(
         session: Session,
-        page: int = 1,
-        export: Literal["csv", "xlsx"] | None = None,
+        asked: Asked = FIRST_PAGE,
         notice: str = "",
         run_values: Mapping[str, str] | None = None,
         pay_values: Mapping[str, str] | None = None,
@@ -837,18 +833,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         allowed(session, "billing_officer")
         answer = await services.call("billing", "GET", "/invoices", session.token)
         invoices = list(answer.body or []) if answer.ok else []
-        if export is not None:
-            return downloaded(session.language, "invoices", invoices, export, "tagihan")
-        shown, pages = paged(invoices, page)
-        return render(
-            "billing.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            status,
-            invoices=shown,
-            page=page,
-            pages=pages,
-            total=len(invoices),
+            asked,
+            "billing.html.j2",
+            [listed(session.language, "invoices", invoices, "tagihan")],
+            status=status,
             notice=notice,
             run_values=run_values or {},
             pay_values=pay_values or {},
@@ -860,13 +851,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/billing", response_class=Response)
     async def billing(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+        session: PageSession,
+        asked: Asking,
         worker: Annotated[str, Query(max_length=36)] = "",
         on: Annotated[str, Query(max_length=10)] = "",
     ) -> Response:
-        session = signed_in(session_id)
         standing = None
         errors: dict[str, list[str]] = {}
         if worker.strip():
@@ -875,9 +864,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             except ValueError:
                 errors["worker"] = [translations(session.language).gettext("Not a worker id.")]
             else:
-                day = (
-                    iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
-                )
+                day = day_or_today(on)
                 answer = await services.call(
                     "billing",
                     "GET",
@@ -892,60 +879,46 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                         answer.problems, answer.detail, translations(session.language), {}
                     )
                     errors["worker"] = general
-        return await billing_page(session, page, export, errors=errors, standing=standing)
+        return await billing_page(session, asked, errors=errors, standing=standing)
 
     @app.get("/invoices/{invoice_id}", response_class=Response)
     async def invoice(
+        session: PageSession,
         invoice_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
+        asked: Asking,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer", "auditor")
-        body, lines, total = await fetched(
-            session, invoice_lines(invoice_id), {}, page, export is not None
-        )
+        body, lines, total = await fetched(session, invoice_lines(invoice_id), {}, asked)
         language = translations(session.language)
-        if export is not None:
-            return downloaded(
-                session.language,
-                "invoice-lines",
-                lines,
-                export,
-                f"tagihan-{body['invoice']['period']}",
-            )
-        return render(
-            "invoice.html.j2",
+        name = f"tagihan-{body['invoice']['period']}"
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "invoice.html.j2",
+            [listed(session.language, "invoice-lines", lines, name, total)],
             invoice=body["invoice"],
-            lines=lines,
-            **pager(page, total),
             cohort_name=lambda c: language.gettext(COHORT_NAMES.get(str(c), str(c))),
         )
 
     @app.get("/arrears", response_class=Response)
     async def arrears(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
+        asked: Asking,
         on: Annotated[str, Query(max_length=10)] = "",
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "billing_officer", "auditor")
-        day = iso_date(on.strip()) if on.strip() else datetime.now(JAKARTA).date().isoformat()
-        body, listed, total = await fetched(session, ARREARS, {"on": day}, page, export is not None)
-        if export is not None:
-            return downloaded(session.language, "arrears", listed, export, f"tunggakan-{day}")
-        return render(
-            "arrears.html.j2",
+        day = day_or_today(on)
+        body, owing, total = await fetched(session, ARREARS, {"on": day}, asked)
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "arrears.html.j2",
+            [listed(session.language, "arrears", owing, f"tunggakan-{day}", total)],
+            {"on": on},
             on=body["on"],
             typed_on=on,
-            workers=listed,
-            **pager(page, total),
         )
 
     @app.post("/billing-runs", response_class=Response)
@@ -1017,8 +990,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     async def claims_page(
         session: Session,
-        page: int = 1,
-        export: Literal["csv", "xlsx"] | None = None,
+        asked: Asked = FIRST_PAGE,
         decision: Any = None,
         notice: str = "",
         values: Mapping[str, Any] | None = None,
@@ -1030,19 +1002,14 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         answer = await services.call("claims", "GET", "/claims", session.token)
         claims = list(answer.body or []) if answer.ok else []
         language = translations(session.language)
-        if export is not None:
-            return downloaded(session.language, "claims", claims, export, "klaim")
-        shown, pages = paged(claims, page)
-        return render(
-            "claims.html.j2",
+        return listing_page(
+            render,
             session,
-            session.language,
-            status,
-            claims=shown,
+            asked,
+            "claims.html.j2",
+            [listed(session.language, "claims", claims, "klaim")],
+            status=status,
             waiting=[c for c in claims if c["status"] == "pending"],
-            page=page,
-            pages=pages,
-            total=len(claims),
             decision=decision,
             notice=notice,
             values=values or {},
@@ -1058,12 +1025,8 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         )
 
     @app.get("/claims", response_class=Response)
-    async def claims(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        export: Annotated[Literal["csv", "xlsx"] | None, Query()] = None,
-    ) -> Response:
-        return await claims_page(signed_in(session_id), page, export)
+    async def claims(session: PageSession, asked: Asking) -> Response:
+        return await claims_page(session, asked)
 
     @app.post("/claims", response_class=Response)
     async def file_claim(
@@ -1143,10 +1106,10 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.get("/claims/{claim_id}", response_class=Response)
     async def claim(
+        session: PageSession,
         claim_id: uuid.UUID,
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
     ) -> Response:
-        return await claim_page(signed_in(session_id), claim_id)
+        return await claim_page(session, claim_id)
 
     @app.post("/claims/{claim_id}/instalments", response_class=Response)
     async def approve_instalment(
@@ -1182,22 +1145,34 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     # -- city administrator: budgets, counters, designation, the decree annex ---------------
 
+    async def people(session: Session, worker_ids: list[str]) -> list[dict[str, Any]]:
+        """Each worker's name and NIK as the enrolment service shows them to this user's role
+        (empty for one it does not show)."""
+        seen = await asyncio.gather(
+            *(services.call("enrolment", "GET", f"/workers/{w}", session.token) for w in worker_ids)
+        )
+        return [(found.body or {}).get("personal") or {} if found.ok else {} for found in seen]
+
     async def city_page(
         session: Session,
         year: int,
+        asked: Asked = FIRST_PAGE,
         notice: str = "",
         values: Mapping[str, str] | None = None,
         errors: Mapping[str, list[str]] | None = None,
         general: list[str] | None = None,
+        refused: list[dict[str, Any]] | None = None,
         status: int = 200,
     ) -> Response:
         allowed(session, "city_admin")
         # Designated and committed as the verification service counts them for the next
         # designation (every one made, by anyone, is in them as soon as it is recorded); the
         # allocation as the billing service reports it, which has read every allocation made.
-        counted, budget = await asyncio.gather(
+        # The cases ready for designation one page at a time, as the service pages them.
+        counted, budget, (_, cases, total) = await asyncio.gather(
             services.call("verification", "GET", f"/designations/{year}/counters", session.token),
             services.call("billing", "GET", f"/budgets/{year}", session.token),
+            fetched(session, READY, {}, asked),
         )
         for answer in (counted, budget):
             if not answer.ok:
@@ -1213,10 +1188,18 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
                     "budget_left": cohort_allocated - counter["committed"],
                 }
             )
-        return render(
-            "city.html.j2",
+        if asked.export is None:
+            for case, personal in zip(
+                cases, await people(session, [c["worker_id"] for c in cases]), strict=True
+            ):
+                case["full_name"] = personal.get("full_name", "")
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "city.html.j2",
+            [listed(session.language, "worklist", cases, "siap-ditetapkan", total)],
+            {"year": str(year)},
             status,
             year=year,
             counters=counters,
@@ -1224,15 +1207,17 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
             values=values or {},
             errors=errors or {},
             general=general or [],
+            refused=refused or [],
             form_key=str(uuid.uuid4()),
         )
 
     @app.get("/city", response_class=Response)
     async def city(
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+        session: PageSession,
+        asked: Asking,
         year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
     ) -> Response:
-        return await city_page(signed_in(session_id), year)
+        return await city_page(session, year, asked)
 
     @app.post("/budgets", response_class=Response)
     async def allocate(
@@ -1272,56 +1257,82 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         form_key: Annotated[str, Form(max_length=64)],
         fiscal_year: Annotated[int, Form(ge=2022, le=2100)],
         cohort: Annotated[Literal["regular", "incidental"], Form()],
-        worker_id: Annotated[str, Form(max_length=36)] = "",
+        page: Annotated[int, Form(ge=1, le=MAX_PAGE)] = 1,
+        # The cases chosen on the page shown: a page holds no more.
+        worker_id: Annotated[list[uuid.UUID] | None, Form(max_length=PAGE_SIZE)] = None,
         cover_months: Annotated[str, Form(max_length=2)] = "",
         coverage_start: Annotated[str, Form(max_length=10)] = "",
         decree_ref: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
         allowed(session, "city_admin")
         typed = {
-            "worker_id": worker_id,
             "cover_months": cover_months,
             "coverage_start": coverage_start,
             "decree_ref": decree_ref,
         }
         language = translations(session.language)
-        try:
-            worker = uuid.UUID(worker_id.strip())
-        except ValueError:
-            errors = {"worker_id": [language.gettext("Not a worker id.")]}
-            return await city_page(session, fiscal_year, values=typed, errors=errors, status=422)
+        chosen = list(dict.fromkeys(worker_id or []))
+        if not chosen:
+            errors = {"chosen": [language.gettext("Choose at least one worker.")]}
+            return await city_page(
+                session, fiscal_year, Asked(page), values=typed, errors=errors, status=422
+            )
         body = {
+            "worker_ids": [str(w) for w in chosen],
             "cohort": cohort,
             "cover_months": int(cover_months) if cover_months.isdigit() else 0,
             "coverage_start": iso_date(coverage_start.strip()),
             "fiscal_year": fiscal_year,
             "decree_ref": decree_ref.strip(),
         }
-        answer = await recorded(
-            session, "verification", f"/cases/{worker}/designate", form_key, body
-        )
-        if answer.ok:
-            notice = language.gettext("Worker %(worker)s designated.") % {"worker": str(worker)[:8]}
-            return await city_page(session, fiscal_year, notice=notice)
-        fields = {n: n for n in ("cover_months", "coverage_start", "decree_ref")}
-        errors, general = by_field(answer.problems, answer.detail, language, fields)
+        # In the order chosen (the page's order, oldest first): each within the quota and the
+        # budget those before it left. The form's key makes a resubmitted form record nothing
+        # again: the service answers its first answer.
+        answer = await recorded(session, "verification", "/cases/designate", form_key, body)
+        if not answer.ok:
+            fields = {n: n for n in ("cover_months", "coverage_start", "decree_ref")}
+            errors, general = by_field(answer.problems, answer.detail, language, fields)
+            return await city_page(
+                session,
+                fiscal_year,
+                Asked(page),
+                values=typed,
+                errors=errors,
+                general=general,
+                status=answer.status,
+            )
+        refused = [o for o in answer.body["outcomes"] if not o["designated"]]
+        for outcome, personal in zip(
+            refused, await people(session, [o["worker_id"] for o in refused]), strict=True
+        ):
+            outcome["full_name"] = personal.get("full_name", "")
+            outcome["reasons"] = [
+                translated(m, language)
+                for m in [p["message"] for p in outcome["problems"]] or [outcome["detail"]]
+            ]
+        notice = language.gettext(
+            "%(designated)s of %(chosen)s workers designated into the %(cohort)s cohort."
+        ) % {
+            "designated": number(answer.body["designated"], session.language),
+            "chosen": number(len(chosen), session.language),
+            "cohort": language.gettext(COHORT_NAMES[cohort]),
+        }
         return await city_page(
             session,
             fiscal_year,
-            values=typed,
-            errors=errors,
-            general=general,
-            status=answer.status,
+            Asked(page),
+            notice=notice,
+            values=typed if refused else {},
+            refused=refused,
         )
 
     @app.get("/decree-annex.{kind}")
     async def decree_annex(
+        session: PageSession,
         kind: Literal["pdf", "xlsx", "csv"],
-        session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
         year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
         cohort: Annotated[Literal["regular", "incidental"], Query()] = "regular",
     ) -> Response:
-        session = signed_in(session_id)
         allowed(session, "city_admin")
         listed = await services.call(
             "verification",
@@ -1333,18 +1344,11 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         if not listed.ok:
             raise HTTPException(listed.status, listed.detail)
         workers = list((listed.body or {}).get("workers", []))[:MAX_LISTED]
-        # Names and NIK as the enrolment service shows them to this user's role.
-        seen = await asyncio.gather(
-            *(
-                services.call("enrolment", "GET", f"/workers/{w['worker_id']}", session.token)
-                for w in workers
-            )
-        )
+        seen = await people(session, [w["worker_id"] for w in workers])
         language = translations(session.language)
         header = columns(language, "decree-annex")
         rows = []
-        for number_, (w, found) in enumerate(zip(workers, seen, strict=True), start=1):
-            personal = (found.body or {}).get("personal") or {} if found.ok else {}
+        for number_, (w, personal) in enumerate(zip(workers, seen, strict=True), start=1):
             rows.append(
                 [
                     str(number_),
@@ -1450,18 +1454,25 @@ ROWS: dict[str, Callable[[dict[str, Any], gettext.NullTranslations, Language], l
 }
 
 
-def downloaded(
+def listed(
     lang: Language,
     download: str,
     items: list[dict[str, Any]],
-    kind: Literal["csv", "xlsx"],
-    name: str,
-) -> Response:
-    """What a listing shows, as a CSV or XLSX file in the user's language."""
+    filename: str,
+    total: int | None = None,
+) -> Table:
+    """A listing of the services' items as its page draws them and its download writes them, in
+    the user's language (``total``: the service paged it, ``items`` are the page asked for)."""
     language = translations(lang)
     row = ROWS[download]
-    return exports.download(
-        columns(language, download), [row(i, language, lang) for i in items], kind, name
+    return Table(
+        download,
+        "",
+        columns(language, download),
+        items,
+        cells=lambda item: row(item, language, lang),
+        total=total,
+        filename=filename,
     )
 
 
@@ -1477,17 +1488,6 @@ def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:
         "paid_on": iso_date(paid_on.strip()),
         "amount": rupiahs(amount),
     }
-
-
-def pager(page: int, total: int) -> dict[str, int]:
-    """What a page's pager shows: the page, how many pages, how many items in all."""
-    return {"page": page, "pages": max(1, -(-total // PAGE_SIZE)), "total": total}
-
-
-def paged(items: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], int]:
-    pages = pager(page, len(items))["pages"]
-    start = (min(page, pages) - 1) * PAGE_SIZE
-    return items[start : start + PAGE_SIZE], pages
 
 
 def set_cookie(
@@ -1506,7 +1506,3 @@ def set_cookie(
 
 def delete_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, secure=True, httponly=True, samesite="strict", path="/")
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

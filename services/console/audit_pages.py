@@ -8,36 +8,28 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
-from urllib.parse import urlencode
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
 
-from services.console import exports
 from services.console.audit_charts import Chart, bar_chart
-from services.console.audit_words import Words, flat
+from services.console.audit_words import Words
 from services.console.client import Answer, Services
-from services.console.i18n import JAKARTA, Language, instant, long_date, translations
+from services.console.i18n import instant, long_date, translations
+from services.console.listings import PAGE_SIZE, Asking, Render, Table, listing_page
 from services.console.refusals import N_, translated
-from services.console.sessions import Session
-from services.console.typed import iso_date
+from services.console.sessions import PageSession, Session
+from services.console.typed import day_or_today
 
 ALLOWED_ROLES = ("auditor", "city_admin")
-PAGE_SIZE = 25
 # A rebuild from the topics can take minutes on a large log: the audit application is waited
 # for longer than the other services.
 REBUILD_SECONDS = 300.0
 # A history downloaded whole, in the API's pages, up to this many events.
 MAX_DOWNLOADED = 2000
 HISTORY_PAGE = 500
-Export = Literal["csv", "xlsx"] | None
-Page = Annotated[int, Query(ge=1, le=1000)]
-# Which table of the page its pager and download links mean.
-Chosen = Annotated[str, Query(max_length=20, pattern=r"^[a-z-]*$")]
 # The report's figures: their tables' names, the columns naming a row, those holding rupiah,
 # and what each chart draws (the value columns), by the audit application's question.
 REPORT_FIGURES: Mapping[str, tuple[str, str, int, frozenset[str], tuple[str, ...]]] = {
@@ -97,65 +89,6 @@ FINDING_NAMES = {
     "conflicting_version": N_("two events claim one version"),
     "unreadable": N_("not an event"),
 }
-
-
-class Render(Protocol):
-    def __call__(
-        self,
-        name: str,
-        session: Session | None,
-        language: Language,
-        status: int = 200,
-        **values: Any,
-    ) -> HTMLResponse: ...
-
-
-@dataclass(frozen=True)
-class Table:
-    """A listing as the page shows it: each cell text, or labelled pairs (an event's data)."""
-
-    name: str
-    caption: str
-    header: list[str]
-    rows: list[list[Any]]
-    numeric: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True)
-class Shown:
-    """The page of a table that is shown, and where its pager leads."""
-
-    table: Table
-    rows: list[list[Any]]
-    page: int
-    pages: int
-    query: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def shown(table: Table, chosen: str, page: int, query: Mapping[str, str]) -> Shown:
-    """``table`` at ``page`` if it is the table the pager asked for, else at its first page."""
-    at = page if table.name == chosen else 1
-    pages = max(1, -(-len(table.rows) // PAGE_SIZE))
-    at = min(at, pages)
-    rows = table.rows[(at - 1) * PAGE_SIZE : at * PAGE_SIZE]
-    return Shown(table, rows, at, pages, urlencode({**query, "table": table.name}))
-
-
-def download(table: Table, kind: Literal["csv", "xlsx"]) -> Response:
-    return exports.download(
-        table.header, [[flat(cell) for cell in row] for row in table.rows], kind, table.name
-    )
-
-
-def chosen_table(tables: Sequence[Table], name: str, export: Export) -> Response | None:
-    """The download of the table named, when one is asked for."""
-    if export is None:
-        return None
-    for table in tables:
-        if table.name == name:
-            return download(table, export)
-    raise HTTPException(404, N_("There is no such table on this page."))
 
 
 def figure_table(
@@ -228,7 +161,7 @@ def report_chart(
     )
 
 
-def history_table(events: Sequence[Mapping[str, Any]], words: Words) -> Table:
+def history_table(events: Sequence[Mapping[str, Any]], words: Words, total: int) -> Table:
     _ = words.language.gettext
     rows = []
     for e in events:
@@ -259,23 +192,29 @@ def history_table(events: Sequence[Mapping[str, Any]], words: Words) -> Table:
         _("Topic / partition / offset"),
     ]
     return Table(
-        "history", _("Events about the worker, in the order they were recorded"), header, rows
+        "history",
+        _("Events about the worker, in the order they were recorded"),
+        header,
+        rows,
+        total=total,
     )
 
 
-def router(
-    render: Render, signed_in: Callable[[str | None], Session], services: Services, cookie: str
-) -> APIRouter:
-    """The pages under /audit; ``signed_in`` finds the session by the ``cookie`` named."""
+def auditor(session: PageSession) -> tuple[Session, Words]:
+    """The auditor's (or the city administrator's) session, with its words."""
+    if session.principal.role not in ALLOWED_ROLES:
+        raise HTTPException(403, N_("Your role may not use this page."))
+    return session, Words(translations(session.language), session.language)
+
+
+Auditing = Annotated[tuple[Session, Words], Depends(auditor)]
+
+
+def router(render: Render, services: Services) -> APIRouter:
+    """The pages under /audit."""
     pages = APIRouter(prefix="/audit")
 
-    def auditor(request: Request) -> tuple[Session, Words]:
-        session = signed_in(request.cookies.get(cookie))
-        if session.principal.role not in ALLOWED_ROLES:
-            raise HTTPException(403, N_("Your role may not use this page."))
-        return session, Words(translations(session.language), session.language)
-
-    async def asked(session: Session, path: str, **params: Any) -> Any:
+    async def called(session: Session, path: str, **params: Any) -> Any:
         answer = await services.call(
             "audit", "GET", path, session.token, params=params, timeout=REBUILD_SECONDS
         )
@@ -283,33 +222,14 @@ def router(
             raise HTTPException(answer.status, answer.detail)
         return answer.body
 
-    def listing_page(
-        name: str,
-        session: Session,
-        tables: Sequence[Table],
-        chosen: str,
-        page: int,
-        query: Mapping[str, str],
-        **values: Any,
-    ) -> HTMLResponse:
-        return render(
-            name,
-            session,
-            session.language,
-            tables={t.name: shown(t, chosen, page, query) for t in tables},
-            **values,
-        )
-
     @pages.get("", response_class=Response)
     async def dashboard(
-        request: Request,
+        seen: Auditing,
+        asked: Asking,
         year: Annotated[int, Query(ge=2022, le=2100)] = 2024,
-        table: Chosen = "",
-        page: Page = 1,
-        export: Export = None,
     ) -> Response:
-        session, words = auditor(request)
-        report = await asked(session, f"/reports/{year}")
+        session, words = seen
+        report = await called(session, f"/reports/{year}")
         figures = {f["question"]: f for f in report["figures"]}
         tables, charts, queries = [], [], []
         for question, (key, title, naming, money, drawn) in REPORT_FIGURES.items():
@@ -320,16 +240,13 @@ def router(
             if chart is not None:
                 charts.append(chart)
         tables.append(offsets_table(report["offsets"], words))
-        downloaded = chosen_table(tables, table, export)
-        if downloaded is not None:
-            return downloaded
         ratio = report["loss_ratio"]
         return listing_page(
-            "audit/dashboard.html.j2",
+            render,
             session,
+            asked,
+            "audit/dashboard.html.j2",
             tables,
-            table,
-            page,
             {"year": str(year)},
             year=year,
             report=report,
@@ -340,33 +257,28 @@ def router(
 
     @pages.get("/programme", response_class=Response)
     async def programme(
-        request: Request,
+        seen: Auditing,
+        asked: Asking,
         on: Annotated[str, Query(max_length=10)] = "",
-        table: Chosen = "",
-        page: Page = 1,
-        export: Export = None,
     ) -> Response:
-        session, words = auditor(request)
+        session, words = seen
         typed = on.strip()
-        day = iso_date(typed) if typed else datetime.now(JAKARTA).date().isoformat()
+        day = day_or_today(typed)
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
             raise HTTPException(422, N_("Write the day as day-month-year, such as 18-11-2024."))
-        state = await asked(session, "/programme", on=day)
+        state = await called(session, "/programme", on=day)
         figures = {f["question"]: f for f in state["figures"]}
         tables = [
             figure_table(key, words.language.gettext(title), figures[question], money, words)
             for question, (key, title, money) in PROGRAMME_FIGURES.items()
         ]
         tables.append(offsets_table(state["offsets"], words))
-        downloaded = chosen_table(tables, table, export)
-        if downloaded is not None:
-            return downloaded
         return listing_page(
-            "audit/programme.html.j2",
+            render,
             session,
+            asked,
+            "audit/programme.html.j2",
             tables,
-            table,
-            page,
             {"on": typed},
             day=state["true_on"],
             typed_on=typed,
@@ -396,47 +308,47 @@ def router(
 
     @pages.get("/workers", response_class=Response)
     async def history(
-        request: Request,
+        seen: Auditing,
+        asked: Asking,
         q: Annotated[str, Query(max_length=64)] = "",
-        page: Page = 1,
-        table: Chosen = "",
-        export: Export = None,
     ) -> Response:
-        session, words = auditor(request)
+        session, words = seen
         query = q.strip()
         if not query:
             return render("audit/history.html.j2", session, session.language, query="", worker=None)
         worker_id, worker = await worker_named(session, query, words)
         path = f"/workers/{worker_id}/history"
-        if export is not None:
-            events: list[Any] = []
-            while len(events) < MAX_DOWNLOADED:
-                answer = await asked(session, path, offset=len(events), limit=HISTORY_PAGE)
-                events += answer["events"]
-                if not answer["events"] or len(events) >= answer["total"]:
-                    break
-            return download(history_table(events, words), export)
-        answer = await asked(session, path, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-        listed = history_table(answer["events"], words)
-        pages_in_all = max(1, -(-answer["total"] // PAGE_SIZE))
-        return render(
-            "audit/history.html.j2",
+        # A download is the whole history (in the API's pages, up to MAX_DOWNLOADED), a page
+        # only its events.
+        events: list[Any] = []
+        offset, wanted = (0, MAX_DOWNLOADED) if asked.export else ((asked.page - 1) * PAGE_SIZE, 1)
+        while len(events) < wanted:
+            answer = await called(
+                session,
+                path,
+                offset=offset + len(events),
+                limit=HISTORY_PAGE if asked.export else PAGE_SIZE,
+            )
+            events += answer["events"]
+            if not asked.export or not answer["events"] or len(events) >= answer["total"]:
+                break
+        return listing_page(
+            render,
             session,
-            session.language,
+            asked,
+            "audit/history.html.j2",
+            [history_table(events, words, answer["total"])],
+            {"q": query},
             query=query,
             worker_id=worker_id,
             worker=worker,
-            history=Shown(listed, listed.rows, page, pages_in_all, urlencode({"q": query})),
-            total=answer["total"],
         )
 
     @pages.get("/verification", response_class=Response)
-    async def verification(
-        request: Request, table: Chosen = "", page: Page = 1, export: Export = None
-    ) -> Response:
-        session, words = auditor(request)
+    async def verification(seen: Auditing, asked: Asking) -> Response:
+        session, words = seen
         _ = words.language.gettext
-        checked = await asked(session, "/verification")
+        checked = await called(session, "/verification")
         topics = Table(
             "topics",
             _("Each topic's events and what was found"),
@@ -466,26 +378,20 @@ def router(
                 for f in checked["findings"]
             ],
         )
-        downloaded = chosen_table([topics, findings], table, export)
-        if downloaded is not None:
-            return downloaded
         return listing_page(
-            "audit/verification.html.j2",
+            render,
             session,
+            asked,
+            "audit/verification.html.j2",
             [topics, findings],
-            table,
-            page,
-            {},
             checked=checked,
         )
 
     @pages.get("/operations", response_class=Response)
-    async def operations(
-        request: Request, table: Chosen = "", page: Page = 1, export: Export = None
-    ) -> Response:
-        session, words = auditor(request)
+    async def operations(seen: Auditing, asked: Asking) -> Response:
+        session, words = seen
         _ = words.language.gettext
-        found = await asked(session, "/operations")
+        found = await called(session, "/operations")
 
         def service(name: str) -> str:
             return _(SERVICE_NAMES[name]) if name in SERVICE_NAMES else name
@@ -536,9 +442,6 @@ def router(
                 frozenset({3}),
             ),
         ]
-        downloaded = chosen_table(tables, table, export)
-        if downloaded is not None:
-            return downloaded
-        return listing_page("audit/operations.html.j2", session, tables, table, page, {})
+        return listing_page(render, session, asked, "audit/operations.html.j2", tables)
 
     return pages

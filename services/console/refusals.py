@@ -87,6 +87,14 @@ KNOWN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
                 "%(committed)s)."
             ),
         ),
+        (
+            r"the case is at the (?P<stage>kelurahan|kecamatan) step, not city",
+            N_("The case is still at the %(stage)s step: it is not ready for designation."),
+        ),
+        (
+            r"already designated for (?P<year>\d+)",
+            N_("Already designated for %(year)s; a renewal is for a later fiscal year."),
+        ),
         (r"payment reference was used before", N_("This SP2D reference was used before.")),
         (
             r"Rp(?P<amount>[\d,]+) differs from the invoice total Rp(?P<total>[\d,]+)",

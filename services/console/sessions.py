@@ -2,7 +2,8 @@
 
 A session holds the user's access token (sent on to the services, never to the browser), a
 CSRF token every form carries, and the user's language; it ends with its token, at sign-out,
-or after the idle timeout.
+or after the idle timeout. (Sign-ins still waiting for the provider are kept apart, in
+shared.oidc_login.PendingSignIns.)
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, replace
+from typing import Annotated
+
+from fastapi import Cookie, Depends, Request
 
 from services.console.i18n import Language
 from shared.auth import Principal
 
+SESSION_COOKIE = "berlian_console_session"
 # Sessions live in this process; past this many the oldest are ended first.
 MAX_SESSIONS = 2000
-# A sign-in sent to the provider must come back within this.
-PENDING_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -31,21 +34,10 @@ class Session:
     id_token: str = ""
 
 
-@dataclass(frozen=True)
-class PendingSignIn:
-    """A sign-in sent to the provider, waiting for its answer."""
-
-    browser: str  # the browser's sign-in cookie: the answer must come back to it
-    verifier: str  # PKCE: only this console can redeem the code
-    started: float
-    language: Language
-
-
 class Sessions:
     def __init__(self, idle_seconds: int) -> None:
         self._idle = idle_seconds
         self._by_id: dict[str, Session] = {}
-        self._pending: dict[str, PendingSignIn] = {}
 
     def start(
         self, principal: Principal, token: str, expires_at: float, id_token: str, language: Language
@@ -85,18 +77,21 @@ class Sessions:
     def end(self, session_id: str | None) -> None:
         self._by_id.pop(session_id or "", None)
 
-    def await_provider(self, browser: str, verifier: str, language: Language) -> str:
-        now = time.time()
-        for stale in [k for k, v in self._pending.items() if v.started < now - PENDING_SECONDS]:
-            del self._pending[stale]
-        while len(self._pending) >= MAX_SESSIONS:
-            del self._pending[next(iter(self._pending))]
-        state = secrets.token_urlsafe(32)
-        self._pending[state] = PendingSignIn(browser, verifier, now, language)
-        return state
 
-    def answered(self, state: str) -> PendingSignIn | None:
-        pending = self._pending.pop(state, None)
-        if pending is None or pending.started < time.time() - PENDING_SECONDS:
-            return None
-        return pending
+class SignInRequiredError(Exception):
+    """No session, or it has ended: the page asked for is answered with the sign-in."""
+
+
+def page_session(
+    request: Request,
+    session_id: Annotated[str | None, Cookie(alias=SESSION_COOKIE, max_length=64)] = None,
+) -> Session:
+    """The session a page is asked for in (every page's route takes it from here)."""
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.get(session_id)
+    if session is None:
+        raise SignInRequiredError
+    return session
+
+
+PageSession = Annotated[Session, Depends(page_session)]

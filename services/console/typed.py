@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+
+from services.console.i18n import JAKARTA
 
 
 def iso_date(typed: str) -> str:
@@ -13,6 +16,12 @@ def iso_date(typed: str) -> str:
         day, month, year = found.groups()
         return f"{year}-{int(month):02d}-{int(day):02d}"
     return typed
+
+
+def day_or_today(typed: str) -> str:
+    """The day typed (as ``iso_date`` reads it), or, when nothing is typed, today in Jakarta."""
+    typed = typed.strip()
+    return iso_date(typed) if typed else datetime.now(JAKARTA).date().isoformat()
 
 
 def rupiahs(typed: str) -> int:

@@ -302,21 +302,23 @@ async def case(worker_id: uuid.UUID, principal: Caller, service: Verification) -
 
 @router.get("/worklists/{level}/{area}")
 async def worklist(
-    level: Literal["kelurahan", "kecamatan"],
-    area: Annotated[str, Field(pattern=r"^33\.75\.0[1-4](\.[0-9]{4})?$")],
+    level: Level,
+    area: Annotated[str, Field(pattern=r"^33\.75(\.0[1-4](\.[0-9]{4})?)?$")],
     principal: Caller,
     service: Verification,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=queries.MAX_WORKLIST_OFFSET)] = 0,
 ) -> Worklist:
-    """Cases waiting at a level in an area (a kelurahan or a kecamatan code) within the
-    caller's, oldest first, with the count."""
+    """Cases waiting at a level (``city``: ready for designation) in an area (a kelurahan or a
+    kecamatan code, or ``33.75``, the whole city) within the caller's, oldest first, a page of
+    ``limit`` from ``offset``, with the count of all."""
     require_role(principal, ["kelurahan_officer", "kecamatan_officer", "city_admin", "auditor"])
     scope = AreaScope.of(principal)
     if not scope.covers(area):
         raise HTTPException(
             403, f"{principal.role} may not see the worklist of {area}: outside {scope.area}"
         )
-    return await queries.worklist(service, level, area, limit, scope)
+    return await queries.worklist(service, level, area, limit, offset, scope)
 
 
 @router.get(

@@ -13,6 +13,11 @@ from pydantic import BaseModel, Field
 from services.verification.service import STAGE_SQL, VerificationService
 from shared.scope import PROFILE_FIELDS, AreaScope, KecamatanCode
 
+# The area code of the whole city: a worklist of it is every case of the caller's reach.
+CITY_AREA = "33.75"
+# How deep a worklist is paged: past this, the oldest cases are to be decided first.
+MAX_WORKLIST_OFFSET = 100_000
+
 
 class CaseView(BaseModel):
     worker_id: uuid.UUID
@@ -99,23 +104,34 @@ async def case(
 
 
 async def worklist(
-    service: VerificationService, level: str, area: str, limit: int, scope: AreaScope
+    service: VerificationService,
+    level: str,
+    area: str,
+    limit: int,
+    offset: int,
+    scope: AreaScope,
 ) -> Worklist:
-    """Cases waiting at a level in an area (a kelurahan or kecamatan code) within the scope."""
-    column = "kecamatan_code" if KecamatanCode.parse(area) else "kelurahan_code"
-    within = scope.sql_filter(3, "kelurahan_code", "kecamatan_code")
-    where = f"{column} = $1 AND {STAGE_SQL} = $2 AND {within.condition}"
+    """Cases waiting at a level in an area (a kelurahan or kecamatan code, or the whole city)
+    within the scope: a page of them, oldest first, and how many there are in all."""
+    conditions, args = [f"{STAGE_SQL} = $1"], [level]
+    if area != CITY_AREA:
+        args.append(area)
+        column = "kecamatan_code" if KecamatanCode.parse(area) else "kelurahan_code"
+        conditions.append(f"{column} = $2")
+    within = scope.sql_filter(len(args) + 1, "kelurahan_code", "kecamatan_code")
+    conditions.append(within.condition)
+    args.extend(within.args)
+    where = " AND ".join(conditions)
     rows = await service.pool.fetch(
         f"SELECT worker_id, kelurahan_code, registered_at, corrected_at "
-        f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at "
-        f"LIMIT ${3 + len(within.args)}",
-        area,
-        level,
-        *within.args,
+        f"FROM {service.schema}.cases WHERE {where} ORDER BY registered_at, worker_id "
+        f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args,
         limit,
+        offset,
     )
     count = await service.pool.fetchval(
-        f"SELECT count(*) FROM {service.schema}.cases WHERE {where}", area, level, *within.args
+        f"SELECT count(*) FROM {service.schema}.cases WHERE {where}", *args
     )
     cases = [WaitingCase.model_validate(dict(r)) for r in rows]
     return Worklist(level=level, area=area, pending=count, cases=cases)

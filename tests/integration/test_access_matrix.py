@@ -399,6 +399,12 @@ MATRIX: dict[tuple[str, str, str], tuple[Probe, ...]] = {
             statuses(OFFICERS_AND_CITY, overrides={"kelurahan own": 403}),
             cases_within,
         ),
+        # The whole city's cases ready for designation: beyond every officer's area.
+        Probe(
+            lambda w: Call("/worklists/city/33.75", params={"limit": "25", "offset": "0"}),
+            statuses(("city_admin", "auditor")),
+            cases_within,
+        ),
     ),
     ("verification", "GET", "/designations"): (
         Probe(

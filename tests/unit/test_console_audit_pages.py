@@ -13,9 +13,10 @@ from contract.policy.membership import Standing
 from services.audit.history import HistoryEntry
 from services.audit.web import _event
 from services.console.audit_charts import HEIGHT, TICKS, bar_chart, nice_step
-from services.console.audit_pages import Table, download, figure_table, shown
+from services.console.audit_pages import figure_table
 from services.console.audit_words import Words, flat
 from services.console.i18n import translations
+from services.console.listings import Table, download, shown
 
 pytestmark = pytest.mark.unit
 INDONESIAN = Words(translations("id"), "id")

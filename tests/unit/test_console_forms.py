@@ -18,6 +18,7 @@ from services.console.app import SESSION_COOKIE, create_app
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
 from shared.auth import AuthSettings, Principal
+from shared.oidc_login import MAX_PENDING_PER_CLIENT, ProviderEndpoints
 
 pytestmark = pytest.mark.unit
 ROLES = {
@@ -171,3 +172,20 @@ def test_the_audit_pages_are_the_auditors_and_say_when_the_audit_application_is_
     down = console.get("/audit", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
     assert down.status_code == 503
     assert 'id="unavailable"' in down.text
+
+
+def test_sign_ins_from_one_browser_address_are_refused_past_its_share(
+    console: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        ProviderEndpoints,
+        "__call__",
+        lambda _: {"authorization_endpoint": "https://login.test/auth"},
+    )
+    for _ in range(MAX_PENDING_PER_CLIENT):
+        started = console.get("/sign-in/provider", follow_redirects=False)
+        assert started.status_code == 303
+        assert started.headers["location"].startswith("https://login.test/auth?")
+    refused = console.get("/sign-in/provider", follow_redirects=False)
+    assert refused.status_code == 503
+    assert "Terlalu banyak proses masuk yang sedang menunggu" in refused.text

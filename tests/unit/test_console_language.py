@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.console.app import downloaded
+from services.console.app import listed
 from services.console.catalogue import messages, untranslated
 from services.console.i18n import (
     catalogue_path,
@@ -18,6 +18,7 @@ from services.console.i18n import (
     rupiah,
     translations,
 )
+from services.console.listings import download
 from services.console.refusals import translated
 
 pytestmark = pytest.mark.unit
@@ -68,7 +69,7 @@ def test_a_download_writes_what_the_page_lists_in_the_users_language() -> None:
         "paid_on": "2024-12-10",
         "payment_ref": "SP2D 00123/2024",
     }
-    sheet = downloaded("id", "invoices", [invoice], "csv", "tagihan")
+    sheet = download(listed("id", "invoices", [invoice], "tagihan"), "csv")
     assert sheet.headers["content-disposition"].endswith('filename="tagihan.csv"')
     text = bytes(sheet.body).decode("utf-8-sig")
     header, row = text.splitlines()[:2]

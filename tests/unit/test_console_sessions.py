@@ -1,12 +1,12 @@
 """A console session ends with its token, at sign-out, or once unused for the idle timeout;
-using it restarts the idle clock. A provider's answer is taken once, and only in time."""
+using it restarts the idle clock."""
 
 from __future__ import annotations
 
 import pytest
 
 from services.console import sessions as module
-from services.console.sessions import PENDING_SECONDS, Sessions
+from services.console.sessions import Sessions
 from shared.auth import Principal
 
 pytestmark = pytest.mark.unit
@@ -49,15 +49,3 @@ def test_a_session_ends_with_its_token_and_at_sign_out(clock: Clock) -> None:
     assert sessions.get(ended) is None
     clock.now += 61
     assert sessions.get(expiring) is None
-
-
-def test_a_provider_answer_is_taken_once_and_only_in_time(clock: Clock) -> None:
-    sessions = Sessions(idle_seconds=900)
-    state = sessions.await_provider("browser", "verifier", "id")
-    answered = sessions.answered(state)
-    assert answered is not None
-    assert (answered.browser, answered.verifier) == ("browser", "verifier")
-    assert sessions.answered(state) is None
-    late = sessions.await_provider("browser", "verifier", "id")
-    clock.now += PENDING_SECONDS + 1
-    assert sessions.answered(late) is None
