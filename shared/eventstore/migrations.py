@@ -216,7 +216,7 @@ PLATFORM: tuple[Migration, ...] = (
         -- caller's transaction, which holds the claim, is then rolled back. It runs with the
         -- caller's rights (not the owner's), so a service can do through it only what its
         -- login may do anyway.
-        CREATE FUNCTION {schema}.append_command(
+        CREATE OR REPLACE FUNCTION {schema}.append_command(
             claim_key text, claim_stream text, claim_fingerprint text,
             head_ids text[], head_versions integer[], head_hashes text[],
             e_ids uuid[], e_streams text[], e_versions integer[], e_types text[],

@@ -431,10 +431,9 @@ class EventStore:
         ``outcome`` says which: 'appended', 'taken' (the key's first record) or 'moved' (the
         stream's head now), when nothing was written."""
         envelopes, records = batch.envelopes, batch.records
-        key = None if claim is None else claim.context.idempotency_key
-        row: asyncpg.Record = await conn.fetchrow(
+        rows = await conn.fetch(
             f"SELECT * FROM {self._schema}.append_command({_arguments(23)})",
-            key,
+            None if claim is None else claim.context.idempotency_key,
             None if claim is None else claim.streams[0].stream_id,
             None if claim is None else claim.context.fingerprint,
             list(heads),
@@ -453,7 +452,7 @@ class EventStore:
             [event_id for _, result in records for event_id in result.event_ids],
             self.notify_channel,
         )
-        return row
+        return rows[0]  # it answers one row, whatever the outcome
 
     def _envelope(
         self,

@@ -58,9 +58,12 @@ async def test_a_command_sealed_after_a_head_that_moved_writes_nothing(
         assert isinstance(outcome, ConcurrencyError)
         assert (outcome.expected, outcome.actual) == (read[0], 1)
         assert len(await store.read_stream("budget-2025", conn)) == 1
-        assert await conn.fetchval(
-            f"SELECT last_hash FROM {sandbox.schema}.streams WHERE stream_id = 'budget-2025'"
-        ) == head
+        assert (
+            await conn.fetchval(
+                f"SELECT last_hash FROM {sandbox.schema}.streams WHERE stream_id = 'budget-2025'"
+            )
+            == head
+        )
 
 
 async def test_a_command_costs_its_read_its_append_and_its_transaction(
