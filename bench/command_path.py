@@ -15,23 +15,23 @@ dropped after. The figures are printed as JSON.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
 
 from bench.ingestion import core_budgets
 from bench.measure import percentile
 from bench.people import person
 from bench.suite import own_database
-from contract.events.enrolment import RegistrationSource, WorkerPersonal
-from services.enrolment.service import Registration
+from services.enrolment.imports import registration_from
 from services.enrolment.wiring import enrolment_service
 from shared.db import service_dsn
 from shared.eventstore.store import CommandContext
@@ -40,30 +40,33 @@ from shared.settings import DatabaseSettings
 WARM_UP = 50
 
 
-def registration(number: int) -> Registration:
-    fields = person(number)
-    return Registration(
-        WorkerPersonal(nik=fields["nik"], full_name=fields["full_name"], address=fields["address"]),
-        date.fromisoformat(fields["birth_date"]),
-        fields["sex"],
-        fields["occupation_code"],
-        fields["kelurahan_code"],
-        RegistrationSource(channel="api"),
-    )
-
-
 class StatementCount:
     """Statements sent on the pool's connections (asyncpg's query loggers see every one,
-    BEGIN, COMMIT and the reset of a connection given back to the pool included)."""
+    BEGIN, COMMIT and the reset of a connection given back to the pool included), and the time
+    each took to be answered: what of a command's latency is PostgreSQL's, and its commit's."""
 
     def __init__(self) -> None:
         self.sent = 0
+        self.seconds = 0.0
+        self.commit_seconds = 0.0
 
-    def _one(self, _: object) -> None:
+    def _one(self, statement: LoggedQuery) -> None:
         self.sent += 1
+        self.seconds += statement.elapsed
+        if statement.query.startswith("COMMIT"):
+            self.commit_seconds += statement.elapsed
 
     async def watch(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
         conn.add_query_logger(self._one)
+
+    def since(self, before: StatementCount, commands: int) -> dict[str, float]:
+        return {
+            "statements_per_command": (self.sent - before.sent) / commands,
+            "statement_ms_per_command": (self.seconds - before.seconds) * 1000 / commands,
+            "commit_ms_per_command": (self.commit_seconds - before.commit_seconds)
+            * 1000
+            / commands,
+        }
 
 
 async def registrations(database: DatabaseSettings, commands: int, clients: int) -> dict[str, Any]:
@@ -80,7 +83,8 @@ async def registrations(database: DatabaseSettings, commands: int, clients: int)
             "bench", "kelurahan_officer", correlation, idempotency_key=f"bench-{number}"
         )
         began = time.perf_counter()
-        await service.register(registration(number), context)
+        # As an import row would be, but each registration a command of its own.
+        await service.register(registration_from(person(number), "bench", number + 1), context)
         latencies.append(time.perf_counter() - began)
 
     async def client(numbers: Iterator[int]) -> None:
@@ -91,7 +95,7 @@ async def registrations(database: DatabaseSettings, commands: int, clients: int)
         await asyncio.gather(*(client(iter(range(k, WARM_UP, clients))) for k in range(clients)))
         latencies.clear()
         await asyncio.sleep(0.1)  # the loggers of the warm-up's last statements have run
-        sent_before = count.sent
+        before = copy.copy(count)
         numbers = iter(range(WARM_UP, WARM_UP + commands))
         started = time.perf_counter()
         await asyncio.gather(*(client(numbers) for _ in range(clients)))
@@ -106,7 +110,7 @@ async def registrations(database: DatabaseSettings, commands: int, clients: int)
         "commands_per_s": commands / seconds,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
-        "statements_per_command": (count.sent - sent_before) / commands,
+        **count.since(before, commands),
     }
 
 

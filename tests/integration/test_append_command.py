@@ -5,7 +5,6 @@ hash) and writes nothing then; a command costs a fixed, small number of statemen
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -14,27 +13,15 @@ from contract.events.registry import CATALOGUE
 from contract.policy import policy_book
 from services.billing.budget import AllocateBudget, BudgetRules
 from shared.envelope import GENESIS_HASH
-from shared.eventstore import ConcurrencyError, EventStore, NewEvent
+from shared.eventstore import ConcurrencyError, EventStore
 from shared.eventstore.handler import CommandHandler
-from shared.eventstore.store import CommandAppend, CommandContext, StreamEvents
+from shared.eventstore.store import CommandAppend, StreamEvents
 from tests.integration.sandbox import ServiceSandbox
-from tests.integration.test_eventstore import assert_chained
+from tests.integration.test_eventstore import assert_chained, budget, context
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
-
-
-def budget(amount: int) -> NewEvent:
-    return NewEvent(
-        "BudgetAllocated",
-        {"fiscal_year": 2025, "source": "APBD", "amount": amount, "cohort": "regular"},
-        occurred_at=NOW,
-    )
-
-
-def context(key: str | None = None) -> CommandContext:
-    return CommandContext("admin-1", "city_admin", uuid.uuid4(), idempotency_key=key)
 
 
 def allocation(amount: int) -> AllocateBudget:
