@@ -153,6 +153,15 @@ def _http_row(what: str, h: dict[str, Any]) -> list[str]:
     ]
 
 
+def _command_row(c: dict[str, Any]) -> list[str]:
+    return [
+        "registrations through the command handler, no HTTP (the load generator's core)",
+        f"{c['commands']:,} commands, {c['clients']} tasks: {c['commands_per_s']:,.0f}/s, "
+        f"p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms; "
+        f"{c['statements_per_command']:.0f} statements to PostgreSQL each",
+    ]
+
+
 def markdown(f: dict[str, Any]) -> str:
     m = f["machine"]
     cores = f["cores"]
@@ -244,6 +253,7 @@ def markdown(f: dict[str, Any]) -> str:
         _table(
             ["measure", "figures"],
             [
+                _command_row(f["command_path"]),
                 _http_row("HTTP registrations", f["http"]),
                 _http_row("bare FastAPI endpoint, same body", f["http_bare"]),
                 [

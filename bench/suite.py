@@ -180,6 +180,24 @@ async def _growth(
     return sorted(growth, key=lambda g: int(g["events"]))
 
 
+async def _command_path(database: DatabaseSettings, commands: int, clients: int) -> dict[str, Any]:
+    """``bench.command_path`` as a process of its own (it keeps itself to the load generator's
+    core): registrations through the command handler, without HTTP."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.command_path", str(commands), str(clients)),
+        database.database_url,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"the command path measurement failed with exit code {process.returncode}"
+        )
+    figures: dict[str, Any] = json.loads(out)
+    return figures
+
+
 async def _live(
     base: KafkaSettings, database: DatabaseSettings, run_id: str, size: Size
 ) -> dict[str, Any]:
@@ -192,6 +210,8 @@ async def _live(
     server_cores, client_core = ingestion.core_budgets()
     figures["cores"] = {"server": sorted(server_cores), "load_generator": sorted(client_core)}
     headers = ingestion.as_officer()
+    _say(f"command path: {size.http_commands} registrations from {size.http_clients} tasks")
+    figures["command_path"] = await _command_path(database, size.http_commands, size.http_clients)
     load = (size.http_commands, size.http_clients, client_core)
     async with ingestion.bare_api_running(logs) as bare:
         ingestion.pin(bare.pids["bare"], server_cores)

@@ -47,6 +47,9 @@ PLATFORM_GRANTS: Mapping[str, str] = {
 }
 # A service's own tables (projections, write-side lookups): read and written row by row.
 OWN_TABLES = "SELECT, INSERT, UPDATE, DELETE"
+# Platform functions a service's login calls: each runs with the caller's rights, so it can do
+# only what the grants above allow.
+PLATFORM_FUNCTIONS = ("append_command",)
 
 # The key store, by service: enrolment seals, reads and erases; claims seals and reads, and
 # can neither delete a key nor see or touch the erasure records. Others hold no keys.
@@ -76,6 +79,15 @@ async def grant_service_privileges(conn: DbConnection, service: str, schema: str
     )
     for row in standalone:
         await conn.execute(f'GRANT UPDATE ON SEQUENCE {schema}."{row["relname"]}" TO {role}')
+    functions = await conn.fetch(
+        "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = $1 AND p.proname = any($2::text[])",
+        schema,
+        list(PLATFORM_FUNCTIONS),
+    )
+    for row in functions:
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION {row['signature']} TO {role}")
 
 
 async def grant_keystore_privileges(

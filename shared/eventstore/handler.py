@@ -1,15 +1,16 @@
 """The one way a command becomes events, for every service.
 
 ``CommandHandler.handle`` loads the command's stream, folds the decider's ``evolve`` over it,
-asks the pure ``decide``, and appends what was decided after the version it read, together
-with the inline projections of what it appended (the write-side tables) and its answer, in
-one transaction. A command another
+asks the pure ``decide``, and appends what was decided after the version (and hash) it read,
+together with the inline projections of what it appended (the write-side tables) and its
+answer, in one transaction. A command another
 writer overtook (``ConcurrencyError``) is decided again on the new state, a bounded number of
 times; a command already handled under its idempotency key returns its first answer and
-decides nothing again. ``handle_request`` handles a batch of commands as one request whose
-whole answer (each item done or refused, and why) is recorded under the request's key in the
-batch's transaction: a retry receives that answer and decides nothing again, not even the
-items the first attempt refused.
+decides nothing again. Every attempt runs on one connection, and the key's check is read with
+the stream, so that a command costs few round trips to PostgreSQL. ``handle_request`` handles a
+batch of commands as one request whose whole answer (each item done or refused, and why) is
+recorded under the request's key in the batch's transaction: a retry receives that answer and
+decides nothing again, not even the items the first attempt refused.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncpg
 from shared.catalogue import EventCatalogue
 from shared.db import DbConnection
 from shared.decisions import Decided, Decider, Recorded, RefusedError
+from shared.envelope import GENESIS_HASH
 from shared.eventstore.inline import Appended, InlineProjection, apply_inline
 from shared.eventstore.store import (
     Answered,
@@ -34,6 +36,7 @@ from shared.eventstore.store import (
     CommandContext,
     ConcurrencyError,
     EventStore,
+    StoredEvent,
     StreamEvents,
     to_new_events,
 )
@@ -84,19 +87,23 @@ BeforeAppend = Callable[[DbConnection, list[int]], Awaitable[Mapping[int, Except
 
 def command_append(
     stream_id: str,
-    version: int,
+    loaded: Loaded[Any],
     decided: Sequence[Decided],
     context: CommandContext,
     worker_id: uuid.UUID | None,
     respond: Respond | None,
 ) -> CommandAppend:
-    """The command's own stream after the version it read; the other streams its decision
-    writes (a worker's premiums, say) wherever they end."""
+    """The command's own stream after the version (and hash) it read; the other streams its
+    decision writes (a worker's premiums, say) wherever they end."""
     by_stream: dict[str, list[Decided]] = {}
     for event in decided:
         by_stream.setdefault(event.stream_id or stream_id, []).append(event)
     own = by_stream.pop(stream_id, None)
-    streams = ([StreamEvents(stream_id, version, to_new_events(own, worker_id))] if own else []) + [
+    streams = (
+        [StreamEvents(stream_id, loaded.version, to_new_events(own, worker_id), loaded.last_hash)]
+        if own
+        else []
+    ) + [
         StreamEvents(other, None, to_new_events(events, worker_id))
         for other, events in by_stream.items()
     ]
@@ -139,6 +146,7 @@ class _AlreadyHandledError(Exception):
 class Loaded(Generic[StateT]):
     state: StateT
     version: int
+    last_hash: str = GENESIS_HASH  # of the event at ``version``
 
 
 class CommandHandler:
@@ -162,14 +170,18 @@ class CommandHandler:
         decider: Decider[CommandT, StateT],
         conn: DbConnection | None = None,
     ) -> Loaded[StateT]:
-        state, version = decider.initial, 0
-        for stored in await self.store.read_stream(stream_id, conn):
+        return self._fold(decider, await self.store.read_stream(stream_id, conn))
+
+    def _fold(
+        self, decider: Decider[CommandT, StateT], events: Sequence[StoredEvent]
+    ) -> Loaded[StateT]:
+        state = decider.initial
+        for stored in events:
             envelope, data = self.catalogue.parse(stored.envelope)
-            state, version = (
-                decider.evolve(state, Recorded(data, envelope.recorded_at)),
-                version + 1,
-            )
-        return Loaded(state, version)
+            state = decider.evolve(state, Recorded(data, envelope.recorded_at))
+        if not events:
+            return Loaded(state, 0)
+        return Loaded(state, len(events), events[-1].envelope["hash"])
 
     async def handle(
         self,
@@ -183,33 +195,31 @@ class CommandHandler:
         conn: DbConnection | None = None,
     ) -> Handled:
         """Decide ``command`` on ``stream_id`` and append; inside ``conn``'s transaction (as a
-        savepoint) when given, else in a transaction of its own."""
-        key = context.idempotency_key
-        if key is not None:
-            first = await self.store.find_command(key, context.fingerprint, conn)
-            if first is not None:
-                return Handled(first, first.response)
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return await self._attempt(
-                    stream_id, decider, command, context, worker_id, respond, conn
-                )
-            except _AlreadyHandledError as handled:
-                return Handled(handled.result, handled.result.response)
-            except ConcurrencyError:
-                if attempt == self.attempts:
-                    raise
-            except RefusedError:
-                # A first attempt under this key may have committed after the check above:
-                # its answer stands, not a refusal decided on the state that attempt left.
-                first = (
-                    None
-                    if key is None
-                    else await self.store.find_command(key, context.fingerprint, conn)
-                )
-                if first is None:
-                    raise
-                return Handled(first, first.response)
+        savepoint) when given, else in a transaction of its own, every attempt on one
+        connection of the pool."""
+        async with self._connection(conn) as db:
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    return await self._attempt(
+                        stream_id, decider, command, context, worker_id, respond, db
+                    )
+                except _AlreadyHandledError as handled:
+                    return Handled(handled.result, handled.result.response)
+                except ConcurrencyError:
+                    if attempt == self.attempts:
+                        raise
+                except RefusedError:
+                    # A first attempt under this key may have committed after the check: its
+                    # answer stands, not a refusal decided on the state that attempt left.
+                    key = context.idempotency_key
+                    first = (
+                        None
+                        if key is None
+                        else await self.store.find_command(key, context.fingerprint, db)
+                    )
+                    if first is None:
+                        raise
+                    return Handled(first, first.response)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _attempt(
@@ -220,17 +230,20 @@ class CommandHandler:
         context: CommandContext,
         worker_id: uuid.UUID | None,
         respond: Respond | None,
-        conn: DbConnection | None,
+        conn: DbConnection,
     ) -> Handled:
-        async with self._transaction(conn) as tx:
-            loaded = await self.load(stream_id, decider, tx)
+        async with conn.transaction():
+            read = await self.store.read_unless_handled(stream_id, context, conn)
+            if isinstance(read, AppendResult):
+                return Handled(read, read.response)
+            loaded = self._fold(decider, read)
             decided = decider.decide(
-                await command(tx) if callable(command) else command, loaded.state
+                await command(conn) if callable(command) else command, loaded.state
             )
             if not decided:
                 return Handled(None)
-            append = command_append(stream_id, loaded.version, decided, context, worker_id, respond)
-            (outcome,) = await self.append(tx, [append])
+            append = command_append(stream_id, loaded, decided, context, worker_id, respond)
+            (outcome,) = await self.append(conn, [append])
             if isinstance(outcome, Exception):
                 raise outcome
             if outcome.duplicate:
@@ -309,15 +322,9 @@ class CommandHandler:
     ) -> dict[str, Loaded[StateT]]:
         """``load`` of many streams in one read."""
         events = await self.store.read_streams(sorted(stream_ids), conn)
-        loaded = {}
-        for stream_id in stream_ids:
-            state, version = decider.initial, 0
-            for stored in events.get(stream_id, ()):
-                envelope, data = self.catalogue.parse(stored.envelope)
-                state = decider.evolve(state, Recorded(data, envelope.recorded_at))
-                version += 1
-            loaded[stream_id] = Loaded(state, version)
-        return loaded
+        return {
+            stream_id: self._fold(decider, events.get(stream_id, [])) for stream_id in stream_ids
+        }
 
     async def append(
         self, conn: DbConnection, appends: Sequence[CommandAppend]
@@ -336,12 +343,11 @@ class CommandHandler:
         return outcomes
 
     @asynccontextmanager
-    async def _transaction(self, conn: DbConnection | None) -> AsyncIterator[DbConnection]:
+    async def _connection(self, conn: DbConnection | None) -> AsyncIterator[DbConnection]:
         if conn is not None:
-            async with conn.transaction():
-                yield conn
+            yield conn
             return
-        async with self.pool.acquire() as own, own.transaction():
+        async with self.pool.acquire() as own:
             yield own
 
 
@@ -417,7 +423,7 @@ class _BatchRun(Generic[CommandT, StateT]):
         appends = [
             command_append(
                 items[index].stream_id,
-                loaded[items[index].stream_id].version,
+                loaded[items[index].stream_id],
                 decided[index],
                 items[index].context,
                 items[index].worker_id,

@@ -218,6 +218,95 @@ PLATFORM: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0009_append_command",
+        """
+        -- A command's whole append in one call, so that it costs one round trip: claim its
+        -- idempotency key, lock (or create) the heads of its streams in stream order, check
+        -- each is still at the version and hash the caller sealed after, then write the
+        -- events, their outbox rows, the new heads and the commands' records with their
+        -- answers, and wake the relay. Nothing is written when the key was taken ('taken':
+        -- the first command's record) or a stream moved on ('moved': its head now); the
+        -- caller's transaction, which holds the claim, is then rolled back. It runs with the
+        -- caller's rights (not the owner's), so a service can do through it only what its
+        -- login may do anyway.
+        CREATE OR REPLACE FUNCTION {schema}.append_command(
+            claim_key text, claim_stream text, claim_fingerprint text,
+            head_ids text[], head_versions integer[], head_hashes text[],
+            e_ids uuid[], e_streams text[], e_versions integer[], e_types text[],
+            e_schemas integer[], e_workers uuid[], e_recorded timestamptz[], e_hashes text[],
+            e_bodies text[], trace text,
+            r_keys text[], r_firsts integer[], r_lasts integer[], r_responses text[],
+            r_event_keys text[], r_event_ids uuid[], channel text
+        ) RETURNS TABLE (outcome text, stream_id text, version integer, event_ids uuid[],
+            first_version integer, last_version integer, fingerprint text, response jsonb)
+        LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+        #variable_conflict use_column
+        BEGIN
+            IF claim_key IS NOT NULL THEN
+                -- A concurrent first attempt holds the key's row: this waits for it to commit
+                -- (then the key is taken) or roll back (then it is ours).
+                INSERT INTO {schema}.commands (idempotency_key, stream_id, event_ids,
+                    first_version, last_version, recorded_at, fingerprint)
+                VALUES (claim_key, claim_stream, '{}', 0, 0, now(), claim_fingerprint)
+                ON CONFLICT (idempotency_key) DO NOTHING;
+                IF NOT FOUND THEN
+                    RETURN QUERY SELECT 'taken', c.stream_id, NULL::integer, c.event_ids,
+                        c.first_version, c.last_version, c.fingerprint, c.response
+                    FROM {schema}.commands AS c WHERE c.idempotency_key = claim_key;
+                    RETURN;
+                END IF;
+            END IF;
+            INSERT INTO {schema}.streams (stream_id, version, last_hash)
+            SELECT s, 0, repeat('0', 64) FROM unnest(head_ids) AS s ORDER BY s
+            ON CONFLICT (stream_id) DO NOTHING;
+            RETURN QUERY
+            WITH locked AS (
+                SELECT s.stream_id, s.version, s.last_hash FROM {schema}.streams AS s
+                WHERE s.stream_id = any(head_ids) ORDER BY s.stream_id FOR UPDATE)
+            SELECT 'moved', l.stream_id, l.version, NULL::uuid[], NULL::integer,
+                NULL::integer, NULL::text, NULL::jsonb
+            FROM locked AS l
+            JOIN unnest(head_ids, head_versions, head_hashes) AS h(stream_id, version, last_hash)
+                ON h.stream_id = l.stream_id
+            WHERE l.version <> h.version OR l.last_hash::text <> h.last_hash
+            ORDER BY l.stream_id LIMIT 1;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            WITH appended AS (
+                INSERT INTO {schema}.events (event_id, stream_id, stream_version, event_type,
+                    schema_version, worker_id, recorded_at, hash, body)
+                SELECT * FROM unnest(e_ids, e_streams, e_versions, e_types, e_schemas,
+                    e_workers, e_recorded, e_hashes, e_bodies)
+                RETURNING position)
+            INSERT INTO {schema}.outbox (position, traceparent)
+            SELECT position, trace FROM appended;
+            -- Each stream's head: its last event now.
+            UPDATE {schema}.streams AS s SET version = h.version, last_hash = h.last_hash
+            FROM (SELECT DISTINCT ON (e.stream_id) e.stream_id, e.version, e.last_hash
+                  FROM unnest(e_streams, e_versions, e_hashes) AS e(stream_id, version, last_hash)
+                  ORDER BY e.stream_id, e.version DESC) AS h
+            WHERE s.stream_id = h.stream_id;
+            UPDATE {schema}.commands AS c SET event_ids = i.event_ids,
+                first_version = r.first_version, last_version = r.last_version,
+                response = r.response::jsonb
+            FROM unnest(r_keys, r_firsts, r_lasts, r_responses)
+                AS r(idempotency_key, first_version, last_version, response)
+            JOIN (SELECT e.idempotency_key, array_agg(e.event_id ORDER BY e.n) AS event_ids
+                  FROM unnest(r_event_keys, r_event_ids) WITH ORDINALITY
+                      AS e(idempotency_key, event_id, n)
+                  GROUP BY e.idempotency_key) AS i ON i.idempotency_key = r.idempotency_key
+            WHERE c.idempotency_key = r.idempotency_key;
+            PERFORM pg_notify(channel, '');
+            RETURN QUERY SELECT 'appended', NULL::text, NULL::integer, NULL::uuid[],
+                NULL::integer, NULL::integer, NULL::text, NULL::jsonb;
+        END $$;
+        -- Functions are everyone's to call by default: this one only the service's login's
+        -- (shared.privileges).
+        REVOKE ALL ON FUNCTION {schema}.append_command FROM PUBLIC;
+        """,
+    ),
 )
 
 

@@ -2,7 +2,9 @@
 
 An append checks the stream's expected version (optimistic concurrency), seals each event into
 the stream's hash chain, and writes the events, their outbox rows and the command's result in one
-transaction: either all of it is recorded or none of it.
+transaction: either all of it is recorded or none of it. The writing is one call of the
+schema's ``append_command`` function (migration ``0009_append_command``); a command whose
+streams the caller read is sealed ahead and costs that one call alone.
 """
 
 from __future__ import annotations
@@ -102,11 +104,15 @@ class AppendResult:
 
 @dataclass(frozen=True)
 class StreamEvents:
-    """Events for one stream, after ``expected_version`` (None: wherever the stream ends)."""
+    """Events for one stream, after ``expected_version`` (None: wherever the stream ends).
+    ``read_hash``, the hash of the stream's last event at ``expected_version`` (the genesis
+    hash for none), is known to a caller that read the stream: its events are then sealed
+    before anything is locked, and the append checks the head is still there."""
 
     stream_id: str
     expected_version: int | None
     events: Sequence[NewEvent]
+    read_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,6 @@ class _Batch:
 
     at: str  # recorded_at of every event of the batch
     heads: dict[str, _Head]
-    moved: dict[str, _Head] = field(default_factory=dict)
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[str] = field(default_factory=list)
     records: list[tuple[str, AppendResult]] = field(default_factory=list)
@@ -312,19 +317,45 @@ class EventStore:
         for command in commands:
             if not command.streams or not all(s.events for s in command.streams):
                 raise ValueError("an append needs at least one event")
+        read = _read_heads(commands[0]) if len(commands) == 1 else None
+        if read is not None:
+            return [await self._append_read(conn, commands[0], read)]
         outcomes: dict[int, AppendOutcome] = await self._claim_commands(conn, commands)
         live = [i for i in range(len(commands)) if i not in outcomes]
         heads = await self._lock_heads(
             conn, {s.stream_id for i in live for s in commands[i].streams}
         )
-        batch = _Batch(rfc3339(self._clock()), heads)
+        batch = _Batch(rfc3339(self._clock()), dict(heads))
         for i in live:
             outcomes[i] = self._seal(commands[i], batch)
         if batch.envelopes:
-            await self._write(conn, batch)
+            row = await self._write(conn, batch, heads, None)
+            if row["outcome"] != "appended":  # the heads are locked: they cannot have moved
+                raise RuntimeError(f"stream {row['stream_id']} moved under its lock")
+            self._count(batch)
+        return [outcomes[i] for i in range(len(commands))]
+
+    async def _append_read(
+        self, conn: DbConnection, command: CommandAppend, read: Mapping[str, _Head]
+    ) -> AppendOutcome:
+        """One command on streams its caller read: sealed after the heads it read, then its
+        key claimed, its heads locked and checked, and its events written in one call."""
+        batch = _Batch(rfc3339(self._clock()), dict(read))
+        outcome = self._seal(command, batch)
+        if isinstance(outcome, Exception):
+            return outcome
+        row = await self._write(conn, batch, read, command)
+        if row["outcome"] == "taken":
+            return _first_or_refusal(row, command.context.fingerprint)
+        if row["outcome"] == "moved":
+            stream_id = row["stream_id"]
+            return ConcurrencyError(stream_id, read[stream_id].version, row["version"])
+        self._count(batch)
+        return outcome
+
+    def _count(self, batch: _Batch) -> None:
         for envelope in batch.envelopes:
             EVENTS_APPENDED.labels(self._producer, envelope["event_type"]).inc()
-        return [outcomes[i] for i in range(len(commands))]
 
     async def _claim_commands(
         self, conn: DbConnection, commands: Sequence[CommandAppend]
@@ -428,40 +459,35 @@ class EventStore:
         if command.respond is not None:
             result = replace(result, response=command.respond(result))
         batch.heads |= moved
-        batch.moved |= moved
         batch.envelopes += envelopes
         batch.bodies += bodies
         if command.context.idempotency_key is not None:
             batch.records.append((command.context.idempotency_key, result))
         return result
 
-    async def _write(self, conn: DbConnection, batch: _Batch) -> None:
-        """One statement: the events, their outbox rows, the streams' new heads, the commands'
-        records with their answers, and the signal that wakes the relay."""
+    async def _write(
+        self,
+        conn: DbConnection,
+        batch: _Batch,
+        heads: Mapping[str, _Head],
+        claim: CommandAppend | None,
+    ) -> asyncpg.Record:
+        """One call: ``claim``'s key claimed (when given), the ``heads`` the batch was sealed
+        after locked and checked, then the events, their outbox rows, the streams' new heads,
+        the commands' records with their answers, and the signal that wakes the relay. Its
+        ``outcome`` says which: 'appended', 'taken' (the key's first record) or 'moved' (the
+        stream's head now), when nothing was written."""
         envelopes, records = batch.envelopes, batch.records
-        await conn.execute(
-            f"WITH appended AS ({EVENTS_INSERT} RETURNING position), "
-            f"queued AS (INSERT INTO {self._schema}.outbox (position, traceparent) "
-            "SELECT position, $10 FROM appended), "
-            f"heads AS (UPDATE {self._schema}.streams AS s "
-            "SET version = h.version, last_hash = h.last_hash "
-            "FROM unnest($11::text[], $12::int[], $13::text[]) AS h(stream_id, version, last_hash) "
-            "WHERE s.stream_id = h.stream_id), "
-            f"recorded AS (UPDATE {self._schema}.commands AS c SET event_ids = i.event_ids, "
-            "first_version = r.first_version, last_version = r.last_version, "
-            "response = r.response::jsonb "
-            "FROM unnest($14::text[], $15::int[], $16::int[], $17::text[]) "
-            "AS r(idempotency_key, first_version, last_version, response) "
-            "JOIN (SELECT idempotency_key, array_agg(event_id ORDER BY n) AS event_ids "
-            "FROM unnest($18::text[], $19::uuid[]) WITH ORDINALITY AS e(idempotency_key, "
-            "event_id, n) GROUP BY idempotency_key) AS i USING (idempotency_key) "
-            "WHERE c.idempotency_key = r.idempotency_key) "
-            "SELECT pg_notify($20, '')".replace("{schema}", self._schema),
+        rows = await conn.fetch(
+            f"SELECT * FROM {self._schema}.append_command({_arguments(23)})",
+            None if claim is None else claim.context.idempotency_key,
+            None if claim is None else claim.streams[0].stream_id,
+            None if claim is None else claim.context.fingerprint,
+            list(heads),
+            [head.version for head in heads.values()],
+            [head.last_hash for head in heads.values()],
             *_event_columns(envelopes, batch.bodies),
             current_traceparent(),
-            list(batch.moved),
-            [head.version for head in batch.moved.values()],
-            [head.last_hash for head in batch.moved.values()],
             [key for key, _ in records],
             [result.first_version for _, result in records],
             [result.last_version for _, result in records],
@@ -473,6 +499,7 @@ class EventStore:
             [event_id for _, result in records for event_id in result.event_ids],
             self.notify_channel,
         )
+        return rows[0]  # it answers one row, whatever the outcome
 
     def _envelope(
         self,
@@ -531,6 +558,29 @@ class EventStore:
         )
         return [StoredEvent(r["position"], orjson.loads(r["body"]), r["body"]) for r in rows]
 
+    async def read_unless_handled(
+        self, stream_id: str, context: CommandContext, conn: DbConnection
+    ) -> AppendResult | list[StoredEvent]:
+        """``find_command`` of the context's key and ``read_stream`` in one read: the first
+        result when the key was handled before (a key reused for another request is refused),
+        else the stream's events."""
+        rows = await conn.fetch(
+            f"SELECT {', '.join(f'c.{c}' for c in COMMAND_COLUMNS.split(', '))}, e.position, "
+            f"e.body FROM (SELECT 1) AS one LEFT JOIN {self._schema}.commands AS c "
+            "ON c.idempotency_key = $2 AND c.first_version > 0 "
+            f"LEFT JOIN {self._schema}.events AS e ON c.idempotency_key IS NULL "
+            "AND e.stream_id = $1 ORDER BY e.stream_version",
+            stream_id,
+            context.idempotency_key,
+        )
+        if rows[0]["first_version"] is not None:
+            return _handled_before(rows[0], context.fingerprint)
+        return [
+            StoredEvent(r["position"], orjson.loads(r["body"]), r["body"])
+            for r in rows
+            if r["position"] is not None
+        ]
+
     async def read_streams(
         self, stream_ids: Sequence[str], conn: DbConnection | None = None
     ) -> dict[str, list[StoredEvent]]:
@@ -548,6 +598,20 @@ class EventStore:
 
 
 COMMAND_COLUMNS = "stream_id, event_ids, first_version, last_version, fingerprint, response"
+
+
+def _arguments(count: int) -> str:
+    return ", ".join(f"${n}" for n in range(1, count + 1))
+
+
+def _read_heads(command: CommandAppend) -> dict[str, _Head] | None:
+    """The heads the caller read its command's streams at; None unless it read every one."""
+    heads = {}
+    for stream in command.streams:
+        if stream.expected_version is None or stream.read_hash is None:
+            return None
+        heads[stream.stream_id] = _Head(stream.expected_version, stream.read_hash)
+    return heads
 
 
 def _first_or_refusal(

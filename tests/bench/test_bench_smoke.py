@@ -38,6 +38,8 @@ async def test_the_suite_runs_every_measurement_and_records_it(tmp_path: Path) -
     assert all(i["service_peak_mb"] > 0 for i in figures["imports"])
     assert figures["http"]["failed"] == figures["http_bare"]["failed"] == 0
     assert figures["http"]["commands"] == figures["http_bare"]["commands"] == size.http_commands
+    assert figures["command_path"]["commands"] == size.http_commands
+    assert figures["command_path"]["statements_per_command"] > 0
     assert figures["billing"]["lines"] == figures["billing"]["workers"] == size.billing_workers
     assert figures["freshness"]["commands"] == int(size.freshness_rate * size.freshness_seconds)
     assert figures["machine"]["cores"] > 0

@@ -10,9 +10,9 @@ import pytest
 
 from services.audit.asof import Moment, rebuild
 from services.catalog import migrate_all
-from shared.db import MIGRATOR_ROLE, service_dsn
+from shared.db import MIGRATOR_ROLE, service_dsn, service_role
 from shared.keystore import ERASED_SQLSTATE
-from shared.privileges import AUDIT_WEB_LABEL, AuditWebLogin
+from shared.privileges import AUDIT_WEB_LABEL, AUDIT_WEB_ROLE, AuditWebLogin
 from shared.settings import SERVICES, DatabaseSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -130,6 +130,37 @@ async def test_the_migration_role_owns_every_table_and_no_service_owns_one(
         await conn.close()
     assert owners
     assert {row["tableowner"] for row in owners} == {MIGRATOR_ROLE}
+
+
+async def test_each_schema_append_function_is_the_migration_roles_and_its_service_calls_it(
+    migrated_apart: DatabaseSettings,
+) -> None:
+    """Owned like the tables, run with the caller's rights (so through it a service does only
+    what its grants allow), and callable by its own service's login alone."""
+    conn = await asyncpg.connect(migrated_apart.database_url)
+    try:
+        functions = await conn.fetch(
+            "SELECT n.nspname AS schema, pg_get_userbyid(p.proowner) AS owner, p.prosecdef, "
+            "p.oid::regprocedure::text AS signature FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = 'append_command'"
+        )
+        logins = [*map(service_role, SERVICES), AUDIT_WEB_ROLE]
+        callers = {
+            f["schema"]: [
+                login
+                for login in logins
+                if await conn.fetchval(
+                    "SELECT has_function_privilege($1, $2, 'EXECUTE')", login, f["signature"]
+                )
+            ]
+            for f in functions
+        }
+    finally:
+        await conn.close()
+    assert {(f["schema"], f["owner"], f["prosecdef"]) for f in functions} == {
+        (service, MIGRATOR_ROLE, False) for service in SERVICES
+    }
+    assert callers == {service: [service_role(service)] for service in SERVICES}
 
 
 async def test_claims_cannot_give_an_erased_worker_a_new_key_without_seeing_the_erasures(
