@@ -20,6 +20,7 @@ from shared.events.registry import CATALOGUE
 from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
+from tests.integration.producers import producers_in_process
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
 
@@ -52,7 +53,8 @@ async def world(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> AsyncIterator[World]:
     kafka = await isolated(kafka_settings, separate_database, "billing")
-    process, _ = await billing_wiring.build(kafka, separate_database, AUTH)
+    producers = await producers_in_process(separate_database)
+    process, _ = await billing_wiring.build(kafka, separate_database, AUTH, producers)
     async with running(process) as api:
         yield World(api, kafka, separate_database)
 

@@ -43,6 +43,7 @@ from shared.relay import OutboxRelay
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
+from tests.integration.producers import producers_in_process
 from tests.integration.publishing import publish_as
 from tests.tokens import bearer
 
@@ -181,8 +182,9 @@ async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncI
     verification_pool = await asyncpg.create_pool(
         service_dsn(database.database_url, "verification", database.service_role_password)
     )
+    producers = await producers_in_process(database)
     verification_service = VerificationService(
-        verification_pool, kafka, book.model_copy(update={"policies": small})
+        verification_pool, kafka, book.model_copy(update={"policies": small}), producers
     )
     verification = ServiceProcess(
         name="verification",
@@ -222,6 +224,7 @@ async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncI
     await enrolment.producer.stop()
     await enrolment.pool.close()
     await verification_pool.close()
+    await producers.close()
 
 
 async def eventually(check: object, within: float = 30.0) -> None:

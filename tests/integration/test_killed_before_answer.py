@@ -24,6 +24,7 @@ import pytest
 from services.catalog import migrate_all
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
+from tests.integration.producers import producers_served
 from tests.integration.programme_world import PORTS, environment, log_of, start_service, stop
 from tests.integration.retried_operations import OPERATIONS, Seeded, Sent, post, walk
 
@@ -112,10 +113,13 @@ async def killable(
     api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORTS[name]}", timeout=60)
     world = Seeded(name, api, pool, kafka, database)
     service = Killable(world, f"http://127.0.0.1:{port}", relay, environment(kafka, database))
-    service.start()
+    # The services whose events it decides on are not running: their outboxes answer for them.
+    others = {other: p for other, p in PORTS.items() if other != name}
     try:
-        await service.ready()
-        yield service
+        async with producers_served(database, others):
+            service.start()
+            await service.ready()
+            yield service
     finally:
         server.close()
         if relay.process is not None:
