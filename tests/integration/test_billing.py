@@ -276,3 +276,28 @@ async def test_a_coverage_seen_after_its_month_was_run_is_invoiced_then(world: W
     assert (found[0]["lines"], found[0]["total"]) == (1, 16_800)
     again = await run(world, "2026-01")
     assert again.status_code == 422  # nothing left to invoice: each worker-month once
+
+
+async def test_a_run_waits_for_a_coverage_sitting_in_enrolments_outbox_and_invoices_it(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    # Enrolment has committed the coverage; it is still in enrolment's outbox, on no topic.
+    await publishing.start_coverage(
+        world.kafka,
+        world.database,
+        worker,
+        "regular",
+        date(2026, 3, 1),
+        date(2026, 12, 31),
+        publish=False,
+    )
+    running_billing = asyncio.create_task(run(world, "2026-03"))
+    await asyncio.sleep(1.5)
+    assert not running_billing.done(), "invoiced before enrolment's coverage was published"
+
+    await publishing.relay_outbox("enrolment", world.kafka, world.database)
+
+    invoiced = await running_billing
+    assert invoiced.status_code == 201, invoiced.text
+    assert invoiced.json()["lines"] == 1

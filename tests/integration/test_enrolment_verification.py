@@ -44,7 +44,7 @@ from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from tests.integration.producers import producers_in_process
-from tests.integration.publishing import publish_as
+from tests.integration.publishing import publish_as, relay_outbox
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -128,8 +128,10 @@ async def allocate_budget(
     amount: int,
     cohort: str,
     fiscal_year: int = 2024,
+    publish: bool = True,
 ) -> None:
-    """BudgetAllocated on billing's topic, the way billing records it."""
+    """BudgetAllocated on billing's topic, the way billing records it (without ``publish``:
+    committed by billing, still in its outbox)."""
     pool = await asyncpg.create_pool(
         service_dsn(database.database_url, "billing", database.service_role_password)
     )
@@ -146,6 +148,8 @@ async def allocate_budget(
             [event],
             CommandContext("admin", "city_admin", uuid.uuid4()),
         )
+        if not publish:
+            return
         from aiokafka import AIOKafkaProducer
 
         from shared.kafka_clients import producer_options
@@ -685,3 +689,24 @@ async def test_a_bulk_designation_refuses_alone_each_worker_it_cannot_designate(
     ).status_code == 422
     by_kecamatan = await p.verification.post("/cases/designate", json=body, headers=as_kecamatan())
     assert by_kecamatan.status_code == 403
+
+
+async def test_a_designation_waits_for_a_budget_sitting_in_billings_outbox_and_uses_it(
+    programme: Programme,
+) -> None:
+    p = programme
+    worker = await register(p, 701)
+    await verify_twice(p, worker)
+    # Billing has committed the 2025 incidental budget; it is still in billing's outbox.
+    await allocate_budget(p.kafka, p.database, 1_000_000, "incidental", 2025, publish=False)
+    body = designation(3, "incidental") | {"coverage_start": "2025-12-01", "fiscal_year": 2025}
+    designating = asyncio.create_task(
+        p.verification.post(f"/cases/{worker}/designate", json=body, headers=as_city())
+    )
+    await asyncio.sleep(1.5)
+    assert not designating.done(), "decided before billing's committed budget was published"
+
+    await relay_outbox("billing", p.kafka, p.database)
+
+    designated = await designating
+    assert designated.status_code == 200, designated.text
