@@ -282,6 +282,8 @@ async def test_a_run_waits_for_a_coverage_sitting_in_enrolments_outbox_and_invoi
     world: World,
 ) -> None:
     worker = uuid.uuid4()
+    # A first run (nothing to invoice) brings the service's clients up: the next one is timed.
+    assert (await run(world, "2026-02")).status_code == 422
     # Enrolment has committed the coverage; it is still in enrolment's outbox, on no topic.
     await publishing.start_coverage(
         world.kafka,
