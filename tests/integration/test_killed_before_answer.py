@@ -21,10 +21,10 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.local.outboxes import outboxes_served
 from services.catalog import migrate_all
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
-from tests.integration.producers import producers_served
 from tests.integration.programme_world import PORTS, environment, log_of, start_service, stop
 from tests.integration.retried_operations import OPERATIONS, Seeded, Sent, post, walk
 
@@ -116,7 +116,7 @@ async def killable(
     # The services whose events it decides on are not running: their outboxes answer for them.
     others = {other: p for other, p in PORTS.items() if other != name}
     try:
-        async with producers_served(database, others):
+        async with outboxes_served(database.database_url, others):
             service.start()
             await service.ready()
             yield service

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from deploy.local.outboxes import outbox_app
 from shared.projection.freshness import (
     ProducerOutboxes,
     ProducerUnansweredError,
     wait_until_caught_up,
 )
 from shared.relay import OutboxRelay
-from tests.integration.producers import outbox_app
 from tests.integration.programme_world import free_port
 from tests.integration.sandbox import ServiceSandbox
 from tests.integration.toy_projection import append_budgets, prepare, publish
