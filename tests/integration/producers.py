@@ -4,7 +4,9 @@ itself would (deploy/local/outboxes.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -12,6 +14,8 @@ import httpx
 from deploy.local.outboxes import outbox_app
 from shared.projection.freshness import ProducerOutboxes
 from shared.settings import SERVICES, DatabaseSettings
+
+T = TypeVar("T")
 
 
 class InProcessProducers(ProducerOutboxes):
@@ -42,3 +46,13 @@ async def producers_in_process(
     """``services`` answered in this process, the others at their address ``elsewhere``."""
     pool = await asyncpg.create_pool(database.database_url, min_size=1, max_size=4)
     return InProcessProducers(pool, services, elsewhere or {})
+
+
+async def decided_after(deciding: Awaitable[T], relay: Callable[[], Awaitable[object]]) -> T:
+    """What ``deciding`` answers, checked to be still waiting while the producer's committed
+    events sit in its outbox, until ``relay`` publishes them."""
+    waiting = asyncio.ensure_future(deciding)
+    await asyncio.sleep(1.5)
+    assert not waiting.done(), "decided before the producer's committed events were published"
+    await relay()
+    return await waiting

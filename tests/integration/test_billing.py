@@ -20,7 +20,7 @@ from shared.events.registry import CATALOGUE
 from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
-from tests.integration.producers import producers_in_process
+from tests.integration.producers import decided_after, producers_in_process
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
 
@@ -294,12 +294,9 @@ async def test_a_run_waits_for_a_coverage_sitting_in_enrolments_outbox_and_invoi
         date(2026, 12, 31),
         publish=False,
     )
-    running_billing = asyncio.create_task(run(world, "2026-03"))
-    await asyncio.sleep(1.5)
-    assert not running_billing.done(), "invoiced before enrolment's coverage was published"
-
-    await publishing.relay_outbox("enrolment", world.kafka, world.database)
-
-    invoiced = await running_billing
+    invoiced = await decided_after(
+        run(world, "2026-03"),
+        lambda: publishing.relay_outbox("enrolment", world.kafka, world.database),
+    )
     assert invoiced.status_code == 201, invoiced.text
     assert invoiced.json()["lines"] == 1

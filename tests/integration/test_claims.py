@@ -17,7 +17,7 @@ from services.claims.service import ClaimsService
 from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
-from tests.integration.producers import producers_in_process
+from tests.integration.producers import decided_after, producers_in_process
 from tests.integration.programme_world import free_port
 from tests.integration.publishing import pay_months, relay_outbox, start_coverage
 from tests.integration.sandbox import isolated, running
@@ -203,15 +203,10 @@ async def test_a_claim_waits_for_a_payment_sitting_in_billings_outbox_and_decide
     # billing's outbox, so on no topic: no high-water mark shows it.
     await pay_months(world.kafka, world.database, worker, ["2022-08"], publish=False)
     children = [{"name": "Anak Satu", "birth_date": "2014-03-01", "school_level": "SD"}]
-    filing = asyncio.create_task(
-        file(world, worker, kind="scholarship", incident_date="2025-07-20", children=children)
+    grant = await decided_after(
+        file(world, worker, kind="scholarship", incident_date="2025-07-20", children=children),
+        lambda: relay_outbox("billing", world.kafka, world.database),
     )
-    await asyncio.sleep(1.5)
-    assert not filing.done(), "decided before billing's committed payment was published"
-
-    await relay_outbox("billing", world.kafka, world.database)
-
-    grant = await filing
     assert grant["status"] == "approved", grant
 
 
@@ -230,13 +225,11 @@ async def test_a_claim_waits_for_a_coverage_sitting_in_enrolments_outbox_and_dec
         date(2025, 10, 31),
         publish=False,
     )
-    filing = asyncio.create_task(file(world, worker, incident_date="2025-02-10"))
-    await asyncio.sleep(1.5)
-    assert not filing.done(), "decided before enrolment's committed coverage was published"
-
-    await relay_outbox("enrolment", world.kafka, world.database)
-
-    assert (await filing)["status"] == "approved"
+    death = await decided_after(
+        file(world, worker, incident_date="2025-02-10"),
+        lambda: relay_outbox("enrolment", world.kafka, world.database),
+    )
+    assert death["status"] == "approved", death
 
 
 async def test_a_rejection_is_revised_by_a_payment_committed_just_after_billing_answered(

@@ -43,7 +43,7 @@ from shared.relay import OutboxRelay
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
-from tests.integration.producers import producers_in_process
+from tests.integration.producers import decided_after, producers_in_process
 from tests.integration.publishing import publish_as, relay_outbox
 from tests.tokens import bearer
 
@@ -700,13 +700,8 @@ async def test_a_designation_waits_for_a_budget_sitting_in_billings_outbox_and_u
     # Billing has committed the 2025 incidental budget; it is still in billing's outbox.
     await allocate_budget(p.kafka, p.database, 1_000_000, "incidental", 2025, publish=False)
     body = designation(3, "incidental") | {"coverage_start": "2025-12-01", "fiscal_year": 2025}
-    designating = asyncio.create_task(
-        p.verification.post(f"/cases/{worker}/designate", json=body, headers=as_city())
+    designated = await decided_after(
+        p.verification.post(f"/cases/{worker}/designate", json=body, headers=as_city()),
+        lambda: relay_outbox("billing", p.kafka, p.database),
     )
-    await asyncio.sleep(1.5)
-    assert not designating.done(), "decided before billing's committed budget was published"
-
-    await relay_outbox("billing", p.kafka, p.database)
-
-    designated = await designating
     assert designated.status_code == 200, designated.text

@@ -17,6 +17,7 @@ from shared.projection.freshness import (
     wait_until_caught_up,
 )
 from shared.relay import OutboxRelay
+from tests.integration.producers import decided_after
 from tests.integration.programme_world import free_port
 from tests.integration.sandbox import ServiceSandbox
 from tests.integration.toy_projection import append_budgets, prepare, publish
@@ -33,14 +34,9 @@ async def test_it_answers_once_what_was_committed_is_published(
     sandbox: ServiceSandbox, producer: AIOKafkaProducer
 ) -> None:
     await append_budgets(sandbox, range(1, 6))  # committed, the relay not running yet
+    relay = OutboxRelay(sandbox.pool, sandbox.schema, sandbox.topic, producer)
     async with client_of(sandbox) as api:
-        asking = asyncio.create_task(api.get("/outbox/published"))
-        await asyncio.sleep(1.0)
-        assert not asking.done(), "answered while the outbox still held committed events"
-
-        await OutboxRelay(sandbox.pool, sandbox.schema, sandbox.topic, producer).publish_pending()
-
-        answer = await asking
+        answer = await decided_after(api.get("/outbox/published"), relay.publish_pending)
         assert (answer.status_code, answer.json()) == (200, {"published": True})
         # Nothing waiting: at once.
         assert (await api.get("/outbox/published")).status_code == 200
