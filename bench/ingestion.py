@@ -13,7 +13,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,12 +101,16 @@ def reset_peak_memory(pid: int) -> bool:
 
 @asynccontextmanager
 async def processes_running(
-    commands: dict[str, Sequence[str]], env: dict[str, str], logs: Path
+    commands: dict[str, Sequence[str]],
+    env: dict[str, str],
+    logs: Path,
+    ports: Mapping[str, int] | None = None,
 ) -> AsyncIterator[Running]:
-    """Each named command (given ``{port}``) as a process on a free port, ready; SIGTERM after."""
+    """Each named command (given ``{port}``) as a process on its port (``ports``, else a free
+    one), ready; SIGTERM after."""
     urls, processes = {}, []
     for name, argv in commands.items():
-        port = free_port()
+        port = ports[name] if ports else free_port()
         urls[name] = f"http://127.0.0.1:{port}"
         with _log_file(logs, name) as log:
             processes.append(
@@ -131,17 +143,26 @@ async def processes_running(
 
 
 def services_running(
-    kafka: KafkaSettings, database: DatabaseSettings, names: tuple[str, ...], logs: Path
+    kafka: KafkaSettings,
+    database: DatabaseSettings,
+    names: tuple[str, ...],
+    logs: Path,
+    producers: Mapping[str, str] | None = None,
 ) -> AbstractAsyncContextManager[Running]:
-    """The named services as ``berlian run`` processes on free ports."""
+    """The named services as ``berlian run`` processes on free ports, each consumer asking the
+    producers among them (or at their URL in ``producers``) whether their outbox is
+    published."""
+    ports = {name: free_port() for name in names}
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
         "TOPIC_PREFIX": kafka.topic_prefix,
         "DATABASE_URL": database.database_url,
+        **{f"{name.upper()}_URL": url for name, url in (producers or {}).items()},
+        **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
     }
     run = (sys.executable, "-m", "deploy.cli", "run")
-    return processes_running({n: (*run, n, "--port", "{port}") for n in names}, env, logs)
+    return processes_running({n: (*run, n, "--port", "{port}") for n in names}, env, logs, ports)
 
 
 def bare_api_running(logs: Path) -> AbstractAsyncContextManager[Running]:

@@ -29,6 +29,7 @@ from bench.machine import describe
 from bench.report import goals, write_results
 from bench.synthetic import ENROLMENT_PHASES, EVENTS_PER_WORKER, sample_records, write_log
 from deploy.local import stack
+from deploy.local.outboxes import outboxes_served
 from deploy.local.paths import REPO_ROOT, run_dir
 from services.catalog import PROJECTIONS, migrate_all
 from shared.audit.verify import verify_topics
@@ -249,7 +250,12 @@ async def _billing(
     billing = base.model_copy(update={"topic_prefix": f"bench-{run_id}-billing."})
     await _log(billing, workers, ENROLMENT_PHASES)
     logs = run_dir() / "bench" / run_id
-    async with ingestion.services_running(billing, database, ("billing",), logs) as running:
+    # Enrolment's events are written straight onto its topic: its (empty) outbox answers for
+    # it when the run asks, without an enrolment process consuming the log beside billing.
+    async with (
+        outboxes_served(database.database_url, {"enrolment": ingestion.free_port()}) as urls,
+        ingestion.services_running(billing, database, ("billing",), logs, urls) as running,
+    ):
         return await ingestion.billing_run(
             billing, database, running.urls["billing"], workers, BILLING_PERIOD
         )

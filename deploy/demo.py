@@ -8,9 +8,10 @@ import csv
 import io
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import httpx
@@ -49,6 +50,20 @@ def retry_key() -> dict[str, str]:
 
 
 IDENTITY = LocalProvider(prefix="demo")
+
+
+async def answered(
+    send: Callable[[], Awaitable[httpx.Response]], also: frozenset[int] = frozenset()
+) -> httpx.Response:
+    """The answer to a request sent again (under its key) while it is refused with 503 (a
+    producer's outbox or a projection catching up: nothing was decided) or with one of
+    ``also``; the last answer after 20 tries."""
+    for _ in range(20):
+        response = await send()
+        if response.status_code != 503 and response.status_code not in also:
+            break
+        await asyncio.sleep(0.5)
+    return response
 
 
 def headers(role: Role, area: str | None = None) -> Mapping[str, str]:
@@ -172,12 +187,10 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
             auth: Mapping[str, str],
             label: str,
         ) -> bool:
-            async with gate:
-                for _ in range(20):
-                    response = await client.post(path, json=body, headers=auth)
-                    if response.status_code != 503 and response.status_code != 404:
-                        break
-                    await asyncio.sleep(0.5)  # projections catching up with new registrations
+            async with gate:  # 404: verification's cases catching up with new registrations
+                response = await answered(
+                    lambda: client.post(path, json=body, headers=auth), frozenset({404})
+                )
             outcomes[f"{label} {response.status_code}"] += 1
             return response.status_code == 200
 
@@ -235,8 +248,9 @@ async def programme(size: DemoSize, urls: dict[str, str]) -> dict[str, Any]:
                 "decree_ref": f"Keputusan Wali Kota Pekalongan 400/{cohort}/{FISCAL_YEAR}",
                 "worker_ids": worker_ids,
             }
-            response = await verification.post(
-                "/cases/designate", json=body, headers={**city, **retry_key()}
+            key = {**city, **retry_key()}
+            response = await answered(
+                lambda: verification.post("/cases/designate", json=body, headers=key)
             )
             response.raise_for_status()
             outcomes.update(
@@ -329,11 +343,8 @@ async def billing_and_claims(
     invoices: dict[str, list[dict[str, Any]]] = {}
     for period in PERIODS:
         run_key = {**officer, **retry_key()}  # one key for the run, however often it is retried
-        for _ in range(20):  # 503 while billing's projections catch up; 422: nothing to bill
-            response = await billing.post("/billing-runs", json={"period": period}, headers=run_key)
-            if response.status_code != 503:
-                break
-            await asyncio.sleep(0.5)
+        run = partial(billing.post, "/billing-runs", json={"period": period}, headers=run_key)
+        response = await answered(run)  # 422: nothing to bill
         if response.status_code == 201:
             invoices[period] = [response.json()]
 
@@ -358,7 +369,6 @@ async def billing_and_claims(
             await pay(period, date(year + month // 12, month % 12 + 1, 10).isoformat())
     console.print(f"billed {len(invoices)} months; paid on time except {', '.join(LATE)}")
 
-    await relayed(billing)
     clerk = headers("claims_officer")
     heir = {"name": "Ahli waris", "relationship": "spouse", "bank_account": "BRI"}
     filed = []
@@ -372,11 +382,7 @@ async def billing_and_claims(
             "documents": ["akta kematian", "kartu keluarga"],
         } | claim
         claim_key = {**clerk, **retry_key()}
-        for _ in range(20):
-            response = await claims.post("/claims", json=body, headers=claim_key)
-            if response.status_code != 503:
-                break
-            await asyncio.sleep(0.5)
+        response = await answered(lambda: claims.post("/claims", json=body, headers=claim_key))
         response.raise_for_status()
         answer = response.json()
         filed.append({"label": label, "worker_id": worker, **claim, **answer})
@@ -397,7 +403,6 @@ async def billing_and_claims(
     for period in LATE:
         await pay(period, "2025-03-20")
     console.print(f"{', '.join(LATE)} paid late, on 2025-03-20")
-    await relayed(billing)
     # After three years of paid contributions, a death brings a scholarship for two children.
     await file("JKM death after 3 years of membership", veterans[0], incident_date="2025-07-20")
     children = [
@@ -450,21 +455,6 @@ async def billing_and_claims(
             }
         )
     return results
-
-
-async def relayed(service: httpx.AsyncClient) -> None:
-    """Wait until what the service has committed is on its topic (its outbox is empty), so a
-    claim is filed on the payments billing has recorded, not only on those already relayed."""
-    for _ in range(120):
-        metrics = (await service.get("/metrics")).text
-        backlog = [
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith("berlian_outbox_backlog{")
-        ]
-        if backlog and not any(backlog):
-            return
-        await asyncio.sleep(0.25)
 
 
 async def stopped_premiums(

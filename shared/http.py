@@ -1,7 +1,8 @@
 """What every service's HTTP API shares: the caller's authentication, idempotency keys, a body
 bounded before it is read, and one shape for every refusal (RFC 9457 ``application/problem+json``:
 422 invalid, 409 conflicting with the current state, 413 too large, 503 while a projection catches
-up, with the field problems named but never what was sent), never a stack trace."""
+up or a producer has not confirmed that its outbox is published, with the field problems named
+but never what was sent), never a stack trace."""
 
 # No postponed annotations here: FastAPI reads the annotations of the dependencies made inside
 # ``idempotent``.
@@ -39,7 +40,7 @@ from shared.eventstore.store import (
     IdempotencyKeyReusedError,
 )
 from shared.logs import CORRELATION_HEADER, correlated, correlation_id, parse_correlation
-from shared.projection.freshness import ProjectionBehindError
+from shared.projection.freshness import ProducerUnansweredError, ProjectionBehindError
 from shared.revocation import RevocationList, RevokedTokenError
 from shared.scope import AreaClaimError, AreaScope, OutsideAreaError
 
@@ -123,7 +124,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Conflicts with the current state (or overtaken by another command): retry."),
         (413, f"A body over {BODY_LIMIT:,} bytes."),
         (422, "Invalid: every problem named (or an Idempotency-Key reused for another request)."),
-        (503, "A projection is catching up or the database is away: nothing applied, retry."),
+        (
+            503,
+            "A projection is catching up, a producer has not confirmed its outbox is published, "
+            "or the database is away: nothing applied, retry.",
+        ),
     )
 }
 
@@ -274,6 +279,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def behind(_: Request, error: ProjectionBehindError) -> JSONResponse:
         # The decision would read data not yet caught up: nothing was decided; try again.
         return refusal(503, f"{error}; retry shortly", {"Retry-After": "2"})
+
+    @app.exception_handler(ProducerUnansweredError)
+    async def producer_unanswered(_: Request, error: ProducerUnansweredError) -> JSONResponse:
+        # Events it committed may be on no topic yet: nothing was decided, never blind.
+        return refusal(503, f"{error}; nothing was decided, retry shortly", {"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

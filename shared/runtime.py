@@ -28,6 +28,7 @@ from shared.kafka_clients import producer_options
 from shared.projection.runner import ProjectionRunner
 from shared.projection.writer import Projection
 from shared.relay import OutboxRelay
+from shared.relay.published import OutboxPublished, install_outbox_published
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.telemetry import COMMAND_SECONDS, COMMANDS
 from shared.topic_reader import partitions_of
@@ -98,6 +99,9 @@ class ServiceProcess:
             COMMANDS.labels(service, command, outcome).inc()
             COMMAND_SECONDS.labels(service, command).observe(time.perf_counter() - started)
             return response
+
+        # Every service owns a topic: its consumers ask it before deciding on its events.
+        install_outbox_published(self.app, OutboxPublished(self.pool, self.name))
 
         @self.app.get("/metrics", include_in_schema=False)
         async def metrics() -> Response:

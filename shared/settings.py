@@ -181,3 +181,22 @@ class DatabaseSettings(GuardedSettings):
                     f"local development ({ENVIRONMENT_VARIABLE}={LOCAL_DEVELOPMENT})"
                 )
         return self
+
+
+class ProducerSettings(GuardedSettings):
+    """Where each service that owns a topic answers, for the consumers that ask whether what it
+    had committed is published (shared/projection/freshness.py). An address decides whose word
+    a decision rests on: required outside local development, the local ports within it."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    enrolment_url: Annotated[str, LocalDefault("http://127.0.0.1:8001"), Field(max_length=300)] = ""
+    verification_url: Annotated[
+        str, LocalDefault("http://127.0.0.1:8002"), Field(max_length=300)
+    ] = ""
+    billing_url: Annotated[str, LocalDefault("http://127.0.0.1:8003"), Field(max_length=300)] = ""
+    claims_url: Annotated[str, LocalDefault("http://127.0.0.1:8004"), Field(max_length=300)] = ""
+
+    def urls(self) -> dict[str, str]:
+        """Each service's base URL, by its name."""
+        return {service: getattr(self, f"{service}_url") for service in SERVICES}

@@ -210,6 +210,7 @@ async def budget_report(service: BillingService, fiscal_year: int) -> BudgetRepo
             service.kafka,
             [source],
             watcher=service.offsets,
+            producers=service.producers,
         )
     rows = await service.pool.fetch(
         f"""

@@ -27,7 +27,7 @@ from shared.db import DbConnection
 from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
-from shared.projection.freshness import wait_until_caught_up
+from shared.projection.freshness import ProducerOutboxes, wait_until_caught_up
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
 
@@ -40,12 +40,14 @@ class BillingService:
         pool: asyncpg.Pool,
         kafka: KafkaSettings,
         book: PolicyBook,
+        producers: ProducerOutboxes,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], uuid.UUID] = uuid.uuid4,
         schema: str = SERVICE,
     ) -> None:
         self.pool = pool
         self.kafka = kafka
+        self.producers = producers
         self.new_id = new_id
         self.offsets = OffsetWatcher(kafka)
         self.schema = schema
@@ -73,7 +75,13 @@ class BillingService:
         """Invoice every worker covered on any day of ``period`` and not invoiced for it yet;
         ``response`` is the InvoiceIssued."""
         await wait_until_caught_up(
-            self.pool, self.schema, "coverages", self.kafka, ["enrolment"], watcher=self.offsets
+            self.pool,
+            self.schema,
+            "coverages",
+            self.kafka,
+            ["enrolment"],
+            watcher=self.offsets,
+            producers=self.producers,
         )
         first, last = month_bounds(period)
         invoice_id = self.new_id()

@@ -1,8 +1,8 @@
 """Claims react to the facts other services record: a claim waiting on arrears is decided once
 they are paid, and a rejection on another service's facts is revised when facts that service
-had recorded before the rejection arrive only after it (still in the producer's outbox when the
-claim was decided, or read by a lagging consumer): a decision across services is never final on
-facts older than what the producer had committed.
+had recorded before the rejection arrive only after it (committed by the producer after it
+answered that its outbox was published, just before the decision): a decision across services
+is never final on facts older than what the producer had committed.
 
 Reactions (``shared.eventstore.reactions``): each claim to decide again becomes a
 ``Reconsider`` command for the command handler, in the transaction that consumes the fact (and

@@ -50,7 +50,7 @@ from shared.eventstore import EventStore
 from shared.eventstore.handler import CommandHandler, Handled
 from shared.eventstore.store import CommandContext
 from shared.keystore import KeyStore
-from shared.projection.freshness import wait_until_caught_up
+from shared.projection.freshness import ProducerOutboxes, wait_until_caught_up
 from shared.sealing import open_sealed, seal
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
@@ -65,11 +65,13 @@ class ClaimsService:
         kafka: KafkaSettings,
         keys: KeyStore,
         book: PolicyBook,
+        producers: ProducerOutboxes,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         schema: str = SERVICE,
     ) -> None:
         self.pool = pool
         self.kafka = kafka
+        self.producers = producers
         self.keys = keys
         self.book = book
         self.clock = clock
@@ -146,7 +148,13 @@ class ClaimsService:
             raise RefusedError(problems)
         for projection, source in (("coverages", "enrolment"), ("paid_months", "billing")):
             await wait_until_caught_up(
-                self.pool, self.schema, projection, self.kafka, [source], watcher=self.offsets
+                self.pool,
+                self.schema,
+                projection,
+                self.kafka,
+                [source],
+                watcher=self.offsets,
+                producers=self.producers,
             )
         key_id, key = await self.keys.get_or_create(claim.worker_id)
         filed = ClaimFiled(

@@ -29,7 +29,7 @@ from shared.db import DbConnection
 from shared.eventstore import EventStore
 from shared.eventstore.handler import Answer, BatchItem, CommandHandler, Handled, Respond
 from shared.eventstore.store import Answered, CommandContext, IdempotencyKeyReusedError
-from shared.projection.freshness import wait_until_caught_up
+from shared.projection.freshness import ProducerOutboxes, wait_until_caught_up
 from shared.scope import AreaScope, OutsideAreaError
 from shared.settings import KafkaSettings
 from shared.topic_reader import OffsetWatcher
@@ -65,12 +65,14 @@ class VerificationService:
         pool: asyncpg.Pool,
         kafka: KafkaSettings,
         book: PolicyBook,
+        producers: ProducerOutboxes,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         schema: str = SERVICE,
     ) -> None:
         self.pool = pool
         self.schema = schema
         self.kafka = kafka
+        self.producers = producers
         self.book = book
         self.clock = clock
         self.store = EventStore(pool, schema, SERVICE, clock=clock)
@@ -89,7 +91,13 @@ class VerificationService:
         for projection, topics in (("cases", ("enrolment",)), ("budgets", ("billing",))):
             if set(topics) & set(sources):
                 await wait_until_caught_up(
-                    self.pool, self.schema, projection, self.kafka, topics, watcher=self.offsets
+                    self.pool,
+                    self.schema,
+                    projection,
+                    self.kafka,
+                    topics,
+                    watcher=self.offsets,
+                    producers=self.producers,
                 )
 
     async def facts_of(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Facts]:

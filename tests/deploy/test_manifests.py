@@ -372,3 +372,32 @@ def test_no_serving_container_holds_the_administrative_database_login(
             name = f"{deployment['metadata']['name']}/{container['name']}"
             assert ("berlian-database", "admin-url") not in secrets, name
     assert "@" not in config_of(objects)["DATABASE_SERVER_URL"]  # no credentials in a config map
+
+
+# Whose events each service decides on (shared/projection/freshness.py): it asks them first.
+PRODUCERS_ASKED = {
+    "verification": {"enrolment", "billing"},
+    "billing": {"enrolment", "billing"},
+    "claims": {"enrolment", "billing"},
+}
+
+
+def test_each_consumer_reaches_the_producers_it_asks_before_deciding(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    config = config_of(objects)
+    for service in SERVICES:
+        assert config[f"{service.upper()}_URL"] == f"http://{service}"
+    policies = {p["metadata"]["name"]: p for p in of_kind(objects, "NetworkPolicy")}
+    for consumer, producers in PRODUCERS_ASKED.items():
+        reached = {
+            name
+            for rule in policies[consumer]["spec"]["egress"]
+            for peer in rule.get("to", [])
+            for selector in peer.get("podSelector", {}).get("matchExpressions", [])
+            if selector["key"] == "app.kubernetes.io/name"
+            and rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+            for name in selector["values"]
+        }
+        assert reached == producers, consumer

@@ -59,7 +59,8 @@ def environment(kafka: KafkaSettings, database: DatabaseSettings) -> dict[str, s
         # The demo replays 2022-2025 on today's clock: keep expiry from ending those coverages
         # while the test checks how deaths end them.
         "ENROLMENT_EXPIRY_INTERVAL_SECONDS": "3600",
-        "ENROLMENT_URL": URLS["enrolment"],
+        # Where each consumer asks a producer whether its outbox is published.
+        **{f"{service.upper()}_URL": url for service, url in URLS.items()},
     }
 
 

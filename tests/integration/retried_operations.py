@@ -32,6 +32,7 @@ from shared.keystore import PostgresKeyStore
 from shared.sealing import SealedPersonal
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
+from tests.integration.producers import producers_in_process
 from tests.integration.sandbox import eventually
 from tests.tokens import bearer
 
@@ -404,7 +405,10 @@ async def award_paid_last_school_year(world: Seeded) -> None:
     dsn = service_dsn(world.database.database_url, "claims", world.database.service_role_password)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     keys = PostgresKeyStore.from_environment(pool)
-    then = ClaimsService(pool, world.kafka, keys, policy_book(), clock=lambda: AWARDED_AT)
+    producers = await producers_in_process(world.database)
+    then = ClaimsService(
+        pool, world.kafka, keys, policy_book(), producers, clock=lambda: AWARDED_AT
+    )
     transport = httpx.ASGITransport(app=claims_api.create_app(then, AuthSettings()))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://claims") as api:
@@ -425,6 +429,7 @@ async def award_paid_last_school_year(world: Seeded) -> None:
             assert paid.status_code == 201, paid.text
     finally:
         await then.offsets.close()
+        await producers.close()
         await pool.close()
     world.ids["award"] = award["claim_id"]
     world.ids["next_school_year"] = min(i["school_year"] for i in award["open_instalments"])

@@ -28,6 +28,7 @@ from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings, Role
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
+from tests.integration.producers import producers_in_process
 from tests.integration.sandbox import eventually, isolated, running
 from tests.tokens import bearer
 
@@ -554,7 +555,8 @@ async def world(
     auth = AuthSettings()
     processes: list[ServiceProcess] = []
     for wiring in (verification_wiring, billing_wiring, claims_wiring):
-        process, _ = await wiring.build(kafka, separate_database, auth)
+        producers = await producers_in_process(separate_database)
+        process, _ = await wiring.build(kafka, separate_database, auth, producers)
         processes.append(process)
     enrolment, enrolment_service = await enrolment_wiring.build(kafka, separate_database, auth)
     processes.insert(0, enrolment)

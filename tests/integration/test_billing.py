@@ -20,6 +20,7 @@ from shared.db import service_dsn
 from shared.projection.replay import rebuild_into
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.integration import publishing
+from tests.integration.producers import decided_after, producers_in_process
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
 
@@ -52,7 +53,8 @@ async def world(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> AsyncIterator[World]:
     kafka = await isolated(kafka_settings, separate_database, "billing")
-    process, _ = await billing_wiring.build(kafka, separate_database, AUTH)
+    producers = await producers_in_process(separate_database)
+    process, _ = await billing_wiring.build(kafka, separate_database, AUTH, producers)
     async with running(process) as api:
         yield World(api, kafka, separate_database)
 
@@ -274,3 +276,27 @@ async def test_a_coverage_seen_after_its_month_was_run_is_invoiced_then(world: W
     assert (found[0]["lines"], found[0]["total"]) == (1, 16_800)
     again = await run(world, "2026-01")
     assert again.status_code == 422  # nothing left to invoice: each worker-month once
+
+
+async def test_a_run_waits_for_a_coverage_sitting_in_enrolments_outbox_and_invoices_it(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    # A first run (nothing to invoice) brings the service's clients up: the next one is timed.
+    assert (await run(world, "2026-02")).status_code == 422
+    # Enrolment has committed the coverage; it is still in enrolment's outbox, on no topic.
+    await publishing.start_coverage(
+        world.kafka,
+        world.database,
+        worker,
+        "regular",
+        date(2026, 3, 1),
+        date(2026, 12, 31),
+        publish=False,
+    )
+    invoiced = await decided_after(
+        run(world, "2026-03"),
+        lambda: publishing.relay_outbox("enrolment", world.kafka, world.database),
+    )
+    assert invoiced.status_code == 201, invoiced.text
+    assert invoiced.json()["lines"] == 1

@@ -34,6 +34,7 @@ from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import CommandContext
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
+from tests.integration.producers import producers_in_process
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer, token_for
 
@@ -168,7 +169,9 @@ async def test_a_claim_whose_documents_would_have_stopped_the_topic_is_refused(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> None:
     kafka = await isolated(kafka_settings, separate_database, "claimbounds")
-    process, _ = await claims_wiring.build(kafka, separate_database, AuthSettings())
+    process, _ = await claims_wiring.build(
+        kafka, separate_database, AuthSettings(), await producers_in_process(separate_database)
+    )
     claim = {
         "worker_id": str(uuid.uuid4()),
         "benefit": "JKM",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -13,9 +13,12 @@ import httpx
 import pytest
 
 from services.claims import wiring as claims_wiring
+from services.claims.service import ClaimsService
 from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
+from tests.integration.producers import decided_after, producers_in_process
+from tests.integration.programme_world import free_port
 from tests.integration.publishing import pay_months, relay_outbox, start_coverage
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
@@ -36,6 +39,7 @@ class World:
     api: httpx.AsyncClient
     kafka: KafkaSettings
     database: DatabaseSettings
+    service: ClaimsService
 
 
 @pytest.fixture
@@ -43,9 +47,10 @@ async def world(
     kafka_settings: KafkaSettings, separate_database: DatabaseSettings
 ) -> AsyncIterator[World]:
     kafka = await isolated(kafka_settings, separate_database, "claims")
-    process, _ = await claims_wiring.build(kafka, separate_database, AUTH)
+    producers = await producers_in_process(separate_database)
+    process, service = await claims_wiring.build(kafka, separate_database, AUTH, producers)
     async with running(process) as api:
-        yield World(api, kafka, separate_database)
+        yield World(api, kafka, separate_database, service)
 
 
 def new_key() -> dict[str, str]:
@@ -184,7 +189,7 @@ async def test_claims_decided_by_the_rules(world: World) -> None:
     assert rejected_payment.status_code == 409
 
 
-async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised(
+async def test_a_claim_waits_for_a_payment_sitting_in_billings_outbox_and_decides_on_it(
     world: World,
 ) -> None:
     worker = uuid.uuid4()
@@ -194,9 +199,59 @@ async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised
     await pay_months(world.kafka, world.database, worker, months("2022-09", 35))
     death = await file(world, worker, incident_date="2025-07-20")
     assert death["status"] == "approved"
-    # Billing has recorded the payment of August 2022 (its 36th month); it is still in
-    # billing's outbox, so not on the topic whose end the freshness wait reads.
+    # Billing has committed the payment of August 2022 (its 36th month); it is still in
+    # billing's outbox, so on no topic: no high-water mark shows it.
     await pay_months(world.kafka, world.database, worker, ["2022-08"], publish=False)
+    children = [{"name": "Anak Satu", "birth_date": "2014-03-01", "school_level": "SD"}]
+    grant = await decided_after(
+        file(world, worker, kind="scholarship", incident_date="2025-07-20", children=children),
+        lambda: relay_outbox("billing", world.kafka, world.database),
+    )
+    assert grant["status"] == "approved", grant
+
+
+async def test_a_claim_waits_for_a_coverage_sitting_in_enrolments_outbox_and_decides_on_it(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    await pay_months(world.kafka, world.database, worker, months("2024-11", 4))
+    # Enrolment has committed the coverage; it is still in enrolment's outbox.
+    await start_coverage(
+        world.kafka,
+        world.database,
+        worker,
+        "regular",
+        date(2024, 11, 1),
+        date(2025, 10, 31),
+        publish=False,
+    )
+    death = await decided_after(
+        file(world, worker, incident_date="2025-02-10"),
+        lambda: relay_outbox("enrolment", world.kafka, world.database),
+    )
+    assert death["status"] == "approved", death
+
+
+async def test_a_rejection_is_revised_by_a_payment_committed_just_after_billing_answered(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2022, 8, 1), date(2025, 12, 31)
+    )
+    await pay_months(world.kafka, world.database, worker, months("2022-09", 35))
+    await file(world, worker, incident_date="2025-07-20")
+    # Billing commits the 36th month (August 2022) between its answer that its outbox is
+    # published and the claim's decision: the decision cannot see it, but it is not final.
+    answered = world.service.producers.published
+
+    async def then_paid(sources: Sequence[str]) -> None:
+        await answered(sources)
+        if "billing" in sources:
+            world.service.producers.published = answered  # type: ignore[method-assign]
+            await pay_months(world.kafka, world.database, worker, ["2022-08"], publish=False)
+
+    world.service.producers.published = then_paid  # type: ignore[method-assign]
     children = [{"name": "Anak Satu", "birth_date": "2014-03-01", "school_level": "SD"}]
     grant = await file(
         world, worker, kind="scholarship", incident_date="2025-07-20", children=children
@@ -205,8 +260,32 @@ async def test_a_claim_decided_while_a_payment_sat_in_billings_outbox_is_revised
 
     await relay_outbox("billing", world.kafka, world.database)
 
-    # The rejection rested on facts older than billing's: it is revised, not final.
     await revised_to_approved(world, grant["claim_id"])
+
+
+async def test_a_claim_is_refused_naming_the_producer_that_does_not_answer(
+    kafka_settings: KafkaSettings, separate_database: DatabaseSettings
+) -> None:
+    kafka = await isolated(kafka_settings, separate_database, "claims-blind")
+    # Billing answers; at enrolment's address no one listens.
+    producers = await producers_in_process(
+        separate_database, ["billing"], {"enrolment": f"http://127.0.0.1:{free_port()}"}
+    )
+    process, _ = await claims_wiring.build(kafka, separate_database, AUTH, producers)
+    body = {
+        "worker_id": str(uuid.uuid4()),
+        "benefit": "JKM",
+        "kind": "death",
+        "incident_date": "2025-02-10",
+        "claimant": HEIR,
+    }
+    async with running(process) as api:
+        refused = await api.post("/claims", json=body, headers=as_officer() | new_key())
+
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "producer enrolment did not answer" in refused.json()["detail"]
+    assert refused.headers["retry-after"] == "2"
 
 
 async def revised_to_approved(world: World, claim_id: str) -> None:
@@ -217,29 +296,6 @@ async def revised_to_approved(world: World, claim_id: str) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, f"never revised: {seen}"
         await asyncio.sleep(0.1)
-
-
-async def test_a_claim_decided_while_a_coverage_sat_in_enrolments_outbox_is_revised(
-    world: World,
-) -> None:
-    worker = uuid.uuid4()
-    await pay_months(world.kafka, world.database, worker, months("2024-11", 4))
-    # Enrolment has recorded the coverage; it is still in enrolment's outbox.
-    await start_coverage(
-        world.kafka,
-        world.database,
-        worker,
-        "regular",
-        date(2024, 11, 1),
-        date(2025, 10, 31),
-        publish=False,
-    )
-    death = await file(world, worker, incident_date="2025-02-10")
-    assert (death["status"], death["reasons"]) == ("rejected", ["not_covered"])
-
-    await relay_outbox("enrolment", world.kafka, world.database)
-
-    await revised_to_approved(world, death["claim_id"])
 
 
 async def test_document_titles_are_sealed_and_notes_with_a_nik_refused(world: World) -> None:

@@ -17,6 +17,7 @@ from services.enrolment import wiring as enrolment_wiring
 from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
 from shared.settings import DatabaseSettings, KafkaSettings
+from tests.integration.producers import producers_in_process
 from tests.integration.sandbox import eventually, isolated, running
 from tests.tokens import bearer
 
@@ -36,7 +37,9 @@ async def services(
 ) -> AsyncIterator[Services]:
     kafka = await isolated(kafka_settings, separate_database, "corrections")
     enrolment, _ = await enrolment_wiring.build(kafka, separate_database, AuthSettings())
-    verification, _ = await verification_wiring.build(kafka, separate_database, AuthSettings())
+    verification, _ = await verification_wiring.build(
+        kafka, separate_database, AuthSettings(), await producers_in_process(separate_database)
+    )
     async with running(enrolment) as e, running(verification) as v:
         yield Services(e, v)
 

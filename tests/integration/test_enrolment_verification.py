@@ -44,7 +44,8 @@ from shared.relay import OutboxRelay
 from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
-from tests.integration.publishing import publish_as
+from tests.integration.producers import decided_after, producers_in_process
+from tests.integration.publishing import publish_as, relay_outbox
 from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -128,8 +129,10 @@ async def allocate_budget(
     amount: int,
     cohort: str,
     fiscal_year: int = 2024,
+    publish: bool = True,
 ) -> None:
-    """BudgetAllocated on billing's topic, the way billing records it."""
+    """BudgetAllocated on billing's topic, the way billing records it (without ``publish``:
+    committed by billing, still in its outbox)."""
     pool = await asyncpg.create_pool(
         service_dsn(database.database_url, "billing", database.service_role_password)
     )
@@ -146,6 +149,8 @@ async def allocate_budget(
             [event],
             CommandContext("admin", "city_admin", uuid.uuid4()),
         )
+        if not publish:
+            return
         from aiokafka import AIOKafkaProducer
 
         from shared.kafka_clients import producer_options
@@ -182,8 +187,9 @@ async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncI
     verification_pool = await asyncpg.create_pool(
         service_dsn(database.database_url, "verification", database.service_role_password)
     )
+    producers = await producers_in_process(database)
     verification_service = VerificationService(
-        verification_pool, kafka, book.model_copy(update={"policies": small})
+        verification_pool, kafka, book.model_copy(update={"policies": small}), producers
     )
     verification = ServiceProcess(
         name="verification",
@@ -223,6 +229,7 @@ async def programme(migrated: DatabaseSettings, topics: KafkaSettings) -> AsyncI
     await enrolment.producer.stop()
     await enrolment.pool.close()
     await verification_pool.close()
+    await producers.close()
 
 
 async def eventually(check: object, within: float = 30.0) -> None:
@@ -799,3 +806,19 @@ async def test_concurrent_first_attempts_of_a_bulk_designation_have_one_answer(
         "%:decree 400/1/2028",
     )
     assert recorded == 1
+
+
+async def test_a_designation_waits_for_a_budget_sitting_in_billings_outbox_and_uses_it(
+    programme: Programme,
+) -> None:
+    p = programme
+    worker = await register(p, 701)
+    await verify_twice(p, worker)
+    # Billing has committed the 2025 incidental budget; it is still in billing's outbox.
+    await allocate_budget(p.kafka, p.database, 1_000_000, "incidental", 2025, publish=False)
+    body = designation(3, "incidental") | {"coverage_start": "2025-12-01", "fiscal_year": 2025}
+    designated = await decided_after(
+        p.verification.post(f"/cases/{worker}/designate", json=body, headers=as_city()),
+        lambda: relay_outbox("billing", p.kafka, p.database),
+    )
+    assert designated.status_code == 200, designated.text

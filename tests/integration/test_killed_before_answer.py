@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.local.outboxes import outboxes_served
 from services.catalog import migrate_all
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topics import ensure_topics
@@ -112,10 +113,13 @@ async def killable(
     api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORTS[name]}", timeout=60)
     world = Seeded(name, api, pool, kafka, database)
     service = Killable(world, f"http://127.0.0.1:{port}", relay, environment(kafka, database))
-    service.start()
+    # The services whose events it decides on are not running: their outboxes answer for them.
+    others = {other: p for other, p in PORTS.items() if other != name}
     try:
-        await service.ready()
-        yield service
+        async with outboxes_served(database.database_url, others):
+            service.start()
+            await service.ready()
+            yield service
     finally:
         server.close()
         if relay.process is not None:

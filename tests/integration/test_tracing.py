@@ -30,6 +30,7 @@ from shared.runtime import ServiceProcess
 from shared.settings import DatabaseSettings, KafkaSettings
 from shared.topic_reader import read_topics
 from shared.tracing import configure
+from tests.integration.producers import producers_in_process
 from tests.integration.sandbox import isolated, running
 from tests.tokens import bearer
 
@@ -155,8 +156,12 @@ async def test_a_designations_trace_reaches_the_coverage_its_reaction_starts(
     kafka = await isolated(kafka_settings, database_settings, "trace")
     auth = AuthSettings()
     enrolment, _ = await enrolment_wiring.build(kafka, database_settings, auth)
-    verification, _ = await verification_wiring.build(kafka, database_settings, auth)
-    billing, _ = await billing_wiring.build(kafka, database_settings, auth)
+    verification, _ = await verification_wiring.build(
+        kafka, database_settings, auth, await producers_in_process(database_settings)
+    )
+    billing, _ = await billing_wiring.build(
+        kafka, database_settings, auth, await producers_in_process(database_settings)
+    )
     city = bearer("city_admin")
     async with (
         running(enrolment) as people,
