@@ -50,6 +50,14 @@ class InvoiceIssued(Contract):
     total: Rupiah
 
 
+class NothingInvoiced(Contract):
+    """A month's first billing run found nobody to invoice. The month counts as run all the
+    same (as after an InvoiceIssued for it): coverage of it read later is invoiced at once,
+    on a supplementary invoice, rather than waiting for a run that may never come."""
+
+    period: Period
+
+
 class PremiumPaid(Contract):
     """The city paid one worker-month of premium, as part of paying an invoice."""
 

@@ -42,6 +42,7 @@ CATALOGUE = EventCatalogue.of(
         _single("BudgetAllocated", "billing", billing.BudgetAllocated),
         _single("PremiumInvoiced", "billing", billing.PremiumInvoiced),
         _single("InvoiceIssued", "billing", billing.InvoiceIssued),
+        _single("NothingInvoiced", "billing", billing.NothingInvoiced),
         _single("PremiumPaid", "billing", billing.PremiumPaid),
         _single("PremiumCancelled", "billing", billing.PremiumCancelled),
         _single("ClaimFiled", "claims", claims.ClaimFiled),

@@ -112,7 +112,8 @@ async def billing_run(
     key: Annotated[Idempotency | None, Depends(idempotent("billing-run", required=True))],
 ) -> InvoiceIssued:
     """Invoice a month: every covered worker not invoiced for it yet (a later run of the
-    same month is supplementary)."""
+    same month is supplementary). Nobody left to invoice is refused; a month's first run is
+    recorded all the same, so coverage of the month read later is invoiced at once."""
     require_role(principal, ["billing_officer"])
     handled = await service.run_billing(body.period, command_context(principal, key))
     return InvoiceIssued.model_validate(handled.response)

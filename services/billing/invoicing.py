@@ -2,7 +2,9 @@
 
 A run invoices every coverage that includes any day of the month and is not invoiced for that
 month yet, so running a period twice invoices nothing twice and a later run (supplementary)
-picks up coverage that started after the first. A payment must name an unpaid invoice and pay
+picks up coverage that started after the first. A month's first run that finds nobody to
+invoice records that the month was run (NothingInvoiced), as an invoice would, so coverage of
+it read later is invoiced whatever the order. A payment must name an unpaid invoice and pay
 exactly its total.
 """
 
@@ -18,6 +20,7 @@ from uuid import UUID
 from contract.events.billing import (
     CohortTotal,
     InvoiceIssued,
+    NothingInvoiced,
     PremiumCancelled,
     PremiumInvoiced,
     PremiumPaid,
@@ -40,11 +43,15 @@ def month_bounds(period: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
+def nothing_left(period: str) -> RefusedError:
+    return RefusedError([Problem("period", f"no coverage in {period} is left to invoice")])
+
+
 def decide_invoice(
     invoice_id: UUID, period: str, lines: list[CoverageLine], supplementary: bool
 ) -> tuple[list[PremiumInvoiced], InvoiceIssued]:
     if not lines:
-        raise RefusedError([Problem("period", f"no coverage in {period} is left to invoice")])
+        raise nothing_left(period)
     invoiced = [
         PremiumInvoiced(
             worker_id=line.worker_id,
@@ -117,7 +124,8 @@ class InvoiceLine:
 
 @dataclass(frozen=True)
 class RunBilling:
-    """A month's run: the coverage lines not yet invoiced, read under the period's lock."""
+    """A month's run: the coverage lines not yet invoiced, read under the period's lock;
+    ``supplementary`` when the month was run before (an invoice or NothingInvoiced for it)."""
 
     invoice_id: UUID
     period: str
@@ -182,6 +190,16 @@ class InvoiceRules:
         if isinstance(command, RunBilling):
             if invoice.total is not None:
                 raise RefusedError([Problem("invoice_id", "this invoice was issued already")], True)
+            if not command.lines and not command.supplementary:
+                # Recorded on the run's stream: the month is run, though nothing is owed for it.
+                return [
+                    Decided(
+                        "NothingInvoiced",
+                        NothingInvoiced(period=command.period),
+                        command.at,
+                        command.policy_version,
+                    )
+                ]
             invoiced, issued = decide_invoice(
                 command.invoice_id, command.period, list(command.lines), command.supplementary
             )

@@ -5,8 +5,9 @@ coverage billing had not seen when the month was run:
   (or a withdrawal) recorded after a month was invoiced leaves no premium owed for that person
   after it, whichever arrived first (a ``CancelLines`` command on each invoice's stream);
 - a coverage arriving after a month it includes was run (enrolment had recorded it, but it was
-  still in enrolment's outbox, or billing's consumer lagged): that month is invoiced for it at
-  once, on a supplementary invoice (a ``RunBilling`` command), as a later run would.
+  still in enrolment's outbox, or billing's consumer lagged), whether that run invoiced
+  somebody or found nobody (NothingInvoiced): that month is invoiced for it at once, on a
+  supplementary invoice (a ``RunBilling`` command), as a later run would.
 
 Reactions (``shared.eventstore.reactions``) in the transaction that keeps the coverage read model.
 """
@@ -24,6 +25,7 @@ from contract.policy.membership import period_of, periods_between
 from contract.readmodels.coverage import CoveragesProjection
 from services.billing.invoicing import CancelLines, CoverageLine, RunBilling, month_bounds
 from services.billing.service import BillingService
+from services.billing.write_side import MONTH_RUN
 from shared.db import DbConnection
 from shared.eventstore.reactions import Reacted, Reacting
 from shared.projection.decode import ConsumedEvent
@@ -85,10 +87,11 @@ class CoverageEndReactions:
         months = periods_between(data.start_date, data.end_date)
         for period in months:  # as a run of the month does, in order: one at a time per month
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"billing:{period}")
+        run = MONTH_RUN.format(schema=schema, period="months.period")
         rows = await conn.fetch(
-            f"SELECT DISTINCT period FROM {schema}.invoices WHERE period = ANY($1::text[]) "
+            f"SELECT period FROM unnest($1::text[]) AS months(period) WHERE {run} "
             f"AND NOT EXISTS (SELECT 1 FROM {schema}.invoice_lines l WHERE l.worker_id = $2 "
-            "AND l.period = invoices.period) ORDER BY period",
+            "AND l.period = months.period) ORDER BY period",
             months,
             data.worker_id,
         )

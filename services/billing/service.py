@@ -21,8 +21,9 @@ from services.billing.invoicing import (
     RunBilling,
     decide_invoice,
     month_bounds,
+    nothing_left,
 )
-from services.billing.write_side import Invoices
+from services.billing.write_side import MONTH_RUN, Invoices
 from shared.db import DbConnection
 from shared.eventstore import AppendResult, EventStore
 from shared.eventstore.handler import CommandHandler, Handled
@@ -73,7 +74,8 @@ class BillingService:
 
     async def run_billing(self, period: str, context: CommandContext) -> Handled:
         """Invoice every worker covered on any day of ``period`` and not invoiced for it yet;
-        ``response`` is the InvoiceIssued."""
+        ``response`` is the InvoiceIssued. Nobody to invoice is refused, though a month's first
+        run records NothingInvoiced before the refusal: the month is run."""
         await wait_until_caught_up(
             self.pool,
             self.schema,
@@ -99,11 +101,8 @@ class BillingService:
                 last,
                 period,
             )
-            supplementary = bool(
-                await conn.fetchval(
-                    f"SELECT 1 FROM {self.schema}.invoices WHERE period = $1 LIMIT 1", period
-                )
-            )
+            run_before = MONTH_RUN.format(schema=self.schema, period="$1")
+            supplementary = bool(await conn.fetchval(f"SELECT {run_before}", period))
             lines = tuple(
                 CoverageLine(
                     r["worker_id"],
@@ -120,16 +119,21 @@ class BillingService:
 
         def issued(_: AppendResult) -> object:
             run = runs[0]
+            if not run.lines:
+                return None  # NothingInvoiced: answered, then and on a retry, by the refusal
             invoice = decide_invoice(invoice_id, period, list(run.lines), run.supplementary)[1]
             return invoice.model_dump(mode="json")
 
-        return await self.handler.handle(
+        handled = await self.handler.handle(
             f"invoice-{invoice_id}",
             self.invoices,
             with_lines,
             context,
             respond=issued,
         )
+        if handled.response is None:
+            raise nothing_left(period)
+        return handled
 
     async def pay(
         self,

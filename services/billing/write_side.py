@@ -1,13 +1,21 @@
 """Billing's write side: invoices and their lines, kept from its own events. One line per
 worker and month, ever, so a second run cannot invoice a month twice; a payment settles its
-invoice once, under a reference used once."""
+invoice once, under a reference used once. A month is known to be run from its invoices, or
+from ``months_run`` when its run found nobody to invoice (NothingInvoiced; stores written
+before that event know their run months from their invoices alone)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from contract.events.billing import InvoiceIssued, PremiumCancelled, PremiumInvoiced, PremiumPaid
+from contract.events.billing import (
+    InvoiceIssued,
+    NothingInvoiced,
+    PremiumCancelled,
+    PremiumInvoiced,
+    PremiumPaid,
+)
 from shared.db import DbConnection
 from shared.eventstore.inline import Appended
 from shared.eventstore.migrations import Migration
@@ -64,13 +72,30 @@ WRITE_MODEL = (
         );
         """,
     ),
+    Migration(
+        "months_run",
+        """
+        -- A month whose run found nobody to invoice: run all the same (see NothingInvoiced).
+        CREATE TABLE {schema}.months_run (
+            period text PRIMARY KEY,
+            run_at timestamptz NOT NULL
+        );
+        """,
+    ),
+)
+
+# The months run, as the run and the catch-up of coverage read after it ask under the
+# month's lock: an invoice for the month, or a run that found nobody to invoice.
+MONTH_RUN = (
+    "(EXISTS (SELECT 1 FROM {schema}.invoices i WHERE i.period = {period}) "
+    "OR EXISTS (SELECT 1 FROM {schema}.months_run m WHERE m.period = {period}))"
 )
 
 
 @dataclass(frozen=True)
 class Invoices:
     event_types: frozenset[str] = frozenset(
-        {"InvoiceIssued", "PremiumInvoiced", "PremiumPaid", "PremiumCancelled"}
+        {"InvoiceIssued", "NothingInvoiced", "PremiumInvoiced", "PremiumPaid", "PremiumCancelled"}
     )
 
     def apply(self, event: Appended) -> list[RowChange]:
@@ -84,6 +109,9 @@ class Invoices:
                 "issued_at": event.envelope.occurred_at,
             }
             return [Upsert("invoices", {"invoice_id": data.invoice_id}, values)]
+        if isinstance(data, NothingInvoiced):
+            run = {"run_at": event.envelope.occurred_at}
+            return [Upsert("months_run", {"period": data.period}, run)]
         if isinstance(data, PremiumInvoiced):
             line = {
                 "invoice_id": data.invoice_id,

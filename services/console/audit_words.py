@@ -34,6 +34,7 @@ EVENT_NAMES = {
     "CoverageEnded": N_("Coverage ended"),
     "BudgetAllocated": N_("Budget allocated"),
     "InvoiceIssued": N_("Invoice issued"),
+    "NothingInvoiced": N_("Nothing invoiced"),
     "PremiumInvoiced": N_("Premium invoiced"),
     "PremiumPaid": N_("Premium paid"),
     "PremiumCancelled": N_("Premium cancelled"),

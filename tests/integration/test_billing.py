@@ -300,3 +300,39 @@ async def test_a_run_waits_for_a_coverage_sitting_in_enrolments_outbox_and_invoi
     )
     assert invoiced.status_code == 201, invoiced.text
     assert invoiced.json()["lines"] == 1
+
+
+async def test_a_month_run_with_nobody_to_invoice_still_invoices_coverage_read_later(
+    world: World,
+) -> None:
+    worker = uuid.uuid4()
+    key = new_key()
+    empty = await world.api.post(
+        "/billing-runs", json={"period": "2026-05"}, headers=as_officer() | key
+    )
+    assert empty.status_code == 422, empty.text  # nobody to invoice, and May is run
+    retried = await world.api.post(
+        "/billing-runs", json={"period": "2026-05"}, headers=as_officer() | key
+    )
+    assert (retried.status_code, retried.json()["detail"]) == (422, empty.json()["detail"])
+    # A designation whose cover starts in May reaches billing only after May's run.
+    await start_coverage(world, worker, "regular", date(2026, 5, 1), date(2027, 4, 30))
+
+    async def may() -> list[dict[str, object]]:
+        listed = await world.api.get(
+            "/invoices", params={"period": "2026-05"}, headers=as_officer()
+        )
+        return list(listed.json())
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (found := await may()):
+        assert asyncio.get_running_loop().time() < deadline, "May never billed the worker"
+        await asyncio.sleep(0.1)
+    assert [(i["supplementary"], i["lines"], i["total"]) for i in found] == [(True, 1, 16_800)]
+    again = await run(world, "2026-05")
+    assert again.status_code == 422  # invoiced once: nothing left for a later run
+    lines = await world.api.get(f"/invoices/{found[0]['invoice_id']}", headers=as_officer())
+    assert [(line["worker_id"], line["period"]) for line in lines.json()["lines"]] == [
+        (str(worker), "2026-05")
+    ]
+    assert len(await may()) == 1

@@ -812,7 +812,7 @@ async def test_a_designation_waits_for_a_budget_sitting_in_billings_outbox_and_u
     programme: Programme,
 ) -> None:
     p = programme
-    worker = await register(p, 701)
+    worker = await register(p, 901)
     await verify_twice(p, worker)
     # Billing has committed the 2025 incidental budget; it is still in billing's outbox.
     await allocate_budget(p.kafka, p.database, 1_000_000, "incidental", 2025, publish=False)

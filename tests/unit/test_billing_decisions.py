@@ -10,6 +10,7 @@ import pytest
 from contract.events.billing import (
     BudgetAllocated,
     InvoiceIssued,
+    NothingInvoiced,
     PremiumCancelled,
     PremiumInvoiced,
     PremiumPaid,
@@ -94,9 +95,21 @@ def test_a_run_issues_the_invoice_and_a_line_on_each_workers_premiums_stream() -
     assert all(isinstance(d.data, PremiumInvoiced) for d in lines)
 
 
+def test_a_months_first_run_that_finds_nobody_records_that_the_month_was_run() -> None:
+    # Given a run's stream with no events, and no run of January before (not supplementary);
+    # when January is run with nobody to invoice; then January is recorded as run, on the
+    # run's own stream, and no invoice is issued.
+    [decided] = RULES.decide(run((), supplementary=False), Invoice())
+    assert (decided.event_type, decided.stream_id) == ("NothingInvoiced", None)
+    assert decided.data == NothingInvoiced(period="2025-01")
+    assert decided.policy_version == "2023.1"
+    assert RULES.evolve(Invoice(), Recorded(decided.data, AT)) == Invoice()  # nothing to pay
+
+
 def test_a_run_with_nothing_left_to_invoice_or_an_invoice_issued_twice_is_refused() -> None:
+    # A month already run (an invoice, or NothingInvoiced): nothing new to record.
     with pytest.raises(RefusedError, match="no coverage in 2025-01 is left to invoice"):
-        RULES.decide(run(()), Invoice())
+        RULES.decide(run((), supplementary=True), Invoice())
     with pytest.raises(RefusedError, match="issued already"):
         RULES.decide(run((coverage(A, "regular"),)), Invoice(total=16_800))
 
