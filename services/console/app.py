@@ -314,11 +314,13 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
 
     @app.exception_handler(ServiceDownError)
     async def service_down(request: Request, error: ServiceDownError) -> HTMLResponse:
-        # Nothing was applied; the form comes back with what was typed, to send again later.
+        # The form comes back with everything typed or chosen (every value of a field chosen
+        # many times, such as the workers of a designation), under its key: sent again, it is
+        # recorded once, whether or not the first attempt was.
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
         language = session.language if session else DEFAULT_LANGUAGE
-        form = dict(await request.form()) if request.method == "POST" else {}
-        kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+        form = (await request.form()).multi_items() if request.method == "POST" else []
+        kept = kept_fields([(k, v) for k, v in form if isinstance(v, str) and k != "csrf"])
         return render(
             "unavailable.html.j2",
             session,
@@ -1479,6 +1481,18 @@ def listed(
 def columns(language: gettext.NullTranslations, download: str) -> list[str]:
     """A download's column names in the user's language."""
     return [language.gettext(name) for name in COLUMNS[download]]
+
+
+def kept_fields(fields: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(element id, name, value) of a form's fields to draw again: a name sent more than once
+    keeps every value, each under an id of its own."""
+    seen: dict[str, int] = {}
+    kept = []
+    for name, value in fields:
+        seen[name] = seen.get(name, 0) + 1
+        suffix = f"-{seen[name]}" if seen[name] > 1 else ""
+        kept.append((f"kept-{name}{suffix}", name, value))
+    return kept
 
 
 def payment(payment_ref: str, paid_on: str, amount: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.routing import APIRoute
@@ -189,3 +190,26 @@ def test_sign_ins_from_one_browser_address_are_refused_past_its_share(
     refused = console.get("/sign-in/provider", follow_redirects=False)
     assert refused.status_code == 503
     assert "Terlalu banyak proses masuk yang sedang menunggu" in refused.text
+
+
+def test_a_form_sent_while_its_service_is_down_comes_back_with_every_value_chosen(
+    console: TestClient,
+) -> None:
+    session_id, csrf = signed_in(console, "city_admin")
+    chosen = [str(uuid.uuid4()) for _ in range(3)]
+    form = [("csrf", csrf), ("form_key", "k-1"), ("fiscal_year", "2025"), ("cohort", "regular")]
+    form += [("cover_months", "12"), ("coverage_start", "01/11/2024"), ("decree_ref", "SK 1")]
+    form += [("worker_id", w) for w in chosen]
+    down = console.post(
+        "/designations",
+        content=urlencode(form),
+        headers={
+            "Cookie": f"{SESSION_COOKIE}={session_id}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert down.status_code == 503
+    kept = re.findall(r'name="worker_id" value="([^"]+)"', down.text)
+    assert kept == chosen
+    assert 'name="form_key" value="k-1"' in down.text
+    assert 'name="csrf"' in down.text  # the page's own token, not the one sent
