@@ -246,8 +246,17 @@ def run_console(
     from shared.logs import configure as configure_logs
 
     configure_logs("console")
-    app = create_app(ConsoleSettings(), AuthSettings())
-    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+    settings = ConsoleSettings()
+    app = create_app(settings, AuthSettings())
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 @app.command("demo")

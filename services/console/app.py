@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gettext
 import hmac
+import ipaddress
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -396,7 +397,7 @@ def create_app(settings: ConsoleSettings, auth: AuthSettings) -> FastAPI:
         browser = browser or secrets.token_urlsafe(32)
         verifier = new_verifier()
         language: Language = "en" if chosen == "en" else "id"
-        client = request.client.host if request.client else ""
+        client = browser_address(request.client.host if request.client else "")
         try:
             state = pending_sign_ins.start(client, browser, verifier, language)
         except SignInsFullError as full:
@@ -1481,6 +1482,18 @@ def listed(
 def columns(language: gettext.NullTranslations, download: str) -> list[str]:
     """A download's column names in the user's language."""
     return [language.gettext(name) for name in COLUMNS[download]]
+
+
+def browser_address(host: str) -> str:
+    """The address a browser's waiting sign-ins are counted under: an IPv6 address by its /64,
+    the network one home or office is given (it would otherwise hold countless addresses)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def kept_fields(fields: list[tuple[str, str]]) -> list[tuple[str, str, str]]:

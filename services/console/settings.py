@@ -29,6 +29,13 @@ class ConsoleSettings(BaseSettings):
         description="Where the auditor's API answers (`berlian audit web`): the auditor's "
         "pages are drawn from its answers.",
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        max_length=300,
+        description="The proxies (the ingress controller) trusted to name the browser's address "
+        "in X-Forwarded-For: sign-ins waiting at the provider are bounded per browser address, "
+        "so behind a proxy that is not trusted every browser would share the proxy's.",
+    )
     idle_timeout_seconds: int = Field(
         default=900, gt=0, le=28800, description="A session unused this long ends."
     )

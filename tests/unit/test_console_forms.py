@@ -15,7 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.console.app import SESSION_COOKIE, create_app
+from services.console.app import SESSION_COOKIE, browser_address, create_app
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
 from shared.auth import AuthSettings, Principal
@@ -213,3 +213,11 @@ def test_a_form_sent_while_its_service_is_down_comes_back_with_every_value_chose
     assert kept == chosen
     assert 'name="form_key" value="k-1"' in down.text
     assert 'name="csrf"' in down.text  # the page's own token, not the one sent
+
+
+def test_sign_ins_are_counted_per_browser_address_and_per_ipv6_network() -> None:
+    assert browser_address("203.0.113.7") == "203.0.113.7"
+    # One home or office holds a whole /64: its countless addresses share one count.
+    assert browser_address("2001:db8:1:2::1") == browser_address("2001:db8:1:2:ffff::9")
+    assert browser_address("2001:db8:1:2::1") != browser_address("2001:db8:1:3::1")
+    assert browser_address("testclient") == "testclient"
