@@ -83,6 +83,9 @@ def configure(service: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    # httpx logs every request at info: one line per cross-service decision (each asks its
+    # producers first) would bury the service's own lines. Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -21,8 +21,10 @@ from services.console.sessions import Session
 
 Export = Literal["csv", "xlsx"]
 PAGE_SIZE = 25
-# The deepest page asked for: a listing paged by its service reaches this far into it.
-MAX_PAGE = 100_000
+# How far into a listing its service pages (the services bound their offsets to this).
+MAX_OFFSET = 100_000
+# The deepest page asked for: the last one whose rows a service still pages to.
+MAX_PAGE = MAX_OFFSET // PAGE_SIZE + 1
 
 
 class Render(Protocol):

@@ -286,7 +286,14 @@ class CommandHandler:
                 first = await self.store.claim_answer(conn, key, fingerprint)
                 if first is not None:
                     return first
-            response = answer(await self._handle_many(conn, decider, items, before_append))
+            outcomes = await self._handle_many(conn, decider, items, before_append)
+            # Only decisions are recorded for good: an item still overtaken after every attempt
+            # says nothing about the request, so nothing of it is kept (409) and a retry under
+            # the key decides again.
+            for outcome in outcomes:
+                if isinstance(outcome, ConcurrencyError):
+                    raise outcome
+            response = answer(outcomes)
             if key is not None:
                 await self.store.record_answer(conn, key, fingerprint, response)
         return Answered(response)

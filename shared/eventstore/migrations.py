@@ -243,6 +243,12 @@ PLATFORM: tuple[Migration, ...] = (
         LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
         #variable_conflict use_column
         BEGIN
+            -- unnest pads shorter arrays with NULLs: heads must come whole.
+            IF cardinality(head_ids) IS DISTINCT FROM cardinality(head_versions)
+                OR cardinality(head_ids) IS DISTINCT FROM cardinality(head_hashes) THEN
+                RAISE EXCEPTION 'append_command: % heads with % versions and % hashes',
+                    cardinality(head_ids), cardinality(head_versions), cardinality(head_hashes);
+            END IF;
             IF claim_key IS NOT NULL THEN
                 -- A concurrent first attempt holds the key's row: this waits for it to commit
                 -- (then the key is taken) or roll back (then it is ours).
@@ -269,7 +275,8 @@ PLATFORM: tuple[Migration, ...] = (
             FROM locked AS l
             JOIN unnest(head_ids, head_versions, head_hashes) AS h(stream_id, version, last_hash)
                 ON h.stream_id = l.stream_id
-            WHERE l.version <> h.version OR l.last_hash::text <> h.last_hash
+            WHERE l.version IS DISTINCT FROM h.version
+                OR l.last_hash::text IS DISTINCT FROM h.last_hash
             ORDER BY l.stream_id LIMIT 1;
             IF FOUND THEN
                 RETURN;

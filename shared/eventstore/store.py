@@ -26,6 +26,9 @@ from shared.settings import KafkaSettings
 from shared.telemetry import EVENTS_APPENDED
 from shared.tracing import current_traceparent
 
+# The class of the advisory locks that make concurrent first attempts of one request wait.
+REQUEST_KEY_LOCKS = 0x42524551
+
 
 class IdempotencyKeyReusedError(Exception):
     """A key already used for a different request: the first stands, this one is refused."""
@@ -255,8 +258,12 @@ class EventStore:
         """Inside the caller's transaction, hold the request's key until it commits (a
         concurrent first attempt waits here), then ``find_answer``: the answer of an attempt
         that committed meanwhile, else None and the key is the caller's to answer."""
+        # The two-number form is a lock space of its own: a key's hash can never meet the
+        # relay's lock (one number), which its holder keeps for as long as it runs.
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))", f"{self._schema}:request:{key}"
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            REQUEST_KEY_LOCKS,
+            f"{self._schema}:request:{key}",
         )
         return await self.find_answer(key, fingerprint, conn)
 
