@@ -126,6 +126,8 @@ def entries(records: Sequence[Record]) -> list[HistoryEntry]:
 # history, or asking it again, reads only what was appended since (and one worker's records are
 # a few hundred at most).
 MAX_REMEMBERED_WORKERS = 256
+# Histories read from the brokers at once (others wait their turn).
+MAX_READS_AT_ONCE = 2
 
 
 class WorkerRecords:
@@ -134,7 +136,10 @@ class WorkerRecords:
     Records about a worker are keyed by it (docs/adr/0001-partition-key-and-counts.md), so they
     all sit in the one partition per topic that the producer's partitioner (Kafka's murmur2, the
     same in every client) maps the key to: only those partitions are read, never whole topics.
-    Reads are one at a time, so a fast pager costs one read of the new records, not many."""
+    One worker's history is read by one request at a time (a fast pager costs one read of the
+    new records, not many), and at most ``MAX_READS_AT_ONCE`` histories are read at once, so
+    auditors asking for many workers cannot turn pages into load on the brokers without bound,
+    and one long first read does not hold up the pages of other workers."""
 
     def __init__(self, kafka: KafkaSettings, capacity: int = MAX_REMEMBERED_WORKERS) -> None:
         self._kafka = kafka
@@ -143,33 +148,55 @@ class WorkerRecords:
             OrderedDict()
         )
         self._partitions: dict[str, list[int]] = {}
-        self._reading = asyncio.Lock()
+        self._describing = asyncio.Lock()
+        self._per_worker: dict[uuid.UUID, asyncio.Lock] = {}
+        self._reads = asyncio.Semaphore(MAX_READS_AT_ONCE)
 
     async def history(self, worker_id: uuid.UUID) -> list[HistoryEntry]:
-        async with self._reading:
-            topics = [self._kafka.events_topic(s) for s in SERVICES]
+        topics = [self._kafka.events_topic(s) for s in SERVICES]
+        lock = self._per_worker.setdefault(worker_id, asyncio.Lock())
+        try:
+            async with lock:
+                holding = await self._holding(topics, str(worker_id).encode())
+                read_up_to, records = self._known.pop(worker_id, ({}, []))
+                read_up_to, records = dict(read_up_to), list(records)
+                async with self._reads:
+                    await self._read_on(topics, holding, worker_id, read_up_to, records)
+                self._known[worker_id] = (read_up_to, records)
+                while len(self._known) > self._capacity:
+                    self._known.popitem(last=False)
+                return entries(records)
+        finally:
+            if not lock.locked():
+                self._per_worker.pop(worker_id, None)
+
+    async def _holding(self, topics: list[str], key: bytes) -> list[TopicPartition]:
+        """The partition of each topic that ``key``'s records are in."""
+        async with self._describing:
             missing = [t for t in topics if t not in self._partitions]
             for tp in await partitions_of(self._kafka, missing) if missing else []:
                 self._partitions.setdefault(tp.topic, []).append(tp.partition)
-            key = str(worker_id).encode()
-            holding = [
-                TopicPartition(topic, _PARTITIONER(key, sorted(self._partitions[topic]), None))
-                for topic in topics
-                if self._partitions.get(topic)
-            ]
-            read_up_to, records = self._known.pop(worker_id, ({}, []))
-            read_up_to, records = dict(read_up_to), list(records)
-            async for batch in read_topics(self._kafka, topics, start_at=read_up_to, only=holding):
-                for record in batch:
-                    tp = TopicPartition(record.topic, record.partition)
-                    read_up_to[tp] = record.offset + 1
-                    if record.key == key:
-                        envelope = orjson.loads(record.value or b"{}")
-                        records.append((record.topic, record.partition, record.offset, envelope))
-            self._known[worker_id] = (read_up_to, records)
-            while len(self._known) > self._capacity:
-                self._known.popitem(last=False)
-            return entries(records)
+        return [
+            TopicPartition(topic, _PARTITIONER(key, sorted(self._partitions[topic]), None))
+            for topic in topics
+            if self._partitions.get(topic)
+        ]
+
+    async def _read_on(
+        self,
+        topics: list[str],
+        holding: list[TopicPartition],
+        worker_id: uuid.UUID,
+        read_up_to: dict[TopicPartition, int],
+        records: list[Record],
+    ) -> None:
+        key = str(worker_id).encode()
+        async for batch in read_topics(self._kafka, topics, start_at=read_up_to, only=holding):
+            for record in batch:
+                read_up_to[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                if record.key == key:
+                    envelope = orjson.loads(record.value or b"{}")
+                    records.append((record.topic, record.partition, record.offset, envelope))
 
 
 _PARTITIONER = DefaultPartitioner()
