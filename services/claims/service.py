@@ -82,9 +82,7 @@ class ClaimsService:
         self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
 
-    async def facts(
-        self, conn: DbConnection, claim: Claim, as_of: datetime | None = None
-    ) -> Facts:
+    async def facts(self, conn: DbConnection, claim: Claim, as_of: datetime | None = None) -> Facts:
         """The worker's facts as read, or only those recorded by ``as_of`` (the envelopes'
         recorded_at): what a rejection revised could have been decided on. A row kept before
         its projection recorded when (not yet rebuilt) counts as known all along."""

@@ -1,19 +1,19 @@
 """Property: what the four services decide does not depend on the order events reach them.
 
-A worker covered for a fiscal year, and designated again for the next (a renewal), dies,
-before or after a cover expired; the renewal's designation, the city's billing runs (months
-nobody is covered in among them), late payments, the expiry job and the death claim come in a
-drawn order, and each consumer (enrolment of the claims topic, billing and claims of the
-enrolment topic, claims of the billing topic) reads its topics at a drawn pace, in each
-stream's order. Claims decides on whatever it has read (the producer's outbox may still hold
-facts), and judges a rejection again on the facts recorded before it; billing's runs wait for enrolment's committed events (the freshness wait), enrolment's
-own reactions lag. Each month is run once: coverage billing reads after its month was run
-(whether the run invoiced somebody or found nobody) is invoiced by billing's catch-up alone.
-Once every consumer has caught up and the city paid what is owed, the coverage, the premiums
-owed and paid and the claim's decision equal those of the same commands with every event
-delivered at once, and every month run is owed exactly when the coverage includes it. The
-rules are the services' own pure decisions; the model keeps only their read models and
-reactions.
+A worker covered for a fiscal year, and designated again for the next (a renewal), dies, before
+or after a cover expired; the renewal's designation, the city's billing runs (months nobody is
+covered in among them), late payments, the expiry job and the death claim come in a drawn
+order, and each consumer (enrolment of the claims topic, billing and claims of the enrolment
+topic, claims of the billing topic) reads its topics at a drawn pace, in each stream's order.
+Claims decides on whatever it has read (the producer's outbox may still hold facts), and judges
+a rejection again on the facts recorded before it; billing's runs wait for enrolment's
+committed events (the freshness wait), enrolment's own reactions lag. Each month is run once:
+coverage billing reads after its month was run (whether the run invoiced somebody or found
+nobody) is invoiced by billing's catch-up alone. Once every consumer has caught up and the city
+paid what is owed, the coverage, the premiums owed and paid and the claim's decision equal
+those of the same commands with every event delivered at once, and every month run is owed
+exactly when the coverage includes it. The rules are the services' own pure decisions; the
+model keeps only their read models and reactions.
 """
 
 from __future__ import annotations
