@@ -32,6 +32,16 @@ COVERAGES_TABLE = Migration(
     CREATE INDEX ON {schema}.coverages (worker_id);
     """,
 )
+# When enrolment recorded the coverage and its end (the envelopes' recorded_at): claims judges
+# a revised rejection on what was known when it was decided. Rows kept before this migration
+# hold none until the projection is rebuilt, and count as known all along.
+COVERAGES_RECORDED = Migration(
+    "coverages_recorded_at",
+    """
+    ALTER TABLE {schema}.coverages ADD COLUMN recorded_at timestamptz,
+        ADD COLUMN ended_recorded_at timestamptz;
+    """,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class CoveragesProjection:
     name: str = "coverages"
     sources: Sequence[str] = ("enrolment",)
     event_types: frozenset[str] = frozenset({"CoverageStarted", "CoverageEnded"})
-    migrations: Sequence[Migration] = (COVERAGES_TABLE,)
+    migrations: Sequence[Migration] = (COVERAGES_TABLE, COVERAGES_RECORDED)
     tables: Sequence[str] = ("coverages",)
 
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
@@ -61,11 +71,11 @@ class CoveragesProjection:
                         "monthly_premium": premium.total,
                         "premium_jkk": premium.jkk,
                         "premium_jkm": premium.jkm,
+                        "recorded_at": event.envelope.recorded_at,
                     },
                 )
             ]
         if isinstance(data, CoverageEnded):
-            return [
-                Update("coverages", {"coverage_id": data.coverage_id}, {"ended_on": data.end_date})
-            ]
+            ended = {"ended_on": data.end_date, "ended_recorded_at": event.envelope.recorded_at}
+            return [Update("coverages", {"coverage_id": data.coverage_id}, ended)]
         return []

@@ -258,15 +258,19 @@ REVISABLE: frozenset[ClaimRejectionReason] = frozenset(
 
 @dataclass(frozen=True)
 class Reconsider:
-    """A claim decided again on the worker's facts now, as a fact another service recorded at
-    ``fact_recorded_at`` is consumed: a waiting claim, or a rejection on another service's
-    facts decided after that fact was recorded (it was decided without it). A revision only
-    ever approves: a rejection that still holds is not recorded twice."""
+    """A claim decided again as a fact another service recorded at ``fact_recorded_at`` is
+    consumed: a waiting claim, on the worker's facts now; or a rejection on another service's
+    facts decided after that fact was recorded (it was decided without it), on the facts
+    recorded by ``facts_as_of``, which must not be later than the rejection: what was known
+    when it was decided, never what happened since, so that the outcome does not depend on
+    which topic claims read first. A revision only ever approves: a rejection that still holds
+    is not recorded twice."""
 
     claim: Claim
     facts: Facts
     at: datetime
     fact_recorded_at: datetime
+    facts_as_of: datetime | None  # None: every fact read (a waiting claim)
 
 
 @dataclass(frozen=True)
@@ -306,14 +310,17 @@ class ClaimState:
     rejected_for: frozenset[ClaimRejectionReason] = frozenset()
     rejected_at: datetime | None = None  # when the store recorded the rejection
 
-    def rejected_without(self, fact_recorded_at: datetime) -> bool:
+    def rejected_without(self, fact_recorded_at: datetime, facts_as_of: datetime | None) -> bool:
         """Rejected on another service's facts, and decided after that service recorded a fact
-        now consumed: decided without it, so decided again."""
+        now consumed: decided without it, so decided again, on facts recorded by
+        ``facts_as_of`` (none recorded after the rejection: it is judged on what was known)."""
         return (
             self.status == "rejected"
             and bool(self.rejected_for & REVISABLE)
             and self.rejected_at is not None
             and self.rejected_at >= fact_recorded_at
+            and facts_as_of is not None
+            and facts_as_of <= self.rejected_at
         )
 
 
@@ -335,7 +342,7 @@ class ClaimRules:
             if state.status == "pending":
                 decision = decide_claim(command.claim, command.facts, self.book)
                 return decision_events(command.claim, decision, command.at)
-            if state.rejected_without(command.fact_recorded_at):
+            if state.rejected_without(command.fact_recorded_at, command.facts_as_of):
                 decision = decide_claim(command.claim, command.facts, self.book)
                 if isinstance(decision, Approved):
                     return decision_events(command.claim, decision, command.at)

@@ -31,6 +31,12 @@ PAID_MONTHS_TABLE = Migration(
     );
     """,
 )
+# When billing recorded the payment (its envelope's recorded_at), for the same reason as the
+# coverages' (``contract.readmodels.coverage``).
+PAID_MONTHS_RECORDED = Migration(
+    "paid_months_recorded_at",
+    "ALTER TABLE {schema}.paid_months ADD COLUMN recorded_at timestamptz;",
+)
 CLAIMS_TABLE = Migration(
     "claims_v1",
     """
@@ -58,14 +64,15 @@ class PaidMonthsProjection:
     name: str = "paid_months"
     sources: Sequence[str] = ("billing",)
     event_types: frozenset[str] = frozenset({"PremiumPaid"})
-    migrations: Sequence[Migration] = (PAID_MONTHS_TABLE,)
+    migrations: Sequence[Migration] = (PAID_MONTHS_TABLE, PAID_MONTHS_RECORDED)
     tables: Sequence[str] = ("paid_months",)
 
     def apply(self, event: ConsumedEvent) -> Sequence[RowChange]:
         data = event.data
         if isinstance(data, PremiumPaid):
             key = {"worker_id": data.worker_id, "period": data.period}
-            return [Upsert("paid_months", key, {"paid_on": data.paid_on})]
+            paid = {"paid_on": data.paid_on, "recorded_at": event.envelope.recorded_at}
+            return [Upsert("paid_months", key, paid)]
         return []
 
 

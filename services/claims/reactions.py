@@ -2,7 +2,10 @@
 they are paid, and a rejection on another service's facts is revised when facts that service
 had recorded before the rejection arrive only after it (committed by the producer after it
 answered that its outbox was published, just before the decision): a decision across services
-is never final on facts older than what the producer had committed.
+is never final on facts older than what the producer had committed. The revision judges only
+the facts recorded before the rejection (the read models keep when each was recorded): a fact
+recorded since, which claims may read first from another topic, would otherwise make the
+outcome depend on the order claims reads enrolment's and billing's topics.
 
 Reactions (``shared.eventstore.reactions``): each claim to decide again becomes a
 ``Reconsider`` command for the command handler, in the transaction that consumes the fact (and
@@ -36,7 +39,8 @@ async def claims_to_reconsider(
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(worker_id))
     # Which claims to decide again, found in the registry; each is decided on its own stream.
     rows = await conn.fetch(
-        f"SELECT claim_id FROM {service.schema}.worker_claims WHERE worker_id = $1 "
+        f"SELECT claim_id, status, decided_at FROM {service.schema}.worker_claims "
+        "WHERE worker_id = $1 "
         "AND (status = 'pending' OR (status = 'rejected' AND decided_at >= $2 "
         "AND string_to_array(reasons, ',') && $3::text[]))",
         worker_id,
@@ -46,8 +50,11 @@ async def claims_to_reconsider(
     reacted = []
     for row in rows:
         claim = await service.claim_as_filed(conn, row["claim_id"])
-        facts = await service.facts(conn, claim)
-        command = Reconsider(claim, facts, service.clock(), recorded_at)
+        # A waiting claim on every fact read; a rejection on those recorded before it, so
+        # that facts recorded since (read first from another topic) do not decide it.
+        as_of = row["decided_at"] if row["status"] == "rejected" else None
+        facts = await service.facts(conn, claim, as_of)
+        command = Reconsider(claim, facts, service.clock(), recorded_at, as_of)
         stream = stream_of(claim.claim_id)
         # Several claims may follow one fact: exactly once by the consumed position.
         reacted.append(Reacted(stream, service.rules, command, worker_id, caused=False))

@@ -82,17 +82,26 @@ class ClaimsService:
         self.rules = ClaimRules(book)
         self.offsets = OffsetWatcher(kafka)
 
-    async def facts(self, conn: DbConnection, claim: Claim) -> Facts:
+    async def facts(self, conn: DbConnection, claim: Claim, as_of: datetime | None = None) -> Facts:
+        """The worker's facts as read, or only those recorded by ``as_of`` (the envelopes'
+        recorded_at): what a rejection revised could have been decided on. A row kept before
+        its projection recorded when (not yet rebuilt) counts as known all along."""
+        known = "({column} IS NULL OR $2::timestamptz IS NULL OR {column} <= $2)"
         covered = await conn.fetch(
-            f"SELECT start_date, coalesce(ended_on, end_date) AS last FROM {self.schema}.coverages "
-            "WHERE worker_id = $1",
+            f"SELECT start_date, CASE WHEN {known.format(column='ended_recorded_at')} "
+            f"THEN coalesce(ended_on, end_date) ELSE end_date END AS last "
+            f"FROM {self.schema}.coverages "
+            f"WHERE worker_id = $1 AND {known.format(column='recorded_at')}",
             claim.worker_id,
+            as_of,
         )
         paid = [
             r["period"]
             for r in await conn.fetch(
-                f"SELECT period FROM {self.schema}.paid_months WHERE worker_id = $1",
+                f"SELECT period FROM {self.schema}.paid_months "
+                f"WHERE worker_id = $1 AND {known.format(column='recorded_at')}",
                 claim.worker_id,
+                as_of,
             )
         ]
         worker_claims = WorkerClaims()
@@ -100,9 +109,10 @@ class ClaimsService:
             claim.worker_id, ("ClaimFiled", "ClaimApproved"), conn
         ):
             envelope, data = parse(stored.envelope)
-            worker_claims = evolve_worker_claims(
-                worker_claims, Recorded(data, envelope.recorded_at)
-            )
+            if as_of is None or envelope.recorded_at <= as_of:
+                worker_claims = evolve_worker_claims(
+                    worker_claims, Recorded(data, envelope.recorded_at)
+                )
         policy = self.book.governing(claim.incident_date)
         standing = standing_on(
             claim.incident_date,

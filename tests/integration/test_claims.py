@@ -243,15 +243,7 @@ async def test_a_rejection_is_revised_by_a_payment_committed_just_after_billing_
     await file(world, worker, incident_date="2025-07-20")
     # Billing commits the 36th month (August 2022) between its answer that its outbox is
     # published and the claim's decision: the decision cannot see it, but it is not final.
-    answered = world.service.producers.published
-
-    async def then_paid(sources: Sequence[str]) -> None:
-        await answered(sources)
-        if "billing" in sources:
-            world.service.producers.published = answered  # type: ignore[method-assign]
-            await pay_months(world.kafka, world.database, worker, ["2022-08"], publish=False)
-
-    world.service.producers.published = then_paid  # type: ignore[method-assign]
+    paid_just_after_billing_answered(world, worker, ["2022-08"])
     children = [{"name": "Anak Satu", "birth_date": "2014-03-01", "school_level": "SD"}]
     grant = await file(
         world, worker, kind="scholarship", incident_date="2025-07-20", children=children
@@ -261,6 +253,57 @@ async def test_a_rejection_is_revised_by_a_payment_committed_just_after_billing_
     await relay_outbox("billing", world.kafka, world.database)
 
     await revised_to_approved(world, grant["claim_id"])
+
+
+def paid_just_after_billing_answered(world: World, worker: uuid.UUID, periods: list[str]) -> None:
+    """The next decision's wait hears billing answer that its outbox is published, and billing
+    then commits the payment of ``periods`` (left in its outbox) before the decision."""
+    answered = world.service.producers.published
+
+    async def then_paid(sources: Sequence[str]) -> None:
+        await answered(sources)
+        if "billing" in sources:
+            world.service.producers.published = answered  # type: ignore[method-assign]
+            await pay_months(world.kafka, world.database, worker, periods, publish=False)
+
+    world.service.producers.published = then_paid  # type: ignore[method-assign]
+
+
+async def test_a_rejection_is_revised_only_on_the_facts_recorded_before_it(world: World) -> None:
+    worker = uuid.uuid4()
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2024, 11, 1), date(2025, 10, 31)
+    )
+    await pay_months(world.kafka, world.database, worker, months("2024-11", 11))
+    # Billing commits October's payment just before the decision; the death follows the
+    # cover's end: not covered.
+    paid_just_after_billing_answered(world, worker, ["2025-10"])
+    death = await file(world, worker, incident_date="2025-11-04")
+    assert (death["status"], death["reasons"]) == ("rejected", ["not_covered"])
+    # The renewal, designated after the rejection, reaches claims before October's payment.
+    await start_coverage(
+        world.kafka, world.database, worker, "regular", date(2025, 11, 1), date(2026, 10, 31)
+    )
+    await consumed(world, "coverages WHERE worker_id = $1 AND start_date = '2025-11-01'", worker)
+    await relay_outbox("billing", world.kafka, world.database)
+    await consumed(world, "paid_months WHERE worker_id = $1 AND period = '2025-10'", worker)
+
+    # The payment has the rejection judged again on what was recorded before it, the renewal
+    # not among it: the rejection stands, as it does when claims reads every fact in order.
+    status = await world.service.pool.fetchval(
+        f"SELECT status FROM {world.service.schema}.worker_claims WHERE claim_id = $1",
+        uuid.UUID(death["claim_id"]),
+    )
+    assert status == "rejected"
+
+
+async def consumed(world: World, rows: str, worker: uuid.UUID) -> None:
+    """Wait until claims' read model holds ``rows`` (kept with the reaction to the fact)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    query = f"SELECT EXISTS (SELECT 1 FROM {world.service.schema}.{rows})"
+    while not await world.service.pool.fetchval(query, worker):
+        assert asyncio.get_running_loop().time() < deadline, f"never consumed: {rows}"
+        await asyncio.sleep(0.1)
 
 
 async def test_a_claim_is_refused_naming_the_producer_that_does_not_answer(

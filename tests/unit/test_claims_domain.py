@@ -193,12 +193,40 @@ def test_a_rejection_on_stale_paid_months_is_revised_when_the_missing_month_arri
     before, after = at - timedelta(minutes=5), at + timedelta(minutes=5)
 
     # The 36th month billing had recorded before the rejection: the claim is approved.
-    [approved] = rules.decide(Reconsider(scholarship, caught_up, at, before), rejected)
+    [approved] = rules.decide(Reconsider(scholarship, caught_up, at, before, at), rejected)
     assert approved.event_type == "ClaimApproved"
     # A revision that still finds too few months records nothing more; a rejection is only
     # revised by facts older than it (never by a payment recorded after it).
-    assert rules.decide(Reconsider(scholarship, stale, at, before), rejected) == []
-    assert rules.decide(Reconsider(scholarship, caught_up, at, after), rejected) == []
+    assert rules.decide(Reconsider(scholarship, stale, at, before, at), rejected) == []
+    assert rules.decide(Reconsider(scholarship, caught_up, at, after, at), rejected) == []
+
+
+def test_a_rejection_is_revised_only_on_the_facts_recorded_before_it() -> None:
+    # Given a death claim rejected (not covered) at ``at``, on a payment recorded earlier
+    # that claims read only now,
+    rules = ClaimRules(BOOK)
+    death = claim(incident_date=date(2025, 11, 4), filed_on=date(2025, 11, 10))
+    at = datetime(2025, 11, 10, 3, 0, tzinfo=UTC)
+    rejected = rules.evolve(
+        ClaimState(worker_id=WORKER, status="pending"),
+        Recorded(rejection(death, "not_covered"), at),
+    )
+    earlier, later = at - timedelta(minutes=5), at + timedelta(minutes=5)
+    # a renewal that covers the death, recorded after the rejection, already read:
+    renewed = Facts("ACTIVE", 13, (), None)
+
+    # When it is decided again on facts that include the renewal (known up to ``later``),
+    # then nothing is decided: what happened since cannot revise the rejection.
+    assert rules.decide(Reconsider(death, renewed, at, earlier, later), rejected) == []
+    assert rules.decide(Reconsider(death, renewed, at, earlier, None), rejected) == []
+    # When decided on the facts recorded by the rejection, the renewal not among them, then
+    # the rejection stands as well;
+    known = Facts("NOT_COVERED", 12, (), None)
+    assert rules.decide(Reconsider(death, known, at, earlier, at), rejected) == []
+    # had a cover recorded before it covered the death, then it would be approved.
+    covered = Facts("ACTIVE", 12, (), None)
+    [approved] = rules.decide(Reconsider(death, covered, at, earlier, at), rejected)
+    assert approved.event_type == "ClaimApproved"
 
 
 def test_a_rejection_on_the_claims_own_facts_is_never_revised() -> None:
@@ -210,7 +238,7 @@ def test_a_rejection_on_the_claims_own_facts_is_never_revised() -> None:
         Recorded(rejection(death, "duplicate_death_claim"), at),
     )
     paid = Facts("ACTIVE", 4, (), None)
-    assert rules.decide(Reconsider(death, paid, at, at - timedelta(minutes=5)), rejected) == []
+    assert rules.decide(Reconsider(death, paid, at, at - timedelta(minutes=5), at), rejected) == []
 
 
 def test_a_rejection_that_by_the_missing_facts_should_have_waited_is_reopened() -> None:
@@ -224,13 +252,13 @@ def test_a_rejection_that_by_the_missing_facts_should_have_waited_is_reopened() 
     in_grace = Facts("GRACE", 3, ("2025-02",), None)
     earlier = at - timedelta(minutes=5)
 
-    [reopened] = rules.decide(Reconsider(death, in_grace, at, earlier), rejected)
+    [reopened] = rules.decide(Reconsider(death, in_grace, at, earlier, at), rejected)
 
     assert reopened.event_type == "ClaimReopened"
     waiting = rules.evolve(rejected, Recorded(reopened.data, at))
     assert waiting.status == "pending"
     paid = Facts("ACTIVE", 4, (), None)
-    [approved] = rules.decide(Reconsider(death, paid, at, at + timedelta(days=1)), waiting)
+    [approved] = rules.decide(Reconsider(death, paid, at, at + timedelta(days=1), None), waiting)
     assert approved.event_type == "ClaimApproved"
 
 

@@ -1,19 +1,19 @@
 """Property: what the four services decide does not depend on the order events reach them.
 
-A worker covered for a fiscal year, and designated again for the next (a renewal), dies,
-before or after a cover expired; the renewal's designation, the city's billing runs (months
-nobody is covered in among them), late payments, the expiry job and the death claim come in a
-drawn order, and each consumer (enrolment of the claims topic, billing and claims of the
-enrolment topic, claims of the billing topic) reads its topics at a drawn pace, in each
-stream's order. Claims decides on whatever it has read (the producer's outbox may still hold
-facts); billing's runs wait for enrolment's committed events (the freshness wait), enrolment's
-own reactions lag. Each month is run once: coverage billing reads after its month was run
-(whether the run invoiced somebody or found nobody) is invoiced by billing's catch-up alone.
-Once every consumer has caught up and the city paid what is owed, the coverage, the premiums
-owed and paid and the claim's decision equal those of the same commands with every event
-delivered at once, and every month run is owed exactly when the coverage includes it. The
-rules are the services' own pure decisions; the model keeps only their read models and
-reactions.
+A worker covered for a fiscal year, and designated again for the next (a renewal), dies, before
+or after a cover expired; the renewal's designation, the city's billing runs (months nobody is
+covered in among them), late payments, the expiry job and the death claim come in a drawn
+order, and each consumer (enrolment of the claims topic, billing and claims of the enrolment
+topic, claims of the billing topic) reads its topics at a drawn pace, in each stream's order.
+Claims decides on whatever it has read (the producer's outbox may still hold facts), and judges
+a rejection again on the facts recorded before it; billing's runs wait for enrolment's
+committed events (the freshness wait), enrolment's own reactions lag. Each month is run once:
+coverage billing reads after its month was run (whether the run invoiced somebody or found
+nobody) is invoiced by billing's catch-up alone. Once every consumer has caught up and the city
+paid what is owed, the coverage, the premiums owed and paid and the claim's decision equal
+those of the same commands with every event delivered at once, and every month run is owed
+exactly when the coverage includes it. The rules are the services' own pure decisions; the
+model keeps only their read models and reactions.
 """
 
 from __future__ import annotations
@@ -109,14 +109,10 @@ class World:
     invoice_paid: dict[uuid.UUID, bool] = field(default_factory=dict)
     lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # by period
     # claims
-    claims_cover: dict[uuid.UUID, tuple[date, date]] = field(default_factory=dict)
-    claims_paid: set[str] = field(default_factory=set)
+    # The coverage and payments claims has read, each with the commit it was recorded at.
+    claims_read: list[tuple[int, BaseModel]] = field(default_factory=list)
     claim: ClaimState = field(default_factory=ClaimState)
     total: int | None = None
-    latest_fact: int = 0  # the commit of the latest fact claims has read
-    # A rejection revised on facts claims read that were recorded after it (see the test of
-    # that below): the claim's decision then depends on the order claims read its topics.
-    revised_on_later_facts: bool = False
 
     def record(self, service: str, decided: list[Decided]) -> None:
         for event in decided:
@@ -251,9 +247,22 @@ class World:
                 self.record("billing", decided)
 
     # claims -----------------------------------------------------------------------------
-    def facts(self) -> Facts:
-        standing = standing_on(self.death, list(self.claims_cover.values()), self.claims_paid, 3)
-        return Facts(standing.status, len(self.claims_paid), standing.arrears, None)
+    def facts(self, as_of: datetime | None = None) -> Facts:
+        """What claims has read, or only what was recorded by ``as_of``."""
+        cover: dict[uuid.UUID, tuple[date, date]] = {}
+        paid: set[str] = set()
+        for at, data in self.claims_read:
+            if as_of is not None and at_tick(at) > as_of:
+                continue
+            if isinstance(data, CoverageStarted):
+                cover[data.coverage_id] = (data.start_date, data.end_date)
+            elif isinstance(data, CoverageEnded):
+                start, _ = cover[data.coverage_id]
+                cover[data.coverage_id] = (start, data.end_date)
+            elif isinstance(data, PremiumPaid):
+                paid.add(data.period)
+        standing = standing_on(self.death, list(cover.values()), paid, 3)
+        return Facts(standing.status, len(paid), standing.arrears, None)
 
     def claims_decide(self, decided: list[Decided]) -> None:
         for event in decided:
@@ -277,23 +286,14 @@ class World:
         self.claims_decide(CLAIMS.decide(FileClaim(claim, filed, self.facts(), AT), self.claim))
 
     def claims_reads(self, at: int, data: BaseModel) -> None:
-        if isinstance(data, CoverageStarted):
-            self.claims_cover[data.coverage_id] = (data.start_date, data.end_date)
-        elif isinstance(data, CoverageEnded):
-            start, _ = self.claims_cover[data.coverage_id]
-            self.claims_cover[data.coverage_id] = (start, data.end_date)
-        elif isinstance(data, PremiumPaid):
-            self.claims_paid.add(data.period)
-        else:
+        if not isinstance(data, CoverageStarted | CoverageEnded | PremiumPaid):
             return
-        self.latest_fact = max(self.latest_fact, at)
+        self.claims_read.append((at, data))
         if self.claim.status in ("pending", "rejected"):
-            command = Reconsider(death_claim(self.death), self.facts(), AT, at_tick(at))
-            rejected_at = self.claim.rejected_at if self.claim.status == "rejected" else None
-            decided = CLAIMS.decide(command, self.claim)
-            if decided and rejected_at is not None and at_tick(self.latest_fact) > rejected_at:
-                self.revised_on_later_facts = True
-            self.claims_decide(decided)
+            # As the reaction does: a rejection judged on the facts recorded before it.
+            as_of = self.claim.rejected_at if self.claim.status == "rejected" else None
+            command = Reconsider(death_claim(self.death), self.facts(as_of), AT, at_tick(at), as_of)
+            self.claims_decide(CLAIMS.decide(command, self.claim))
 
     # delivery ---------------------------------------------------------------------------
     def step(self, consumer: str) -> bool:
@@ -434,8 +434,7 @@ def test_the_outcome_does_not_depend_on_the_order_events_arrive_in(
     eager.settle()
     lagging.settle()
 
-    if not (eager.revised_on_later_facts or lagging.revised_on_later_facts):
-        assert lagging.outcome() == eager.outcome()
+    assert lagging.outcome() == eager.outcome()
     for w in (eager, lagging):
         coverage, deceased, owed, paid, status, _ = w.outcome()
         if status in ("approved", "paid"):
@@ -465,16 +464,11 @@ def test_a_month_after_the_death_is_never_owed_even_when_invoiced_and_paid_first
     assert w.end_reasons[RENEWAL_ID] == "deceased"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claims revises a rejection on every fact it has read, those recorded after the "
-    "rejection included, when a fact recorded before it arrives late",
-)
 def test_a_rejection_is_revised_only_on_the_facts_recorded_before_it() -> None:
     """Death days after the first cover ended; the renewal is designated only after the claim
     was rejected (not covered). Delivered at once, the rejection stands. When claims reads the
-    renewal before a payment recorded ahead of the rejection, that payment revises the
-    rejection on the renewal too, and the claim waits, then is approved."""
+    renewal before a payment recorded ahead of the rejection, that payment has the rejection
+    judged again on the facts recorded before it, the renewal not among them: it stands too."""
     outcomes = []
     for lagging in (False, True):
         w = world(date(2025, 11, 4))

@@ -185,9 +185,10 @@ def test_coverages_keep_each_period_and_its_end() -> None:
     [started] = coverages.apply(consumed(STARTED))
     assert isinstance(started, Upsert)
     assert (started.values["monthly_premium"], started.values["premium_jkm"]) == (16_800, 6_800)
-    assert coverages.apply(consumed(ENDED)) == [
-        Update("coverages", {"coverage_id": COVER}, {"ended_on": date(2025, 3, 31)})
-    ]
+    # When enrolment recorded each: a revised claim is judged on what was recorded before it.
+    assert started.values["recorded_at"] == AT
+    ended = {"ended_on": date(2025, 3, 31), "ended_recorded_at": AT}
+    assert coverages.apply(consumed(ENDED)) == [Update("coverages", {"coverage_id": COVER}, ended)]
 
 
 def test_cases_follow_registration_and_each_decision() -> None:
@@ -240,7 +241,7 @@ def test_premiums_and_paid_months_follow_invoice_and_payment() -> None:
     paid = {"paid_on": date(2025, 2, 10), "payment_ref": "SP2D 1"}
     assert premiums.apply(consumed(PAID)) == [Update("premiums", key, paid)]
     assert PaidMonthsProjection().apply(consumed(PAID)) == [
-        Upsert("paid_months", key, {"paid_on": date(2025, 2, 10)})
+        Upsert("paid_months", key, {"paid_on": date(2025, 2, 10), "recorded_at": AT})
     ]
 
 
