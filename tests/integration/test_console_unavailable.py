@@ -37,7 +37,7 @@ def walk(browser: WebDriver, base: str) -> None:
     ui.activate(browser, browser.find_element(By.ID, "submit-registration"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Layanan tidak tersedia"
     said = browser.find_element(By.ID, "unavailable").text
-    assert said.startswith("Layanan enrolment tidak menjawab. Tidak ada yang dicatat."), said
+    assert said.startswith("Layanan enrolment tidak menjawab, jadi kiriman Anda mungkin"), said
     assert browser.find_element(By.ID, "kept-nik").get_attribute("value") == "3375015811850001"
     assert browser.find_element(By.ID, "kept-full_name").get_attribute("value") == "Siti Aminah"
     ui.shot(browser, ROLE, "unavailable")

@@ -26,6 +26,7 @@ from services.verification import wiring as verification_wiring
 from shared.auth import AuthSettings
 from shared.db import service_dsn
 from shared.settings import DatabaseSettings, KafkaSettings
+from tests.integration.producers import producers_in_process
 from tests.integration.retried_operations import (
     OPERATIONS,
     Seeded,
@@ -82,7 +83,11 @@ async def served(
     name: str, kafka_settings: KafkaSettings, database: DatabaseSettings
 ) -> AsyncIterator[Served]:
     kafka = await isolated(kafka_settings, database, "idempotency")
-    process, _ = await WIRINGS[name].build(kafka, database, AuthSettings())
+    if name == "enrolment":  # it decides on no other service's events
+        process, _ = await WIRINGS[name].build(kafka, database, AuthSettings())
+    else:  # the producers it asks before deciding answer here, from their outboxes
+        producers = await producers_in_process(database)
+        process, _ = await WIRINGS[name].build(kafka, database, AuthSettings(), producers)
     dsn = service_dsn(database.database_url, name, database.service_role_password)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     lossy_transport = httpx.ASGITransport(app=LosesAnswers(process.app))
