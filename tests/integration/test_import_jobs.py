@@ -31,8 +31,16 @@ from tests.tokens import bearer
 
 pytestmark = pytest.mark.integration
 SAPURO = "33.75.01.1004"
-OFFICER = bearer("kelurahan_officer", SAPURO)
-AS_CSV = {**OFFICER, "content-type": "text/csv"}
+
+
+def officer() -> dict[str, str]:
+    """The importing officer's headers, asked for when used: a token taken when the module is
+    collected would have expired by the time a long run reaches these tests."""
+    return bearer("kelurahan_officer", SAPURO)
+
+
+def as_csv() -> dict[str, str]:
+    return {**officer(), "content-type": "text/csv"}
 
 
 def nik(n: int, birth: date, sex: str) -> str:
@@ -75,7 +83,7 @@ async def stored_jobs(process: ServiceProcess) -> tuple[int, int]:
 async def finished(api: httpx.AsyncClient, location: str) -> dict[str, Any]:
     """The job once it is done (the bound only ends a broken run)."""
     for _ in range(6000):
-        job = (await api.get(location, headers=OFFICER)).json()
+        job = (await api.get(location, headers=officer())).json()
         if job["state"] in ("done", "failed"):
             return dict(job)
         await asyncio.sleep(0.05)
@@ -110,7 +118,7 @@ async def test_an_import_is_answered_at_once_and_registers_its_rows_in_chunks(
     process, _, api = enrolment
     content, bad = kelurahan_list(1000, delimiter=";")
     listed = b"\xef\xbb\xbf" + content  # as a spreadsheet saves CSV UTF-8
-    accepted = await api.post("/imports", content=listed, headers=AS_CSV)
+    accepted = await api.post("/imports", content=listed, headers=as_csv())
     assert accepted.status_code == 202, accepted.text
     location = accepted.headers["location"]
     assert location == f"/imports/{accepted.json()['import_id']}"
@@ -125,7 +133,7 @@ async def test_an_import_is_answered_at_once_and_registers_its_rows_in_chunks(
     assert job["already_registered"] == 0
     assert job["started_at"] is not None
     assert job["finished_at"] is not None
-    report = report_rows((await api.get(job["report"], headers=OFFICER)).text)
+    report = report_rows((await api.get(job["report"], headers=officer())).text)
     assert [int(r["row"]) for r in report] == list(range(2, 1002))
     assert {int(r["row"]) for r in report if r["outcome"] == "refused"} == bad
     assert await registered_events(process) == 1000 - len(bad)
@@ -133,7 +141,7 @@ async def test_an_import_is_answered_at_once_and_registers_its_rows_in_chunks(
 
     # The same file again is another job, whose rows were all registered before.
     again = await finished(
-        api, (await api.post("/imports", content=listed, headers=AS_CSV)).headers["location"]
+        api, (await api.post("/imports", content=listed, headers=as_csv())).headers["location"]
     )
     assert (again["already_registered"], again["registered"]) == (1000 - len(bad), 0)
     assert again["batch_id"] == job["batch_id"]
@@ -157,7 +165,7 @@ async def test_an_xlsx_list_is_imported_from_its_first_sheet(
         "/imports",
         content=workbook.getvalue(),
         headers={
-            **OFFICER,
+            **officer(),
             "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         },
     )
@@ -171,7 +179,7 @@ async def test_the_same_idempotency_key_answers_the_same_job_and_refuses_another
 ) -> None:
     process, _, api = enrolment
     content, _ = kelurahan_list(20)
-    keyed = {**AS_CSV, "Idempotency-Key": str(uuid.uuid4())}
+    keyed = {**as_csv(), "Idempotency-Key": str(uuid.uuid4())}
     first = await api.post("/imports", content=content, headers=keyed)
     assert first.status_code == 202, first.text
     retried = await api.post("/imports", content=content, headers=keyed)
@@ -191,7 +199,7 @@ async def test_an_import_is_read_only_within_the_importers_area(
 ) -> None:
     _, _, api = enrolment
     content, _ = kelurahan_list(10)
-    location = (await api.post("/imports", content=content, headers=AS_CSV)).headers["location"]
+    location = (await api.post("/imports", content=content, headers=as_csv())).headers["location"]
     await finished(api, location)
     neighbour = bearer("kelurahan_officer", "33.75.01.1005")
     elsewhere = bearer("kecamatan_officer", "33.75.02")
@@ -200,7 +208,7 @@ async def test_an_import_is_read_only_within_the_importers_area(
         assert (await api.get(f"{location}/report.csv", headers=headers)).status_code == 404
     for headers in (bearer("kecamatan_officer", "33.75.01"), bearer("auditor")):
         assert (await api.get(location, headers=headers)).json()["rows_done"] == 10
-    assert (await api.get(f"/imports/{uuid.uuid4()}", headers=OFFICER)).status_code == 404
+    assert (await api.get(f"/imports/{uuid.uuid4()}", headers=officer())).status_code == 404
 
 
 async def test_a_file_beyond_the_bounds_is_refused_as_it_arrives_and_nothing_is_stored(
@@ -215,13 +223,15 @@ async def test_a_file_beyond_the_bounds_is_refused_as_it_arrives_and_nothing_is_
         for _ in range(MAX_BYTES // 2**20 + 1):
             yield line * (2**20 // len(line) + 1)
 
-    oversized = await api.post("/imports", content=too_large(), headers=AS_CSV)
+    oversized = await api.post("/imports", content=too_large(), headers=as_csv())
     assert oversized.status_code == 413, oversized.text
     assert f"over {MAX_BYTES:,} bytes: split the file" in oversized.json()["detail"]
-    too_many = await api.post("/imports", content=header + b"x\n" * (MAX_ROWS + 1), headers=AS_CSV)
+    too_many = await api.post(
+        "/imports", content=header + b"x\n" * (MAX_ROWS + 1), headers=as_csv()
+    )
     assert too_many.status_code == 422
     assert f"over {MAX_ROWS:,} rows" in too_many.json()["detail"]
-    unreadable = await api.post("/imports", content=header + b'"open,quote\n' * 3, headers=AS_CSV)
+    unreadable = await api.post("/imports", content=header + b'"open,quote\n' * 3, headers=as_csv())
     assert unreadable.status_code == 422
     assert "not valid CSV" in unreadable.json()["detail"]
     assert await stored_jobs(process) == (0, 0)
@@ -235,18 +245,20 @@ async def test_progress_commits_chunk_by_chunk_and_a_stopped_job_goes_on_where_i
     process, service = await enrolment_wiring.build(kafka, database, AuthSettings())
     content, bad = kelurahan_list(900)
     async with running(process) as api:
-        location = (await api.post("/imports", content=content, headers=AS_CSV)).headers["location"]
-        queued = (await api.get(location, headers=OFFICER)).json()
+        location = (await api.post("/imports", content=content, headers=as_csv())).headers[
+            "location"
+        ]
+        queued = (await api.get(location, headers=officer())).json()
         assert (queued["state"], queued["rows_done"]) == ("queued", 0)
         # A runner asked to stop ends the chunk in hand: the job is left running, its first
         # chunk committed and reported.
         stopping = asyncio.Event()
         stopping.set()
         assert await ImportJobs(service, chunk_rows=300).run_next(stopping)
-        stopped = (await api.get(location, headers=OFFICER)).json()
+        stopped = (await api.get(location, headers=officer())).json()
         assert (stopped["state"], stopped["rows_done"]) == ("running", 300)
         assert stopped["rows_per_second"] is not None
-        partial = report_rows((await api.get(f"{location}/report.csv", headers=OFFICER)).text)
+        partial = report_rows((await api.get(f"{location}/report.csv", headers=officer())).text)
         assert [int(r["row"]) for r in partial] == list(range(2, 302))
         # The process stops in the middle of the next chunk: its rows registered, none committed
         # to the job. Holding the report's table keeps the job's commit waiting, so the stop
@@ -268,7 +280,7 @@ async def test_progress_commits_chunk_by_chunk_and_a_stopped_job_goes_on_where_i
         finally:
             await held.rollback()
             await holder.close()
-        interrupted = (await api.get(location, headers=OFFICER)).json()
+        interrupted = (await api.get(location, headers=officer())).json()
         assert interrupted["state"] == "running"
         assert interrupted["rows_done"] < 900
         registered_before = await registered_events(process)
@@ -278,7 +290,7 @@ async def test_progress_commits_chunk_by_chunk_and_a_stopped_job_goes_on_where_i
     jobs = ImportJobs(service, chunk_rows=300, poll_seconds=0.1)
     async with running(restarted, [jobs.job()]) as api:
         job = await finished(api, location)
-        report = report_rows((await api.get(job["report"], headers=OFFICER)).text)
+        report = report_rows((await api.get(job["report"], headers=officer())).text)
         assert await registered_events(restarted) == 900 - len(bad)  # nobody registered twice
     assert job["state"] == "done"
     assert [int(r["row"]) for r in report] == list(range(2, 902))  # each row once, none lost
