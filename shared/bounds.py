@@ -74,8 +74,9 @@ class Text:
     def clean(self, value: str) -> str:
         if len(value) > self.max_length * _DECOMPOSED_SLACK:
             raise self._too_long()
-        text = unicodedata.normalize("NFC", value)
-        if self.multiline:
+        # ASCII is its own NFC form; the check is one pass where normalising is several.
+        text = value if value.isascii() else unicodedata.normalize("NFC", value)
+        if self.multiline and "\r" in text:
             text = text.replace("\r\n", "\n")
         text = text.strip()
         if len(text) > self.max_length:
@@ -86,8 +87,9 @@ class Text:
                 "should have at least {min_length} visible characters",
                 {"min_length": self.min_length},
             )
-        lines = text.split("\n") if self.multiline else [text]
-        if not all(line.isprintable() for line in lines):
+        # A line break is the one character that does not print that a multiline text may hold.
+        shown = text.replace("\n", "") if self.multiline else text
+        if not shown.isprintable():
             _refuse_invisible(text, self.multiline)
         return text
 

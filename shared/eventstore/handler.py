@@ -341,10 +341,12 @@ class CommandHandler:
         outcomes = await self.store.append_batch(conn, appends) if appends else []
         if all(isinstance(o, AppendResult) and not o.duplicate for o in outcomes):
             appended = [
-                Appended.of(envelope, self.catalogue)
-                for outcome in outcomes
+                Appended.of(envelope, self.catalogue, event.decided)
+                for append, outcome in zip(appends, outcomes, strict=True)
                 if isinstance(outcome, AppendResult)
-                for envelope in outcome.envelopes
+                for envelope, event in zip(
+                    outcome.envelopes, [e for s in append.streams for e in s.events], strict=True
+                )
             ]
             await apply_inline(conn, self.store.schema, self.inline, appended)
         return outcomes

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
-from shared.catalogue import EventCatalogue
+from shared.catalogue import EventCatalogue, parse_envelope
 from shared.db import DbConnection
 from shared.envelope import Envelope
 from shared.projection.changes import RowChange, execute_changes
@@ -31,7 +31,13 @@ class Appended:
     data: BaseModel
 
     @classmethod
-    def of(cls, raw: Mapping[str, Any], catalogue: EventCatalogue) -> Appended:
+    def of(
+        cls, raw: Mapping[str, Any], catalogue: EventCatalogue, decided: BaseModel | None = None
+    ) -> Appended:
+        """``decided``: the data as the domain decided it, for an event appended just now; taken
+        as it is when it is of its type's current model (what parsing its dump would give)."""
+        if decided is not None and type(decided) is catalogue.event_type(raw["event_type"]).model:
+            return cls(parse_envelope(raw), decided)
         envelope, data = catalogue.parse(raw)
         return cls(envelope, data)
 

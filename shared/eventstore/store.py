@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from pydantic import BaseModel
 
 from shared.db import DbConnection
 from shared.decisions import Decided
@@ -75,6 +76,8 @@ class NewEvent:
     worker_id: uuid.UUID | None = None
     schema_version: int = 1
     policy_version: str | None = None
+    # The data before it was dumped, for the inline projections of its own append.
+    decided: BaseModel | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -652,6 +655,7 @@ def to_new_events(decided: Sequence[Decided], worker_id: uuid.UUID | None) -> li
             worker_id=d.worker_id or worker_id,
             schema_version=d.schema_version,
             policy_version=d.policy_version,
+            decided=d.data,
         )
         for d in decided
     ]
