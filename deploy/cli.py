@@ -284,8 +284,26 @@ def demo(
         raise _fail(error) from None
 
 
+# The scenarios by the names an operator picks them with, as pytest selects them.
+RELIABILITY_SCENARIOS = {
+    "crashes": "tests/reliability/test_service_crashes.py",
+    "broker-loss": "tests/reliability/test_broker_loss.py",
+    "database-restart": "tests/reliability/test_database_restart.py",
+    "hostile-records": "tests/reliability/test_hostile_records.py::"
+    "test_hostile_records_are_dead_lettered_and_the_commands_after_them_go_through",
+    "redelivery": "tests/reliability/test_hostile_records.py::"
+    "test_every_record_delivered_twice_changes_nothing",
+}
+
+
 @app.command("reliability")
 def reliability(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Run only these ({', '.join(RELIABILITY_SCENARIOS)}); every one by default."
+        ),
+    ] = None,
     crashes: Annotated[int, typer.Option(help="SIGKILLs in the crash scenario.")] = 20,
     database_restarts: Annotated[int, typer.Option(help="PostgreSQL restarts under load.")] = 3,
     leader_kills: Annotated[
@@ -300,6 +318,11 @@ def reliability(
     verifications and imports, and write their figures to docs/reliability.md."""
     from deploy.reliability_report import keep_long_runs, write
 
+    unknown = sorted(set(scenario or ()) - RELIABILITY_SCENARIOS.keys())
+    if unknown:
+        raise typer.BadParameter(
+            f"no scenario {', '.join(unknown)}: choose from {', '.join(RELIABILITY_SCENARIOS)}"
+        )
     figures = REPO_ROOT / "test-artifacts" / "reliability" / "figures.jsonl"
     figures.unlink(missing_ok=True)
     env = {
@@ -317,7 +340,11 @@ def reliability(
         "pytest",
         "-m",
         "reliability",
-        "tests/reliability",
+        *(
+            [RELIABILITY_SCENARIOS[name] for name in scenario]
+            if scenario
+            else ["tests/reliability"]
+        ),
         "-p",
         "no:cacheprovider",
         "-o",
