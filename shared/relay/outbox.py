@@ -125,6 +125,7 @@ class OutboxRelay:
         self._producer = producer
         self._new_producer = new_producer
         self._batch_size = batch_size
+        self._next_batch = NEXT_BATCH.format(schema=schema)
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
 
@@ -142,7 +143,7 @@ class OutboxRelay:
         total = 0
         while True:
             await self._park_behind_parked()
-            rows = await self._pool.fetch(NEXT_BATCH.format(schema=self._schema), self._batch_size)
+            rows = await self._pool.fetch(self._next_batch, self._batch_size)
             if not rows:
                 return total
             started = time.perf_counter()
